@@ -1,0 +1,22 @@
+"""Model-agnostic evolution: genome layout, DEAP toolbox and operators, strategies, the generation loop.
+
+Never imports torch, peft, mlflow, optuna or ``fitness``: it knows flat float32 vectors and fitness values.
+"""
+
+from .errors import ConfigError, EvoloraError, Interrupted, RegistryError, TrialPruned
+from .genome import GenomeLayout, LoRASlice
+from .loop import Evolution, LoopParams, RunResult
+from .observers import Observer
+from .operators import cx_blend, mut_gaussian
+from .seeding import TrialRandom
+from .strategies import GAParams, GeneticAlgorithm, Strategy
+
+__all__ = [
+    "ConfigError", "EvoloraError", "Interrupted", "RegistryError", "TrialPruned",
+    "GenomeLayout", "LoRASlice",
+    "Evolution", "LoopParams", "RunResult",
+    "Observer",
+    "cx_blend", "mut_gaussian",
+    "TrialRandom",
+    "GAParams", "GeneticAlgorithm", "Strategy",
+]

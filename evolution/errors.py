@@ -1,0 +1,39 @@
+"""All evolora exceptions, under one base class.
+
+Failures (``EvoloraError`` subclasses other than signals) are distinct from control-flow signals
+(``TrialPruned``, ``Interrupted``): the orchestrator marks a trial failed for the first and stops or prunes
+it cleanly for the second.
+"""
+
+from __future__ import annotations
+
+__all__ = ["EvoloraError", "ConfigError", "RegistryError", "TrialPruned", "Interrupted"]
+
+
+class EvoloraError(Exception):
+    """Base class of every error raised by evolora."""
+
+
+class ConfigError(EvoloraError):
+    """A study file or command-line value is invalid. ``path`` is the dotted config path."""
+
+    def __init__(self, path: str, message: str, value: object = ...) -> None:
+        self.path = path
+        self.value = value
+        shown = "" if value is ... else f", got {value!r}"
+        super().__init__(f"{path}: {message}{shown}")
+
+
+class RegistryError(EvoloraError, KeyError):
+    """A plug-in name is unknown, duplicated or malformed."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else ""
+
+
+class TrialPruned(EvoloraError):
+    """Signal: an observer decided the run is hopeless (not a failure)."""
+
+
+class Interrupted(EvoloraError):
+    """Signal: the user asked to stop (Ctrl-C); state has been checkpointed."""

@@ -1,0 +1,215 @@
+"""The generation loop: evaluate, record, validate, hand rows to observers, vary. Model-agnostic.
+
+The loop receives the evaluator and the validator as callables:
+
+* ``evaluate(genomes, gen) -> [(fitness, {term: value}), ...]`` scores a list of flat float32 vectors;
+  ``gen`` lets the evaluator rotate its fitness batch (the same batch for every genome of a generation).
+* ``validate(genome) -> float`` scores one genome on held-out data (higher is better).
+
+The run's answer is the *champion*: the genome with the best validation score among those validated (the
+best-by-fitness genome every ``validate_every`` generations, generation 0 and the last generation always).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from deap import tools
+
+from ._deap import copy_individual, make_individual
+from .observers import Observer
+from .seeding import TrialRandom
+from .strategies import GAParams, GeneticAlgorithm, Strategy
+
+__all__ = ["LoopParams", "Evolution", "RunResult", "Evaluator", "Validator"]
+
+Evaluator = Callable[[Sequence[np.ndarray], int], list[tuple[float, dict]]]
+Validator = Callable[[np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class LoopParams:
+    generations: int = 10
+    validate_every: int = 1
+    reevaluate: bool = False  # re-score survivors each generation (needed when the fitness batch rotates)
+    hall_of_fame: int = 1
+    checkpoint_every: int = 1
+
+
+@dataclass
+class RunResult:
+    champion: np.ndarray
+    champion_id: int
+    champion_gen: int
+    champion_val: float
+    base_val: float
+    best_fitness: float  # hall-of-fame fitness (on the batch it was scored on)
+    best_genome: np.ndarray
+    generations: int
+    logbook: tools.Logbook = field(repr=False)
+
+
+class Evolution:
+    def __init__(
+        self,
+        params: LoopParams,
+        ga: GAParams,
+        seed_genome: np.ndarray,
+        evaluate: Evaluator,
+        validate: Validator,
+        seed: int,
+        observers: Sequence[Observer] = (),
+        strategy: Callable[..., Strategy] | None = None,
+    ) -> None:
+        self.params = params
+        self.evaluate, self.validate = evaluate, validate
+        self.observers = list(observers)
+        self.random = TrialRandom(seed)
+        self._next_id = 0
+        factory = strategy or (lambda rng, new_id: GeneticAlgorithm(ga, rng, new_id))
+        self.strategy = factory(self.random.np, self._new_id)
+        self.seed_genome = np.asarray(seed_genome, dtype=np.float32)
+        self.hof = tools.HallOfFame(params.hall_of_fame, similar=np.array_equal)
+        stats = tools.Statistics(lambda ind: ind.fitness.values[0])
+        for name, fn in (("best", np.max), ("mean", np.mean), ("std", np.std), ("min", np.min)):
+            stats.register(name, fn)
+        self.stats = stats
+        self.logbook = tools.Logbook()
+        self.population: list = []
+        self.gen = -1  # last completed generation
+        self.champion: dict | None = None
+        self.base_val = float("nan")
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    # ---- public API -------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        resumed = self.gen >= 0
+        for o in self.observers:
+            o.on_start({"resumed": resumed, "gen": self.gen, "genome_size": int(self.seed_genome.size)})
+        while self.gen < self.params.generations - 1:
+            self.step()
+        result = self.result()
+        for o in self.observers:
+            o.on_end(result)
+        return result
+
+    def step(self) -> dict:
+        """Run one generation (generation 0 is the initial population) and return its row."""
+        t0 = time.perf_counter()
+        gen = self.gen + 1
+        if gen == 0:
+            pop, events = self.strategy.initial(self.seed_genome)
+        else:
+            pop, events = self.strategy.next_generation(self.population, gen)
+        if self.params.reevaluate:
+            for ind in pop:
+                del ind.fitness.values
+        todo = [ind for ind in pop if not ind.fitness.valid]
+        t_eval = time.perf_counter()
+        scores = self.evaluate(todo, gen) if todo else []
+        eval_s = time.perf_counter() - t_eval
+        for ind, (fit, terms) in zip(todo, scores):
+            ind.fitness.values = (float(fit),)
+            ind.terms = dict(terms)
+            events.append({"event": "eval", "gen": gen, "id": ind.gid, "fitness": float(fit), "terms": dict(terms)})
+        self.population = pop
+        self.hof.update(pop)
+        record = self.stats.compile(pop)
+        best = max(pop, key=lambda i: i.fitness.values[0])
+        row = {"gen": gen, "nevals": len(todo), **{f"fit_{k}": float(v) for k, v in record.items()}}
+        row.update({f"term_{k}": float(v) for k, v in best.terms.items()})
+        row["diversity"] = _diversity(pop)
+        last = gen == self.params.generations - 1
+        val_s = 0.0
+        if gen == 0 or last or gen % self.params.validate_every == 0:
+            t_val = time.perf_counter()
+            val = float(self.validate(np.asarray(best)))
+            val_s = time.perf_counter() - t_val
+            row["val"] = val
+            events.append({"event": "validation", "gen": gen, "id": best.gid, "value": val})
+            if gen == 0:
+                self.base_val = float(self.validate(self.seed_genome)) if best.gid != 0 else val
+                row["val_base"] = self.base_val
+            if self.champion is None or val > self.champion["val"]:
+                self.champion = {"genome": np.array(best, dtype=np.float32), "id": best.gid, "gen": gen, "val": val}
+            row["val_champion"] = self.champion["val"]
+        total = time.perf_counter() - t0
+        row["evals_per_s"] = len(todo) / eval_s if eval_s > 0 else float("nan")
+        row["gen_s"] = total
+        row["overhead_share"] = max(0.0, total - eval_s - val_s) / total if total > 0 else 0.0
+        self.logbook.record(**row)
+        self.gen = gen
+        for o in self.observers:
+            o.on_events(events)
+        for o in self.observers:
+            o.on_generation(row)
+        if self.params.checkpoint_every and (gen % self.params.checkpoint_every == 0 or last):
+            state = self.state_dict()
+            for o in self.observers:
+                o.on_checkpoint(state)
+        return row
+
+    def result(self) -> RunResult:
+        assert self.champion is not None, "result() before any generation ran"
+        return RunResult(
+            champion=self.champion["genome"],
+            champion_id=self.champion["id"],
+            champion_gen=self.champion["gen"],
+            champion_val=self.champion["val"],
+            base_val=self.base_val,
+            best_fitness=float(self.hof[0].fitness.values[0]),
+            best_genome=np.array(self.hof[0], dtype=np.float32),
+            generations=self.gen + 1,
+            logbook=self.logbook,
+        )
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly: population, hall of fame, logbook, RNG states, champion."""
+
+        def pack(ind) -> dict:
+            return {"genes": np.array(ind, dtype=np.float32), "gid": ind.gid,
+                    "fitness": ind.fitness.values if ind.fitness.valid else None, "terms": dict(ind.terms)}
+
+        return {
+            "gen": self.gen,
+            "next_id": self._next_id,
+            "population": [pack(i) for i in self.population],
+            "hof": [pack(i) for i in self.hof],
+            "logbook": list(self.logbook),
+            "random": self.random.state(),
+            "champion": self.champion,
+            "base_val": self.base_val,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        def unpack(d: dict):
+            ind = make_individual(d["genes"], d["gid"])
+            if d["fitness"] is not None:
+                ind.fitness.values = tuple(d["fitness"])
+            ind.terms = dict(d["terms"])
+            return ind
+
+        self.gen = int(state["gen"])
+        self._next_id = int(state["next_id"])
+        self.population = [unpack(d) for d in state["population"]]
+        self.hof.clear()
+        self.hof.update([copy_individual(unpack(d)) for d in state["hof"]])
+        self.logbook = tools.Logbook()
+        for row in state["logbook"]:
+            self.logbook.record(**row)
+        self.random.restore(state["random"])
+        self.champion = state["champion"]
+        self.base_val = float(state["base_val"])
+
+
+def _diversity(pop: list) -> float:
+    """Mean L2 distance of the genomes to the population centroid."""
+    x = np.stack([np.asarray(i) for i in pop])  # (population, genes)
+    return float(np.linalg.norm(x - x.mean(axis=0), axis=1).mean())

@@ -1,0 +1,25 @@
+"""What the generation loop tells the outside world. Observers never change the run, except by raising
+:class:`~evolution.errors.TrialPruned` or :class:`~evolution.errors.Interrupted` to stop it."""
+
+from __future__ import annotations
+
+__all__ = ["Observer"]
+
+
+class Observer:
+    """Base class with no-op hooks; override the ones you need."""
+
+    def on_start(self, info: dict) -> None:
+        """Once, before generation 0 (or on resume, before the first new generation)."""
+
+    def on_generation(self, row: dict) -> None:
+        """After each generation, with a plain row of numbers (``gen``, ``fit_best``, ``val`` when computed…)."""
+
+    def on_events(self, events: list[dict]) -> None:
+        """Lineage events of one generation: births (with parents and operator) and evaluations."""
+
+    def on_checkpoint(self, state: dict) -> None:
+        """The full loop state after a generation, when a checkpoint is due."""
+
+    def on_end(self, result: object) -> None:
+        """Once, when the run finished normally."""

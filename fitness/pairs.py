@@ -1,0 +1,83 @@
+"""Sentence-pair similarity data (STS benchmark format) and the fitness terms that score it."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from evolution.errors import ConfigError
+
+from .registry import FitnessTerm, register_fitness
+
+__all__ = ["Pairs", "PairOutputs", "load_sts", "PACKAGED_STSB"]
+
+PACKAGED_STSB = Path(__file__).parent / "data" / "stsbenchmark"
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Sentence pairs with gold similarity scores in [0, 5]."""
+
+    s1: tuple[str, ...]
+    s2: tuple[str, ...]
+    gold: np.ndarray  # (pairs,) float64
+
+    def __len__(self) -> int:
+        return len(self.s1)
+
+    def take(self, idx: np.ndarray) -> "Pairs":
+        return Pairs(tuple(self.s1[i] for i in idx), tuple(self.s2[i] for i in idx), self.gold[idx])
+
+
+@dataclass(frozen=True)
+class PairOutputs:
+    """What a pair task produces for one genome: cosine per pair and the gold scores."""
+
+    cos: np.ndarray  # (pairs,)
+    gold: np.ndarray  # (pairs,)
+
+
+def load_sts(path: str | Path, field: str) -> Pairs:
+    """Read an STS benchmark file: tab-separated, score in column 5, sentences in columns 6 and 7."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(field, "data file not found", str(path))
+    s1, s2, gold = [], [], []
+    with p.open(encoding="utf-8") as fh:
+        for lineno, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+            if len(row) < 7:
+                raise ConfigError(field, f"line {lineno}: expected ≥7 tab-separated columns, got {len(row)}", str(path))
+            try:
+                score = float(row[4])
+            except ValueError:
+                raise ConfigError(field, f"line {lineno}: score is not a number", row[4]) from None
+            gold.append(score)
+            s1.append(row[5])
+            s2.append(row[6])
+    if not gold:
+        raise ConfigError(field, "data file is empty", str(path))
+    return Pairs(tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64))
+
+
+@register_fitness("stsb_spearman")
+class SpearmanTerm(FitnessTerm):
+    """Spearman rank correlation between pair cosine and gold score (the STS-B metric), in [-1, 1]."""
+
+    task = "pairs"
+
+    def __call__(self, outputs: PairOutputs) -> float:
+        return float(spearmanr(outputs.cos, outputs.gold).statistic)
+
+
+@register_fitness("stsb_neg_mse")
+class NegMSETerm(FitnessTerm):
+    """Minus the mean squared error between pair cosine and gold score rescaled to [0, 1]."""
+
+    task = "pairs"
+
+    def __call__(self, outputs: PairOutputs) -> float:
+        return -float(np.mean((outputs.cos - outputs.gold / 5.0) ** 2))

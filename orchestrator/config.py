@@ -1,0 +1,234 @@
+"""Study files: YAML (safe loader) → typed, validated config, with ``--set PATH=VALUE`` overrides.
+
+Every error names the dotted config path and the bad value (``evolution.mutation_sigma: must be > 0, got
+-0.1``) and is raised before anything is written anywhere. ``resolved(cfg)`` is the single source of truth
+that is logged to MLflow and stored with each trial.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from evolution.errors import ConfigError
+from fitness import FITNESS_TERMS, PACKAGED_STSB
+
+__all__ = ["StudyConfig", "load_study", "parse_study", "apply_overrides", "resolved", "task_spec"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    base: str = Field("minilm", description="'minilm' (the packaged all-MiniLM-L6-v2) or a local HF model directory")
+    kind: Literal["encoder"] = Field("encoder", description="model family: 'encoder' (sentence embeddings)")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="'auto' uses CUDA when present")
+    threads: int | None = Field(None, ge=1, description="torch threads for this process (default: torch's own)")
+
+
+class LoraConfig(_Strict):
+    rank: int = Field(4, ge=1, description="LoRA rank r")
+    alpha: float = Field(8.0, gt=0, description="LoRA alpha (scaling = alpha / r)")
+    target_modules: list[str] = Field(["query", "value"], min_length=1, description="Linear module names to adapt")
+    layers: list[int] | None = Field(None, min_length=1, description="layer indices to adapt (default: all)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.layers is not None:
+            if any(i < 0 for i in self.layers):
+                raise ConfigError("lora.layers", "layer indices must be ≥ 0", self.layers)
+            if len(set(self.layers)) != len(self.layers):
+                raise ConfigError("lora.layers", "layer indices must be unique", self.layers)
+        return self
+
+
+class DataConfig(_Strict):
+    train_path: str = Field(str(PACKAGED_STSB / "sts-train.csv"), description="fitness pairs (STS-B format); relative to the study file")
+    dev_path: str = Field(str(PACKAGED_STSB / "sts-dev.csv"), description="validation pairs (STS-B format)")
+    train_subset: int | None = Field(256, ge=1, description="pairs per fitness batch (default 256; null: all)")
+    dev_subset: int | None = Field(None, ge=1, description="validation pairs (null: the whole dev split)")
+    rotate: bool = Field(False, description="draw a new fitness batch every generation (same batch within one)")
+    seed: int = Field(0, ge=0, description="seed of the subset draws")
+    batch_size: int = Field(64, ge=1, description="sentences per forward pass")
+    max_length: int = Field(128, ge=8, description="tokens per sentence (truncation)")
+
+
+class TermConfig(_Strict):
+    name: str = Field(description="a registered fitness term")
+    weight: float = Field(1.0, description="weight in the combined fitness")
+
+
+class FitnessConfig(_Strict):
+    terms: list[TermConfig] = Field([TermConfig(name="stsb_spearman")], min_length=1)
+
+
+class ValidationConfig(_Strict):
+    metric: str = Field("stsb_spearman", description="registered term scored on the dev data (higher is better)")
+    every: int = Field(1, ge=1, description="validate the generation's best every k generations")
+
+
+class EvolutionConfig(_Strict):
+    strategy: Literal["ga"] = Field("ga", description="search strategy")
+    population: int = Field(16, ge=2)
+    generations: int = Field(10, ge=1, description="generations including generation 0")
+    tournament_size: int = Field(3, ge=1)
+    elitism: int = Field(1, ge=0, description="best individuals copied unchanged into the next generation")
+    crossover_prob: float = Field(0.5, ge=0, le=1)
+    mutation_prob: float = Field(0.9, ge=0, le=1)
+    mutation_sigma: float = Field(0.02, gt=0, description="std of the Gaussian mutation")
+    gene_prob: float = Field(1.0, gt=0, le=1, description="probability that a gene is mutated")
+    blend_alpha: float = Field(0.5, ge=0, description="BLX-alpha crossover extent")
+    hall_of_fame: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.tournament_size > self.population:
+            raise ConfigError("evolution.tournament_size", f"must be ≤ evolution.population ({self.population})", self.tournament_size)
+        if self.elitism >= self.population:
+            raise ConfigError("evolution.elitism", f"must be < evolution.population ({self.population})", self.elitism)
+        return self
+
+
+class MlflowConfig(_Strict):
+    experiment: str = Field("evolora", min_length=1)
+    flush_every: int = Field(5, ge=1, description="generations between metric flushes")
+    log_adapter: bool = True
+
+
+class StudyConfig(_Strict):
+    name: str = Field("evolora", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    seed: int = Field(0, ge=0, description="trial seed: every random draw derives from it")
+    model: ModelConfig = ModelConfig()
+    lora: LoraConfig = LoraConfig()
+    data: DataConfig = DataConfig()
+    fitness: FitnessConfig = FitnessConfig()
+    validation: ValidationConfig = ValidationConfig()
+    evolution: EvolutionConfig = EvolutionConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+
+    @model_validator(mode="after")
+    def _check(self):
+        for i, t in enumerate(self.fitness.terms):
+            if t.name not in FITNESS_TERMS:
+                raise ConfigError(f"fitness.terms.{i}.name", f"unknown fitness term; known: {', '.join(FITNESS_TERMS.names())}", t.name)
+        if self.validation.metric not in FITNESS_TERMS:
+            raise ConfigError("validation.metric", f"unknown metric; known: {', '.join(FITNESS_TERMS.names())}", self.validation.metric)
+        for field in ("train_path", "dev_path"):
+            p = getattr(self.data, field)
+            if not Path(p).is_file():
+                raise ConfigError(f"data.{field}", "data file not found", p)
+        return self
+
+
+def _format(err: ValidationError) -> ConfigError:
+    e = err.errors()[0]
+    path = ".".join(str(x) for x in e["loc"]) or "<study>"
+    msg = e["msg"]
+    if isinstance(e.get("ctx", {}).get("error"), ConfigError):
+        return e["ctx"]["error"]
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return ConfigError(path, msg, e.get("input"))
+
+
+def _set_path(raw: dict, path: str, value: Any) -> None:
+    keys = path.split(".")
+    node: Any = raw
+    for i, k in enumerate(keys):
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            if not k.isdigit() or int(k) >= len(node):
+                raise ConfigError(path, f"no list item {k!r}")
+            k = int(k)
+        elif not isinstance(node, dict):
+            raise ConfigError(path, f"{'.'.join(keys[:i])} is not a mapping")
+        if last:
+            node[k] = value
+        else:
+            if isinstance(node, dict) and k not in node:
+                node[k] = {}
+            node = node[k]
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``PATH=VALUE`` strings (VALUE parsed as YAML) to a raw study dict; returns a new dict."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError("--set", "expected PATH=VALUE", item)
+        path, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(path, "value is not valid YAML", text) from None
+        _set_path(raw, path.strip(), value)
+    return raw
+
+
+def _resolve_paths(raw: dict, base_dir: Path) -> dict:
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for field in ("train_path", "dev_path"):
+            if isinstance(data.get(field), str):
+                data[field] = str((base_dir / Path(data[field]).expanduser()).resolve())
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("base"), str) and model["base"] != "minilm":
+        p = Path(model["base"]).expanduser()
+        if not p.is_absolute() and (base_dir / p).exists():
+            model["base"] = str((base_dir / p).resolve())
+    return raw
+
+
+def parse_study(raw: Any, base_dir: Path = Path("."), overrides: list[str] = (), seed: int | None = None) -> StudyConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("<study>", "a study file must be a YAML mapping", type(raw).__name__)
+    raw = apply_overrides(raw, list(overrides))
+    if seed is not None:
+        raw["seed"] = seed
+    raw = _resolve_paths(raw, base_dir)
+    try:
+        return StudyConfig.model_validate(raw)
+    except ValidationError as err:
+        raise _format(err) from None
+
+
+def load_raw(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("STUDY", "study file not found", str(path))
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError("<study>", f"not valid YAML: {e}", str(path)) from None
+    return raw if raw is not None else {}
+
+
+def load_study(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> StudyConfig:
+    return parse_study(load_raw(path), Path(path).resolve().parent, overrides, seed)
+
+
+def resolved(cfg: StudyConfig) -> dict:
+    """The fully concrete config as plain data: what is logged and stored."""
+    return cfg.model_dump(mode="json")
+
+
+def task_spec(cfg: StudyConfig):
+    from fitness import TaskSpec
+
+    return TaskSpec(
+        base=cfg.model.base, kind=cfg.model.kind, device=cfg.model.device,
+        rank=cfg.lora.rank, alpha=cfg.lora.alpha, target_modules=tuple(cfg.lora.target_modules),
+        layers=tuple(cfg.lora.layers) if cfg.lora.layers is not None else None,
+        train_path=cfg.data.train_path, dev_path=cfg.data.dev_path,
+        train_subset=cfg.data.train_subset, dev_subset=cfg.data.dev_subset, rotate=cfg.data.rotate,
+        data_seed=cfg.data.seed, batch_size=cfg.data.batch_size, max_length=cfg.data.max_length,
+        terms=tuple((t.name, t.weight) for t in cfg.fitness.terms), validation=cfg.validation.metric,
+        seed=cfg.seed,
+    )

@@ -1,0 +1,105 @@
+"""One trial, end to end: resolved config → task (frozen base + LoRA + data) → evolution → MLflow run.
+
+Input is validated and the model built *before* anything is written to the tracking store, so bad input
+leaves no trace. A failed run is marked FAILED with its traceback; Ctrl-C marks it KILLED.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import yaml
+
+from evolution import Evolution, GAParams, LoopParams, Observer, RunResult
+from fitness import build_task
+
+from .config import StudyConfig, resolved, task_spec
+from .progress import ProgressBar
+from .tracking import MlflowTracker, default_tracking_uri, library_versions
+
+__all__ = ["RunOutcome", "run_trial", "prepare_torch", "loop_params", "ga_params"]
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    result: RunResult
+
+
+def prepare_torch(cfg: StudyConfig) -> int:
+    """Thread count and torch seed for this trial (DEAP's and numpy's are seeded by the loop)."""
+    if cfg.model.threads is not None:
+        torch.set_num_threads(cfg.model.threads)
+    torch.manual_seed(cfg.seed)
+    return torch.get_num_threads()
+
+
+def loop_params(cfg: StudyConfig) -> LoopParams:
+    return LoopParams(generations=cfg.evolution.generations, validate_every=cfg.validation.every,
+                      reevaluate=cfg.data.rotate, hall_of_fame=cfg.evolution.hall_of_fame)
+
+
+def ga_params(cfg: StudyConfig) -> GAParams:
+    e = cfg.evolution
+    return GAParams(population=e.population, tournament_size=e.tournament_size, elitism=e.elitism,
+                    crossover_prob=e.crossover_prob, mutation_prob=e.mutation_prob, mutation_sigma=e.mutation_sigma,
+                    gene_prob=e.gene_prob, blend_alpha=e.blend_alpha)
+
+
+def run_trial(
+    cfg: StudyConfig,
+    tracking_uri: str | None = None,
+    progress: bool = True,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+    observers: Sequence[Observer] = (),
+) -> RunOutcome:
+    threads = prepare_torch(cfg)
+    task = build_task(task_spec(cfg))  # raises ConfigError before anything is written
+    uri = tracking_uri or default_tracking_uri()
+    conf = resolved(cfg)
+    tags = {"evolora.seed": str(cfg.seed), "evolora.torch_threads": str(threads), "evolora.study": cfg.name,
+            "evolora.genome_size": str(task.layout.size), "evolora.trunk_cache": str(task.evaluator.use_cache),
+            **{f"version.{k}": v for k, v in library_versions().items()}, **(extra_tags or {})}
+    tracker = MlflowTracker(uri, cfg.mlflow.experiment, run_name or cfg.name, conf, tags, parent_run_id,
+                            cfg.mlflow.flush_every)
+    bar = ProgressBar(cfg.evolution.generations, desc=cfg.name, disable=not progress)
+    evo = Evolution(loop_params(cfg), ga_params(cfg), task.seed_genome(), task.evaluate, task.validate,
+                    seed=cfg.seed, observers=[tracker, bar, *observers])
+    try:
+        result = evo.run()
+        _log_outcome(tracker, task, conf, result)
+    except KeyboardInterrupt as e:
+        tracker.finish("KILLED", e)
+        raise
+    except BaseException as e:
+        tracker.finish("FAILED", e)
+        raise
+    tracker.finish("FINISHED")
+    return RunOutcome(tracker.run_id, result)
+
+
+def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult) -> None:
+    tracker.log_metrics({
+        "val_best": result.champion_val, "val_base_final": result.base_val,
+        "val_gain": result.champion_val - result.base_val, "best_fitness": result.best_fitness,
+        "champion_gen": result.champion_gen,
+    }, step=result.generations - 1)
+    tracker.set_tags({"evolora.champion_id": result.champion_id, "evolora.champion_gen": result.champion_gen})
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "study.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
+        (tmp / "logbook.json").write_text(json.dumps(list(result.logbook), indent=1))
+        (tmp / "layout.json").write_text(json.dumps(task.layout.to_json()))
+        np.save(tmp / "champion.npy", result.champion)
+        for name in ("study.yaml", "logbook.json", "layout.json", "champion.npy"):
+            tracker.log_artifact(tmp / name)
+        task.save_adapter(result.champion, tmp / "adapter")
+        tracker.log_artifacts(tmp / "adapter", "adapter")
