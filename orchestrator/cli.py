@@ -66,8 +66,18 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _quiet_libraries() -> None:
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would bury our own output
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_libraries()
     handler = {"run": _cmd_run, "export": _cmd_export}[args.command]
     try:
         return handler(args)

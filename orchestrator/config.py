@@ -184,12 +184,20 @@ def _resolve_paths(raw: dict, base_dir: Path) -> dict:
     return raw
 
 
+def _merge(defaults: dict, raw: dict) -> dict:
+    """The study's values over the defaults (so ``--set`` can reach a default list item); lists replace."""
+    out = dict(defaults)
+    for k, v in raw.items():
+        out[k] = _merge(defaults[k], v) if isinstance(v, dict) and isinstance(defaults.get(k), dict) else v
+    return out
+
+
 def parse_study(raw: Any, base_dir: Path = Path("."), overrides: list[str] = (), seed: int | None = None) -> StudyConfig:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("<study>", "a study file must be a YAML mapping", type(raw).__name__)
-    raw = apply_overrides(raw, list(overrides))
+    raw = apply_overrides(_merge(StudyConfig().model_dump(mode="json"), raw), list(overrides))
     if seed is not None:
         raw["seed"] = seed
     raw = _resolve_paths(raw, base_dir)

@@ -1,0 +1,90 @@
+"""Bad study files: exit code 2, one message naming the field path and the value, nothing in mlruns/."""
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.cli import main
+from orchestrator.config import load_study, resolved
+
+from ..conftest import tiny_study
+
+BAD = [
+    ({"bogus": 1}, [], "bogus", "1"),
+    ({"evolution__colour": "red"}, [], "evolution.colour", "red"),
+    ({"evolution__population": "many"}, [], "evolution.population", "many"),
+    ({"evolution__population": -4}, [], "evolution.population", "-4"),
+    ({"evolution__mutation_sigma": 0}, [], "evolution.mutation_sigma", "0"),
+    ({"evolution__mutation_sigma": -0.1}, [], "evolution.mutation_sigma", "-0.1"),
+    ({"evolution__crossover_prob": 1.5}, [], "evolution.crossover_prob", "1.5"),
+    ({"fitness__terms": [{"name": "bleu"}]}, [], "fitness.terms.0.name", "bleu"),
+    ({"validation__metric": "accuracy"}, [], "validation.metric", "accuracy"),
+    ({"data__train_path": "nowhere/train.csv"}, [], "data.train_path", "nowhere/train.csv"),
+    ({"lora__rank": 0}, [], "lora.rank", "0"),
+    ({"lora__layers": [9]}, [], "lora.layers", "[9]"),
+    ({"lora__target_modules": ["q_proj"]}, [], "lora.target_modules", "q_proj"),
+    ({"evolution__tournament_size": 9}, [], "evolution.tournament_size", "9"),
+    ({"evolution__elitism": 4}, [], "evolution.elitism", "4"),
+    ({"model__base": "/no/such/model"}, [], "model.base", "/no/such/model"),
+    ({}, ["--set", "evolution.generations=-1"], "evolution.generations", "-1"),
+    ({}, ["--set", "evolution.nope=3"], "evolution.nope", "3"),
+    ({}, ["--set", "novalue"], "--set", "novalue"),
+]
+
+
+@pytest.mark.parametrize("over,extra,path,value", BAD, ids=[b[2] + ":" + b[3] for b in BAD])
+def test_bad_input_exits_2_names_path_and_value_writes_nothing(tmp_path, capsys, over, extra, path, value):
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(tiny_study(tmp_path, **over)))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code = main(["run", str(study), "--no-progress", *extra])
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith(f"evolora: error: {path}:"), err
+    assert value in err[0]
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_not_a_mapping_and_missing_file(tmp_path, capsys):
+    study = tmp_path / "s.yaml"
+    study.write_text("- a\n- b\n")
+    assert main(["run", str(study)]) == 2
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "a study file must be a YAML mapping" in err and "study file not found" in err
+
+
+def test_overrides_and_seed_are_applied_and_typed(tmp_path):
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump(tiny_study(tmp_path)))
+    cfg = load_study(study, ["evolution.generations=5", "data.train_subset=64", "lora.layers=[4, 5]",
+                             "fitness.terms.0.weight=0.5"], seed=7)
+    assert (cfg.evolution.generations, cfg.data.train_subset, cfg.lora.layers, cfg.seed) == (5, 64, [4, 5], 7)
+    assert cfg.fitness.terms[0].weight == 0.5
+    r = resolved(cfg)
+    assert r["evolution"]["population"] == 4 and Path(r["data"]["train_path"]).is_absolute()
+
+
+def test_shipped_studies_are_valid():
+    root = Path(__file__).resolve().parents[2] / "studies"
+    names = sorted(p.name for p in root.glob("*.yaml"))
+    assert {"quickstart.yaml", "stsb-minilm.yaml"} <= set(names)
+    for p in root.glob("*.yaml"):
+        cfg = load_study(p)
+        assert Path(cfg.data.train_path).is_file()
+
+
+def test_help_explains_each_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "run" in out and "export" in out
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "--set" in capsys.readouterr().out

@@ -1,0 +1,100 @@
+"""`evolora run` and `evolora export` end to end on the real MiniLM, with a real MLflow SQLite store."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from orchestrator.cli import main
+
+from ..conftest import STSB, tiny_study
+
+HELPER = Path(__file__).resolve().parents[1] / "helpers" / "score_adapter.py"
+
+
+def _run(tmp_path, study: dict, *extra) -> tuple[str, MlflowClient]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["run", str(path), "--no-progress", "--tracking-uri", uri, *extra]) == 0
+    finally:
+        os.chdir(cwd)
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id], order_by=["start_time DESC"])
+    return runs[0].info.run_id, client
+
+
+def _champion(client, run_id, tmp_path) -> np.ndarray:
+    return np.load(client.download_artifacts(run_id, "champion.npy", str(tmp_path)))
+
+
+def test_same_seed_same_result_and_the_run_is_fully_recorded(tmp_path):
+    a, client = _run(tmp_path / "a", tiny_study(tmp_path))
+    b, client_b = _run(tmp_path / "b", tiny_study(tmp_path))
+    c, client_c = _run(tmp_path / "c", tiny_study(tmp_path), "--seed", "4")
+    ga, gb, gc = (_champion(cl, r, tmp_path / f"dl{i}") for i, (cl, r) in enumerate([(client, a), (client_b, b), (client_c, c)]))
+    assert ga.tobytes() == gb.tobytes()
+    assert ga.tobytes() != gc.tobytes()
+    ra, rb = client.get_run(a), client_b.get_run(b)
+    assert ra.data.metrics["best_fitness"] == rb.data.metrics["best_fitness"]
+    assert ra.data.metrics["val_best"] == rb.data.metrics["val_best"]
+    # params: the resolved config, flattened
+    assert ra.data.params["evolution.population"] == "4" and ra.data.params["lora.layers"] == "[5]"
+    assert ra.data.params["seed"] == "3" and ra.data.tags["evolora.seed"] == "3"
+    assert ra.data.tags["evolora.torch_threads"] == "2" and "version.torch" in ra.data.tags
+    assert ra.info.status == "FINISHED"
+    # per-generation curves: one point per generation
+    hist = client.get_metric_history(a, "fit_best")
+    assert [m.step for m in hist] == [0, 1, 2]
+    assert len(client.get_metric_history(a, "val")) == 3
+    arts = {f.path for f in client.list_artifacts(a)}
+    assert {"adapter", "study.yaml", "logbook.json", "champion.npy", "layout.json"} <= arts
+    logged = yaml.safe_load(Path(client.download_artifacts(a, "study.yaml", str(tmp_path / "dl9"))).read_text())
+    assert logged["evolution"]["population"] == 4
+    logbook = json.loads(Path(client.download_artifacts(a, "logbook.json", str(tmp_path / "dl8"))).read_text())
+    assert [r["gen"] for r in logbook] == [0, 1, 2]
+
+
+def test_exported_adapter_reproduces_logged_validation_in_a_fresh_process(tmp_path, minilm_dir):
+    run_id, client = _run(tmp_path, tiny_study(tmp_path, evolution__generations=4))
+    out = tmp_path / "adapter"
+    uri = client._tracking_client.tracking_uri
+    assert main(["export", "--run-id", run_id, "--out", str(out), "--tracking-uri", uri]) == 0
+    assert {p.name for p in out.iterdir()} == {"adapter_config.json", "adapter_model.safetensors"}
+    # the dev subset the run validated on: PCG64(data seed), train draw first, then dev
+    rng = np.random.Generator(np.random.PCG64(0))
+    n_train = sum(1 for _ in open(STSB / "sts-train.csv", encoding="utf-8"))
+    n_dev = sum(1 for _ in open(STSB / "sts-dev.csv", encoding="utf-8"))
+    rng.choice(n_train, size=24, replace=False)
+    np.save(tmp_path / "idx.npy", np.sort(rng.choice(n_dev, size=40, replace=False)))
+    proc = subprocess.run([sys.executable, str(HELPER), str(minilm_dir), str(out), str(STSB / "sts-dev.csv"),
+                           str(tmp_path / "idx.npy")], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": ""}, cwd=tmp_path)
+    score = float(proc.stdout.strip().splitlines()[-1])
+    logged = client.get_run(run_id).data.metrics["val_best"]
+    assert abs(score - logged) < 1e-5
+    # exporting again onto a non-empty directory is refused, and leaves it as it was
+    assert main(["export", "--run-id", run_id, "--out", str(out), "--tracking-uri", uri]) == 2
+    assert main(["export", "--run-id", "0" * 32, "--out", str(tmp_path / "x"), "--tracking-uri", uri]) == 2
+
+
+@pytest.mark.slow
+def test_quickstart_improves_dev_spearman_over_the_base_model(tmp_path):
+    study = Path(__file__).resolve().parents[2] / "studies" / "quickstart.yaml"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["run", str(study), "--no-progress", "--tracking-uri", uri]) == 0
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id])[0]
+    m = run.data.metrics
+    assert m["val_best"] > m["val_base_final"]
+    assert abs(m["val_base_final"] - 0.8671631) < 1e-5  # the base model's dev Spearman, full dev split
