@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from evolution.errors import ConfigError
 from fitness import FITNESS_TERMS, PACKAGED_STSB
 
-__all__ = ["StudyConfig", "load_study", "parse_study", "apply_overrides", "resolved", "task_spec"]
+__all__ = ["StudyConfig", "SearchSpec", "SweepConfig", "load_study", "parse_study", "apply_overrides", "resolved",
+           "task_spec", "with_values", "check_search"]
 
 
 class _Strict(BaseModel):
@@ -100,6 +101,58 @@ class MlflowConfig(_Strict):
     log_adapter: bool = True
 
 
+class SearchSpec(_Strict):
+    """One searched config path: ``{type: float, low: 0.005, high: 0.1, log: true}``,
+    ``{type: int, low: 8, high: 32, step: 8}`` or ``{type: categorical, choices: [[4, 5], [5]]}``."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+    choices: list[Any] | None = None
+
+    def check(self, path: str) -> None:
+        where = f"search.{path}"
+        if self.type == "categorical":
+            if not self.choices:
+                raise ConfigError(f"{where}.choices", "must be a non-empty list", self.choices)
+            if self.low is not None or self.high is not None:
+                raise ConfigError(where, "categorical takes `choices`, not low/high", self.model_dump(exclude_none=True))
+            return
+        if self.choices is not None:
+            raise ConfigError(f"{where}.choices", f"only for categorical, not {self.type}", self.choices)
+        if self.low is None or self.high is None:
+            raise ConfigError(where, f"{self.type} needs `low` and `high`", self.model_dump(exclude_none=True))
+        if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ConfigError(where, "int bounds must be integers", [self.low, self.high])
+        if not self.low < self.high:
+            raise ConfigError(f"{where}.low", f"must be < high ({self.high})", self.low)
+        if self.log and self.low <= 0:
+            raise ConfigError(f"{where}.low", "must be > 0 on a log scale", self.low)
+        if self.log and self.step is not None:
+            raise ConfigError(f"{where}.step", "cannot be combined with log", self.step)
+
+    def extremes(self) -> list[Any]:
+        """Values that must each give a valid config (checked at load time)."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        if self.type == "int":
+            return [int(self.low), int(self.high)]
+        return [float(self.low), float(self.high)]
+
+
+class SweepConfig(_Strict):
+    direction: Literal["maximize", "minimize"] = Field("maximize", description="of the validation metric")
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    pruner_warmup: int = Field(2, ge=0, description="generations before pruning may start (median pruner)")
+    report_every: int = Field(2, ge=1, description="report the validation metric to Optuna every k generations")
+    stale_after: float = Field(300.0, gt=0, description="seconds without heartbeat before a RUNNING trial of "
+                                "another host is declared dead (same-host dead workers are detected at once)")
+    max_retries: int = Field(2, ge=0, description="retries of a trial whose worker died")
+
+
 class StudyConfig(_Strict):
     name: str = Field("evolora", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     seed: int = Field(0, ge=0, description="trial seed: every random draw derives from it")
@@ -110,6 +163,8 @@ class StudyConfig(_Strict):
     validation: ValidationConfig = ValidationConfig()
     evolution: EvolutionConfig = EvolutionConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    search: dict[str, SearchSpec] = Field({}, description="config path → search-space entry (for `evolora sweep`)")
+    sweep: SweepConfig = SweepConfig()
 
     @model_validator(mode="after")
     def _check(self):
@@ -202,9 +257,54 @@ def parse_study(raw: Any, base_dir: Path = Path("."), overrides: list[str] = (),
         raw["seed"] = seed
     raw = _resolve_paths(raw, base_dir)
     try:
+        cfg = StudyConfig.model_validate(raw)
+    except ValidationError as err:
+        raise _format(err) from None
+    pinned = {item.split("=", 1)[0].strip() for item in overrides}
+    if pinned & set(cfg.search):  # a --set on a searched path fixes it
+        cfg = cfg.model_copy(update={"search": {k: v for k, v in cfg.search.items() if k not in pinned}})
+    check_search(cfg)
+    return cfg
+
+
+def leaf_paths(d: dict, prefix: str = "") -> set[str]:
+    """Every settable path: mapping keys, whole lists, and fields of list items (``fitness.terms.0.weight``)."""
+    out = set()
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= leaf_paths(v, f"{prefix}{k}.")
+            continue
+        out.add(f"{prefix}{k}")
+        if isinstance(v, list):
+            for i, item in enumerate(v):
+                if isinstance(item, dict):
+                    out |= leaf_paths(item, f"{prefix}{k}.{i}.")
+    return out
+
+
+def with_values(cfg: StudyConfig, values: dict[str, Any]) -> StudyConfig:
+    """``cfg`` with config paths set to values (a trial's sampled params), validated like the file."""
+    raw = resolved(cfg)
+    for path, value in values.items():
+        _set_path(raw, path, value)
+    try:
         return StudyConfig.model_validate(raw)
     except ValidationError as err:
         raise _format(err) from None
+
+
+def check_search(cfg: StudyConfig) -> None:
+    """Every search entry: valid bounds, an existing config path, and each extreme value valid there."""
+    leaves = leaf_paths({k: v for k, v in resolved(cfg).items() if k not in ("search", "sweep")})
+    for path, spec in cfg.search.items():
+        if path not in leaves:
+            raise ConfigError(f"search.{path}", "not a config path", path)
+        spec.check(path)
+        for v in spec.extremes():
+            try:
+                with_values(cfg, {path: v})
+            except ConfigError as e:
+                raise ConfigError(f"search.{path}", f"contains an invalid value: {e}") from None
 
 
 def load_raw(path: str | Path) -> dict:

@@ -7,28 +7,31 @@ leaves no trace. A failed run is marked FAILED with its traceback; Ctrl-C marks 
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import yaml
 
 from evolution import Evolution, GAParams, LoopParams, Observer, RunResult
+from evolution.errors import EvoloraError, TrialPruned
 from fitness import build_task
 
 from .config import StudyConfig, resolved, task_spec
 from .progress import ProgressBar
 from .tracking import MlflowTracker, default_tracking_uri, library_versions
 
-__all__ = ["RunOutcome", "run_trial", "prepare_torch", "loop_params", "ga_params"]
+__all__ = ["RunOutcome", "run_trial", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint"]
 
 
 @dataclass
 class RunOutcome:
-    run_id: str
+    run_id: str | None
     result: RunResult
 
 
@@ -40,9 +43,10 @@ def prepare_torch(cfg: StudyConfig) -> int:
     return torch.get_num_threads()
 
 
-def loop_params(cfg: StudyConfig) -> LoopParams:
+def loop_params(cfg: StudyConfig, checkpoint_every: int = 0) -> LoopParams:
     return LoopParams(generations=cfg.evolution.generations, validate_every=cfg.validation.every,
-                      reevaluate=cfg.data.rotate, hall_of_fame=cfg.evolution.hall_of_fame)
+                      reevaluate=cfg.data.rotate, hall_of_fame=cfg.evolution.hall_of_fame,
+                      checkpoint_every=checkpoint_every)
 
 
 def ga_params(cfg: StudyConfig) -> GAParams:
@@ -50,6 +54,30 @@ def ga_params(cfg: StudyConfig) -> GAParams:
     return GAParams(population=e.population, tournament_size=e.tournament_size, elitism=e.elitism,
                     crossover_prob=e.crossover_prob, mutation_prob=e.mutation_prob, mutation_sigma=e.mutation_sigma,
                     gene_prob=e.gene_prob, blend_alpha=e.blend_alpha)
+
+
+class Checkpointer(Observer):
+    """Writes the loop state (and the MLflow run id) atomically after each checkpointed generation."""
+
+    def __init__(self, path: Path, config: dict, run_id: str | None) -> None:
+        self.path, self.config, self.run_id = Path(path), config, run_id
+
+    def on_checkpoint(self, state: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump({"loop": state, "run_id": self.run_id, "config": self.config}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, self.path)  # a kill mid-write leaves the previous checkpoint intact
+
+
+def load_checkpoint(path: Path | None, config: dict) -> dict | None:
+    if path is None or not Path(path).is_file():
+        return None
+    with open(path, "rb") as fh:
+        ck = pickle.load(fh)
+    if ck["config"] != config:
+        raise EvoloraError(f"checkpoint {path} was written for another config; delete it to start over")
+    return ck
 
 
 def run_trial(
@@ -60,30 +88,53 @@ def run_trial(
     run_name: str | None = None,
     extra_tags: dict[str, str] | None = None,
     observers: Sequence[Observer] = (),
+    track: bool = True,
+    checkpoint: Path | None = None,
+    on_tracker: Callable[[MlflowTracker], None] | None = None,
 ) -> RunOutcome:
+    """Evolve one adapter. With ``checkpoint``, the loop state is saved there after every generation and,
+    if the file exists, the run resumes from it (same MLflow run, same random streams)."""
     threads = prepare_torch(cfg)
     task = build_task(task_spec(cfg))  # raises ConfigError before anything is written
-    uri = tracking_uri or default_tracking_uri()
     conf = resolved(cfg)
-    tags = {"evolora.seed": str(cfg.seed), "evolora.torch_threads": str(threads), "evolora.study": cfg.name,
-            "evolora.genome_size": str(task.layout.size), "evolora.trunk_cache": str(task.evaluator.use_cache),
-            **{f"version.{k}": v for k, v in library_versions().items()}, **(extra_tags or {})}
-    tracker = MlflowTracker(uri, cfg.mlflow.experiment, run_name or cfg.name, conf, tags, parent_run_id,
-                            cfg.mlflow.flush_every)
-    bar = ProgressBar(cfg.evolution.generations, desc=cfg.name, disable=not progress)
-    evo = Evolution(loop_params(cfg), ga_params(cfg), task.seed_genome(), task.evaluate, task.validate,
-                    seed=cfg.seed, observers=[tracker, bar, *observers])
+    ck = load_checkpoint(checkpoint, conf)
+    tracker = None
+    if track:
+        uri = tracking_uri or default_tracking_uri()
+        tags = {"evolora.seed": str(cfg.seed), "evolora.torch_threads": str(threads), "evolora.study": cfg.name,
+                "evolora.genome_size": str(task.layout.size), "evolora.trunk_cache": str(task.evaluator.use_cache),
+                **{f"version.{k}": v for k, v in library_versions().items()}, **(extra_tags or {})}
+        tracker = MlflowTracker(uri, cfg.mlflow.experiment, run_name or cfg.name, conf, tags, parent_run_id,
+                                cfg.mlflow.flush_every, run_id=ck["run_id"] if ck else None)
+        if on_tracker:
+            on_tracker(tracker)
+    obs: list[Observer] = [tracker] if tracker else []
+    if checkpoint is not None:
+        obs.append(Checkpointer(checkpoint, conf, tracker.run_id if tracker else None))
+    obs += [ProgressBar(cfg.evolution.generations, desc=run_name or cfg.name, disable=not progress), *observers]
+    evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), ga_params(cfg), task.seed_genome(), task.evaluate, task.validate,
+                    seed=cfg.seed, observers=obs)
+    if ck:
+        evo.load_state_dict(ck["loop"])
     try:
         result = evo.run()
-        _log_outcome(tracker, task, conf, result)
+        if tracker:
+            _log_outcome(tracker, task, conf, result)
+    except TrialPruned as e:
+        if tracker:
+            tracker.finish("KILLED", None)
+        raise e
     except KeyboardInterrupt as e:
-        tracker.finish("KILLED", e)
+        if tracker:
+            tracker.finish("KILLED", e)
         raise
     except BaseException as e:
-        tracker.finish("FAILED", e)
+        if tracker:
+            tracker.finish("FAILED", e)
         raise
-    tracker.finish("FINISHED")
-    return RunOutcome(tracker.run_id, result)
+    if tracker:
+        tracker.finish("FINISHED")
+    return RunOutcome(tracker.run_id if tracker else None, result)
 
 
 def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult) -> None:

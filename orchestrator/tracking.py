@@ -118,6 +118,9 @@ class MlflowTracker(Observer):
         if self._since_flush >= self.flush_every:
             self.flush()
 
+    def on_checkpoint(self, state: dict) -> None:
+        self.flush()  # what a checkpoint holds is logged: a resumed run neither loses nor repeats metrics
+
     def flush(self) -> None:
         for i in range(0, len(self._buffer), 1000):
             self.client.log_batch(self.run_id, metrics=self._buffer[i : i + 1000])
