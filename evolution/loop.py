@@ -92,6 +92,10 @@ class Evolution:
         resumed = self.gen >= 0
         for o in self.observers:
             o.on_start({"resumed": resumed, "gen": self.gen, "genome_size": int(self.seed_genome.size)})
+        if not resumed and self.params.checkpoint_every:
+            state = self.state_dict()  # the starting point: a run killed during generation 0 resumes from here
+            for o in self.observers:
+                o.on_checkpoint(state)
         while self.gen < self.params.generations - 1:
             self.step()
         result = self.result()
@@ -134,9 +138,11 @@ class Evolution:
             row["val"] = val
             events.append({"event": "validation", "gen": gen, "id": best.gid, "value": val})
             if gen == 0:
+                # the seed genome (the base model) is always a candidate: evolution never answers worse than it
                 self.base_val = float(self.validate(self.seed_genome)) if best.gid != 0 else val
                 row["val_base"] = self.base_val
-            if self.champion is None or val > self.champion["val"]:
+                self.champion = {"genome": self.seed_genome.copy(), "id": 0, "gen": 0, "val": self.base_val}
+            if val > self.champion["val"]:
                 self.champion = {"genome": np.array(best, dtype=np.float32), "id": best.gid, "gen": gen, "val": val}
             row["val_champion"] = self.champion["val"]
         total = time.perf_counter() - t0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from evolution.errors import ConfigError, EvoloraError  # noqa: E402
 
@@ -34,13 +36,55 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    p = sub.add_parser("export", help="write a run's best genome as a stock PEFT adapter directory",
-                       description="Write the champion adapter of a run to DIR (adapter_config.json + "
-                       "adapter_model.safetensors), loadable by PeftModel.from_pretrained without evolora.")
-    p.add_argument("--run-id", required=True, help="MLflow run id (printed by `evolora run`)")
+    p = sub.add_parser("sweep", help="tune the evolution with an Optuna study over the study file's `search:`",
+                       description="Run an Optuna study: each trial samples the `search:` entries, evolves an "
+                       "adapter and is scored on the validation metric; one MLflow parent run per study, one child "
+                       "run per trial. Re-running the same command resumes the study: --n-trials is the total.")
+    p.add_argument("study", help="study YAML file with a `search:` section")
+    _common(p)
+    p.add_argument("--n-trials", type=int, required=True, help="total number of trials the study should reach")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on the same storage (1 torch thread each)")
+    p.add_argument("--storage", default=None, help=_STORAGE_HELP)
+    p.add_argument("--timeout", type=float, default=None, help="stop claiming new trials after S seconds")
+    p.add_argument("--checkpoint-dir", default=None, help="per-trial checkpoints (default ./mlruns/checkpoints; "
+                   "must be shared by all hosts when scaling out)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+    p = sub.add_parser("reproduce", help="re-run a finished trial and compare with what was logged, bit for bit",
+                       description="Re-run a trial from the recorded params, seed, resolved config and thread count; "
+                       "print logged and reproduced values side by side. Exit 0 if identical, 1 otherwise.")
+    p.add_argument("study", help="study name, or the study YAML file (its `name`)")
+    p.add_argument("--trial", default="best", help="trial number or 'best' (default)")
+    p.add_argument("--storage", default=None, help=_STORAGE_HELP)
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("export", help="write a run's or trial's champion as a stock PEFT adapter directory",
+                       description="Write the champion adapter of a run (--run-id) or of a sweep trial (STUDY "
+                       "--trial) to DIR (adapter_config.json + adapter_model.safetensors), loadable by "
+                       "PeftModel.from_pretrained without evolora.")
+    p.add_argument("study", nargs="?", help="study name or YAML file (with --trial)")
+    p.add_argument("--run-id", default=None, help="MLflow run id (printed by `evolora run`)")
+    p.add_argument("--trial", default=None, help="trial number or 'best' (with STUDY)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (must not exist or be empty)")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: ./mlruns/)")
+    p.add_argument("--storage", default=None, help=_STORAGE_HELP)
+
+    p = sub.add_parser("studies", help="list the studies in an Optuna storage",
+                       description="List studies with their trial counts by state and best values.")
+    p.add_argument("--storage", default=None, help=_STORAGE_HELP)
+
+    p = sub.add_parser("ui", help="start the MLflow UI on the project's store",
+                       description="Start `mlflow ui` on the tracking store (default ./mlruns/) and print how to "
+                       "open optuna-dashboard on the Optuna storage.")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: ./mlruns/)")
+    p.add_argument("--storage", default=None, help=_STORAGE_HELP)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
     return parser
+
+
+_STORAGE_HELP = ("Optuna storage: a journal file path (default ./mlruns/optuna-journal.log) or a database URL "
+                 "(sqlite:///study.db, postgresql://user:pass@host/db)")
 
 
 def _cmd_run(args) -> int:
@@ -57,13 +101,106 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _study_name(arg: str) -> str:
+    if arg.endswith((".yaml", ".yml")):
+        from .config import load_study
+
+        return load_study(arg).name
+    return arg
+
+
 def _cmd_export(args) -> int:
     from .export import export_run
     from .tracking import default_tracking_uri
 
-    out = export_run(args.run_id, args.out, args.tracking_uri or default_tracking_uri())
-    print(f"wrote PEFT adapter to {out}")
+    run_id = args.run_id
+    if (run_id is None) == (args.trial is None):
+        raise ConfigError("--run-id/--trial", "give exactly one of --run-id ID or STUDY --trial N|best")
+    if args.trial is not None:
+        from .reproduce import find_trial, load_study_by_name
+        from .sweep import ATTR
+
+        if not args.study:
+            raise ConfigError("STUDY", "--trial needs the study name or file")
+        trial = find_trial(load_study_by_name(_study_name(args.study), args.storage), args.trial)
+        run_id = trial.user_attrs.get(ATTR + "run_id")
+        if not run_id:
+            raise ConfigError("--trial", "trial has no recorded MLflow run", args.trial)
+    out = export_run(run_id, args.out, args.tracking_uri or default_tracking_uri())
+    print(f"wrote PEFT adapter of run {run_id} to {out}")
     return 0
+
+
+def _cmd_sweep(args) -> int:
+    from optuna.trial import TrialState
+
+    from .config import load_study
+    from .sweep import SweepContext, run_sweep
+
+    if args.n_trials < 1:
+        raise ConfigError("--n-trials", "must be ≥ 1", args.n_trials)
+    if args.workers < 1:
+        raise ConfigError("--workers", "must be ≥ 1", args.workers)
+    cfg = load_study(args.study, args.overrides, args.seed)
+    ctx = SweepContext(cfg, args.n_trials, args.storage, args.tracking_uri, args.workers, args.timeout,
+                       args.checkpoint_dir, progress=not args.no_progress)
+    study = run_sweep(ctx)
+    trials = study.get_trials(deepcopy=False)
+    print(f"study {cfg.name}: " + ", ".join(f"{sum(t.state == s for t in trials)} {s.name.lower()}"
+                                             for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+    for t in trials:
+        val = f"{t.value:.5f}" if t.value is not None else "-"
+        print(f"  trial {t.number:3d}  {t.state.name:8s}  {val:>8s}  {json.dumps(t.params)}")
+    if any(t.state == TrialState.COMPLETE for t in trials):
+        b = study.best_trial
+        print(f"best: trial {b.number}, value {b.value:.5f}, params {json.dumps(b.params)}")
+        print(f"export: evolora export {args.study} --trial best --out adapters/{cfg.name}")
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    return 0 if done >= args.n_trials or args.timeout else 1
+
+
+def _cmd_reproduce(args) -> int:
+    from .reproduce import find_trial, load_study_by_name, reproduce
+
+    study = load_study_by_name(_study_name(args.study), args.storage)
+    trial = find_trial(study, args.trial)
+    rep = reproduce(study, trial, progress=not args.no_progress)
+    width = max(len(r[0]) for r in rep.rows)
+    print(f"trial {trial.number} of study {study.study_name}")
+    print(f"{'':{width}}  {'logged':<66}  reproduced")
+    for name, logged, again in rep.rows:
+        print(f"{name:{width}}  {logged:<66}  {again}{'' if logged == again else '   <-- differs'}")
+    print("identical" if rep.identical else "NOT identical")
+    return 0 if rep.identical else 1
+
+
+def _cmd_studies(args) -> int:
+    import optuna
+
+    from .storage import default_storage, open_storage
+
+    summaries = optuna.get_all_study_summaries(open_storage(args.storage))
+    print(f"storage: {args.storage or default_storage()}")
+    if not summaries:
+        print("no studies")
+    for s in summaries:
+        best = f"{s.best_trial.value:.5f} (trial {s.best_trial.number})" if s.best_trial else "-"
+        print(f"{s.study_name:30s} trials {s.n_trials:4d}  best {best}")
+    return 0
+
+
+def _cmd_ui(args) -> int:
+    import subprocess
+
+    from .storage import default_storage
+    from .tracking import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    storage = args.storage or default_storage()
+    print(f"MLflow UI on {uri}: http://{args.host}:{args.port}")
+    print(f"Optuna dashboard: pip install optuna-dashboard && optuna-dashboard {storage}")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    return subprocess.call(cmd)
 
 
 def _quiet_libraries() -> None:
@@ -78,7 +215,8 @@ def _quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
-    handler = {"run": _cmd_run, "export": _cmd_export}[args.command]
+    handler = {"run": _cmd_run, "export": _cmd_export, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce,
+               "studies": _cmd_studies, "ui": _cmd_ui}[args.command]
     try:
         return handler(args)
     except ConfigError as e:

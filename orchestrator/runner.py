@@ -23,6 +23,7 @@ from evolution.errors import EvoloraError, TrialPruned
 from fitness import build_task
 
 from .config import StudyConfig, resolved, task_spec
+from .plots import plot_curves
 from .progress import ProgressBar
 from .tracking import MlflowTracker, default_tracking_uri, library_versions
 
@@ -91,6 +92,7 @@ def run_trial(
     track: bool = True,
     checkpoint: Path | None = None,
     on_tracker: Callable[[MlflowTracker], None] | None = None,
+    extra_params: dict | None = None,
 ) -> RunOutcome:
     """Evolve one adapter. With ``checkpoint``, the loop state is saved there after every generation and,
     if the file exists, the run resumes from it (same MLflow run, same random streams)."""
@@ -105,7 +107,7 @@ def run_trial(
                 "evolora.genome_size": str(task.layout.size), "evolora.trunk_cache": str(task.evaluator.use_cache),
                 **{f"version.{k}": v for k, v in library_versions().items()}, **(extra_tags or {})}
         tracker = MlflowTracker(uri, cfg.mlflow.experiment, run_name or cfg.name, conf, tags, parent_run_id,
-                                cfg.mlflow.flush_every, run_id=ck["run_id"] if ck else None)
+                                cfg.mlflow.flush_every, run_id=ck["run_id"] if ck else None, extra_params=extra_params)
         if on_tracker:
             on_tracker(tracker)
     obs: list[Observer] = [tracker] if tracker else []
@@ -150,7 +152,8 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult) ->
         (tmp / "logbook.json").write_text(json.dumps(list(result.logbook), indent=1))
         (tmp / "layout.json").write_text(json.dumps(task.layout.to_json()))
         np.save(tmp / "champion.npy", result.champion)
-        for name in ("study.yaml", "logbook.json", "layout.json", "champion.npy"):
+        plot_curves(list(result.logbook), tmp / "curves.png", f"{conf['name']} (seed {conf['seed']})")
+        for name in ("study.yaml", "logbook.json", "layout.json", "champion.npy", "curves.png"):
             tracker.log_artifact(tmp / name)
         task.save_adapter(result.champion, tmp / "adapter")
         tracker.log_artifacts(tmp / "adapter", "adapter")

@@ -83,7 +83,7 @@ class MlflowTracker(Observer):
 
     def __init__(self, tracking_uri: str, experiment: str, run_name: str, params: dict[str, Any],
                  tags: dict[str, str] | None = None, parent_run_id: str | None = None, flush_every: int = 5,
-                 run_id: str | None = None) -> None:
+                 run_id: str | None = None, extra_params: dict[str, Any] | None = None) -> None:
         from mlflow.entities import Param
 
         self.client = get_client(tracking_uri)
@@ -101,7 +101,8 @@ class MlflowTracker(Observer):
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(exp_id, run_name=run_name, tags=all_tags)
         self.run_id = run.info.run_id
-        flat = [Param(k, v[:6000]) for k, v in flatten(params).items()]
+        merged = {**flatten(params), **{k: str(v) for k, v in (extra_params or {}).items()}}
+        flat = [Param(k, v[:6000]) for k, v in merged.items()]
         for i in range(0, len(flat), 100):
             self.client.log_batch(self.run_id, params=flat[i : i + 100])
 

@@ -1,0 +1,64 @@
+"""Re-run a finished trial from what the store recorded and compare, bit for bit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from evolution.errors import ConfigError
+
+from .config import StudyConfig, resolved
+from .storage import open_storage
+from .sweep import ATTR, _sha, trial_config
+
+__all__ = ["find_trial", "reproduce", "Reproduction"]
+
+
+def load_study_by_name(name: str, storage: str | None) -> optuna.Study:
+    st = open_storage(storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(st)]
+    if name not in names:
+        raise ConfigError("STUDY", f"no such study in the storage (has: {', '.join(names) or 'none'})", name)
+    return optuna.load_study(study_name=name, storage=st)
+
+
+def find_trial(study: optuna.Study, which: str) -> optuna.trial.FrozenTrial:
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if which == "best":
+        if not done:
+            raise ConfigError("--trial", "the study has no complete trial yet", which)
+        return study.best_trial
+    if not which.isdigit() or int(which) >= len(study.trials):
+        raise ConfigError("--trial", f"expected 'best' or a trial number < {len(study.trials)}", which)
+    t = study.trials[int(which)]
+    if t.state != TrialState.COMPLETE:
+        raise ConfigError("--trial", f"trial is {t.state.name}, not COMPLETE", which)
+    return t
+
+
+@dataclass
+class Reproduction:
+    rows: list[tuple[str, str, str]]  # (quantity, logged, reproduced)
+
+    @property
+    def identical(self) -> bool:
+        return all(a == b for _, a, b in self.rows)
+
+
+def reproduce(study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: bool = True) -> Reproduction:
+    from .runner import run_trial
+
+    base = StudyConfig.model_validate(study.user_attrs[ATTR + "base_config"])
+    a = trial.user_attrs
+    stored = a[ATTR + "config"]
+    cfg = trial_config(base, trial.params, int(a[ATTR + "seed"]), int(stored["model"]["threads"]))
+    outcome = run_trial(cfg, track=False, progress=progress)
+    r = outcome.result
+    return Reproduction([
+        ("config (from params + seed)", "recorded", "recorded" if resolved(cfg) == stored else "differs"),
+        ("value (validation)", repr(trial.value), repr(r.champion_val)),
+        ("best fitness", repr(a.get(ATTR + "best_fitness")), repr(r.best_fitness)),
+        ("champion sha256", a.get(ATTR + "champion_sha256", "?"), _sha(r.champion)),
+    ])

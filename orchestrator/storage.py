@@ -1,0 +1,48 @@
+"""Optuna storages: the default journal file in ``mlruns/``, or any storage URL (SQLite, PostgreSQL, …)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+from pathlib import Path
+
+import optuna
+
+__all__ = ["default_storage", "open_storage", "storage_lock"]
+
+JOURNAL = "optuna-journal.log"
+
+
+def default_storage(root: str | Path | None = None) -> str:
+    return str((Path(root or Path.cwd()) / "mlruns" / JOURNAL).resolve())
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage:
+    """A URL with a database scheme → RDBStorage; anything else is a journal file path (safe for several
+    processes on one host)."""
+    url = url or default_storage()
+    if "://" in url:
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = Path(url.removeprefix("journal:")).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+@contextlib.contextmanager
+def storage_lock(url: str | None, study: str):
+    """An exclusive lock shared by the workers of one host for (storage, study): makes "check the trial
+    budget, then ask" atomic, so N workers end with exactly N trials."""
+    key = hashlib.sha256(f"{url or default_storage()}|{study}".encode()).hexdigest()[:16]
+    lock_dir = Path.cwd() / "mlruns" / ".locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{key}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
