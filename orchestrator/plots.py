@@ -15,22 +15,36 @@ __all__ = ["plot_curves", "plot_study"]
 
 
 def plot_curves(logbook: list[dict], out: Path, title: str) -> Path:
-    """Best / mean fitness per generation and the validation score where it was computed."""
+    """Two panels over generations: fitness (best, mean ± std) and validation (generation best, champion,
+    base model). Separate axes: fitness and validation live on different data and scales."""
+    from matplotlib.ticker import MaxNLocator
+
     gens = [r["gen"] for r in logbook]
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    ax.plot(gens, [r["fit_best"] for r in logbook], label="fitness: best", color="tab:blue")
-    ax.plot(gens, [r["fit_mean"] for r in logbook], label="fitness: mean", color="tab:blue", alpha=0.45, ls="--")
-    vg = [r["gen"] for r in logbook if "val" in r]
-    if vg:
-        ax.plot(vg, [r["val"] for r in logbook if "val" in r], "o-", ms=3, label="validation (gen best)", color="tab:red")
+    fig, (ax_f, ax_v) = plt.subplots(2, 1, figsize=(7, 6), dpi=110, sharex=True)
+    best = [r["fit_best"] for r in logbook]
+    mean = [r["fit_mean"] for r in logbook]
+    std = [r.get("fit_std", 0.0) for r in logbook]
+    ax_f.plot(gens, best, label="best", color="tab:blue")
+    ax_f.plot(gens, mean, label="mean", color="tab:blue", alpha=0.5, ls="--")
+    ax_f.fill_between(gens, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                      color="tab:blue", alpha=0.12, label="mean ± std")
+    ax_f.set_ylabel("fitness (train batch)")
+    ax_f.set_title(title)
+    ax_f.legend(fontsize=8, loc="lower right")
+    vrows = [r for r in logbook if "val" in r]
+    if vrows:
+        vg = [r["gen"] for r in vrows]
+        ax_v.plot(vg, [r["val"] for r in vrows], "o-", ms=3, color="tab:red", label="generation best")
+        ax_v.step(vg, [r["val_champion"] for r in vrows], where="post", color="black", lw=1.2, label="champion")
         base = logbook[0].get("val_base")
         if base is not None:
-            ax.axhline(base, color="grey", lw=1, ls=":", label="validation: base model")
-    ax.set_xlabel("generation")
-    ax.set_ylabel("score (higher is better)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+            ax_v.axhline(base, color="grey", lw=1, ls=":", label="base model")
+        ax_v.legend(fontsize=8, loc="lower right")
+    ax_v.set_ylabel("validation (held out)")
+    ax_v.set_xlabel("generation")
+    ax_v.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in (ax_f, ax_v):
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
