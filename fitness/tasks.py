@@ -3,7 +3,7 @@ evolution loop needs (``evaluate(genomes, gen)`` and ``validate(genome)``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -41,22 +41,33 @@ class TaskSpec:
     batch_size: int = 64
     max_length: int = 128
     cache: bool | str = "auto"
-    terms: tuple[tuple[str, float], ...] = (("stsb_spearman", 1.0),)
+    terms: tuple = (("stsb_spearman", 1.0),)  # (name, weight) or (name, weight, params)
     validation: str = "stsb_spearman"
     seed: int = 0  # for the LoRA A initialisation
-    extra: dict = field(default_factory=dict)
+    blocks: dict | None = None  # block-type targeting (causal hybrids), see fitness.lora.block_targets
+    train_genre: str | None = None  # causal data from an STS-B file: which genre's sentences
+    dev_genre: str | None = None
+    reference_path: str | None = None  # causal: texts for kl_to_base (default: the fitness texts)
+    max_new_tokens: int = 16
 
 
-def make_terms(terms: Sequence[tuple[str, float]], task: str) -> list[tuple[str, float, FitnessTerm]]:
+def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") -> list[tuple[str, float, FitnessTerm]]:
     out = []
-    for i, (name, weight) in enumerate(terms):
+    for i, (name, weight, *rest) in enumerate(terms):
+        params = rest[0] if rest else {}
+        where = f"{field}.{i}" if field == "fitness.terms" else field
         try:
             cls = FITNESS_TERMS.get(name)
         except KeyError as e:
-            raise ConfigError(f"fitness.terms.{i}.name", str(e), name) from None
+            raise ConfigError(f"{where}.name" if field == "fitness.terms" else where, str(e), name) from None
         if cls.task != task:
-            raise ConfigError(f"fitness.terms.{i}.name", f"scores '{cls.task}' tasks, this study is a '{task}' task", name)
-        out.append((name, float(weight), cls()))
+            raise ConfigError(f"{where}.name" if field == "fitness.terms" else where,
+                              f"scores '{cls.task}' tasks, this study is a '{task}' task", name)
+        try:
+            term = cls(**params)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{where}.params", str(e), params) from None
+        out.append((name, float(weight), term))
     return out
 
 
@@ -66,23 +77,30 @@ def _subset(n: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=size, replace=False))
 
 
-class PairTask:
-    """Sentence-pair similarity on an encoder (STS-B): fitness on train pairs, validation on dev pairs."""
+class Task:
+    """The loop's two callables over a frozen base + flat LoRA buffer + data + weighted terms. Subclasses
+    say how a data subset is encoded and how one genome's outputs are produced from it."""
 
-    kind = "pairs"
+    kind = ""
 
-    def __init__(self, spec: TaskSpec, evaluator: EncoderEvaluator, flat: FlatLoRA, train: Pairs, dev: Pairs) -> None:
+    def __init__(self, spec: TaskSpec, evaluator, flat: FlatLoRA, train, dev) -> None:
         self.spec, self.evaluator, self.flat = spec, evaluator, flat
         self._seed_genome = flat.read()  # the peft initialisation (B = 0): exactly the base model
         self.terms = make_terms(spec.terms, self.kind)
-        self.val_term = make_terms([(spec.validation, 1.0)], self.kind)[0][2]
+        self.val_term = make_terms([(spec.validation, 1.0)], self.kind, "validation.metric")[0][2]
         self.train = train
         rng = np.random.Generator(np.random.PCG64(spec.data_seed))
-        self._fixed: EncodedPairs | None = None
+        self._fixed = None
         if not spec.rotate:
-            self._fixed = evaluator.encode(train.take(_subset(len(train), spec.train_subset, rng)))
-        self.dev = evaluator.encode(dev.take(_subset(len(dev), spec.dev_subset, rng)))
+            self._fixed = self._encode(_take(train, _subset(len(train), spec.train_subset, rng)))
+        self.dev = self._encode(_take(dev, _subset(len(dev), spec.dev_subset, rng)))
         self._batch_gen, self._batch = -1, None
+
+    def _encode(self, items):
+        raise NotImplementedError
+
+    def _outputs(self, data):
+        raise NotImplementedError
 
     @property
     def layout(self) -> GenomeLayout:
@@ -91,20 +109,20 @@ class PairTask:
     def seed_genome(self) -> np.ndarray:
         return self._seed_genome.copy()
 
-    def train_batch(self, gen: int) -> EncodedPairs:
+    def train_batch(self, gen: int):
         """The fitness batch of generation ``gen``: fixed, or (``rotate``) redrawn per generation from a
-        generator seeded by (data seed, gen), so every genome of a generation sees the same pairs."""
+        generator seeded by (data seed, gen), so every genome of a generation sees the same examples."""
         if self._fixed is not None:
             return self._fixed
         if gen != self._batch_gen:
             rng = np.random.Generator(np.random.PCG64([self.spec.data_seed, gen]))
-            self._batch = self.evaluator.encode(self.train.take(_subset(len(self.train), self.spec.train_subset, rng)))
+            self._batch = self._encode(_take(self.train, _subset(len(self.train), self.spec.train_subset, rng)))
             self._batch_gen = gen
         return self._batch
 
-    def score(self, genome: np.ndarray, data: EncodedPairs) -> tuple[float, dict[str, float]]:
+    def score(self, genome: np.ndarray, data) -> tuple[float, dict[str, float]]:
         self.flat.write(genome)
-        out = self.evaluator.pair_outputs(data)
+        out = self._outputs(data)
         values = {name: term(out) for name, _, term in self.terms}
         return sum(w * values[name] for name, w, _ in self.terms), values
 
@@ -114,18 +132,38 @@ class PairTask:
 
     def validate(self, genome: np.ndarray) -> float:
         self.flat.write(genome)
-        return float(self.val_term(self.evaluator.pair_outputs(self.dev)))
+        return float(self.val_term(self._outputs(self.dev)))
 
     def save_adapter(self, genome: np.ndarray, out) -> None:
         self.flat.save_adapter(genome, out)
 
 
-def build_task(spec: TaskSpec) -> PairTask:
+def _take(items, idx: np.ndarray):
+    return items.take(idx) if hasattr(items, "take") else [items[int(i)] for i in idx]
+
+
+class PairTask(Task):
+    """Sentence-pair similarity on an encoder (STS-B): fitness on train pairs, validation on dev pairs."""
+
+    kind = "pairs"
+
+    def _encode(self, pairs: Pairs) -> EncodedPairs:
+        return self.evaluator.encode(pairs)
+
+    def _outputs(self, data: EncodedPairs):
+        return self.evaluator.pair_outputs(data)
+
+
+def build_task(spec: TaskSpec):
     """Load the base model, attach LoRA, load and tokenise data. Raises ConfigError on bad input."""
+    if spec.kind == "causal":
+        from .causal_task import build_causal_task
+
+        return build_causal_task(spec)
     train = load_sts(spec.train_path, "data.train_path")
     dev = load_sts(spec.dev_path, "data.dev_path")
     make_terms(spec.terms, PairTask.kind)  # fail on bad names before loading a model
-    make_terms([(spec.validation, 1.0)], PairTask.kind)
+    make_terms([(spec.validation, 1.0)], PairTask.kind, "validation.metric")
     device = pick_device(spec.device)
     model, tok = load_base(spec.kind, spec.base, device)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed)

@@ -26,10 +26,32 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    base: str = Field("minilm", description="'minilm' (the packaged all-MiniLM-L6-v2) or a local HF model directory")
-    kind: Literal["encoder"] = Field("encoder", description="model family: 'encoder' (sentence embeddings)")
+    base: str = Field("minilm", description="'minilm' (packaged all-MiniLM-L6-v2), 'lfm2-tiny' / 'lfm2-demo' "
+                      "(built and cached by evolora), or a local HF model directory")
+    kind: Literal["encoder", "causal"] = Field("encoder", description="'encoder' (sentence embeddings, pair tasks) "
+                                               "or 'causal' (AutoModelForCausalLM: likelihood and generation tasks)")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="'auto' uses CUDA when present")
     threads: int | None = Field(None, ge=1, description="torch threads for this process (default: torch's own)")
+
+
+def _check_layers(path: str, layers: list[int] | None) -> None:
+    if layers is not None:
+        if any(i < 0 for i in layers):
+            raise ConfigError(path, "layer indices must be ≥ 0", layers)
+        if len(set(layers)) != len(layers):
+            raise ConfigError(path, "layer indices must be unique", layers)
+
+
+BLOCK_MODULES = {"attention": ["q_proj", "k_proj", "v_proj", "out_proj"], "conv": ["in_proj", "out_proj"],
+                 "feed_forward": ["w1", "w2", "w3"]}
+
+
+class BlockConfig(_Strict):
+    enabled: bool = Field(True, description="adapt this block type at all (searchable: on/off)")
+    modules: list[str] | None = Field(None, min_length=1, description="Linear modules of the block (default: all of them)")
+    rank: int | None = Field(None, ge=1, description="rank for this block type (default: lora.rank)")
+    alpha: float | None = Field(None, gt=0, description="alpha for this block type (default: lora.alpha)")
+    layers: list[int] | None = Field(None, min_length=1, description="layers (default: every layer with this block)")
 
 
 class LoraConfig(_Strict):
@@ -37,14 +59,16 @@ class LoraConfig(_Strict):
     alpha: float = Field(8.0, gt=0, description="LoRA alpha (scaling = alpha / r)")
     target_modules: list[str] = Field(["query", "value"], min_length=1, description="Linear module names to adapt")
     layers: list[int] | None = Field(None, min_length=1, description="layer indices to adapt (default: all)")
+    blocks: dict[Literal["attention", "conv", "feed_forward"], BlockConfig] | None = Field(
+        None, description="block-type targeting for hybrid causal models (replaces target_modules/layers)")
 
     @model_validator(mode="after")
     def _check(self):
-        if self.layers is not None:
-            if any(i < 0 for i in self.layers):
-                raise ConfigError("lora.layers", "layer indices must be ≥ 0", self.layers)
-            if len(set(self.layers)) != len(self.layers):
-                raise ConfigError("lora.layers", "layer indices must be unique", self.layers)
+        _check_layers("lora.layers", self.layers)
+        for name, b in (self.blocks or {}).items():
+            _check_layers(f"lora.blocks.{name}.layers", b.layers)
+        if self.blocks is not None and not any(b.enabled for b in self.blocks.values()):
+            raise ConfigError("lora.blocks", "every block type is disabled", {k: False for k in self.blocks})
         return self
 
 
@@ -57,15 +81,20 @@ class DataConfig(_Strict):
     seed: int = Field(0, ge=0, description="seed of the subset draws")
     batch_size: int = Field(64, ge=1, description="sentences per forward pass")
     max_length: int = Field(128, ge=8, description="tokens per sentence (truncation)")
+    train_genre: str | None = Field(None, description="causal, STS-B file: only sentences of this genre (e.g. main-news)")
+    dev_genre: str | None = Field(None, description="causal, STS-B file: genre of the validation sentences")
+    reference_path: str | None = Field(None, description="causal: texts for kl_to_base (default: fitness texts)")
 
 
 class TermConfig(_Strict):
     name: str = Field(description="a registered fitness term")
     weight: float = Field(1.0, description="weight in the combined fitness")
+    params: dict[str, Any] = Field({}, description="arguments of the term (e.g. keyword: {keywords: [...]})")
 
 
 class FitnessConfig(_Strict):
     terms: list[TermConfig] = Field([TermConfig(name="stsb_spearman")], min_length=1)
+    max_new_tokens: int = Field(16, ge=1, description="causal: greedy generation length for generation rewards")
 
 
 class ValidationConfig(_Strict):
@@ -173,9 +202,9 @@ class StudyConfig(_Strict):
                 raise ConfigError(f"fitness.terms.{i}.name", f"unknown fitness term; known: {', '.join(FITNESS_TERMS.names())}", t.name)
         if self.validation.metric not in FITNESS_TERMS:
             raise ConfigError("validation.metric", f"unknown metric; known: {', '.join(FITNESS_TERMS.names())}", self.validation.metric)
-        for field in ("train_path", "dev_path"):
+        for field in ("train_path", "dev_path", "reference_path"):
             p = getattr(self.data, field)
-            if not Path(p).is_file():
+            if p is not None and not Path(p).is_file():
                 raise ConfigError(f"data.{field}", "data file not found", p)
         return self
 
@@ -228,11 +257,11 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 def _resolve_paths(raw: dict, base_dir: Path) -> dict:
     data = raw.get("data")
     if isinstance(data, dict):
-        for field in ("train_path", "dev_path"):
+        for field in ("train_path", "dev_path", "reference_path"):
             if isinstance(data.get(field), str):
                 data[field] = str((base_dir / Path(data[field]).expanduser()).resolve())
     model = raw.get("model")
-    if isinstance(model, dict) and isinstance(model.get("base"), str) and model["base"] != "minilm":
+    if isinstance(model, dict) and isinstance(model.get("base"), str) and model["base"] not in ("minilm", "lfm2-tiny", "lfm2-demo"):
         p = Path(model["base"]).expanduser()
         if not p.is_absolute() and (base_dir / p).exists():
             model["base"] = str((base_dir / p).resolve())
@@ -337,6 +366,15 @@ def task_spec(cfg: StudyConfig):
         train_path=cfg.data.train_path, dev_path=cfg.data.dev_path,
         train_subset=cfg.data.train_subset, dev_subset=cfg.data.dev_subset, rotate=cfg.data.rotate,
         data_seed=cfg.data.seed, batch_size=cfg.data.batch_size, max_length=cfg.data.max_length,
-        terms=tuple((t.name, t.weight) for t in cfg.fitness.terms), validation=cfg.validation.metric,
-        seed=cfg.seed,
+        terms=tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms), validation=cfg.validation.metric,
+        seed=cfg.seed, blocks=_blocks(cfg.lora), train_genre=cfg.data.train_genre, dev_genre=cfg.data.dev_genre,
+        reference_path=cfg.data.reference_path, max_new_tokens=cfg.fitness.max_new_tokens,
     )
+
+
+def _blocks(lora: LoraConfig) -> dict | None:
+    if lora.blocks is None:
+        return None
+    return {name: {"modules": b.modules or BLOCK_MODULES[name], "rank": b.rank or lora.rank,
+                   "alpha": b.alpha or lora.alpha, "layers": b.layers}
+            for name, b in lora.blocks.items() if b.enabled}

@@ -1,0 +1,229 @@
+"""Causal language models: teacher-forced log-likelihood, greedy generation and KL to the frozen base,
+with the frozen-trunk cache for LoRA on a top slice of layers.
+
+For a hybrid model such as LFM2 every layer type gets its own mask, so the trunk pass records the extra
+arguments of *every* layer from the first adapted one up (a full forward, once per batch) and the hidden
+state entering the first adapted layer; each genome then runs the top layers, the final norm and the LM head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evolution.errors import ConfigError
+
+from .models import find_layers
+
+__all__ = ["TextExample", "EncodedTexts", "CausalEvaluator", "load_texts"]
+
+
+@dataclass(frozen=True)
+class TextExample:
+    prompt: str = ""  # conditioning text (not scored)
+    target: str = ""  # scored by likelihood; empty for generation-only examples
+    answer: str | None = None  # expected generation (exact match)
+
+
+def load_texts(path: str | Path, field: str, genre: str | None = None) -> list[TextExample]:
+    """JSONL with {"prompt", "target", "answer"} records, or an STS-B file whose sentences become targets
+    (``genre`` filters its first column, e.g. ``main-news``)."""
+    from .lfm2 import sts_sentences
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(field, "data file not found", str(path))
+    if p.suffix == ".csv":
+        texts = sts_sentences(p, genre)
+        if not texts:
+            raise ConfigError(field, f"no sentences of genre {genre!r}", str(path))
+        return [TextExample(target=t) for t in texts]
+    out = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            out.append(TextExample(rec.get("prompt", ""), rec.get("target", ""), rec.get("answer")))
+        except (json.JSONDecodeError, AttributeError):
+            raise ConfigError(field, f"line {i} is not a JSON object", line[:80]) from None
+    if not out:
+        raise ConfigError(field, "data file is empty", str(path))
+    return out
+
+
+@dataclass
+class _Batch:
+    rows: list[int]  # example indices
+    input_ids: torch.Tensor  # (batch, seq), right-padded
+    attention_mask: torch.Tensor  # (batch, seq)
+    score_mask: torch.Tensor  # (batch, seq-1): which next-token predictions are scored (target tokens)
+
+
+@dataclass
+class EncodedTexts:
+    key: str
+    examples: list[TextExample]
+    batches: list[_Batch]
+    prompts: list[torch.Tensor]  # per example: (1, prompt_len) ids for generation
+
+
+class CausalEvaluator:
+    def __init__(self, model: torch.nn.Module, tokenizer, adapted_layers: list[int], device: torch.device,
+                 batch_size: int = 32, max_length: int = 128, cache: bool | str = "auto", cache_entries: int = 6) -> None:
+        self.model, self.tok, self.device = model, tokenizer, device
+        self.batch_size, self.max_length = batch_size, max_length
+        self.layers = find_layers(model)
+        n = len(self.layers)
+        self.first = min(adapted_layers) if adapted_layers else n
+        top_slice = sorted(adapted_layers) == list(range(self.first, n))
+        self.head = _head(model)
+        ok = top_slice and self.head is not None
+        if cache is True and not ok:
+            raise ValueError(f"the trunk cache needs LoRA on a top slice of layers and a known final norm, got layers {adapted_layers}")
+        self.use_cache = ok if cache == "auto" else bool(cache)
+        self._cache: OrderedDict[str, list] = OrderedDict()
+        self._cache_entries = cache_entries
+        self.trunk_computations = 0
+
+    # ---- data ------------------------------------------------------------------------------------
+    def encode(self, examples: list[TextExample]) -> EncodedTexts:
+        tok = self.tok
+        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        seqs, starts, prompts = [], [], []
+        for ex in examples:
+            p = bos + (tok(ex.prompt, add_special_tokens=False)["input_ids"] if ex.prompt else [])
+            t = tok(ex.target, add_special_tokens=False)["input_ids"] if ex.target else []
+            ids = (p + t)[: self.max_length]
+            seqs.append(ids)
+            starts.append(len(p))
+            prompts.append(torch.tensor([p[: self.max_length]], device=self.device))
+        order = np.argsort([len(s) for s in seqs], kind="stable")
+        batches = []
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        for b in range(0, len(order), self.batch_size):
+            rows = [int(i) for i in order[b : b + self.batch_size]]
+            width = max(max(len(seqs[i]) for i in rows), 2)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            att = torch.zeros((len(rows), width), dtype=torch.long)
+            score = torch.zeros((len(rows), width - 1), dtype=torch.bool)
+            for r, i in enumerate(rows):
+                s = seqs[i]
+                ids[r, : len(s)] = torch.tensor(s)
+                att[r, : len(s)] = 1
+                score[r, max(starts[i], 1) - 1 : len(s) - 1] = True  # predictions of target tokens
+            batches.append(_Batch(rows, ids.to(self.device), att.to(self.device), score.to(self.device)))
+        key = hashlib.sha256(json.dumps([[e.prompt, e.target] for e in examples]).encode()).hexdigest()
+        return EncodedTexts(key, examples, batches, prompts)
+
+    # ---- teacher-forced -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def logits(self, data: EncodedTexts) -> list[torch.Tensor]:
+        """Per batch: (batch, seq, vocab) logits of the current adapter."""
+        trunk = self._trunk(data) if self.use_cache else None
+        out = []
+        for b, batch in enumerate(data.batches):
+            if trunk is None:
+                out.append(self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits)
+            else:
+                hidden, per_layer = trunk[b]
+                for layer, (args, kwargs) in zip(self.layers[self.first :], per_layer):
+                    hidden = layer(hidden, *args, **kwargs)
+                    hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+                out.append(self.head(hidden))
+        return out
+
+    def mean_logprobs(self, data: EncodedTexts, logits: list[torch.Tensor] | None = None) -> np.ndarray:
+        """(examples,) mean log-probability of each example's target tokens (NaN if it has none)."""
+        logits = logits if logits is not None else self.logits(data)
+        res = np.full(len(data.examples), np.nan)
+        for batch, lg in zip(data.batches, logits):
+            logp = torch.log_softmax(lg[:, :-1].double(), dim=-1)  # (batch, seq-1, vocab)
+            tok_lp = logp.gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)  # (batch, seq-1)
+            m = batch.score_mask
+            sums = (tok_lp * m).sum(1)
+            counts = m.sum(1)
+            for r, i in enumerate(batch.rows):
+                if counts[r] > 0:
+                    res[i] = float(sums[r] / counts[r])
+        return res
+
+    def kl(self, data: EncodedTexts, base_logp: list[torch.Tensor], logits: list[torch.Tensor] | None = None) -> float:
+        """Mean over real next-token positions of KL(adapted ‖ base)."""
+        logits = logits if logits is not None else self.logits(data)
+        total, count = 0.0, 0
+        for batch, lg, blp in zip(data.batches, logits, base_logp):
+            lp = torch.log_softmax(lg[:, :-1].double(), dim=-1)
+            kl = (lp.exp() * (lp - blp)).sum(-1)  # (batch, seq-1)
+            m = batch.attention_mask[:, 1:].bool()
+            total += float(kl[m].sum())
+            count += int(m.sum())
+        return total / max(count, 1)
+
+    def base_logprobs(self, data: EncodedTexts) -> list[torch.Tensor]:
+        return [torch.log_softmax(lg[:, :-1].double(), dim=-1) for lg in self.logits(data)]
+
+    # ---- generation ---------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(self, data: EncodedTexts, max_new_tokens: int) -> list[str]:
+        """Greedy decoding (deterministic), one prompt at a time (no padding effects)."""
+        texts = []
+        for p in data.prompts:
+            out = self.model.generate(input_ids=p, attention_mask=torch.ones_like(p), max_new_tokens=max_new_tokens,
+                                      do_sample=False, pad_token_id=self.tok.pad_token_id,
+                                      eos_token_id=self.tok.eos_token_id)
+            texts.append(self.tok.decode(out[0, p.shape[1]:], skip_special_tokens=True))
+        return texts
+
+    # ---- trunk cache --------------------------------------------------------------------------------
+    def _trunk(self, data: EncodedTexts) -> list:
+        if data.key in self._cache:
+            self._cache.move_to_end(data.key)
+            return self._cache[data.key]
+        captured: list = []
+        current: dict = {}
+
+        def grab(i):
+            def hook(module, args, kwargs):
+                if i == self.first:
+                    current["hidden"] = args[0]
+                current.setdefault("layers", []).append((tuple(args[1:]), dict(kwargs)))
+            return hook
+
+        handles = [self.layers[i].register_forward_pre_hook(grab(i), with_kwargs=True)
+                   for i in range(self.first, len(self.layers))]
+        try:
+            with torch.inference_mode():
+                for batch in data.batches:
+                    current.clear()
+                    self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
+                    captured.append((current["hidden"], current["layers"]))
+        finally:
+            for h in handles:
+                h.remove()
+        self._cache[data.key] = captured
+        self.trunk_computations += 1
+        while len(self._cache) > self._cache_entries:
+            self._cache.popitem(last=False)
+        return captured
+
+
+def _head(model: torch.nn.Module):
+    """hidden → logits after the last layer: the decoder's final norm, then the LM head (None if unknown)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = getattr(base, "model", None)
+    norm = None
+    for name in ("embedding_norm", "norm", "final_layernorm", "ln_f"):
+        if decoder is not None and isinstance(getattr(decoder, name, None), torch.nn.Module):
+            norm = getattr(decoder, name)
+            break
+    lm_head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    if norm is None or lm_head is None:
+        return None
+    return lambda h: lm_head(norm(h))

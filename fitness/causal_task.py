@@ -1,0 +1,45 @@
+"""The causal-LM task: texts and prompts, likelihood / generation / KL terms, on a frozen causal base."""
+
+from __future__ import annotations
+
+from .causal import CausalEvaluator, EncodedTexts, load_texts
+from .causal_terms import CausalOutputs
+from .lora import FlatLoRA, attach_lora
+from .models import load_base, pick_device
+from .tasks import Task, TaskSpec, make_terms
+
+__all__ = ["CausalTask", "build_causal_task"]
+
+
+class CausalTask(Task):
+    kind = "causal"
+
+    def __init__(self, spec: TaskSpec, evaluator: CausalEvaluator, flat: FlatLoRA, train, dev, reference=None) -> None:
+        super().__init__(spec, evaluator, flat, train, dev)
+        self.reference: EncodedTexts | None = None
+        self.base_logp = None
+        if any(name == "kl_to_base" for name, *_ in spec.terms) or spec.validation == "kl_to_base":
+            self.reference = evaluator.encode(reference if reference is not None else list(train)[:64])
+            flat.write(self._seed_genome)
+            self.base_logp = evaluator.base_logprobs(self.reference)  # the frozen base, once
+
+    def _encode(self, items) -> EncodedTexts:
+        return self.evaluator.encode(list(items))
+
+    def _outputs(self, data: EncodedTexts) -> CausalOutputs:
+        return CausalOutputs(self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp)
+
+
+def build_causal_task(spec: TaskSpec) -> CausalTask:
+    train = load_texts(spec.train_path, "data.train_path", spec.train_genre)
+    dev = load_texts(spec.dev_path, "data.dev_path", spec.dev_genre)
+    reference = load_texts(spec.reference_path, "data.reference_path") if spec.reference_path else None
+    make_terms(spec.terms, CausalTask.kind)  # fail on bad names and params before loading a model
+    make_terms([(spec.validation, 1.0)], CausalTask.kind, "validation.metric")
+    device = pick_device(spec.device)
+    model, tok = load_base("causal", spec.base, device)
+    peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed,
+                             blocks=spec.blocks)
+    flat = FlatLoRA(peft_model)
+    evaluator = CausalEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length, spec.cache)
+    return CausalTask(spec, evaluator, flat, train, dev, reference)

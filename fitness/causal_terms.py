@@ -1,0 +1,111 @@
+"""Fitness terms for causal language models. Each reads a :class:`CausalOutputs`, whose parts (logits,
+log-likelihoods, greedy generations, KL to the base) are computed lazily, once per genome."""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+import numpy as np
+
+from .causal import CausalEvaluator, EncodedTexts
+from .registry import FitnessTerm, register_fitness
+
+__all__ = ["CausalOutputs"]
+
+
+class CausalOutputs:
+    def __init__(self, evaluator: CausalEvaluator, data: EncodedTexts, max_new_tokens: int,
+                 reference: EncodedTexts | None = None, base_logp: list | None = None) -> None:
+        self.evaluator, self.data, self.max_new_tokens = evaluator, data, max_new_tokens
+        self.reference, self.base_logp = reference, base_logp
+
+    @property
+    def examples(self):
+        return self.data.examples
+
+    @cached_property
+    def logits(self):
+        return self.evaluator.logits(self.data)
+
+    @cached_property
+    def logprobs(self) -> np.ndarray:
+        return self.evaluator.mean_logprobs(self.data, self.logits)
+
+    @cached_property
+    def generations(self) -> list[str]:
+        return self.evaluator.generate(self.data, self.max_new_tokens)
+
+    @cached_property
+    def kl(self) -> float:
+        if self.reference is None or self.base_logp is None:
+            raise RuntimeError("kl_to_base needs reference texts (the task sets them up)")
+        logits = self.logits if self.reference is self.data else None
+        return self.evaluator.kl(self.reference, self.base_logp, logits)
+
+
+class _CausalTerm(FitnessTerm):
+    task = "causal"
+
+
+@register_fitness("likelihood")
+class Likelihood(_CausalTerm):
+    """Mean token log-probability of the target texts (teacher-forced), averaged over examples."""
+
+    def __call__(self, out: CausalOutputs) -> float:
+        lp = out.logprobs
+        return float(np.nanmean(lp)) if np.isfinite(lp).any() else float("nan")
+
+
+@register_fitness("keyword")
+class Keyword(_CausalTerm):
+    """Fraction of greedy generations that contain one of ``keywords`` (or match ``regex``)."""
+
+    def __init__(self, keywords: list[str] | None = None, regex: str | None = None, case_sensitive: bool = False) -> None:
+        if not keywords and not regex:
+            raise ValueError("keyword needs `keywords` or `regex`")
+        flags = 0 if case_sensitive else re.IGNORECASE
+        parts = [re.escape(k) for k in keywords or []] + ([regex] if regex else [])
+        self.pattern = re.compile("|".join(f"(?:{p})" for p in parts), flags)
+
+    def __call__(self, out: CausalOutputs) -> float:
+        gens = out.generations
+        return sum(bool(self.pattern.search(g)) for g in gens) / max(len(gens), 1)
+
+
+@register_fitness("exact_match")
+class ExactMatch(_CausalTerm):
+    """Fraction of examples whose greedy generation, first line stripped, equals the example's ``answer``."""
+
+    def __call__(self, out: CausalOutputs) -> float:
+        pairs = [(g, e.answer) for g, e in zip(out.generations, out.examples) if e.answer is not None]
+        if not pairs:
+            raise ValueError("exact_match needs examples with an `answer`")
+        first = lambda s: (s.strip().splitlines() or [""])[0].strip()  # noqa: E731
+        return sum(first(g) == a.strip() for g, a in pairs) / len(pairs)
+
+
+@register_fitness("distinct_n")
+class DistinctN(_CausalTerm):
+    """Distinct word n-grams / all word n-grams over the generations (diversity; 0 when nothing generated)."""
+
+    def __init__(self, n: int = 2) -> None:
+        if n < 1:
+            raise ValueError(f"n must be ≥ 1, got {n}")
+        self.n = n
+
+    def __call__(self, out: CausalOutputs) -> float:
+        grams = []
+        for g in out.generations:
+            w = g.split()
+            grams += [tuple(w[i : i + self.n]) for i in range(len(w) - self.n + 1)]
+        return len(set(grams)) / len(grams) if grams else 0.0
+
+
+@register_fitness("kl_to_base")
+class KLToBase(_CausalTerm):
+    """Minus the mean KL(adapted ‖ base) of next-token distributions on reference texts: the guard against
+    drifting into word salad. 0 for the base model, negative otherwise."""
+
+    def __call__(self, out: CausalOutputs) -> float:
+        return -out.kl
