@@ -1,0 +1,154 @@
+"""Causal models on the tiny LFM2 (real architecture: conv and attention blocks): block-type targeting,
+every causal fitness plug-in against a direct stock-peft computation, and the cached trunk."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+from peft.tuners.lora import LoraLayer
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from evolution.errors import ConfigError
+from fitness import TaskSpec, attach_lora, build_task
+from fitness.causal import TextExample
+from fitness.lfm2 import build_tiny
+
+from ..conftest import STSB
+
+PROMPTS = [TextExample("A man is", " playing a guitar.", "playing"), TextExample("The cat", " sat on the mat.", "sat"),
+           TextExample("", "Stocks fell sharply on Monday.", None), TextExample("News:", " the president spoke.", "the")]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny(tmp_path_factory.mktemp("models") / "lfm2-tiny")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    (d / "train.jsonl").write_text("\n".join(json.dumps(e.__dict__) for e in PROMPTS))
+    (d / "dev.jsonl").write_text("\n".join(json.dumps(e.__dict__) for e in PROMPTS[::-1]))
+    return d
+
+
+def _spec(tiny, data, **kw):
+    base = dict(base=str(tiny), kind="causal", train_path=str(data / "train.jsonl"), dev_path=str(data / "dev.jsonl"),
+                train_subset=None, dev_subset=None, batch_size=3, rank=2, alpha=4.0, seed=1,
+                target_modules=("q_proj", "v_proj", "in_proj", "w2"), max_new_tokens=6,
+                terms=(("likelihood", 1.0), ("kl_to_base", 0.3), ("distinct_n", 0.1, {"n": 1}),
+                       ("keyword", 0.2, {"keywords": ["the"], "regex": r"\d"}), ("exact_match", 0.1)),
+                validation="likelihood")
+    base.update(kw)
+    return TaskSpec(**base)
+
+
+def _genome(task, seed=0, scale=0.3):
+    g = task.seed_genome()
+    return (g + np.random.default_rng(seed).normal(0, scale, g.size)).astype(np.float32)
+
+
+def _stock(tiny, task, genome):
+    """A fresh stock peft model with the genome's adapter (and the plain base for KL)."""
+    cfg = task.flat.model.peft_config["default"]
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny), LoraConfig(
+        r=cfg.r, lora_alpha=cfg.lora_alpha, target_modules=cfg.target_modules,
+        layers_to_transform=cfg.layers_to_transform, rank_pattern=cfg.rank_pattern, alpha_pattern=cfg.alpha_pattern)).eval()
+    set_peft_model_state_dict(model, task.flat.state_dict(genome))
+    return model
+
+
+def _direct_terms(tiny, task, genome):
+    tok = AutoTokenizer.from_pretrained(tiny)
+    model = _stock(tiny, task, genome)
+    base = AutoModelForCausalLM.from_pretrained(tiny).eval()
+    lps, kls, gens = [], [], []
+    with torch.inference_mode():
+        for ex in PROMPTS:  # one example at a time: no padding at all
+            p = [tok.bos_token_id] + (tok(ex.prompt, add_special_tokens=False)["input_ids"] if ex.prompt else [])
+            t = tok(ex.target, add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([p + t])
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].double(), -1)
+            blogp = torch.log_softmax(base(input_ids=ids).logits[0, :-1].double(), -1)
+            lps.append(float(logp[len(p) - 1 :].gather(-1, ids[0, len(p):, None]).mean()))
+            kls.append((logp.exp() * (logp - blogp)).sum(-1))
+            out = model.generate(input_ids=torch.tensor([p]), max_new_tokens=6, do_sample=False,
+                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            gens.append(tok.decode(out[0, len(p):], skip_special_tokens=True))
+    words = [w for g in gens for w in g.split()]
+    first = [(g.strip().splitlines() or [""])[0].strip() for g in gens]
+    answered = [(f, e.answer) for f, e in zip(first, PROMPTS) if e.answer is not None]
+    return {
+        "likelihood": float(np.mean(lps)),
+        "kl_to_base": -float(torch.cat(kls).mean()),
+        "distinct_n": len(set(words)) / len(words) if words else 0.0,
+        "keyword": sum(bool(re.search(r"the|\d", g, re.I)) for g in gens) / len(gens),
+        "exact_match": sum(f == a for f, a in answered) / len(answered),
+    }
+
+
+def test_block_type_targeting_puts_lora_exactly_on_the_requested_modules(tiny):
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    blocks = {"attention": {"modules": ["q_proj", "out_proj"], "rank": 4, "alpha": 8.0, "layers": [5]},
+              "conv": {"modules": ["out_proj"], "rank": 2, "alpha": 2.0, "layers": [0, 3]}}
+    peft_model = attach_lora(model, 8, 8.0, ["unused"], None, 0, blocks=blocks)
+    wrapped = {n.removeprefix("base_model.model."): m for n, m in peft_model.named_modules() if isinstance(m, LoraLayer)}
+    assert set(wrapped) == {"model.layers.5.self_attn.q_proj", "model.layers.5.self_attn.out_proj",
+                            "model.layers.0.conv.out_proj", "model.layers.3.conv.out_proj"}
+    assert wrapped["model.layers.5.self_attn.out_proj"].lora_A["default"].weight.shape[0] == 4
+    assert wrapped["model.layers.3.conv.out_proj"].lora_A["default"].weight.shape[0] == 2
+    assert wrapped["model.layers.3.conv.out_proj"].scaling["default"] == 1.0
+
+
+def test_block_targeting_errors_name_the_field(tiny):
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    with pytest.raises(ConfigError, match=r"lora.blocks.conv.modules.*q_proj"):
+        attach_lora(model, 2, 2.0, [], None, 0, blocks={"conv": {"modules": ["q_proj"], "rank": 2, "alpha": 2.0, "layers": None}})
+    with pytest.raises(ConfigError, match=r"lora.blocks.attention.layers.*\[0\]"):
+        attach_lora(model, 2, 2.0, [], None, 0, blocks={"attention": {"modules": ["q_proj"], "rank": 2, "alpha": 2.0, "layers": [0]}})
+
+
+def test_every_causal_plugin_matches_a_direct_computation(tiny, data):
+    task = build_task(_spec(tiny, data, layers=None, cache=False))
+    g = _genome(task)
+    fit, terms = task.evaluate([g], 0)[0]
+    direct = _direct_terms(tiny, task, g)
+    for name in ("likelihood", "kl_to_base"):
+        assert abs(terms[name] - direct[name]) < 1e-6, name
+    for name in ("distinct_n", "keyword", "exact_match"):
+        assert terms[name] == direct[name], name
+    assert abs(fit - sum(w * terms[n] for n, w, *_ in task.spec.terms)) < 1e-12
+    assert terms["kl_to_base"] < 0 and task.evaluate([task.seed_genome()], 0)[0][1]["kl_to_base"] == 0.0
+
+
+@pytest.mark.parametrize("layers", [(5,), (4, 5), None])
+def test_cached_trunk_matches_stock_peft(tiny, data, layers):
+    terms = (("likelihood", 1.0),)
+    cached = build_task(_spec(tiny, data, layers=layers, cache=True, terms=terms))
+    g = _genome(cached, seed=len(layers or ()))
+    lp = cached.evaluate([g], 0)[0][0]
+    assert abs(lp - _direct_terms(tiny, cached, g)["likelihood"]) < 1e-6
+    assert cached.evaluator.trunk_computations == 1
+    other = [TextExample("", "A completely different sentence here.")]
+    cached.evaluator.mean_logprobs(cached.evaluator.encode(other))  # a new batch → a new trunk, not a stale one
+    assert cached.evaluator.trunk_computations == 2
+    assert cached.evaluate([g], 0)[0][0] == lp
+
+
+def test_unknown_term_params_are_config_errors(tiny, data):
+    with pytest.raises(ConfigError, match=r"fitness.terms.0.params"):
+        build_task(_spec(tiny, data, terms=(("keyword", 1.0, {"words": ["x"]}),)))
+    with pytest.raises(ConfigError, match=r"fitness.terms.0.name.*'pairs'"):
+        build_task(_spec(tiny, data, terms=(("stsb_spearman", 1.0),)))
+
+
+def test_sts_sentences_of_a_genre_as_causal_data(tiny):
+    task = build_task(TaskSpec(base=str(tiny), kind="causal", train_path=str(STSB / "sts-train.csv"),
+                               dev_path=str(STSB / "sts-dev.csv"), train_genre="main-news", dev_genre="main-news",
+                               train_subset=8, dev_subset=8, target_modules=("q_proj",), terms=(("likelihood", 1.0),),
+                               validation="likelihood"))
+    assert len(task.train) > 3000 and all(e.prompt == "" for e in task.train[:5])
+    assert np.isfinite(task.validate(task.seed_genome()))
