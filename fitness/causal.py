@@ -19,6 +19,7 @@ import torch
 
 from evolution.errors import ConfigError
 
+from .batched import repeat_batch
 from .models import find_layers
 
 __all__ = ["TextExample", "EncodedTexts", "CausalEvaluator", "load_texts"]
@@ -138,6 +139,29 @@ class CausalEvaluator:
                     hidden = hidden[0] if isinstance(hidden, tuple) else hidden
                 out.append(self.head(hidden))
         return out
+
+    @torch.inference_mode()
+    def logits_population(self, data: EncodedTexts, deltas, genomes: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Per genome, per batch: logits for P genomes in one forward per batch (see :mod:`fitness.batched`)."""
+        P = genomes.shape[0]
+        trunk = self._trunk(data) if self.use_cache else None
+        per_genome: list[list[torch.Tensor]] = [[] for _ in range(P)]
+        with deltas.apply(genomes):
+            for b, batch in enumerate(data.batches):
+                nb = batch.input_ids.shape[0]
+                if trunk is None:
+                    lg = self.model(input_ids=batch.input_ids.repeat(P, 1),
+                                    attention_mask=batch.attention_mask.repeat(P, 1), use_cache=False).logits
+                else:
+                    hidden, per_layer = trunk[b]
+                    hidden = repeat_batch(hidden, P, nb)
+                    for layer, (args, kwargs) in zip(self.layers[self.first :], per_layer):
+                        hidden = layer(hidden, *repeat_batch(args, P, nb), **repeat_batch(kwargs, P, nb))
+                        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+                    lg = self.head(hidden)
+                for p, chunk in enumerate(lg.view(P, nb, *lg.shape[1:])):
+                    per_genome[p].append(chunk)
+        return per_genome
 
     def mean_logprobs(self, data: EncodedTexts, logits: list[torch.Tensor] | None = None) -> np.ndarray:
         """(examples,) mean log-probability of each example's target tokens (NaN if it has none)."""

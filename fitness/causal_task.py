@@ -29,6 +29,11 @@ class CausalTask(Task):
     def _outputs(self, data: EncodedTexts) -> CausalOutputs:
         return CausalOutputs(self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp)
 
+    def _outputs_population(self, data: EncodedTexts, genomes) -> list[CausalOutputs]:
+        logits = self.evaluator.logits_population(data, self._deltas, self._stack(genomes))
+        return [CausalOutputs(self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp,
+                              logits=lg, load_genome=lambda g=g: self.flat.write(g)) for g, lg in zip(genomes, logits)]
+
 
 def build_causal_task(spec: TaskSpec) -> CausalTask:
     train = load_texts(spec.train_path, "data.train_path", spec.train_genre)

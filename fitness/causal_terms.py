@@ -16,9 +16,15 @@ __all__ = ["CausalOutputs"]
 
 class CausalOutputs:
     def __init__(self, evaluator: CausalEvaluator, data: EncodedTexts, max_new_tokens: int,
-                 reference: EncodedTexts | None = None, base_logp: list | None = None) -> None:
+                 reference: EncodedTexts | None = None, base_logp: list | None = None,
+                 logits: list | None = None, load_genome=None) -> None:
+        """``logits``: precomputed (batched path); ``load_genome``: puts this genome into the model before
+        anything that must run it alone (generation, KL on other texts)."""
         self.evaluator, self.data, self.max_new_tokens = evaluator, data, max_new_tokens
         self.reference, self.base_logp = reference, base_logp
+        self._load = load_genome or (lambda: None)
+        if logits is not None:
+            self.__dict__["logits"] = logits
 
     @property
     def examples(self):
@@ -34,14 +40,17 @@ class CausalOutputs:
 
     @cached_property
     def generations(self) -> list[str]:
+        self._load()
         return self.evaluator.generate(self.data, self.max_new_tokens)
 
     @cached_property
     def kl(self) -> float:
         if self.reference is None or self.base_logp is None:
             raise RuntimeError("kl_to_base needs reference texts (the task sets them up)")
-        logits = self.logits if self.reference is self.data else None
-        return self.evaluator.kl(self.reference, self.base_logp, logits)
+        if self.reference is self.data:
+            return self.evaluator.kl(self.reference, self.base_logp, self.logits)
+        self._load()
+        return self.evaluator.kl(self.reference, self.base_logp)
 
 
 class _CausalTerm(FitnessTerm):

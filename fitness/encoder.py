@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .batched import repeat_batch
 from .models import find_layers
 from .pairs import PairOutputs, Pairs
 
@@ -109,8 +110,28 @@ class EncoderEvaluator:
             out[batch.rows] = emb
         return out
 
-    def pair_outputs(self, data: EncodedPairs) -> PairOutputs:
-        emb = self.embed(data)
+    @torch.inference_mode()
+    def embed_population(self, data: EncodedPairs, deltas, genomes: torch.Tensor) -> torch.Tensor:
+        """(P, sentences, hidden) embeddings for P genomes at once (see :mod:`fitness.batched`)."""
+        P = genomes.shape[0]
+        trunk = self._trunk(data) if self.use_cache else None
+        out = None
+        with deltas.apply(genomes):
+            for b, batch in enumerate(data.batches):
+                nb = batch.inputs["input_ids"].shape[0]
+                if trunk is None:
+                    hidden = self.model(**{k: v.repeat(P, 1) for k, v in batch.inputs.items()}).last_hidden_state
+                else:
+                    h, args, kwargs = trunk[b]
+                    hidden = self._top(repeat_batch(h, P, nb), repeat_batch(args, P, nb), repeat_batch(kwargs, P, nb))
+                emb = mean_pool(hidden, batch.inputs["attention_mask"].repeat(P, 1)).view(P, nb, -1)
+                if out is None:
+                    out = torch.empty(P, data.n_sentences, emb.shape[-1], dtype=emb.dtype, device=emb.device)
+                out[:, batch.rows] = emb
+        return out
+
+    def pair_outputs(self, data: EncodedPairs, emb: torch.Tensor | None = None) -> PairOutputs:
+        emb = self.embed(data) if emb is None else emb
         cos = (emb[data.i1] * emb[data.i2]).sum(dim=1)  # (pairs,)
         return PairOutputs(cos=cos.double().cpu().numpy(), gold=data.gold)
 

@@ -12,6 +12,7 @@ import torch
 from evolution.errors import ConfigError
 from evolution.genome import GenomeLayout
 
+from .batched import PopulationDeltas
 from .encoder import EncodedPairs, EncoderEvaluator
 from .lora import FlatLoRA, attach_lora
 from .models import load_base, pick_device
@@ -49,6 +50,7 @@ class TaskSpec:
     dev_genre: str | None = None
     reference_path: str | None = None  # causal: texts for kl_to_base (default: the fitness texts)
     max_new_tokens: int = 16
+    genomes_per_forward: int | None = None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
 
 
 def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") -> list[tuple[str, float, FitnessTerm]]:
@@ -95,11 +97,19 @@ class Task:
             self._fixed = self._encode(_take(train, _subset(len(train), spec.train_subset, rng)))
         self.dev = self._encode(_take(dev, _subset(len(dev), spec.dev_subset, rng)))
         self._batch_gen, self._batch = -1, None
+        k = spec.genomes_per_forward
+        self.genomes_per_forward = k if k is not None else (8 if flat.buffer.is_cuda else 1)
+        self._deltas = PopulationDeltas(flat.model, flat.layout) if self.genomes_per_forward > 1 else None
 
     def _encode(self, items):
         raise NotImplementedError
 
     def _outputs(self, data):
+        """Outputs of the genome currently in the model."""
+        raise NotImplementedError
+
+    def _outputs_population(self, data, genomes: Sequence[np.ndarray]) -> list:
+        """Outputs of several genomes computed together (batched path)."""
         raise NotImplementedError
 
     @property
@@ -120,15 +130,27 @@ class Task:
             self._batch_gen = gen
         return self._batch
 
-    def score(self, genome: np.ndarray, data) -> tuple[float, dict[str, float]]:
-        self.flat.write(genome)
-        out = self._outputs(data)
+    def _combine(self, out) -> tuple[float, dict[str, float]]:
         values = {name: term(out) for name, _, term in self.terms}
         return sum(w * values[name] for name, w, _ in self.terms), values
 
+    def score(self, genome: np.ndarray, data) -> tuple[float, dict[str, float]]:
+        self.flat.write(genome)
+        return self._combine(self._outputs(data))
+
     def evaluate(self, genomes: Sequence[np.ndarray], gen: int) -> list[tuple[float, dict[str, float]]]:
         data = self.train_batch(gen)
-        return [self.score(np.asarray(g), data) for g in genomes]
+        k = self.genomes_per_forward
+        if k <= 1:
+            return [self.score(np.asarray(g), data) for g in genomes]
+        res = []
+        for i in range(0, len(genomes), k):
+            chunk = [np.asarray(g) for g in genomes[i : i + k]]
+            res += [self._combine(out) for out in self._outputs_population(data, chunk)]
+        return res
+
+    def _stack(self, genomes: Sequence[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(genomes).astype(np.float32)).to(self.flat.buffer.device)  # (P, genes)
 
     def validate(self, genome: np.ndarray) -> float:
         self.flat.write(genome)
@@ -152,6 +174,10 @@ class PairTask(Task):
 
     def _outputs(self, data: EncodedPairs):
         return self.evaluator.pair_outputs(data)
+
+    def _outputs_population(self, data: EncodedPairs, genomes):
+        emb = self.evaluator.embed_population(data, self._deltas, self._stack(genomes))  # (P, sentences, hidden)
+        return [self.evaluator.pair_outputs(data, e) for e in emb]
 
 
 def build_task(spec: TaskSpec):
