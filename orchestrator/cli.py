@@ -73,6 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List studies with their trial counts by state and best values.")
     p.add_argument("--storage", default=None, help=_STORAGE_HELP)
 
+    p = sub.add_parser("bench", help="measure population-evaluation throughput of every engine path",
+                       description="Score one population on one batch through the base-model bound, a naive stock-peft "
+                       "loop and each evolora path (full, cached-1, cached-2, batched), alternating, on MiniLM and a "
+                       "tiny LFM2; print median evals/s, ratios, non-evaluation overhead share, threads, peak RSS.")
+    p.add_argument("--models", default="minilm,lfm2-tiny", help="comma-separated: minilm, lfm2-tiny")
+    p.add_argument("--population", type=int, default=16, help="genomes scored per round")
+    p.add_argument("--batch", type=int, default=128, help="sentences per evaluation batch")
+    p.add_argument("--repeats", type=int, default=5, help="alternating rounds (the median is reported)")
+    p.add_argument("--batched-chunk", type=int, default=8, help="genomes per forward on the batched path")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                   help="print (or write to PATH) the results as JSON instead of a table")
+
     p = sub.add_parser("ui", help="start the MLflow UI on the project's store",
                        description="Start `mlflow ui` on the tracking store (default ./mlruns/) and print how to "
                        "open optuna-dashboard on the Optuna storage.")
@@ -189,6 +202,29 @@ def _cmd_studies(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    import torch
+
+    from benchmarks.bench import format_table, main_json, run_bench
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in models if m not in ("minilm", "lfm2-tiny")]
+    if bad or not models:
+        raise ConfigError("--models", "choose from minilm, lfm2-tiny", args.models)
+    for name in ("population", "batch", "repeats", "batched_chunk"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}", "must be ≥ 1", getattr(args, name))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    rows = run_bench(models, args.population, args.batch, args.repeats, args.batched_chunk, log=log)
+    if args.json:
+        main_json(rows, None if args.json == "-" else args.json)
+    else:
+        print(format_table(rows))
+    return 0
+
+
 def _cmd_ui(args) -> int:
     import subprocess
 
@@ -216,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     handler = {"run": _cmd_run, "export": _cmd_export, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce,
-               "studies": _cmd_studies, "ui": _cmd_ui}[args.command]
+               "studies": _cmd_studies, "ui": _cmd_ui, "bench": _cmd_bench}[args.command]
     try:
         return handler(args)
     except ConfigError as e:

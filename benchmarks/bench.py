@@ -1,0 +1,195 @@
+"""`evolora bench`: population-evaluation throughput, measured side by side in one process.
+
+For each model (MiniLM on STS-B pairs, the tiny LFM2 on news sentences) and each path, the same population
+is scored on the same batch, the paths alternating round by round so that machine noise hits all alike:
+
+* ``bound``    the base model alone, one forward per genome (what LoRA would cost if it cost nothing)
+* ``naive``    stock peft, what a user would write: ``set_peft_model_state_dict`` then forward, per genome
+* ``full``     evolora, LoRA on every layer, flat aliased buffer, full forward per genome
+* ``cached-1`` / ``cached-2``  LoRA on the top 1 / 2 layers, frozen-trunk cache
+* ``batched``  LoRA on every layer, all genomes of a chunk in one forward (bmm deltas; the GPU path)
+
+Plus the share of a generation's wall time that is not model evaluation (selection, variation, hall of
+fame, statistics, lineage events, tracking), measured on a GA generation at population 32 with 36,864-gene
+genomes, combined with each path's measured evaluation time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evolution import Evolution, GAParams, LoopParams, Observer
+from fitness import PACKAGED_STSB, TaskSpec, build_task
+
+__all__ = ["run_bench", "format_table"]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _specs(model: str, batch: int) -> tuple[TaskSpec, list[tuple[str, dict]]]:
+    if model == "minilm":
+        base = TaskSpec(base="minilm", kind="encoder", train_path=str(PACKAGED_STSB / "sts-train.csv"),
+                        dev_path=str(PACKAGED_STSB / "sts-dev.csv"), train_subset=batch // 2, dev_subset=8,
+                        batch_size=batch, rank=4, alpha=8.0, target_modules=("query", "value"))
+        n = 6
+    else:
+        base = TaskSpec(base="lfm2-tiny", kind="causal", train_path=str(PACKAGED_STSB / "sts-train.csv"),
+                        dev_path=str(PACKAGED_STSB / "sts-dev.csv"), train_genre="main-news", dev_genre="main-news",
+                        train_subset=batch, dev_subset=8, batch_size=batch, rank=4, alpha=8.0,
+                        target_modules=("q_proj", "v_proj", "in_proj", "out_proj"),
+                        terms=(("likelihood", 1.0),), validation="likelihood")
+        n = 6
+    paths = [("full", dict(layers=None, cache=False)), ("cached-1", dict(layers=(n - 1,), cache=True)),
+             ("cached-2", dict(layers=(n - 2, n - 1), cache=True)),
+             ("batched", dict(layers=None, cache=False, genomes_per_forward=None))]
+    return base, paths
+
+
+class _Bound:
+    """The base model alone on the same batches: one forward per genome."""
+
+    def __init__(self, task) -> None:
+        self.task = task
+        self.data = task.train_batch(0)
+
+    @torch.inference_mode()
+    def __call__(self, genomes) -> None:
+        ev = self.task.evaluator
+        with self.task.flat.model.disable_adapter():
+            for _ in genomes:
+                for b in self.data.batches:
+                    if hasattr(b, "inputs"):
+                        ev.model(**b.inputs)
+                    else:
+                        ev.model(input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False)
+
+
+class _Naive:
+    """Stock peft per genome: build the state dict, set_peft_model_state_dict, forward, score."""
+
+    def __init__(self, task) -> None:
+        from peft import set_peft_model_state_dict
+
+        self.task, self.set = task, set_peft_model_state_dict
+        self.data = task.train_batch(0)
+        self.model = task.flat.model
+        task.evaluator.use_cache = False
+
+    def __call__(self, genomes) -> None:
+        for g in genomes:
+            self.set(self.model, self.task.flat.state_dict(g))
+            self.task._combine(self.task._outputs(self.data))
+
+
+def _measure(fns: dict, genomes, repeats: int) -> dict[str, list[float]]:
+    rates: dict[str, list[float]] = {k: [] for k in fns}
+    for fn in fns.values():  # warm-up: trunk caches, allocator, lazy inits
+        fn(genomes[:2])
+    for _ in range(repeats):
+        for name, fn in fns.items():  # alternate paths within each round
+            t0 = time.perf_counter()
+            fn(genomes)
+            rates[name].append(len(genomes) / (time.perf_counter() - t0))
+    return rates
+
+
+class _Overhead(Observer):
+    def __init__(self) -> None:
+        self.marks: list[float] = []
+
+    def on_generation(self, row: dict) -> None:
+        self.marks.append(time.perf_counter())
+
+
+def _overhead_seconds(population: int = 32, genes: int = 36_864, generations: int = 6) -> float:
+    """Non-evaluation seconds per generation of the real loop (GA operators, selection, hall of fame,
+    statistics, lineage events) with the MLflow observer attached, on a constant-time evaluator."""
+    from orchestrator.tracking import MlflowTracker
+
+    evals = []
+
+    def evaluate(gs, gen):
+        t0 = time.perf_counter()
+        out = [(float(np.asarray(g[:64]).sum()), {"t": 0.0}) for g in gs]
+        evals.append(time.perf_counter() - t0)
+        return out
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tracker = MlflowTracker(f"sqlite:///{tmp}/m.db", "bench", "overhead", {"bench": 1}, flush_every=5)
+        marks = _Overhead()
+        loop = Evolution(LoopParams(generations=generations, validate_every=10**6), GAParams(population=population),
+                         np.zeros(genes, np.float32), evaluate, lambda g: 0.0, seed=0, observers=[tracker, marks])
+        t0 = time.perf_counter()
+        loop.run()
+        tracker.finish()
+        walls = np.diff([t0, *marks.marks])[1:]  # skip generation 0 (validation, init)
+    return float(np.median(walls) - np.median(evals[1:]))
+
+
+def run_bench(models=("minilm", "lfm2-tiny"), population: int = 16, batch: int = 64, repeats: int = 5,
+              batched_chunk: int = 8, log=print) -> list[dict]:
+    torch.manual_seed(0)
+    overhead_s = _overhead_seconds()
+    log(f"non-evaluation time per generation (pop 32, 36,864 genes, with tracking): {overhead_s * 1e3:.1f} ms")
+    results = []
+    for model in models:
+        base, paths = _specs(model, batch)
+        tasks = {name: build_task(dataclasses.replace(base, **{**kw, "genomes_per_forward": batched_chunk
+                                                              if name == "batched" else 1}))
+                 for name, kw in paths}
+        naive_task = build_task(dataclasses.replace(base, layers=None, cache=False))
+        rng = np.random.default_rng(1)
+        genomes = {name: [(t.seed_genome() + rng.normal(0, 0.02, t.layout.size)).astype(np.float32)
+                          for _ in range(population)] for name, t in tasks.items()}
+        fns = {"bound": _Bound(tasks["full"]), "naive": _Naive(naive_task)}
+        fns.update({name: (lambda gs, t=t: t.evaluate(gs, 0)) for name, t in tasks.items()})
+        full_genomes = genomes["full"]
+        rates = _measure({k: (lambda gs, f=f, k=k: f(genomes.get(k, full_genomes))) for k, f in fns.items()},
+                         full_genomes, repeats)
+        bound, naive = statistics.median(rates["bound"]), statistics.median(rates["naive"])
+        for name, r in rates.items():
+            med = statistics.median(r)
+            engine = name not in ("bound", "naive")
+            eval_s = 32 / med  # a generation of 32 genomes on this path
+            results.append({
+                "model": model, "path": name, "evals_per_s": round(med, 3), "min": round(min(r), 3),
+                "max": round(max(r), 3), "ratio_to_bound": round(med / bound, 3), "ratio_to_naive": round(med / naive, 3),
+                "overhead_share": round(overhead_s / (overhead_s + eval_s), 4) if engine else None,
+                "threads": torch.get_num_threads(), "peak_rss_mb": round(_peak_rss_mb(), 1),
+                "genome_size": tasks["full"].layout.size if name in ("bound", "naive") else tasks[name].layout.size,
+                "population": population, "batch": batch,
+            })
+        log(f"{model}: done")
+    return results
+
+
+def format_table(rows: list[dict]) -> str:
+    head = f"{'model':10s} {'path':9s} {'genes':>7s} {'evals/s':>9s} {'min–max':>15s} {'×bound':>7s} {'×naive':>7s} {'overhead':>9s}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ov = f"{100 * r['overhead_share']:.2f}%" if r["overhead_share"] is not None else "-"
+        lines.append(f"{r['model']:10s} {r['path']:9s} {r['genome_size']:7d} {r['evals_per_s']:9.2f} "
+                     f"{r['min']:7.2f}–{r['max']:<7.2f} {r['ratio_to_bound']:7.2f} {r['ratio_to_naive']:7.2f} {ov:>9s}")
+    r0 = rows[0]
+    lines.append(f"population {r0['population']}, batch {r0['batch']} (sentences), torch threads {r0['threads']}, "
+                 f"peak RSS {max(r['peak_rss_mb'] for r in rows):.0f} MB")
+    return "\n".join(lines)
+
+
+def main_json(rows: list[dict], path: str | None) -> None:
+    text = json.dumps(rows, indent=1)
+    if path:
+        Path(path).write_text(text)
+    else:
+        print(text)
