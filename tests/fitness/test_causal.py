@@ -152,3 +152,16 @@ def test_sts_sentences_of_a_genre_as_causal_data(tiny):
                                validation="likelihood"))
     assert len(task.train) > 3000 and all(e.prompt == "" for e in task.train[:5])
     assert np.isfinite(task.validate(task.seed_genome()))
+
+
+@pytest.mark.parametrize("layers,cache", [((5,), True), ((4, 5), True), (None, False)])
+def test_batched_population_path_matches_the_sequential_path(tiny, data, layers, cache):
+    import dataclasses
+
+    seq = build_task(_spec(tiny, data, layers=layers, cache=cache))
+    bat = build_task(dataclasses.replace(seq.spec, genomes_per_forward=2))
+    genomes = [_genome(seq, seed=s) for s in range(3)]
+    for (fa, ta), (fb, tb) in zip(seq.evaluate(genomes, 0), bat.evaluate(genomes, 0)):
+        assert abs(fa - fb) < 1e-5
+        for k in ta:  # likelihood, KL (from the batched logits) and the generation terms (genome reloaded)
+            assert abs(ta[k] - tb[k]) < 1e-5, k

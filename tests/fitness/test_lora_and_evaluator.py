@@ -148,3 +148,17 @@ def test_trunk_cache_refuses_a_non_top_slice(minilm_dir):
     peft_model = attach_lora(AutoModel.from_pretrained(minilm_dir), 2, 4, ["query"], [2, 4], 0)
     with pytest.raises(ValueError, match="top slice"):
         EncoderEvaluator(peft_model, tok, FlatLoRA(peft_model).adapted_layers, torch.device("cpu"), cache=True)
+
+
+@pytest.mark.parametrize("layers,cache", [((5,), True), ((4, 5), True), (None, False), (None, True)])
+def test_batched_population_path_matches_the_sequential_path(layers, cache):
+    import dataclasses
+
+    seq = build_task(_spec(layers=layers, cache=cache, terms=(("stsb_spearman", 1.0), ("stsb_neg_mse", 1.0))))
+    bat = build_task(dataclasses.replace(seq.spec, genomes_per_forward=3))
+    assert bat.genomes_per_forward == 3 and seq.genomes_per_forward == 1  # CPU default: sequential
+    genomes = [_random_genome(seq, seed=s) for s in range(5)]  # 5 = a chunk of 3 and a chunk of 2
+    a, b = seq.evaluate(genomes, 0), bat.evaluate(genomes, 0)
+    for (fa, ta), (fb, tb) in zip(a, b):
+        assert abs(fa - fb) < 1e-5 and all(abs(ta[k] - tb[k]) < 1e-5 for k in ta)
+    assert len({round(t["stsb_neg_mse"], 9) for _, t in a}) == 5  # five different genomes, five different scores

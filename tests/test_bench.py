@@ -1,0 +1,25 @@
+"""`evolora bench` runs every path on both models and reports what it says it reports (no speed asserted)."""
+
+import json
+
+from orchestrator.cli import main
+
+
+def test_bench_json_has_one_object_per_model_and_path(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EVOLORA_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--population", "2", "--batch", "8", "--repeats", "1", "--batched-chunk", "2",
+                 "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    keys = {"model", "path", "evals_per_s", "min", "max", "ratio_to_bound", "ratio_to_naive", "overhead_share",
+            "threads", "peak_rss_mb"}
+    assert {(r["model"], r["path"]) for r in rows} == {(m, p) for m in ("minilm", "lfm2-tiny")
+                                                       for p in ("bound", "naive", "full", "cached-1", "cached-2", "batched")}
+    for r in rows:
+        assert keys <= set(r)
+        assert r["min"] <= r["evals_per_s"] <= r["max"] and r["evals_per_s"] > 0
+        assert (r["overhead_share"] is None) == (r["path"] in ("bound", "naive"))
+    bound = {r["model"]: r["evals_per_s"] for r in rows if r["path"] == "bound"}
+    for r in rows:
+        assert abs(r["ratio_to_bound"] - r["evals_per_s"] / bound[r["model"]]) < 0.01
+    assert main(["bench", "--models", "gpt5"]) == 2
