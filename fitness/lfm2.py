@@ -98,7 +98,7 @@ def build_tiny(out: Path | None = None, seed: int = 0) -> Path:
     return _save(model, tok, out)
 
 
-def build_demo(out: Path | None = None, steps: int = 2000, seed: int = 0, log=print) -> Path:
+def build_demo(out: Path | None = None, steps: int = 600, seed: int = 0, log=print) -> Path:
     """Pre-train the tiny LFM2 on caption sentences (gradient descent, AdamW), once, then cache it."""
     from transformers import Lfm2ForCausalLM
 
