@@ -5,10 +5,13 @@ Never imports torch, peft, mlflow, optuna or ``fitness``: it knows flat float32 
 
 from .errors import ConfigError, EvoloraError, Interrupted, RegistryError, TrialPruned
 from .genome import GenomeLayout, LoRASlice
+from .es import ESParams, OpenAIES, SepCMAES
+from .lineage import LineageRecorder, ancestry, read_lineage, to_parquet
 from .loop import Evolution, LoopParams, RunResult
 from .observers import Observer
 from .operators import cx_blend, mut_gaussian
 from .seeding import TrialRandom
+from .speciation import Speciation, SpeciationParams, allocate, distance
 from .strategies import GAParams, GeneticAlgorithm, Strategy
 
 __all__ = [
@@ -19,4 +22,7 @@ __all__ = [
     "cx_blend", "mut_gaussian",
     "TrialRandom",
     "GAParams", "GeneticAlgorithm", "Strategy",
+    "ESParams", "OpenAIES", "SepCMAES",
+    "LineageRecorder", "ancestry", "read_lineage", "to_parquet",
+    "Speciation", "SpeciationParams", "allocate", "distance",
 ]

@@ -56,7 +56,7 @@ class Evolution:
     def __init__(
         self,
         params: LoopParams,
-        ga: GAParams,
+        ga: GAParams | None,
         seed_genome: np.ndarray,
         evaluate: Evaluator,
         validate: Validator,
@@ -69,7 +69,7 @@ class Evolution:
         self.observers = list(observers)
         self.random = TrialRandom(seed)
         self._next_id = 0
-        factory = strategy or (lambda rng, new_id: GeneticAlgorithm(ga, rng, new_id))
+        factory = strategy or (lambda rng, new_id: GeneticAlgorithm(ga, rng, new_id))  # (rng, new_id) → Strategy
         self.strategy = factory(self.random.np, self._new_id)
         self.seed_genome = np.asarray(seed_genome, dtype=np.float32)
         self.hof = tools.HallOfFame(params.hall_of_fame, similar=np.array_equal)
@@ -129,22 +129,27 @@ class Evolution:
         row = {"gen": gen, "nevals": len(todo), **{f"fit_{k}": float(v) for k, v in record.items()}}
         row.update({f"term_{k}": float(v) for k, v in best.terms.items()})
         row["diversity"] = _diversity(pop)
+        row.update(self.strategy.describe(pop, gen))
         last = gen == self.params.generations - 1
         val_s = 0.0
         if gen == 0 or last or gen % self.params.validate_every == 0:
             t_val = time.perf_counter()
-            val = float(self.validate(np.asarray(best)))
-            val_s = time.perf_counter() - t_val
-            row["val"] = val
-            events.append({"event": "validation", "gen": gen, "id": best.gid, "value": val})
+            cand, cand_id = self.strategy.candidate(pop, best)
+            val = float(self.validate(np.asarray(cand)))
             if gen == 0:
                 # the seed genome (the base model) is always a candidate: evolution never answers worse than it
-                self.base_val = float(self.validate(self.seed_genome)) if best.gid != 0 else val
+                self.base_val = val if np.array_equal(cand, self.seed_genome) else float(self.validate(self.seed_genome))
                 row["val_base"] = self.base_val
                 self.champion = {"genome": self.seed_genome.copy(), "id": 0, "gen": 0, "val": self.base_val}
+            val_s = time.perf_counter() - t_val
+            row["val"] = val
+            events.append({"event": "validation", "gen": gen, "id": cand_id, "value": val})
             if val > self.champion["val"]:
-                self.champion = {"genome": np.array(best, dtype=np.float32), "id": best.gid, "gen": gen, "val": val}
+                self.champion = {"genome": np.array(cand, dtype=np.float32), "id": cand_id, "gen": gen, "val": val}
             row["val_champion"] = self.champion["val"]
+            row["champion_id"] = self.champion["id"]
+        for o in self.observers:
+            o.on_population(gen, pop)
         total = time.perf_counter() - t0
         row["evals_per_s"] = len(todo) / eval_s if eval_s > 0 else float("nan")
         row["gen_s"] = total
@@ -180,7 +185,7 @@ class Evolution:
         """Everything needed to continue exactly: population, hall of fame, logbook, RNG states, champion."""
 
         def pack(ind) -> dict:
-            return {"genes": np.array(ind, dtype=np.float32), "gid": ind.gid,
+            return {"genes": np.array(ind, dtype=np.float32), "gid": ind.gid, "species": getattr(ind, "species", None),
                     "fitness": ind.fitness.values if ind.fitness.valid else None, "terms": dict(ind.terms)}
 
         return {
@@ -192,6 +197,7 @@ class Evolution:
             "random": self.random.state(),
             "champion": self.champion,
             "base_val": self.base_val,
+            "strategy": self.strategy.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -200,6 +206,8 @@ class Evolution:
             if d["fitness"] is not None:
                 ind.fitness.values = tuple(d["fitness"])
             ind.terms = dict(d["terms"])
+            if d.get("species") is not None:
+                ind.species = d["species"]
             return ind
 
         self.gen = int(state["gen"])
@@ -213,6 +221,7 @@ class Evolution:
         self.random.restore(state["random"])
         self.champion = state["champion"]
         self.base_val = float(state["base_val"])
+        self.strategy.load_state_dict(state.get("strategy", {}))
 
 
 def _diversity(pop: list) -> float:

@@ -18,6 +18,10 @@ class Observer:
     def on_events(self, events: list[dict]) -> None:
         """Lineage events of one generation: births (with parents and operator) and evaluations."""
 
+    def on_population(self, gen: int, population: list) -> None:
+        """The evaluated population of a generation (individuals with ``gid``, fitness and, when speciated,
+        ``species``). Do not modify it."""
+
     def on_checkpoint(self, state: dict) -> None:
         """The full loop state after a generation, when a checkpoint is due."""
 

@@ -1,5 +1,5 @@
 """Search strategies: how one generation's population becomes the next. The loop owns everything else
-(evaluation, validation, bookkeeping, checkpoints); a strategy owns only ``_vary``-like logic."""
+(evaluation, validation, bookkeeping, checkpoints); a strategy owns the variation and selection."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import numpy as np
 from deap import base, tools
 
 from ._deap import copy_individual, make_individual
+from .genome import GenomeLayout
 from .operators import cx_blend, mut_gaussian
+from .speciation import Speciation, SpeciationParams, allocate
 
 __all__ = ["GAParams", "Strategy", "GeneticAlgorithm"]
 
@@ -29,7 +31,8 @@ class GAParams:
 
 
 class Strategy(abc.ABC):
-    """One method to implement: produce the next population (unevaluated genomes marked invalid)."""
+    """Two methods to implement: the generation-0 population, and the next population from an evaluated
+    one (unevaluated genomes have invalid fitness). Each returns (population, lineage birth events)."""
 
     def __init__(self, rng: np.random.Generator, new_id: Callable[[], int]) -> None:
         self.rng = rng
@@ -37,31 +40,55 @@ class Strategy(abc.ABC):
 
     @abc.abstractmethod
     def initial(self, seed_genome: np.ndarray) -> tuple[list, list[dict]]:
-        """The generation-0 population and its birth events."""
+        ...
 
     @abc.abstractmethod
     def next_generation(self, population: list, gen: int) -> tuple[list, list[dict]]:
-        """The offspring of ``population`` and their birth events."""
+        ...
+
+    def describe(self, population: list, gen: int) -> dict:
+        """Extra per-generation numbers for the row (after evaluation), e.g. species statistics."""
+        return {}
+
+    def candidate(self, population: list, best) -> tuple[np.ndarray, int]:
+        """The genome to validate this generation (default: the best by fitness) and its id."""
+        return np.asarray(best), best.gid
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def _draw(rng: np.random.Generator) -> str:
+    """The generator state before a draw, as hex: with it, the draw can be replayed exactly."""
+    return format(rng.bit_generator.state["state"]["state"], "x")
 
 
 class GeneticAlgorithm(Strategy):
-    """DEAP GA: elitism, tournament selection, BLX crossover and Gaussian mutation (vectorised)."""
+    """DEAP GA: elitism, tournament selection, BLX crossover and Gaussian mutation (vectorised), optionally
+    NEAT-style speciated (selection, crossover and elitism within species; offspring by shared fitness)."""
 
-    def __init__(self, params: GAParams, rng: np.random.Generator, new_id: Callable[[], int]) -> None:
+    def __init__(self, params: GAParams, rng: np.random.Generator, new_id: Callable[[], int],
+                 speciation: SpeciationParams | None = None, layout: GenomeLayout | None = None) -> None:
         super().__init__(rng, new_id)
         self.p = params
         tb = base.Toolbox()
         tb.register("mate", cx_blend, alpha=params.blend_alpha, rng=rng)
         tb.register("mutate", mut_gaussian, sigma=params.mutation_sigma, indpb=params.gene_prob, rng=rng)
-        tb.register("select", tools.selTournament, tournsize=params.tournament_size)
+        tb.register("select", tools.selTournament)
         tb.register("elite", tools.selBest)
         self.toolbox = tb
+        self.speciation = Speciation(speciation, layout) if speciation else None
+        self._labels: np.ndarray | None = None
+        self._removed: list[int] = []
 
-    def _birth(self, ind, gen: int, parents: list[int], op: str, **params) -> dict:
+    def _birth(self, ind, gen: int, parents: list[int], op: str, draw: str, **params) -> dict:
         ind.gid = self.new_id()
         del ind.fitness.values
         ind.terms = {}
-        return {"event": "birth", "gen": gen, "id": ind.gid, "parents": parents, "op": op, "params": params}
+        return {"event": "birth", "gen": gen, "id": ind.gid, "parents": parents, "op": op, "params": params, "rng": draw}
 
     def initial(self, seed_genome: np.ndarray) -> tuple[list, list[dict]]:
         # Individual 0 is the seed genome itself (LoRA B = 0: exactly the base model); the rest are its mutants.
@@ -70,39 +97,81 @@ class GeneticAlgorithm(Strategy):
         pop = [first]
         for _ in range(self.p.population - 1):
             child = make_individual(seed_genome, first.gid)
+            draw = _draw(self.rng)
             self.toolbox.mutate(child)
-            events.append(self._birth(child, 0, [first.gid], "mutation", sigma=self.p.mutation_sigma))
+            events.append(self._birth(child, 0, [first.gid], "mutation", draw, sigma=self.p.mutation_sigma))
             pop.append(child)
         return pop, events
 
-    def next_generation(self, population: list, gen: int) -> tuple[list, list[dict]]:
+    def _breed(self, pool: list, n: int, elites: int, gen: int) -> tuple[list, list[dict]]:
+        """``n`` offspring of ``pool``: its ``elites`` best unchanged, the rest by tournament, crossover and
+        mutation."""
         tb, p = self.toolbox, self.p
-        elites = [copy_individual(i) for i in tb.elite(population, p.elitism)]
-        offspring = [copy_individual(i) for i in tb.select(population, len(population) - p.elitism)]
+        elites = min(elites, n, len(pool))
+        out = [copy_individual(i) for i in tb.elite(pool, elites)]
+        offspring = [copy_individual(i) for i in tb.select(pool, n - elites, tournsize=min(p.tournament_size, len(pool)))]
         events: list[dict] = []
-        parents = {id(o): [o.gid] for o in offspring}
-        varied = set()
+        info = {id(o): {"parents": [o.gid], "ops": [], "params": {}, "rng": None} for o in offspring}
         for a, b in zip(offspring[::2], offspring[1::2]):
             if self.rng.random() < p.crossover_prob:
-                pa, pb = [a.gid, b.gid], [a.gid, b.gid]
+                draw = _draw(self.rng)
+                parents = [a.gid, b.gid]
                 tb.mate(a, b)
-                parents[id(a)], parents[id(b)] = pa, pb
-                varied.update((id(a), id(b)))
-                ops = {id(a): "crossover", id(b): "crossover"}
-            else:
-                ops = {}
-            for c in (a, b):
-                c.op = ops.get(id(c))
+                for c in (a, b):
+                    info[id(c)].update(parents=parents, rng=draw)
+                    info[id(c)]["ops"].append("crossover")
+                    info[id(c)]["params"]["alpha"] = p.blend_alpha
         for c in offspring:
-            op = getattr(c, "op", None)
             if self.rng.random() < p.mutation_prob:
+                draw = _draw(self.rng)
                 tb.mutate(c)
-                op = "crossover+mutation" if op else "mutation"
-                varied.add(id(c))
-            if id(c) in varied:
-                params = {"sigma": p.mutation_sigma} if "mutation" in op else {}
-                if "crossover" in op:
-                    params["alpha"] = p.blend_alpha
-                events.append(self._birth(c, gen, parents[id(c)], op, **params))
-            c.op = None
-        return elites + offspring, events
+                i = info[id(c)]
+                i["ops"].append("mutation")
+                i["params"]["sigma"] = p.mutation_sigma
+                i["rng"] = i["rng"] or draw
+            i = info[id(c)]
+            if i["ops"]:
+                events.append(self._birth(c, gen, i["parents"], "+".join(i["ops"]), i["rng"], **i["params"]))
+        return out + offspring, events
+
+    def next_generation(self, population: list, gen: int) -> tuple[list, list[dict]]:
+        if self.speciation is None or self._labels is None:
+            return self._breed(population, len(population), self.p.elitism, gen)
+        labels = self._labels
+        fitness = np.array([i.fitness.values[0] for i in population])
+        keep = np.array([lab not in self._removed for lab in labels])
+        adjusted = self.speciation.adjusted(fitness[keep], labels[keep])
+        sids = sorted(set(labels[keep].tolist()))
+        shares = [adjusted[labels[keep] == s].sum() for s in sids]
+        counts = allocate(np.array(shares), len(population))
+        pop, events = [], []
+        kept = [ind for ind, k in zip(population, keep) if k]
+        for sid, n in zip(sids, counts):
+            if n == 0:
+                continue
+            pool = [ind for ind, lab in zip(kept, labels[keep]) if lab == sid]
+            kids, evs = self._breed(pool, int(n), self.speciation.p.elitism, gen)
+            pop += kids
+            events += evs
+        return pop, events
+
+    def describe(self, population: list, gen: int) -> dict:
+        if self.speciation is None:
+            return {}
+        genomes = [np.asarray(i) for i in population]
+        fitness = np.array([i.fitness.values[0] for i in population])
+        res = self.speciation.assign(genomes, fitness, gen)
+        self._labels, self._removed = res["labels"], res["removed"]
+        for ind, lab in zip(population, self._labels):
+            ind.species = int(lab)
+        return res["stats"]
+
+    def state_dict(self) -> dict:
+        if self.speciation is None:
+            return {}
+        return {"speciation": self.speciation.state_dict(), "labels": self._labels, "removed": self._removed}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.speciation is not None and state:
+            self.speciation.load_state_dict(state["speciation"])
+            self._labels, self._removed = state["labels"], state["removed"]

@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: ./mlruns/)")
     p.add_argument("--storage", default=None, help=_STORAGE_HELP)
 
+    p = sub.add_parser("lineage", help="print the ancestry of a genome of a run back to generation 0",
+                       description="Read the run's lineage (every birth with parents, operator, parameters and "
+                       "generator state; every evaluation) and print a genome's ancestry, newest first.")
+    p.add_argument("run_id", metavar="RUN_ID", help="MLflow run id")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--genome", type=int, help="genome id")
+    who.add_argument("--best", action="store_true", help="the run's champion")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: ./mlruns/)")
+
     p = sub.add_parser("studies", help="list the studies in an Optuna storage",
                        description="List studies with their trial counts by state and best values.")
     p.add_argument("--storage", default=None, help=_STORAGE_HELP)
@@ -187,6 +196,37 @@ def _cmd_reproduce(args) -> int:
     return 0 if rep.identical else 1
 
 
+def _cmd_lineage(args) -> int:
+    import tempfile
+
+    from evolution.lineage import ancestry, read_lineage
+
+    from .tracking import default_tracking_uri, get_client
+
+    client = get_client(args.tracking_uri or default_tracking_uri())
+    try:
+        run = client.get_run(args.run_id)
+    except Exception:
+        raise ConfigError("RUN_ID", "no such run", args.run_id) from None
+    genome = int(run.data.tags.get("evolora.champion_id", -1)) if args.best else args.genome
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            rows = read_lineage(client.download_artifacts(args.run_id, "lineage.parquet", tmp))
+        except Exception:
+            raise ConfigError("RUN_ID", "run has no lineage.parquet artifact", args.run_id) from None
+    try:
+        chain = ancestry(rows, genome)
+    except KeyError:
+        raise ConfigError("--genome", "no such genome in this run's lineage", genome) from None
+    print(f"ancestry of genome {genome} (run {args.run_id}), newest first")
+    print(f"{'gen':>4} {'id':>6}  {'operator':<20} {'parents':<14} {'fitness':>10}  params")
+    for r in chain:
+        fit = f"{r['fitness']:.5f}" if r["fitness"] is not None else "-"
+        parents = ",".join(str(p) for p in r["parents"]) or "-"
+        print(f"{r['gen']:>4} {r['id']:>6}  {r['op'] or '-':<20} {parents:<14} {fit:>10}  {r['params'] or ''}")
+    return 0
+
+
 def _cmd_studies(args) -> int:
     import optuna
 
@@ -252,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     handler = {"run": _cmd_run, "export": _cmd_export, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce,
-               "studies": _cmd_studies, "ui": _cmd_ui, "bench": _cmd_bench}[args.command]
+               "studies": _cmd_studies, "ui": _cmd_ui, "bench": _cmd_bench, "lineage": _cmd_lineage}[args.command]
     try:
         return handler(args)
     except ConfigError as e:

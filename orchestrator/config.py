@@ -102,8 +102,30 @@ class ValidationConfig(_Strict):
     every: int = Field(1, ge=1, description="validate the generation's best every k generations")
 
 
+class SpeciationConfig(_Strict):
+    enabled: bool = Field(False, description="NEAT-style speciation of the GA population")
+    distance: Literal["l2", "cosine", "delta_l2"] = Field("l2", description="compatibility distance: RMS gene "
+                                                          "difference, 1 − cosine, or RMS difference of the LoRA deltas B·A")
+    threshold: float | None = Field(None, gt=0, description="initial compatibility threshold, adapted each "
+                                    "generation toward target_species (null: the first population's mean distance)")
+    target_species: int = Field(3, ge=1, description="the threshold moves toward this many species")
+    threshold_step: float = Field(0.1, gt=0, lt=1, description="relative threshold change per generation")
+    stagnation: int = Field(15, ge=1, description="generations without improvement before a species is removed")
+    sharing: bool = Field(True, description="explicit fitness sharing (adjusted fitness = fitness / species size)")
+    elitism: int = Field(1, ge=0, description="best members of each species copied unchanged")
+
+
+class ESConfig(_Strict):
+    sigma: float = Field(0.02, gt=0, description="perturbation std (openai-es) / initial step size (sep-cma-es)")
+    learning_rate: float = Field(0.01, gt=0, description="openai-es: step size of the optimiser on the mean")
+    optimizer: Literal["adam", "sgd"] = "adam"
+    weight_decay: float = Field(0.0, ge=0)
+
+
 class EvolutionConfig(_Strict):
-    strategy: Literal["ga"] = Field("ga", description="search strategy")
+    strategy: Literal["ga", "openai-es", "sep-cma-es"] = Field(
+        "ga", description="ga: DEAP GA (optionally speciated); openai-es: antithetic ES with rank shaping and Adam; "
+        "sep-cma-es: diagonal CMA-ES (cma package). ES variants validate the distribution mean.")
     population: int = Field(16, ge=2)
     generations: int = Field(10, ge=1, description="generations including generation 0")
     tournament_size: int = Field(3, ge=1)
@@ -114,9 +136,15 @@ class EvolutionConfig(_Strict):
     gene_prob: float = Field(1.0, gt=0, le=1, description="probability that a gene is mutated")
     blend_alpha: float = Field(0.5, ge=0, description="BLX-alpha crossover extent")
     hall_of_fame: int = Field(1, ge=1)
+    speciation: SpeciationConfig = SpeciationConfig()
+    es: ESConfig = ESConfig()
 
     @model_validator(mode="after")
     def _check(self):
+        if self.strategy == "openai-es" and self.population < 2:
+            raise ConfigError("evolution.population", "openai-es needs ≥ 2 (antithetic pairs)", self.population)
+        if self.speciation.enabled and self.strategy != "ga":
+            raise ConfigError("evolution.speciation.enabled", f"speciation applies to the ga strategy, not {self.strategy}", True)
         if self.tournament_size > self.population:
             raise ConfigError("evolution.tournament_size", f"must be ≤ evolution.population ({self.population})", self.tournament_size)
         if self.elitism >= self.population:

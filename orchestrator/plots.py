@@ -7,11 +7,14 @@ import warnings
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+
+from evolution.observers import Observer
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["plot_curves", "plot_study"]
+__all__ = ["plot_curves", "plot_study", "BasinRecorder", "plot_basins", "plot_species"]
 
 
 def plot_curves(logbook: list[dict], out: Path, title: str) -> Path:
@@ -82,3 +85,88 @@ def plot_study(study, out_dir: Path) -> list[Path]:
         (out_dir / "notes.txt").write_text("\n".join(notes) + "\n")
         written.append(out_dir / "notes.txt")
     return written
+
+
+class BasinRecorder(Observer):
+    """Keeps the population (genomes, species, fitness) at a few generations for the basin map."""
+
+    def __init__(self, generations: int, snapshots: int = 4) -> None:
+        self.at = sorted({round(i * (generations - 1) / max(snapshots - 1, 1)) for i in range(snapshots)})
+        self.snaps: dict[int, dict] = {}
+
+    def on_population(self, gen: int, population: list) -> None:
+        if gen in self.at:
+            self.snaps[gen] = {
+                "genomes": np.stack([np.asarray(i, dtype=np.float32) for i in population]),
+                "species": np.array([getattr(i, "species", 0) for i in population]),
+                "fitness": np.array([i.fitness.values[0] for i in population]),
+            }
+
+
+def plot_basins(rec: BasinRecorder, champion: np.ndarray, out: Path, title: str) -> Path | None:
+    """The population projected to 2-D by one PCA fitted on all snapshots of the trial, one panel per
+    snapshot generation, coloured by species, the champion marked with a star."""
+    if not rec.snaps:
+        return None
+    gens = sorted(rec.snaps)
+    allg = np.concatenate([rec.snaps[g]["genomes"] for g in gens]).astype(np.float64)  # (n, genes)
+    mu = allg.mean(axis=0)
+    _, _, vt = np.linalg.svd(allg - mu, full_matrices=False)
+    comps = vt[:2]  # (2, genes)
+    proj = lambda x: (np.asarray(x, np.float64) - mu) @ comps.T  # noqa: E731
+    star = proj(champion[None])[0]
+    all_xy = proj(allg)
+    fig, axes = plt.subplots(1, len(gens), figsize=(3.4 * len(gens), 3.6), dpi=110, sharex=True, sharey=True,
+                             squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, g in zip(axes[0], gens):
+        s = rec.snaps[g]
+        xy = proj(s["genomes"])
+        for k, sid in enumerate(sorted(set(s["species"].tolist()))):
+            m = s["species"] == sid
+            ax.scatter(xy[m, 0], xy[m, 1], s=14, color=cmap(sid % 10), label=f"species {sid}", alpha=0.8)
+        ax.scatter([star[0]], [star[1]], marker="*", s=160, color="black", label="champion")
+        ax.set_title(f"generation {g}", fontsize=9)
+        ax.set_xlabel("PC 1")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("PC 2")
+    pad = 0.05 * (all_xy.max(0) - all_xy.min(0) + 1e-12)
+    axes[0][0].set_xlim(min(all_xy[:, 0].min(), star[0]) - pad[0], max(all_xy[:, 0].max(), star[0]) + pad[0])
+    axes[0][0].set_ylim(min(all_xy[:, 1].min(), star[1]) - pad[1], max(all_xy[:, 1].max(), star[1]) + pad[1])
+    legend: dict = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    order = sorted(legend, key=lambda s: (s == "champion", int(s.split()[-1]) if s.startswith("species") else 0))
+    fig.legend([legend[k] for k in order], order, loc="upper right", fontsize=7)
+    fig.suptitle(f"{title}: population in genome space (PCA fitted once on all panels)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.9, 0.95))
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_species(logbook: list[dict], out: Path, title: str) -> Path | None:
+    """Species sizes over generations as a stacked area (only for speciated runs)."""
+    import json
+
+    rows = [(r["gen"], json.loads(r["species_sizes"])) for r in logbook if isinstance(r.get("species_sizes"), str)]
+    if not rows:
+        return None
+    sids = sorted({int(s) for _, sz in rows for s in sz})
+    gens = [g for g, _ in rows]
+    sizes = np.array([[sz.get(str(s), 0) for _, sz in rows] for s in sids])
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    cmap = plt.get_cmap("tab10")
+    ax.stackplot(gens, sizes, labels=[f"species {s}" for s in sids], colors=[cmap(s % 10) for s in sids], alpha=0.85)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("genomes")
+    ax.set_title(f"{title}: species sizes")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out

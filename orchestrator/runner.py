@@ -18,12 +18,15 @@ import numpy as np
 import torch
 import yaml
 
-from evolution import Evolution, GAParams, LoopParams, Observer, RunResult
+from evolution import Evolution, GAParams, GeneticAlgorithm, LoopParams, Observer, RunResult
+from evolution.es import ESParams, OpenAIES, SepCMAES
+from evolution.lineage import LineageRecorder, to_parquet
+from evolution.speciation import SpeciationParams
 from evolution.errors import EvoloraError, TrialPruned
 from fitness import build_task
 
 from .config import StudyConfig, resolved, task_spec
-from .plots import plot_curves
+from .plots import BasinRecorder, plot_basins, plot_curves, plot_species
 from .progress import ProgressBar
 from .tracking import MlflowTracker, default_tracking_uri, library_versions
 
@@ -81,6 +84,23 @@ def load_checkpoint(path: Path | None, config: dict) -> dict | None:
     return ck
 
 
+def strategy_factory(cfg: StudyConfig, layout):
+    """(rng, new_id) → the configured Strategy: the one place that maps config to search strategies."""
+    e = cfg.evolution
+    if e.strategy in ("openai-es", "sep-cma-es"):
+        es = ESParams(population=e.population, sigma=e.es.sigma, learning_rate=e.es.learning_rate,
+                      optimizer=e.es.optimizer, weight_decay=e.es.weight_decay)
+        cls = OpenAIES if e.strategy == "openai-es" else SepCMAES
+        return lambda rng, new_id: cls(es, rng, new_id)
+    sp = None
+    if e.speciation.enabled:
+        s = e.speciation
+        sp = SpeciationParams(distance=s.distance, threshold=s.threshold, target_species=s.target_species,
+                              threshold_step=s.threshold_step, stagnation=s.stagnation, sharing=s.sharing,
+                              elitism=s.elitism)
+    return lambda rng, new_id: GeneticAlgorithm(ga_params(cfg), rng, new_id, sp, layout)
+
+
 def run_trial(
     cfg: StudyConfig,
     tracking_uri: str | None = None,
@@ -113,15 +133,20 @@ def run_trial(
     obs: list[Observer] = [tracker] if tracker else []
     if checkpoint is not None:
         obs.append(Checkpointer(checkpoint, conf, tracker.run_id if tracker else None))
+    lineage_dir = None if checkpoint is not None else tempfile.TemporaryDirectory()
+    lineage_path = (Path(checkpoint).with_suffix(".lineage.jsonl") if checkpoint is not None
+                    else Path(lineage_dir.name) / "lineage.jsonl")
+    lineage, basins = LineageRecorder(lineage_path), BasinRecorder(cfg.evolution.generations)
+    obs = [lineage, *obs, basins]  # lineage flushes before the checkpoint is written
     obs += [ProgressBar(cfg.evolution.generations, desc=run_name or cfg.name, disable=not progress), *observers]
-    evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), ga_params(cfg), task.seed_genome(), task.evaluate, task.validate,
-                    seed=cfg.seed, observers=obs)
+    evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), None, task.seed_genome(), task.evaluate,
+                    task.validate, seed=cfg.seed, observers=obs, strategy=strategy_factory(cfg, task.layout))
     if ck:
         evo.load_state_dict(ck["loop"])
     try:
         result = evo.run()
         if tracker:
-            _log_outcome(tracker, task, conf, result)
+            _log_outcome(tracker, task, conf, result, lineage_path, basins)
     except TrialPruned as e:
         if tracker:
             tracker.finish("KILLED", None)
@@ -136,10 +161,13 @@ def run_trial(
         raise
     if tracker:
         tracker.finish("FINISHED")
+    if lineage_dir is not None:
+        lineage_dir.cleanup()
     return RunOutcome(tracker.run_id if tracker else None, result)
 
 
-def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult) -> None:
+def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, lineage_path: Path,
+                 basins: BasinRecorder) -> None:
     tracker.log_metrics({
         "val_best": result.champion_val, "val_base_final": result.base_val,
         "val_gain": result.champion_val - result.base_val, "best_fitness": result.best_fitness,
@@ -152,8 +180,15 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult) ->
         (tmp / "logbook.json").write_text(json.dumps(list(result.logbook), indent=1))
         (tmp / "layout.json").write_text(json.dumps(task.layout.to_json()))
         np.save(tmp / "champion.npy", result.champion)
-        plot_curves(list(result.logbook), tmp / "curves.png", f"{conf['name']} (seed {conf['seed']})")
-        for name in ("study.yaml", "logbook.json", "layout.json", "champion.npy", "curves.png"):
+        title = f"{conf['name']} (seed {conf['seed']})"
+        names = ["study.yaml", "logbook.json", "layout.json", "champion.npy", "lineage.parquet"]
+        to_parquet(lineage_path, tmp / "lineage.parquet")
+        for made in (plot_curves(list(result.logbook), tmp / "curves.png", title),
+                     plot_species(list(result.logbook), tmp / "species.png", title),
+                     plot_basins(basins, result.champion, tmp / "basins.png", title)):
+            if made is not None:
+                names.append(made.name)
+        for name in names:
             tracker.log_artifact(tmp / name)
         task.save_adapter(result.champion, tmp / "adapter")
         tracker.log_artifacts(tmp / "adapter", "adapter")

@@ -261,7 +261,7 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         trial.set_user_attr(ATTR + "pruned", str(e))
         _tag(trackers, "PRUNED", trial.number)
         study.tell(trial, state=TrialState.PRUNED)
-        ctx.checkpoint(root).unlink(missing_ok=True)
+        _drop_checkpoint(ctx, root)
         return TrialState.PRUNED
     except KeyboardInterrupt:
         trial.set_user_attr(ATTR + "failure", "interrupted")
@@ -281,8 +281,14 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
     trial.set_user_attr(ATTR + "val_base", r.base_val)
     _tag(trackers, "COMPLETE", trial.number)
     study.tell(trial, r.champion_val)
-    ctx.checkpoint(root).unlink(missing_ok=True)
+    _drop_checkpoint(ctx, root)
     return TrialState.COMPLETE
+
+
+def _drop_checkpoint(ctx: SweepContext, root: int) -> None:
+    ck = ctx.checkpoint(root)
+    ck.unlink(missing_ok=True)
+    ck.with_suffix(".lineage.jsonl").unlink(missing_ok=True)
 
 
 def _sha(genome: np.ndarray) -> str:

@@ -1,0 +1,96 @@
+"""Lineage: every birth (parents, operator, its parameters, the generator state before the draw), every
+evaluation (fitness and terms) and every validation, appended to a JSON-lines file as the run goes (so a
+resumed run keeps what came before its checkpoint) and converted to a columnar Parquet file at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .observers import Observer
+
+__all__ = ["LineageRecorder", "to_parquet", "read_lineage", "ancestry"]
+
+COLUMNS = ("event", "gen", "id", "parents", "op", "params", "rng", "fitness", "terms", "value")
+
+
+class LineageRecorder(Observer):
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._buffer: list[dict] = []
+
+    def on_start(self, info: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        last = info["gen"]
+        if last < 0 or not self.path.exists():
+            self.path.write_text("")
+            return
+        # resumed: keep what the checkpoint covers, drop what a killed run wrote after it
+        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["gen"] <= last]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def on_events(self, events: list[dict]) -> None:
+        self._buffer.extend(events)
+
+    def on_checkpoint(self, state: dict) -> None:
+        self.flush()
+
+    def on_end(self, result) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            with self.path.open("a") as fh:
+                for e in self._buffer:
+                    fh.write(json.dumps(e, default=float) + "\n")
+            self._buffer.clear()
+
+
+def to_parquet(jsonl: str | Path, out: str | Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in Path(jsonl).read_text().splitlines() if line]
+    cols = {
+        "event": pa.array([r["event"] for r in rows], pa.string()),
+        "gen": pa.array([r["gen"] for r in rows], pa.int32()),
+        "id": pa.array([r["id"] for r in rows], pa.int64()),
+        "parents": pa.array([r.get("parents", []) for r in rows], pa.list_(pa.int64())),
+        "op": pa.array([r.get("op") for r in rows], pa.string()),
+        "params": pa.array([json.dumps(r["params"]) if "params" in r else None for r in rows], pa.string()),
+        "rng": pa.array([r.get("rng") for r in rows], pa.string()),
+        "fitness": pa.array([r.get("fitness") for r in rows], pa.float64()),
+        "terms": pa.array([json.dumps(r["terms"]) if "terms" in r else None for r in rows], pa.string()),
+        "value": pa.array([r.get("value") for r in rows], pa.float64()),
+    }
+    pq.write_table(pa.table(cols), str(out), compression="zstd")
+    return Path(out)
+
+
+def read_lineage(path: str | Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(str(path)).to_pylist()
+
+
+def ancestry(rows: list[dict], genome: int) -> list[dict]:
+    """Birth events of ``genome`` and all its ancestors back to generation 0, newest first, each with the
+    genome's first evaluation attached (``fitness``)."""
+    births = {r["id"]: r for r in rows if r["event"] == "birth"}
+    fitness: dict[int, float] = {}
+    for r in rows:
+        if r["event"] == "eval" and r["id"] not in fitness:
+            fitness[r["id"]] = r["fitness"]
+    if genome not in births:
+        raise KeyError(f"genome {genome} has no birth record")
+    out, seen, todo = [], set(), [genome]
+    while todo:
+        gid = todo.pop(0)
+        if gid in seen:
+            continue
+        seen.add(gid)
+        b = dict(births[gid])
+        b["fitness"] = fitness.get(gid)
+        out.append(b)
+        todo.extend(p for p in b["parents"] if p not in seen)
+    return sorted(out, key=lambda r: (-r["gen"], r["id"]))
