@@ -40,6 +40,11 @@ def _state_hex(rng: np.random.Generator) -> str:
 class _MeanStrategy(Strategy):
     """Shared bookkeeping: the mean as a genome with an id, its lineage events, the validation candidate."""
 
+    def __init__(self, rng: np.random.Generator, new_id: Callable[[], int]) -> None:
+        super().__init__(rng, new_id)
+        self.mean: np.ndarray | None = None  # set by initial()
+        self.mean_id: int | None = None
+
     def _new_mean(self, mean: np.ndarray, gen: int, parents: list[int], op: str, **params) -> dict:
         self.mean = mean.astype(np.float32)
         self.mean_id = self.new_id()

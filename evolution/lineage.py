@@ -93,4 +93,4 @@ def ancestry(rows: list[dict], genome: int) -> list[dict]:
         b["fitness"] = fitness.get(gid)
         out.append(b)
         todo.extend(p for p in b["parents"] if p not in seen)
-    return sorted(out, key=lambda r: (-r["gen"], r["id"]))
+    return sorted(out, key=lambda r: (-r["gen"], -r["id"]))

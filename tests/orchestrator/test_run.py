@@ -98,3 +98,36 @@ def test_quickstart_improves_dev_spearman_over_the_base_model(tmp_path):
     m = run.data.metrics
     assert m["val_best"] > m["val_base_final"]
     assert abs(m["val_base_final"] - 0.8671631) < 1e-5  # the base model's dev Spearman, full dev split
+
+
+@pytest.mark.parametrize("strategy", ["ga-speciated", "openai-es", "sep-cma-es"])
+def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, strategy):
+    from evolution.lineage import read_lineage
+
+    extra = {"ga-speciated": {"evolution__speciation": {"enabled": True, "target_species": 2}},
+             "openai-es": {"evolution__strategy": "openai-es", "evolution__population": 5},
+             "sep-cma-es": {"evolution__strategy": "sep-cma-es"}}[strategy]
+    run_id, client = _run(tmp_path, tiny_study(tmp_path, evolution__generations=4, **extra))
+    arts = {f.path for f in client.list_artifacts(run_id)}
+    assert {"lineage.parquet", "curves.png", "basins.png"} <= arts
+    assert ("species.png" in arts) == (strategy == "ga-speciated")
+    rows = read_lineage(client.download_artifacts(run_id, "lineage.parquet", str(tmp_path)))
+    births = {r["id"]: r for r in rows if r["event"] == "birth"}
+    assert all(p in births for b in births.values() for p in b["parents"])  # every parent id exists
+    evals = [r for r in rows if r["event"] == "eval"]
+    assert evals and all(r["fitness"] is not None and json.loads(r["terms"]) for r in evals)
+    assert all(b["rng"] for b in births.values() if b["op"] not in ("seed", "es-update", "cma-update"))
+    capsys.readouterr()
+    uri = client._tracking_client.tracking_uri
+    # the champion (or, when evolution did not beat the base, any evaluated genome) traces back to generation 0
+    target = int(client.get_run(run_id).data.tags["evolora.champion_id"])
+    last = max(births)
+    for genome in {target, last}:
+        assert main(["lineage", run_id, "--genome", str(genome), "--tracking-uri", uri]) == 0
+        out = capsys.readouterr().out.strip().splitlines()
+        assert out[-1].split()[0] == "0" and "seed" in out[-1]  # the oldest ancestor: generation 0's seed
+    assert main(["lineage", run_id, "--best", "--tracking-uri", uri]) == 0
+    assert main(["lineage", run_id, "--genome", "999999", "--tracking-uri", uri]) == 2
+    if strategy == "ga-speciated":
+        m = client.get_run(run_id).data.metrics
+        assert m["species"] >= 1 and "species_entropy" in m
