@@ -168,10 +168,11 @@ class CausalEvaluator:
         logits = logits if logits is not None else self.logits(data)
         res = np.full(len(data.examples), np.nan)
         for batch, lg in zip(data.batches, logits):
-            logp = torch.log_softmax(lg[:, :-1].double(), dim=-1)  # (batch, seq-1, vocab)
-            tok_lp = logp.gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)  # (batch, seq-1)
-            m = batch.score_mask
-            sums = (tok_lp * m).sum(1)
+            m = batch.score_mask  # (batch, seq-1)
+            rows = m.nonzero()[:, 0]  # (scored,) which example each scored position belongs to
+            logp = torch.log_softmax(lg[:, :-1][m].double(), dim=-1)  # (scored, vocab): scored positions only
+            tok_lp = logp.gather(-1, batch.input_ids[:, 1:][m][:, None]).squeeze(-1)  # (scored,)
+            sums = torch.zeros(m.shape[0], dtype=torch.float64, device=lg.device).index_add_(0, rows, tok_lp)
             counts = m.sum(1)
             for r, i in enumerate(batch.rows):
                 if counts[r] > 0:
@@ -183,15 +184,16 @@ class CausalEvaluator:
         logits = logits if logits is not None else self.logits(data)
         total, count = 0.0, 0
         for batch, lg, blp in zip(data.batches, logits, base_logp):
-            lp = torch.log_softmax(lg[:, :-1].double(), dim=-1)
-            kl = (lp.exp() * (lp - blp)).sum(-1)  # (batch, seq-1)
-            m = batch.attention_mask[:, 1:].bool()
-            total += float(kl[m].sum())
+            m = batch.attention_mask[:, 1:].bool()  # (batch, seq-1) real next-token positions
+            lp = torch.log_softmax(lg[:, :-1][m].double(), dim=-1)  # (real, vocab)
+            total += float((lp.exp() * (lp - blp)).sum())
             count += int(m.sum())
         return total / max(count, 1)
 
     def base_logprobs(self, data: EncodedTexts) -> list[torch.Tensor]:
-        return [torch.log_softmax(lg[:, :-1].double(), dim=-1) for lg in self.logits(data)]
+        """The frozen base's log-probabilities at the real positions, per batch: (real, vocab)."""
+        return [torch.log_softmax(lg[:, :-1][b.attention_mask[:, 1:].bool()].double(), dim=-1)
+                for b, lg in zip(data.batches, self.logits(data))]
 
     # ---- generation ---------------------------------------------------------------------------------
     @torch.inference_mode()

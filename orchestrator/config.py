@@ -18,7 +18,7 @@ from evolution.errors import ConfigError
 from fitness import FITNESS_TERMS, PACKAGED_STSB
 
 __all__ = ["StudyConfig", "SearchSpec", "SweepConfig", "load_study", "parse_study", "apply_overrides", "resolved",
-           "task_spec", "with_values", "check_search"]
+           "with_values", "check_search", "BLOCK_MODULES"]
 
 
 class _Strict(BaseModel):
@@ -32,6 +32,8 @@ class ModelConfig(_Strict):
                                                "or 'causal' (AutoModelForCausalLM: likelihood and generation tasks)")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="'auto' uses CUDA when present")
     threads: int | None = Field(None, ge=1, description="torch threads for this process (default: torch's own)")
+    genomes_per_forward: int | None = Field(None, ge=1, description="genomes scored together in one forward "
+                                            "(batched low-rank deltas; null: 8 on CUDA, 1 on CPU)")
 
 
 def _check_layers(path: str, layers: list[int] | None) -> None:
@@ -155,7 +157,6 @@ class EvolutionConfig(_Strict):
 class MlflowConfig(_Strict):
     experiment: str = Field("evolora", min_length=1)
     flush_every: int = Field(5, ge=1, description="generations between metric flushes")
-    log_adapter: bool = True
 
 
 class SearchSpec(_Strict):
@@ -382,27 +383,3 @@ def load_study(path: str | Path, overrides: list[str] = (), seed: int | None = N
 def resolved(cfg: StudyConfig) -> dict:
     """The fully concrete config as plain data: what is logged and stored."""
     return cfg.model_dump(mode="json")
-
-
-def task_spec(cfg: StudyConfig):
-    from fitness import TaskSpec
-
-    return TaskSpec(
-        base=cfg.model.base, kind=cfg.model.kind, device=cfg.model.device,
-        rank=cfg.lora.rank, alpha=cfg.lora.alpha, target_modules=tuple(cfg.lora.target_modules),
-        layers=tuple(cfg.lora.layers) if cfg.lora.layers is not None else None,
-        train_path=cfg.data.train_path, dev_path=cfg.data.dev_path,
-        train_subset=cfg.data.train_subset, dev_subset=cfg.data.dev_subset, rotate=cfg.data.rotate,
-        data_seed=cfg.data.seed, batch_size=cfg.data.batch_size, max_length=cfg.data.max_length,
-        terms=tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms), validation=cfg.validation.metric,
-        seed=cfg.seed, blocks=_blocks(cfg.lora), train_genre=cfg.data.train_genre, dev_genre=cfg.data.dev_genre,
-        reference_path=cfg.data.reference_path, max_new_tokens=cfg.fitness.max_new_tokens,
-    )
-
-
-def _blocks(lora: LoraConfig) -> dict | None:
-    if lora.blocks is None:
-        return None
-    return {name: {"modules": b.modules or BLOCK_MODULES[name], "rank": b.rank or lora.rank,
-                   "alpha": b.alpha or lora.alpha, "layers": b.layers}
-            for name, b in lora.blocks.items() if b.enabled}

@@ -23,20 +23,44 @@ from evolution.es import ESParams, OpenAIES, SepCMAES
 from evolution.lineage import LineageRecorder, to_parquet
 from evolution.speciation import SpeciationParams
 from evolution.errors import EvoloraError, TrialPruned
-from fitness import build_task
+from fitness import TaskSpec, build_task
 
-from .config import StudyConfig, resolved, task_spec
+from .config import BLOCK_MODULES, LoraConfig, StudyConfig, resolved
 from .plots import BasinRecorder, plot_basins, plot_curves, plot_species
 from .progress import ProgressBar
 from .tracking import MlflowTracker, default_tracking_uri, library_versions
 
-__all__ = ["RunOutcome", "run_trial", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint"]
+__all__ = ["RunOutcome", "run_trial", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint"]
 
 
 @dataclass
 class RunOutcome:
     run_id: str | None
     result: RunResult
+
+
+def task_spec(cfg: StudyConfig) -> TaskSpec:
+    """The resolved config → the plain values ``fitness`` builds a task from."""
+    return TaskSpec(
+        base=cfg.model.base, kind=cfg.model.kind, device=cfg.model.device,
+        rank=cfg.lora.rank, alpha=cfg.lora.alpha, target_modules=tuple(cfg.lora.target_modules),
+        layers=tuple(cfg.lora.layers) if cfg.lora.layers is not None else None,
+        train_path=cfg.data.train_path, dev_path=cfg.data.dev_path,
+        train_subset=cfg.data.train_subset, dev_subset=cfg.data.dev_subset, rotate=cfg.data.rotate,
+        data_seed=cfg.data.seed, batch_size=cfg.data.batch_size, max_length=cfg.data.max_length,
+        terms=tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms), validation=cfg.validation.metric,
+        seed=cfg.seed, blocks=_blocks(cfg.lora), train_genre=cfg.data.train_genre, dev_genre=cfg.data.dev_genre,
+        reference_path=cfg.data.reference_path, max_new_tokens=cfg.fitness.max_new_tokens,
+        genomes_per_forward=cfg.model.genomes_per_forward,
+    )
+
+
+def _blocks(lora: LoraConfig) -> dict | None:
+    if lora.blocks is None:
+        return None
+    return {name: {"modules": b.modules or BLOCK_MODULES[name], "rank": b.rank or lora.rank,
+                   "alpha": b.alpha or lora.alpha, "layers": b.layers}
+            for name, b in lora.blocks.items() if b.enabled}
 
 
 def prepare_torch(cfg: StudyConfig) -> int:
