@@ -38,8 +38,10 @@ def postgres(tmp_path_factory):
     pg_ctl = shutil.which("pg_ctl") or (str(PG_BIN / "pg_ctl") if (PG_BIN / "pg_ctl").exists() else None)
     if not initdb or not pg_ctl:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    pytest.importorskip("psycopg2")
-    base = tmp_path_factory.mktemp("pg")
+    pytest.importorskip("psycopg")
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="evolora-pg-"))  # directly under /tmp: reachable by the postgres user
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     if os.geteuid() == 0:
@@ -51,10 +53,11 @@ def postgres(tmp_path_factory):
     subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-w", "-l", str(base / "log"), "-o",
                                  f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start"]),
                    check=True, capture_output=True)
-    subprocess.run(_as_postgres([str(Path(pg_ctl).parent / "createdb"), "-h", str(sock), "-p", str(port),
+    subprocess.run(_as_postgres([str(Path(pg_ctl).resolve().parent / "createdb"), "-h", str(sock), "-p", str(port),
                                  "-U", "postgres", "optuna"]), check=True, capture_output=True)
     yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
     subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.slow
