@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 from evolution.errors import ConfigError
 
 from .batched import repeat_batch
-from .models import find_layers
+from .trunk import TrunkCache
 
 __all__ = ["TextExample", "EncodedTexts", "CausalEvaluator", "load_texts"]
 
@@ -80,18 +79,15 @@ class CausalEvaluator:
                  batch_size: int = 32, max_length: int = 128, cache: bool | str = "auto", cache_entries: int = 6) -> None:
         self.model, self.tok, self.device = model, tokenizer, device
         self.batch_size, self.max_length = batch_size, max_length
-        self.layers = find_layers(model)
-        n = len(self.layers)
-        self.first = min(adapted_layers) if adapted_layers else n
-        top_slice = sorted(adapted_layers) == list(range(self.first, n))
         self.head = _head(model)
-        ok = top_slice and self.head is not None
-        if cache is True and not ok:
-            raise ValueError(f"the trunk cache needs LoRA on a top slice of layers and a known final norm, got layers {adapted_layers}")
-        self.use_cache = ok if cache == "auto" else bool(cache)
-        self._cache: OrderedDict[str, list] = OrderedDict()
-        self._cache_entries = cache_entries
-        self.trunk_computations = 0
+        self.trunk = TrunkCache(model, adapted_layers, cache, cache_entries, supported=self.head is not None,
+                                why=" and a known final norm")
+        self.layers, self.first = self.trunk.layers, self.trunk.first
+        self.use_cache = self.trunk.enabled
+
+    @property
+    def trunk_computations(self) -> int:
+        return self.trunk.computations
 
     # ---- data ------------------------------------------------------------------------------------
     def encode(self, examples: list[TextExample]) -> EncodedTexts:
@@ -209,9 +205,10 @@ class CausalEvaluator:
 
     # ---- trunk cache --------------------------------------------------------------------------------
     def _trunk(self, data: EncodedTexts) -> list:
-        if data.key in self._cache:
-            self._cache.move_to_end(data.key)
-            return self._cache[data.key]
+        return self.trunk.get(data.key, lambda: self._capture(data))
+
+    def _capture(self, data: EncodedTexts) -> list:
+        """Per batch: the hidden state entering layer ``first`` and every top layer's own (args, kwargs)."""
         captured: list = []
         current: dict = {}
 
@@ -233,10 +230,6 @@ class CausalEvaluator:
         finally:
             for h in handles:
                 h.remove()
-        self._cache[data.key] = captured
-        self.trunk_computations += 1
-        while len(self._cache) > self._cache_entries:
-            self._cache.popitem(last=False)
         return captured
 
 

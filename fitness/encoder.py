@@ -11,7 +11,6 @@ so a new batch can never be served a stale trunk.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .batched import repeat_batch
-from .models import find_layers
+from .trunk import TrunkCache
 from .pairs import PairOutputs, Pairs
 
 __all__ = ["EncodedPairs", "EncoderEvaluator", "mean_pool"]
@@ -60,16 +59,13 @@ class EncoderEvaluator:
                  batch_size: int = 64, max_length: int = 128, cache: bool | str = "auto", cache_entries: int = 4) -> None:
         self.model, self.tok, self.device = model, tokenizer, device
         self.batch_size, self.max_length = batch_size, max_length
-        self.layers = find_layers(model)
-        n = len(self.layers)
-        self.first = min(adapted_layers) if adapted_layers else n
-        top_slice = sorted(adapted_layers) == list(range(self.first, n))
-        if cache is True and not top_slice:
-            raise ValueError(f"the trunk cache needs LoRA on a top slice of layers, got layers {adapted_layers}")
-        self.use_cache = top_slice if cache == "auto" else bool(cache)
-        self._cache: OrderedDict[str, list] = OrderedDict()
-        self._cache_entries = cache_entries
-        self.trunk_computations = 0  # how many times a trunk was (re)computed: for tests and benchmarks
+        self.trunk = TrunkCache(model, adapted_layers, cache, cache_entries)
+        self.layers, self.first = self.trunk.layers, self.trunk.first
+        self.use_cache = self.trunk.enabled
+
+    @property
+    def trunk_computations(self) -> int:
+        return self.trunk.computations
 
     # ---- data ------------------------------------------------------------------------------------
     def encode(self, pairs: Pairs) -> EncodedPairs:
@@ -143,9 +139,10 @@ class EncoderEvaluator:
         return hidden
 
     def _trunk(self, data: EncodedPairs) -> list:
-        if data.key in self._cache:
-            self._cache.move_to_end(data.key)
-            return self._cache[data.key]
+        return self.trunk.get(data.key, lambda: self._capture(data))
+
+    def _capture(self, data: EncodedPairs) -> list:
+        """Per batch: (hidden states entering layer ``first``, its other args, its kwargs)."""
         captured = []
 
         def grab(module, args, kwargs):
@@ -161,8 +158,4 @@ class EncoderEvaluator:
                     pass
         finally:
             handle.remove()
-        self._cache[data.key] = captured
-        self.trunk_computations += 1
-        while len(self._cache) > self._cache_entries:
-            self._cache.popitem(last=False)
         return captured
