@@ -84,6 +84,7 @@ class CausalEvaluator:
                                 why=" and a known final norm")
         self.layers, self.first = self.trunk.layers, self.trunk.first
         self.use_cache = self.trunk.enabled
+        self._tokens: dict[str, list[int]] = {}  # text → token ids
 
     @property
     def trunk_computations(self) -> int:
@@ -95,8 +96,8 @@ class CausalEvaluator:
         bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
         seqs, starts, prompts = [], [], []
         for ex in examples:
-            p = bos + (tok(ex.prompt, add_special_tokens=False)["input_ids"] if ex.prompt else [])
-            t = tok(ex.target, add_special_tokens=False)["input_ids"] if ex.target else []
+            p = bos + self._ids(ex.prompt)
+            t = self._ids(ex.target)
             ids = (p + t)[: self.max_length]
             seqs.append(ids)
             starts.append(len(p))
@@ -118,6 +119,14 @@ class CausalEvaluator:
             batches.append(_Batch(rows, ids.to(self.device), att.to(self.device), score.to(self.device)))
         key = hashlib.sha256(json.dumps([[e.prompt, e.target] for e in examples]).encode()).hexdigest()
         return EncodedTexts(key, examples, batches, prompts)
+
+    def _ids(self, text: str) -> list[int]:
+        """Token ids of a text, tokenised once per evaluator (rotating batches reuse them)."""
+        if not text:
+            return []
+        if text not in self._tokens:
+            self._tokens[text] = self.tok(text, add_special_tokens=False)["input_ids"]
+        return self._tokens[text]
 
     # ---- teacher-forced -----------------------------------------------------------------------------
     @torch.inference_mode()

@@ -62,6 +62,7 @@ class EncoderEvaluator:
         self.trunk = TrunkCache(model, adapted_layers, cache, cache_entries)
         self.layers, self.first = self.trunk.layers, self.trunk.first
         self.use_cache = self.trunk.enabled
+        self._tokens: dict[str, dict] = {}  # sentence → tokenizer features
 
     @property
     def trunk_computations(self) -> int:
@@ -71,13 +72,18 @@ class EncoderEvaluator:
     def encode(self, pairs: Pairs) -> EncodedPairs:
         sentences = list(dict.fromkeys(pairs.s1 + pairs.s2))  # unique, first-seen order
         pos = {s: i for i, s in enumerate(sentences)}
-        enc = self.tok(sentences, truncation=True, max_length=self.max_length)
-        lengths = np.array([len(x) for x in enc["input_ids"]])
+        new = [s for s in sentences if s not in self._tokens]  # each sentence is tokenised once per evaluator
+        if new:
+            enc = self.tok(new, truncation=True, max_length=self.max_length)
+            for i, s in enumerate(new):
+                self._tokens[s] = {k: enc[k][i] for k in enc.keys()}
+        feats_all = [self._tokens[s] for s in sentences]
+        lengths = np.array([len(f["input_ids"]) for f in feats_all])
         order = np.argsort(lengths, kind="stable")  # batch by length: little padding
         batches = []
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            feats = [{k: enc[k][i] for k in enc.keys()} for i in rows]
+            feats = [feats_all[i] for i in rows]
             padded = self.tok.pad(feats, return_tensors="pt")
             inputs = {k: v.to(self.device) for k, v in padded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
             batches.append(_Batch(torch.as_tensor(rows, device=self.device), inputs))

@@ -87,9 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "loop and each evolora path (full, cached-1, cached-2, batched), alternating, on MiniLM and a "
                        "tiny LFM2; print median evals/s, ratios, non-evaluation overhead share, threads, peak RSS.")
     p.add_argument("--models", default="minilm,lfm2-tiny", help="comma-separated: minilm, lfm2-tiny")
-    p.add_argument("--population", type=int, default=16, help="genomes scored per round")
+    p.add_argument("--population", type=int, default=8, help="genomes scored per round")
     p.add_argument("--batch", type=int, default=128, help="sentences per evaluation batch")
-    p.add_argument("--repeats", type=int, default=5, help="alternating rounds (the median is reported)")
+    p.add_argument("--repeats", type=int, default=3, help="alternating rounds (the median is reported)")
     p.add_argument("--batched-chunk", type=int, default=8, help="genomes per forward on the batched path")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
