@@ -66,7 +66,7 @@ class _Bound:
     @torch.inference_mode()
     def __call__(self, genomes) -> None:
         ev = self.task.evaluator
-        with self.task.flat.model.disable_adapter():
+        with self.task.flat.base_only():
             for _ in genomes:
                 for b in self.data.batches:
                     if hasattr(b, "inputs"):

@@ -19,9 +19,10 @@ __all__ = ["PopulationDeltas", "repeat_batch"]
 
 
 class PopulationDeltas:
-    def __init__(self, peft_model: torch.nn.Module, layout: GenomeLayout) -> None:
-        self.model = peft_model
-        modules = dict(peft_model.named_modules())
+    def __init__(self, flat) -> None:
+        self.flat = flat
+        layout: GenomeLayout = flat.layout
+        modules = dict(flat.model.named_modules())
         by_key = {s.key: s for s in layout}
         self.entries = []
         for s in layout:
@@ -50,7 +51,7 @@ class PopulationDeltas:
 
             handles.append(mod.register_forward_hook(hook))
         try:
-            with self.model.disable_adapter():
+            with self.flat.base_only():  # W₀ and peft's LoRA path off: the hooks add every genome's delta
                 yield P
         finally:
             for h in handles:

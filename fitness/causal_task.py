@@ -45,6 +45,6 @@ def build_causal_task(spec: TaskSpec) -> CausalTask:
     model, tok = load_base("causal", spec.base, device)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed,
                              blocks=spec.blocks)
-    flat = FlatLoRA(peft_model)
+    flat = FlatLoRA(peft_model, merged=spec.merge)
     evaluator = CausalEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length, spec.cache)
     return CausalTask(spec, evaluator, flat, train, dev, reference)

@@ -7,6 +7,7 @@ state-dict keys, so a genome converts to a stock PEFT adapter directory and back
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -115,9 +116,15 @@ def _wrap(model: torch.nn.Module, cfg: LoraConfig, seed: int) -> PeftModel:
 
 
 class FlatLoRA:
-    """All LoRA weights of ``peft_model`` as views into one flat float32 buffer, in genome layout order."""
+    """All LoRA weights of ``peft_model`` as views into one flat float32 buffer, in genome layout order.
 
-    def __init__(self, peft_model: PeftModel) -> None:
+    ``merged=True``: writing a genome also folds it into the frozen weights, ``W = W₀ + s·B·A`` (one
+    ``addmm`` per adapted matrix, from a pristine copy of W₀, so nothing drifts), and peft's separate LoRA
+    path is switched off. A forward then costs exactly the base model's: the per-token ``(x Aᵀ) Bᵀ`` work is
+    replaced by a per-genome ``B·A``, cheaper whenever a batch holds more tokens than about half the hidden
+    size. With B = 0 the merged weights are W₀ bit for bit."""
+
+    def __init__(self, peft_model: PeftModel, merged: bool = False) -> None:
         self.model = peft_model
         saved = get_peft_model_state_dict(peft_model)  # stock PEFT keys, e.g. "...query.lora_A.weight"
         params = dict(peft_model.named_parameters())
@@ -135,6 +142,55 @@ class FlatLoRA:
             view.copy_(p.data)
             p.data = view  # alias: the module now reads its weight from the flat buffer
         self.adapted_layers = sorted({int(m) for k in saved for m in re.findall(r"\.(\d+)\.", k)[:1]})
+        modules = dict(peft_model.named_modules())
+        by_key = {s.key: s for s in self.layout}
+        self._merge = []  # (base weight, pristine W0, B view, A view, scaling)
+        for s in self.layout:
+            if s.kind == "A":
+                mod = modules[s.key[: -len(".lora_A.weight")]]
+                b = by_key[s.key.replace(".lora_A.", ".lora_B.")]
+                self._merge.append((mod.base_layer.weight, mod.base_layer.weight.detach().clone(),
+                                    self.buffer[b.offset : b.offset + b.size].view(b.shape),
+                                    self.buffer[s.offset : s.offset + s.size].view(s.shape),
+                                    float(mod.scaling["default"])))
+        self.merged = False
+        if merged:
+            self.set_merged(True)
+
+    def set_merged(self, on: bool) -> None:
+        """Switch between merged weights (peft's LoRA path off) and the stock peft LoRA path on W₀."""
+        if on:
+            self.model.base_model.disable_adapter_layers()
+            self.merged = True
+            self._fold()
+        else:
+            self.restore_base()
+            self.model.base_model.enable_adapter_layers()
+            self.merged = False
+
+    @torch.no_grad()
+    def _fold(self) -> None:
+        for weight, w0, b, a, scale in self._merge:
+            torch.addmm(w0, b, a, alpha=scale, out=weight)  # W₀ + s·B·A, (out, in)
+
+    @contextlib.contextmanager
+    def base_only(self):
+        """The frozen base model alone (W₀, LoRA off) inside the context; the adapter state is restored after."""
+        if self.merged:
+            self.restore_base()
+            try:
+                yield
+            finally:
+                self._fold()
+        else:
+            with self.model.disable_adapter():
+                yield
+
+    @torch.no_grad()
+    def restore_base(self) -> None:
+        """Put the pristine frozen weights back (the next ``write`` folds a genome in again if merged)."""
+        for weight, w0, *_ in self._merge:
+            weight.copy_(w0)
 
     def read(self) -> np.ndarray:
         """The genome currently in the model (gen 0: the peft initialisation, B = 0)."""
@@ -143,6 +199,8 @@ class FlatLoRA:
     def write(self, genome: np.ndarray) -> None:
         self.layout.check(genome)
         self.buffer.copy_(torch.from_numpy(np.ascontiguousarray(genome, dtype=np.float32)))
+        if self.merged:
+            self._fold()
 
     def state_dict(self, genome: np.ndarray) -> dict[str, torch.Tensor]:
         """Genome → PEFT adapter state dict (stock keys), independent of the model's buffer."""

@@ -51,6 +51,7 @@ class TaskSpec:
     reference_path: str | None = None  # causal: texts for kl_to_base (default: the fitness texts)
     max_new_tokens: int = 16
     genomes_per_forward: int | None = None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
+    merge: bool = True  # fold each genome into the frozen weights (W₀ + s·B·A) instead of peft's LoRA path
 
 
 def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") -> list[tuple[str, float, FitnessTerm]]:
@@ -99,7 +100,7 @@ class Task:
         self._batch_gen, self._batch = -1, None
         k = spec.genomes_per_forward
         self.genomes_per_forward = k if k is not None else (8 if flat.buffer.is_cuda else 1)
-        self._deltas = PopulationDeltas(flat.model, flat.layout) if self.genomes_per_forward > 1 else None
+        self._deltas = PopulationDeltas(flat) if self.genomes_per_forward > 1 else None
 
     def _encode(self, items):
         raise NotImplementedError
@@ -193,6 +194,6 @@ def build_task(spec: TaskSpec):
     device = pick_device(spec.device)
     model, tok = load_base(spec.kind, spec.base, device)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed)
-    flat = FlatLoRA(peft_model)
+    flat = FlatLoRA(peft_model, merged=spec.merge)
     evaluator = EncoderEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length, spec.cache)
     return PairTask(spec, evaluator, flat, train, dev)

@@ -34,6 +34,8 @@ class ModelConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="torch threads for this process (default: torch's own)")
     genomes_per_forward: int | None = Field(None, ge=1, description="genomes scored together in one forward "
                                             "(batched low-rank deltas; null: 8 on CUDA, 1 on CPU)")
+    merge_weights: bool = Field(True, description="fold each genome into the frozen weights (W0 + s·B·A) so a "
+                                "forward costs what the base model's does; false: peft's separate LoRA path")
 
 
 def _check_layers(path: str, layers: list[int] | None) -> None:

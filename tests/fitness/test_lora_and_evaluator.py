@@ -59,8 +59,9 @@ def test_layout_round_trips_through_peft_state_dict_bit_equal():
     assert torch.equal(lin.lora_B["default"].weight, sd[[k for k in sd if "5.attention.self.value.lora_B" in k][0]])
 
 
-def test_generation_zero_is_exactly_the_base_model(minilm_dir):
-    task = build_task(_spec(layers=None))
+@pytest.mark.parametrize("merge", [True, False], ids=["merged", "peft-lora-path"])
+def test_generation_zero_is_exactly_the_base_model(minilm_dir, merge):
+    task = build_task(_spec(layers=None, merge=merge))
     g0 = task.seed_genome()
     assert np.all(task.layout.to_arrays(g0)[next(s.key for s in task.layout if s.kind == "B")] == 0)
     assert np.any(g0 != 0)  # A initialised as peft does (kaiming-uniform), not zero
@@ -75,9 +76,11 @@ def test_generation_zero_is_exactly_the_base_model(minilm_dir):
     assert torch.equal(emb, ref)
 
 
+@pytest.mark.parametrize("merge", [True, False], ids=["merged", "peft-lora-path"])
 @pytest.mark.parametrize("layers,cache", [((5,), True), ((4, 5), True), (None, False), ((4, 5), False), ((2, 4), False)])
-def test_evaluator_matches_stock_peft(minilm_dir, layers, cache):
-    task = build_task(_spec(layers=layers, cache=cache, terms=(("stsb_spearman", 1.0), ("stsb_neg_mse", 0.5))))
+def test_evaluator_matches_stock_peft(minilm_dir, layers, cache, merge):
+    task = build_task(_spec(layers=layers, cache=cache, terms=(("stsb_spearman", 1.0), ("stsb_neg_mse", 0.5)), merge=merge))
+    assert task.flat.merged is merge
     assert task.evaluator.use_cache is cache
     g = _random_genome(task, seed=len(layers or ()))
     fit, terms = task.evaluate([g], 0)[0]
@@ -162,3 +165,19 @@ def test_batched_population_path_matches_the_sequential_path(layers, cache):
     for (fa, ta), (fb, tb) in zip(a, b):
         assert abs(fa - fb) < 1e-5 and all(abs(ta[k] - tb[k]) < 1e-5 for k in ta)
     assert len({round(t["stsb_neg_mse"], 9) for _, t in a}) == 5  # five different genomes, five different scores
+
+
+def test_merged_weights_never_drift_and_switch_cleanly():
+    task = build_task(_spec(layers=(4, 5), cache=True))
+    lin = task.flat.model.base_model.model.encoder.layer[5].attention.self.value.base_layer
+    w0 = lin.weight.detach().clone()
+    g = _random_genome(task, seed=11)
+    first = task.evaluate([g], 0)[0]
+    for s in range(5):  # many other genomes in between
+        task.evaluate([_random_genome(task, seed=s)], 0)
+    assert task.evaluate([g], 0)[0] == first  # bit-equal: W is recomputed from the pristine W0 each time
+    task.flat.write(task.seed_genome())
+    assert torch.equal(lin.weight, w0)
+    task.flat.set_merged(False)
+    assert torch.equal(lin.weight, w0)
+    assert abs(task.evaluate([g], 0)[0][0] - first[0]) < 1e-6
