@@ -81,6 +81,7 @@ class _Naive:
     def __init__(self, task) -> None:
         from peft import set_peft_model_state_dict
 
+        assert not task.flat.merged, "the naive path is stock peft: LoRA computed by peft's own layers"
         self.task, self.set = task, set_peft_model_state_dict
         self.data = task.train_batch(0)
         self.model = task.flat.model
@@ -148,7 +149,7 @@ def run_bench(models=("minilm", "lfm2-tiny"), population: int = 16, batch: int =
         tasks = {name: build_task(dataclasses.replace(base, **{**kw, "genomes_per_forward": batched_chunk
                                                               if name == "batched" else 1}))
                  for name, kw in paths}
-        naive_task = build_task(dataclasses.replace(base, layers=None, cache=False))
+        naive_task = build_task(dataclasses.replace(base, layers=None, cache=False, merge=False))  # stock peft path
         rng = np.random.default_rng(1)
         genomes = {name: [(t.seed_genome() + rng.normal(0, 0.02, t.layout.size)).astype(np.float32)
                           for _ in range(population)] for name, t in tasks.items()}

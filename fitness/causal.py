@@ -175,8 +175,9 @@ class CausalEvaluator:
         for batch, lg in zip(data.batches, logits):
             m = batch.score_mask  # (batch, seq-1)
             rows = m.nonzero()[:, 0]  # (scored,) which example each scored position belongs to
-            logp = torch.log_softmax(lg[:, :-1][m].double(), dim=-1)  # (scored, vocab): scored positions only
-            tok_lp = logp.gather(-1, batch.input_ids[:, 1:][m][:, None]).squeeze(-1)  # (scored,)
+            scored = lg[:, :-1][m]  # (scored, vocab): scored positions only
+            target = scored.gather(-1, batch.input_ids[:, 1:][m][:, None]).squeeze(-1)  # (scored,)
+            tok_lp = (target - torch.logsumexp(scored, dim=-1)).double()  # log-softmax at the target only
             sums = torch.zeros(m.shape[0], dtype=torch.float64, device=lg.device).index_add_(0, rows, tok_lp)
             counts = m.sum(1)
             for r, i in enumerate(batch.rows):
