@@ -123,23 +123,7 @@ def test_two_workers_make_exactly_n_trials_and_n_child_runs(tmp_path, capsys):
 
 def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_result(tmp_path):
     path = _study(tmp_path, evolution__generations=10, data__train_subset=48)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(path), "--n-trials", "2", "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    ck = tmp_path / "mlruns" / "checkpoints" / "sw" / "trial-0.pkl"
-    deadline = time.time() + 300
-    gen = -1
-    while time.time() < deadline and proc.poll() is None:
-        if ck.is_file():
-            try:
-                gen = pickle.loads(ck.read_bytes())["loop"]["gen"]
-            except Exception:
-                gen = -1
-            if gen >= 3:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None and gen >= 3, "the sweep should still be inside trial 0"
+    proc, _ = _start_and_wait(tmp_path, path)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     study = _journal(tmp_path)
@@ -158,6 +142,45 @@ def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_result(tmp_path):
     assert steps == list(range(10))
     # the resumed trial's champion equals an uninterrupted run with the same seed, to the bit
     assert _in(tmp_path, ["reproduce", str(path), "--trial", str(retry.number), "--no-progress"]) == 0
+
+
+def _start_and_wait(tmp_path, path, min_gen=3):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(path), "--n-trials", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    ck = tmp_path / "mlruns" / "checkpoints" / "sw" / "trial-0.pkl"
+    deadline, gen = time.time() + 300, -1
+    while time.time() < deadline and proc.poll() is None:
+        if ck.is_file():
+            try:
+                gen = pickle.loads(ck.read_bytes())["loop"]["gen"]
+            except Exception:
+                gen = -1
+            if gen >= min_gen:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None and gen >= min_gen, "the sweep should still be inside trial 0"
+    return proc, ck
+
+
+def test_ctrl_c_marks_the_trial_closes_its_run_keeps_the_checkpoint_and_resumes(tmp_path):
+    path = _study(tmp_path, evolution__generations=10, data__train_subset=48)
+    proc, ck = _start_and_wait(tmp_path, path)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    study = _journal(tmp_path)
+    t0 = study.trials[0]
+    assert t0.state.name == "FAIL" and t0.user_attrs["evolora:failure"] == "interrupted"
+    assert ck.is_file()
+    client, parents, children = _mlflow(tmp_path)
+    assert [c.info.status for c in children] == ["KILLED"] and children[0].data.tags["optuna.state"] == "FAIL"
+    assert parents[0].info.status == "KILLED"
+    assert _in(tmp_path, ["sweep", str(path), "--n-trials", "2", "--no-progress"]) == 0
+    study = _journal(tmp_path)
+    assert [t.state.name for t in study.trials].count("COMPLETE") == 2
+    _, _, children = _mlflow(tmp_path)
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
 
 
 def test_reproduce_best_is_identical_and_a_changed_param_is_caught(tmp_path, capsys):
