@@ -111,3 +111,31 @@ def test_runs_through_a_real_mlflow_tracking_server(tmp_path):
     finally:
         os.killpg(server.pid, 9)
         server.wait()
+
+
+@pytest.mark.slow
+def test_evolora_ui_serves_the_project_store(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(tiny_study(tmp_path, evolution__generations=1)))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["run", str(path), "--no-progress"]) == 0  # into ./mlruns, the default store
+    finally:
+        os.chdir(cwd)
+    port = _free_port()
+    ui = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "ui", "--port", str(port)], cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True, text=True)
+    try:
+        deadline, body = time.time() + 120, None
+        while time.time() < deadline and body is None:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10",
+                                              timeout=2).read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None and '"tests"' in body
+    finally:
+        os.killpg(ui.pid, 9)
+        out = ui.communicate()[0]
+    assert "optuna-dashboard" in out and str(tmp_path / "mlruns" / "optuna-journal.log") in out
