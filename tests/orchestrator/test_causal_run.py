@@ -2,7 +2,6 @@
 on the same base and gives the logged validation."""
 
 import json
-import os
 
 import numpy as np
 import pytest
