@@ -22,6 +22,7 @@ import resource
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -93,15 +94,16 @@ class _Naive:
             self.task._combine(self.task._outputs(self.data))
 
 
-def _measure(fns: dict, genomes, repeats: int) -> dict[str, list[float]]:
-    rates: dict[str, list[float]] = {k: [] for k in fns}
-    for fn in fns.values():  # warm-up: trunk caches, allocator, lazy inits
-        fn(genomes[:2])
+def _measure(jobs: dict, n: int, repeats: int) -> dict[str, list[float]]:
+    """``jobs``: name → callable scoring its population of ``n`` genomes. Returns evals/s per round."""
+    rates: dict[str, list[float]] = {k: [] for k in jobs}
+    for job in jobs.values():  # warm-up: trunk caches, allocator, lazy inits
+        job()
     for _ in range(repeats):
-        for name, fn in fns.items():  # alternate paths within each round
+        for name, job in jobs.items():  # alternate paths within each round
             t0 = time.perf_counter()
-            fn(genomes)
-            rates[name].append(len(genomes) / (time.perf_counter() - t0))
+            job()
+            rates[name].append(n / (time.perf_counter() - t0))
     return rates
 
 
@@ -153,11 +155,10 @@ def run_bench(models=("minilm", "lfm2-tiny"), population: int = 16, batch: int =
         rng = np.random.default_rng(1)
         genomes = {name: [(t.seed_genome() + rng.normal(0, 0.02, t.layout.size)).astype(np.float32)
                           for _ in range(population)] for name, t in tasks.items()}
-        fns = {"bound": _Bound(tasks["full"]), "naive": _Naive(naive_task)}
-        fns.update({name: (lambda gs, t=t: t.evaluate(gs, 0)) for name, t in tasks.items()})
-        full_genomes = genomes["full"]
-        rates = _measure({k: (lambda gs, f=f, k=k: f(genomes.get(k, full_genomes))) for k, f in fns.items()},
-                         full_genomes, repeats)
+        jobs = {"bound": partial(_Bound(tasks["full"]), genomes["full"]),
+                "naive": partial(_Naive(naive_task), genomes["full"])}
+        jobs.update({name: partial(t.evaluate, genomes[name], 0) for name, t in tasks.items()})
+        rates = _measure(jobs, population, repeats)
         bound, naive = statistics.median(rates["bound"]), statistics.median(rates["naive"])
         for name, r in rates.items():
             med = statistics.median(r)

@@ -122,7 +122,7 @@ def plot_basins(rec: BasinRecorder, champion: np.ndarray, out: Path, title: str)
     for ax, g in zip(axes[0], gens):
         s = rec.snaps[g]
         xy = proj(s["genomes"])
-        for k, sid in enumerate(sorted(set(s["species"].tolist()))):
+        for sid in sorted(set(s["species"].tolist())):
             m = s["species"] == sid
             ax.scatter(xy[m, 0], xy[m, 1], s=14, color=cmap(sid % 10), label=f"species {sid}", alpha=0.8)
         ax.scatter([star[0]], [star[1]], marker="*", s=160, color="black", label="champion")
