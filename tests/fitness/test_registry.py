@@ -1,0 +1,63 @@
+"""The fitness-term registry, and the contract every registered term meets (one suite over all of them)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from evolution.errors import RegistryError
+from fitness import FITNESS_TERMS, FitnessTerm, PairOutputs, Registry, TextExample
+
+# the arguments a term needs to be built (terms without required arguments take none)
+PARAMS = {"keyword": {"keywords": ["cat"]}}
+
+
+class _CausalSample:
+    """The parts of CausalOutputs a term may read, precomputed: two examples, two generations."""
+
+    examples = [TextExample("The", " cat sat.", "cat sat."), TextExample("A", " dog ran.", "a dog")]
+    logprobs = np.array([-2.0, -4.0])
+    generations = ["cat sat.", "the dog the dog"]
+    kl = 0.25
+
+
+SAMPLES = {"pairs": PairOutputs(cos=np.array([0.1, 0.5, 0.9, 0.4]), gold=np.array([0.5, 2.5, 4.5, 3.0])),
+           "causal": _CausalSample()}
+EXPECTED = {"stsb_spearman": 0.8, "stsb_neg_mse": -np.mean((np.array([0.1, 0.5, 0.9, 0.4]) - np.array([0.1, 0.5, 0.9, 0.6])) ** 2),
+            "likelihood": -3.0, "keyword": 0.5, "exact_match": 0.5, "distinct_n": 3 / 4, "kl_to_base": -0.25}
+
+
+def test_every_registered_term_is_covered_here():
+    assert set(FITNESS_TERMS.names()) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_term_contract(name):
+    cls = FITNESS_TERMS.get(name)
+    assert issubclass(cls, FitnessTerm) and cls.task in SAMPLES and cls.__doc__
+    value = cls(**PARAMS.get(name, {}))(SAMPLES[cls.task])
+    assert isinstance(value, float) and math.isfinite(value)
+    assert abs(value - EXPECTED[name]) < 1e-12, (name, value)
+
+
+def test_registry_rejects_duplicates_and_malformed_names_and_lists_known_ones():
+    reg = Registry("widget")
+    reg.register("alpha")(object)
+    with pytest.raises(RegistryError, match="already registered"):
+        reg.register("alpha")(object)
+    for bad in ("Alpha", "1x", "a-b", "", None):
+        with pytest.raises(RegistryError, match="must match"):
+            reg.register(bad)
+    reg.register("beta")(int)
+    with pytest.raises(RegistryError, match=r"unknown widget 'gamma'; known: alpha, beta"):
+        reg.get("gamma")
+    assert reg.get("beta") is int and "alpha" in reg and reg.names() == ["alpha", "beta"]
+    with pytest.raises(RegistryError, match="already registered"):
+        FITNESS_TERMS.register("likelihood")(FitnessTerm)
+
+
+def test_term_arguments_are_checked():
+    with pytest.raises(ValueError, match="keywords"):
+        FITNESS_TERMS.get("keyword")()
+    with pytest.raises(ValueError, match="n must be"):
+        FITNESS_TERMS.get("distinct_n")(n=0)
