@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ class SweepContext:
     timeout: float | None = None
     checkpoint_dir: str | None = None
     progress: bool = True
-    parent_run_id: str | None = field(default=None)
+    parent_run_id: str | None = None  # set by run_sweep
 
     @property
     def storage_url(self) -> str:
