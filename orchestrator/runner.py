@@ -85,16 +85,18 @@ def ga_params(cfg: StudyConfig) -> GAParams:
 
 
 class Checkpointer(Observer):
-    """Writes the loop state (and the MLflow run id) atomically after each checkpointed generation."""
+    """Writes the loop state, the MLflow run id and the basin snapshots atomically after each checkpointed
+    generation."""
 
-    def __init__(self, path: Path, config: dict, run_id: str | None) -> None:
-        self.path, self.config, self.run_id = Path(path), config, run_id
+    def __init__(self, path: Path, config: dict, run_id: str | None, basins: BasinRecorder) -> None:
+        self.path, self.config, self.run_id, self.basins = Path(path), config, run_id, basins
 
     def on_checkpoint(self, state: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
+        ck = {"loop": state, "run_id": self.run_id, "config": self.config, "basins": self.basins.snaps}
         with open(tmp, "wb") as fh:
-            pickle.dump({"loop": state, "run_id": self.run_id, "config": self.config}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(ck, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, self.path)  # a kill mid-write leaves the previous checkpoint intact
 
 
@@ -154,14 +156,16 @@ def run_trial(
                                 cfg.mlflow.flush_every, run_id=ck["run_id"] if ck else None, extra_params=extra_params)
         if on_tracker:
             on_tracker(tracker)
-    obs: list[Observer] = [tracker] if tracker else []
-    if checkpoint is not None:
-        obs.append(Checkpointer(checkpoint, conf, tracker.run_id if tracker else None))
     lineage_dir = None if checkpoint is not None else tempfile.TemporaryDirectory()
     lineage_path = (Path(checkpoint).with_suffix(".lineage.jsonl") if checkpoint is not None
                     else Path(lineage_dir.name) / "lineage.jsonl")
     lineage, basins = LineageRecorder(lineage_path), BasinRecorder(cfg.evolution.generations)
-    obs = [lineage, *obs, basins]  # lineage flushes before the checkpoint is written
+    if ck:
+        basins.snaps = dict(ck.get("basins", {}))
+    # order matters: lineage and tracker flush, basins snapshot, then the checkpoint is written
+    obs: list[Observer] = [lineage, *([tracker] if tracker else []), basins]
+    if checkpoint is not None:
+        obs.append(Checkpointer(checkpoint, conf, tracker.run_id if tracker else None, basins))
     obs += [ProgressBar(cfg.evolution.generations, desc=run_name or cfg.name, disable=not progress), *observers]
     evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), None, task.seed_genome(), task.evaluate,
                     task.validate, seed=cfg.seed, observers=obs, strategy=strategy_factory(cfg, task.layout))
@@ -177,6 +181,8 @@ def run_trial(
         raise e
     except KeyboardInterrupt as e:
         if tracker:
+            if checkpoint is not None:
+                tracker.discard_unflushed()  # rows after the last checkpoint: the resumed run logs them, once
             tracker.finish("KILLED", e)
         raise
     except BaseException as e:

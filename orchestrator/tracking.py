@@ -122,6 +122,11 @@ class MlflowTracker(Observer):
     def on_checkpoint(self, state: dict) -> None:
         self.flush()  # what a checkpoint holds is logged: a resumed run neither loses nor repeats metrics
 
+    def discard_unflushed(self) -> None:
+        """Drop buffered rows: for a run stopped after its last checkpoint, which a resume recomputes."""
+        self._buffer.clear()
+        self._since_flush = 0
+
     def flush(self) -> None:
         for i in range(0, len(self._buffer), 1000):
             self.client.log_batch(self.run_id, metrics=self._buffer[i : i + 1000])

@@ -131,3 +131,40 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
     if strategy == "ga-speciated":
         m = client.get_run(run_id).data.metrics
         assert m["species"] >= 1 and "species_entropy" in m
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(tmp_path):
+    import pickle
+
+    from evolution import Observer
+    from orchestrator.config import parse_study
+    from orchestrator.runner import run_trial
+
+    class CtrlC(Observer):
+        def on_generation(self, row):
+            if row["gen"] == 3:
+                raise KeyboardInterrupt
+
+    cfg = parse_study(tiny_study(tmp_path, evolution__generations=6))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ck = tmp_path / "ck" / "trial.pkl"
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(cfg, tracking_uri=uri, progress=False, checkpoint=ck, observers=[CtrlC()])
+    assert pickle.loads(ck.read_bytes())["loop"]["gen"] == 2
+    client = MlflowClient(uri)
+    run_id = client.search_runs([client.get_experiment_by_name("tests").experiment_id])[0].info.run_id
+    assert client.get_run(run_id).info.status == "KILLED"
+    resumed = run_trial(cfg, tracking_uri=uri, progress=False, checkpoint=ck)
+    assert resumed.run_id == run_id and client.get_run(run_id).info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run_id, "fit_best")] == list(range(6))
+    assert sorted(pickle.loads(ck.read_bytes())["basins"]) == [0, 2, 3, 5]  # snapshots from before the stop kept
+    full = run_trial(cfg, tracking_uri=uri, progress=False)
+    assert full.result.champion.tobytes() == resumed.result.champion.tobytes()
+    births = [r for r in read_lineage_of(client, run_id, tmp_path) if r["event"] == "birth"]
+    assert len({b["id"] for b in births}) == len(births) and min(b["gen"] for b in births) == 0
+
+
+def read_lineage_of(client, run_id, tmp_path):
+    from evolution.lineage import read_lineage
+
+    return read_lineage(client.download_artifacts(run_id, "lineage.parquet", str(tmp_path / "dl-lineage")))

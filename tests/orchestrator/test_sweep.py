@@ -179,8 +179,10 @@ def test_ctrl_c_marks_the_trial_closes_its_run_keeps_the_checkpoint_and_resumes(
     assert _in(tmp_path, ["sweep", str(path), "--n-trials", "2", "--no-progress"]) == 0
     study = _journal(tmp_path)
     assert [t.state.name for t in study.trials].count("COMPLETE") == 2
-    _, _, children = _mlflow(tmp_path)
+    client, _, children = _mlflow(tmp_path)
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    run = next(c for c in children if c.data.tags["optuna.trial_root"] == "0")
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "fit_best")] == list(range(10))
 
 
 def test_reproduce_best_is_identical_and_a_changed_param_is_caught(tmp_path, capsys):
