@@ -86,7 +86,6 @@ class _Naive:
         self.task, self.set = task, set_peft_model_state_dict
         self.data = task.train_batch(0)
         self.model = task.flat.model
-        task.evaluator.use_cache = False
 
     def __call__(self, genomes) -> None:
         for g in genomes:

@@ -122,14 +122,13 @@ class GeneticAlgorithm(Strategy):
                     info[id(c)]["ops"].append("crossover")
                     info[id(c)]["params"]["alpha"] = p.blend_alpha
         for c in offspring:
+            i = info[id(c)]
             if self.rng.random() < p.mutation_prob:
                 draw = _draw(self.rng)
                 tb.mutate(c)
-                i = info[id(c)]
                 i["ops"].append("mutation")
                 i["params"]["sigma"] = p.mutation_sigma
                 i["rng"] = i["rng"] or draw
-            i = info[id(c)]
             if i["ops"]:
                 events.append(self._birth(c, gen, i["parents"], "+".join(i["ops"]), i["rng"], **i["params"]))
         return out + offspring, events

@@ -311,13 +311,13 @@ def _failed_run(ctx: SweepContext, trial: optuna.Trial, tags: dict, err: BaseExc
 
 
 # ---- workers ----------------------------------------------------------------------------------------
-def worker(ctx: SweepContext, index: int = 0) -> Counter:
+def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None) -> Counter:
     """Claim and run trials until the study has ``n_trials`` (or the timeout passes)."""
     if index:
         from .cli import _quiet_libraries
 
         _quiet_libraries()
-    study = open_study(ctx, create=False)
+    study = study or open_study(ctx, create=False)
     start, done, failures_in_a_row = time.time(), Counter(), 0
     while ctx.timeout is None or time.time() - start < ctx.timeout:
         trial = _claim(ctx, study)
@@ -344,7 +344,7 @@ def run_sweep(ctx: SweepContext) -> optuna.Study:
     status = "FINISHED"
     try:
         if ctx.workers <= 1:
-            worker(ctx)
+            worker(ctx, study=study)
         else:
             spawn = mp.get_context("spawn")
             procs = [spawn.Process(target=_worker_entry, args=(ctx, i + 1), name=f"evolora-worker-{i}") for i in range(ctx.workers)]

@@ -45,8 +45,9 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
+    root = _artifact_root(tracking_uri)
     try:
-        return client.create_experiment(name, artifact_location=_artifact_root(tracking_uri) and f"{_artifact_root(tracking_uri)}/{name}")
+        return client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
     except Exception:  # another process created it first
         exp = client.get_experiment_by_name(name)
         if exp is None:
