@@ -55,21 +55,22 @@ class TaskSpec:
 
 
 def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") -> list[tuple[str, float, FitnessTerm]]:
+    """(name, weight[, params]) → (name, weight, term instance); errors name ``field`` (list items by index)."""
     out = []
     for i, (name, weight, *rest) in enumerate(terms):
         params = rest[0] if rest else {}
-        where = f"{field}.{i}" if field == "fitness.terms" else field
+        item = f"{field}.{i}" if field == "fitness.terms" else None
+        name_path = f"{item}.name" if item else field
         try:
             cls = FITNESS_TERMS.get(name)
         except KeyError as e:
-            raise ConfigError(f"{where}.name" if field == "fitness.terms" else where, str(e), name) from None
+            raise ConfigError(name_path, str(e), name) from None
         if cls.task != task:
-            raise ConfigError(f"{where}.name" if field == "fitness.terms" else where,
-                              f"scores '{cls.task}' tasks, this study is a '{task}' task", name)
+            raise ConfigError(name_path, f"scores '{cls.task}' tasks, this study is a '{task}' task", name)
         try:
             term = cls(**params)
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"{where}.params", str(e), params) from None
+            raise ConfigError(f"{item or field}.params", str(e), params) from None
         out.append((name, float(weight), term))
     return out
 
