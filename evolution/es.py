@@ -3,8 +3,9 @@ generate/update protocol (``generate()`` → population, ``update(population)`` 
 
 * ``openai-es``: antithetic Gaussian perturbations of a mean, centred-rank fitness shaping, Adam (or SGD) on
   the mean (Salimans et al. 2017). With an odd population the mean itself is member 0.
-* ``sep-cma-es``: diagonal CMA-ES from the ``cma`` package (what the SLIM-EVO seed used), its Gaussian draws
-  routed through the trial's numpy generator.
+* ``sep-cma-es``: separable (diagonal) CMA-ES, the variant the SLIM-EVO seed ran through the ``cma`` package,
+  implemented here on numpy so that its state is plain arrays (data-only checkpoints) and its draws come from
+  the trial's generator.
 
 For both, the genome validated each generation is the distribution mean (averaging generalises better than
 the best sample on a fixed fitness set).
@@ -12,13 +13,13 @@ the best sample on a fixed fitness set).
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from ._deap import make_individual
+from .genome import GenomeLayout
 from .strategies import Strategy
 
 __all__ = ["ESParams", "OpenAIES", "SepCMAES"]
@@ -29,8 +30,29 @@ class ESParams:
     population: int = 16
     sigma: float = 0.02  # perturbation std (openai-es) / initial step size (sep-cma-es)
     learning_rate: float = 0.01  # openai-es
-    optimizer: str = "adam"  # adam | sgd
+    optimizer: str = "adam"  # adam | sgd | momentum
+    momentum: float = 0.9  # for optimizer=momentum
     weight_decay: float = 0.0
+    shaping: str = "centered_rank"  # centered_rank | zscore (antithetic differences / their std: SPSA-like)
+    schedule: str = "constant"  # constant | cosine: learning rate (and sigma) over `horizon` generations
+    sigma_final: float = 1.0  # sigma at the horizon, as a fraction of `sigma` (cosine schedule)
+    lr_final: float = 0.0  # learning rate at the horizon, as a fraction of `learning_rate` (cosine schedule)
+    perturb: str = "all"  # all | B: perturb only the LoRA B factors (A stays at its initialisation)
+    horizon: int = 0  # generations the schedule spans (the run's length); 0: no schedule
+
+
+SHAPINGS = ("centered_rank", "zscore")
+OPTIMIZERS = ("adam", "sgd", "momentum")
+SCHEDULES = ("constant", "cosine")
+PERTURB = ("all", "B")
+
+
+def cosine(start: float, final_ratio: float, gen: int, horizon: int) -> float:
+    """``start`` decayed along a half cosine to ``start * final_ratio`` at generation ``horizon - 1``."""
+    if horizon <= 1:
+        return start
+    frac = min(max(gen, 0) / (horizon - 1), 1.0)
+    return start * (final_ratio + (1 - final_ratio) * 0.5 * (1 + np.cos(np.pi * frac)))
 
 
 def _state_hex(rng: np.random.Generator) -> str:
@@ -71,28 +93,58 @@ class _MeanStrategy(Strategy):
 
 
 class OpenAIES(_MeanStrategy):
-    def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int]) -> None:
+    """Antithetic ES on the mean. Fitness shaping: centred ranks (Salimans et al. 2017) or z-scored
+    antithetic differences, (f(θ+σε) − f(θ−σε)) / std over pairs: an SPSA / MeZO-style estimate whose step
+    size does not depend on the fitness scale. Optional cosine decay of the learning rate and σ, and
+    perturbations restricted to the LoRA B factors (at B = 0 a change of A changes nothing to first order:
+    perturbing it only adds noise)."""
+
+    def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int],
+                 layout: GenomeLayout | None = None) -> None:
         super().__init__(rng, new_id)
-        if params.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be adam or sgd, got {params.optimizer!r}")
+        for name, value, allowed in (("optimizer", params.optimizer, OPTIMIZERS), ("shaping", params.shaping, SHAPINGS),
+                                     ("schedule", params.schedule, SCHEDULES), ("perturb", params.perturb, PERTURB)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         self.p = params
         self.pairs = params.population // 2
         self.with_mean = params.population % 2 == 1
         self.eps: np.ndarray | None = None  # (pairs, genes) of the current generation
         self.m = self.v = None
         self.t = 0
+        self.mask: np.ndarray | None = None  # (genes,) 1 where perturbed; None: every gene
+        if params.perturb == "B":
+            if layout is None:
+                raise ValueError("perturb='B' needs the genome layout")
+            self.mask = np.zeros(layout.size, np.float32)
+            for sl in layout:
+                if sl.kind == "B":
+                    self.mask[sl.offset : sl.offset + sl.size] = 1.0
+
+    def sigma_at(self, gen: int) -> float:
+        if self.p.schedule == "cosine":
+            return float(cosine(self.p.sigma, self.p.sigma_final, gen, self.p.horizon))
+        return self.p.sigma
+
+    def lr_at(self, gen: int) -> float:
+        if self.p.schedule == "cosine":
+            return float(cosine(self.p.learning_rate, self.p.lr_final, gen, self.p.horizon))
+        return self.p.learning_rate
 
     def generate(self, gen: int):
         draw = _state_hex(self.rng)
         self.eps = self.rng.standard_normal((self.pairs, self.mean.size), dtype=np.float32)
+        if self.mask is not None:
+            self.eps *= self.mask
+        sigma = self.sigma_at(gen)
         pop, events = [], []
         if self.with_mean:
             ind = make_individual(self.mean, self.mean_id)  # the mean itself, scored like any member
             pop.append(ind)
         for k in range(self.pairs):
             for sign in (1, -1):
-                ind, ev = self._sample(self.mean + sign * self.p.sigma * self.eps[k], gen, "es-sample", draw,
-                                       sigma=self.p.sigma, pair=k, sign=sign)
+                ind, ev = self._sample(self.mean + sign * sigma * self.eps[k], gen, "es-sample", draw,
+                                       sigma=sigma, pair=k, sign=sign)
                 pop.append(ind)
                 events.append(ev)
         return pop, events
@@ -100,25 +152,37 @@ class OpenAIES(_MeanStrategy):
     def update(self, population: list, gen: int) -> list[dict]:
         samples = population[1:] if self.with_mean else population
         f = np.array([ind.fitness.values[0] for ind in samples])
-        ranks = np.empty(len(f))
-        ranks[np.argsort(f, kind="stable")] = np.arange(len(f))
-        u = ranks / max(len(f) - 1, 1) - 0.5  # centred ranks in [-0.5, 0.5]
-        w = (u[0::2] - u[1::2]).astype(np.float32)  # antithetic pairs: (+ε, −ε)
-        grad = (w @ self.eps) / (len(f) * self.p.sigma)  # ascent direction, (genes,)
+        sigma = self.sigma_at(gen - 1)  # the generation that was just scored
+        if self.p.shaping == "zscore":
+            diff = f[0::2] - f[1::2]  # (pairs,)
+            w = (diff / (np.sqrt(np.mean(diff * diff)) + 1e-12)).astype(np.float32)
+            grad = (w @ self.eps) / self.pairs  # unit-scale ascent direction, (genes,)
+        else:
+            ranks = np.empty(len(f))
+            ranks[np.argsort(f, kind="stable")] = np.arange(len(f))
+            u = ranks / max(len(f) - 1, 1) - 0.5  # centred ranks in [-0.5, 0.5]
+            w = (u[0::2] - u[1::2]).astype(np.float32)  # antithetic pairs: (+ε, −ε)
+            grad = (w @ self.eps) / (len(f) * sigma)  # ascent direction, (genes,)
         if self.p.weight_decay:
             grad = grad - self.p.weight_decay * self.mean
-        if self.p.optimizer == "adam":
+        lr = self.lr_at(gen - 1)
+        if self.p.optimizer == "momentum":
+            self.m = grad if self.m is None else self.p.momentum * self.m + grad
+            step = lr * self.m
+        elif self.p.optimizer == "adam":
             if self.m is None:
                 self.m, self.v = np.zeros_like(self.mean), np.zeros_like(self.mean)
             self.t += 1
             b1, b2 = 0.9, 0.999
             self.m = b1 * self.m + (1 - b1) * grad
             self.v = b2 * self.v + (1 - b2) * grad * grad
-            step = self.p.learning_rate * (self.m / (1 - b1**self.t)) / (np.sqrt(self.v / (1 - b2**self.t)) + 1e-8)
+            step = lr * (self.m / (1 - b1**self.t)) / (np.sqrt(self.v / (1 - b2**self.t)) + 1e-8)
         else:
-            step = self.p.learning_rate * grad
+            step = lr * grad
+        if self.mask is not None:
+            step = step * self.mask
         return [self._new_mean(self.mean + step, gen, [self.mean_id], "es-update",
-                               lr=self.p.learning_rate, optimizer=self.p.optimizer)]
+                               lr=lr, sigma=sigma, optimizer=self.p.optimizer, shaping=self.p.shaping)]
 
     def state_dict(self) -> dict:
         return {"mean": self.mean, "mean_id": self.mean_id, "eps": self.eps, "m": self.m, "v": self.v, "t": self.t}
@@ -128,61 +192,78 @@ class OpenAIES(_MeanStrategy):
         self.m, self.v, self.t = state["m"], state["v"], state["t"]
 
 
-class _Randn:
-    """cma's ``randn`` option, drawing from the trial's generator (picklable, rebindable on resume)."""
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
-
-    def __call__(self, *shape):
-        return self.rng.standard_normal(shape)
-
-    def __getstate__(self):
-        return {}
-
-    def __setstate__(self, state):
-        self.rng = None  # rebound to the loop's (restored) generator by load_state_dict
-
-
 class SepCMAES(_MeanStrategy):
+    """Separable (diagonal) CMA-ES (Ros & Hansen 2008) with the default parameters of Hansen's tutorial and
+    the (n + 2) / 3 learning-rate boost of the diagonal variant. Its whole state is arrays and numbers (mean,
+    σ, diagonal covariance, both evolution paths), so it checkpoints as data; every draw comes from the
+    trial's generator."""
+
     def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int]) -> None:
         super().__init__(rng, new_id)
         self.p = params
-        self.es = None
-        self._randn = _Randn(rng)
-        self._asked: list[np.ndarray] = []
+        self.sigma = float(params.sigma)
+        self.diag: np.ndarray | None = None  # (genes,) diagonal of C
+        self.ps = self.pc = None  # evolution paths, (genes,)
+        self.z: np.ndarray | None = None  # (λ, genes) standard normal draws of the current generation
+        self.count = 0  # updates done
 
-    def _ensure(self) -> None:
-        if self.es is None:
-            import cma
-
-            self.es = cma.CMAEvolutionStrategy(self.mean.astype(np.float64), self.p.sigma, {
-                "CMA_diagonal": True, "popsize": self.p.population, "randn": self._randn, "seed": np.nan,
-                "verbose": -9, "verb_log": 0, "verb_disp": 0, "tolx": 0, "tolfun": 0, "tolstagnation": 10**9,
-                "tolflatfitness": 10**9, "tolfunhist": 0})
+    def _constants(self, n: int) -> dict:
+        lam = self.p.population
+        mu = lam // 2
+        w = np.log(mu + 0.5) - np.log(np.arange(1, mu + 1))
+        w = w / w.sum()
+        mueff = 1.0 / float(np.sum(w * w))
+        cs = (mueff + 2) / (n + mueff + 5)
+        ds = 1 + 2 * max(0.0, np.sqrt((mueff - 1) / (n + 1)) - 1) + cs
+        cc = (4 + mueff / n) / (n + 4 + 2 * mueff / n)
+        c1 = 2 / ((n + 1.3) ** 2 + mueff)
+        cmu = min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
+        boost = (n + 2) / 3  # diagonal-only: the covariance learns (n + 2) / 3 times faster
+        c1, cmu = c1 * boost, cmu * boost
+        if c1 + cmu > 1:
+            c1, cmu = c1 / (c1 + cmu), cmu / (c1 + cmu)
+        chi = np.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
+        return {"mu": mu, "w": w, "mueff": mueff, "cs": cs, "ds": ds, "cc": cc, "c1": c1, "cmu": cmu, "chi": chi}
 
     def generate(self, gen: int):
-        self._ensure()
+        n = self.mean.size
+        if self.diag is None:
+            self.diag, self.ps, self.pc = np.ones(n), np.zeros(n), np.zeros(n)
         draw = _state_hex(self.rng)
-        self._asked = self.es.ask()
+        self.z = self.rng.standard_normal((self.p.population, n))  # (λ, genes)
+        xs = self.mean + self.sigma * self.z * np.sqrt(self.diag)
         pop, events = [], []
-        for x in self._asked:
-            ind, ev = self._sample(np.asarray(x, np.float32), gen, "cma-sample", draw, sigma=float(self.es.sigma))
+        for x in xs:
+            ind, ev = self._sample(x.astype(np.float32), gen, "cma-sample", draw, sigma=self.sigma)
             pop.append(ind)
             events.append(ev)
         return pop, events
 
     def update(self, population: list, gen: int) -> list[dict]:
-        self.es.tell(self._asked, [-ind.fitness.values[0] for ind in population])  # cma minimises
-        return [self._new_mean(np.asarray(self.es.mean), gen, [self.mean_id], "cma-update",
-                               sigma=float(self.es.sigma))]
+        c = self._constants(self.mean.size)
+        f = np.array([ind.fitness.values[0] for ind in population])
+        order = np.argsort(-f, kind="stable")[: c["mu"]]  # best first (fitness is maximised)
+        zw = c["w"] @ self.z[order]  # (genes,)
+        sd = np.sqrt(self.diag)
+        yw = sd * zw
+        self.count += 1
+        self.ps = (1 - c["cs"]) * self.ps + np.sqrt(c["cs"] * (2 - c["cs"]) * c["mueff"]) * zw
+        norm = float(np.linalg.norm(self.ps))
+        hs = norm / np.sqrt(1 - (1 - c["cs"]) ** (2 * self.count)) < (1.4 + 2 / (self.mean.size + 1)) * c["chi"]
+        self.pc = (1 - c["cc"]) * self.pc + hs * np.sqrt(c["cc"] * (2 - c["cc"]) * c["mueff"]) * yw
+        y = self.z[order] * sd  # (μ, genes)
+        self.diag = ((1 - c["c1"] - c["cmu"]) * self.diag
+                     + c["c1"] * (self.pc ** 2 + (1 - hs) * c["cc"] * (2 - c["cc"]) * self.diag)
+                     + c["cmu"] * (c["w"] @ (y * y)))
+        new_mean = self.mean.astype(np.float64) + self.sigma * yw
+        self.sigma = float(self.sigma * np.exp(c["cs"] / c["ds"] * (norm / c["chi"] - 1)))
+        return [self._new_mean(new_mean, gen, [self.mean_id], "cma-update", sigma=self.sigma)]
 
     def state_dict(self) -> dict:
-        return {"mean": self.mean, "mean_id": self.mean_id,
-                "es": pickle.dumps((self.es, self._randn, self._asked)) if self.es is not None else None}
+        return {"mean": self.mean, "mean_id": self.mean_id, "sigma": self.sigma, "diag": self.diag, "ps": self.ps,
+                "pc": self.pc, "z": self.z, "count": self.count}
 
     def load_state_dict(self, state: dict) -> None:
-        self.mean, self.mean_id = state["mean"], state["mean_id"]
-        if state["es"] is not None:
-            self.es, self._randn, self._asked = pickle.loads(state["es"])
-            self._randn.rng = self.rng
+        self.mean, self.mean_id, self.sigma = state["mean"], state["mean_id"], float(state["sigma"])
+        self.diag, self.ps, self.pc, self.z = state["diag"], state["ps"], state["pc"], state["z"]
+        self.count = int(state["count"])

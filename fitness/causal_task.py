@@ -6,7 +6,7 @@ from .causal import CausalEvaluator, EncodedTexts, load_texts
 from .causal_terms import CausalOutputs
 from .lora import FlatLoRA, attach_lora
 from .models import load_base, pick_device
-from .tasks import Task, TaskSpec, make_terms
+from .tasks import Task, TaskSpec, load_splits, make_terms
 
 __all__ = ["CausalTask", "build_causal_task"]
 
@@ -14,8 +14,9 @@ __all__ = ["CausalTask", "build_causal_task"]
 class CausalTask(Task):
     kind = "causal"
 
-    def __init__(self, spec: TaskSpec, evaluator: CausalEvaluator, flat: FlatLoRA, train, dev, reference=None) -> None:
-        super().__init__(spec, evaluator, flat, train, dev)
+    def __init__(self, spec: TaskSpec, evaluator: CausalEvaluator, flat: FlatLoRA, train, dev, reference=None,
+                 test=None) -> None:
+        super().__init__(spec, evaluator, flat, train, dev, test)
         self.reference: EncodedTexts | None = None
         self.base_logp = None
         if any(name == "kl_to_base" for name, *_ in spec.terms) or spec.validation == "kl_to_base":
@@ -36,8 +37,8 @@ class CausalTask(Task):
 
 
 def build_causal_task(spec: TaskSpec) -> CausalTask:
-    train = load_texts(spec.train_path, "data.train_path", spec.train_genre)
-    dev = load_texts(spec.dev_path, "data.dev_path", spec.dev_genre)
+    train, dev = load_splits(spec, load_texts, train=(spec.train_genre,), dev=(spec.dev_genre,))
+    test = load_texts(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre) if spec.test_path else None
     reference = load_texts(spec.reference_path, "data.reference_path") if spec.reference_path else None
     make_terms(spec.terms, CausalTask.kind)  # fail on bad names and params before loading a model
     make_terms([(spec.validation, 1.0)], CausalTask.kind, "validation.metric")
@@ -47,4 +48,4 @@ def build_causal_task(spec: TaskSpec) -> CausalTask:
                              blocks=spec.blocks)
     flat = FlatLoRA(peft_model, merged=spec.merge)
     evaluator = CausalEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length, spec.cache)
-    return CausalTask(spec, evaluator, flat, train, dev, reference)
+    return CausalTask(spec, evaluator, flat, train, dev, reference, test)

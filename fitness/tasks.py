@@ -19,7 +19,7 @@ from .models import load_base, pick_device
 from .pairs import Pairs, load_sts
 from .registry import FITNESS_TERMS, FitnessTerm
 
-__all__ = ["TaskSpec", "PairTask", "build_task", "make_terms"]
+__all__ = ["TaskSpec", "PairTask", "build_task", "make_terms", "split_validation", "load_splits"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class TaskSpec:
     layers: tuple[int, ...] | None = None
     train_path: str = ""
     dev_path: str = ""
+    val_fraction: float | None = None  # validation drawn from train (disjoint by content) instead of dev_path
+    test_path: str | None = None  # scored once at the end of a run; never chooses anything
     train_subset: int | None = 256
     dev_subset: int | None = None
     rotate: bool = False
@@ -48,6 +50,7 @@ class TaskSpec:
     blocks: dict | None = None  # block-type targeting (causal hybrids), see fitness.lora.block_targets
     train_genre: str | None = None  # causal data from an STS-B file: which genre's sentences
     dev_genre: str | None = None
+    test_genre: str | None = None
     reference_path: str | None = None  # causal: texts for kl_to_base (default: the fitness texts)
     max_new_tokens: int = 16
     genomes_per_forward: int | None = None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
@@ -75,6 +78,31 @@ def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") 
     return out
 
 
+_VAL_STREAM = 0x7A1  # the validation split's own random stream under the data seed
+
+
+def split_validation(items, fraction: float, seed: int, field: str = "data.val_fraction"):
+    """(train, validation): ``fraction`` of the distinct examples of ``items``, drawn by a generator seeded
+    from (``seed``, a fixed stream id). Identical examples (duplicate pairs) go to the same side, so no
+    validation example is also a training example. Deterministic: same data and seed, same split."""
+    keys = [_content_key(items, i) for i in range(len(items))]
+    distinct = list(dict.fromkeys(keys))
+    n_val = int(round(fraction * len(distinct)))
+    if n_val < 1 or n_val >= len(distinct):
+        raise ConfigError(field, f"leaves an empty split of {len(distinct)} distinct examples", fraction)
+    rng = np.random.Generator(np.random.PCG64([seed, _VAL_STREAM]))
+    val_keys = {distinct[int(i)] for i in rng.permutation(len(distinct))[:n_val]}
+    val_idx = np.array([i for i, k in enumerate(keys) if k in val_keys])
+    train_idx = np.array([i for i, k in enumerate(keys) if k not in val_keys])
+    return _take(items, train_idx), _take(items, val_idx)
+
+
+def _content_key(items, i: int):
+    if isinstance(items, Pairs):
+        return (items.s1[i], items.s2[i])
+    return items[i]
+
+
 def _subset(n: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
     if size is None or size >= n:
         return np.arange(n)
@@ -87,8 +115,9 @@ class Task:
 
     kind = ""
 
-    def __init__(self, spec: TaskSpec, evaluator, flat: FlatLoRA, train, dev) -> None:
+    def __init__(self, spec: TaskSpec, evaluator, flat: FlatLoRA, train, dev, test=None) -> None:
         self.spec, self.evaluator, self.flat = spec, evaluator, flat
+        self._test_items, self._test = test, None  # encoded on first use: after the run, never before
         self._seed_genome = flat.read()  # the peft initialisation (B = 0): exactly the base model
         self.terms = make_terms(spec.terms, self.kind)
         self.val_term = make_terms([(spec.validation, 1.0)], self.kind, "validation.metric")[0][2]
@@ -158,6 +187,20 @@ class Task:
         self.flat.write(genome)
         return float(self.val_term(self._outputs(self.dev)))
 
+    @property
+    def has_test(self) -> bool:
+        return self._test_items is not None
+
+    def test(self, genome: np.ndarray) -> float:
+        """The validation metric on the test split (``data.test_path``). For reporting only: the runner
+        calls it once the evolution has ended, and nothing it returns ever chooses anything."""
+        if self._test_items is None:
+            raise RuntimeError("this task has no test split (data.test_path)")
+        if self._test is None:
+            self._test = self._encode(self._test_items)
+        self.flat.write(genome)
+        return float(self.val_term(self._outputs(self._test)))
+
     def save_adapter(self, genome: np.ndarray, out) -> None:
         self.flat.save_adapter(genome, out)
 
@@ -188,8 +231,8 @@ def build_task(spec: TaskSpec):
         from .causal_task import build_causal_task
 
         return build_causal_task(spec)
-    train = load_sts(spec.train_path, "data.train_path")
-    dev = load_sts(spec.dev_path, "data.dev_path")
+    train, dev = load_splits(spec, load_sts)
+    test = load_sts(spec.test_path, "data.test_path") if spec.test_path else None
     make_terms(spec.terms, PairTask.kind)  # fail on bad names before loading a model
     make_terms([(spec.validation, 1.0)], PairTask.kind, "validation.metric")
     device = pick_device(spec.device)
@@ -197,4 +240,12 @@ def build_task(spec: TaskSpec):
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed)
     flat = FlatLoRA(peft_model, merged=spec.merge)
     evaluator = EncoderEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length, spec.cache)
-    return PairTask(spec, evaluator, flat, train, dev)
+    return PairTask(spec, evaluator, flat, train, dev, test)
+
+
+def load_splits(spec: TaskSpec, load, **genres):
+    """(train, validation) examples: validation from ``dev_path``, or drawn from train by ``val_fraction``."""
+    train = load(spec.train_path, "data.train_path", *genres.get("train", ()))
+    if spec.val_fraction is not None:
+        return split_validation(train, spec.val_fraction, spec.data_seed)
+    return train, load(spec.dev_path, "data.dev_path", *genres.get("dev", ()))

@@ -6,11 +6,13 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+from benchmarks.quality import ROWS as QUALITY_ROWS  # noqa: E402
 from evolution.errors import ConfigError, EvoloraError  # noqa: E402
 
 __all__ = ["main", "build_parser"]
@@ -94,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="print (or write to PATH) the results as JSON instead of a table")
+    q = p.add_argument_group("quality (--quality): test quality against wall-clock time, method by method")
+    q.add_argument("--quality", action="store_true", help="run the quality table instead of the speed table: "
+                   "gradient LoRA (the ceiling), slim-evo, ga, openai-es, sep-cma-es and the shipped best study, each "
+                   "for --minutes, one process after another; test = sts-dev, chosen by nothing")
+    q.add_argument("--rows", default=",".join(QUALITY_ROWS), help="comma-separated rows to run")
+    q.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per row (default 10)")
+    q.add_argument("--out", default="bench-quality", help="directory for row results, adapters and quality.png")
+    q.add_argument("--best-study", default=None, help="the study of the `best` row (default studies/stsb-best.yaml)")
+    q.add_argument("--tiny", action="store_true", help="tiny data and budget: checks the contract, measures nothing")
 
     p = sub.add_parser("ui", help="start the MLflow UI on the project's store",
                        description="Start `mlflow ui` on the tracking store (default ./mlruns/) and print how to "
@@ -119,6 +130,10 @@ def _cmd_run(args) -> int:
     print(f"run_id: {outcome.run_id}")
     print(f"validation ({cfg.validation.metric}): base {r.base_val:.5f} -> champion {r.champion_val:.5f} "
           f"(gain {r.champion_val - r.base_val:+.5f}, champion from generation {r.champion_gen})")
+    if outcome.test is not None:
+        t = outcome.test
+        print(f"test ({cfg.validation.metric}, scored once, chose nothing): base {t['base']:.5f} -> champion "
+              f"{t['champion']:.5f} (gain {t['gain']:+.5f})")
     print(f"export: evolora export --run-id {outcome.run_id} --out adapters/{cfg.name}")
     return 0
 
@@ -247,6 +262,9 @@ def _cmd_bench(args) -> int:
 
     from benchmarks.bench import format_table, main_json, run_bench
 
+    if args.quality:
+        return _bench_quality(args)
+
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in models if m not in ("minilm", "lfm2-tiny")]
     if bad or not models:
@@ -262,6 +280,30 @@ def _cmd_bench(args) -> int:
         main_json(rows, None if args.json == "-" else args.json)
     else:
         print(format_table(rows))
+    return 0
+
+
+def _bench_quality(args) -> int:
+    from benchmarks.bench import main_json
+    from benchmarks.quality import BEST_STUDY, format_quality, plot_quality, run_quality
+
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    bad = [r for r in rows if r not in QUALITY_ROWS]
+    if bad or not rows:
+        raise ConfigError("--rows", f"choose from {', '.join(QUALITY_ROWS)}", args.rows)
+    if not args.minutes > 0:
+        raise ConfigError("--minutes", "must be > 0", args.minutes)
+    best = Path(args.best_study) if args.best_study else BEST_STUDY
+    if "best" in rows and not best.is_file():
+        raise ConfigError("--best-study", "study file not found", str(best))
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    results = run_quality(rows, args.minutes, args.tiny, Path(args.out), args.threads, best, log=log)
+    png = plot_quality(results, Path(args.out) / "quality.png")
+    if args.json:
+        main_json(results, None if args.json == "-" else args.json)
+    else:
+        print(format_quality(results))
+        print(f"curves: {png}")
     return 0
 
 

@@ -78,7 +78,13 @@ class LoraConfig(_Strict):
 
 class DataConfig(_Strict):
     train_path: str = Field(str(PACKAGED_STSB / "sts-train.csv"), description="fitness pairs (STS-B format); relative to the study file")
-    dev_path: str = Field(str(PACKAGED_STSB / "sts-dev.csv"), description="validation pairs (STS-B format)")
+    dev_path: str | None = Field(None, description="validation data (STS-B format or, causal, JSON lines); default: "
+                                 "the packaged sts-dev, unless val_fraction draws validation from train")
+    val_fraction: float | None = Field(None, gt=0, lt=1, description="draw this fraction of the distinct train "
+                                       "examples (seeded by data.seed) as the validation split; they never reach a "
+                                       "fitness batch. Excludes dev_path")
+    test_path: str | None = Field(None, description="test data, scored once at the end of a run for the champion "
+                                  "and the base model (test_<metric>, test_base, test_gain); never chooses anything")
     train_subset: int | None = Field(256, ge=1, description="pairs per fitness batch (default 256; null: all)")
     dev_subset: int | None = Field(None, ge=1, description="validation pairs (null: the whole dev split)")
     rotate: bool = Field(False, description="draw a new fitness batch every generation (same batch within one)")
@@ -87,7 +93,15 @@ class DataConfig(_Strict):
     max_length: int = Field(128, ge=8, description="tokens per sentence (truncation)")
     train_genre: str | None = Field(None, description="causal, STS-B file: only sentences of this genre (e.g. main-news)")
     dev_genre: str | None = Field(None, description="causal, STS-B file: genre of the validation sentences")
+    test_genre: str | None = Field(None, description="causal, STS-B file: genre of the test sentences (default: dev_genre)")
     reference_path: str | None = Field(None, description="causal: texts for kl_to_base (default: fitness texts)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.val_fraction is not None and self.dev_path is not None:
+            raise ConfigError("data.val_fraction", "validation comes either from dev_path or from train by "
+                              f"val_fraction, not both (dev_path is {self.dev_path}; set it to null)", self.val_fraction)
+        return self
 
 
 class TermConfig(_Strict):
@@ -122,8 +136,20 @@ class SpeciationConfig(_Strict):
 class ESConfig(_Strict):
     sigma: float = Field(0.02, gt=0, description="perturbation std (openai-es) / initial step size (sep-cma-es)")
     learning_rate: float = Field(0.01, gt=0, description="openai-es: step size of the optimiser on the mean")
-    optimizer: Literal["adam", "sgd"] = "adam"
+    optimizer: Literal["adam", "sgd", "momentum"] = Field("adam", description="openai-es: update of the mean")
+    momentum: float = Field(0.9, ge=0, lt=1, description="openai-es, optimizer=momentum: heavy-ball coefficient")
     weight_decay: float = Field(0.0, ge=0)
+    shaping: Literal["centered_rank", "zscore"] = Field(
+        "centered_rank", description="openai-es fitness shaping: centred ranks, or antithetic differences "
+        "f(θ+σε) − f(θ−σε) divided by their RMS over the pairs (SPSA/MeZO-like, scale-free)")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="openai-es: learning rate and σ constant, or decayed along a half cosine over "
+        "evolution.generations to lr_final × learning_rate and sigma_final × sigma")
+    lr_final: float = Field(0.0, ge=0, le=1, description="cosine schedule: final learning rate / learning_rate")
+    sigma_final: float = Field(1.0, gt=0, le=1, description="cosine schedule: final σ / sigma")
+    perturb: Literal["all", "B"] = Field(
+        "all", description="openai-es: perturb every gene, or only the LoRA B factors (A stays at its "
+        "initialisation; at B = 0 a change of A does nothing to first order, so perturbing it is pure noise)")
 
 
 class EvolutionConfig(_Strict):
@@ -233,7 +259,7 @@ class StudyConfig(_Strict):
                 raise ConfigError(f"fitness.terms.{i}.name", f"unknown fitness term; known: {', '.join(FITNESS_TERMS.names())}", t.name)
         if self.validation.metric not in FITNESS_TERMS:
             raise ConfigError("validation.metric", f"unknown metric; known: {', '.join(FITNESS_TERMS.names())}", self.validation.metric)
-        for field in ("train_path", "dev_path", "reference_path"):
+        for field in ("train_path", "dev_path", "test_path", "reference_path"):
             p = getattr(self.data, field)
             if p is not None and not Path(p).is_file():
                 raise ConfigError(f"data.{field}", "data file not found", p)
@@ -287,8 +313,10 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 def _resolve_paths(raw: dict, base_dir: Path) -> dict:
     data = raw.get("data")
+    if isinstance(data, dict) and data.get("dev_path") is None and data.get("val_fraction") is None:
+        data["dev_path"] = str(PACKAGED_STSB / "sts-dev.csv")  # the default validation file, made explicit
     if isinstance(data, dict):
-        for field in ("train_path", "dev_path", "reference_path"):
+        for field in ("train_path", "dev_path", "test_path", "reference_path"):
             if isinstance(data.get(field), str):
                 data[field] = str((base_dir / Path(data[field]).expanduser()).resolve())
     model = raw.get("model")

@@ -70,7 +70,7 @@ def plot_study(study, out_dir: Path) -> list[Path]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                fn(study).write_html(str(out_dir / f"{name}.html"), include_plotlyjs="cdn")
+                fn(study).write_html(str(out_dir / f"{name}.html"), include_plotlyjs=True)  # embedded: opens offline
                 written.append(out_dir / f"{name}.html")
                 ax = fn_mpl(study)
                 fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure

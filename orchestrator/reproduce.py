@@ -56,9 +56,15 @@ def reproduce(study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: bo
     cfg = trial_config(base, trial.params, int(a[ATTR + "seed"]), int(stored["model"]["threads"]))
     outcome = run_trial(cfg, track=False, progress=progress)
     r = outcome.result
+    test_rows = []
+    if outcome.test is not None:  # shown beside the reproduction; never part of the trial's value
+        logged = a.get(ATTR + "test") or {}
+        test_rows = [(f"test {k} (reported only)", repr(logged.get(k)), repr(outcome.test[k]))
+                     for k in ("base", "champion", "gain")]
     return Reproduction([
         ("config (from params + seed)", "recorded", "recorded" if resolved(cfg) == stored else "differs"),
         ("value (validation)", repr(trial.value), repr(r.champion_val)),
         ("best fitness", repr(a.get(ATTR + "best_fitness")), repr(r.best_fitness)),
         ("champion sha256", a.get(ATTR + "champion_sha256", "?"), _sha(r.champion)),
+        *test_rows,
     ])

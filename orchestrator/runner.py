@@ -7,8 +7,6 @@ leaves no trace. A failed run is marked FAILED with its traceback; Ctrl-C marks 
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,21 +20,32 @@ from evolution import Evolution, GAParams, GeneticAlgorithm, LoopParams, Observe
 from evolution.es import ESParams, OpenAIES, SepCMAES
 from evolution.lineage import LineageRecorder, to_parquet
 from evolution.speciation import SpeciationParams
-from evolution.errors import EvoloraError, TrialPruned
-from fitness import TaskSpec, build_task
+from evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
+from evolution.errors import TrialPruned
+from fitness import PACKAGED_STSB, TaskSpec, build_task
 
 from .config import BLOCK_MODULES, LoraConfig, StudyConfig, resolved
 from .plots import BasinRecorder, plot_basins, plot_curves, plot_species
 from .progress import ProgressBar
 from .tracking import MlflowTracker, default_tracking_uri, library_versions
 
-__all__ = ["RunOutcome", "run_trial", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint"]
+__all__ = ["RunOutcome", "run_trial", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint", "score_test"]
 
 
 @dataclass
 class RunOutcome:
     run_id: str | None
     result: RunResult
+    test: dict[str, float] | None = None  # {"champion", "base", "gain"} on data.test_path; None without a test split
+
+
+def score_test(task, result: RunResult) -> dict[str, float] | None:
+    """The champion and the base model on the test split, once, after the evolution ended: for the record
+    only (logged and printed; nothing reads it to choose)."""
+    if not task.has_test:
+        return None
+    champion, base = task.test(result.champion), task.test(task.seed_genome())
+    return {"champion": champion, "base": base, "gain": champion - base}
 
 
 def task_spec(cfg: StudyConfig) -> TaskSpec:
@@ -45,7 +54,8 @@ def task_spec(cfg: StudyConfig) -> TaskSpec:
         base=cfg.model.base, kind=cfg.model.kind, device=cfg.model.device,
         rank=cfg.lora.rank, alpha=cfg.lora.alpha, target_modules=tuple(cfg.lora.target_modules),
         layers=tuple(cfg.lora.layers) if cfg.lora.layers is not None else None,
-        train_path=cfg.data.train_path, dev_path=cfg.data.dev_path,
+        train_path=cfg.data.train_path, dev_path=cfg.data.dev_path or str(PACKAGED_STSB / "sts-dev.csv"), val_fraction=cfg.data.val_fraction,
+        test_path=cfg.data.test_path, test_genre=cfg.data.test_genre,
         train_subset=cfg.data.train_subset, dev_subset=cfg.data.dev_subset, rotate=cfg.data.rotate,
         data_seed=cfg.data.seed, batch_size=cfg.data.batch_size, max_length=cfg.data.max_length,
         terms=tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms), validation=cfg.validation.metric,
@@ -92,21 +102,21 @@ class Checkpointer(Observer):
         self.path, self.config, self.run_id, self.basins = Path(path), config, run_id, basins
 
     def on_checkpoint(self, state: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        ck = {"loop": state, "run_id": self.run_id, "config": self.config, "basins": self.basins.snaps}
-        with open(tmp, "wb") as fh:
-            pickle.dump(ck, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, self.path)  # a kill mid-write leaves the previous checkpoint intact
+        # data only (arrays + JSON + checksum), written atomically: a kill mid-write keeps the previous one
+        save_checkpoint(self.path, {"loop": state, "run_id": self.run_id, "config": self.config,
+                                    "basins": self.basins.snaps})
 
 
 def load_checkpoint(path: Path | None, config: dict) -> dict | None:
+    """The checkpoint at ``path`` (None if there is none); refused if malformed, tampered or written for
+    another config."""
     if path is None or not Path(path).is_file():
         return None
-    with open(path, "rb") as fh:
-        ck = pickle.load(fh)
+    ck = load_checkpoint_file(path)
+    if not isinstance(ck, dict) or not {"loop", "run_id", "config"} <= set(ck):
+        raise CheckpointError(f"checkpoint {path} lacks its loop state, run id or config")
     if ck["config"] != config:
-        raise EvoloraError(f"checkpoint {path} was written for another config; delete it to start over")
+        raise CheckpointError(f"checkpoint {path} was written for another config; delete it to start over")
     return ck
 
 
@@ -115,9 +125,12 @@ def strategy_factory(cfg: StudyConfig, layout):
     e = cfg.evolution
     if e.strategy in ("openai-es", "sep-cma-es"):
         es = ESParams(population=e.population, sigma=e.es.sigma, learning_rate=e.es.learning_rate,
-                      optimizer=e.es.optimizer, weight_decay=e.es.weight_decay)
-        cls = OpenAIES if e.strategy == "openai-es" else SepCMAES
-        return lambda rng, new_id: cls(es, rng, new_id)
+                      optimizer=e.es.optimizer, momentum=e.es.momentum, weight_decay=e.es.weight_decay,
+                      shaping=e.es.shaping, schedule=e.es.schedule, lr_final=e.es.lr_final,
+                      sigma_final=e.es.sigma_final, perturb=e.es.perturb, horizon=e.generations)
+        if e.strategy == "openai-es":
+            return lambda rng, new_id: OpenAIES(es, rng, new_id, layout)
+        return lambda rng, new_id: SepCMAES(es, rng, new_id)
     sp = None
     if e.speciation.enabled:
         s = e.speciation
@@ -173,8 +186,9 @@ def run_trial(
         evo.load_state_dict(ck["loop"])
     try:
         result = evo.run()
+        test = score_test(task, result)
         if tracker:
-            _log_outcome(tracker, task, conf, result, lineage_path, basins)
+            _log_outcome(tracker, task, conf, result, lineage_path, basins, test)
     except TrialPruned as e:
         if tracker:
             tracker.finish("KILLED", None)
@@ -193,16 +207,18 @@ def run_trial(
         tracker.finish("FINISHED")
     if lineage_dir is not None:
         lineage_dir.cleanup()
-    return RunOutcome(tracker.run_id if tracker else None, result)
+    return RunOutcome(tracker.run_id if tracker else None, result, test)
 
 
 def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, lineage_path: Path,
-                 basins: BasinRecorder) -> None:
-    tracker.log_metrics({
-        "val_best": result.champion_val, "val_base_final": result.base_val,
-        "val_gain": result.champion_val - result.base_val, "best_fitness": result.best_fitness,
-        "champion_gen": result.champion_gen,
-    }, step=result.generations - 1)
+                 basins: BasinRecorder, test: dict | None) -> None:
+    final = {"val_best": result.champion_val, "val_base_final": result.base_val,
+             "val_gain": result.champion_val - result.base_val, "best_fitness": result.best_fitness,
+             "champion_gen": result.champion_gen}
+    if test is not None:
+        final.update({f"test_{conf['validation']['metric']}": test["champion"], "test_base": test["base"],
+                      "test_gain": test["gain"]})
+    tracker.log_metrics(final, step=result.generations - 1)
     tracker.set_tags({"evolora.champion_id": result.champion_id, "evolora.champion_gen": result.champion_gen})
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

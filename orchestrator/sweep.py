@@ -60,7 +60,7 @@ class SweepContext:
 
     def checkpoint(self, root: int) -> Path:
         base = Path(self.checkpoint_dir) if self.checkpoint_dir else Path.cwd() / "mlruns" / "checkpoints"
-        return base / self.cfg.name / f"trial-{root}.pkl"
+        return base / self.cfg.name / f"trial-{root}.npz"
 
 
 # ---- search space ------------------------------------------------------------------------------------
@@ -279,6 +279,8 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
     trial.set_user_attr(ATTR + "champion_sha256", _sha(r.champion))
     trial.set_user_attr(ATTR + "best_fitness", r.best_fitness)
     trial.set_user_attr(ATTR + "val_base", r.base_val)
+    if outcome.test is not None:  # recorded beside the trial; the objective below is validation only
+        trial.set_user_attr(ATTR + "test", outcome.test)
     _tag(trackers, "COMPLETE", trial.number)
     study.tell(trial, r.champion_val)
     _drop_checkpoint(ctx, root)

@@ -89,15 +89,16 @@ def test_exported_adapter_reproduces_logged_validation_in_a_fresh_process(tmp_pa
 
 
 @pytest.mark.slow
-def test_quickstart_improves_dev_spearman_over_the_base_model(tmp_path):
+def test_quickstart_improves_test_spearman_over_the_base_model(tmp_path):
     study = Path(__file__).resolve().parents[2] / "studies" / "quickstart.yaml"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["run", str(study), "--no-progress", "--tracking-uri", uri]) == 0
     client = MlflowClient(uri)
     run = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id])[0]
     m = run.data.metrics
-    assert m["val_best"] > m["val_base_final"]
-    assert abs(m["val_base_final"] - 0.8671631) < 1e-5  # the base model's dev Spearman, full dev split
+    assert m["val_best"] > m["val_base_final"]  # chosen on validation (10 % of sts-train)
+    assert abs(m["test_base"] - 0.8671631) < 1e-5  # the base model's Spearman on the whole sts-dev (test)
+    assert m["test_gain"] > 0.005  # half the gain the README reports for this machine, on data nothing chose
 
 
 @pytest.mark.parametrize("strategy", ["ga-speciated", "openai-es", "sep-cma-es"])
@@ -134,9 +135,8 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(tmp_path):
-    import pickle
-
     from evolution import Observer
+    from evolution.checkpoint import load_checkpoint_file
     from orchestrator.config import parse_study
     from orchestrator.runner import run_trial
 
@@ -147,17 +147,17 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(
 
     cfg = parse_study(tiny_study(tmp_path, evolution__generations=6))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ck = tmp_path / "ck" / "trial.pkl"
+    ck = tmp_path / "ck" / "trial.npz"
     with pytest.raises(KeyboardInterrupt):
         run_trial(cfg, tracking_uri=uri, progress=False, checkpoint=ck, observers=[CtrlC()])
-    assert pickle.loads(ck.read_bytes())["loop"]["gen"] == 2
+    assert load_checkpoint_file(ck)["loop"]["gen"] == 2
     client = MlflowClient(uri)
     run_id = client.search_runs([client.get_experiment_by_name("tests").experiment_id])[0].info.run_id
     assert client.get_run(run_id).info.status == "KILLED"
     resumed = run_trial(cfg, tracking_uri=uri, progress=False, checkpoint=ck)
     assert resumed.run_id == run_id and client.get_run(run_id).info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run_id, "fit_best")] == list(range(6))
-    assert sorted(pickle.loads(ck.read_bytes())["basins"]) == [0, 2, 3, 5]  # snapshots from before the stop kept
+    assert sorted(load_checkpoint_file(ck)["basins"]) == [0, 2, 3, 5]  # snapshots from before the stop kept
     full = run_trial(cfg, tracking_uri=uri, progress=False)
     assert full.result.champion.tobytes() == resumed.result.champion.tobytes()
     births = [r for r in read_lineage_of(client, run_id, tmp_path) if r["event"] == "birth"]

@@ -3,7 +3,6 @@
 
 import json
 import os
-import pickle
 import signal
 import sqlite3
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from evolution.checkpoint import load_checkpoint_file
 from evolution.errors import TrialPruned
 from orchestrator.cli import main
 from orchestrator.sweep import OptunaReporter
@@ -90,6 +90,9 @@ def test_small_sweep_records_parent_children_params_and_curves(tmp_path):
     arts = {f.path for f in client.list_artifacts(parent.info.run_id, "study")}
     assert {"study/optimization_history.png", "study/optimization_history.html", "study/param_importances.png",
             "study/parallel_coordinate.png"} <= arts
+    html = Path(client.download_artifacts(parent.info.run_id, "study/optimization_history.html", str(tmp_path / "h")))
+    text = html.read_text()
+    assert "cdn.plot.ly" not in text and '<script src="http' not in text  # plotly embedded: opens offline
     child_arts = {f.path for f in client.list_artifacts(children[0].info.run_id)}
     assert {"adapter", "curves.png"} <= child_arts
     # resume: the same command does not redo anything; a larger total adds only the difference
@@ -149,12 +152,12 @@ def _start_and_wait(tmp_path, path, min_gen=3):
     cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(path), "--n-trials", "2", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
-    ck = tmp_path / "mlruns" / "checkpoints" / "sw" / "trial-0.pkl"
+    ck = tmp_path / "mlruns" / "checkpoints" / "sw" / "trial-0.npz"
     deadline, gen = time.time() + 300, -1
     while time.time() < deadline and proc.poll() is None:
         if ck.is_file():
             try:
-                gen = pickle.loads(ck.read_bytes())["loop"]["gen"]
+                gen = int(load_checkpoint_file(ck)["loop"]["gen"])
             except Exception:
                 gen = -1
             if gen >= min_gen:

@@ -1,0 +1,382 @@
+"""`evolora bench --quality`: test quality against wall-clock time, method by method, on one machine.
+
+Every row adapts all-MiniLM-L6-v2 to STS-B with the same data splits (validation: 10 % of sts-train drawn
+by data seed 0; test: sts-dev, scored only to draw the curves and never used to choose) and runs for the same
+wall-clock budget, one process after another:
+
+* ``gradient``   the ceiling: LoRA (r 4, α 8, query+value of all six layers) trained by AdamW (lr 1e-3,
+                 batch 32, 2 epochs) on the differentiable surrogate, MSE between the pair cosine of mean-pooled
+                 embeddings and gold/5. Lives here only: nothing in evolora's adaptation path has a gradient.
+* ``slim-evo``   what the SLIM-EVO script does: sep-CMA-ES from ``cma`` over the whole adapter, each organism
+                 written into a stock peft model with ``set_peft_model_state_dict`` and scored one at a time on
+                 the full model; its answer is the fittest organism seen.
+* ``ga``, ``openai-es``, ``sep-cma-es``   evolora's strategies at their defaults, on the reference shape.
+* ``best``       the shipped best study (``studies/stsb-best.yaml``), as shipped.
+
+The test score of each row's current answer (evolora: the champion chosen on validation; gradient: the
+current weights; slim-evo: the fittest organism) is sampled through the run; the time spent scoring the test
+split is not counted against the budget. Each row saves its final answer as a stock PEFT adapter directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ROWS", "THRESHOLDS", "run_quality", "format_quality", "plot_quality"]
+
+ROWS = ("gradient", "slim-evo", "ga", "openai-es", "sep-cma-es", "best")
+THRESHOLDS = (0.5, 1.0, 2.0)  # test points (Spearman × 100) over the base model
+BEST_STUDY = Path(__file__).resolve().parent.parent / "studies" / "stsb-best.yaml"
+SAMPLES = 10  # test samples per row (plus one at the start and one at the end)
+TINY = {"test_pairs": 40, "val_pairs": 32, "train_batch": 16, "pop": 4}
+
+
+class Clock:
+    """Elapsed seconds of a row, not counting the time spent scoring the test split."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget = budget_s
+        self.t0, self.paused = time.perf_counter(), 0.0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0 - self.paused
+
+    def over(self) -> bool:
+        return self.elapsed() >= self.budget
+
+    @contextlib.contextmanager
+    def pause(self):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused += time.perf_counter() - t
+
+
+class Curve:
+    """(elapsed seconds, test score) samples at evenly spaced points of the budget."""
+
+    def __init__(self, clock: Clock, score) -> None:
+        self.clock, self.score = clock, score  # score(answer) -> test value
+        self.points: list[tuple[float, float]] = []
+        self._next = 0.0
+        self._last_key, self._last_value = None, None
+
+    def maybe(self, key, answer_fn, force: bool = False) -> None:
+        """Sample if the next point of the schedule is due; ``key`` identifies the answer (re-scored only
+        when it changed)."""
+        now = self.clock.elapsed()
+        if not force and now < self._next:
+            return
+        if force and self.points and key == self._last_key and now - self.points[-1][0] < 1.0:
+            return  # this answer was sampled a moment ago: that is the last point
+        with self.clock.pause():
+            if key is None or key != self._last_key:
+                self._last_value, self._last_key = float(self.score(answer_fn())), key
+            self.points.append((round(now, 2), self._last_value))
+        self._next = now + self.clock.budget / SAMPLES
+
+
+# ---- the data every row shares ------------------------------------------------------------------------
+def study_dict(tiny: bool, out: Path) -> dict:
+    """The reference task as a study: the gradient reference's LoRA shape, validation from train, sts-dev test."""
+    from fitness import PACKAGED_STSB
+
+    test = PACKAGED_STSB / "sts-dev.csv"
+    if tiny:
+        test = out / "sts-dev-tiny.csv"
+        lines = (PACKAGED_STSB / "sts-dev.csv").read_text(encoding="utf-8").splitlines()
+        test.write_text("\n".join(lines[: TINY["test_pairs"]]) + "\n", encoding="utf-8")
+    return {
+        "name": "bench-quality", "seed": 0,
+        "model": {"base": "minilm"},
+        "lora": {"rank": 4, "alpha": 8, "target_modules": ["query", "value"], "layers": None},
+        "data": {"train_path": str(PACKAGED_STSB / "sts-train.csv"), "dev_path": None, "val_fraction": 0.1,
+                 "test_path": str(test), "seed": 0, "rotate": True,
+                 "train_subset": TINY["train_batch"] if tiny else 256,
+                 "dev_subset": TINY["val_pairs"] if tiny else None},
+        "fitness": {"terms": [{"name": "stsb_spearman", "weight": 1.0}]},
+        "validation": {"metric": "stsb_spearman", "every": 1},
+        "evolution": {"generations": 10**6, **({"population": TINY["pop"], "tournament_size": 2} if tiny else {})},
+        "mlflow": {"experiment": "bench-quality"},
+    }
+
+
+def _config(row: str, tiny: bool, out: Path, best_study: Path):
+    from orchestrator.config import load_raw, parse_study
+
+    if row == "best":
+        raw = load_raw(best_study)
+        ref = study_dict(tiny, out)
+        data = dict(raw.get("data", {}))
+        data.update({"test_path": ref["data"]["test_path"]})
+        if tiny:
+            data.update({"train_subset": TINY["train_batch"], "dev_subset": TINY["val_pairs"]})
+            raw = {**raw, "evolution": {**raw.get("evolution", {}), "population": TINY["pop"]}}
+        return parse_study({**raw, "data": data}, best_study.parent)
+    raw = study_dict(tiny, out)
+    if row in ("openai-es", "sep-cma-es", "ga"):
+        raw["evolution"]["strategy"] = row
+    return parse_study(raw)
+
+
+# ---- rows ---------------------------------------------------------------------------------------------
+def _evolora_row(cfg, budget_s: float, out: Path) -> dict:
+    from evolution import Evolution, Observer
+    from fitness import build_task
+    from orchestrator.runner import loop_params, prepare_torch, strategy_factory, task_spec
+
+    prepare_torch(cfg)
+    task = build_task(task_spec(cfg))
+    clock = Clock(budget_s)  # from here: model loading is not part of the budget
+    curve = Curve(clock, task.test)
+
+    class Sampler(Observer):
+        def on_generation(self, row: dict) -> None:
+            curve.maybe(evo.champion["id"], lambda: evo.champion["genome"])
+
+    evo = Evolution(loop_params(cfg), None, task.seed_genome(), task.evaluate, task.validate, seed=cfg.seed,
+                    observers=[Sampler()], strategy=strategy_factory(cfg, task.layout))
+    curve.maybe(0, task.seed_genome)  # the base model, at time 0
+    evals = 0
+    while evo.gen < cfg.evolution.generations - 1 and (evo.gen < 1 or not clock.over()):
+        evals += evo.step()["nevals"]
+    result = evo.result()
+    curve.maybe(result.champion_id, lambda: result.champion, force=True)
+    task.save_adapter(result.champion, out / "adapter")
+    return {"curve": curve.points, "generations": result.generations, "evaluations": evals,
+            "val_final": result.champion_val, "val_base": result.base_val, "champion_gen": result.champion_gen,
+            "seconds": round(clock.elapsed(), 1)}
+
+
+def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
+    import cma
+    from peft import set_peft_model_state_dict
+
+    from fitness import build_task
+    from orchestrator.runner import prepare_torch, task_spec
+
+    prepare_torch(cfg)
+    task = build_task(dataclasses.replace(task_spec(cfg), merge=False, cache=False))  # stock peft LoRA path, full model
+    model = task.flat.model
+    term = task.terms[0][2]
+    clock = Clock(budget_s)
+
+    def score(x, data) -> float:
+        set_peft_model_state_dict(model, task.flat.state_dict(np.asarray(x, np.float32)))
+        return float(term(task._outputs(data)))
+
+    curve = Curve(clock, lambda x: task.test(np.asarray(x, np.float32)))
+    x0 = task.seed_genome().astype(np.float64)
+    es = cma.CMAEvolutionStrategy(x0, cfg.evolution.es.sigma, {
+        "CMA_diagonal": True, "popsize": cfg.evolution.population, "seed": cfg.seed + 1, "verbose": -9,
+        "verb_log": 0, "verb_disp": 0, "tolx": 0, "tolfun": 0, "tolstagnation": 10**9, "tolflatfitness": 10**9,
+        "tolfunhist": 0})
+    best, best_fit, best_key, gen, evals = x0, -math.inf, 0, 0, 0
+    curve.maybe(0, lambda: x0)
+    while gen < 1 or not clock.over():
+        data = task.train_batch(gen)
+        xs = es.ask()
+        fits = [score(x, data) for x in xs]
+        evals += len(xs)
+        es.tell(xs, [-f for f in fits])
+        i = int(np.argmax(fits))
+        if fits[i] > best_fit:
+            best, best_fit, best_key = np.array(xs[i]), fits[i], (gen, i)
+        gen += 1
+        curve.maybe(best_key, lambda: best)
+    curve.maybe(best_key, lambda: best, force=True)
+    task.flat.save_adapter(np.asarray(best, np.float32), out / "adapter")
+    return {"curve": curve.points, "generations": gen, "evaluations": evals, "seconds": round(clock.elapsed(), 1)}
+
+
+def _gradient_row(cfg, budget_s: float, out: Path, epochs: int = 2, batch: int = 32, lr: float = 1e-3) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from fitness import build_task, mean_pool
+    from orchestrator.runner import prepare_torch, task_spec
+
+    prepare_torch(cfg)
+    task = build_task(dataclasses.replace(task_spec(cfg), merge=False, cache=False))  # stock peft LoRA path
+    model, tok = task.flat.model, task.evaluator.tok
+    params = [p for n, p in model.named_parameters() if "lora_" in n]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr)
+    train = task.train  # the train split (validation pairs removed)
+    rng = np.random.Generator(np.random.PCG64(cfg.seed))
+    clock = Clock(budget_s)
+
+    def embed(sentences) -> torch.Tensor:
+        enc = tok(list(sentences), padding=True, truncation=True, max_length=cfg.data.max_length, return_tensors="pt")
+        enc = {k: v.to(task.flat.buffer.device) for k, v in enc.items()}
+        return mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])  # (batch, hidden)
+
+    def test(_):
+        model.eval()
+        try:
+            return task.test(task.flat.read())
+        finally:
+            model.train()
+
+    curve = Curve(clock, test)
+    step = 0
+    curve.maybe(0, lambda: None)
+    model.train()
+    for _ in range(epochs):
+        order = rng.permutation(len(train))
+        for i in range(0, len(order), batch):
+            if step > 0 and clock.over():
+                break
+            idx = order[i : i + batch]
+            s1 = [train.s1[j] for j in idx]
+            s2 = [train.s2[j] for j in idx]
+            gold = torch.tensor(train.gold[idx] / 5.0, dtype=torch.float32)
+            cos = (embed(s1) * embed(s2)).sum(dim=1)  # (batch,)
+            loss = F.mse_loss(cos, gold)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            curve.maybe(step, lambda: None)
+    model.eval()
+    curve.maybe(step, lambda: None, force=True)
+    model.save_pretrained(str(out / "adapter"))
+    return {"curve": curve.points, "steps": step, "epochs": round(step * batch / len(train), 3),
+            "seconds": round(clock.elapsed(), 1)}
+
+
+def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = BEST_STUDY) -> dict:
+    """One row in this process: its config, its budget, its curve, its adapter in ``out / row``."""
+    out = Path(out)
+    cfg = _config(row, tiny, out, best_study)
+    row_dir = out / row
+    row_dir.mkdir(parents=True, exist_ok=True)
+    budget = minutes * 60
+    if row == "gradient":
+        res = _gradient_row(cfg, budget, row_dir)
+    elif row == "slim-evo":
+        res = _slim_evo_row(cfg, budget, row_dir)
+    else:
+        res = _evolora_row(cfg, budget, row_dir)
+    import torch
+
+    curve = res.pop("curve")
+    base = curve[0][1]
+    final = curve[-1][1]
+    reach = {}
+    for th in THRESHOLDS:
+        hit = next((t for t, v in curve if (v - base) * 100 >= th - 1e-9), None)
+        reach[f"+{th}"] = hit
+    return {"row": row, "test_base": base, "test_final": final, "test_gain_points": (final - base) * 100,
+            "seconds_to": reach, "budget_s": budget,
+            "curve": [[t, v] for t, v in curve], "threads": torch.get_num_threads(),
+            "strategy": cfg.evolution.strategy if row not in ("gradient", "slim-evo") else row,
+            "adapter": str(row_dir / "adapter"), **res}
+
+
+# ---- the table ----------------------------------------------------------------------------------------
+def run_quality(rows=ROWS, minutes: float = 10.0, tiny: bool = False, out: Path = Path("bench-quality"),
+                threads: int | None = None, best_study: Path = BEST_STUDY, log=print) -> list[dict]:
+    """Each row in its own process, one after another; returns the rows with ``share_of_gradient``."""
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for row in rows:
+        log(f"{row}: {minutes:g} min …")
+        dst = out / f"{row}.json"
+        cmd = [sys.executable, "-m", "benchmarks.quality", "--row", row, "--minutes", str(minutes), "--out", str(out),
+               "--best-study", str(best_study), "--result", str(dst)]
+        if tiny:
+            cmd.append("--tiny")
+        if threads:
+            cmd += ["--threads", str(threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench row {row} failed:\n{proc.stderr[-3000:]}")
+        results.append(json.loads(dst.read_text()))
+    grad = next((r for r in results if r["row"] == "gradient"), None)
+    for r in results:
+        g = grad["test_gain_points"] if grad else None
+        r["share_of_gradient"] = round(r["test_gain_points"] / g, 4) if g and g > 0 else None
+    return results
+
+
+def _fmt_s(s) -> str:
+    return "not reached" if s is None else f"{s / 60:.1f} min"
+
+
+def format_quality(rows: list[dict]) -> str:
+    head = (f"{'row':11s} {'test base':>9s} {'test final':>10s} {'gain pts':>8s} {'×gradient':>9s} "
+            + " ".join(f"{'t(+' + str(t) + ')':>11s}" for t in THRESHOLDS) + f" {'evals/steps':>11s}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        share = f"{100 * r['share_of_gradient']:.0f}%" if r.get("share_of_gradient") is not None else "-"
+        work = r.get("evaluations", r.get("steps", 0))
+        lines.append(f"{r['row']:11s} {r['test_base']:9.5f} {r['test_final']:10.5f} {r['test_gain_points']:+8.2f} "
+                     f"{share:>9s} " + " ".join(f"{_fmt_s(r['seconds_to'][f'+{t}']):>11s}" for t in THRESHOLDS)
+                     + f" {work:11d}")
+    r0 = rows[0]
+    lines.append(f"budget {r0['budget_s'] / 60:g} min per row, torch threads {r0['threads']}; test = sts-dev "
+                 "(Spearman × 100), chosen by nothing")
+    return "\n".join(lines)
+
+
+def plot_quality(rows: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for r in rows:
+        t = [p[0] / 60 for p in r["curve"]]
+        g = [(p[1] - r["test_base"]) * 100 for p in r["curve"]]
+        ax.plot(t, g, marker="o", ms=3, label=r["row"], ls="--" if r["row"] == "gradient" else "-")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("wall-clock minutes (test scoring excluded)")
+    ax.set_ylabel("test gain over base (Spearman points)")
+    ax.set_title("STS-B test (sts-dev) gain against time, LoRA on all-MiniLM-L6-v2")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def _main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="one row of evolora bench --quality (run by the bench itself)")
+    ap.add_argument("--row", required=True, choices=ROWS)
+    ap.add_argument("--minutes", type=float, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--result", type=Path, required=True)
+    ap.add_argument("--best-study", type=Path, default=BEST_STUDY)
+    ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args(argv)
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    res = run_row(a.row, a.minutes, a.tiny, a.out, a.best_study)
+    a.result.write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,138 @@
+"""Three splits, three jobs: fitness batches from train, every choice from validation, the test split scored
+once at the end and never read by anything that chooses. Proven on the real MiniLM with instrumentation."""
+
+import os
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from evolution import Observer
+from fitness import EncoderEvaluator, load_sts
+from fitness.tasks import split_validation
+from orchestrator.cli import main
+from orchestrator.config import parse_study
+from orchestrator.runner import run_trial
+
+from ..conftest import STSB, tiny_study
+
+
+def _test_file(tmp_path, n=30):
+    """A small test split: the last ``n`` pairs of sts-dev (sentences that occur nowhere in sts-train)."""
+    train = load_sts(STSB / "sts-train.csv", "t")
+    seen = set(train.s1) | set(train.s2)
+    lines = [ln for ln in (STSB / "sts-dev.csv").read_text(encoding="utf-8").splitlines()
+             if ln.split("\t")[5] not in seen and ln.split("\t")[6] not in seen][-n:]
+    path = tmp_path / "test.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, {tuple(ln.split("\t")[5:7]) for ln in lines}
+
+
+def test_validation_split_is_deterministic_disjoint_and_complete():
+    train = load_sts(STSB / "sts-train.csv", "t")
+    a_tr, a_val = split_validation(train, 0.1, 0)
+    b_tr, b_val = split_validation(train, 0.1, 0)
+    _, c_val = split_validation(train, 0.1, 1)
+    assert a_val.s1 == b_val.s1 and a_tr.s2 == b_tr.s2  # same seed, same split
+    assert a_val.s1 != c_val.s1  # the seed matters
+    pairs_tr, pairs_val = set(zip(a_tr.s1, a_tr.s2)), set(zip(a_val.s1, a_val.s2))
+    assert not pairs_tr & pairs_val  # disjoint by content: duplicate pairs of sts-train stay on one side
+    assert len(a_tr) + len(a_val) == len(train)
+    distinct = len(set(zip(train.s1, train.s2)))
+    assert len(pairs_val) == round(0.1 * distinct)
+
+
+def test_split_config_errors_name_the_field(tmp_path):
+    from evolution.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^data\.val_fraction: .*not both"):
+        parse_study({"data": {"val_fraction": 0.1, "dev_path": str(STSB / "sts-dev.csv")}})
+    with pytest.raises(ConfigError, match=r"^data\.test_path: data file not found"):
+        parse_study({"data": {"test_path": str(tmp_path / "nope.csv")}})
+    with pytest.raises(ConfigError, match=r"^data\.val_fraction"):
+        parse_study({"data": {"val_fraction": 1.5}})
+    cfg = parse_study({"data": {"val_fraction": 0.1}})
+    assert cfg.data.dev_path is None and cfg.data.val_fraction == 0.1
+    assert parse_study({}).data.dev_path.endswith("sts-dev.csv")  # default: the packaged dev split
+
+
+class _Phase(Observer):
+    def __init__(self):
+        self.ended = False
+
+    def on_end(self, result):
+        self.ended = True
+
+
+@pytest.fixture
+def encoded(monkeypatch):
+    """Every set of sentences the encoder tokenises, with whether the evolution had ended at that moment."""
+    log, phase = [], _Phase()
+    orig = EncoderEvaluator.encode
+
+    def spy(self, pairs):
+        log.append((phase.ended, set(zip(pairs.s1, pairs.s2))))
+        return orig(self, pairs)
+
+    monkeypatch.setattr(EncoderEvaluator, "encode", spy)
+    return log, phase
+
+
+def test_test_split_never_reaches_fitness_or_selection_and_is_scored_once(tmp_path, encoded):
+    log, phase = encoded
+    test_path, test_pairs = _test_file(tmp_path)
+    study = tiny_study(tmp_path, data__val_fraction=0.02, data__dev_path=None, data__test_path=str(test_path),
+                       data__rotate=True, evolution__generations=4)
+    cfg = parse_study(study)
+    out = run_trial(cfg, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False, observers=[phase])
+    during = [s for ended, s in log if not ended]
+    after = [s for ended, s in log if ended]
+    test_sentences = {x for p in test_pairs for x in p}
+    assert not {x for s in during for p in s for x in p} & test_sentences  # no test sentence tokenised during the run
+    assert len(after) == 1 and after[0] == test_pairs  # scored once, at the end
+    # every set tokenised during the run is a fitness batch from the train split or the validation subset
+    train = load_sts(STSB / "sts-train.csv", "t")
+    tr, val = split_validation(train, 0.02, 0)
+    train_pairs, val_pairs = set(zip(tr.s1, tr.s2)), set(zip(val.s1, val.s2))
+    assert all(s <= train_pairs or s <= val_pairs for s in during)
+    assert sum(s <= val_pairs for s in during) == 1  # validation data: encoded once, from the validation split
+    assert sum(s <= train_pairs for s in during) == 4  # one rotating fitness batch per generation
+    assert out.test is not None and out.test["gain"] == out.test["champion"] - out.test["base"]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    m = client.get_run(out.run_id).data.metrics
+    assert m["test_stsb_spearman"] == out.test["champion"] and m["test_base"] == out.test["base"]
+    assert m["val_best"] == out.result.champion_val  # the answer was chosen on validation
+    assert not train_pairs & val_pairs
+    assert len(train_pairs) + len(val_pairs) == len(set(zip(train.s1, train.s2)))
+
+
+def test_sweep_objective_and_pruning_use_validation_only(tmp_path, encoded):
+    log, _ = encoded
+    test_path, test_pairs = _test_file(tmp_path)
+    s = tiny_study(tmp_path, data__val_fraction=0.02, data__dev_path=None, data__test_path=str(test_path))
+    s["name"] = "splits"
+    s["search"] = {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
+    s["sweep"] = {"pruner": "median", "report_every": 1, "pruner_warmup": 0}
+    path = tmp_path / "splits.yaml"
+    path.write_text(yaml.safe_dump(s))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["sweep", str(path), "--n-trials", "2", "--storage", "sqlite:///study.db"]) == 0
+    finally:
+        os.chdir(cwd)
+    study = optuna.load_study(study_name="splits", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done
+    for t in done:
+        run = client.get_run(t.user_attrs["evolora:run_id"])
+        val_curve = [m.value for m in client.get_metric_history(run.info.run_id, "val_champion")]
+        assert t.value == run.data.metrics["val_best"]  # objective = validation
+        assert set(t.intermediate_values.values()) <= set(val_curve)  # pruning saw validation values only
+        assert t.user_attrs["evolora:test"]["champion"] == run.data.metrics["test_stsb_spearman"]
+    # test sentences were tokenised only after each trial's evolution (once per completed trial)
+    assert sum(1 for _, s in log if s == test_pairs) == len(done)
+    assert all(not (s & test_pairs) or s == test_pairs for _, s in log)

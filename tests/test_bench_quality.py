@@ -1,0 +1,54 @@
+"""`evolora bench --quality`: its JSON contract, every row present, and every row's adapter loads with stock
+peft and scores what the row reports (tiny budget: this checks the contract, it measures nothing)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.quality import ROWS, THRESHOLDS
+from orchestrator.cli import main
+
+HELPER = Path(__file__).resolve().parent / "helpers" / "score_adapter.py"
+KEYS = {"row", "test_base", "test_final", "test_gain_points", "seconds_to", "seconds", "budget_s", "curve",
+        "threads", "adapter", "share_of_gradient"}
+
+
+@pytest.mark.slow
+def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, minilm_dir):
+    out = tmp_path / "q"
+    js = tmp_path / "quality.json"
+    assert main(["bench", "--quality", "--tiny", "--minutes", "0.04", "--threads", "2", "--out", str(out),
+                 "--json", str(js)]) == 0
+    rows = json.loads(js.read_text())
+    assert [r["row"] for r in rows] == list(ROWS)
+    assert (out / "quality.png").stat().st_size > 10_000
+    base = rows[0]["test_base"]
+    grad = rows[0]["test_gain_points"]
+    np.save(tmp_path / "idx.npy", np.arange(40))
+    for r in rows:
+        assert KEYS <= set(r), r["row"]
+        assert set(r["seconds_to"]) == {f"+{t}" for t in THRESHOLDS}
+        assert r["test_base"] == base  # one base model, one test split for every row
+        assert r["curve"][0][1] == base and r["curve"][-1][1] == r["test_final"]
+        assert all(a[0] <= b[0] for a, b in zip(r["curve"], r["curve"][1:]))  # time goes forward
+        assert abs(r["test_gain_points"] - 100 * (r["test_final"] - base)) < 1e-9
+        if grad > 0:
+            assert abs(r["share_of_gradient"] - r["test_gain_points"] / grad) < 1e-3
+        # the row's answer, as a stock PEFT adapter, in a fresh process without evolora
+        proc = subprocess.run([sys.executable, str(HELPER), str(minilm_dir), r["adapter"],
+                               str(out / "sts-dev-tiny.csv"), str(tmp_path / "idx.npy")], capture_output=True,
+                              text=True, env={**os.environ, "PYTHONPATH": ""}, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert abs(float(proc.stdout.strip().splitlines()[-1]) - r["test_final"]) < 1e-5, r["row"]
+    assert rows[0]["steps"] > 0 and all(r["evaluations"] > 0 for r in rows[1:])
+
+
+def test_quality_bad_arguments_exit_2(tmp_path):
+    assert main(["bench", "--quality", "--rows", "gradient,magic"]) == 2
+    assert main(["bench", "--quality", "--minutes", "0"]) == 2
+    assert main(["bench", "--quality", "--best-study", str(tmp_path / "none.yaml")]) == 2
