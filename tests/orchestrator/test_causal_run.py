@@ -67,3 +67,46 @@ def test_tiny_lfm2_run_improves_fitness_and_exports_a_stock_adapter(tmp_path, ca
             logp = torch.log_softmax(model(input_ids=x).logits[0, :-1].double(), -1)
             lps.append(float(logp.gather(-1, x[0, 1:, None]).mean()))
     assert abs(float(np.mean(lps)) - run.data.metrics["val_best"]) < 1e-5
+
+
+def test_causal_study_with_validation_from_train_and_a_test_split(tmp_path, cache):
+    """The causal path gets the same three splits: validation drawn from the train texts, a test file scored
+    once at the end (and equal to stock peft's mean token log-likelihood of the champion on it)."""
+    test_texts = sts_sentences(STSB / "sts-dev.csv", "main-news")[:12]
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text("".join(json.dumps({"target": t}) + "\n" for t in test_texts))
+    study = {
+        "name": "lfm2-splits", "seed": 1,
+        "model": {"base": "lfm2-tiny", "kind": "causal"},
+        "lora": {"rank": 2, "alpha": 4, "blocks": {"attention": {"modules": ["q_proj", "v_proj"]}}},
+        "data": {"train_path": str(STSB / "sts-train.csv"), "dev_path": None, "val_fraction": 0.05,
+                 "test_path": str(test_file), "train_genre": "main-news", "train_subset": 16, "dev_subset": 16,
+                 "batch_size": 8, "max_length": 48, "rotate": True},
+        "fitness": {"terms": [{"name": "likelihood", "weight": 1.0}]},
+        "validation": {"metric": "likelihood"},
+        "evolution": {"strategy": "openai-es", "population": 5, "generations": 4,
+                      "es": {"sigma": 0.05, "perturb": "B", "shaping": "zscore"}},
+        "mlflow": {"experiment": "tests"},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(study))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["run", str(path), "--no-progress", "--tracking-uri", uri]) == 0
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("tests").experiment_id])[0]
+    m = run.data.metrics
+    assert {"test_likelihood", "test_base", "test_gain"} <= set(m)
+    assert abs(m["test_gain"] - (m["test_likelihood"] - m["test_base"])) < 1e-12
+    out = tmp_path / "adapter"
+    assert main(["export", "--run-id", run.info.run_id, "--out", str(out), "--tracking-uri", uri]) == 0
+    base_dir = cache / "lfm2-tiny"
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), str(out)).eval()
+    lps = []
+    with torch.inference_mode():
+        for text in test_texts:
+            ids = [tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"][:47]
+            x = torch.tensor([ids])
+            logp = torch.log_softmax(model(input_ids=x).logits[0, :-1].double(), -1)
+            lps.append(float(logp.gather(-1, x[0, 1:, None]).mean()))
+    assert abs(float(np.mean(lps)) - m["test_likelihood"]) < 1e-5
