@@ -197,6 +197,10 @@ class SearchSpec(_Strict):
     log: bool = False
     step: float | None = Field(None, gt=0)
     choices: list[Any] | None = None
+    when: dict[str, list[Any]] | None = Field(
+        None, description="sample this entry only if each named config path (searched earlier, or fixed in the "
+        "file) holds one of the listed values, e.g. {evolution.strategy: [ga]}; otherwise the file's value stays "
+        "and the trial records no parameter for it (Optuna's define-by-run)")
 
     def check(self, path: str) -> None:
         where = f"search.{path}"
@@ -384,15 +388,39 @@ def with_values(cfg: StudyConfig, values: dict[str, Any]) -> StudyConfig:
 def check_search(cfg: StudyConfig) -> None:
     """Every search entry: valid bounds, an existing config path, and each extreme value valid there."""
     leaves = leaf_paths({k: v for k, v in resolved(cfg).items() if k not in ("search", "sweep")})
-    for path, spec in cfg.search.items():
+    order = list(cfg.search)
+    for i, (path, spec) in enumerate(cfg.search.items()):
         if path not in leaves:
             raise ConfigError(f"search.{path}", "not a config path", path)
         spec.check(path)
+        for cond, accepted in (spec.when or {}).items():
+            if cond not in leaves:
+                raise ConfigError(f"search.{path}.when", "not a config path", cond)
+            if not accepted:
+                raise ConfigError(f"search.{path}.when.{cond}", "must list at least one value", accepted)
+            if cond in cfg.search and order.index(cond) >= i:
+                raise ConfigError(f"search.{path}.when", "a condition on a searched path must come after that "
+                                  "path in `search` (entries are sampled in file order)", cond)
+        context = _where_sampled(cfg, path)
         for v in spec.extremes():
             try:
-                with_values(cfg, {path: v})
+                with_values(cfg, {**context, path: v})
             except ConfigError as e:
                 raise ConfigError(f"search.{path}", f"contains an invalid value: {e}") from None
+
+
+def _where_sampled(cfg: StudyConfig, path: str) -> dict[str, Any]:
+    """Config values under which the search entry at ``path`` is sampled: its conditions' first accepted
+    values, and theirs in turn (a condition on a conditional entry)."""
+    out: dict[str, Any] = {}
+    todo = [path]
+    while todo:
+        spec = cfg.search.get(todo.pop())
+        for c, accepted in ((spec.when or {}).items() if spec else ()):
+            if c not in out:
+                out[c] = accepted[0]
+                todo.append(c)
+    return out
 
 
 def load_raw(path: str | Path) -> dict:

@@ -30,7 +30,7 @@ from .config import SearchSpec, StudyConfig, resolved, with_values
 from .storage import default_storage, open_storage, storage_lock
 from .tracking import MlflowTracker, default_tracking_uri, get_client
 
-__all__ = ["SweepContext", "run_sweep", "open_study", "trial_config", "trial_seed", "ATTR"]
+__all__ = ["SweepContext", "run_sweep", "open_study", "trial_config", "trial_seed", "sample", "ATTR"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -75,6 +75,26 @@ def suggest(trial: optuna.Trial, path: str, spec: SearchSpec) -> Any:
         return trial.suggest_int(path, int(spec.low), int(spec.high), log=spec.log, step=int(spec.step or 1))
     labels = [_label(c) for c in spec.choices]
     return spec.choices[labels.index(trial.suggest_categorical(path, labels))]
+
+
+def sample(trial: optuna.Trial, cfg: StudyConfig) -> dict[str, Any]:
+    """Sample the search space define-by-run, in file order: an entry with ``when`` is sampled only if the
+    paths it names (sampled just before, or fixed in the file) hold one of its listed values."""
+    fixed = resolved(cfg)
+    values: dict[str, Any] = {}
+
+    def current(path: str) -> Any:
+        if path in values:
+            return values[path]
+        node: Any = fixed
+        for k in path.split("."):
+            node = node[int(k)] if isinstance(node, list) else node[k]
+        return node
+
+    for path, spec in cfg.search.items():
+        if all(current(c) in accepted for c, accepted in (spec.when or {}).items()):
+            values[path] = suggest(trial, path, spec)
+    return values
 
 
 def decode(spec: SearchSpec, value: Any) -> Any:
@@ -244,7 +264,7 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         tags["optuna.retry_of"] = str(trial.user_attrs[ATTR + "retry_of"])
     trackers: list[MlflowTracker] = []
     try:
-        params = {p: suggest(trial, p, spec) for p, spec in ctx.cfg.search.items()}
+        params = sample(trial, ctx.cfg)
         cfg = trial_config(ctx.cfg, trial.params, seed, _threads(ctx))
         trial.set_user_attr(ATTR + "root", root)
         trial.set_user_attr(ATTR + "seed", seed)
