@@ -73,6 +73,21 @@ class SpearmanTerm(FitnessTerm):
         return float(spearmanr(outputs.cos, outputs.gold).statistic)
 
 
+@register_fitness("stsb_pearson")
+class PearsonTerm(FitnessTerm):
+    """Pearson correlation between pair cosine and gold score, in [-1, 1]: a smooth stand-in for Spearman
+    (it moves with every small change of a cosine, where ranks move in steps) that, like Spearman, ignores
+    the scale and offset of the cosines."""
+
+    task = "pairs"
+
+    def __call__(self, outputs: PairOutputs) -> float:
+        c = outputs.cos - outputs.cos.mean()
+        g = outputs.gold - outputs.gold.mean()
+        denom = float(np.sqrt((c * c).sum() * (g * g).sum()))
+        return float((c * g).sum() / denom) if denom > 0 else 0.0
+
+
 @register_fitness("stsb_neg_mse")
 class NegMSETerm(FitnessTerm):
     """Minus the mean squared error between pair cosine and gold score rescaled to [0, 1]."""
