@@ -37,7 +37,7 @@ __all__ = ["ROWS", "THRESHOLDS", "run_quality", "format_quality", "plot_quality"
 ROWS = ("gradient", "slim-evo", "ga", "openai-es", "sep-cma-es", "best")
 THRESHOLDS = (0.5, 1.0, 2.0)  # test points (Spearman × 100) over the base model
 BEST_STUDY = Path(__file__).resolve().parent.parent / "studies" / "stsb-best.yaml"
-SAMPLES = 10  # test samples per row (plus one at the start and one at the end)
+SAMPLES = 6  # test samples per row (plus one at the start and one at the end)
 TINY = {"test_pairs": 40, "val_pairs": 32, "train_batch": 16, "pop": 4}
 
 

@@ -7,7 +7,7 @@ it cleanly for the second.
 
 from __future__ import annotations
 
-__all__ = ["EvoloraError", "ConfigError", "RegistryError", "TrialPruned", "Interrupted"]
+__all__ = ["EvoloraError", "ConfigError", "RegistryError", "TrialPruned", "TrialFenced", "Interrupted"]
 
 
 class EvoloraError(Exception):
@@ -33,6 +33,11 @@ class RegistryError(EvoloraError, KeyError):
 
 class TrialPruned(EvoloraError):
     """Signal: an observer decided the run is hopeless (not a failure)."""
+
+
+class TrialFenced(EvoloraError):
+    """Signal: this run's trial was declared dead by another worker (and will be retried from its
+    checkpoint); this process must stop writing to the trial's checkpoint and MLflow run at once."""
 
 
 class Interrupted(EvoloraError):

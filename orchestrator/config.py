@@ -238,7 +238,8 @@ class SweepConfig(_Strict):
     pruner: Literal["median", "hyperband", "none"] = "median"
     pruner_warmup: int = Field(2, ge=0, description="generations before pruning may start (median pruner)")
     report_every: int = Field(2, ge=1, description="report the validation metric to Optuna every k generations")
-    stale_after: float = Field(300.0, gt=0, description="seconds without heartbeat before a RUNNING trial of "
+    stale_after: float = Field(300.0, gt=0, description="seconds without heartbeat (a background thread beats "
+                               "every stale_after/4, at most every 30 s) before a RUNNING trial of "
                                 "another host is declared dead (same-host dead workers are detected at once)")
     max_retries: int = Field(2, ge=0, description="retries of a trial whose worker died")
 

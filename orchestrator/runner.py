@@ -21,7 +21,7 @@ from evolution.es import ESParams, OpenAIES, SepCMAES
 from evolution.lineage import LineageRecorder, to_parquet
 from evolution.speciation import SpeciationParams
 from evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
-from evolution.errors import TrialPruned
+from evolution.errors import TrialFenced, TrialPruned
 from fitness import PACKAGED_STSB, TaskSpec, build_task
 
 from .config import BLOCK_MODULES, LoraConfig, StudyConfig, resolved
@@ -152,6 +152,7 @@ def run_trial(
     checkpoint: Path | None = None,
     on_tracker: Callable[[MlflowTracker], None] | None = None,
     extra_params: dict | None = None,
+    guards: Sequence[Observer] = (),
 ) -> RunOutcome:
     """Evolve one adapter. With ``checkpoint``, the loop state is saved there after every generation and,
     if the file exists, the run resumes from it (same MLflow run, same random streams)."""
@@ -176,7 +177,7 @@ def run_trial(
     if ck:
         basins.snaps = dict(ck.get("basins", {}))
     # order matters: lineage and tracker flush, basins snapshot, then the checkpoint is written
-    obs: list[Observer] = [lineage, *([tracker] if tracker else []), basins]
+    obs: list[Observer] = [*guards, lineage, *([tracker] if tracker else []), basins]
     if checkpoint is not None:
         obs.append(Checkpointer(checkpoint, conf, tracker.run_id if tracker else None, basins))
     obs += [ProgressBar(cfg.evolution.generations, desc=run_name or cfg.name, disable=not progress), *observers]
@@ -189,6 +190,8 @@ def run_trial(
         test = score_test(task, result)
         if tracker:
             _log_outcome(tracker, task, conf, result, lineage_path, basins, test)
+    except TrialFenced:
+        raise  # declared dead elsewhere: its retry owns the checkpoint and the MLflow run now; touch nothing
     except TrialPruned as e:
         if tracker:
             tracker.finish("KILLED", None)

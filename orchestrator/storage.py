@@ -18,10 +18,19 @@ def default_storage(root: str | Path | None = None) -> str:
     return str((Path(root or Path.cwd()) / "mlruns" / JOURNAL).resolve())
 
 
+_OPEN: dict[str, optuna.storages.BaseStorage] = {}  # one storage object per URL and process
+
+
 def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     """A URL with a database scheme → RDBStorage; anything else is a journal file path (safe for several
-    processes on one host)."""
+    processes on one host). Opened once per process and URL; later calls return the same object."""
     url = url or default_storage()
+    if url not in _OPEN:
+        _OPEN[url] = _open(url)
+    return _OPEN[url]
+
+
+def _open(url: str) -> optuna.storages.BaseStorage:
     if "://" in url:
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,11 @@
 
 Each trial: claim (under a host lock, so N workers make exactly N trials) → sample the searched config
 paths → a resolved, fully concrete config (seed derived from study seed + trial number, torch threads
-pinned) → ``run_trial`` with an Optuna reporter (pruning on the validation metric), a heartbeat and a
-per-generation checkpoint → tell Optuna. A worker that dies mid-trial is detected (dead pid on this host,
-or no heartbeat for ``sweep.stale_after`` seconds) and its trial retried from the last checkpoint.
+pinned) → ``run_trial`` with an Optuna reporter (pruning on the validation metric), a per-generation
+checkpoint and a heartbeat from a background thread (time-based: four beats per ``sweep.stale_after``,
+whatever a generation's length) → tell Optuna. A worker that dies mid-trial is detected (dead pid on this
+host, or no heartbeat for ``stale_after`` seconds) and its trial retried from the last checkpoint; a worker
+whose trial was declared dead while it lived notices at its next beat and stops writing (``Fence``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import multiprocessing as mp
 import os
 import socket
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from evolution import Observer
-from evolution.errors import ConfigError, EvoloraError, TrialPruned
+from evolution.errors import ConfigError, EvoloraError, TrialFenced, TrialPruned
 
 from .config import SearchSpec, StudyConfig, resolved, with_values
 from .storage import default_storage, open_storage, storage_lock
@@ -179,18 +182,20 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-def recover(study: optuna.Study, cfg: StudyConfig) -> list[int]:
+def recover(study: optuna.Study, cfg: StudyConfig, storage: optuna.storages.BaseStorage) -> list[int]:
     """Fail RUNNING trials whose worker is gone and queue a retry (same params, same root → same seed and
-    checkpoint) for each died or interrupted trial not yet retried. Returns the retried trial numbers."""
+    checkpoint) for each died or interrupted trial not yet retried. Returns the retried trial numbers.
+    ``storage`` is the study's storage (Optuna's public storage API changes another worker's trial)."""
     host, now = socket.gethostname(), time.time()
-    storage = study._storage
+    study_id = storage.get_study_id_from_name(study.study_name)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         a = t.user_attrs
         beat = a.get(ATTR + "heartbeat", t.datetime_start.timestamp() if t.datetime_start else now)
         same_host_dead = a.get(ATTR + "host") == host and not _alive(a.get(ATTR + "pid"))
         if same_host_dead or now - beat > cfg.sweep.stale_after:
-            storage.set_trial_user_attr(t._trial_id, ATTR + "failure", "worker died")
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+            storage.set_trial_user_attr(trial_id, ATTR + "failure", "worker died")
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get(ATTR + "retry_of") for t in trials}
     queued = []
@@ -210,7 +215,7 @@ def recover(study: optuna.Study, cfg: StudyConfig) -> list[int]:
 
 def _claim(ctx: SweepContext, study: optuna.Study) -> optuna.Trial | None:
     with storage_lock(ctx.storage_url, ctx.cfg.name):
-        recover(study, ctx.cfg)
+        recover(study, ctx.cfg, open_storage(ctx.storage_url))
         n = Counter(t.state for t in study.get_trials(deepcopy=False))
         if n[TrialState.WAITING] == 0 and n[TrialState.COMPLETE] + n[TrialState.PRUNED] + n[TrialState.RUNNING] >= ctx.n_trials:
             return None
@@ -237,13 +242,66 @@ class OptunaReporter(Observer):
                 raise TrialPruned(f"pruned at generation {gen} (best validation {row['val_champion']:.5f})")
 
 
-class Heartbeat(Observer):
-    def __init__(self, trial: optuna.Trial) -> None:
-        self.trial = trial
+class Liveness:
+    """The trial's heartbeat, from a background thread every ``interval`` seconds: it depends on time, not
+    on how long a generation takes. Each beat first reads the trial's state; when another worker has declared
+    it dead (no longer RUNNING), ``fenced`` is set and beating stops, and :class:`Fence` stops the run."""
 
-    def on_generation(self, row: dict) -> None:
-        self.trial.set_user_attr(ATTR + "heartbeat", time.time())
-        self.trial.set_user_attr(ATTR + "generation", int(row["gen"]))
+    def __init__(self, storage: optuna.storages.BaseStorage, study: optuna.Study, number: int, interval: float) -> None:
+        self.storage, self.interval = storage, interval
+        self.trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+        self.fenced, self._stop = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"evolora-heartbeat-{number}", daemon=True)
+
+    def start(self) -> "Liveness":
+        self._beat()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def still_ours(self) -> bool:
+        """Read the trial's state now; False (and ``fenced`` set) once it is no longer RUNNING."""
+        if not self.fenced.is_set() and self.storage.get_trial(self.trial_id).state != TrialState.RUNNING:
+            self.fenced.set()
+        return not self.fenced.is_set()
+
+    def _beat(self) -> bool:
+        if not self.still_ours():
+            return False
+        self.storage.set_trial_user_attr(self.trial_id, ATTR + "heartbeat", time.time())
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self._beat():
+                    return
+            except Exception:  # declared dead between the read and the write, or a storage hiccup: look again
+                continue
+
+
+class Fence(Observer):
+    """First observer of a sweep trial: reads the trial's state right before a generation's writes (lineage
+    events, MLflow rows, checkpoint) and before the run's end, and raises :class:`TrialFenced` if it was
+    declared dead elsewhere, so the retry is the only writer of the checkpoint and the MLflow run."""
+
+    def __init__(self, live: Liveness) -> None:
+        self.live = live
+
+    def _check(self, *_) -> None:
+        if not self.live.still_ours():  # read now, right before this generation's writes
+            raise TrialFenced("this trial was declared dead by another worker; it stops writing and is retried "
+                              "from its checkpoint")
+
+    on_population = on_events = on_generation = on_checkpoint = on_end = _check
+
+
+def _beat_interval(cfg: StudyConfig) -> float:
+    """Four beats per ``stale_after`` (at most one every 30 s): a live worker is never stale."""
+    return min(cfg.sweep.stale_after / 4, 30.0)
 
 
 def _threads(ctx: SweepContext) -> int:
@@ -263,6 +321,7 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
     if trial.user_attrs.get(ATTR + "retry_of") is not None:
         tags["optuna.retry_of"] = str(trial.user_attrs[ATTR + "retry_of"])
     trackers: list[MlflowTracker] = []
+    live = Liveness(open_storage(ctx.storage_url), study, trial.number, _beat_interval(ctx.cfg)).start()
     try:
         params = sample(trial, ctx.cfg)
         cfg = trial_config(ctx.cfg, trial.params, seed, _threads(ctx))
@@ -273,10 +332,12 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         outcome = run_trial(
             cfg, tracking_uri=ctx.uri, progress=ctx.progress, parent_run_id=ctx.parent_run_id,
             run_name=f"trial-{root}", extra_tags=tags,
-            observers=[OptunaReporter(trial, ctx.cfg.sweep.report_every), Heartbeat(trial)],
+            observers=[OptunaReporter(trial, ctx.cfg.sweep.report_every)], guards=[Fence(live)],
             checkpoint=ctx.checkpoint(root), extra_params=trial.params,
             on_tracker=lambda t: (trackers.append(t), trial.set_user_attr(ATTR + "run_id", t.run_id)),
         )
+    except TrialFenced:
+        return TrialState.FAIL  # another worker owns the retry now: write nothing more, tell nothing
     except TrialPruned as e:
         trial.set_user_attr(ATTR + "pruned", str(e))
         _tag(trackers, "PRUNED", trial.number)
@@ -289,20 +350,29 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         study.tell(trial, state=TrialState.FAIL)
         raise
     except (EvoloraError, ValueError, RuntimeError) as e:
+        if live.fenced.is_set():  # e.g. Optuna refusing a report on a trial declared dead meanwhile
+            return TrialState.FAIL
         trial.set_user_attr(ATTR + "failure", f"{type(e).__name__}: {e}")
         if not trackers:  # failed before its run existed (e.g. an invalid sampled combination): make it visible
             _failed_run(ctx, trial, tags, e)
         _tag(trackers, "FAIL", trial.number)
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL
+    finally:
+        live.stop()
+    if live.fenced.is_set():
+        return TrialState.FAIL
     r = outcome.result
-    trial.set_user_attr(ATTR + "champion_sha256", _sha(r.champion))
-    trial.set_user_attr(ATTR + "best_fitness", r.best_fitness)
-    trial.set_user_attr(ATTR + "val_base", r.base_val)
-    if outcome.test is not None:  # recorded beside the trial; the objective below is validation only
-        trial.set_user_attr(ATTR + "test", outcome.test)
+    try:
+        trial.set_user_attr(ATTR + "champion_sha256", _sha(r.champion))
+        trial.set_user_attr(ATTR + "best_fitness", r.best_fitness)
+        trial.set_user_attr(ATTR + "val_base", r.base_val)
+        if outcome.test is not None:  # recorded beside the trial; the objective below is validation only
+            trial.set_user_attr(ATTR + "test", outcome.test)
+        study.tell(trial, r.champion_val)
+    except (ValueError, RuntimeError):  # declared dead after its last beat: the retry resumes at the end
+        return TrialState.FAIL
     _tag(trackers, "COMPLETE", trial.number)
-    study.tell(trial, r.champion_val)
     _drop_checkpoint(ctx, root)
     return TrialState.COMPLETE
 

@@ -92,9 +92,12 @@ class MlflowTracker(Observer):
         self.flush_every = flush_every
         self._buffer: list = []
         self._since_flush = 0
+        self._logged_upto = -1  # generations already in the run (a resumed run never logs a step twice)
         if run_id is not None:  # resume an existing run (a retried trial)
             self.run_id = run_id
             self.client.update_run(run_id, status="RUNNING")
+            steps = [m.step for m in self.client.get_metric_history(run_id, "fit_best")]
+            self._logged_upto = max(steps, default=-1)
             return
         exp_id = get_or_create_experiment(self.client, experiment, tracking_uri)
         all_tags = {**(tags or {})}
@@ -113,6 +116,8 @@ class MlflowTracker(Observer):
 
         ts = int(time.time() * 1000)
         step = int(row["gen"])
+        if step <= self._logged_upto:  # logged by the attempt that was killed after flushing, before its checkpoint
+            return
         for k, v in row.items():
             if k != "gen" and isinstance(v, (int, float)) and v == v:  # skip NaN
                 self._buffer.append(Metric(k, float(v), ts, step))
