@@ -24,6 +24,9 @@ class CausalTask(Task):
             flat.write(self._seed_genome)
             self.base_logp = evaluator.base_logprobs(self.reference)  # the frozen base, once
 
+    def _records(self, items) -> list[dict]:
+        return [{"prompt": e.prompt, "target": e.target, "answer": e.answer} for e in items]
+
     def _encode(self, items) -> EncodedTexts:
         return self.evaluator.encode(list(items))
 

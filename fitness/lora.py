@@ -8,7 +8,7 @@ state-dict keys, so a genome converts to a stock PEFT adapter directory and back
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import re
 from pathlib import Path
 from typing import Sequence
@@ -206,23 +206,18 @@ class FlatLoRA:
         """Genome → PEFT adapter state dict (stock keys), independent of the model's buffer."""
         return {k: torch.from_numpy(v) for k, v in self.layout.to_arrays(genome).items()}
 
-    def save_adapter(self, genome: np.ndarray, out: str | Path) -> Path:
-        """Write a stock PEFT adapter directory (adapter_config.json + adapter_model.safetensors)."""
+    def save_adapter(self, genome: np.ndarray, out: str | Path, base_name: str | None = None) -> Path:
+        """Write a stock PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
+        ``base_name`` replaces the base's local path in ``base_model_name_or_path`` (a hub id, portably)."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        self.model.peft_config["default"].save_pretrained(str(out))
+        cfg = self.model.peft_config["default"]
+        if base_name is not None:
+            cfg = dataclasses.replace(cfg, base_model_name_or_path=base_name)
+        cfg.save_pretrained(str(out))
         save_file(self.state_dict(genome), str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
         return out
-
-    @staticmethod
-    def load_genome(adapter_dir: str | Path, layout: GenomeLayout) -> np.ndarray:
-        from safetensors.numpy import load_file
-
-        return layout.from_arrays(load_file(str(Path(adapter_dir) / "adapter_model.safetensors")))
 
     def describe(self) -> dict:
         return {"genome_size": self.layout.size, "lora_matrices": len(self.layout), "adapted_layers": self.adapted_layers}
 
-
-def adapter_config(adapter_dir: str | Path) -> dict:
-    return json.loads((Path(adapter_dir) / "adapter_config.json").read_text())

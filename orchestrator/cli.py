@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", help="study YAML file (see studies/)")
     _common(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--register", nargs="?", const="", default=None, metavar="NAME",
+                   help="register the champion in the MLflow Model Registry as a version of NAME (default: the "
+                   "study name); the alias `champion` moves to it if it beats the current one on validation")
 
     p = sub.add_parser("sweep", help="tune the evolution with an Optuna study over the study file's `search:`",
                        description="Run an Optuna study: each trial samples the `search:` entries, evolves an "
@@ -60,11 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help=_STORAGE_HELP)
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("export", help="write a run's or trial's champion as a stock PEFT adapter directory",
-                       description="Write the champion adapter of a run (--run-id) or of a sweep trial (STUDY "
-                       "--trial) to DIR (adapter_config.json + adapter_model.safetensors), loadable by "
-                       "PeftModel.from_pretrained without evolora.")
-    p.add_argument("study", nargs="?", help="study name or YAML file (with --trial)")
+    p = sub.add_parser("export", help="write a run's, trial's or registered model's champion as a stock PEFT adapter",
+                       description="Write the champion adapter of a run (--run-id), of a sweep trial (STUDY "
+                       "--trial) or of a registered model (models:/NAME@champion, models:/NAME/VERSION) to DIR "
+                       "(adapter_config.json + adapter_model.safetensors), loadable by PeftModel.from_pretrained "
+                       "without evolora.")
+    p.add_argument("study", nargs="?", help="study name or YAML file (with --trial), or a models:/ URI")
     p.add_argument("--run-id", default=None, help="MLflow run id (printed by `evolora run`)")
     p.add_argument("--trial", default=None, help="trial number or 'best' (with STUDY)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (must not exist or be empty)")
@@ -123,6 +127,7 @@ _STORAGE_HELP = ("Optuna storage: a journal file path (default ./mlruns/optuna-j
 def _cmd_run(args) -> int:
     from .config import load_study
     from .runner import run_trial
+    from .tracking import default_tracking_uri
 
     cfg = load_study(args.study, args.overrides, args.seed)
     outcome = run_trial(cfg, tracking_uri=args.tracking_uri, progress=not args.no_progress)
@@ -134,7 +139,19 @@ def _cmd_run(args) -> int:
         t = outcome.test
         print(f"test ({cfg.validation.metric}, scored once, chose nothing): base {t['base']:.5f} -> champion "
               f"{t['champion']:.5f} (gain {t['gain']:+.5f})")
-    print(f"export: evolora export --run-id {outcome.run_id} --out adapters/{cfg.name}")
+    print(f"model: {outcome.model_uri} (mlflow.pyfunc.load_model)")
+    if args.register is not None:
+        from .tracking import register_champion
+
+        name = args.register or cfg.name
+        tags = {"run": outcome.run_id, "study": cfg.name, "val_gain": r.champion_val - r.base_val}
+        if outcome.test is not None:
+            tags.update({"test": outcome.test["champion"], "test_gain": outcome.test["gain"]})
+        version, moved = register_champion(args.tracking_uri or default_tracking_uri(), name, outcome.model_uri,
+                                           outcome.run_id, r.champion_val, tags=tags, force=True)
+        print(f"registered: models:/{name}/{version}" + (f" (alias champion → models:/{name}@champion)" if moved
+              else " (the current champion is better on validation; alias unchanged)"))
+    print(f"export: evolora export --run-id {outcome.run_id} --out adapters/{cfg.name}-{outcome.run_id[:8]}")
     return 0
 
 
@@ -151,6 +168,14 @@ def _cmd_export(args) -> int:
     from .tracking import default_tracking_uri
 
     run_id = args.run_id
+    if args.study and args.study.startswith("models:/"):
+        from .export import export_model
+
+        if run_id is not None or args.trial is not None:
+            raise ConfigError("--run-id/--trial", "give a models:/ URI alone")
+        out = export_model(args.study, args.out, args.tracking_uri or default_tracking_uri())
+        print(f"wrote PEFT adapter of {args.study} to {out}")
+        return 0
     if (run_id is None) == (args.trial is None):
         raise ConfigError("--run-id/--trial", "give exactly one of --run-id ID or STUDY --trial N|best")
     if args.trial is not None:
@@ -191,7 +216,11 @@ def _cmd_sweep(args) -> int:
     if any(t.state == TrialState.COMPLETE for t in trials):
         b = study.best_trial
         print(f"best: trial {b.number}, value {b.value:.5f}, params {json.dumps(b.params)}")
-        print(f"export: evolora export {args.study} --trial best --out adapters/{cfg.name}")
+        print(f"export: evolora export {args.study} --trial best --out adapters/{cfg.name}-trial{b.number}")
+        if cfg.mlflow.register_best:
+            from .sweep import registered_name
+
+            print(f"model: models:/{registered_name(cfg)}@champion (mlflow.pyfunc.load_model, or evolora export)")
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     return 0 if done >= args.n_trials or args.timeout else 1
 

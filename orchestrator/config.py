@@ -185,6 +185,10 @@ class EvolutionConfig(_Strict):
 class MlflowConfig(_Strict):
     experiment: str = Field("evolora", min_length=1)
     flush_every: int = Field(5, ge=1, description="generations between metric flushes")
+    system_metrics: bool = Field(True, description="log CPU, memory (and GPU) as system/* metrics every 10 s")
+    registered_model: str | None = Field(None, min_length=1, description="Model Registry name a sweep registers its "
+                                         "champions under, alias `champion` on the best (default: the study name)")
+    register_best: bool = Field(True, description="sweeps: register each new best trial's model, move the alias")
 
 
 class SearchSpec(_Strict):
@@ -278,8 +282,25 @@ def _format(err: ValidationError) -> ConfigError:
     if isinstance(e.get("ctx", {}).get("error"), ConfigError):
         return e["ctx"]["error"]
     if e["type"] == "extra_forbidden":
-        msg = "unknown key"
+        msg = "unknown key" + _did_you_mean(e["loc"])
     return ConfigError(path, msg, e.get("input"))
+
+
+def _did_you_mean(loc: tuple) -> str:
+    """' (did you mean population?)' for a misspelt key, from the valid keys of its section."""
+    import difflib
+
+    model: Any = StudyConfig
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        ann = field.annotation
+        model = next((a for a in (ann, *getattr(ann, "__args__", ())) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(getattr(model, "model_fields", {})), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _set_path(raw: dict, path: str, value: Any) -> None:
@@ -432,7 +453,9 @@ def load_raw(path: str | Path) -> dict:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError("<study>", f"not valid YAML: {e}", str(path)) from None
-    return raw if raw is not None else {}
+    if raw is None:  # empty, or comments only: never a silent run of all defaults
+        raise ConfigError("<study>", "study file is empty", str(path))
+    return raw
 
 
 def load_study(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> StudyConfig:

@@ -8,15 +8,47 @@ from pathlib import Path
 
 from evolution.errors import ConfigError
 
-from .tracking import get_client
+from .tracking import download_model, get_client
 
-__all__ = ["export_run"]
+__all__ = ["export_run", "export_model"]
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError("--out", "exists and is not an empty directory", str(out))
+
+
+def _place(local: Path, out: Path) -> Path:
+    if out.exists():
+        out.rmdir()
+    shutil.move(str(local), str(out))
+    return out
+
+
+def export_model(model_uri: str, out: str | Path, tracking_uri: str) -> Path:
+    """``models:/NAME@ALIAS`` (or ``/VERSION``, or a logged model's URI) → the stock PEFT adapter it holds."""
+    from mlflow.exceptions import MlflowException
+
+    from fitness.serving import MODEL_FILE
+
+    out = Path(out)
+    _check_out(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # nothing half-written at `out`
+        try:
+            local = download_model(tracking_uri, model_uri, Path(tmp))
+        except MlflowException as e:
+            raise ConfigError("MODEL_URI", f"cannot resolve in {tracking_uri}: {e.message.splitlines()[0]}",
+                              model_uri) from None
+        found = [p.parent for p in local.glob(f"data/*/{MODEL_FILE}")]
+        if len(found) != 1 or not (found[0] / "adapter" / "adapter_model.safetensors").is_file():
+            raise ConfigError("MODEL_URI", "not an evolora model (no data/*/adapter)", model_uri)
+        return _place(found[0] / "adapter", out)
 
 
 def export_run(run_id: str, out: str | Path, tracking_uri: str) -> Path:
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError("--out", "directory exists and is not empty", str(out))
+    _check_out(out)
     client = get_client(tracking_uri)
     try:
         client.get_run(run_id)
@@ -28,7 +60,4 @@ def export_run(run_id: str, out: str | Path, tracking_uri: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # nothing half-written at `out`
         local = Path(client.download_artifacts(run_id, "adapter", tmp))
-        if out.exists():
-            out.rmdir()
-        shutil.move(str(local), str(out))
-    return out
+        return _place(local, out)

@@ -1,5 +1,6 @@
-"""Pictures, saved as files for MLflow: a trial's curves (matplotlib PNG) and a study's Optuna
-visualisations (plotly HTML, and PNG through optuna.visualization.matplotlib; no browser needed)."""
+"""Pictures for MLflow: a trial's curves, species and basins (matplotlib figures, logged with
+``log_figure``) and a study's Optuna visualisations (plotly HTML with plotly.js embedded, and PNG through
+optuna.visualization.matplotlib; no browser or network needed)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from evolution.observers import Observer
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["plot_curves", "plot_study", "BasinRecorder", "plot_basins", "plot_species"]
+__all__ = ["plot_curves", "plot_study", "BasinRecorder", "plot_basins", "plot_species", "close"]
 
 
-def plot_curves(logbook: list[dict], out: Path, title: str) -> Path:
+def close(fig) -> None:
+    plt.close(fig)
+
+
+def plot_curves(logbook: list[dict], title: str, redrawn: bool = False):
     """Two panels over generations: fitness (best, mean ± std) and validation (generation best, champion,
     base model). Separate axes: fitness and validation live on different data and scales."""
     from matplotlib.ticker import MaxNLocator
@@ -31,7 +36,7 @@ def plot_curves(logbook: list[dict], out: Path, title: str) -> Path:
     ax_f.plot(gens, mean, label="mean", color="tab:blue", alpha=0.5, ls="--")
     ax_f.fill_between(gens, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                       color="tab:blue", alpha=0.12, label="mean ± std")
-    ax_f.set_ylabel("fitness (train batch)")
+    ax_f.set_ylabel("fitness (train batch,\nredrawn every generation)" if redrawn else "fitness (train batch)")
     ax_f.set_title(title)
     ax_f.legend(fontsize=8, loc="lower right")
     vrows = [r for r in logbook if "val" in r]
@@ -49,9 +54,7 @@ def plot_curves(logbook: list[dict], out: Path, title: str) -> Path:
     for ax in (ax_f, ax_v):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return fig
 
 
 def plot_study(study, out_dir: Path) -> list[Path]:
@@ -103,7 +106,7 @@ class BasinRecorder(Observer):
             }
 
 
-def plot_basins(rec: BasinRecorder, champion: np.ndarray, out: Path, title: str) -> Path | None:
+def plot_basins(rec: BasinRecorder, champion: np.ndarray, title: str):
     """The population projected to 2-D by one PCA fitted on all snapshots of the trial, one panel per
     snapshot generation, coloured by species, the champion marked with a star."""
     if not rec.snaps:
@@ -141,12 +144,10 @@ def plot_basins(rec: BasinRecorder, champion: np.ndarray, out: Path, title: str)
     fig.legend([legend[k] for k in order], order, loc="upper right", fontsize=7)
     fig.suptitle(f"{title}: population in genome space (PCA fitted once on all panels)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.9, 0.95))
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return fig
 
 
-def plot_species(logbook: list[dict], out: Path, title: str) -> Path | None:
+def plot_species(logbook: list[dict], title: str):
     """Species sizes over generations as a stacked area (only for speciated runs)."""
     import json
 
@@ -167,6 +168,4 @@ def plot_species(logbook: list[dict], out: Path, title: str) -> Path | None:
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return fig

@@ -23,11 +23,13 @@ from evolution.speciation import SpeciationParams
 from evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
 from evolution.errors import TrialFenced, TrialPruned
 from fitness import PACKAGED_STSB, TaskSpec, build_task
+from fitness.serving import MODEL_FILE, write_model_dir
 
 from .config import BLOCK_MODULES, LoraConfig, StudyConfig, resolved
 from .plots import BasinRecorder, plot_basins, plot_curves, plot_species
+from .plots import close as close_figure
 from .progress import ProgressBar
-from .tracking import MlflowTracker, default_tracking_uri, library_versions
+from .tracking import MlflowTracker, default_tracking_uri, library_versions, log_model
 
 __all__ = ["RunOutcome", "run_trial", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint", "score_test"]
 
@@ -37,6 +39,7 @@ class RunOutcome:
     run_id: str | None
     result: RunResult
     test: dict[str, float] | None = None  # {"champion", "base", "gain"} on data.test_path; None without a test split
+    model_uri: str | None = None  # the champion as an MLflow model (models:/m-…), when tracked
 
 
 def score_test(task, result: RunResult) -> dict[str, float] | None:
@@ -166,10 +169,14 @@ def run_trial(
         tags = {"evolora.seed": str(cfg.seed), "evolora.torch_threads": str(threads), "evolora.study": cfg.name,
                 "evolora.genome_size": str(task.layout.size), "evolora.trunk_cache": str(task.evaluator.use_cache),
                 **{f"version.{k}": v for k, v in library_versions().items()}, **(extra_tags or {})}
-        tracker = MlflowTracker(uri, cfg.mlflow.experiment, run_name or cfg.name, conf, tags, parent_run_id,
-                                cfg.mlflow.flush_every, run_id=ck["run_id"] if ck else None, extra_params=extra_params)
+        tracker = MlflowTracker(uri, cfg.mlflow.experiment, run_name or default_run_name(cfg), conf, tags, parent_run_id,
+                                cfg.mlflow.flush_every, run_id=ck["run_id"] if ck else None, extra_params=extra_params,
+                                system_metrics=cfg.mlflow.system_metrics)
         if on_tracker:
             on_tracker(tracker)
+        if not ck:
+            tracker.set_tags({"mlflow.note.content": _run_note(cfg)})
+            log_datasets(tracker, cfg, task)
     lineage_dir = None if checkpoint is not None else tempfile.TemporaryDirectory()
     lineage_path = (Path(checkpoint).with_suffix(".lineage.jsonl") if checkpoint is not None
                     else Path(lineage_dir.name) / "lineage.jsonl")
@@ -185,16 +192,20 @@ def run_trial(
                     task.validate, seed=cfg.seed, observers=obs, strategy=strategy_factory(cfg, task.layout))
     if ck:
         evo.load_state_dict(ck["loop"])
+    model_uri = None
     try:
         result = evo.run()
         test = score_test(task, result)
         if tracker:
-            _log_outcome(tracker, task, conf, result, lineage_path, basins, test)
+            model_uri = _log_outcome(tracker, task, conf, result, lineage_path, basins, test)
     except TrialFenced:
+        if tracker:
+            tracker.close()
         raise  # declared dead elsewhere: its retry owns the checkpoint and the MLflow run now; touch nothing
     except TrialPruned as e:
-        if tracker:
-            tracker.finish("KILLED", None)
+        if tracker:  # stopped early by choice, not a failure: FINISHED, tagged optuna.state=PRUNED by the sweep
+            tracker.set_tags({"evolora.pruned": str(e)})
+            tracker.finish("FINISHED", None)
         raise e
     except KeyboardInterrupt as e:
         if tracker:
@@ -210,11 +221,30 @@ def run_trial(
         tracker.finish("FINISHED")
     if lineage_dir is not None:
         lineage_dir.cleanup()
-    return RunOutcome(tracker.run_id if tracker else None, result, test)
+    return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri)
+
+
+def default_run_name(cfg: StudyConfig) -> str:
+    """Runs of one study told apart in the MLflow table: study, strategy, seed."""
+    return f"{cfg.name}-{cfg.evolution.strategy}-s{cfg.seed}"
+
+
+def _run_note(cfg: StudyConfig) -> str:
+    v = cfg.validation.metric
+    return (f"**{cfg.name}**: {cfg.evolution.strategy}, population {cfg.evolution.population}, "
+            f"{cfg.evolution.generations} generations, LoRA rank {cfg.lora.rank} on {cfg.model.base}.\n\n"
+            f"* `fit_*`: fitness on the train batch"
+            f"{', redrawn every generation (it zig-zags by design)' if cfg.data.rotate else ''}.\n"
+            f"* `val`, `val_champion`, `val_base`: {v} on the validation split every {cfg.validation.every} "
+            f"generation(s); the champion is the best on validation.\n"
+            + (f"* `test_*`: {v} on the test split, scored once at the end; it chose nothing.\n" if cfg.data.test_path else "")
+            + "* The champion is logged as an MLflow model (`model`) and as a stock PEFT adapter (`adapter/`).")
 
 
 def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, lineage_path: Path,
-                 basins: BasinRecorder, test: dict | None) -> None:
+                 basins: BasinRecorder, test: dict | None) -> str:
+    """The run's record: summary metrics, config and logbook, pictures, lineage, the stock PEFT adapter and
+    the champion as an MLflow model (pyfunc, loadable by name once registered). → the model's URI."""
     final = {"val_best": result.champion_val, "val_base_final": result.base_val,
              "val_gain": result.champion_val - result.base_val, "best_fitness": result.best_fitness,
              "champion_gen": result.champion_gen}
@@ -223,21 +253,38 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, li
                       "test_gain": test["gain"]})
     tracker.log_metrics(final, step=result.generations - 1)
     tracker.set_tags({"evolora.champion_id": result.champion_id, "evolora.champion_gen": result.champion_gen})
+    logbook = list(result.logbook)
+    tracker.log_dict(conf, "study.yaml")
+    tracker.log_dict(logbook, "logbook.json")
+    tracker.log_dict(task.layout.to_json(), "layout.json")
+    title = f"{conf['name']} (seed {conf['seed']})"
+    for name, fig in (("curves.png", plot_curves(logbook, title, redrawn=bool(conf["data"].get("rotate")))),
+                      ("species.png", plot_species(logbook, title)),
+                      ("basins.png", plot_basins(basins, result.champion, title))):
+        if fig is not None:
+            tracker.log_figure(fig, name)
+            close_figure(fig)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "study.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
-        (tmp / "logbook.json").write_text(json.dumps(list(result.logbook), indent=1))
-        (tmp / "layout.json").write_text(json.dumps(task.layout.to_json()))
         np.save(tmp / "champion.npy", result.champion)
-        title = f"{conf['name']} (seed {conf['seed']})"
-        names = ["study.yaml", "logbook.json", "layout.json", "champion.npy", "lineage.parquet"]
         to_parquet(lineage_path, tmp / "lineage.parquet")
-        for made in (plot_curves(list(result.logbook), tmp / "curves.png", title),
-                     plot_species(list(result.logbook), tmp / "species.png", title),
-                     plot_basins(basins, result.champion, tmp / "basins.png", title)):
-            if made is not None:
-                names.append(made.name)
-        for name in names:
+        for name in ("champion.npy", "lineage.parquet"):
             tracker.log_artifact(tmp / name)
         task.save_adapter(result.champion, tmp / "adapter")
         tracker.log_artifacts(tmp / "adapter", "adapter")
+        model_dir = write_model_dir(task, result.champion, tmp / "champion")
+        model_uri = log_model(tracker.tracking_uri, tracker.run_id, model_dir,
+                              json.loads((model_dir / MODEL_FILE).read_text()), step=result.generations - 1)
+    tracker.set_tags({"evolora.model_uri": model_uri})
+    return model_uri
+
+
+def log_datasets(tracker: MlflowTracker, cfg: StudyConfig, task) -> None:
+    """Train, validation and (when there is one) test split as the run's dataset inputs."""
+    import pandas as pd
+
+    d = cfg.data
+    sources = {"train": d.train_path, "validation": d.train_path if d.val_fraction is not None else task_spec(cfg).dev_path,
+               "test": d.test_path}
+    splits = {k: (pd.DataFrame(rows), sources[k]) for k, rows in task.split_records().items()}
+    tracker.log_datasets(splits)

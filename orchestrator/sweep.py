@@ -331,7 +331,7 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         assert set(params) == set(trial.params)
         outcome = run_trial(
             cfg, tracking_uri=ctx.uri, progress=ctx.progress, parent_run_id=ctx.parent_run_id,
-            run_name=f"trial-{root}", extra_tags=tags,
+            run_name=f"t{root:03d}-{cfg.evolution.strategy}-s{seed}", extra_tags=tags,
             observers=[OptunaReporter(trial, ctx.cfg.sweep.report_every)], guards=[Fence(live)],
             checkpoint=ctx.checkpoint(root), extra_params=trial.params,
             on_tracker=lambda t: (trackers.append(t), trial.set_user_attr(ATTR + "run_id", t.run_id)),
@@ -343,6 +343,7 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         _tag(trackers, "PRUNED", trial.number)
         study.tell(trial, state=TrialState.PRUNED)
         _drop_checkpoint(ctx, root)
+        _on_parent(ctx, study, trial.number, None)
         return TrialState.PRUNED
     except KeyboardInterrupt:
         trial.set_user_attr(ATTR + "failure", "interrupted")
@@ -374,7 +375,40 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         return TrialState.FAIL
     _tag(trackers, "COMPLETE", trial.number)
     _drop_checkpoint(ctx, root)
+    _on_parent(ctx, study, trial.number, r.champion_val)
+    if ctx.cfg.mlflow.register_best and outcome.model_uri:
+        _register(ctx, study, trial.number, outcome)
     return TrialState.COMPLETE
+
+
+def _on_parent(ctx: SweepContext, study: optuna.Study, number: int, value: float | None) -> None:
+    """The optimisation history as the parent run's own curves (step = trial number): each finished trial's
+    value and the best so far, so MLflow charts it natively."""
+    client = get_client(ctx.uri)
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number <= number]
+    if value is not None:
+        client.log_metric(ctx.parent_run_id, "trial_value", float(value), step=number)
+    if done:
+        best = (max if ctx.cfg.sweep.direction == "maximize" else min)(t.value for t in done)
+        client.log_metric(ctx.parent_run_id, "best_so_far", float(best), step=number)
+
+
+def registered_name(cfg: StudyConfig) -> str:
+    return cfg.mlflow.registered_model or cfg.name
+
+
+def _register(ctx: SweepContext, study: optuna.Study, number: int, outcome) -> None:
+    """A new best trial becomes a version of the study's registered model and takes the `champion` alias;
+    under the storage lock, so two workers finishing at once cannot move it backwards."""
+    from .tracking import register_champion
+
+    tags = {"trial": number, "study": ctx.cfg.name, "optuna.storage": ctx.storage_url,
+            "val_gain": outcome.result.champion_val - outcome.result.base_val}
+    if outcome.test is not None:
+        tags.update({"test": outcome.test["champion"], "test_gain": outcome.test["gain"]})
+    with storage_lock(ctx.storage_url, f"register-{ctx.cfg.name}"):
+        register_champion(ctx.uri, registered_name(ctx.cfg), outcome.model_uri, outcome.run_id,
+                          outcome.result.champion_val, ctx.cfg.sweep.direction, tags)
 
 
 def _drop_checkpoint(ctx: SweepContext, root: int) -> None:

@@ -11,14 +11,21 @@ import json
 import platform
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
 from evolution.observers import Observer
 
-__all__ = ["default_tracking_uri", "MlflowTracker", "flatten", "get_client", "get_or_create_experiment"]
+__all__ = ["default_tracking_uri", "MlflowTracker", "flatten", "get_client", "get_or_create_experiment",
+           "log_model", "register_champion", "download_model", "CHAMPION_ALIAS", "LOADER_MODULE"]
+
+CHAMPION_ALIAS = "champion"
+LOADER_MODULE = "fitness.serving"  # MLflow imports it from the installed evolora package: no pickle, no code in artifacts
 
 MLRUNS = "mlruns"
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+NOT_CURVES = {"gen", "champion_id", "nevals"}  # ids and counts: in logbook.json, not drawn as charts
 
 
 def default_tracking_uri(root: str | Path | None = None) -> str:
@@ -42,17 +49,22 @@ def get_client(tracking_uri: str):
 
 
 def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
+    """The experiment's id, created on first use and marked as model training, so MLflow's UI opens it on
+    the runs table and metric charts (not the GenAI traces view)."""
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    root = _artifact_root(tracking_uri)
-    try:
-        return client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
-    except Exception:  # another process created it first
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if exp is None:
+        root = _artifact_root(tracking_uri)
+        try:
+            exp_id = client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
+                                              tags={EXPERIMENT_KIND: MODEL_TRAINING})
+            return exp_id
+        except Exception:  # another process created it first
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if exp.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
+    return exp.experiment_id
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:
@@ -84,10 +96,13 @@ class MlflowTracker(Observer):
 
     def __init__(self, tracking_uri: str, experiment: str, run_name: str, params: dict[str, Any],
                  tags: dict[str, str] | None = None, parent_run_id: str | None = None, flush_every: int = 5,
-                 run_id: str | None = None, extra_params: dict[str, Any] | None = None) -> None:
+                 run_id: str | None = None, extra_params: dict[str, Any] | None = None,
+                 system_metrics: bool = False) -> None:
         from mlflow.entities import Param
 
         self.client = get_client(tracking_uri)
+        self._monitor = None
+        self._system_metrics = system_metrics
         self.tracking_uri = tracking_uri
         self.flush_every = flush_every
         self._buffer: list = []
@@ -98,6 +113,7 @@ class MlflowTracker(Observer):
             self.client.update_run(run_id, status="RUNNING")
             steps = [m.step for m in self.client.get_metric_history(run_id, "fit_best")]
             self._logged_upto = max(steps, default=-1)
+            self._start_monitor(resume=True)
             return
         exp_id = get_or_create_experiment(self.client, experiment, tracking_uri)
         all_tags = {**(tags or {})}
@@ -109,6 +125,39 @@ class MlflowTracker(Observer):
         flat = [Param(k, v[:6000]) for k, v in merged.items()]
         for i in range(0, len(flat), 100):
             self.client.log_batch(self.run_id, params=flat[i : i + 100])
+        self._start_monitor(resume=False)
+
+    def _start_monitor(self, resume: bool) -> None:
+        """CPU, memory (and GPU when there is one) as ``system/*`` metrics every 10 s, from MLflow's monitor."""
+        if not self._system_metrics:
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self._monitor = SystemMetricsMonitor(self.run_id, resume_logging=resume, tracking_uri=self.tracking_uri)
+        self._monitor.start()
+
+    def close(self) -> None:
+        """Stop background logging without touching the run (a fenced trial's run belongs to its retry)."""
+        if self._monitor is not None:
+            self._monitor.finish()
+            self._monitor = None
+
+    def log_datasets(self, splits: dict[str, tuple[Any, str]]) -> None:
+        """The data as run inputs: {context: (DataFrame, source path)} → ``mlflow.data`` datasets with their
+        digest, each tagged with its split (train / validation / test)."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        inputs = []
+        for context, (df, source) in splits.items():
+            with warnings.catch_warnings():  # "source can be interpreted in multiple ways": both are local files
+                warnings.simplefilter("ignore", UserWarning)
+                ds = mlflow.data.from_pandas(df, source=str(Path(str(source)).resolve()),
+                                             name=f"{Path(str(source)).stem}:{context}",
+                                             targets="score" if "score" in df.columns else None)
+            inputs.append(DatasetInput(ds._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+        self.client.log_inputs(self.run_id, datasets=inputs)
 
     # ---- observer hooks -----------------------------------------------------------------------------
     def on_generation(self, row: dict) -> None:
@@ -119,7 +168,7 @@ class MlflowTracker(Observer):
         if step <= self._logged_upto:  # logged by the attempt that was killed after flushing, before its checkpoint
             return
         for k, v in row.items():
-            if k != "gen" and isinstance(v, (int, float)) and v == v:  # skip NaN
+            if k not in NOT_CURVES and isinstance(v, (int, float)) and v == v:  # skip NaN
                 self._buffer.append(Metric(k, float(v), ts, step))
         self._since_flush += 1
         if self._since_flush >= self.flush_every:
@@ -140,6 +189,9 @@ class MlflowTracker(Observer):
         self._since_flush = 0
 
     # ---- direct logging ---------------------------------------------------------------------------
+    def log_metric(self, key: str, value: float, step: int) -> None:
+        self.client.log_metric(self.run_id, key, float(value), step=step)
+
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 
@@ -160,10 +212,115 @@ class MlflowTracker(Observer):
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
+    def log_dict(self, data: Any, artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, data, artifact_file)
+
+    def log_figure(self, fig, artifact_file: str) -> None:
+        self.client.log_figure(self.run_id, fig, artifact_file, save_kwargs={"dpi": 110})
+
     def finish(self, status: str = "FINISHED", error: BaseException | None = None) -> None:
         try:
+            self.close()
             self.flush()
             if error is not None:
                 self.log_text("".join(traceback.format_exception(error)), "error.txt")
         finally:
             self.client.set_terminated(self.run_id, status=status)
+
+
+# ---- models and the registry ------------------------------------------------------------------------
+def _signature(kind: str, max_new_tokens: int):
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    if kind == "encoder":
+        return ModelSignature(inputs=Schema([ColSpec("string", "sentence1"), ColSpec("string", "sentence2")]),
+                              outputs=Schema([ColSpec("double", "similarity")]))
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "prompt", required=False), ColSpec("string", "text", required=False)]),
+        outputs=Schema([ColSpec("string")]),
+        params=ParamSchema([ParamSpec("mode", "string", "generate"),
+                            ParamSpec("max_new_tokens", "long", int(max_new_tokens))]))
+
+
+EXAMPLES = {
+    "encoder": {"sentence1": ["A man is playing a guitar.", "A woman is slicing an onion."],
+                "sentence2": ["A person plays the guitar.", "A dog runs across a field."]},
+    "causal": {"prompt": ["The weather today is", "In the news:"]},
+}
+
+
+def _requirements(base_ref: dict) -> list[str]:
+    import importlib.metadata as md
+
+    reqs = []
+    for pkg in ("evolora", "torch", "transformers", "peft", "safetensors", "pandas", "numpy", "scipy",
+                *([base_ref["package"]] if "package" in base_ref else [])):
+        try:
+            reqs.append(f"{pkg}=={md.version(pkg)}")
+        except md.PackageNotFoundError:
+            reqs.append(pkg)
+    return reqs
+
+
+def log_model(tracking_uri: str, run_id: str, model_dir: Path, meta: dict, step: int = 0) -> str:
+    """Log an evolora model directory (:func:`fitness.serving.write_model_dir`) as the run's MLflow model,
+    pyfunc flavour with ``fitness.serving`` as loader module, signature and input example. → model URI."""
+    import mlflow
+    import mlflow.pyfunc
+    import pandas as pd
+
+    mlflow.set_tracking_uri(tracking_uri)
+    kind = meta["kind"]
+    example = pd.DataFrame(EXAMPLES[kind])
+    with mlflow.start_run(run_id=run_id, log_system_metrics=False):  # on exit the run reads FINISHED until finish() sets its status
+        info = mlflow.pyfunc.log_model(
+            name="model", loader_module=LOADER_MODULE, data_path=str(model_dir),
+            signature=_signature(kind, meta["max_new_tokens"]), input_example=example,
+            pip_requirements=_requirements(meta["base"]), step=step,
+            metadata={"evolora": {"task": meta["task"], "base": meta["base"]}})
+    return info.model_uri
+
+
+def _better(a: float, b: float, direction: str) -> bool:
+    return a > b if direction == "maximize" else a < b
+
+
+def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str, value: float,
+                      direction: str = "maximize", tags: dict[str, Any] | None = None,
+                      force: bool = False) -> tuple[str | None, bool]:
+    """Register ``model_uri`` as a new version of ``name`` and point the ``champion`` alias at it if its
+    ``value`` (validation) beats the version the alias points at (or there is none). A model that does
+    not beat the champion is not registered unless ``force``. → (version or None, alias moved)."""
+    from mlflow.exceptions import MlflowException
+
+    client = get_client(tracking_uri)
+    try:
+        client.create_registered_model(name, description="evolora champions: each version a LoRA adapter evolved "
+                                       "on a frozen base; the alias `champion` points at the best on validation.")
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    current = None
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        pass
+    cur_val = float(current.tags["val"]) if current is not None and "val" in current.tags else None
+    better = cur_val is None or _better(value, cur_val, direction)
+    if not (better or force):
+        return None, False
+    version = client.create_model_version(name, source=model_uri, run_id=run_id,
+                                          tags={"val": repr(float(value)), **{k: str(v) for k, v in (tags or {}).items()}})
+    if better:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version.version))
+    return str(version.version), better
+
+
+def download_model(tracking_uri: str, model_uri: str, dst: Path) -> Path:
+    """A registered or logged model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/…``) → its
+    local directory (the one holding ``MLmodel``)."""
+    import mlflow.artifacts
+
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
+                                                    tracking_uri=tracking_uri))

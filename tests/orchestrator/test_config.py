@@ -60,6 +60,33 @@ def test_not_a_mapping_and_missing_file(tmp_path, capsys):
     assert "a study file must be a YAML mapping" in err and "study file not found" in err
 
 
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n# and another\n"])
+def test_an_empty_study_file_is_an_error_not_a_run_of_all_defaults(tmp_path, capsys, text):
+    study = tmp_path / "s.yaml"
+    study.write_text(text)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["run", str(study), "--no-progress"]) == 2
+    finally:
+        os.chdir(cwd)
+    assert "study file is empty" in capsys.readouterr().err
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize("over,hint", [({"evolution__populaton": 8}, "did you mean population?"),
+                                       ({"evolushun": {}}, "did you mean evolution?"),
+                                       ({"evolution__es__sigmaa": 0.1}, "did you mean sigma?"),
+                                       ({"zzzz": 1}, None)])
+def test_an_unknown_key_suggests_the_nearest_valid_key(tmp_path, capsys, over, hint):
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump(tiny_study(tmp_path, **over)))
+    assert main(["run", str(study), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key" in err
+    assert (hint in err) if hint else ("did you mean" not in err)
+
+
 def test_overrides_and_seed_are_applied_and_typed(tmp_path):
     study = tmp_path / "s.yaml"
     study.write_text(yaml.safe_dump(tiny_study(tmp_path)))
