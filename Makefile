@@ -11,7 +11,14 @@ PYTEST_ARGS ?=
 .PHONY: setup run test bench clean
 setup: $(VENV)/.installed
 
+# Debian's Chromium + ChromeDriver for the UI test (tests/test_ui.py), installed when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BROWSER_PKGS ?= chromium chromium-driver
+
 $(VENV)/.installed: pyproject.toml
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get install -y -q $(BROWSER_PKGS) >/dev/null || \
+	   ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(BROWSER_PKGS) >/dev/null))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)

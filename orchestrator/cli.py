@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -110,13 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--best-study", default=None, help="the study of the `best` row (default studies/stsb-best.yaml)")
     q.add_argument("--tiny", action="store_true", help="tiny data and budget: checks the contract, measures nothing")
 
-    p = sub.add_parser("ui", help="start the MLflow UI on the project's store",
-                       description="Start `mlflow ui` on the tracking store (default ./mlruns/) and print how to "
-                       "open optuna-dashboard on the Optuna storage.")
+    p = sub.add_parser("ui", help="start the MLflow UI (and optuna-dashboard) on the project's stores",
+                       description="Start the MLflow UI on the tracking store (default ./mlruns/) and, when "
+                       "optuna-dashboard is installed (pip install 'evolora[dashboard]'), the Optuna dashboard on the "
+                       "Optuna storage. Ctrl-C or SIGTERM stops every server process it started.")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: ./mlruns/)")
     p.add_argument("--storage", default=None, help=_STORAGE_HELP)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--dashboard-port", type=int, default=8080, help="optuna-dashboard's port (default 8080)")
     return parser
 
 
@@ -337,6 +341,11 @@ def _bench_quality(args) -> int:
 
 
 def _cmd_ui(args) -> int:
+    """The MLflow UI on the tracking store and, when installed, optuna-dashboard on the Optuna storage. Each
+    server runs in its own process group; Ctrl-C or SIGTERM stops every process they started."""
+    import importlib.util
+    import shutil
+    import signal
     import subprocess
 
     from .storage import default_storage
@@ -344,10 +353,73 @@ def _cmd_ui(args) -> int:
 
     uri = args.tracking_uri or default_tracking_uri()
     storage = args.storage or default_storage()
-    print(f"MLflow UI on {uri}: http://{args.host}:{args.port}")
-    print(f"Optuna dashboard: pip install optuna-dashboard && optuna-dashboard {storage}")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
-    return subprocess.call(cmd)
+    servers = {"MLflow UI": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", args.host,
+                             "--port", str(args.port), "--workers", "1"]}
+    if uri.startswith("sqlite:///"):
+        servers["MLflow UI"] += ["--default-artifact-root", Path(uri[len("sqlite:///"):]).parent.joinpath("artifacts").as_uri()]
+    dashboard_port = args.dashboard_port
+    dashboard = shutil.which("optuna-dashboard", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                                       os.environ.get("PATH", "")]))
+    no_studies = "://" not in storage and not Path(storage).is_file()  # a journal file no sweep has written yet
+    if dashboard and importlib.util.find_spec("optuna_dashboard") is not None and not no_studies:
+        servers["Optuna dashboard"] = [dashboard, storage, "--host", args.host, "--port", str(dashboard_port)]
+    procs: list[subprocess.Popen] = []
+
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        for name, cmd in servers.items():
+            procs.append(subprocess.Popen(cmd, start_new_session=True))  # a group of its own: killed as one
+        print(f"MLflow UI on {uri}: http://{args.host}:{args.port}", flush=True)
+        for exp_id, name in _experiments(uri):  # links that open on the runs table and charts, not the GenAI view
+            print(f"  {name}: http://{args.host}:{args.port}/#/experiments/{exp_id}?workflowType=machine_learning",
+                  flush=True)
+        if "Optuna dashboard" in servers:
+            print(f"Optuna dashboard on {storage}: http://{args.host}:{dashboard_port}", flush=True)
+        elif no_studies:
+            print(f"Optuna dashboard: no Optuna storage at {storage} yet (run a sweep first)", flush=True)
+        else:
+            print("Optuna dashboard: not installed (pip install 'evolora[dashboard]' or pip install optuna-dashboard)",
+                  flush=True)
+        told = False
+        while procs[0].poll() is None:  # the MLflow UI is the main server; the dashboard is a companion
+            if len(procs) > 1 and procs[1].poll() is not None and not told:
+                print(f"Optuna dashboard exited (code {procs[1].returncode}); the MLflow UI stays up", flush=True)
+                told = True
+            time.sleep(0.5)
+        return procs[0].returncode or 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        _stop_groups(procs)
+
+
+def _experiments(uri: str) -> list[tuple[str, str]]:
+    from .tracking import get_client
+
+    try:
+        return [(e.experiment_id, e.name) for e in get_client(uri).search_experiments() if e.name != "Default"]
+    except Exception:  # an unreachable server: the UI itself will say more
+        return []
+
+
+def _stop_groups(procs) -> None:
+    """SIGTERM each server's process group (server, its workers and job consumers), SIGKILL what lingers."""
+    import signal
+
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.time() + 10
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.wait(timeout=max(0.1, deadline - time.time()))
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)  # the group may outlive its leader
 
 
 def _quiet_libraries() -> None:

@@ -1,0 +1,167 @@
+"""The UI as a person sees it: a finished sweep, `evolora ui`, the MLflow UI (and optuna-dashboard) opened in
+headless Chromium (Debian's chromium + chromium-driver, installed by `make setup`). Asserts what a user must
+see — the parent run with its trials nested under it, a trial's metric charts drawn, the registered model with
+its `champion` alias, the study in optuna-dashboard — saves screenshots, and checks that stopping `evolora ui`
+with SIGTERM stops every server process it started."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from orchestrator.cli import main
+
+from .conftest import tiny_study
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ML = "workflowType=machine_learning"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float = 120) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def _browser(profile: Path):
+    for exe in (CHROMIUM, CHROMEDRIVER):
+        if not Path(exe).exists():
+            pytest.fail(f"{exe} is missing: `make setup` installs Debian's chromium and chromium-driver "
+                        "(apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--window-size=1400,900", f"--user-data-dir={profile}"):
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+def _wait_text(driver, needle: str, timeout: float = 60) -> str:
+    end = time.time() + timeout
+    text = ""
+    while time.time() < end:
+        text = driver.find_element("tag name", "body").text
+        if needle in text:
+            return text
+        time.sleep(0.5)
+    raise AssertionError(f"{needle!r} never appeared on {driver.current_url}; the page shows:\n{text[:2000]}")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_path):
+    from selenium.webdriver.common.by import By
+
+    study = tiny_study(tmp_path, name="ui-demo", evolution__generations=3)
+    study["sweep"] = {"pruner": "none", "sampler": "random"}
+    study["search"] = {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.2, "log": True}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    storage = str(tmp_path / "mlruns" / "optuna-journal.log")
+    assert main(["sweep", str(path), "--n-trials", "2", "--no-progress", "--tracking-uri", uri, "--storage", storage]) == 0
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("tests")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("evolora.role") == "sweep")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2 and len({c.info.run_name for c in children}) == 2  # told apart by name
+
+    port, dport = _free_port(), _free_port()
+    log = open(tmp_path / "ui.log", "w")
+    evolora = str(Path(sys.executable).parent / "evolora")
+    ui = subprocess.Popen([evolora, "ui", "--tracking-uri", uri, "--storage", storage, "--port", str(port),
+                           "--dashboard-port", str(dport)], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    driver = None
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_http(base + "/health")
+        driver = _browser(tmp_path / "chrome")
+        # the runs table: the sweep's parent run, its trials nested under it (shown when expanded)
+        driver.get(f"{base}/#/experiments/{exp.experiment_id}?{ML}")
+        _wait_text(driver, parent.info.run_name)
+        text = driver.find_element("tag name", "body").text
+        assert not any(c.info.run_name in text for c in children)  # collapsed under the parent
+        row = driver.find_element(By.XPATH, f"//a[normalize-space()='{parent.info.run_name}']/ancestor::*[@role='row'][1]")
+        row.find_element(By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']").click()
+        for c in children:
+            _wait_text(driver, c.info.run_name)
+        driver.save_screenshot(str(shots / "runs.png"))
+        # a trial's curves, drawn
+        child = children[0]
+        driver.get(f"{base}/#/experiments/{exp.experiment_id}/runs/{child.info.run_id}/model-metrics?{ML}")
+        text = _wait_text(driver, "fit_best")
+        _wait_text(driver, "Step")  # an axis: the chart rendered, not a spinner
+        assert "champion_id" not in text and "nevals" not in text  # ids are not drawn as curves
+        driver.save_screenshot(str(shots / "trial-metrics.png"))
+        # the registered model and its champion alias
+        best = client.get_model_version_by_alias("ui-demo", "champion")
+        driver.get(f"{base}/#/models/ui-demo?{ML}")
+        text = _wait_text(driver, "champion")
+        assert f"Version {best.version}" in text
+        driver.save_screenshot(str(shots / "registry.png"))
+        # optuna-dashboard on the same storage, beside it
+        if shutil.which("optuna-dashboard", path=str(Path(sys.executable).parent)):
+            _wait_http(f"http://127.0.0.1:{dport}/dashboard/")
+            driver.get(f"http://127.0.0.1:{dport}/dashboard/")
+            _wait_text(driver, "ui-demo")
+            driver.save_screenshot(str(shots / "optuna-dashboard.png"))
+    finally:
+        if driver is not None:
+            driver.quit()
+        pgids = [int(line.split()[1]) for line in subprocess.run(
+            ["ps", "-eo", "pid,pgid,ppid"], capture_output=True, text=True).stdout.splitlines()[1:]
+            if int(line.split()[2]) == ui.pid]  # the servers `evolora ui` started, each its own group
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=60)
+        log.close()
+    printed = (tmp_path / "ui.log").read_text()
+    assert pgids, printed[-2000:]
+    assert f"#/experiments/{exp.experiment_id}?{ML}" in printed  # the link opens the model-training view
+    end = time.time() + 15
+    while any(_group_alive(g) for g in pgids) and time.time() < end:
+        time.sleep(0.2)
+    assert not any(_group_alive(g) for g in pgids), "server processes outlived `evolora ui`"
+    with socket.socket() as s:  # nothing listens on the port any more (TIME_WAIT of closed connections aside)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen()
+    for name in ("runs.png", "trial-metrics.png", "registry.png"):
+        assert (shots / name).stat().st_size > 10_000
