@@ -74,13 +74,19 @@ def read_lineage(path: str | Path) -> list[dict]:
 
 
 def ancestry(rows: list[dict], genome: int) -> list[dict]:
-    """Birth events of ``genome`` and all its ancestors back to generation 0, newest first, each with the
-    genome's first evaluation attached (``fitness``)."""
+    """Birth events of ``genome`` and all its ancestors back to generation 0, newest first. Each carries its
+    first evaluation's fitness (``fitness``), every evaluation (``evals``: gen, fitness, terms) and every
+    validation (``validations``: gen, value) of that genome."""
     births = {r["id"]: r for r in rows if r["event"] == "birth"}
-    fitness: dict[int, float] = {}
+    evals: dict[int, list[dict]] = {}
+    vals: dict[int, list[dict]] = {}
     for r in rows:
-        if r["event"] == "eval" and r["id"] not in fitness:
-            fitness[r["id"]] = r["fitness"]
+        if r["event"] == "eval":
+            terms = r.get("terms")
+            evals.setdefault(r["id"], []).append({"gen": r["gen"], "fitness": r["fitness"],
+                                                  "terms": json.loads(terms) if isinstance(terms, str) else terms})
+        elif r["event"] == "validation":
+            vals.setdefault(r["id"], []).append({"gen": r["gen"], "value": r["value"]})
     if genome not in births:
         raise KeyError(f"genome {genome} has no birth record")
     out, seen, todo = [], set(), [genome]
@@ -90,7 +96,8 @@ def ancestry(rows: list[dict], genome: int) -> list[dict]:
             continue
         seen.add(gid)
         b = dict(births[gid])
-        b["fitness"] = fitness.get(gid)
+        b["evals"], b["validations"] = evals.get(gid, []), vals.get(gid, [])
+        b["fitness"] = b["evals"][0]["fitness"] if b["evals"] else None
         out.append(b)
         todo.extend(p for p in b["parents"] if p not in seen)
     return sorted(out, key=lambda r: (-r["gen"], -r["id"]))

@@ -272,6 +272,13 @@ def _cmd_lineage(args) -> int:
         fit = f"{r['fitness']:.5f}" if r["fitness"] is not None else "-"
         parents = ",".join(str(p) for p in r["parents"]) or "-"
         print(f"{r['gen']:>4} {r['id']:>6}  {r['op'] or '-':<20} {parents:<14} {fit:>10}  {r['params'] or ''}")
+        if r.get("rng"):
+            print(f"{'':13}generator state before the draw: {r['rng']}")
+        for e in r["evals"]:
+            terms = ", ".join(f"{k} {v:.5f}" for k, v in (e["terms"] or {}).items())
+            print(f"{'':13}evaluated at gen {e['gen']}: fitness {e['fitness']:.5f}" + (f" ({terms})" if terms else ""))
+        for v in r["validations"]:
+            print(f"{'':13}validated at gen {v['gen']}: {v['value']:.5f}")
     return 0
 
 

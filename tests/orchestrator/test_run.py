@@ -126,8 +126,14 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
     for genome in {target, last}:
         assert main(["lineage", run_id, "--genome", str(genome), "--tracking-uri", uri]) == 0
         out = capsys.readouterr().out.strip().splitlines()
-        assert out[-1].split()[0] == "0" and "seed" in out[-1]  # the oldest ancestor: generation 0's seed
+        births_out = [line for line in out[2:] if not line.startswith(" " * 13)]
+        assert births_out[-1].split()[0] == "0" and "seed" in births_out[-1]  # the oldest: generation 0's seed
+        text = "\n".join(out)
+        assert "evaluated at gen" in text or "validated at gen" in text  # ES/CMA means are validated only
+        if strategy.startswith("ga"):  # sampled offspring: fitness terms and the generator state of the draw
+            assert "evaluated at gen" in text and "generator state before the draw" in text
     assert main(["lineage", run_id, "--best", "--tracking-uri", uri]) == 0
+    assert "validated at gen" in capsys.readouterr().out  # the champion was chosen on validation
     assert main(["lineage", run_id, "--genome", "999999", "--tracking-uri", uri]) == 2
     if strategy == "ga-speciated":
         m = client.get_run(run_id).data.metrics
