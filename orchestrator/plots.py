@@ -66,7 +66,7 @@ def plot_study(study, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written, notes = [], []
     for name, fn, fn_mpl in (
-        ("optimization_history", vis.plot_optimization_history, vis_mpl.plot_optimization_history),
+        ("optimization_history", vis.plot_optimization_history, _history_png),
         ("param_importances", vis.plot_param_importances, vis_mpl.plot_param_importances),
         ("parallel_coordinate", vis.plot_parallel_coordinate, vis_mpl.plot_parallel_coordinate),
     ):
@@ -77,7 +77,13 @@ def plot_study(study, out_dir: Path) -> list[Path]:
                 written.append(out_dir / f"{name}.html")
                 ax = fn_mpl(study)
                 fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-                fig.set_size_inches(8, 5)
+                fig.set_size_inches(10, 6) if name == "parallel_coordinate" else fig.set_size_inches(8, 5)
+                if name == "parallel_coordinate":  # long dotted paths: shortened and slanted, never overlapping
+                    fig.canvas.draw()  # tick labels are filled in at draw time
+                    names = sorted({k for t in study.trials for k in t.params})
+                    for a in fig.axes[:1]:
+                        a.set_xticks(a.get_xticks(), [_short(_full(t.get_text(), names)) for t in a.get_xticklabels()],
+                                     rotation=25, ha="right", fontsize=8)
                 fig.tight_layout()
                 fig.savefig(out_dir / f"{name}.png", dpi=110)
                 plt.close(fig)
@@ -88,6 +94,53 @@ def plot_study(study, out_dir: Path) -> list[Path]:
         (out_dir / "notes.txt").write_text("\n".join(notes) + "\n")
         written.append(out_dir / "notes.txt")
     return written
+
+
+def _full(label: str, names: list[str]) -> str:
+    """Optuna cuts long axis labels ("evolution.mutatio..."): the parameter name it stands for."""
+    if label.endswith("..."):
+        hits = [n for n in names if n.startswith(label[:-3])]
+        if len(hits) == 1:
+            return hits[0]
+    return label
+
+
+def _short(label: str) -> str:
+    """``evolution.es.learning_rate`` → ``es.learning_rate``: the last two parts of a dotted config path."""
+    parts = label.split(".")
+    return ".".join(parts[-2:]) if len(parts) > 2 else label
+
+
+def _history_png(study):
+    """Each trial's value (pruned trials at their last reported value, marked ×) and the best so far, over
+    integer trial numbers."""
+    from matplotlib.ticker import MaxNLocator
+    from optuna.trial import TrialState
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    pruned = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED and t.intermediate_values]
+    if not done and not pruned:
+        raise ValueError("no finished trials yet")
+    ax.plot([t.number for t in done], [t.value for t in done], "o", color="tab:blue", label="complete")
+    if pruned:
+        ax.plot([t.number for t in pruned], [t.intermediate_values[max(t.intermediate_values)] for t in pruned], "x",
+                color="tab:red", label="pruned (last reported)")
+    if done:
+        better = max if study.direction.name == "MAXIMIZE" else min
+        best, xs, ys = None, [], []
+        for t in sorted(done, key=lambda t: t.number):
+            best = t.value if best is None else better(best, t.value)
+            xs.append(t.number)
+            ys.append(best)
+        ax.step(xs, ys, where="post", color="black", lw=1.2, label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("objective (validation)")
+    ax.set_title(f"{study.study_name}: optimisation history")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
 
 
 class BasinRecorder(Observer):
