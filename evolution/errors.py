@@ -1,13 +1,13 @@
 """All evolora exceptions, under one base class.
 
 Failures (``EvoloraError`` subclasses other than signals) are distinct from control-flow signals
-(``TrialPruned``, ``Interrupted``): the orchestrator marks a trial failed for the first and stops or prunes
-it cleanly for the second.
+(``TrialPruned``, ``TrialFenced``): the orchestrator marks a trial failed for the first and prunes it, or
+stops writing to it, for the second. Ctrl-C is Python's own ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
 
-__all__ = ["EvoloraError", "ConfigError", "RegistryError", "TrialPruned", "TrialFenced", "Interrupted"]
+__all__ = ["EvoloraError", "ConfigError", "RegistryError", "TrialPruned", "TrialFenced"]
 
 
 class EvoloraError(Exception):
@@ -39,6 +39,3 @@ class TrialFenced(EvoloraError):
     """Signal: this run's trial was declared dead by another worker (and will be retried from its
     checkpoint); this process must stop writing to the trial's checkpoint and MLflow run at once."""
 
-
-class Interrupted(EvoloraError):
-    """Signal: the user asked to stop (Ctrl-C); state has been checkpointed."""

@@ -1,5 +1,5 @@
 """What the generation loop tells the outside world. Observers never change the run, except by raising
-:class:`~evolution.errors.TrialPruned` or :class:`~evolution.errors.Interrupted` to stop it."""
+:class:`~evolution.errors.TrialPruned` (or ``KeyboardInterrupt``) to stop it."""
 
 from __future__ import annotations
 

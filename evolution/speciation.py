@@ -24,7 +24,7 @@ __all__ = ["SpeciationParams", "Speciation", "distance", "allocate"]
 class SpeciationParams:
     distance: str = "l2"  # l2 | cosine | delta_l2 (on the LoRA deltas B·A)
     threshold: float | None = None  # initial compatibility threshold; None: the first population's mean distance
-    target_species: int = 4
+    target_species: int = 3
     threshold_step: float = 0.1  # relative change per generation toward the target count
     stagnation: int = 15
     sharing: bool = True

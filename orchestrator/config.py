@@ -14,8 +14,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from evolution import GAParams
 from evolution.errors import ConfigError
+from evolution.es import ESParams
+from evolution.speciation import SpeciationParams
 from fitness import FITNESS_TERMS, PACKAGED_STSB
+
+# One source of defaults: each section's fields that the evolution packages' parameter dataclasses also have
+# take their defaults from those dataclasses (the runner builds the dataclasses from these sections by name).
+_GA, _ES, _SP = GAParams(), ESParams(), SpeciationParams()
 
 __all__ = ["StudyConfig", "SearchSpec", "SweepConfig", "load_study", "parse_study", "apply_overrides", "resolved",
            "with_values", "check_search", "BLOCK_MODULES"]
@@ -122,33 +129,33 @@ class ValidationConfig(_Strict):
 
 class SpeciationConfig(_Strict):
     enabled: bool = Field(False, description="NEAT-style speciation of the GA population")
-    distance: Literal["l2", "cosine", "delta_l2"] = Field("l2", description="compatibility distance: RMS gene "
+    distance: Literal["l2", "cosine", "delta_l2"] = Field(_SP.distance, description="compatibility distance: RMS gene "
                                                           "difference, 1 − cosine, or RMS difference of the LoRA deltas B·A")
-    threshold: float | None = Field(None, gt=0, description="initial compatibility threshold, adapted each "
+    threshold: float | None = Field(_SP.threshold, gt=0, description="initial compatibility threshold, adapted each "
                                     "generation toward target_species (null: the first population's mean distance)")
-    target_species: int = Field(3, ge=1, description="the threshold moves toward this many species")
-    threshold_step: float = Field(0.1, gt=0, lt=1, description="relative threshold change per generation")
-    stagnation: int = Field(15, ge=1, description="generations without improvement before a species is removed")
-    sharing: bool = Field(True, description="explicit fitness sharing (adjusted fitness = fitness / species size)")
-    elitism: int = Field(1, ge=0, description="best members of each species copied unchanged")
+    target_species: int = Field(_SP.target_species, ge=1, description="the threshold moves toward this many species")
+    threshold_step: float = Field(_SP.threshold_step, gt=0, lt=1, description="relative threshold change per generation")
+    stagnation: int = Field(_SP.stagnation, ge=1, description="generations without improvement before a species is removed")
+    sharing: bool = Field(_SP.sharing, description="explicit fitness sharing (adjusted fitness = fitness / species size)")
+    elitism: int = Field(_SP.elitism, ge=0, description="best members of each species copied unchanged")
 
 
 class ESConfig(_Strict):
-    sigma: float = Field(0.02, gt=0, description="perturbation std (openai-es) / initial step size (sep-cma-es)")
-    learning_rate: float = Field(0.01, gt=0, description="openai-es: step size of the optimiser on the mean")
-    optimizer: Literal["adam", "sgd", "momentum"] = Field("adam", description="openai-es: update of the mean")
-    momentum: float = Field(0.9, ge=0, lt=1, description="openai-es, optimizer=momentum: heavy-ball coefficient")
-    weight_decay: float = Field(0.0, ge=0)
+    sigma: float = Field(_ES.sigma, gt=0, description="perturbation std (openai-es) / initial step size (sep-cma-es)")
+    learning_rate: float = Field(_ES.learning_rate, gt=0, description="openai-es: step size of the optimiser on the mean")
+    optimizer: Literal["adam", "sgd", "momentum"] = Field(_ES.optimizer, description="openai-es: update of the mean")
+    momentum: float = Field(_ES.momentum, ge=0, lt=1, description="openai-es, optimizer=momentum: heavy-ball coefficient")
+    weight_decay: float = Field(_ES.weight_decay, ge=0)
     shaping: Literal["centered_rank", "zscore"] = Field(
-        "centered_rank", description="openai-es fitness shaping: centred ranks, or antithetic differences "
+        _ES.shaping, description="openai-es fitness shaping: centred ranks, or antithetic differences "
         "f(θ+σε) − f(θ−σε) divided by their RMS over the pairs (SPSA/MeZO-like, scale-free)")
     schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="openai-es: learning rate and σ constant, or decayed along a half cosine over "
+        _ES.schedule, description="openai-es: learning rate and σ constant, or decayed along a half cosine over "
         "evolution.generations to lr_final × learning_rate and sigma_final × sigma")
-    lr_final: float = Field(0.0, ge=0, le=1, description="cosine schedule: final learning rate / learning_rate")
-    sigma_final: float = Field(1.0, gt=0, le=1, description="cosine schedule: final σ / sigma")
+    lr_final: float = Field(_ES.lr_final, ge=0, le=1, description="cosine schedule: final learning rate / learning_rate")
+    sigma_final: float = Field(_ES.sigma_final, gt=0, le=1, description="cosine schedule: final σ / sigma")
     perturb: Literal["all", "B"] = Field(
-        "all", description="openai-es: perturb every gene, or only the LoRA B factors (A stays at its "
+        _ES.perturb, description="openai-es: perturb every gene, or only the LoRA B factors (A stays at its "
         "initialisation; at B = 0 a change of A does nothing to first order, so perturbing it is pure noise)")
 
 
@@ -156,15 +163,15 @@ class EvolutionConfig(_Strict):
     strategy: Literal["ga", "openai-es", "sep-cma-es"] = Field(
         "ga", description="ga: DEAP GA (optionally speciated); openai-es: antithetic ES with rank shaping and Adam; "
         "sep-cma-es: diagonal CMA-ES (cma package). ES variants validate the distribution mean.")
-    population: int = Field(16, ge=2)
+    population: int = Field(_GA.population, ge=2)
     generations: int = Field(10, ge=1, description="generations including generation 0")
-    tournament_size: int = Field(3, ge=1)
-    elitism: int = Field(1, ge=0, description="best individuals copied unchanged into the next generation")
-    crossover_prob: float = Field(0.5, ge=0, le=1)
-    mutation_prob: float = Field(0.9, ge=0, le=1)
-    mutation_sigma: float = Field(0.02, gt=0, description="std of the Gaussian mutation")
-    gene_prob: float = Field(1.0, gt=0, le=1, description="probability that a gene is mutated")
-    blend_alpha: float = Field(0.5, ge=0, description="BLX-alpha crossover extent")
+    tournament_size: int = Field(_GA.tournament_size, ge=1)
+    elitism: int = Field(_GA.elitism, ge=0, description="best individuals copied unchanged into the next generation")
+    crossover_prob: float = Field(_GA.crossover_prob, ge=0, le=1)
+    mutation_prob: float = Field(_GA.mutation_prob, ge=0, le=1)
+    mutation_sigma: float = Field(_GA.mutation_sigma, gt=0, description="std of the Gaussian mutation")
+    gene_prob: float = Field(_GA.gene_prob, gt=0, le=1, description="probability that a gene is mutated")
+    blend_alpha: float = Field(_GA.blend_alpha, ge=0, description="BLX-alpha crossover extent")
     hall_of_fame: int = Field(1, ge=1)
     speciation: SpeciationConfig = SpeciationConfig()
     es: ESConfig = ESConfig()

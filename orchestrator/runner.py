@@ -6,6 +6,7 @@ leaves no trace. A failed run is marked FAILED with its traceback; Ctrl-C marks 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from dataclasses import dataclass
@@ -14,7 +15,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import yaml
 
 from evolution import Evolution, GAParams, GeneticAlgorithm, LoopParams, Observer, RunResult
 from evolution.es import ESParams, OpenAIES, SepCMAES
@@ -90,11 +90,16 @@ def loop_params(cfg: StudyConfig, checkpoint_every: int = 0) -> LoopParams:
                       checkpoint_every=checkpoint_every)
 
 
+def from_section(cls, *sections, **extra):
+    """A parameter dataclass of the evolution package built from config sections by field name (the
+    sections take their defaults from the dataclass: one source of defaults)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: getattr(sec, k) for sec in sections for k in type(sec).model_fields if k in names}
+    return cls(**{**values, **extra})
+
+
 def ga_params(cfg: StudyConfig) -> GAParams:
-    e = cfg.evolution
-    return GAParams(population=e.population, tournament_size=e.tournament_size, elitism=e.elitism,
-                    crossover_prob=e.crossover_prob, mutation_prob=e.mutation_prob, mutation_sigma=e.mutation_sigma,
-                    gene_prob=e.gene_prob, blend_alpha=e.blend_alpha)
+    return from_section(GAParams, cfg.evolution)
 
 
 class Checkpointer(Observer):
@@ -127,19 +132,13 @@ def strategy_factory(cfg: StudyConfig, layout):
     """(rng, new_id) → the configured Strategy: the one place that maps config to search strategies."""
     e = cfg.evolution
     if e.strategy in ("openai-es", "sep-cma-es"):
-        es = ESParams(population=e.population, sigma=e.es.sigma, learning_rate=e.es.learning_rate,
-                      optimizer=e.es.optimizer, momentum=e.es.momentum, weight_decay=e.es.weight_decay,
-                      shaping=e.es.shaping, schedule=e.es.schedule, lr_final=e.es.lr_final,
-                      sigma_final=e.es.sigma_final, perturb=e.es.perturb, horizon=e.generations)
+        es = from_section(ESParams, e.es, population=e.population, horizon=e.generations)
         if e.strategy == "openai-es":
             return lambda rng, new_id: OpenAIES(es, rng, new_id, layout)
         return lambda rng, new_id: SepCMAES(es, rng, new_id)
     sp = None
     if e.speciation.enabled:
-        s = e.speciation
-        sp = SpeciationParams(distance=s.distance, threshold=s.threshold, target_species=s.target_species,
-                              threshold_step=s.threshold_step, stagnation=s.stagnation, sharing=s.sharing,
-                              elitism=s.elitism)
+        sp = from_section(SpeciationParams, e.speciation)
     return lambda rng, new_id: GeneticAlgorithm(ga_params(cfg), rng, new_id, sp, layout)
 
 

@@ -384,13 +384,13 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
 def _on_parent(ctx: SweepContext, study: optuna.Study, number: int, value: float | None) -> None:
     """The optimisation history as the parent run's own curves (step = trial number): each finished trial's
     value and the best so far, so MLflow charts it natively."""
-    client = get_client(ctx.uri)
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number <= number]
-    if value is not None:
-        client.log_metric(ctx.parent_run_id, "trial_value", float(value), step=number)
+    metrics = {} if value is None else {"trial_value": value}
     if done:
-        best = (max if ctx.cfg.sweep.direction == "maximize" else min)(t.value for t in done)
-        client.log_metric(ctx.parent_run_id, "best_so_far", float(best), step=number)
+        metrics["best_so_far"] = (max if ctx.cfg.sweep.direction == "maximize" else min)(t.value for t in done)
+    if metrics:
+        MlflowTracker(ctx.uri, ctx.cfg.mlflow.experiment, "", {}, run_id=ctx.parent_run_id,
+                      attach=True).log_metrics(metrics, step=number)
 
 
 def registered_name(cfg: StudyConfig) -> str:

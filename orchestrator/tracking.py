@@ -97,7 +97,8 @@ class MlflowTracker(Observer):
     def __init__(self, tracking_uri: str, experiment: str, run_name: str, params: dict[str, Any],
                  tags: dict[str, str] | None = None, parent_run_id: str | None = None, flush_every: int = 5,
                  run_id: str | None = None, extra_params: dict[str, Any] | None = None,
-                 system_metrics: bool = False) -> None:
+                 system_metrics: bool = False, attach: bool = False) -> None:
+        """``run_id``: resume that run (status back to RUNNING); with ``attach``, only log into it."""
         from mlflow.entities import Param
 
         self.client = get_client(tracking_uri)
@@ -108,6 +109,9 @@ class MlflowTracker(Observer):
         self._buffer: list = []
         self._since_flush = 0
         self._logged_upto = -1  # generations already in the run (a resumed run never logs a step twice)
+        if run_id is not None and attach:  # log into a run another process owns (a sweep's parent run)
+            self.run_id = run_id
+            return
         if run_id is not None:  # resume an existing run (a retried trial)
             self.run_id = run_id
             self.client.update_run(run_id, status="RUNNING")

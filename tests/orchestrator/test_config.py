@@ -115,3 +115,26 @@ def test_help_explains_each_command(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "--set" in capsys.readouterr().out
+
+
+def test_one_source_of_defaults_for_the_evolution_parameters():
+    """Every config field that an evolution parameter dataclass also has defaults to the dataclass's value,
+    and the runner builds the dataclasses from the config by field name (nothing declared twice)."""
+    import dataclasses
+
+    from evolution import GAParams
+    from evolution.es import ESParams
+    from evolution.speciation import SpeciationParams
+    from orchestrator.config import ESConfig, EvolutionConfig, SpeciationConfig, parse_study
+    from orchestrator.runner import from_section
+
+    for section, cls in ((EvolutionConfig, GAParams), (ESConfig, ESParams), (SpeciationConfig, SpeciationParams)):
+        shared = {f.name for f in dataclasses.fields(cls)} & set(section.model_fields)
+        assert shared, section
+        for name in shared:
+            assert section.model_fields[name].default == getattr(cls(), name), f"{section.__name__}.{name}"
+    cfg = parse_study({"evolution": {"population": 8, "speciation": {"enabled": True, "target_species": 5},
+                                     "es": {"sigma": 0.07}}})
+    assert from_section(SpeciationParams, cfg.evolution.speciation).target_species == 5
+    assert from_section(GAParams, cfg.evolution).population == 8
+    assert from_section(ESParams, cfg.evolution.es, population=8).sigma == 0.07
