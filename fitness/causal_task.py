@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .causal import CausalEvaluator, EncodedTexts, load_texts
+from .causal import CausalEvaluator, EncodedTexts, TextExample, load_texts
 from .causal_terms import CausalOutputs
 from .lora import FlatLoRA, attach_lora
 from .models import load_base, pick_device
@@ -23,6 +23,34 @@ class CausalTask(Task):
             self.reference = evaluator.encode(reference if reference is not None else list(train)[:64])
             flat.write(self._seed_genome)
             self.base_logp = evaluator.base_logprobs(self.reference)  # the frozen base, once
+
+    SAMPLE_PROMPTS = 4  # held-out prompts whose generations are shown at every validation
+    PROMPT_WORDS = 4  # prompt-less validation texts are prompted with their first words
+
+    def sample_prompts(self) -> list[TextExample]:
+        """A fixed set of held-out prompts: the first validation examples' prompts (or, for texts without
+        one, their first words), with the rest of the text as the reference target."""
+        out = []
+        for ex in list(self.val_items)[: self.SAMPLE_PROMPTS]:
+            if ex.prompt:
+                out.append(TextExample(prompt=ex.prompt, target=ex.target, answer=ex.answer))
+            else:
+                words = ex.target.split()
+                out.append(TextExample(prompt=" ".join(words[: self.PROMPT_WORDS]),
+                                       target=" " + " ".join(words[self.PROMPT_WORDS:]), answer=ex.answer))
+        return out
+
+    def samples(self, genome) -> list[dict]:
+        """Greedy generations of ``genome`` for :meth:`sample_prompts`, each with every fitness term scored on
+        that one example: what a person reads next to the curves."""
+        self.flat.write(genome)
+        rows = []
+        for ex in self.sample_prompts():
+            data = self._encode([ex])
+            out = self._outputs(data)
+            values = {name: float(term(out)) for name, _, term in self.terms}
+            rows.append({"prompt": ex.prompt, "generation": out.generations[0], **values})
+        return rows
 
     def _records(self, items) -> list[dict]:
         return [{"prompt": e.prompt, "target": e.target, "answer": e.answer} for e in items]

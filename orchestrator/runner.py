@@ -115,6 +115,23 @@ class Checkpointer(Observer):
                                     "basins": self.basins.snaps})
 
 
+class SampleTable(Observer):
+    """Tasks that generate text (causal): at every validation, the champion's greedy generations for a fixed
+    set of held-out prompts, with each fitness term, appended to the run's ``samples.json`` table — text next
+    to the curves while the run goes."""
+
+    FILE = "samples.json"
+
+    def __init__(self, task, tracker: MlflowTracker, champion: Callable[[], np.ndarray]) -> None:
+        self.task, self.tracker, self.champion = task, tracker, champion
+        self.after = tracker._logged_upto  # a resumed run does not repeat what it already logged
+
+    def on_generation(self, row: dict) -> None:
+        if "val" not in row or row["gen"] <= self.after:
+            return
+        self.tracker.log_table([{"gen": row["gen"], **r} for r in self.task.samples(self.champion())], self.FILE)
+
+
 def load_checkpoint(path: Path | None, config: dict) -> dict | None:
     """The checkpoint at ``path`` (None if there is none); refused if malformed, tampered or written for
     another config."""
@@ -187,6 +204,8 @@ def run_trial(
     if checkpoint is not None:
         obs.append(Checkpointer(checkpoint, conf, tracker.run_id if tracker else None, basins))
     obs += [ProgressBar(cfg.evolution.generations, desc=run_name or cfg.name, disable=not progress), *observers]
+    if tracker and hasattr(task, "samples"):
+        obs.append(SampleTable(task, tracker, lambda: evo.champion["genome"]))
     evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), None, task.seed_genome(), task.evaluate,
                     task.validate, seed=cfg.seed, observers=obs, strategy=strategy_factory(cfg, task.layout))
     if ck:
@@ -256,6 +275,8 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, li
     tracker.log_dict(conf, "study.yaml")
     tracker.log_dict(logbook, "logbook.json")
     tracker.log_dict(task.layout.to_json(), "layout.json")
+    if hasattr(task, "samples"):  # what the champion writes, in the run summary
+        tracker.log_table(task.samples(result.champion), "champion_samples.json")
     title = f"{conf['name']} (seed {conf['seed']})"
     for name, fig in (("curves.png", plot_curves(logbook, title, redrawn=bool(conf["data"].get("rotate")))),
                       ("species.png", plot_species(logbook, title)),

@@ -219,6 +219,12 @@ class MlflowTracker(Observer):
     def log_dict(self, data: Any, artifact_file: str) -> None:
         self.client.log_dict(self.run_id, data, artifact_file)
 
+    def log_table(self, rows: list[dict], artifact_file: str) -> None:
+        """Rows as an MLflow table artifact (appended to when the file exists): shown as a table in the UI."""
+        import pandas as pd
+
+        self.client.log_table(self.run_id, pd.DataFrame(rows), artifact_file)
+
     def log_figure(self, fig, artifact_file: str) -> None:
         self.client.log_figure(self.run_id, fig, artifact_file, save_kwargs={"dpi": 110})
 

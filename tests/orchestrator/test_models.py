@@ -207,3 +207,20 @@ def test_causal_model_generates_and_scores_likelihood_like_evolora(tmp_path, cac
     lik = _fresh_predict(tmp_path, uri, "models:/tiny-lfm2@champion", {"text": texts}, {"mode": "likelihood"}, env=env)
     ref = task.evaluator.mean_logprobs(task.evaluator.encode([TextExample(target=t) for t in texts]))
     np.testing.assert_allclose(lik, ref, rtol=0, atol=1e-6)
+
+    # the generations shown in MLflow at every validation: a table per validation step, equal to direct
+    # greedy generation of the champion on the same held-out prompts
+    import pandas as pd
+
+    table = json.loads(Path(client.download_artifacts(run_id, "samples.json", str(tmp_path / "s"))).read_text())
+    df = pd.DataFrame(table["data"], columns=table["columns"])
+    assert sorted(set(df["gen"])) == [0, 1] and (df.groupby("gen").size() == 4).all()
+    assert {"prompt", "generation", "likelihood"} <= set(df.columns)
+    champion = np.load(client.download_artifacts(run_id, "champion.npy", str(tmp_path / "c")))
+    task.flat.write(champion)
+    prompts = task.sample_prompts()
+    direct = task.evaluator.generate(task.evaluator.encode(prompts), 5)
+    last = df[df["gen"] == 1]
+    assert list(last["prompt"]) == [p.prompt for p in prompts] and list(last["generation"]) == direct
+    summary = json.loads(Path(client.download_artifacts(run_id, "champion_samples.json", str(tmp_path / "t"))).read_text())
+    assert [r[summary["columns"].index("generation")] for r in summary["data"]] == direct

@@ -3,6 +3,7 @@ real MLflow tracking server (REST, proxied artifacts). Both servers are started 
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -158,6 +159,78 @@ def test_evolora_ui_serves_the_project_store(tmp_path):
                 time.sleep(0.5)
         assert body is not None and '"tests"' in body
     finally:
-        os.killpg(ui.pid, 9)
-        out = ui.communicate()[0]
-    assert "optuna-dashboard" in out and str(tmp_path / "mlruns" / "optuna-journal.log") in out
+        ui.send_signal(signal.SIGTERM)  # stops the servers it started, then itself
+        out = ui.communicate(timeout=60)[0]
+    assert "Optuna dashboard" in out and str(tmp_path / "mlruns" / "optuna-journal.log") in out
+
+
+def _start_mlflow_server(tmp_path: Path, port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return server
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(server.pid, 9)
+    pytest.fail("mlflow server did not start")
+
+
+@pytest.mark.slow
+def test_a_sweep_survives_its_mlflow_server_being_killed_and_restarted(tmp_path):
+    """The tracking server is SIGKILLed while the first trial logs and restarted on the same port and
+    store a few seconds later: the sweep completes, and every trial's run holds its whole per-generation
+    history, each step once (MLflow's client retries with backoff; a trial run is never left half-logged)."""
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = _start_mlflow_server(tmp_path, port)
+    gens = 6
+    study = tiny_study(tmp_path, evolution__generations=gens, name="mlflow-restart")
+    study["mlflow"]["flush_every"] = 1
+    study["sweep"] = {"pruner": "none", "sampler": "random"}
+    study["search"] = {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    sweep = subprocess.Popen([str(Path(sys.executable).parent / "evolora"), "sweep", "s.yaml", "--n-trials", "3",
+                              "--tracking-uri", uri, "--storage", str(tmp_path / "journal.log"), "--no-progress"],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        client = MlflowClient(uri)
+        deadline = time.time() + 300
+        while time.time() < deadline:  # the first trial is logging generations
+            exp = client.get_experiment_by_name("tests")
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            if any(r.data.metrics.get("fit_best") is not None and "mlflow.parentRunId" in r.data.tags for r in runs):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the sweep never logged a generation")
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        time.sleep(5)
+        server = _start_mlflow_server(tmp_path, port)
+        out = sweep.communicate(timeout=900)[0]
+        assert sweep.returncode == 0, out[-3000:]
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+        os.killpg(server.pid, 9)
+        server.wait()
+    server = _start_mlflow_server(tmp_path, port)
+    try:
+        trials = optuna.load_study(study_name="mlflow-restart", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log")))).trials
+        assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+        runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        assert len(children) == 3 and all(r.info.status == "FINISHED" for r in children)
+        for r in children:
+            steps = [m.step for m in client.get_metric_history(r.info.run_id, "fit_best")]
+            assert sorted(steps) == list(range(gens)), (r.info.run_name, steps)  # whole history, no step twice
+        assert client.get_model_version_by_alias("mlflow-restart", "champion") is not None
+    finally:
+        os.killpg(server.pid, 9)
+        server.wait()
