@@ -1,21 +1,37 @@
-"""Fitness: base models, LoRA genomes on torch, tasks and data, fitness plug-ins and their registry."""
+"""Fitness: base models, LoRA genomes on torch, tasks and data, fitness plug-ins and their registry.
 
-from . import causal_terms  # noqa: F401  (registers the causal fitness terms)
-from .causal import CausalEvaluator, EncodedTexts, TextExample, load_texts
-from .causal_task import CausalTask
-from .encoder import EncodedPairs, EncoderEvaluator, mean_pool
-from .lora import FlatLoRA, attach_lora
-from .models import MODEL_LOADERS, find_layers, load_base, pick_device, resolve_base
+Importing the package is light (no torch, transformers or peft): it registers the built-in fitness terms,
+so a study file can be validated in a fraction of a second; everything that needs torch is imported on
+first use of its name (``from fitness import build_task`` loads it then).
+"""
+
+from importlib import import_module
+
+from . import causal_terms, pairs  # noqa: F401  (register the built-in fitness terms; neither imports torch)
 from .pairs import PACKAGED_STSB, PairOutputs, Pairs, load_sts
 from .registry import FITNESS_TERMS, FitnessTerm, Registry, register_fitness
-from .tasks import PairTask, Task, TaskSpec, build_task, make_terms
 
-__all__ = [
-    "CausalEvaluator", "EncodedTexts", "TextExample", "load_texts", "CausalTask",
-    "EncodedPairs", "EncoderEvaluator", "mean_pool",
-    "FlatLoRA", "attach_lora",
-    "MODEL_LOADERS", "find_layers", "load_base", "pick_device", "resolve_base",
-    "PACKAGED_STSB", "PairOutputs", "Pairs", "load_sts",
-    "FITNESS_TERMS", "FitnessTerm", "Registry", "register_fitness",
-    "PairTask", "Task", "TaskSpec", "build_task", "make_terms",
-]
+_LAZY = {
+    "CausalEvaluator": "causal", "EncodedTexts": "causal", "TextExample": "causal", "load_texts": "causal",
+    "CausalTask": "causal_task",
+    "EncodedPairs": "encoder", "EncoderEvaluator": "encoder", "mean_pool": "encoder",
+    "FlatLoRA": "lora", "attach_lora": "lora",
+    "MODEL_LOADERS": "models", "find_layers": "models", "load_base": "models", "pick_device": "models",
+    "resolve_base": "models",
+    "PairTask": "tasks", "Task": "tasks", "TaskSpec": "tasks", "build_task": "tasks", "make_terms": "tasks",
+}
+
+__all__ = [*_LAZY, "PACKAGED_STSB", "PairOutputs", "Pairs", "load_sts",
+           "FITNESS_TERMS", "FitnessTerm", "Registry", "register_fitness"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fitness' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 from functools import cached_property
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .causal import CausalEvaluator, EncodedTexts
 from .registry import FitnessTerm, register_fitness
+
+if TYPE_CHECKING:  # registering the terms must not import torch (study files are validated before it loads)
+    from .causal import CausalEvaluator, EncodedTexts
 
 __all__ = ["CausalOutputs"]
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from evolution.errors import ConfigError
 
@@ -70,6 +69,8 @@ class SpearmanTerm(FitnessTerm):
     task = "pairs"
 
     def __call__(self, outputs: PairOutputs) -> float:
+        from scipy.stats import spearmanr  # here, not at import: study files validate without loading scipy
+
         return float(spearmanr(outputs.cos, outputs.gold).statistic)
 
 

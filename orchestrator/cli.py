@@ -13,6 +13,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # "Loading weights" bars would bury our own output
 
 from benchmarks.quality import ROWS as QUALITY_ROWS  # noqa: E402
 from evolution.errors import ConfigError, EvoloraError  # noqa: E402
@@ -130,10 +131,11 @@ _STORAGE_HELP = ("Optuna storage: a journal file path (default ./mlruns/optuna-j
 
 def _cmd_run(args) -> int:
     from .config import load_study
+
+    cfg = load_study(args.study, args.overrides, args.seed)  # before torch, transformers and mlflow load
     from .runner import run_trial
     from .tracking import default_tracking_uri
 
-    cfg = load_study(args.study, args.overrides, args.seed)
     outcome = run_trial(cfg, tracking_uri=args.tracking_uri, progress=not args.no_progress)
     r = outcome.result
     print(f"run_id: {outcome.run_id}")
@@ -198,16 +200,17 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from optuna.trial import TrialState
-
     from .config import load_study
-    from .sweep import SweepContext, run_sweep
 
     if args.n_trials < 1:
         raise ConfigError("--n-trials", "must be ≥ 1", args.n_trials)
     if args.workers < 1:
         raise ConfigError("--workers", "must be ≥ 1", args.workers)
-    cfg = load_study(args.study, args.overrides, args.seed)
+    cfg = load_study(args.study, args.overrides, args.seed)  # before torch, transformers and mlflow load
+    from optuna.trial import TrialState
+
+    from .sweep import SweepContext, run_sweep
+
     ctx = SweepContext(cfg, args.n_trials, args.storage, args.tracking_uri, args.workers, args.timeout,
                        args.checkpoint_dir, progress=not args.no_progress)
     study = run_sweep(ctx)
@@ -430,11 +433,11 @@ def _stop_groups(procs) -> None:
 
 
 def _quiet_libraries() -> None:
+    """Quiet third-party chatter without importing the libraries (a bad study file is reported before
+    torch, transformers or mlflow load)."""
     import warnings
 
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would bury our own output
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 

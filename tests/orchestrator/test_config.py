@@ -138,3 +138,17 @@ def test_one_source_of_defaults_for_the_evolution_parameters():
     assert from_section(SpeciationParams, cfg.evolution.speciation).target_species == 5
     assert from_section(GAParams, cfg.evolution).population == 8
     assert from_section(ESParams, cfg.evolution.es, population=8).sigma == 0.07
+
+
+def test_a_bad_study_file_is_reported_before_torch_transformers_or_mlflow_load(tmp_path):
+    """Validation runs first: no heavy library is imported to say that a key is misspelt."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("evolution:\n  populaton: 3\n")
+    code = ("import sys\nfrom orchestrator.cli import main\nrc = main(['run', sys.argv[1]])\n"
+            "print(rc, sorted(m for m in ('torch', 'transformers', 'peft', 'mlflow', 'optuna', 'scipy') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "2 []", proc.stdout + proc.stderr
+    assert "did you mean population?" in proc.stderr
