@@ -172,20 +172,28 @@ def plot_basins(rec: BasinRecorder, champion: np.ndarray, title: str):
     proj = lambda x: (np.asarray(x, np.float64) - mu) @ comps.T  # noqa: E731
     star = proj(champion[None])[0]
     all_xy = proj(allg)
-    fig, axes = plt.subplots(1, len(gens), figsize=(3.4 * len(gens), 3.6), dpi=110, sharex=True, sharey=True,
-                             squeeze=False)
+    # a 2-column grid, not one long row: readable at the width MLflow's artifact viewer shows it
+    ncols = 2 if len(gens) > 1 else 1
+    nrows = -(-len(gens) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.6 * ncols + 1.2, 4.0 * nrows), dpi=110, sharex=True,
+                             sharey=True, squeeze=False)
+    axes = [list(grid.flat)[: len(gens)]]
+    for extra in list(grid.flat)[len(gens):]:
+        extra.set_visible(False)
     cmap = plt.get_cmap("tab10")
-    for ax, g in zip(axes[0], gens):
+    for i, (ax, g) in enumerate(zip(axes[0], gens)):
         s = rec.snaps[g]
         xy = proj(s["genomes"])
         for sid in sorted(set(s["species"].tolist())):
             m = s["species"] == sid
-            ax.scatter(xy[m, 0], xy[m, 1], s=14, color=cmap(sid % 10), label=f"species {sid}", alpha=0.8)
-        ax.scatter([star[0]], [star[1]], marker="*", s=160, color="black", label="champion")
-        ax.set_title(f"generation {g}", fontsize=9)
-        ax.set_xlabel("PC 1")
+            ax.scatter(xy[m, 0], xy[m, 1], s=30, color=cmap(sid % 10), label=f"species {sid}", alpha=0.8)
+        ax.scatter([star[0]], [star[1]], marker="*", s=260, color="black", label="champion")
+        ax.set_title(f"generation {g}", fontsize=11)
+        if i // ncols == nrows - 1 or i + ncols >= len(gens):
+            ax.set_xlabel("PC 1", fontsize=10)
+        if i % ncols == 0:
+            ax.set_ylabel("PC 2", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("PC 2")
     pad = 0.05 * (all_xy.max(0) - all_xy.min(0) + 1e-12)
     axes[0][0].set_xlim(min(all_xy[:, 0].min(), star[0]) - pad[0], max(all_xy[:, 0].max(), star[0]) + pad[0])
     axes[0][0].set_ylim(min(all_xy[:, 1].min(), star[1]) - pad[1], max(all_xy[:, 1].max(), star[1]) + pad[1])
@@ -194,9 +202,9 @@ def plot_basins(rec: BasinRecorder, champion: np.ndarray, title: str):
         for h, lab in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(lab, h)
     order = sorted(legend, key=lambda s: (s == "champion", int(s.split()[-1]) if s.startswith("species") else 0))
-    fig.legend([legend[k] for k in order], order, loc="upper right", fontsize=7)
-    fig.suptitle(f"{title}: population in genome space (PCA fitted once on all panels)", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.9, 0.95))
+    fig.legend([legend[k] for k in order], order, loc="upper right", fontsize=9)
+    fig.suptitle(f"{title}: population in genome space\n(PCA fitted once on all panels)", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1 - 1.2 / (4.6 * ncols + 1.2), 0.93))
     return fig
 
 
