@@ -229,7 +229,10 @@ def _cmd_sweep(args) -> int:
 
             print(f"model: models:/{registered_name(cfg)}@champion (mlflow.pyfunc.load_model, or evolora export)")
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    return 0 if done >= args.n_trials or args.timeout else 1
+    running = sum(t.state == TrialState.RUNNING for t in trials)  # the last trials of other hosts' workers
+    if done < args.n_trials and running:
+        print(f"{running} trial(s) still running on other workers")
+    return 0 if done + running >= args.n_trials or args.timeout else 1
 
 
 def _cmd_reproduce(args) -> int:
@@ -437,7 +440,9 @@ def _quiet_libraries() -> None:
     torch, transformers or mlflow load)."""
     import warnings
 
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers loads
+    if "transformers" in sys.modules:  # already loaded (main() called in-process): switch its bars off now
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 

@@ -486,6 +486,25 @@ def run_sweep(ctx: SweepContext) -> optuna.Study:
     return study
 
 
+def _parent_note(ctx: SweepContext, study: optuna.Study, best, n: Counter) -> str:
+    """The study's answer in the parent run's description: the best trial, its params and figures."""
+    a = best.user_attrs
+    base = a.get(ATTR + "val_base")
+    lines = [f"**{ctx.cfg.name}**: {n.get('COMPLETE', 0)} complete, {n.get('PRUNED', 0)} pruned, "
+             f"{n.get('FAIL', 0)} failed trials; objective: {ctx.cfg.validation.metric} on validation "
+             f"({ctx.cfg.sweep.direction}).", "",
+             f"**Best: trial {best.number}** — validation {best.value:.5f}"
+             + (f" (base {base:.5f}, gain {best.value - base:+.5f})" if base is not None else "")]
+    test = a.get(ATTR + "test")
+    if test:
+        lines[-1] += f"; test {test['champion']:.5f} (gain {test['gain']:+.5f}, chose nothing)"
+    lines += ["", "| parameter | value |", "|---|---|", *[f"| `{k}` | {v} |" for k, v in best.params.items()], ""]
+    if ctx.cfg.mlflow.register_best:
+        lines.append(f"Model: `models:/{registered_name(ctx.cfg)}@champion`; adapter: "
+                     f"`evolora export {ctx.cfg.name} --trial {best.number} --out DIR`.")
+    return "\n".join(lines)
+
+
 def _finish_parent(ctx: SweepContext, study: optuna.Study, status: str) -> None:
     import tempfile
 
@@ -498,7 +517,8 @@ def _finish_parent(ctx: SweepContext, study: optuna.Study, status: str) -> None:
     if done:
         best = study.best_trial
         tracker.log_metrics({"best_value": best.value})
-        tracker.set_tags({"evolora.best_trial": best.number, "evolora.best_run_id": best.user_attrs.get(ATTR + "run_id", "")})
+        tracker.set_tags({"evolora.best_trial": best.number, "evolora.best_run_id": best.user_attrs.get(ATTR + "run_id", ""),
+                          "mlflow.note.content": _parent_note(ctx, study, best, n)})
         with tempfile.TemporaryDirectory() as tmp:
             plot_study(study, Path(tmp))
             tracker.log_artifacts(tmp, "study")

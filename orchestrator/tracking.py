@@ -320,7 +320,8 @@ def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str,
     better = cur_val is None or _better(value, cur_val, direction)
     if not (better or force):
         return None, False
-    version = client.create_model_version(name, source=model_uri, run_id=run_id,
+    model_id = model_uri[len("models:/"):] if model_uri.startswith("models:/m-") else None  # a logged model
+    version = client.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id,
                                           tags={"val": repr(float(value)), **{k: str(v) for k, v in (tags or {}).items()}})
     if better:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version.version))

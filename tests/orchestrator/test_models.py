@@ -172,6 +172,8 @@ def test_a_sweep_points_the_champion_alias_at_its_best_trial(tmp_path):
                             client.get_run(mv.run_id).data.tags["mlflow.parentRunId"])
     steps = [m.step for m in client.get_metric_history(parent.info.run_id, "trial_value")]
     assert sorted(steps) == [0, 1, 2]
+    note = parent.data.tags["mlflow.note.content"]  # the study's answer, in the parent run's description
+    assert f"Best: trial {best.number}" in note and "evolution.mutation_sigma" in note and "@champion" in note
 
 
 @pytest.fixture()
