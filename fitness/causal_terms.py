@@ -78,6 +78,11 @@ class Keyword(_CausalTerm):
         if not keywords and not regex:
             raise ValueError("keyword needs `keywords` or `regex`")
         flags = 0 if case_sensitive else re.IGNORECASE
+        if regex:
+            try:
+                re.compile(regex)
+            except re.error as e:
+                raise ValueError(f"regex {regex!r} is not a valid regular expression ({e})") from None
         parts = [re.escape(k) for k in keywords or []] + ([regex] if regex else [])
         self.pattern = re.compile("|".join(f"(?:{p})" for p in parts), flags)
 

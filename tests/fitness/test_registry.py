@@ -1,6 +1,7 @@
 """The fitness-term registry, and the contract every registered term meets (one suite over all of them)."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -62,3 +63,14 @@ def test_term_arguments_are_checked():
         FITNESS_TERMS.get("keyword")()
     with pytest.raises(ValueError, match="n must be"):
         FITNESS_TERMS.get("distinct_n")(n=0)
+
+
+@pytest.mark.parametrize("params,says", [({"keywords": []}, "needs `keywords` or `regex`"),
+                                         ({"regex": "(unclosed"}, "not a valid regular expression"),
+                                         ({"keywords": ["a"], "regex": "[z-a]"}, "not a valid regular expression")])
+def test_bad_reward_config_is_a_config_error_naming_the_field(params, says):
+    from evolution.errors import ConfigError
+    from fitness.tasks import make_terms
+
+    with pytest.raises(ConfigError, match=r"^fitness\.terms\.0\.params: .*" + re.escape(says)):
+        make_terms([("keyword", 1.0, params)], "causal")
