@@ -161,7 +161,15 @@ class MlflowTracker(Observer):
                                              name=f"{Path(str(source)).stem}:{context}",
                                              targets="score" if "score" in df.columns else None)
             inputs.append(DatasetInput(ds._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
-        self.client.log_inputs(self.run_id, datasets=inputs)
+        for attempt in range(4):  # two workers logging the same dataset at once race on the store's unique
+            try:                  # key; the loser finds it registered on the next try
+                self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except Exception as e:  # the data's record is a convenience: it never fails a trial
+                if attempt == 3:
+                    warnings.warn(f"could not log the dataset inputs of run {self.run_id}: {e}", stacklevel=2)
+                else:
+                    time.sleep(0.2 * (attempt + 1))
 
     # ---- observer hooks -----------------------------------------------------------------------------
     def on_generation(self, row: dict) -> None:
