@@ -150,9 +150,7 @@ def _cmd_run(args) -> int:
         from .tracking import register_champion
 
         name = args.register or cfg.name
-        tags = {"run": outcome.run_id, "study": cfg.name, "val_gain": r.champion_val - r.base_val}
-        if outcome.test is not None:
-            tags.update({"test": outcome.test["champion"], "test_gain": outcome.test["gain"]})
+        tags = {"run": outcome.run_id, "study": cfg.name, **outcome.version_tags()}
         version, moved = register_champion(args.tracking_uri or default_tracking_uri(), name, outcome.model_uri,
                                            outcome.run_id, r.champion_val, tags=tags, force=True)
         print(f"registered: models:/{name}/{version}" + (f" (alias champion → models:/{name}@champion)" if moved

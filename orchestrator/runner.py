@@ -41,6 +41,13 @@ class RunOutcome:
     test: dict[str, float] | None = None  # {"champion", "base", "gain"} on data.test_path; None without a test split
     model_uri: str | None = None  # the champion as an MLflow model (models:/m-…), when tracked
 
+    def version_tags(self) -> dict[str, float]:
+        """The figures a registered model version carries: validation gain, and test when there is one."""
+        tags = {"val_gain": self.result.champion_val - self.result.base_val}
+        if self.test is not None:
+            tags.update({"test": self.test["champion"], "test_gain": self.test["gain"]})
+        return tags
+
 
 def score_test(task, result: RunResult) -> dict[str, float] | None:
     """The champion and the base model on the test split, once, after the evolution ended: for the record

@@ -402,10 +402,7 @@ def _register(ctx: SweepContext, study: optuna.Study, number: int, outcome) -> N
     under the storage lock, so two workers finishing at once cannot move it backwards."""
     from .tracking import register_champion
 
-    tags = {"trial": number, "study": ctx.cfg.name, "optuna.storage": ctx.storage_url,
-            "val_gain": outcome.result.champion_val - outcome.result.base_val}
-    if outcome.test is not None:
-        tags.update({"test": outcome.test["champion"], "test_gain": outcome.test["gain"]})
+    tags = {"trial": number, "study": ctx.cfg.name, "optuna.storage": ctx.storage_url, **outcome.version_tags()}
     with storage_lock(ctx.storage_url, f"register-{ctx.cfg.name}"):
         register_champion(ctx.uri, registered_name(ctx.cfg), outcome.model_uri, outcome.run_id,
                           outcome.result.champion_val, ctx.cfg.sweep.direction, tags)
