@@ -33,6 +33,20 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
+_PG: dict = {}  # the running server's pg_ctl and data directory, for tests that restart it
+
+
+def _restart_postgres(down: float) -> None:
+    """Fast shutdown (every connection dropped), ``down`` seconds with no server at all, then start again."""
+    def pg_ctl(*args: str) -> None:  # output to DEVNULL: a pipe would hang, the started server inherits it
+        subprocess.run(_as_postgres([_PG["pg_ctl"], "-D", _PG["data"], "-w", *args]), check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    pg_ctl("-m", "fast", "stop")
+    time.sleep(down)
+    pg_ctl("-l", _PG["log"], "-o", _PG["options"], "start")
+
+
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory):
     initdb = shutil.which("initdb") or (str(PG_BIN / "initdb") if (PG_BIN / "initdb").exists() else None)
@@ -51,9 +65,10 @@ def postgres(tmp_path_factory):
     subprocess.run(_as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust"]), check=True,
                    capture_output=True)
     port = _free_port()
-    subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-w", "-l", str(base / "log"), "-o",
-                                 f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start"]),
+    options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1"
+    subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-w", "-l", str(base / "log"), "-o", options, "start"]),
                    check=True, capture_output=True)
+    _PG.update(pg_ctl=pg_ctl, data=str(data), log=str(base / "log"), options=options)
     subprocess.run(_as_postgres([str(Path(pg_ctl).resolve().parent / "createdb"), "-h", str(sock), "-p", str(port),
                                  "-U", "postgres", "optuna"]), check=True, capture_output=True)
     yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
@@ -101,6 +116,42 @@ def test_two_hosts_on_one_postgresql_make_exactly_n_trials(tmp_path, postgres):
     trials = optuna.load_study(study_name="pg-hosts", storage=postgres).trials
     assert sorted(t.number for t in trials) == [0, 1, 2, 3, 4] and all(t.state.name == "COMPLETE" for t in trials)
     assert len({t.user_attrs["evolora:pid"] for t in trials}) == 2  # both hosts took trials
+
+
+@pytest.mark.slow
+def test_a_sweep_survives_postgresql_restarting_and_makes_exactly_n_trials(tmp_path, postgres):
+    """PostgreSQL goes down mid-sweep (fast shutdown: every connection dropped) and stays down for seconds,
+    while trials beat, check their fence and report: storage calls wait and retry until it is back, the
+    claim lock is taken again, and the study still ends with exactly N complete trials and nothing failed."""
+    study = tiny_study(tmp_path, evolution__generations=4, name="pg-restart")
+    study["sweep"] = {"pruner": "none", "sampler": "random"}
+    study["search"] = {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    sweep = subprocess.Popen([str(Path(sys.executable).parent / "evolora"), "sweep", "s.yaml", "--n-trials", "4",
+                              "--storage", postgres, "--no-progress", "--workers", "2"], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                done = [t for t in optuna.load_study(study_name="pg-restart", storage=postgres).trials
+                        if t.state.name == "COMPLETE"]
+            except KeyError:  # not created yet
+                done = []
+            if done:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("no trial completed")
+        _restart_postgres(down=8.0)
+        out = sweep.communicate(timeout=900)[0]
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 0, out[-3000:]
+    trials = optuna.load_study(study_name="pg-restart", storage=postgres).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4, [(t.number, t.state.name, t.user_attrs) for t in trials]
+    assert "database" in out.lower()  # the outage was noticed and said, not hidden
 
 
 @pytest.mark.slow
