@@ -42,8 +42,11 @@ def _open(url: str) -> optuna.storages.BaseStorage:
     if "://" in url:
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        rdb = optuna.storages.RDBStorage(url, engine_kwargs=None if url.startswith("sqlite") else {"pool_pre_ping": True})
-        return ResilientStorage(rdb, url)
+        kwargs = None if url.startswith("sqlite") else {"pool_pre_ping": True}
+        if url.startswith(("postgresql://", "postgresql+")):  # hosts starting at once on a fresh database
+            with _pg_advisory_lock(url, "<schema>"):  # would race creating Optuna's tables and types
+                return ResilientStorage(optuna.storages.RDBStorage(url, engine_kwargs=kwargs), url)
+        return ResilientStorage(optuna.storages.RDBStorage(url, engine_kwargs=kwargs), url)
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     path = Path(url.removeprefix("journal:")).expanduser()

@@ -154,6 +154,13 @@ def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
 
 
 def _parent_run(ctx: SweepContext, study: optuna.Study) -> str:
+    """The study's one parent run: made by the first host to get here (under the study's lock, so hosts
+    starting at once share it), resumed by the others."""
+    with storage_lock(ctx.storage_url, f"parent-{ctx.cfg.name}"):
+        return _find_or_make_parent(ctx, study)
+
+
+def _find_or_make_parent(ctx: SweepContext, study: optuna.Study) -> str:
     client = get_client(ctx.uri)
     run_id = study.user_attrs.get(ATTR + "parent_run_id")
     if run_id:
@@ -170,6 +177,12 @@ def _parent_run(ctx: SweepContext, study: optuna.Study) -> str:
 
 
 # ---- liveness and retries ---------------------------------------------------------------------------
+def host_id() -> str:
+    """Who runs this worker, for dead-pid detection: ``$EVOLORA_HOST`` if set (several hosts sharing one
+    machine name, containers), else the machine's host name."""
+    return os.environ.get("EVOLORA_HOST") or socket.gethostname()
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -186,7 +199,7 @@ def recover(study: optuna.Study, cfg: StudyConfig, storage: optuna.storages.Base
     """Fail RUNNING trials whose worker is gone and queue a retry (same params, same root → same seed and
     checkpoint) for each died or interrupted trial not yet retried. Returns the retried trial numbers.
     ``storage`` is the study's storage (Optuna's public storage API changes another worker's trial)."""
-    host, now = socket.gethostname(), time.time()
+    host, now = host_id(), time.time()
     study_id = storage.get_study_id_from_name(study.study_name)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         a = t.user_attrs
@@ -221,7 +234,7 @@ def _claim(ctx: SweepContext, study: optuna.Study) -> optuna.Trial | None:
             return None
         study.sampler = _sampler(ctx.cfg, len(study.trials))
         trial = study.ask()
-        trial.set_user_attr(ATTR + "host", socket.gethostname())
+        trial.set_user_attr(ATTR + "host", host_id())
         trial.set_user_attr(ATTR + "pid", os.getpid())
         trial.set_user_attr(ATTR + "heartbeat", time.time())
         return trial
@@ -240,6 +253,17 @@ class OptunaReporter(Observer):
             self.trial.report(row["val_champion"], step=gen)
             if self.trial.should_prune():
                 raise TrialPruned(f"pruned at generation {gen} (best validation {row['val_champion']:.5f})")
+
+
+class ResumeNote(Observer):
+    """Records on the trial the generation a retried trial resumed from (its checkpoint's)."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+
+    def on_start(self, info: dict) -> None:
+        if info.get("resumed"):
+            self.trial.set_user_attr(ATTR + "resumed_from_gen", int(info["gen"]))
 
 
 class Liveness:
@@ -332,7 +356,7 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         outcome = run_trial(
             cfg, tracking_uri=ctx.uri, progress=ctx.progress, parent_run_id=ctx.parent_run_id,
             run_name=f"t{root:03d}-{cfg.evolution.strategy}-s{seed}", extra_tags=tags,
-            observers=[OptunaReporter(trial, ctx.cfg.sweep.report_every)], guards=[Fence(live)],
+            observers=[OptunaReporter(trial, ctx.cfg.sweep.report_every), ResumeNote(trial)], guards=[Fence(live)],
             checkpoint=ctx.checkpoint(root), extra_params=trial.params,
             on_tracker=lambda t: (trackers.append(t), trial.set_user_attr(ATTR + "run_id", t.run_id)),
         )
@@ -435,17 +459,28 @@ def _failed_run(ctx: SweepContext, trial: optuna.Trial, tags: dict, err: BaseExc
 
 # ---- workers ----------------------------------------------------------------------------------------
 def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None) -> Counter:
-    """Claim and run trials until the study has ``n_trials`` (or the timeout passes)."""
+    """Claim and run trials until the study has ``n_trials`` (or the timeout passes). When the budget is
+    claimed but trials still run elsewhere, wait for them: if one's worker dies, its retry is claimed here,
+    so the study completes while any worker of any host lives."""
     if index:
         from .cli import _quiet_libraries
 
         _quiet_libraries()
     study = study or open_study(ctx, create=False)
-    start, done, failures_in_a_row = time.time(), Counter(), 0
+    start, done, failures_in_a_row, waiting = time.time(), Counter(), 0, False
     while ctx.timeout is None or time.time() - start < ctx.timeout:
         trial = _claim(ctx, study)
         if trial is None:
-            break
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            if not running:
+                break
+            if not waiting:
+                print(f"evolora: the budget is claimed; waiting for {running} trial(s) still running (their retry "
+                      "is taken here if a worker dies)", flush=True)
+            waiting = True
+            time.sleep(min(_beat_interval(ctx.cfg), 5.0))
+            continue
+        waiting = False
         state = _run_one(ctx, study, trial)
         done[state.name] += 1
         failures_in_a_row = failures_in_a_row + 1 if state == TrialState.FAIL else 0
@@ -475,6 +510,9 @@ def run_sweep(ctx: SweepContext) -> optuna.Study:
                 p.start()
             for p in procs:
                 p.join()
+                if p.exitcode and p.exitcode < 0:  # killed by a signal: its trial is retried by a live worker
+                    print(f"evolora: {p.name} was killed by signal {-p.exitcode}; its trial is retried from its "
+                          "checkpoint by a worker still running (or by the next sweep command)", flush=True)
     except KeyboardInterrupt:
         status = "KILLED"
         raise

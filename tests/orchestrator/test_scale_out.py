@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 import urllib.request
 from pathlib import Path
 
@@ -116,6 +117,25 @@ def test_two_hosts_on_one_postgresql_make_exactly_n_trials(tmp_path, postgres):
     trials = optuna.load_study(study_name="pg-hosts", storage=postgres).trials
     assert sorted(t.number for t in trials) == [0, 1, 2, 3, 4] and all(t.state.name == "COMPLETE" for t in trials)
     assert len({t.user_attrs["evolora:pid"] for t in trials}) == 2  # both hosts took trials
+
+
+def test_hosts_starting_at_once_on_a_fresh_postgresql_database(postgres):
+    """Optuna creates its tables and enum types when a storage is first opened; four processes doing it at
+    once on an empty database must all get a working storage (a race on CREATE TYPE, seen in the soak)."""
+    import psycopg
+
+    fresh = f"fresh{os.getpid()}"
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {fresh}")
+    url = postgres.rsplit("/", 1)[0] + "/" + fresh
+    code = ("import sys, optuna\nfrom orchestrator.storage import open_storage\n"
+            "s = optuna.create_study(study_name='x', storage=open_storage(sys.argv[1]), load_if_exists=True)\n"
+            "print(len(s.trials))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-2000:]
 
 
 @pytest.mark.slow
@@ -291,5 +311,102 @@ def test_a_sweep_survives_its_mlflow_server_being_killed_and_restarted(tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert abs(float(proc.stdout.strip().splitlines()[-1]) - 1.0) < 1e-5  # a sentence against itself
     finally:
+        os.killpg(server.pid, 9)
+        server.wait()
+
+
+@pytest.mark.slow
+def test_soak_two_hosts_two_workers_each_three_sigkills(tmp_path, postgres):
+    """Two "hosts" (working directories with distinct host identities) of two workers each share one
+    PostgreSQL study, one MLflow server and one checkpoint directory; three workers are SIGKILLed mid-trial,
+    each after its trial has checkpointed. The study still ends with exactly 12 complete trials (each kill
+    leaves a FAIL record whose retry completed), 12 child runs each holding every generation once, and a
+    killed-and-resumed trial reproduces bit for bit."""
+    import random
+
+    from evolution.checkpoint import load_checkpoint_file
+    from orchestrator.storage import open_storage  # opened under the schema lock the hosts also take
+
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = _start_mlflow_server(tmp_path, port)
+    gens, n = 6, 12
+    study = tiny_study(tmp_path, evolution__generations=gens, name="soak")
+    study["sweep"] = {"pruner": "none", "sampler": "random", "stale_after": 10}
+    study["search"] = {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
+    shared = tmp_path / "checkpoints"
+    hosts, logs = [], []
+    try:
+        for name in ("a", "b"):
+            d = tmp_path / name
+            d.mkdir()
+            (d / "s.yaml").write_text(yaml.safe_dump(study))
+            logs.append(open(d / "out.log", "w"))
+            hosts.append(subprocess.Popen(
+                [str(Path(sys.executable).parent / "evolora"), "sweep", "s.yaml", "--n-trials", str(n), "--workers",
+                 "2", "--storage", postgres, "--tracking-uri", uri, "--checkpoint-dir", str(shared), "--no-progress"],
+                cwd=d, env={**os.environ, "EVOLORA_HOST": f"host-{name}"}, stdout=logs[-1], stderr=subprocess.STDOUT))
+        rng, killed, deadline = random.Random(7), {}, time.time() + 900
+        while len(killed) < 3 and time.time() < deadline and any(h.poll() is None for h in hosts):
+            time.sleep(rng.uniform(0.5, 3.0))
+            try:
+                trials = optuna.load_study(study_name="soak", storage=open_storage(postgres)).trials
+            except KeyError:
+                continue
+            victims = []
+            for t in trials:
+                pid, root = t.user_attrs.get("evolora:pid"), t.user_attrs.get("evolora:root", t.number)
+                ck = shared / "soak" / f"trial-{root}.npz"
+                if t.state.name != "RUNNING" or pid is None or pid in killed.values() or not ck.is_file():
+                    continue
+                try:
+                    gen = int(load_checkpoint_file(ck)["loop"]["gen"])
+                except Exception:  # being written
+                    continue
+                if 1 <= gen < gens - 2:
+                    victims.append((t.number, pid))
+            if victims:
+                number, pid = rng.choice(victims)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed[number] = pid
+                except ProcessLookupError:
+                    pass
+        assert len(killed) == 3, f"only {len(killed)} kills landed"
+        for h in hosts:
+            h.wait(timeout=900)
+        out = "".join((tmp_path / name / "out.log").read_text() for name in ("a", "b"))
+        trials = optuna.load_study(study_name="soak", storage=open_storage(postgres)).trials
+        states = Counter(t.state.name for t in trials)
+        assert states == {"COMPLETE": n, "FAIL": 3}, (states, out[-3000:])
+        for number in killed:
+            assert trials[number].user_attrs["evolora:failure"] == "worker died"
+            retry = trials[number]
+            while retry.state.name != "COMPLETE":  # a retry may itself have been killed: follow the chain
+                retry = next(t for t in trials if t.user_attrs.get("evolora:retry_of") == retry.number)
+            assert retry.user_attrs["evolora:resumed_from_gen"] >= 1
+        assert len({t.user_attrs["evolora:host"] for t in trials}) == 2  # both hosts worked
+        client = MlflowClient(uri)
+        runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id], "tags.`optuna.study` = 'soak'")
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        assert len(children) == n and len({r.data.tags["mlflow.parentRunId"] for r in children}) == 1
+        for r in children:
+            assert r.info.status == "FINISHED", r.info.run_name
+            steps = [m.step for m in client.get_metric_history(r.info.run_id, "fit_best")]
+            assert sorted(steps) == list(range(gens)), (r.info.run_name, steps)  # whole history, no step twice
+        resumed = next(t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("evolora:resumed_from_gen"))
+        rep = subprocess.run([str(Path(sys.executable).parent / "evolora"), "reproduce", "soak", "--trial",
+                              str(resumed.number), "--storage", postgres, "--no-progress"], cwd=tmp_path / "a",
+                             capture_output=True, text=True, timeout=600)
+        assert rep.returncode == 0 and "identical" in rep.stdout, rep.stdout[-3000:] + rep.stderr[-2000:]
+        print(f"soak: {dict(states)}; killed trials {sorted(killed)}; per host "
+              f"{dict(Counter(t.user_attrs['evolora:host'] for t in trials))}; reproduced trial {resumed.number} "
+              f"(resumed from generation {resumed.user_attrs['evolora:resumed_from_gen']}) bit for bit")
+    finally:
+        for h in hosts:
+            if h.poll() is None:
+                h.kill()
+        for f in logs:
+            f.close()
         os.killpg(server.pid, 9)
         server.wait()
