@@ -113,7 +113,7 @@ def study_dict(tiny: bool, out: Path) -> dict:
 
 
 def _config(row: str, tiny: bool, out: Path, best_study: Path):
-    from orchestrator.config import load_raw, parse_study
+    from orchestrator.studyfile import load_raw, parse_study
 
     if row == "best":
         raw = load_raw(best_study)

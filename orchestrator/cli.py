@@ -130,7 +130,7 @@ _STORAGE_HELP = ("Optuna storage: a journal file path (default ./mlruns/optuna-j
 
 
 def _cmd_run(args) -> int:
-    from .config import load_study
+    from .studyfile import load_study
 
     cfg = load_study(args.study, args.overrides, args.seed)  # before torch, transformers and mlflow load
     from .runner import run_trial
@@ -161,7 +161,7 @@ def _cmd_run(args) -> int:
 
 def _study_name(arg: str) -> str:
     if arg.endswith((".yaml", ".yml")):
-        from .config import load_study
+        from .studyfile import load_study
 
         return load_study(arg).name
     return arg
@@ -184,7 +184,7 @@ def _cmd_export(args) -> int:
         raise ConfigError("--run-id/--trial", "give exactly one of --run-id ID or STUDY --trial N|best")
     if args.trial is not None:
         from .reproduce import find_trial, load_study_by_name
-        from .sweep import ATTR
+        from .storage import ATTR
 
         if not args.study:
             raise ConfigError("STUDY", "--trial needs the study name or file")
@@ -198,7 +198,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .config import load_study
+    from .studyfile import load_study
 
     if args.n_trials < 1:
         raise ConfigError("--n-trials", "must be ≥ 1", args.n_trials)
@@ -223,7 +223,7 @@ def _cmd_sweep(args) -> int:
         print(f"best: trial {b.number}, value {b.value:.5f}, params {json.dumps(b.params)}")
         print(f"export: evolora export {args.study} --trial best --out adapters/{cfg.name}-trial{b.number}")
         if cfg.mlflow.register_best:
-            from .sweep import registered_name
+            from .reports import registered_name
 
             print(f"model: models:/{registered_name(cfg)}@champion (mlflow.pyfunc.load_model, or evolora export)")
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
@@ -253,17 +253,16 @@ def _cmd_lineage(args) -> int:
 
     from evolution.lineage import ancestry, read_lineage
 
-    from .tracking import default_tracking_uri, get_client
+    from .tracking import default_tracking_uri, download_artifact, find_run
 
-    client = get_client(args.tracking_uri or default_tracking_uri())
-    try:
-        run = client.get_run(args.run_id)
-    except Exception:
-        raise ConfigError("RUN_ID", "no such run", args.run_id) from None
+    uri = args.tracking_uri or default_tracking_uri()
+    run = find_run(uri, args.run_id)
+    if run is None:
+        raise ConfigError("RUN_ID", "no such run", args.run_id)
     genome = int(run.data.tags.get("evolora.champion_id", -1)) if args.best else args.genome
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            rows = read_lineage(client.download_artifacts(args.run_id, "lineage.parquet", tmp))
+            rows = read_lineage(download_artifact(uri, args.run_id, "lineage.parquet", tmp))
         except Exception:
             raise ConfigError("RUN_ID", "run has no lineage.parquet artifact", args.run_id) from None
     try:
@@ -409,10 +408,10 @@ def _cmd_ui(args) -> int:
 
 
 def _experiments(uri: str) -> list[tuple[str, str]]:
-    from .tracking import get_client
+    from .tracking import experiment_names
 
     try:
-        return [(e.experiment_id, e.name) for e in get_client(uri).search_experiments() if e.name != "Default"]
+        return experiment_names(uri)
     except Exception:  # an unreachable server: the UI itself will say more
         return []
 

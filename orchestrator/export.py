@@ -8,7 +8,7 @@ from pathlib import Path
 
 from evolution.errors import ConfigError
 
-from .tracking import download_model, get_client
+from .tracking import artifact_names, download_artifact, download_model, find_run
 
 __all__ = ["export_run", "export_model"]
 
@@ -27,8 +27,6 @@ def _place(local: Path, out: Path) -> Path:
 
 def export_model(model_uri: str, out: str | Path, tracking_uri: str) -> Path:
     """``models:/NAME@ALIAS`` (or ``/VERSION``, or a logged model's URI) → the stock PEFT adapter it holds."""
-    from mlflow.exceptions import MlflowException
-
     from fitness.serving import MODEL_FILE
 
     out = Path(out)
@@ -37,9 +35,8 @@ def export_model(model_uri: str, out: str | Path, tracking_uri: str) -> Path:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # nothing half-written at `out`
         try:
             local = download_model(tracking_uri, model_uri, Path(tmp))
-        except MlflowException as e:
-            raise ConfigError("MODEL_URI", f"cannot resolve in {tracking_uri}: {e.message.splitlines()[0]}",
-                              model_uri) from None
+        except LookupError as e:
+            raise ConfigError("MODEL_URI", f"cannot resolve in {tracking_uri}: {e}", model_uri) from None
         found = [p.parent for p in local.glob(f"data/*/{MODEL_FILE}")]
         if len(found) != 1 or not (found[0] / "adapter" / "adapter_model.safetensors").is_file():
             raise ConfigError("MODEL_URI", "not an evolora model (no data/*/adapter)", model_uri)
@@ -49,15 +46,10 @@ def export_model(model_uri: str, out: str | Path, tracking_uri: str) -> Path:
 def export_run(run_id: str, out: str | Path, tracking_uri: str) -> Path:
     out = Path(out)
     _check_out(out)
-    client = get_client(tracking_uri)
-    try:
-        client.get_run(run_id)
-    except Exception:
-        raise ConfigError("--run-id", f"no such run in {tracking_uri}", run_id) from None
-    names = {f.path for f in client.list_artifacts(run_id)}
-    if "adapter" not in names:
+    if find_run(tracking_uri, run_id) is None:
+        raise ConfigError("--run-id", f"no such run in {tracking_uri}", run_id)
+    if "adapter" not in artifact_names(tracking_uri, run_id):
         raise ConfigError("--run-id", "run has no adapter artifact (did it finish?)", run_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # nothing half-written at `out`
-        local = Path(client.download_artifacts(run_id, "adapter", tmp))
-        return _place(local, out)
+        return _place(download_artifact(tracking_uri, run_id, "adapter", tmp), out)

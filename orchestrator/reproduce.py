@@ -11,7 +11,9 @@ from evolution.errors import ConfigError
 
 from .config import StudyConfig, resolved
 from .storage import open_storage
-from .sweep import ATTR, _sha, trial_config
+from .search import trial_config
+from .storage import ATTR
+from .sweep import genome_sha256
 
 __all__ = ["find_trial", "reproduce", "Reproduction"]
 
@@ -65,6 +67,6 @@ def reproduce(study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: bo
         ("config (from params + seed)", "recorded", "recorded" if resolved(cfg) == stored else "differs"),
         ("value (validation)", repr(trial.value), repr(r.champion_val)),
         ("best fitness", repr(a.get(ATTR + "best_fitness")), repr(r.best_fitness)),
-        ("champion sha256", a.get(ATTR + "champion_sha256", "?"), _sha(r.champion)),
+        ("champion sha256", a.get(ATTR + "champion_sha256", "?"), genome_sha256(r.champion)),
         *test_rows,
     ])

@@ -16,9 +16,10 @@ from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-__all__ = ["default_storage", "open_storage", "storage_lock", "ResilientStorage", "PATIENCE"]
+__all__ = ["ATTR", "default_storage", "open_storage", "storage_lock", "ResilientStorage", "PATIENCE"]
 
 JOURNAL = "optuna-journal.log"
+ATTR = "evolora:"  # prefix of evolora's study and trial user attributes in a storage
 PATIENCE = 300.0  # seconds a database may stay unreachable before a storage call gives up
 
 

@@ -338,8 +338,43 @@ def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str,
 
 def download_model(tracking_uri: str, model_uri: str, dst: Path) -> Path:
     """A registered or logged model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/…``) → its
-    local directory (the one holding ``MLmodel``)."""
+    local directory (the one holding ``MLmodel``). LookupError (MLflow's first line) if it cannot be found."""
     import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
 
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
-                                                    tracking_uri=tracking_uri))
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
+                                                        tracking_uri=tracking_uri))
+    except MlflowException as e:
+        raise LookupError(e.message.splitlines()[0]) from None
+
+
+# ---- reading runs back --------------------------------------------------------------------------------
+def find_run(tracking_uri: str, run_id: str):
+    """The run, or None when this store has no such run."""
+    try:
+        return get_client(tracking_uri).get_run(run_id)
+    except Exception:
+        return None
+
+
+def resume_run(tracking_uri: str, run_id: str) -> bool:
+    """Mark an existing run RUNNING again (a parent run a later sweep command goes on with); False if this
+    store has no such run."""
+    if find_run(tracking_uri, run_id) is None:
+        return False
+    get_client(tracking_uri).update_run(run_id, status="RUNNING")
+    return True
+
+
+def artifact_names(tracking_uri: str, run_id: str) -> set[str]:
+    return {f.path for f in get_client(tracking_uri).list_artifacts(run_id)}
+
+
+def download_artifact(tracking_uri: str, run_id: str, path: str, dst: str | Path) -> Path:
+    return Path(get_client(tracking_uri).download_artifacts(run_id, path, str(dst)))
+
+
+def experiment_names(tracking_uri: str) -> list[tuple[str, str]]:
+    """(id, name) of every experiment but MLflow's empty Default one."""
+    return [(e.experiment_id, e.name) for e in get_client(tracking_uri).search_experiments() if e.name != "Default"]

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.config import load_study, resolved
+from orchestrator.config import resolved
+from orchestrator.studyfile import load_study
 
 from ..conftest import tiny_study
 
@@ -125,7 +126,8 @@ def test_one_source_of_defaults_for_the_evolution_parameters():
     from evolution import GAParams
     from evolution.es import ESParams
     from evolution.speciation import SpeciationParams
-    from orchestrator.config import ESConfig, EvolutionConfig, SpeciationConfig, parse_study
+    from orchestrator.config import ESConfig, EvolutionConfig, SpeciationConfig
+    from orchestrator.studyfile import parse_study
     from orchestrator.runner import from_section
 
     for section, cls in ((EvolutionConfig, GAParams), (ESConfig, ESParams), (SpeciationConfig, SpeciationParams)):

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from fitness import build_task
 from orchestrator.cli import main
-from orchestrator.config import parse_study
+from orchestrator.studyfile import parse_study
 from orchestrator.runner import task_spec
 from orchestrator.tracking import register_champion
 

@@ -143,7 +143,7 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
 def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(tmp_path):
     from evolution import Observer
     from evolution.checkpoint import load_checkpoint_file
-    from orchestrator.config import parse_study
+    from orchestrator.studyfile import parse_study
     from orchestrator.runner import run_trial
 
     class CtrlC(Observer):

@@ -4,8 +4,8 @@ import optuna
 import pytest
 
 from evolution.errors import ConfigError
-from orchestrator.config import parse_study
-from orchestrator.sweep import sample, trial_config
+from orchestrator.studyfile import parse_study
+from orchestrator.search import sample, trial_config
 
 SPACE = {
     "evolution.strategy": {"type": "categorical", "choices": ["ga", "openai-es", "sep-cma-es"]},

@@ -13,7 +13,7 @@ from evolution import Observer
 from fitness import EncoderEvaluator, load_sts
 from fitness.tasks import split_validation
 from orchestrator.cli import main
-from orchestrator.config import parse_study
+from orchestrator.studyfile import parse_study
 from orchestrator.runner import run_trial
 
 from ..conftest import STSB, tiny_study

@@ -1,0 +1,161 @@
+"""Claims and liveness: which worker runs which trial, and how a dead worker's trial comes back.
+
+A claim counts the study's trials and asks for one under the study's lock (``storage_lock``: an advisory lock
+in PostgreSQL, a lock file next to a journal or SQLite file), so N workers on any number of hosts make
+exactly N trials. A running trial beats from a background thread (:class:`Liveness`, time-based: four beats
+per ``sweep.stale_after``); a trial whose worker is gone (dead pid on this host, or no beat for
+``stale_after``) is failed and queued again with the same params and root (same seed, same checkpoint). A
+worker whose trial was declared dead while it lived notices before its next write (:class:`Fence`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.trial import TrialState
+
+from evolution import Observer
+from evolution.errors import TrialFenced
+
+from .config import StudyConfig
+from .search import make_sampler
+from .storage import ATTR, open_storage, storage_lock
+
+if TYPE_CHECKING:
+    from .sweep import SweepContext
+
+__all__ = ["RETRIABLE", "host_id", "recover", "claim", "Liveness", "Fence", "beat_interval"]
+
+
+RETRIABLE = ("worker died", "interrupted")
+
+
+def host_id() -> str:
+    """Who runs this worker, for dead-pid detection: ``$EVOLORA_HOST`` if set (several hosts sharing one
+    machine name, containers), else the machine's host name."""
+    return os.environ.get("EVOLORA_HOST") or socket.gethostname()
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(study: optuna.Study, cfg: StudyConfig, storage: optuna.storages.BaseStorage) -> list[int]:
+    """Fail RUNNING trials whose worker is gone and queue a retry (same params, same root → same seed and
+    checkpoint) for each died or interrupted trial not yet retried. Returns the retried trial numbers.
+    ``storage`` is the study's storage (Optuna's public storage API changes another worker's trial)."""
+    host, now = host_id(), time.time()
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        a = t.user_attrs
+        beat = a.get(ATTR + "heartbeat", t.datetime_start.timestamp() if t.datetime_start else now)
+        same_host_dead = a.get(ATTR + "host") == host and not _alive(a.get(ATTR + "pid"))
+        if same_host_dead or now - beat > cfg.sweep.stale_after:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+            storage.set_trial_user_attr(trial_id, ATTR + "failure", "worker died")
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(ATTR + "retry_of") for t in trials}
+    queued = []
+    for t in trials:
+        a = t.user_attrs
+        if t.state != TrialState.FAIL or a.get(ATTR + "failure") not in RETRIABLE or t.number in retried:
+            continue
+        if a.get(ATTR + "retries", 0) >= cfg.sweep.max_retries:
+            continue
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, params=t.params, distributions=t.distributions,
+            user_attrs={ATTR + "root": a.get(ATTR + "root", t.number), ATTR + "retries": a.get(ATTR + "retries", 0) + 1,
+                        ATTR + "retry_of": t.number}))
+        queued.append(t.number)
+    return queued
+
+
+def claim(ctx: SweepContext, study: optuna.Study) -> optuna.Trial | None:
+    with storage_lock(ctx.storage_url, ctx.cfg.name):
+        recover(study, ctx.cfg, open_storage(ctx.storage_url))
+        n = Counter(t.state for t in study.get_trials(deepcopy=False))
+        if n[TrialState.WAITING] == 0 and n[TrialState.COMPLETE] + n[TrialState.PRUNED] + n[TrialState.RUNNING] >= ctx.n_trials:
+            return None
+        study.sampler = make_sampler(ctx.cfg, len(study.trials))
+        trial = study.ask()
+        trial.set_user_attr(ATTR + "host", host_id())
+        trial.set_user_attr(ATTR + "pid", os.getpid())
+        trial.set_user_attr(ATTR + "heartbeat", time.time())
+        return trial
+
+
+class Liveness:
+    """The trial's heartbeat, from a background thread every ``interval`` seconds: it depends on time, not
+    on how long a generation takes. Each beat first reads the trial's state; when another worker has declared
+    it dead (no longer RUNNING), ``fenced`` is set and beating stops, and :class:`Fence` stops the run."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, study: optuna.Study, number: int, interval: float) -> None:
+        self.storage, self.interval = storage, interval
+        self.trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+        self.fenced, self._stop = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"evolora-heartbeat-{number}", daemon=True)
+
+    def start(self) -> "Liveness":
+        self._beat()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def still_ours(self) -> bool:
+        """Read the trial's state now; False (and ``fenced`` set) once it is no longer RUNNING."""
+        if not self.fenced.is_set() and self.storage.get_trial(self.trial_id).state != TrialState.RUNNING:
+            self.fenced.set()
+        return not self.fenced.is_set()
+
+    def _beat(self) -> bool:
+        if not self.still_ours():
+            return False
+        self.storage.set_trial_user_attr(self.trial_id, ATTR + "heartbeat", time.time())
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self._beat():
+                    return
+            except Exception:  # declared dead between the read and the write, or a storage hiccup: look again
+                continue
+
+
+class Fence(Observer):
+    """First observer of a sweep trial: reads the trial's state right before a generation's writes (lineage
+    events, MLflow rows, checkpoint) and before the run's end, and raises :class:`TrialFenced` if it was
+    declared dead elsewhere, so the retry is the only writer of the checkpoint and the MLflow run."""
+
+    def __init__(self, live: Liveness) -> None:
+        self.live = live
+
+    def _check(self, *_) -> None:
+        if not self.live.still_ours():  # read now, right before this generation's writes
+            raise TrialFenced("this trial was declared dead by another worker; it stops writing and is retried "
+                              "from its checkpoint")
+
+    on_population = on_events = on_generation = on_checkpoint = on_end = _check
+
+
+def beat_interval(cfg: StudyConfig) -> float:
+    """Four beats per ``stale_after`` (at most one every 30 s): a live worker is never stale."""
+    return min(cfg.sweep.stale_after / 4, 30.0)

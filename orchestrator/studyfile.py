@@ -1,0 +1,209 @@
+"""Study files: YAML (safe loader) → a validated :class:`~orchestrator.config.StudyConfig`, with
+``--set PATH=VALUE`` overrides, and the checks of the search space against the config it searches.
+
+Every error names the dotted config path and the bad value (``evolution.mutation_sigma: must be > 0, got
+-0.1``) and is raised before anything is written anywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from evolution.errors import ConfigError
+from fitness import PACKAGED_STSB
+
+from .config import StudyConfig, resolved
+
+__all__ = ["load_study", "load_raw", "parse_study", "apply_overrides", "with_values", "check_search", "leaf_paths"]
+
+
+def _format(err: ValidationError) -> ConfigError:
+    e = err.errors()[0]
+    path = ".".join(str(x) for x in e["loc"]) or "<study>"
+    msg = e["msg"]
+    if isinstance(e.get("ctx", {}).get("error"), ConfigError):
+        return e["ctx"]["error"]
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key" + _did_you_mean(e["loc"])
+    return ConfigError(path, msg, e.get("input"))
+
+
+def _did_you_mean(loc: tuple) -> str:
+    """' (did you mean population?)' for a misspelt key, from the valid keys of its section."""
+    import difflib
+
+    model: Any = StudyConfig
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        ann = field.annotation
+        model = next((a for a in (ann, *getattr(ann, "__args__", ())) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(getattr(model, "model_fields", {})), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _set_path(raw: dict, path: str, value: Any) -> None:
+    keys = path.split(".")
+    node: Any = raw
+    for i, k in enumerate(keys):
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            if not k.isdigit() or int(k) >= len(node):
+                raise ConfigError(path, f"no list item {k!r}")
+            k = int(k)
+        elif not isinstance(node, dict):
+            raise ConfigError(path, f"{'.'.join(keys[:i])} is not a mapping")
+        if last:
+            node[k] = value
+        else:
+            if isinstance(node, dict) and k not in node:
+                node[k] = {}
+            node = node[k]
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``PATH=VALUE`` strings (VALUE parsed as YAML) to a raw study dict; returns a new dict."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError("--set", "expected PATH=VALUE", item)
+        path, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(path, "value is not valid YAML", text) from None
+        _set_path(raw, path.strip(), value)
+    return raw
+
+
+def _resolve_paths(raw: dict, base_dir: Path) -> dict:
+    data = raw.get("data")
+    if isinstance(data, dict) and data.get("dev_path") is None and data.get("val_fraction") is None:
+        data["dev_path"] = str(PACKAGED_STSB / "sts-dev.csv")  # the default validation file, made explicit
+    if isinstance(data, dict):
+        for field in ("train_path", "dev_path", "test_path", "reference_path"):
+            if isinstance(data.get(field), str):
+                data[field] = str((base_dir / Path(data[field]).expanduser()).resolve())
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("base"), str) and model["base"] not in ("minilm", "lfm2-tiny", "lfm2-demo"):
+        p = Path(model["base"]).expanduser()
+        if not p.is_absolute() and (base_dir / p).exists():
+            model["base"] = str((base_dir / p).resolve())
+    return raw
+
+
+def _merge(defaults: dict, raw: dict) -> dict:
+    """The study's values over the defaults (so ``--set`` can reach a default list item); lists replace."""
+    out = dict(defaults)
+    for k, v in raw.items():
+        out[k] = _merge(defaults[k], v) if isinstance(v, dict) and isinstance(defaults.get(k), dict) else v
+    return out
+
+
+def parse_study(raw: Any, base_dir: Path = Path("."), overrides: list[str] = (), seed: int | None = None) -> StudyConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("<study>", "a study file must be a YAML mapping", type(raw).__name__)
+    raw = apply_overrides(_merge(StudyConfig().model_dump(mode="json"), raw), list(overrides))
+    if seed is not None:
+        raw["seed"] = seed
+    raw = _resolve_paths(raw, base_dir)
+    try:
+        cfg = StudyConfig.model_validate(raw)
+    except ValidationError as err:
+        raise _format(err) from None
+    pinned = {item.split("=", 1)[0].strip() for item in overrides}
+    if pinned & set(cfg.search):  # a --set on a searched path fixes it
+        cfg = cfg.model_copy(update={"search": {k: v for k, v in cfg.search.items() if k not in pinned}})
+    check_search(cfg)
+    return cfg
+
+
+def leaf_paths(d: dict, prefix: str = "") -> set[str]:
+    """Every settable path: mapping keys, whole lists, and fields of list items (``fitness.terms.0.weight``)."""
+    out = set()
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= leaf_paths(v, f"{prefix}{k}.")
+            continue
+        out.add(f"{prefix}{k}")
+        if isinstance(v, list):
+            for i, item in enumerate(v):
+                if isinstance(item, dict):
+                    out |= leaf_paths(item, f"{prefix}{k}.{i}.")
+    return out
+
+
+def with_values(cfg: StudyConfig, values: dict[str, Any]) -> StudyConfig:
+    """``cfg`` with config paths set to values (a trial's sampled params), validated like the file."""
+    raw = resolved(cfg)
+    for path, value in values.items():
+        _set_path(raw, path, value)
+    try:
+        return StudyConfig.model_validate(raw)
+    except ValidationError as err:
+        raise _format(err) from None
+
+
+def check_search(cfg: StudyConfig) -> None:
+    """Every search entry: valid bounds, an existing config path, and each extreme value valid there."""
+    leaves = leaf_paths({k: v for k, v in resolved(cfg).items() if k not in ("search", "sweep")})
+    order = list(cfg.search)
+    for i, (path, spec) in enumerate(cfg.search.items()):
+        if path not in leaves:
+            raise ConfigError(f"search.{path}", "not a config path", path)
+        spec.check(path)
+        for cond, accepted in (spec.when or {}).items():
+            if cond not in leaves:
+                raise ConfigError(f"search.{path}.when", "not a config path", cond)
+            if not accepted:
+                raise ConfigError(f"search.{path}.when.{cond}", "must list at least one value", accepted)
+            if cond in cfg.search and order.index(cond) >= i:
+                raise ConfigError(f"search.{path}.when", "a condition on a searched path must come after that "
+                                  "path in `search` (entries are sampled in file order)", cond)
+        context = _where_sampled(cfg, path)
+        for v in spec.extremes():
+            try:
+                with_values(cfg, {**context, path: v})
+            except ConfigError as e:
+                raise ConfigError(f"search.{path}", f"contains an invalid value: {e}") from None
+
+
+def _where_sampled(cfg: StudyConfig, path: str) -> dict[str, Any]:
+    """Config values under which the search entry at ``path`` is sampled: its conditions' first accepted
+    values, and theirs in turn (a condition on a conditional entry)."""
+    out: dict[str, Any] = {}
+    todo = [path]
+    while todo:
+        spec = cfg.search.get(todo.pop())
+        for c, accepted in ((spec.when or {}).items() if spec else ()):
+            if c not in out:
+                out[c] = accepted[0]
+                todo.append(c)
+    return out
+
+
+def load_raw(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("STUDY", "study file not found", str(path))
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError("<study>", f"not valid YAML: {e}", str(path)) from None
+    if raw is None:  # empty, or comments only: never a silent run of all defaults
+        raise ConfigError("<study>", "study file is empty", str(path))
+    return raw
+
+
+def load_study(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> StudyConfig:
+    return parse_study(load_raw(path), Path(path).resolve().parent, overrides, seed)
