@@ -19,7 +19,8 @@ class CausalTask(Task):
         super().__init__(spec, evaluator, flat, train, dev, test)
         self.reference: EncodedTexts | None = None
         self.base_logp = None
-        if any(name == "kl_to_base" for name, *_ in spec.terms) or spec.validation == "kl_to_base":
+        wanted = [name for name, *_ in spec.terms] + [spec.validation] + [name for name, _ in spec.objectives]
+        if "kl_to_base" in wanted:
             self.reference = evaluator.encode(reference if reference is not None else list(train)[:64])
             flat.write(self._seed_genome)
             self.base_logp = evaluator.base_logprobs(self.reference)  # the frozen base, once
@@ -73,6 +74,7 @@ def build_causal_task(spec: TaskSpec) -> CausalTask:
     reference = load_texts(spec.reference_path, "data.reference_path") if spec.reference_path else None
     make_terms(spec.terms, CausalTask.kind)  # fail on bad names and params before loading a model
     make_terms([(spec.validation, 1.0)], CausalTask.kind, "validation.metric")
+    make_terms([(n, 1.0, p) for n, p in spec.objectives], CausalTask.kind, "sweep.objectives")
     device = pick_device(spec.device)
     model, tok = load_base("causal", spec.base, device)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed,

@@ -55,6 +55,10 @@ class TaskSpec:
     max_new_tokens: int = 16
     genomes_per_forward: int | None = None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
     merge: bool = True  # fold each genome into the frozen weights (W₀ + s·B·A) instead of peft's LoRA path
+    objectives: tuple = ()  # (name, params): terms scored on validation for a Pareto sweep's champion
+
+
+LISTED = {"fitness.terms": "name", "sweep.objectives": "metric"}  # list fields → the key naming the term
 
 
 def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") -> list[tuple[str, float, FitnessTerm]]:
@@ -62,8 +66,8 @@ def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") 
     out = []
     for i, (name, weight, *rest) in enumerate(terms):
         params = rest[0] if rest else {}
-        item = f"{field}.{i}" if field == "fitness.terms" else None
-        name_path = f"{item}.name" if item else field
+        item = f"{field}.{i}" if field in LISTED else None
+        name_path = f"{item}.{LISTED[field]}" if item else field
         try:
             cls = FITNESS_TERMS.get(name)
         except KeyError as e:
@@ -121,6 +125,7 @@ class Task:
         self._seed_genome = flat.read()  # the peft initialisation (B = 0): exactly the base model
         self.terms = make_terms(spec.terms, self.kind)
         self.val_term = make_terms([(spec.validation, 1.0)], self.kind, "validation.metric")[0][2]
+        self.objective_terms = make_terms([(n, 1.0, p) for n, p in spec.objectives], self.kind, "sweep.objectives")
         self.train = train
         rng = np.random.Generator(np.random.PCG64(spec.data_seed))
         self._fixed = None
@@ -188,6 +193,13 @@ class Task:
         self.flat.write(genome)
         return float(self.val_term(self._outputs(self.dev)))
 
+    def objectives(self, genome: np.ndarray) -> dict[str, float]:
+        """Each Pareto objective (``spec.objectives``) for ``genome``, on the validation split, from one set
+        of outputs (a generation term generates once for all)."""
+        self.flat.write(genome)
+        out = self._outputs(self.dev)
+        return {name: float(term(out)) for name, _, term in self.objective_terms}
+
     @property
     def has_test(self) -> bool:
         return self._test_items is not None
@@ -249,6 +261,7 @@ def build_task(spec: TaskSpec):
     test = load_sts(spec.test_path, "data.test_path") if spec.test_path else None
     make_terms(spec.terms, PairTask.kind)  # fail on bad names before loading a model
     make_terms([(spec.validation, 1.0)], PairTask.kind, "validation.metric")
+    make_terms([(n, 1.0, p) for n, p in spec.objectives], PairTask.kind, "sweep.objectives")
     device = pick_device(spec.device)
     model, tok = load_base(spec.kind, spec.base, device)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed)

@@ -216,11 +216,20 @@ def _cmd_sweep(args) -> int:
     print(f"study {cfg.name}: " + ", ".join(f"{sum(t.state == s for t in trials)} {s.name.lower()}"
                                              for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
     for t in trials:
-        val = f"{t.value:.5f}" if t.value is not None else "-"
+        val = " ".join(f"{v:.5f}" for v in t.values) if t.values is not None else "-"
         print(f"  trial {t.number:3d}  {t.state.name:8s}  {val:>8s}  {json.dumps(t.params)}")
     if any(t.state == TrialState.COMPLETE for t in trials):
-        b = study.best_trial
-        print(f"best: trial {b.number}, value {b.value:.5f}, params {json.dumps(b.params)}")
+        from .reports import best_trial, pareto_front
+        from .search import objectives
+
+        if cfg.sweep.objectives:
+            names = objectives(cfg)
+            front = pareto_front([t for t in trials if t.state == TrialState.COMPLETE], names)
+            print(f"pareto front ({', '.join(f'{m} {d}' for m, d in names)}): trials "
+                  + ", ".join(str(t.number) for t in sorted(front, key=lambda t: t.number)))
+        b = best_trial(study)
+        print(f"best{' on ' + cfg.sweep.objectives[0].metric if cfg.sweep.objectives else ''}: trial {b.number}, "
+              f"value {b.values[0]:.5f}, params {json.dumps(b.params)}")
         print(f"export: evolora export {args.study} --trial best --out adapters/{cfg.name}-trial{b.number}")
         if cfg.mlflow.register_best:
             from .reports import registered_name

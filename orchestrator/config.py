@@ -20,7 +20,7 @@ from fitness import FITNESS_TERMS, PACKAGED_STSB
 # take their defaults from those dataclasses (the runner builds the dataclasses from these sections by name).
 _GA, _ES, _SP = GAParams(), ESParams(), SpeciationParams()
 
-__all__ = ["StudyConfig", "SearchSpec", "SweepConfig", "LoraConfig", "resolved", "BLOCK_MODULES"]
+__all__ = ["StudyConfig", "SearchSpec", "SweepConfig", "ObjectiveConfig", "LoraConfig", "resolved", "BLOCK_MODULES"]
 
 
 class _Strict(BaseModel):
@@ -238,9 +238,22 @@ class SearchSpec(_Strict):
         return [float(self.low), float(self.high)]
 
 
+class ObjectiveConfig(_Strict):
+    """One objective of a multi-objective (Pareto) sweep: a registered term scored for each trial's champion
+    on the validation split once its evolution has ended (never on the test split). Maximised, like every
+    term (higher is better: ``kl_to_base`` is minus the KL)."""
+
+    metric: str = Field(..., description="a registered term, e.g. likelihood, kl_to_base, distinct_n")
+    params: dict[str, Any] = Field({}, description="the term's parameters (as in fitness.terms)")
+
+
 class SweepConfig(_Strict):
     direction: Literal["maximize", "minimize"] = Field("maximize", description="of the validation metric")
-    sampler: Literal["tpe", "random"] = "tpe"
+    objectives: list[ObjectiveConfig] | None = Field(
+        None, min_length=2, description="several objectives at once (a Pareto front) instead of the validation "
+        "metric alone; trials are then not pruned (Optuna prunes single-objective studies only)")
+    sampler: Literal["tpe", "random", "nsga2"] = Field("tpe", description="tpe (single or multi-objective), "
+                                                       "random, nsga2 (NSGA-II, for objectives)")
     pruner: Literal["median", "hyperband", "none"] = "median"
     pruner_warmup: int = Field(2, ge=0, description="generations before pruning may start (median pruner)")
     report_every: int = Field(2, ge=1, description="report the validation metric to Optuna every k generations")
@@ -248,6 +261,19 @@ class SweepConfig(_Strict):
                                "every stale_after/4, at most every 30 s) before a RUNNING trial of "
                                 "another host is declared dead (same-host dead workers are detected at once)")
     max_retries: int = Field(2, ge=0, description="retries of a trial whose worker died")
+
+
+def _check_term(name_field: str, params_field: str, name: str, params: dict, task: str) -> None:
+    """A registered term, for this kind of task, that accepts its params (built here: terms are light)."""
+    if name not in FITNESS_TERMS:
+        raise ConfigError(name_field, f"unknown term; known: {', '.join(FITNESS_TERMS.names())}", name)
+    cls = FITNESS_TERMS.get(name)
+    if cls.task != task:
+        raise ConfigError(name_field, f"scores '{cls.task}' tasks, this study is a '{task}' task", name)
+    try:
+        cls(**params)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(params_field, str(e), params) from None
 
 
 class StudyConfig(_Strict):
@@ -265,11 +291,15 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self):
+        task = "causal" if self.model.kind == "causal" else "pairs"
         for i, t in enumerate(self.fitness.terms):
-            if t.name not in FITNESS_TERMS:
-                raise ConfigError(f"fitness.terms.{i}.name", f"unknown fitness term; known: {', '.join(FITNESS_TERMS.names())}", t.name)
-        if self.validation.metric not in FITNESS_TERMS:
-            raise ConfigError("validation.metric", f"unknown metric; known: {', '.join(FITNESS_TERMS.names())}", self.validation.metric)
+            _check_term(f"fitness.terms.{i}.name", f"fitness.terms.{i}.params", t.name, t.params, task)
+        _check_term("validation.metric", "validation.metric", self.validation.metric, {}, task)
+        names = [o.metric for o in self.sweep.objectives or ()]
+        for i, o in enumerate(self.sweep.objectives or ()):
+            _check_term(f"sweep.objectives.{i}.metric", f"sweep.objectives.{i}.params", o.metric, o.params, task)
+            if o.metric in names[:i]:
+                raise ConfigError(f"sweep.objectives.{i}.metric", "each objective once", o.metric)
         for field in ("train_path", "dev_path", "test_path", "reference_path"):
             p = getattr(self.data, field)
             if p is not None and not Path(p).is_file():

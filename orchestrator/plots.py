@@ -57,19 +57,28 @@ def plot_curves(logbook: list[dict], title: str, redrawn: bool = False):
     return fig
 
 
-def plot_study(study, out_dir: Path) -> list[Path]:
-    """Optimisation history, parameter importances and parallel coordinates, as HTML and PNG. Figures that
-    cannot be made yet (e.g. importances with < 2 finished trials) are skipped with a note."""
+def plot_study(study, out_dir: Path, names: list[str] | None = None) -> list[Path]:
+    """Optimisation history, parameter importances and parallel coordinates, as HTML and PNG; for a
+    multi-objective study also the Pareto front, and the others drawn for the first objective (``names``
+    label the objectives). Figures that cannot be made yet (e.g. importances with < 2 finished trials) are
+    skipped with a note."""
+    import functools
+
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written, notes = [], []
-    for name, fn, fn_mpl in (
-        ("optimization_history", vis.plot_optimization_history, _history_png),
-        ("param_importances", vis.plot_param_importances, vis_mpl.plot_param_importances),
-        ("parallel_coordinate", vis.plot_parallel_coordinate, vis_mpl.plot_parallel_coordinate),
-    ):
+    figures = [("optimization_history", vis.plot_optimization_history, _history_png),
+               ("param_importances", vis.plot_param_importances, vis_mpl.plot_param_importances),
+               ("parallel_coordinate", vis.plot_parallel_coordinate, vis_mpl.plot_parallel_coordinate)]
+    if len(study.directions) > 1:
+        names = list(names or [f"objective {i}" for i in range(len(study.directions))])
+        first = {"target": lambda t: t.values[0], "target_name": names[0]}
+        figures = [(n, functools.partial(fn, **first), functools.partial(fn_mpl, **first)) for n, fn, fn_mpl in figures]
+        figures.insert(0, ("pareto_front", functools.partial(vis.plot_pareto_front, target_names=names),
+                           functools.partial(vis_mpl.plot_pareto_front, target_names=names)))
+    for name, fn, fn_mpl in figures:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -111,31 +120,32 @@ def _short(label: str) -> str:
     return ".".join(parts[-2:]) if len(parts) > 2 else label
 
 
-def _history_png(study):
+def _history_png(study, target=None, target_name: str = "objective (validation)"):
     """Each trial's value (pruned trials at their last reported value, marked ×) and the best so far, over
-    integer trial numbers."""
+    integer trial numbers; ``target`` picks the value of a multi-objective trial."""
     from matplotlib.ticker import MaxNLocator
     from optuna.trial import TrialState
 
+    value = target or (lambda t: t.value)
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     pruned = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED and t.intermediate_values]
     if not done and not pruned:
         raise ValueError("no finished trials yet")
-    ax.plot([t.number for t in done], [t.value for t in done], "o", color="tab:blue", label="complete")
+    ax.plot([t.number for t in done], [value(t) for t in done], "o", color="tab:blue", label="complete")
     if pruned:
         ax.plot([t.number for t in pruned], [t.intermediate_values[max(t.intermediate_values)] for t in pruned], "x",
                 color="tab:red", label="pruned (last reported)")
     if done:
-        better = max if study.direction.name == "MAXIMIZE" else min
+        better = max if study.directions[0].name == "MAXIMIZE" else min
         best, xs, ys = None, [], []
         for t in sorted(done, key=lambda t: t.number):
-            best = t.value if best is None else better(best, t.value)
+            best = value(t) if best is None else better(best, value(t))
             xs.append(t.number)
             ys.append(best)
         ax.step(xs, ys, where="post", color="black", lw=1.2, label="best so far")
     ax.set_xlabel("trial")
-    ax.set_ylabel("objective (validation)")
+    ax.set_ylabel(target_name)
     ax.set_title(f"{study.study_name}: optimisation history")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)

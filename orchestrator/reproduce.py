@@ -11,6 +11,7 @@ from evolution.errors import ConfigError
 
 from .config import StudyConfig, resolved
 from .storage import open_storage
+from .reports import best_trial
 from .search import trial_config
 from .storage import ATTR
 from .sweep import genome_sha256
@@ -31,7 +32,7 @@ def find_trial(study: optuna.Study, which: str) -> optuna.trial.FrozenTrial:
     if which == "best":
         if not done:
             raise ConfigError("--trial", "the study has no complete trial yet", which)
-        return study.best_trial
+        return best_trial(study)
     if not which.isdigit() or int(which) >= len(study.trials):
         raise ConfigError("--trial", f"expected 'best' or a trial number < {len(study.trials)}", which)
     t = study.trials[int(which)]
@@ -63,9 +64,15 @@ def reproduce(study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: bo
         logged = a.get(ATTR + "test") or {}
         test_rows = [(f"test {k} (reported only)", repr(logged.get(k)), repr(outcome.test[k]))
                      for k in ("base", "champion", "gain")]
+    objective_rows = []
+    if outcome.objectives:  # a Pareto sweep's values: each objective on validation, for the champion
+        logged = a.get(ATTR + "objectives") or {}
+        objective_rows = [(f"objective {k}", repr(logged.get(k, {}).get("champion")), repr(v["champion"]))
+                          for k, v in outcome.objectives.items()]
     return Reproduction([
         ("config (from params + seed)", "recorded", "recorded" if resolved(cfg) == stored else "differs"),
-        ("value (validation)", repr(trial.value), repr(r.champion_val)),
+        ("value (validation)", repr(a.get(ATTR + "val_champion", trial.values[0])), repr(r.champion_val)),
+        *objective_rows,
         ("best fitness", repr(a.get(ATTR + "best_fitness")), repr(r.best_fitness)),
         ("champion sha256", a.get(ATTR + "champion_sha256", "?"), genome_sha256(r.champion)),
         *test_rows,

@@ -31,7 +31,7 @@ from .plots import close as close_figure
 from .progress import ProgressBar
 from .tracking import MlflowTracker, default_tracking_uri, library_versions, log_model
 
-__all__ = ["RunOutcome", "run_trial", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint", "score_test"]
+__all__ = ["RunOutcome", "run_trial", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint", "score_test", "score_objectives"]
 
 
 @dataclass
@@ -40,6 +40,7 @@ class RunOutcome:
     result: RunResult
     test: dict[str, float] | None = None  # {"champion", "base", "gain"} on data.test_path; None without a test split
     model_uri: str | None = None  # the champion as an MLflow model (models:/m-…), when tracked
+    objectives: dict[str, dict[str, float]] | None = None  # sweep.objectives: {metric: {champion, base}}, validation
 
     def version_tags(self) -> dict[str, float]:
         """The figures a registered model version carries: validation gain, and test when there is one."""
@@ -58,6 +59,15 @@ def score_test(task, result: RunResult) -> dict[str, float] | None:
     return {"champion": champion, "base": base, "gain": champion - base}
 
 
+def score_objectives(task, result: RunResult) -> dict[str, dict[str, float]] | None:
+    """A Pareto sweep's objectives (``sweep.objectives``) for the champion and the base model, on the
+    validation split, once the evolution has ended."""
+    if not task.objective_terms:
+        return None
+    champion, base = task.objectives(result.champion), task.objectives(task.seed_genome())
+    return {k: {"champion": champion[k], "base": base[k]} for k in champion}
+
+
 def task_spec(cfg: StudyConfig) -> TaskSpec:
     """The resolved config → the plain values ``fitness`` builds a task from."""
     return TaskSpec(
@@ -72,6 +82,7 @@ def task_spec(cfg: StudyConfig) -> TaskSpec:
         seed=cfg.seed, blocks=_blocks(cfg.lora), train_genre=cfg.data.train_genre, dev_genre=cfg.data.dev_genre,
         reference_path=cfg.data.reference_path, max_new_tokens=cfg.fitness.max_new_tokens,
         genomes_per_forward=cfg.model.genomes_per_forward, merge=cfg.model.merge_weights,
+        objectives=tuple((o.metric, dict(o.params)) for o in cfg.sweep.objectives or ()),
     )
 
 
@@ -221,8 +232,13 @@ def run_trial(
     try:
         result = evo.run()
         test = score_test(task, result)
+        objectives = score_objectives(task, result)
         if tracker:
             model_uri = _log_outcome(tracker, task, conf, result, lineage_path, basins, test)
+            if objectives:
+                tracker.log_metrics({f"objective_{k}": v["champion"] for k, v in objectives.items()}
+                                    | {f"objective_{k}_base": v["base"] for k, v in objectives.items()},
+                                    step=result.generations - 1)
     except TrialFenced:
         if tracker:
             tracker.close()
@@ -246,7 +262,7 @@ def run_trial(
         tracker.finish("FINISHED")
     if lineage_dir is not None:
         lineage_dir.cleanup()
-    return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri)
+    return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri, objectives)
 
 
 def default_run_name(cfg: StudyConfig) -> str:

@@ -13,7 +13,7 @@ import optuna
 from .config import SearchSpec, StudyConfig, resolved
 from .studyfile import with_values
 
-__all__ = ["suggest", "sample", "decode", "trial_seed", "trial_config", "make_sampler", "make_pruner"]
+__all__ = ["objectives", "suggest", "sample", "decode", "trial_seed", "trial_config", "make_sampler", "make_pruner"]
 
 
 def _label(choice: Any) -> Any:
@@ -66,16 +66,30 @@ def trial_config(base: StudyConfig, params: dict[str, Any], seed: int, threads: 
     return with_values(base, {**values, "seed": seed, "model.threads": threads})
 
 
+def objectives(cfg: StudyConfig) -> list[tuple[str, str]]:
+    """(name, direction) of each value a trial reports: ``sweep.objectives`` for a Pareto sweep, else the
+    validation metric alone."""
+    if cfg.sweep.objectives:
+        return [(o.metric, "maximize") for o in cfg.sweep.objectives]  # terms: higher is better
+    return [(cfg.validation.metric, cfg.sweep.direction)]
+
+
 def make_sampler(cfg: StudyConfig, n: int = 0) -> optuna.samplers.BaseSampler:
     """Seeded from (study seed, number of trials so far): workers and resumed sweeps don't replay the same
     draws, and a sequential sweep is deterministic."""
     seed = trial_seed(cfg.seed, 1_000_000 + n)
     if cfg.sweep.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if cfg.sweep.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
 
 
 def make_pruner(cfg: StudyConfig) -> optuna.pruners.BasePruner:
+    """``sweep.pruner`` on the validation metric; none for a Pareto sweep (Optuna prunes single-objective
+    studies only)."""
+    if cfg.sweep.objectives:
+        return optuna.pruners.NopPruner()
     if cfg.sweep.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=cfg.sweep.pruner_warmup)
     if cfg.sweep.pruner == "hyperband":

@@ -25,7 +25,7 @@ from evolution.errors import ConfigError, EvoloraError, TrialFenced, TrialPruned
 from .claims import Fence, Liveness, beat_interval, claim
 from .config import StudyConfig, resolved
 from .reports import finish_parent, log_trial, parent_run, register
-from .search import make_pruner, make_sampler, sample, trial_config, trial_seed
+from .search import make_pruner, make_sampler, objectives, sample, trial_config, trial_seed
 from .storage import ATTR, default_storage, open_storage
 from .tracking import MlflowTracker, default_tracking_uri
 
@@ -59,10 +59,7 @@ class SweepContext:
         return base / self.cfg.name / f"trial-{root}.npz"
 
 
-# ---- search space ------------------------------------------------------------------------------------
-
-
-# ---- study and parent run ---------------------------------------------------------------------------
+# ---- the study --------------------------------------------------------------------------------------
 
 
 def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
@@ -71,7 +68,7 @@ def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
     if not create:
         return optuna.load_study(study_name=cfg.name, storage=storage, sampler=make_sampler(cfg), pruner=make_pruner(cfg))
     study = optuna.create_study(study_name=cfg.name, storage=storage, sampler=make_sampler(cfg), pruner=make_pruner(cfg),
-                                direction=cfg.sweep.direction, load_if_exists=True)
+                                directions=[d for _, d in objectives(cfg)], load_if_exists=True)
     stored = study.user_attrs.get(ATTR + "base_config")
     conf = resolved(cfg)
     if stored is None:
@@ -81,9 +78,6 @@ def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
         raise ConfigError(diff, f"study '{cfg.name}' already exists in {ctx.storage_url} with a different value here; "
                           "change `name` to start a new study", conf.get(diff))
     return study
-
-
-# ---- liveness and retries ---------------------------------------------------------------------------
 
 
 # ---- one trial --------------------------------------------------------------------------------------
@@ -140,7 +134,8 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         outcome = run_trial(
             cfg, tracking_uri=ctx.uri, progress=ctx.progress, parent_run_id=ctx.parent_run_id,
             run_name=f"t{root:03d}-{cfg.evolution.strategy}-s{seed}", extra_tags=tags,
-            observers=[OptunaReporter(trial, ctx.cfg.sweep.report_every), ResumeNote(trial)], guards=[Fence(live)],
+            observers=[ResumeNote(trial), *([] if ctx.cfg.sweep.objectives else
+                                            [OptunaReporter(trial, ctx.cfg.sweep.report_every)])], guards=[Fence(live)],
             checkpoint=ctx.checkpoint(root), extra_params=trial.params,
             on_tracker=lambda t: (trackers.append(t), trial.set_user_attr(ATTR + "run_id", t.run_id)),
         )
@@ -176,16 +171,21 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         trial.set_user_attr(ATTR + "champion_sha256", genome_sha256(r.champion))
         trial.set_user_attr(ATTR + "best_fitness", r.best_fitness)
         trial.set_user_attr(ATTR + "val_base", r.base_val)
+        trial.set_user_attr(ATTR + "val_champion", r.champion_val)
         if outcome.test is not None:  # recorded beside the trial; the objective below is validation only
             trial.set_user_attr(ATTR + "test", outcome.test)
-        study.tell(trial, r.champion_val)
+        values = [r.champion_val]
+        if outcome.objectives:  # a Pareto sweep: each objective on validation, for the champion
+            trial.set_user_attr(ATTR + "objectives", outcome.objectives)
+            values = [outcome.objectives[name]["champion"] for name, _ in objectives(ctx.cfg)]
+        study.tell(trial, values)
     except (ValueError, RuntimeError):  # declared dead after its last beat: the retry resumes at the end
         return TrialState.FAIL
     _tag(trackers, "COMPLETE", trial.number)
     _drop_checkpoint(ctx, root)
-    log_trial(ctx, study, trial.number, r.champion_val)
+    log_trial(ctx, study, trial.number, values)
     if ctx.cfg.mlflow.register_best and outcome.model_uri:
-        register(ctx, study, trial.number, outcome)
+        register(ctx, study, trial.number, outcome, values[0])
     return TrialState.COMPLETE
 
 
