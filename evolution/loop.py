@@ -136,6 +136,7 @@ class Evolution:
             t_val = time.perf_counter()
             cand, cand_id = self.strategy.candidate(pop, best)
             val = float(self.validate(np.asarray(cand)))
+            self.candidate = {"genome": np.array(cand, dtype=np.float32), "id": cand_id, "gen": gen, "val": val}
             if gen == 0:
                 # the seed genome (the base model) is always a candidate: evolution never answers worse than it
                 self.base_val = val if np.array_equal(cand, self.seed_genome) else float(self.validate(self.seed_genome))

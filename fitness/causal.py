@@ -31,9 +31,10 @@ class TextExample:
     answer: str | None = None  # expected generation (exact match)
 
 
-def load_texts(path: str | Path, field: str, genre: str | None = None) -> list[TextExample]:
+def load_texts(path: str | Path, field: str, genre: str | None = None, prompt_words: int | None = None) -> list[TextExample]:
     """JSONL with {"prompt", "target", "answer"} records, or an STS-B file whose sentences become targets
-    (``genre`` filters its first column, e.g. ``main-news``)."""
+    (``genre`` filters its first column, e.g. ``main-news``), or with ``prompt_words`` = N, prompts (the
+    first N words) and targets (the rest, with its leading space; sentences of ≤ N words are left out)."""
     from .lfm2 import sts_sentences
 
     p = Path(path)
@@ -43,7 +44,11 @@ def load_texts(path: str | Path, field: str, genre: str | None = None) -> list[T
         texts = sts_sentences(p, genre)
         if not texts:
             raise ConfigError(field, f"no sentences of genre {genre!r}", str(path))
-        return [TextExample(target=t) for t in texts]
+        if prompt_words is None:
+            return [TextExample(target=t) for t in texts]
+        split = [t.split() for t in texts]
+        return [TextExample(prompt=" ".join(w[:prompt_words]), target=" " + " ".join(w[prompt_words:]))
+                for w in split if len(w) > prompt_words]
     out = []
     for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -204,7 +209,34 @@ class CausalEvaluator:
     # ---- generation ---------------------------------------------------------------------------------
     @torch.inference_mode()
     def generate(self, data: EncodedTexts, max_new_tokens: int) -> list[str]:
-        """Greedy decoding (deterministic), one prompt at a time (no padding effects)."""
+        """Greedy decoding (deterministic) of every prompt, batched: prompts of similar length are left-padded
+        to one width (``batch_size`` at a time), read in one forward, then decoded one cached step per new
+        token for the whole batch (the model's cache: LFM2's conv states and attention KV). Padding is masked
+        (LFM2's conv zeroes padded states), so each text equals what ``model.generate`` gives for its prompt
+        alone (:meth:`generate_one_by_one`)."""
+        prompts = [p[0].tolist() for p in data.prompts]
+        texts: list[str] = [""] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        for b in range(0, len(order), self.batch_size):
+            rows = order[b : b + self.batch_size]
+            width = max(len(prompts[i]) for i in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            att = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, i in enumerate(rows):
+                ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
+                att[r, width - len(prompts[i]):] = 1
+            out = self.model.generate(input_ids=ids.to(self.device), attention_mask=att.to(self.device),
+                                      max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
+                                      eos_token_id=self.tok.eos_token_id)
+            for r, i in enumerate(rows):
+                texts[i] = self.tok.decode(out[r, width:], skip_special_tokens=True)
+        return texts
+
+    @torch.inference_mode()
+    def generate_one_by_one(self, data: EncodedTexts, max_new_tokens: int) -> list[str]:
+        """Greedy decoding, one prompt at a time with ``model.generate`` (no padding at all): the reference
+        :meth:`generate` is tested and benchmarked against."""
         texts = []
         for p in data.prompts:
             out = self.model.generate(input_ids=p, attention_mask=torch.ones_like(p), max_new_tokens=max_new_tokens,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from .causal import CausalEvaluator, EncodedTexts, TextExample, load_texts
 from .causal_terms import CausalOutputs
 from .lora import FlatLoRA, attach_lora
@@ -69,8 +71,9 @@ class CausalTask(Task):
 
 
 def build_causal_task(spec: TaskSpec) -> CausalTask:
-    train, dev = load_splits(spec, load_texts, train=(spec.train_genre,), dev=(spec.dev_genre,))
-    test = load_texts(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre) if spec.test_path else None
+    load = functools.partial(load_texts, prompt_words=spec.prompt_words)
+    train, dev = load_splits(spec, load, train=(spec.train_genre,), dev=(spec.dev_genre,))
+    test = load(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre) if spec.test_path else None
     reference = load_texts(spec.reference_path, "data.reference_path") if spec.reference_path else None
     make_terms(spec.terms, CausalTask.kind)  # fail on bad names and params before loading a model
     make_terms([(spec.validation, 1.0)], CausalTask.kind, "validation.metric")

@@ -51,6 +51,7 @@ class TaskSpec:
     train_genre: str | None = None  # causal data from an STS-B file: which genre's sentences
     dev_genre: str | None = None
     test_genre: str | None = None
+    prompt_words: int | None = None  # causal data from an STS-B file: first N words → prompt, the rest → target
     reference_path: str | None = None  # causal: texts for kl_to_base (default: the fitness texts)
     max_new_tokens: int = 16
     genomes_per_forward: int | None = None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1

@@ -96,6 +96,9 @@ class DataConfig(_Strict):
     train_genre: str | None = Field(None, description="causal, STS-B file: only sentences of this genre (e.g. main-news)")
     dev_genre: str | None = Field(None, description="causal, STS-B file: genre of the validation sentences")
     test_genre: str | None = Field(None, description="causal, STS-B file: genre of the test sentences (default: dev_genre)")
+    prompt_words: int | None = Field(None, ge=1, description="causal, STS-B file: the first N words of each sentence "
+                                     "become its prompt and the rest its target (generation rewards need prompts); "
+                                     "sentences of ≤ N words are left out. null: the whole sentence is the target")
     reference_path: str | None = Field(None, description="causal: texts for kl_to_base (default: fitness texts)")
 
     @model_validator(mode="after")

@@ -75,7 +75,7 @@ def task_spec(cfg: StudyConfig) -> TaskSpec:
         rank=cfg.lora.rank, alpha=cfg.lora.alpha, target_modules=tuple(cfg.lora.target_modules),
         layers=tuple(cfg.lora.layers) if cfg.lora.layers is not None else None,
         train_path=cfg.data.train_path, dev_path=cfg.data.dev_path or str(PACKAGED_STSB / "sts-dev.csv"), val_fraction=cfg.data.val_fraction,
-        test_path=cfg.data.test_path, test_genre=cfg.data.test_genre,
+        test_path=cfg.data.test_path, test_genre=cfg.data.test_genre, prompt_words=cfg.data.prompt_words,
         train_subset=cfg.data.train_subset, dev_subset=cfg.data.dev_subset, rotate=cfg.data.rotate,
         data_seed=cfg.data.seed, batch_size=cfg.data.batch_size, max_length=cfg.data.max_length,
         terms=tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms), validation=cfg.validation.metric,
@@ -134,20 +134,25 @@ class Checkpointer(Observer):
 
 
 class SampleTable(Observer):
-    """Tasks that generate text (causal): at every validation, the champion's greedy generations for a fixed
-    set of held-out prompts, with each fitness term, appended to the run's ``samples.json`` table — text next
-    to the curves while the run goes."""
+    """Tasks that generate text (causal): at every validation, greedy generations for a fixed set of
+    held-out prompts, with each fitness term, appended to the run's ``samples.json`` table — text next to the
+    curves while the run goes. Two genomes each time: the ``candidate`` this generation validated (what the
+    evolution climbs to: GA's best, ES's mean) and the ``champion`` (best validation so far), so a reward
+    being gamed shows in the candidate's text even when validation keeps the champion at the base."""
 
     FILE = "samples.json"
 
-    def __init__(self, task, tracker: MlflowTracker, champion: Callable[[], np.ndarray]) -> None:
-        self.task, self.tracker, self.champion = task, tracker, champion
-        self.after = tracker._logged_upto  # a resumed run does not repeat what it already logged
+    def __init__(self, task, tracker: MlflowTracker) -> None:
+        self.task, self.tracker, self.evo = task, tracker, None  # evo: set once the Evolution exists
+        self.after = tracker.logged_upto  # a resumed run does not repeat what it already logged
 
     def on_generation(self, row: dict) -> None:
         if "val" not in row or row["gen"] <= self.after:
             return
-        self.tracker.log_table([{"gen": row["gen"], **r} for r in self.task.samples(self.champion())], self.FILE)
+        rows = []
+        for who, g in (("candidate", self.evo.candidate), ("champion", self.evo.champion)):
+            rows += [{"gen": row["gen"], "who": who, "genome": int(g["id"]), **r} for r in self.task.samples(g["genome"])]
+        self.tracker.log_table(rows, self.FILE)
 
 
 def load_checkpoint(path: Path | None, config: dict) -> dict | None:
@@ -222,10 +227,13 @@ def run_trial(
     if checkpoint is not None:
         obs.append(Checkpointer(checkpoint, conf, tracker.run_id if tracker else None, basins))
     obs += [ProgressBar(cfg.evolution.generations, desc=run_name or cfg.name, disable=not progress), *observers]
-    if tracker and hasattr(task, "samples"):
-        obs.append(SampleTable(task, tracker, lambda: evo.champion["genome"]))
+    table = SampleTable(task, tracker) if tracker and hasattr(task, "samples") else None
+    if table:
+        obs.append(table)
     evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), None, task.seed_genome(), task.evaluate,
                     task.validate, seed=cfg.seed, observers=obs, strategy=strategy_factory(cfg, task.layout))
+    if table:
+        table.evo = evo
     if ck:
         evo.load_state_dict(ck["loop"])
     model_uri = None

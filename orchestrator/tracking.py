@@ -140,6 +140,11 @@ class MlflowTracker(Observer):
         self._monitor = SystemMetricsMonitor(self.run_id, resume_logging=resume, tracking_uri=self.tracking_uri)
         self._monitor.start()
 
+    @property
+    def logged_upto(self) -> int:
+        """The last generation already in the run (-1: none): a resumed run logs only what comes after."""
+        return self._logged_upto
+
     def close(self) -> None:
         """Stop background logging without touching the run (a fenced trial's run belongs to its retry)."""
         if self._monitor is not None:

@@ -165,3 +165,32 @@ def test_batched_population_path_matches_the_sequential_path(tiny, data, layers,
         assert abs(fa - fb) < 1e-5
         for k in ta:  # likelihood, KL (from the batched logits) and the generation terms (genome reloaded)
             assert abs(ta[k] - tb[k]) < 1e-5, k
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_batched_cached_generation_equals_model_generate_prompt_by_prompt(tiny, data, batch_size):
+    """Prompts of different lengths (BOS alone included), left-padded into batches and decoded with the
+    model's cache (conv states + KV), give exactly the texts `model.generate` gives for each prompt alone."""
+    task = build_task(_spec(tiny, data, batch_size=batch_size))
+    ev = task.evaluator
+    prompts = PROMPTS + [TextExample("A very long prompt that keeps going on and on about", ""),
+                         TextExample("Two", " dogs."), TextExample("Stocks", "")]
+    enc = ev.encode(prompts)
+    assert len({p.shape[1] for p in enc.prompts}) >= 4  # really different widths
+    for seed in range(3):
+        task.flat.write(_genome(task, seed=seed, scale=0.5))
+        batched, alone = ev.generate(enc, 12), ev.generate_one_by_one(enc, 12)
+        assert batched == alone
+        assert any(batched) and len(set(batched)) > 1
+
+
+def test_prompt_words_split_sts_sentences_into_prompt_and_target(tiny):
+    task = build_task(TaskSpec(base=str(tiny), kind="causal", train_path=str(STSB / "sts-train.csv"),
+                               dev_path=str(STSB / "sts-dev.csv"), train_genre="main-captions",
+                               dev_genre="main-captions", prompt_words=3, train_subset=8, dev_subset=8,
+                               target_modules=("q_proj",), terms=(("keyword", 1.0, {"keywords": ["guitar"]}),),
+                               validation="likelihood"))
+    ex = task.train[2]
+    assert (ex.prompt, ex.target) == ("A man is", " playing a large flute.")
+    assert all(len(e.prompt.split()) == 3 and e.target.startswith(" ") for e in task.train)
+    assert 0.0 <= task.evaluate([task.seed_genome()], 0)[0][0] <= 1.0

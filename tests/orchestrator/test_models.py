@@ -216,13 +216,14 @@ def test_causal_model_generates_and_scores_likelihood_like_evolora(tmp_path, cac
 
     table = json.loads(Path(client.download_artifacts(run_id, "samples.json", str(tmp_path / "s"))).read_text())
     df = pd.DataFrame(table["data"], columns=table["columns"])
-    assert sorted(set(df["gen"])) == [0, 1] and (df.groupby("gen").size() == 4).all()
-    assert {"prompt", "generation", "likelihood"} <= set(df.columns)
+    assert sorted(set(df["gen"])) == [0, 1] and (df.groupby(["gen", "who"]).size() == 4).all()
+    assert set(df["who"]) == {"candidate", "champion"}  # what evolution climbs to, and the best validated
+    assert {"prompt", "generation", "likelihood", "genome"} <= set(df.columns)
     champion = np.load(client.download_artifacts(run_id, "champion.npy", str(tmp_path / "c")))
     task.flat.write(champion)
     prompts = task.sample_prompts()
-    direct = task.evaluator.generate(task.evaluator.encode(prompts), 5)
-    last = df[df["gen"] == 1]
+    direct = task.evaluator.generate_one_by_one(task.evaluator.encode(prompts), 5)  # model.generate, unbatched
+    last = df[(df["gen"] == 1) & (df["who"] == "champion")]
     assert list(last["prompt"]) == [p.prompt for p in prompts] and list(last["generation"]) == direct
     summary = json.loads(Path(client.download_artifacts(run_id, "champion_samples.json", str(tmp_path / "t"))).read_text())
     assert [r[summary["columns"].index("generation")] for r in summary["data"]] == direct
