@@ -9,6 +9,12 @@ is scored on the same batch, the paths alternating round by round so that machin
 * ``cached-1`` / ``cached-2``  LoRA on the top 1 / 2 layers, frozen-trunk cache
 * ``batched``  LoRA on every layer, all genomes of a chunk in one forward (bmm deltas; the GPU path)
 
+For the causal model, greedy generation too (16 prompts × 16 new tokens per genome; ``tok/s`` counts that
+budget): ``gen-bound`` the base model's own batched cached generation, ``gen-naive`` stock peft's
+``set_peft_model_state_dict`` then ``model.generate`` prompt by prompt, ``gen-one-by-one`` evolora's
+merged genome with ``model.generate`` prompt by prompt, ``gen-batched`` evolora's path (prompts left-padded
+into one batch, decoded with the model's cache).
+
 Plus the share of a generation's wall time that is not model evaluation (selection, variation, hall of
 fame, statistics, lineage events, tracking), measured on a GA generation at population 32 with 36,864-gene
 genomes, combined with each path's measured evaluation time.
@@ -93,6 +99,43 @@ class _Naive:
             self.task._combine(self.task._outputs(self.data))
 
 
+GEN_PROMPTS, GEN_TOKENS = 16, 16
+
+
+def _generation_jobs(population: int, rng: np.random.Generator) -> dict:
+    """The four generation paths on the tiny LFM2, each over the same genomes and prompts."""
+    from peft import set_peft_model_state_dict
+
+    spec = TaskSpec(base="lfm2-tiny", kind="causal", train_path=str(PACKAGED_STSB / "sts-train.csv"),
+                    dev_path=str(PACKAGED_STSB / "sts-dev.csv"), train_genre="main-captions", dev_genre="main-captions",
+                    prompt_words=3, train_subset=GEN_PROMPTS, dev_subset=8, batch_size=GEN_PROMPTS, rank=4, alpha=8.0,
+                    target_modules=("q_proj", "v_proj", "in_proj", "out_proj"), max_new_tokens=GEN_TOKENS,
+                    terms=(("likelihood", 1.0),), validation="likelihood")
+    ours, stock = build_task(spec), build_task(dataclasses.replace(spec, merge=False))
+    data, stock_data = ours.train_batch(0), stock.train_batch(0)
+    genomes = [(ours.seed_genome() + rng.normal(0, 0.02, ours.layout.size)).astype(np.float32) for _ in range(population)]
+
+    def bound():
+        with ours.flat.base_only():
+            for _ in genomes:
+                ours.evaluator.generate(data, GEN_TOKENS)
+
+    def naive():
+        for g in genomes:
+            set_peft_model_state_dict(stock.flat.model, stock.flat.state_dict(g))
+            stock.evaluator.generate_one_by_one(stock_data, GEN_TOKENS)
+
+    def ours_with(method):
+        def job():
+            for g in genomes:
+                ours.flat.write(g)
+                method(data, GEN_TOKENS)
+        return job
+
+    return {"gen-bound": bound, "gen-naive": naive, "gen-one-by-one": ours_with(ours.evaluator.generate_one_by_one),
+            "gen-batched": ours_with(ours.evaluator.generate)}, ours.layout.size
+
+
 def _measure(jobs: dict, n: int, repeats: int) -> dict[str, list[float]]:
     """``jobs``: name → callable scoring its population of ``n`` genomes. Returns evals/s per round."""
     rates: dict[str, list[float]] = {k: [] for k in jobs}
@@ -171,20 +214,37 @@ def run_bench(models=("minilm", "lfm2-tiny"), population: int = 16, batch: int =
                 "genome_size": tasks["full"].layout.size if name in ("bound", "naive") else tasks[name].layout.size,
                 "population": population, "batch": batch,
             })
+        if model == "lfm2-tiny":
+            gen_jobs, genes = _generation_jobs(population, rng)
+            rates = _measure(gen_jobs, population, repeats)
+            bound, naive = statistics.median(rates["gen-bound"]), statistics.median(rates["gen-naive"])
+            for name, r in rates.items():
+                med = statistics.median(r)
+                results.append({
+                    "model": model, "path": name, "evals_per_s": round(med, 3), "min": round(min(r), 3),
+                    "max": round(max(r), 3), "ratio_to_bound": round(med / bound, 3),
+                    "ratio_to_naive": round(med / naive, 3), "overhead_share": None,
+                    "tokens_per_s": round(med * GEN_PROMPTS * GEN_TOKENS, 1),
+                    "threads": torch.get_num_threads(), "peak_rss_mb": round(_peak_rss_mb(), 1),
+                    "genome_size": genes, "population": population, "batch": batch,
+                })
         log(f"{model}: done")
     return results
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'model':10s} {'path':9s} {'genes':>7s} {'evals/s':>9s} {'min–max':>15s} {'×bound':>7s} {'×naive':>7s} {'overhead':>9s}"
+    head = (f"{'model':10s} {'path':14s} {'genes':>7s} {'evals/s':>9s} {'min–max':>15s} {'×bound':>7s} {'×naive':>7s} "
+            f"{'overhead':>9s} {'tok/s':>8s}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ov = f"{100 * r['overhead_share']:.2f}%" if r["overhead_share"] is not None else "-"
-        lines.append(f"{r['model']:10s} {r['path']:9s} {r['genome_size']:7d} {r['evals_per_s']:9.2f} "
-                     f"{r['min']:7.2f}–{r['max']:<7.2f} {r['ratio_to_bound']:7.2f} {r['ratio_to_naive']:7.2f} {ov:>9s}")
+        tok = f"{r['tokens_per_s']:.0f}" if r.get("tokens_per_s") is not None else "-"
+        lines.append(f"{r['model']:10s} {r['path']:14s} {r['genome_size']:7d} {r['evals_per_s']:9.2f} "
+                     f"{r['min']:7.2f}–{r['max']:<7.2f} {r['ratio_to_bound']:7.2f} {r['ratio_to_naive']:7.2f} {ov:>9s} {tok:>8s}")
     r0 = rows[0]
     lines.append(f"population {r0['population']}, batch {r0['batch']} (sentences), torch threads {r0['threads']}, "
-                 f"peak RSS {max(r['peak_rss_mb'] for r in rows):.0f} MB")
+                 f"peak RSS {max(r['peak_rss_mb'] for r in rows):.0f} MB; gen-* rows: {GEN_PROMPTS} prompts × "
+                 f"{GEN_TOKENS} new tokens per genome (evals/s = genomes/s)")
     return "\n".join(lines)
 
 

@@ -13,13 +13,18 @@ def test_bench_json_has_one_object_per_model_and_path(tmp_path, monkeypatch, cap
     rows = json.loads(out.read_text())
     keys = {"model", "path", "evals_per_s", "min", "max", "ratio_to_bound", "ratio_to_naive", "overhead_share",
             "threads", "peak_rss_mb"}
+    gen = ("gen-bound", "gen-naive", "gen-one-by-one", "gen-batched")
     assert {(r["model"], r["path"]) for r in rows} == {(m, p) for m in ("minilm", "lfm2-tiny")
-                                                       for p in ("bound", "naive", "full", "cached-1", "cached-2", "batched")}
+                                                       for p in ("bound", "naive", "full", "cached-1", "cached-2", "batched")
+                                                       } | {("lfm2-tiny", p) for p in gen}
     for r in rows:
         assert keys <= set(r)
         assert r["min"] <= r["evals_per_s"] <= r["max"] and r["evals_per_s"] > 0
-        assert (r["overhead_share"] is None) == (r["path"] in ("bound", "naive"))
+        assert (r["overhead_share"] is None) == (r["path"] in ("bound", "naive", *gen))
+        assert (r.get("tokens_per_s") is not None) == (r["path"] in gen)
     bound = {r["model"]: r["evals_per_s"] for r in rows if r["path"] == "bound"}
+    gen_bound = next(r["evals_per_s"] for r in rows if r["path"] == "gen-bound")
     for r in rows:
-        assert abs(r["ratio_to_bound"] - r["evals_per_s"] / bound[r["model"]]) < 0.01
+        ref = gen_bound if r["path"] in gen else bound[r["model"]]
+        assert abs(r["ratio_to_bound"] - r["evals_per_s"] / ref) < 0.01
     assert main(["bench", "--models", "gpt5"]) == 2
