@@ -9,6 +9,7 @@ a fence → tell Optuna, log the trial on the parent run and register a new best
 from __future__ import annotations
 
 import hashlib
+import importlib
 import multiprocessing as mp
 import time
 from collections import Counter
@@ -115,7 +116,9 @@ def _threads(ctx: SweepContext) -> int:
 
 
 def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> TrialState:
-    from .runner import run_trial
+    # beat first: nothing slow may come between the claim (its first beat) and the heartbeat thread
+    live = Liveness(open_storage(ctx.storage_url), study, trial.number, beat_interval(ctx.cfg)).start()
+    from .runner import run_trial  # imported by worker() before its first claim: instant here
 
     root = int(trial.user_attrs.get(ATTR + "root", trial.number))
     seed = trial_seed(ctx.cfg.seed, root)
@@ -123,7 +126,6 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
     if trial.user_attrs.get(ATTR + "retry_of") is not None:
         tags["optuna.retry_of"] = str(trial.user_attrs[ATTR + "retry_of"])
     trackers: list[MlflowTracker] = []
-    live = Liveness(open_storage(ctx.storage_url), study, trial.number, beat_interval(ctx.cfg)).start()
     try:
         params = sample(trial, ctx.cfg)
         cfg = trial_config(ctx.cfg, trial.params, seed, _threads(ctx))
@@ -221,6 +223,9 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
         from .cli import _quiet_libraries
 
         _quiet_libraries()
+    # torch, transformers, peft, mlflow: seconds, tens on a loaded host — spent before a claim, never between
+    # a claim and its heartbeat thread (the soak caught live trials declared dead while importing)
+    importlib.import_module(".runner", __package__)
     study = study or open_study(ctx, create=False)
     start, done, failures_in_a_row, waiting = time.time(), Counter(), 0, False
     while ctx.timeout is None or time.time() - start < ctx.timeout:

@@ -83,3 +83,27 @@ def test_a_trial_declared_dead_while_its_worker_lives_stops_writing_and_its_retr
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # one run: the retry continued it
     steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "fit_best")]
     assert sorted(steps) == list(range(10))  # every generation exactly once: no second writer
+
+
+def test_a_worker_imports_the_heavy_runner_before_it_claims(tmp_path):
+    """The first beat is written at the claim and the heartbeat thread starts right after: a worker must not
+    spend the seconds of importing torch/transformers/peft/mlflow in between (under load that gap exceeded
+    stale_after and other hosts declared live trials dead). In a fresh interpreter: the runner is imported
+    before the first claim, and a trial's heartbeat thread runs before `run_trial` is looked up."""
+    code = r'''
+import sys
+import orchestrator.sweep as sw
+seen = {}
+def claim(ctx, study):
+    seen["runner_at_claim"] = "orchestrator.runner" in sys.modules
+    return None
+sw.claim = claim
+class Ctx:
+    timeout = None
+study = type("S", (), {"get_trials": lambda self, **k: []})()
+sw.worker(Ctx(), 0, study)
+print(seen)
+'''
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "{'runner_at_claim': True}" in out.stdout
