@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
@@ -233,20 +233,5 @@ class ResilientStorage(_Delegating):
                 return True, True
             return (list(values) == list(t.values or []) if values is not None else True), True
 
-        first = True
-
-        def attempt():
-            nonlocal first
-            try:
-                return self._inner.set_trial_state_values(trial_id, state, values)
-            except UpdateFinishedTrialError:
-                if first:
-                    raise
-                settled, result = landed()
-                if settled:
-                    return result
-                raise
-            finally:
-                first = False
-
-        return self._retry(attempt, "set_trial_state_values", landed)
+        return self._retry(lambda: self._inner.set_trial_state_values(trial_id, state, values),
+                           "set_trial_state_values", landed)

@@ -44,3 +44,15 @@ def tiny_study(tmp_path: Path, **over) -> dict:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
     return study
+
+
+def run_cli_in(directory: Path, argv: list[str]) -> int:
+    """``evolora ARGV`` run in-process from ``directory`` (the working directory a user would be in)."""
+    from orchestrator.cli import main
+
+    cwd = os.getcwd()
+    os.chdir(directory)
+    try:
+        return main(argv)
+    finally:
+        os.chdir(cwd)

@@ -2,16 +2,14 @@
 on validation for its champion), the parent run shows the front, any Pareto trial reproduces, and bad
 objectives are config errors."""
 
-import os
 
 import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from orchestrator.cli import main
 
-from ..conftest import STSB
+from ..conftest import run_cli_in as _in, STSB
 
 
 @pytest.fixture()
@@ -37,14 +35,6 @@ def _study(**sweep) -> dict:
         "sweep": {"objectives": [{"metric": "likelihood"}, {"metric": "kl_to_base"}], "sampler": "nsga2", **sweep},
     }
 
-
-def _in(tmp_path, argv) -> int:
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        return main(argv)
-    finally:
-        os.chdir(cwd)
 
 
 def test_two_objective_sweep_records_both_values_and_a_pareto_front(tmp_path, cache, capsys):

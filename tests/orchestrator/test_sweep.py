@@ -17,10 +17,9 @@ from mlflow.tracking import MlflowClient
 
 from evolution.checkpoint import load_checkpoint_file
 from evolution.errors import TrialPruned
-from orchestrator.cli import main
 from orchestrator.sweep import OptunaReporter
 
-from ..conftest import tiny_study
+from ..conftest import run_cli_in as _in, tiny_study
 
 SEARCH = {
     "evolution.mutation_sigma": {"type": "float", "low": 0.005, "high": 0.1, "log": True},
@@ -39,14 +38,6 @@ def _study(tmp_path, name="sw", **over) -> Path:
     path.write_text(yaml.safe_dump(s))
     return path
 
-
-def _in(tmp_path, argv):
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        return main(argv)
-    finally:
-        os.chdir(cwd)
 
 
 def _mlflow(tmp_path):
