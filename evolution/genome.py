@@ -29,8 +29,10 @@ class LoRASlice:
 
     @property
     def kind(self) -> str:
-        """``"A"`` or ``"B"``: which LoRA factor this slice holds."""
-        return "A" if ".lora_A." in self.key else "B"
+        """``"A"`` or ``"B"``: which LoRA factor this slice holds; ``"core"``: an r×r LoRA-XS core."""
+        if ".lora_A." in self.key:
+            return "A"
+        return "B" if ".lora_B." in self.key else "core"
 
     def view(self, genome: np.ndarray) -> np.ndarray:
         return genome[self.offset : self.offset + self.size].reshape(self.shape)

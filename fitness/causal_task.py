@@ -24,7 +24,7 @@ class CausalTask(Task):
         wanted = [name for name, *_ in spec.terms] + [spec.validation] + [name for name, _ in spec.objectives]
         if "kl_to_base" in wanted:
             self.reference = evaluator.encode(reference if reference is not None else list(train)[:64])
-            flat.write(self._seed_genome)
+            self.write(self._seed_genome)
             self.base_logp = evaluator.base_logprobs(self.reference)  # the frozen base, once
 
     SAMPLE_PROMPTS = 4  # held-out prompts whose generations are shown at every validation
@@ -46,7 +46,7 @@ class CausalTask(Task):
     def samples(self, genome) -> list[dict]:
         """Greedy generations of ``genome`` for :meth:`sample_prompts`, each with every fitness term scored on
         that one example: what a person reads next to the curves."""
-        self.flat.write(genome)
+        self.write(genome)
         rows = []
         for ex in self.sample_prompts():
             data = self._encode([ex])
@@ -67,7 +67,7 @@ class CausalTask(Task):
     def _outputs_population(self, data: EncodedTexts, genomes) -> list[CausalOutputs]:
         logits = self.evaluator.logits_population(data, self._deltas, self._stack(genomes))
         return [CausalOutputs(self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp,
-                              logits=lg, load_genome=lambda g=g: self.flat.write(g)) for g, lg in zip(genomes, logits)]
+                              logits=lg, load_genome=lambda g=g: self.write(g)) for g, lg in zip(genomes, logits)]
 
 
 def build_causal_task(spec: TaskSpec) -> CausalTask:

@@ -145,17 +145,23 @@ class FlatLoRA:
         modules = dict(peft_model.named_modules())
         by_key = {s.key: s for s in self.layout}
         self._merge = []  # (base weight, pristine W0, B view, A view, scaling)
+        self._pristine = {}  # A key → pristine W0
         for s in self.layout:
             if s.kind == "A":
                 mod = modules[s.key[: -len(".lora_A.weight")]]
                 b = by_key[s.key.replace(".lora_A.", ".lora_B.")]
-                self._merge.append((mod.base_layer.weight, mod.base_layer.weight.detach().clone(),
+                self._pristine[s.key] = mod.base_layer.weight.detach().clone()
+                self._merge.append((mod.base_layer.weight, self._pristine[s.key],
                                     self.buffer[b.offset : b.offset + b.size].view(b.shape),
                                     self.buffer[s.offset : s.offset + s.size].view(s.shape),
                                     float(mod.scaling["default"])))
         self.merged = False
         if merged:
             self.set_merged(True)
+
+    def pristine_weights(self) -> dict[str, torch.Tensor]:
+        """The frozen weight W₀ under each adapted matrix, keyed by its LoRA A slice (never a merged one)."""
+        return dict(self._pristine)
 
     def set_merged(self, on: bool) -> None:
         """Switch between merged weights (peft's LoRA path off) and the stock peft LoRA path on W₀."""

@@ -14,6 +14,7 @@ from evolution.genome import GenomeLayout
 
 from .batched import PopulationDeltas
 from .encoder import EncodedPairs, EncoderEvaluator
+from .genomes import make_genome_map
 from .lora import FlatLoRA, attach_lora
 from .models import HUB_IDS, load_base, pick_device
 from .pairs import Pairs, load_sts
@@ -56,6 +57,7 @@ class TaskSpec:
     max_new_tokens: int = 16
     genomes_per_forward: int | None = None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
     merge: bool = True  # fold each genome into the frozen weights (W₀ + s·B·A) instead of peft's LoRA path
+    genome: str = "full"  # full: every LoRA A and B | xs: r×r cores between frozen SVD factors (fitness.genomes)
     objectives: tuple = ()  # (name, params): terms scored on validation for a Pareto sweep's champion
 
 
@@ -122,8 +124,9 @@ class Task:
 
     def __init__(self, spec: TaskSpec, evaluator, flat: FlatLoRA, train, dev, test=None) -> None:
         self.spec, self.evaluator, self.flat = spec, evaluator, flat
+        self.genome = make_genome_map(spec.genome, flat)  # genome → the LoRA weights the model computes with
         self._test_items, self._test = test, None  # encoded on first use: after the run, never before
-        self._seed_genome = flat.read()  # the peft initialisation (B = 0): exactly the base model
+        self._seed_genome = self.genome.seed()  # exactly the base model (B = 0)
         self.terms = make_terms(spec.terms, self.kind)
         self.val_term = make_terms([(spec.validation, 1.0)], self.kind, "validation.metric")[0][2]
         self.objective_terms = make_terms([(n, 1.0, p) for n, p in spec.objectives], self.kind, "sweep.objectives")
@@ -152,7 +155,16 @@ class Task:
 
     @property
     def layout(self) -> GenomeLayout:
-        return self.flat.layout
+        """The genome's layout (for ``lora.genome: xs`` the cores, not the LoRA matrices)."""
+        return self.genome.layout
+
+    def write(self, genome: np.ndarray) -> None:
+        """Put ``genome``'s adapter into the model."""
+        self.flat.write(self.genome.expand(np.asarray(genome)))
+
+    def lora_state(self, genome: np.ndarray) -> dict[str, torch.Tensor]:
+        """``genome`` as a stock PEFT adapter state dict."""
+        return self.flat.state_dict(self.genome.expand(np.asarray(genome)))
 
     def seed_genome(self) -> np.ndarray:
         return self._seed_genome.copy()
@@ -173,7 +185,7 @@ class Task:
         return sum(w * values[name] for name, w, _ in self.terms), values
 
     def score(self, genome: np.ndarray, data) -> tuple[float, dict[str, float]]:
-        self.flat.write(genome)
+        self.write(genome)
         return self._combine(self._outputs(data))
 
     def evaluate(self, genomes: Sequence[np.ndarray], gen: int) -> list[tuple[float, dict[str, float]]]:
@@ -188,16 +200,17 @@ class Task:
         return res
 
     def _stack(self, genomes: Sequence[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(genomes).astype(np.float32)).to(self.flat.buffer.device)  # (P, genes)
+        full = [self.genome.expand(np.asarray(g)) for g in genomes]
+        return torch.from_numpy(np.stack(full).astype(np.float32)).to(self.flat.buffer.device)  # (P, LoRA genes)
 
     def validate(self, genome: np.ndarray) -> float:
-        self.flat.write(genome)
+        self.write(genome)
         return float(self.val_term(self._outputs(self.dev)))
 
     def objectives(self, genome: np.ndarray) -> dict[str, float]:
         """Each Pareto objective (``spec.objectives``) for ``genome``, on the validation split, from one set
         of outputs (a generation term generates once for all)."""
-        self.flat.write(genome)
+        self.write(genome)
         out = self._outputs(self.dev)
         return {name: float(term(out)) for name, _, term in self.objective_terms}
 
@@ -212,7 +225,7 @@ class Task:
             raise RuntimeError("this task has no test split (data.test_path)")
         if self._test is None:
             self._test = self._encode(self._test_items)
-        self.flat.write(genome)
+        self.write(genome)
         return float(self.val_term(self._outputs(self._test)))
 
     def split_records(self) -> dict[str, list[dict]]:
@@ -226,7 +239,7 @@ class Task:
         raise NotImplementedError
 
     def save_adapter(self, genome: np.ndarray, out) -> None:
-        self.flat.save_adapter(genome, out, HUB_IDS.get(self.spec.base))
+        self.flat.save_adapter(self.genome.expand(np.asarray(genome)), out, HUB_IDS.get(self.spec.base))
 
 
 def _take(items, idx: np.ndarray):

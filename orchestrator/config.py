@@ -65,6 +65,10 @@ class LoraConfig(_Strict):
     alpha: float = Field(8.0, gt=0, description="LoRA alpha (scaling = alpha / r)")
     target_modules: list[str] = Field(["query", "value"], min_length=1, description="Linear module names to adapt")
     layers: list[int] | None = Field(None, min_length=1, description="layer indices to adapt (default: all)")
+    genome: Literal["full", "xs"] = Field(
+        "full", description="what evolves: full = every LoRA A and B matrix; xs = LoRA-XS, one r×r core per adapted "
+        "matrix between its weight's frozen truncated SVD factors (A = V_rᵀ, B = U_r Σ_r R), (in+out)/r times fewer "
+        "genes; exports as a stock LoRA either way")
     blocks: dict[Literal["attention", "conv", "feed_forward"], BlockConfig] | None = Field(
         None, description="block-type targeting for hybrid causal models (replaces target_modules/layers)")
 
@@ -303,6 +307,13 @@ class StudyConfig(_Strict):
             _check_term(f"sweep.objectives.{i}.metric", f"sweep.objectives.{i}.params", o.metric, o.params, task)
             if o.metric in names[:i]:
                 raise ConfigError(f"sweep.objectives.{i}.metric", "each objective once", o.metric)
+        if self.lora.genome == "xs":
+            if self.evolution.strategy == "openai-es" and self.evolution.es.perturb == "B":
+                raise ConfigError("evolution.es.perturb", "B selects LoRA B factors; with lora.genome: xs every gene "
+                                  "is a core (use all)", "B")
+            if self.evolution.speciation.enabled and self.evolution.speciation.distance == "delta_l2":
+                raise ConfigError("evolution.speciation.distance", "delta_l2 reads LoRA A and B; with lora.genome: "
+                                  "xs use l2 or cosine", "delta_l2")
         for field in ("train_path", "dev_path", "test_path", "reference_path"):
             p = getattr(self.data, field)
             if p is not None and not Path(p).is_file():

@@ -65,8 +65,11 @@ def test_same_seed_same_result_and_the_run_is_fully_recorded(tmp_path):
     assert [r["gen"] for r in logbook] == [0, 1, 2]
 
 
-def test_exported_adapter_reproduces_logged_validation_in_a_fresh_process(tmp_path, minilm_dir):
-    run_id, client = _run(tmp_path, tiny_study(tmp_path, evolution__generations=4))
+@pytest.mark.parametrize("genome", ["full", "xs"])
+def test_exported_adapter_reproduces_logged_validation_in_a_fresh_process(tmp_path, minilm_dir, genome):
+    run_id, client = _run(tmp_path, tiny_study(tmp_path, evolution__generations=4, lora__genome=genome))
+    if genome == "xs":  # one 2×2 core per adapted matrix (query, value of layer 5), exported as A and B
+        assert client.get_run(run_id).data.tags["evolora.genome_size"] == "8"
     out = tmp_path / "adapter"
     uri = client._tracking_client.tracking_uri
     assert main(["export", "--run-id", run_id, "--out", str(out), "--tracking-uri", uri]) == 0
@@ -140,7 +143,8 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
         assert m["species"] >= 1 and "species_entropy" in m
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(tmp_path):
+@pytest.mark.parametrize("genome", ["full", "xs"])
+def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(tmp_path, genome):
     from evolution import Observer
     from evolution.checkpoint import load_checkpoint_file
     from orchestrator.studyfile import parse_study
@@ -151,7 +155,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(
             if row["gen"] == 3:
                 raise KeyboardInterrupt
 
-    cfg = parse_study(tiny_study(tmp_path, evolution__generations=6))
+    cfg = parse_study(tiny_study(tmp_path, evolution__generations=6, lora__genome=genome))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ck = tmp_path / "ck" / "trial.npz"
     with pytest.raises(KeyboardInterrupt):
