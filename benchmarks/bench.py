@@ -13,7 +13,8 @@ For the causal model, greedy generation too (16 prompts × 16 new tokens per gen
 budget): ``gen-bound`` the base model's own batched cached generation, ``gen-naive`` stock peft's
 ``set_peft_model_state_dict`` then ``model.generate`` prompt by prompt, ``gen-one-by-one`` evolora's
 merged genome with ``model.generate`` prompt by prompt, ``gen-batched`` evolora's path (prompts left-padded
-into one batch, decoded with the model's cache).
+into one batch, decoded with the model's cache), ``gen-genomes`` the batched population path (all genomes of
+a chunk decoded together through per-genome deltas: the GPU path).
 
 Plus the share of a generation's wall time that is not model evaluation (selection, variation, hall of
 fame, statistics, lineage events, tracking), measured on a GA generation at population 32 with 36,864-gene
@@ -102,8 +103,8 @@ class _Naive:
 GEN_PROMPTS, GEN_TOKENS = 16, 16
 
 
-def _generation_jobs(population: int, rng: np.random.Generator) -> dict:
-    """The four generation paths on the tiny LFM2, each over the same genomes and prompts."""
+def _generation_jobs(population: int, rng: np.random.Generator, chunk: int = 8) -> dict:
+    """The five generation paths on the tiny LFM2, each over the same genomes and prompts."""
     from peft import set_peft_model_state_dict
 
     spec = TaskSpec(base="lfm2-tiny", kind="causal", train_path=str(PACKAGED_STSB / "sts-train.csv"),
@@ -112,6 +113,7 @@ def _generation_jobs(population: int, rng: np.random.Generator) -> dict:
                     target_modules=("q_proj", "v_proj", "in_proj", "out_proj"), max_new_tokens=GEN_TOKENS,
                     terms=(("likelihood", 1.0),), validation="likelihood")
     ours, stock = build_task(spec), build_task(dataclasses.replace(spec, merge=False))
+    together = build_task(dataclasses.replace(spec, genomes_per_forward=chunk))
     data, stock_data = ours.train_batch(0), stock.train_batch(0)
     genomes = [(ours.seed_genome() + rng.normal(0, 0.02, ours.layout.size)).astype(np.float32) for _ in range(population)]
 
@@ -132,8 +134,12 @@ def _generation_jobs(population: int, rng: np.random.Generator) -> dict:
                 method(data, GEN_TOKENS)
         return job
 
+    def genomes_together():
+        for i in range(0, len(genomes), chunk):
+            together.evaluator.generate_population(data, GEN_TOKENS, together._deltas, together._stack(genomes[i : i + chunk]))
+
     return {"gen-bound": bound, "gen-naive": naive, "gen-one-by-one": ours_with(ours.evaluator.generate_one_by_one),
-            "gen-batched": ours_with(ours.evaluator.generate)}, ours.layout.size
+            "gen-batched": ours_with(ours.evaluator.generate), "gen-genomes": genomes_together}, ours.layout.size
 
 
 def _measure(jobs: dict, n: int, repeats: int) -> dict[str, list[float]]:
@@ -215,7 +221,7 @@ def run_bench(models=("minilm", "lfm2-tiny"), population: int = 16, batch: int =
                 "population": population, "batch": batch,
             })
         if model == "lfm2-tiny":
-            gen_jobs, genes = _generation_jobs(population, rng)
+            gen_jobs, genes = _generation_jobs(population, rng, batched_chunk)
             rates = _measure(gen_jobs, population, repeats)
             bound, naive = statistics.median(rates["gen-bound"]), statistics.median(rates["gen-naive"])
             for name, r in rates.items():

@@ -207,15 +207,25 @@ class CausalEvaluator:
                 for b, lg in zip(data.batches, self.logits(data))]
 
     # ---- generation ---------------------------------------------------------------------------------
-    @torch.inference_mode()
     def generate(self, data: EncodedTexts, max_new_tokens: int) -> list[str]:
         """Greedy decoding (deterministic) of every prompt, batched: prompts of similar length are left-padded
         to one width (``batch_size`` at a time), read in one forward, then decoded one cached step per new
         token for the whole batch (the model's cache: LFM2's conv states and attention KV). Padding is masked
         (LFM2's conv zeroes padded states), so each text equals what ``model.generate`` gives for its prompt
         alone (:meth:`generate_one_by_one`)."""
+        return self._generate(data, max_new_tokens)[0]
+
+    def generate_population(self, data: EncodedTexts, max_new_tokens: int, deltas, genomes: torch.Tensor) -> list[list[str]]:
+        """Per genome, :meth:`generate`'s texts, for P genomes decoded together: each batch of prompts is
+        repeated once per genome (genome-major) and every cached decoding step runs all P adapters at once
+        through the per-genome deltas (:mod:`fitness.batched`). The GPU path; equal texts, tested."""
+        with deltas.apply(genomes) as P:
+            return self._generate(data, max_new_tokens, P)
+
+    @torch.inference_mode()
+    def _generate(self, data: EncodedTexts, max_new_tokens: int, P: int = 1) -> list[list[str]]:
         prompts = [p[0].tolist() for p in data.prompts]
-        texts: list[str] = [""] * len(prompts)
+        texts = [[""] * len(prompts) for _ in range(P)]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         for b in range(0, len(order), self.batch_size):
@@ -226,11 +236,12 @@ class CausalEvaluator:
             for r, i in enumerate(rows):
                 ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
                 att[r, width - len(prompts[i]):] = 1
-            out = self.model.generate(input_ids=ids.to(self.device), attention_mask=att.to(self.device),
+            out = self.model.generate(input_ids=ids.repeat(P, 1).to(self.device), attention_mask=att.repeat(P, 1).to(self.device),
                                       max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
                                       eos_token_id=self.tok.eos_token_id)
-            for r, i in enumerate(rows):
-                texts[i] = self.tok.decode(out[r, width:], skip_special_tokens=True)
+            for p in range(P):
+                for r, i in enumerate(rows):
+                    texts[p][i] = self.tok.decode(out[p * len(rows) + r, width:], skip_special_tokens=True)
         return texts
 
     @torch.inference_mode()

@@ -65,9 +65,16 @@ class CausalTask(Task):
         return CausalOutputs(self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp)
 
     def _outputs_population(self, data: EncodedTexts, genomes) -> list[CausalOutputs]:
-        logits = self.evaluator.logits_population(data, self._deltas, self._stack(genomes))
+        stacked = self._stack(genomes)
+        logits = self.evaluator.logits_population(data, self._deltas, stacked)
+
+        @functools.cache
+        def generations():  # every genome's greedy texts in one batched decoding, only if a term asks
+            return self.evaluator.generate_population(data, self.spec.max_new_tokens, self._deltas, stacked)
+
         return [CausalOutputs(self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp,
-                              logits=lg, load_genome=lambda g=g: self.write(g)) for g, lg in zip(genomes, logits)]
+                              logits=lg, load_genome=lambda g=g: self.write(g), generate=lambda p=p: generations()[p])
+                for p, (g, lg) in enumerate(zip(genomes, logits))]
 
 
 def build_causal_task(spec: TaskSpec) -> CausalTask:

@@ -21,12 +21,14 @@ __all__ = ["CausalOutputs"]
 class CausalOutputs:
     def __init__(self, evaluator: CausalEvaluator, data: EncodedTexts, max_new_tokens: int,
                  reference: EncodedTexts | None = None, base_logp: list | None = None,
-                 logits: list | None = None, load_genome=None) -> None:
-        """``logits``: precomputed (batched path); ``load_genome``: puts this genome into the model before
-        anything that must run it alone (generation, KL on other texts)."""
+                 logits: list | None = None, load_genome=None, generate=None) -> None:
+        """``logits``: precomputed (batched path); ``generate``: this genome's generations from the batched
+        path (called only if a term reads them); ``load_genome``: puts this genome into the model before
+        anything that must run it alone (KL on other texts)."""
         self.evaluator, self.data, self.max_new_tokens = evaluator, data, max_new_tokens
         self.reference, self.base_logp = reference, base_logp
         self._load = load_genome or (lambda: None)
+        self._generate = generate
         if logits is not None:
             self.__dict__["logits"] = logits
 
@@ -44,6 +46,8 @@ class CausalOutputs:
 
     @cached_property
     def generations(self) -> list[str]:
+        if self._generate is not None:
+            return self._generate()
         self._load()
         return self.evaluator.generate(self.data, self.max_new_tokens)
 

@@ -13,7 +13,7 @@ def test_bench_json_has_one_object_per_model_and_path(tmp_path, monkeypatch, cap
     rows = json.loads(out.read_text())
     keys = {"model", "path", "evals_per_s", "min", "max", "ratio_to_bound", "ratio_to_naive", "overhead_share",
             "threads", "peak_rss_mb"}
-    gen = ("gen-bound", "gen-naive", "gen-one-by-one", "gen-batched")
+    gen = ("gen-bound", "gen-naive", "gen-one-by-one", "gen-batched", "gen-genomes")
     assert {(r["model"], r["path"]) for r in rows} == {(m, p) for m in ("minilm", "lfm2-tiny")
                                                        for p in ("bound", "naive", "full", "cached-1", "cached-2", "batched")
                                                        } | {("lfm2-tiny", p) for p in gen}

@@ -184,6 +184,28 @@ def test_batched_cached_generation_equals_model_generate_prompt_by_prompt(tiny, 
         assert any(batched) and len(set(batched)) > 1
 
 
+@pytest.mark.parametrize("layers", [(5,), None])
+def test_generation_batched_across_genomes_equals_each_genome_alone(tiny, data, layers):
+    """The population path decodes P genomes together (prompts repeated genome-major, per-genome deltas in
+    every cached step): each genome's texts equal its own `generate`, and the keyword term agrees."""
+    import dataclasses
+
+    seq = build_task(_spec(tiny, data, layers=layers, batch_size=3))
+    bat = build_task(dataclasses.replace(seq.spec, genomes_per_forward=3))
+    enc = seq.evaluator.encode(PROMPTS + [TextExample("Two", " dogs."), TextExample("A very long prompt about", "")])
+    genomes = [_genome(seq, seed=s, scale=0.5) for s in range(3)]
+    n = seq.spec.max_new_tokens  # what the task's outputs generate
+    together = bat.evaluator.generate_population(enc, n, bat._deltas, bat._stack(genomes))
+    alone = []
+    for g in genomes:
+        seq.write(g)
+        alone.append(seq.evaluator.generate(enc, n))
+    assert together == alone
+    assert len({tuple(t) for t in alone}) > 1  # the genomes really generate differently
+    outs = bat._outputs_population(enc, genomes)
+    assert [o.generations for o in outs] == alone
+
+
 def test_prompt_words_split_sts_sentences_into_prompt_and_target(tiny):
     task = build_task(TaskSpec(base=str(tiny), kind="causal", train_path=str(STSB / "sts-train.csv"),
                                dev_path=str(STSB / "sts-dev.csv"), train_genre="main-captions",
