@@ -12,6 +12,8 @@ wall-clock budget, one process after another:
                  the full model; its answer is the fittest organism seen.
 * ``ga``, ``openai-es``, ``sep-cma-es``   evolora's strategies at their defaults, on the reference shape.
 * ``best``       the shipped best study (``studies/stsb-best.yaml``), as shipped.
+* ``xs``         the shipped LoRA-XS study (``studies/stsb-xs.yaml``: ES over r×r cores between frozen SVD
+                 factors, ``lora.genome: xs``), as shipped.
 
 The test score of each row's current answer (evolora: the champion chosen on validation; gradient: the
 current weights; slim-evo: the fittest organism) is sampled through the run; the time spent scoring the test
@@ -34,9 +36,10 @@ import numpy as np
 
 __all__ = ["ROWS", "THRESHOLDS", "run_quality", "format_quality", "plot_quality"]
 
-ROWS = ("gradient", "slim-evo", "ga", "openai-es", "sep-cma-es", "best")
+ROWS = ("gradient", "slim-evo", "ga", "openai-es", "sep-cma-es", "best", "xs")
 THRESHOLDS = (0.5, 1.0, 2.0)  # test points (Spearman × 100) over the base model
 BEST_STUDY = Path(__file__).resolve().parent.parent / "studies" / "stsb-best.yaml"
+XS_STUDY = BEST_STUDY.with_name("stsb-xs.yaml")
 SAMPLES = 6  # test samples per row (plus one at the start and one at the end)
 TINY = {"test_pairs": 40, "val_pairs": 32, "train_batch": 16, "pop": 4}
 
@@ -115,15 +118,16 @@ def study_dict(tiny: bool, out: Path) -> dict:
 def _config(row: str, tiny: bool, out: Path, best_study: Path):
     from orchestrator.studyfile import load_raw, parse_study
 
-    if row == "best":
-        raw = load_raw(best_study)
+    if row in ("best", "xs"):
+        study = best_study if row == "best" else XS_STUDY
+        raw = load_raw(study)
         ref = study_dict(tiny, out)
         data = dict(raw.get("data", {}))
         data.update({"test_path": ref["data"]["test_path"]})
         if tiny:
             data.update({"train_subset": TINY["train_batch"], "dev_subset": TINY["val_pairs"]})
             raw = {**raw, "evolution": {**raw.get("evolution", {}), "population": TINY["pop"]}}
-        return parse_study({**raw, "data": data}, best_study.parent)
+        return parse_study({**raw, "data": data}, study.parent)
     raw = study_dict(tiny, out)
     if row in ("openai-es", "sep-cma-es", "ga"):
         raw["evolution"]["strategy"] = row
