@@ -14,7 +14,7 @@ budget): ``gen-bound`` the base model's own batched cached generation, ``gen-nai
 ``set_peft_model_state_dict`` then ``model.generate`` prompt by prompt, ``gen-one-by-one`` evolora's
 merged genome with ``model.generate`` prompt by prompt, ``gen-batched`` evolora's path (prompts left-padded
 into one batch, decoded with the model's cache), ``gen-genomes`` the batched population path (all genomes of
-a chunk decoded together through per-genome deltas: the GPU path).
+a chunk decoded together through per-genome deltas; unlike ``batched`` it pays on a CPU too).
 
 Plus the share of a generation's wall time that is not model evaluation (selection, variation, hall of
 fame, statistics, lineage events, tracking), measured on a GA generation at population 32 with 36,864-gene

@@ -72,7 +72,7 @@ class XSGenome(GenomeMap):
         by_key = {s.key: s for s in flat.layout}
         pristine = flat.pristine_weights()
         full = np.zeros(flat.layout.size, np.float32)  # B = 0 everywhere: R = 0 is the base model
-        shapes, self._blocks = {}, []
+        shapes, bases = {}, []
         for s in flat.layout:
             if s.kind != "A":
                 continue
@@ -81,15 +81,15 @@ class XSGenome(GenomeMap):
             a, basis = svd_factors(pristine[s.key], rank)
             full[s.offset : s.offset + s.size] = a.ravel()
             shapes[name + self.CORE] = (rank, rank)
-            self._blocks.append((b, basis))
+            bases.append((b, basis))
         self.layout = GenomeLayout.from_shapes(shapes)
         self._full = full
-        self._cores = list(self.layout)
+        self._blocks = [(core, b, basis) for core, (b, basis) in zip(self.layout, bases)]  # (core, B slice, U_r Σ_r)
 
     def expand(self, genome: np.ndarray) -> np.ndarray:
         self.layout.check(genome)
         full = self._full.copy()
-        for core, (b, basis) in zip(self._cores, self._blocks):
+        for core, b, basis in self._blocks:
             full[b.offset : b.offset + b.size] = (basis @ core.view(genome)).ravel()
         return full
 

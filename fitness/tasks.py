@@ -162,10 +162,6 @@ class Task:
         """Put ``genome``'s adapter into the model."""
         self.flat.write(self.genome.expand(np.asarray(genome)))
 
-    def lora_state(self, genome: np.ndarray) -> dict[str, torch.Tensor]:
-        """``genome`` as a stock PEFT adapter state dict."""
-        return self.flat.state_dict(self.genome.expand(np.asarray(genome)))
-
     def seed_genome(self) -> np.ndarray:
         return self._seed_genome.copy()
 
