@@ -155,6 +155,32 @@ class SampleTable(Observer):
         self.tracker.log_table(rows, self.FILE)
 
 
+class CurvesImage(Observer):
+    """The run's ``curves.png`` picture (fitness; generation-best validation, champion and base together) as
+    the MLflow image ``curves``, shown among the run's metric charts: redrawn at validations while the run
+    goes (about ten times a run) and at its end. Always logged at step 0, where MLflow's image chart shows
+    the latest picture logged (at several steps it would open on the first)."""
+
+    KEY = "curves"
+
+    def __init__(self, tracker: MlflowTracker, title: str, generations: int, redrawn: bool) -> None:
+        self.tracker, self.title, self.redrawn = tracker, title, redrawn
+        self.every = max(1, -(-generations // 10))
+        self.evo, self.last = None, tracker.logged_upto  # evo: set once the Evolution exists
+
+    def on_generation(self, row: dict) -> None:
+        if "val" in row and row["gen"] - self.last >= self.every:
+            self.draw(row["gen"])
+
+    def draw(self, gen: int) -> None:
+        if gen <= self.last:
+            return
+        fig = plot_curves(list(self.evo.logbook), self.title, redrawn=self.redrawn)
+        self.tracker.log_image(fig, self.KEY, step=0)
+        close_figure(fig)
+        self.last = gen
+
+
 def load_checkpoint(path: Path | None, config: dict) -> dict | None:
     """The checkpoint at ``path`` (None if there is none); refused if malformed, tampered or written for
     another config."""
@@ -230,10 +256,16 @@ def run_trial(
     table = SampleTable(task, tracker) if tracker and hasattr(task, "samples") else None
     if table:
         obs.append(table)
+    curves = (CurvesImage(tracker, f"{cfg.name} (seed {cfg.seed})", cfg.evolution.generations, cfg.data.rotate)
+              if tracker else None)
+    if curves:
+        obs.append(curves)
     evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), None, task.seed_genome(), task.evaluate,
                     task.validate, seed=cfg.seed, observers=obs, strategy=strategy_factory(cfg, task.layout))
     if table:
         table.evo = evo
+    if curves:
+        curves.evo = evo
     if ck:
         evo.load_state_dict(ck["loop"])
     model_uri = None
@@ -242,11 +274,11 @@ def run_trial(
         test = score_test(task, result)
         objectives = score_objectives(task, result)
         if tracker:
+            curves.draw(result.generations - 1)
             model_uri = _log_outcome(tracker, task, conf, result, lineage_path, basins, test)
-            if objectives:
+            if objectives:  # summaries at step 0: MLflow's UI shows them as values (bars), not one-dot curves
                 tracker.log_metrics({f"objective_{k}": v["champion"] for k, v in objectives.items()}
-                                    | {f"objective_{k}_base": v["base"] for k, v in objectives.items()},
-                                    step=result.generations - 1)
+                                    | {f"objective_{k}_base": v["base"] for k, v in objectives.items()}, step=0)
     except TrialFenced:
         if tracker:
             tracker.close()
@@ -300,7 +332,9 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, li
     if test is not None:
         final.update({f"test_{conf['validation']['metric']}": test["champion"], "test_base": test["base"],
                       "test_gain": test["gain"]})
-    tracker.log_metrics(final, step=result.generations - 1)
+    # a summary is logged at step 0: MLflow's UI draws a metric whose last step is 0 as a bar (its value, and
+    # across runs a comparison), one with a later step as a line, which for a single value is one dot
+    tracker.log_metrics(final, step=0)
     tracker.set_tags({"evolora.champion_id": result.champion_id, "evolora.champion_gen": result.champion_gen})
     logbook = list(result.logbook)
     tracker.log_dict(conf, "study.yaml")

@@ -241,6 +241,15 @@ class MlflowTracker(Observer):
     def log_figure(self, fig, artifact_file: str) -> None:
         self.client.log_figure(self.run_id, fig, artifact_file, save_kwargs={"dpi": 110})
 
+    def log_image(self, fig, key: str, step: int) -> None:
+        """A matplotlib figure as the image ``key`` at ``step``: MLflow's UI shows it among the run's metric
+        charts (a slider over the steps; at one step, the latest picture logged there)."""
+        from PIL import Image
+
+        fig.canvas.draw()
+        image = Image.frombuffer("RGBA", fig.canvas.get_width_height(physical=True), fig.canvas.buffer_rgba())
+        self.client.log_image(self.run_id, image.convert("RGB"), key=key, step=int(step), synchronous=True)
+
     def finish(self, status: str = "FINISHED", error: BaseException | None = None) -> None:
         try:
             self.close()

@@ -75,6 +75,17 @@ def _wait_text(driver, needle: str, timeout: float = 60) -> str:
     raise AssertionError(f"{needle!r} never appeared on {driver.current_url}; the page shows:\n{text[:2000]}")
 
 
+def _wait_for(driver, found, what: str, timeout: float = 60):
+    end = time.time() + timeout
+    while time.time() < end:
+        hit = found()
+        if hit:
+            return hit
+        time.sleep(0.5)
+    raise AssertionError(f"{what} never appeared on {driver.current_url}; the page shows:\n"
+                         f"{driver.find_element('tag name', 'body').text[:2000]}")
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -85,6 +96,7 @@ def _group_alive(pgid: int) -> bool:
 
 def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     study = tiny_study(tmp_path, name="ui-demo", evolution__generations=3)
     study["sweep"] = {"pruner": "none", "sampler": "random"}
@@ -131,6 +143,20 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
         _wait_text(driver, "Step")  # an axis: the chart rendered, not a spinner
         assert "champion_id" not in text and "nevals" not in text  # ids are not drawn as curves
         driver.save_screenshot(str(shots / "trial-metrics.png"))
+        # a run summary reads as a value (a bar), not a one-dot line; the curves picture is among the charts
+        search = driver.find_element(By.CSS_SELECTOR, "input[placeholder*='Search metric charts']")
+        search.send_keys("val_best")
+        _wait_for(driver, lambda: "fit_best" not in driver.find_element(By.TAG_NAME, "body").text, "the search applied")
+        _wait_for(driver, lambda: driver.find_elements(By.CSS_SELECTOR, "g.barlayer g.trace.bars"), "a bar for val_best")
+        assert not driver.find_elements(By.CSS_SELECTOR, "g.scatterlayer g.trace.scatter")
+        search.send_keys(Keys.CONTROL, "a")
+        search.send_keys(Keys.BACKSPACE)
+        search.send_keys("curves")
+        _wait_for(driver, lambda: "val_best" not in driver.find_element(By.TAG_NAME, "body").text, "the search applied")
+        _wait_for(driver, lambda: [i for i in driver.find_elements(By.TAG_NAME, "img")
+                                   if "images%2Fcurves" in (i.get_attribute("src") or "")
+                                   and int(i.get_attribute("naturalWidth") or 0) > 0], "the curves image, loaded")
+        driver.save_screenshot(str(shots / "trial-curves.png"))
         # the registered model and its champion alias
         best = client.get_model_version_by_alias("ui-demo", "champion")
         driver.get(f"{base}/#/models/ui-demo?{ML}")
@@ -163,5 +189,5 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
         s.listen()
-    for name in ("runs.png", "trial-metrics.png", "registry.png"):
+    for name in ("runs.png", "trial-metrics.png", "trial-curves.png", "registry.png"):
         assert (shots / name).stat().st_size > 10_000

@@ -57,6 +57,15 @@ def test_same_seed_same_result_and_the_run_is_fully_recorded(tmp_path):
     hist = client.get_metric_history(a, "fit_best")
     assert [m.step for m in hist] == [0, 1, 2]
     assert len(client.get_metric_history(a, "val")) == 3
+    # run summaries: one value each at step 0, which MLflow's UI draws as a value (a bar), not a one-dot curve
+    for key in ("val_best", "val_gain", "val_base_final", "best_fitness", "champion_gen"):
+        assert [m.step for m in client.get_metric_history(a, key)] == [0], key
+    assert not {"champion_id", "nevals", "gen"} & set(ra.data.metrics)  # ids and counts are no curves
+    # the curves picture (validation: generation best, champion, base together) among the metric charts
+    assert ra.data.tags.get("mlflow.loggedImages") == "True"  # MLflow's mark: the UI shows image charts
+    images = [f.path for f in client.list_artifacts(a, "images") if f.path.endswith(".png")]
+    assert images and all(Path(p).name.startswith("curves+step+0+") for p in images)
+    assert len(images) == 3  # redrawn at each validation (every ceil(3/10) = 1 generation), not twice at the end
     arts = {f.path for f in client.list_artifacts(a)}
     assert {"adapter", "study.yaml", "logbook.json", "champion.npy", "layout.json"} <= arts
     logged = yaml.safe_load(Path(client.download_artifacts(a, "study.yaml", str(tmp_path / "dl9"))).read_text())
