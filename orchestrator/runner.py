@@ -168,17 +168,25 @@ class CurvesImage(Observer):
         self.every = max(1, -(-generations // 10))
         self.evo, self.last = None, tracker.logged_upto  # evo: set once the Evolution exists
 
+    def _figure(self):
+        return plot_curves(list(self.evo.logbook), self.title, redrawn=self.redrawn)
+
     def on_generation(self, row: dict) -> None:
         if "val" in row and row["gen"] - self.last >= self.every:
-            self.draw(row["gen"])
+            fig = self._figure()
+            self.tracker.log_image(fig, self.KEY, step=0)
+            close_figure(fig)
+            self.last = row["gen"]
 
-    def draw(self, gen: int) -> None:
-        if gen <= self.last:
-            return
-        fig = plot_curves(list(self.evo.logbook), self.title, redrawn=self.redrawn)
-        self.tracker.log_image(fig, self.KEY, step=0)
+    def finish(self, gen: int) -> None:
+        """The run's end: one drawing, logged as the image (unless generation ``gen`` was drawn already) and
+        as the ``curves.png`` artifact."""
+        fig = self._figure()
+        if gen > self.last:
+            self.tracker.log_image(fig, self.KEY, step=0)
+            self.last = gen
+        self.tracker.log_figure(fig, "curves.png")
         close_figure(fig)
-        self.last = gen
 
 
 def load_checkpoint(path: Path | None, config: dict) -> dict | None:
@@ -274,8 +282,7 @@ def run_trial(
         test = score_test(task, result)
         objectives = score_objectives(task, result)
         if tracker:
-            curves.draw(result.generations - 1)
-            model_uri = _log_outcome(tracker, task, conf, result, lineage_path, basins, test)
+            model_uri = _log_outcome(tracker, task, conf, result, lineage_path, basins, test, curves)
             if objectives:  # summaries at step 0: MLflow's UI shows them as values (bars), not one-dot curves
                 tracker.log_metrics({f"objective_{k}": v["champion"] for k, v in objectives.items()}
                                     | {f"objective_{k}_base": v["base"] for k, v in objectives.items()}, step=0)
@@ -323,7 +330,7 @@ def _run_note(cfg: StudyConfig) -> str:
 
 
 def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, lineage_path: Path,
-                 basins: BasinRecorder, test: dict | None) -> str:
+                 basins: BasinRecorder, test: dict | None, curves: CurvesImage) -> str:
     """The run's record: summary metrics, config and logbook, pictures, lineage, the stock PEFT adapter and
     the champion as an MLflow model (pyfunc, loadable by name once registered). → the model's URI."""
     final = {"val_best": result.champion_val, "val_base_final": result.base_val,
@@ -342,10 +349,9 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, li
     tracker.log_dict(task.layout.to_json(), "layout.json")
     if hasattr(task, "samples"):  # what the champion writes, in the run summary
         tracker.log_table(task.samples(result.champion), "champion_samples.json")
-    title = f"{conf['name']} (seed {conf['seed']})"
-    for name, fig in (("curves.png", plot_curves(logbook, title, redrawn=bool(conf["data"].get("rotate")))),
-                      ("species.png", plot_species(logbook, title)),
-                      ("basins.png", plot_basins(basins, result.champion, title))):
+    curves.finish(result.generations - 1)
+    for name, fig in (("species.png", plot_species(logbook, curves.title)),
+                      ("basins.png", plot_basins(basins, result.champion, curves.title))):
         if fig is not None:
             tracker.log_figure(fig, name)
             close_figure(fig)

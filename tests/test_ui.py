@@ -65,14 +65,11 @@ def _browser(profile: Path):
 
 
 def _wait_text(driver, needle: str, timeout: float = 60) -> str:
-    end = time.time() + timeout
-    text = ""
-    while time.time() < end:
+    def page():
         text = driver.find_element("tag name", "body").text
-        if needle in text:
-            return text
-        time.sleep(0.5)
-    raise AssertionError(f"{needle!r} never appeared on {driver.current_url}; the page shows:\n{text[:2000]}")
+        return text if needle in text else ""
+
+    return _wait_for(driver, page, repr(needle), timeout)
 
 
 def _wait_for(driver, found, what: str, timeout: float = 60):
