@@ -7,7 +7,7 @@ stops writing to it, for the second. Ctrl-C is Python's own ``KeyboardInterrupt`
 
 from __future__ import annotations
 
-__all__ = ["EvoloraError", "ConfigError", "RegistryError", "TrialPruned", "TrialFenced"]
+__all__ = ["EvoloraError", "ConfigError", "RegistryError", "TrackingUnavailable", "TrialPruned", "TrialFenced"]
 
 
 class EvoloraError(Exception):
@@ -29,6 +29,12 @@ class RegistryError(EvoloraError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else ""
+
+
+class TrackingUnavailable(EvoloraError):
+    """The MLflow tracking server stayed unreachable (connections refused, dropped or cut mid-answer) for
+    longer than the retry window. A sweep fails the trial as retriable: its retry resumes from the last
+    checkpoint and the same MLflow run, so nothing logged is lost or logged twice."""
 
 
 class TrialPruned(EvoloraError):

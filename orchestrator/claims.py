@@ -30,10 +30,11 @@ from .storage import ATTR, open_storage, storage_lock
 if TYPE_CHECKING:
     from .sweep import SweepContext
 
-__all__ = ["RETRIABLE", "host_id", "recover", "claim", "Liveness", "Fence", "beat_interval"]
+__all__ = ["RETRIABLE", "TRACKING_FAILURE", "host_id", "recover", "claim", "Liveness", "Fence", "beat_interval"]
 
 
-RETRIABLE = ("worker died", "interrupted")
+TRACKING_FAILURE = "tracking unavailable"  # the MLflow server stayed unreachable past the retry window
+RETRIABLE = ("worker died", "interrupted", TRACKING_FAILURE)
 
 
 def host_id() -> str:

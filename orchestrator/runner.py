@@ -21,7 +21,7 @@ from evolution.es import ESParams, OpenAIES, SepCMAES
 from evolution.lineage import LineageRecorder, to_parquet
 from evolution.speciation import SpeciationParams
 from evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
-from evolution.errors import TrialFenced, TrialPruned
+from evolution.errors import TrackingUnavailable, TrialFenced, TrialPruned
 from fitness import PACKAGED_STSB, TaskSpec, build_task
 from fitness.serving import MODEL_FILE, write_model_dir
 
@@ -300,6 +300,10 @@ def run_trial(
             if checkpoint is not None:
                 tracker.discard_unflushed()  # rows after the last checkpoint: the resumed run logs them, once
             tracker.finish("KILLED", e)
+        raise
+    except TrackingUnavailable:
+        if tracker:  # nothing more can be written: the run stays RUNNING; a sweep's retry resumes it from the checkpoint
+            tracker.close()
         raise
     except BaseException as e:
         if tracker:

@@ -21,9 +21,9 @@ import optuna
 from optuna.trial import TrialState
 
 from evolution import Observer
-from evolution.errors import ConfigError, EvoloraError, TrialFenced, TrialPruned
+from evolution.errors import ConfigError, EvoloraError, TrackingUnavailable, TrialFenced, TrialPruned
 
-from .claims import Fence, Liveness, beat_interval, claim
+from .claims import TRACKING_FAILURE, Fence, Liveness, beat_interval, claim
 from .config import StudyConfig, resolved
 from .reports import finish_parent, log_trial, parent_run, register
 from .search import make_pruner, make_sampler, objectives, sample, trial_config, trial_seed
@@ -155,6 +155,13 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         _tag(trackers, "FAIL", trial.number)
         study.tell(trial, state=TrialState.FAIL)
         raise
+    except TrackingUnavailable as e:  # the tracking server is gone for now: nothing can be logged, so the trial
+        if live.fenced.is_set():      # fails as retriable; its retry resumes from the checkpoint, same run
+            return TrialState.FAIL
+        trial.set_user_attr(ATTR + "failure", TRACKING_FAILURE)
+        trial.set_user_attr(ATTR + "failure_detail", str(e))
+        study.tell(trial, state=TrialState.FAIL)
+        return TrialState.FAIL
     except (EvoloraError, ValueError, RuntimeError) as e:
         if live.fenced.is_set():  # e.g. Optuna refusing a report on a trial declared dead meanwhile
             return TrialState.FAIL

@@ -3,22 +3,35 @@
 Default store: a SQLite database inside ``mlruns/`` (MLflow 3 refuses a plain file store) with artifacts
 beside it. Per-generation metrics are buffered and flushed with one ``log_batch`` every few generations
 (each logging call costs ~5 ms on SQLite whatever its size).
+
+A tracking server may restart, drop a connection or die mid-answer. MLflow's client retries refused
+connections and 5xx answers itself, but not an answer cut off half-way; :class:`RetryingClient` retries
+every such transport failure with backoff for up to ``$EVOLORA_MLFLOW_RETRY_SECONDS`` (600 s), each call
+made safe to repeat (metrics carry fixed timestamps, which MLflow deduplicates; a run created by an
+attempt whose answer was lost is found and adopted; a table append that reached the store is not made
+twice), and raises :class:`TrackingUnavailable` after that.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import platform
+import posixpath
+import sys
 import time
 import traceback
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
 
+from evolution.errors import ConfigError, TrackingUnavailable
 from evolution.observers import Observer
 
-__all__ = ["default_tracking_uri", "MlflowTracker", "flatten", "get_client", "get_or_create_experiment",
-           "log_model", "register_champion", "download_model", "CHAMPION_ALIAS", "LOADER_MODULE"]
+__all__ = ["default_tracking_uri", "MlflowTracker", "RetryingClient", "transient", "retry_seconds", "flatten",
+           "get_client", "get_or_create_experiment", "log_model", "register_champion", "download_model", "CHAMPION_ALIAS", "LOADER_MODULE"]
 
 CHAMPION_ALIAS = "champion"
 LOADER_MODULE = "fitness.serving"  # MLflow imports it from the installed evolora package: no pickle, no code in artifacts
@@ -40,12 +53,128 @@ def _artifact_root(tracking_uri: str) -> str | None:
     return None
 
 
-def get_client(tracking_uri: str):
+RETRY_ENV = "EVOLORA_MLFLOW_RETRY_SECONDS"
+CREATE_KEY = "evolora.create_key"  # a run's creation token: a retried create_run adopts the run it made
+
+
+def retry_seconds() -> float:
+    """How long a tracking call rides out an unreachable server: ``$EVOLORA_MLFLOW_RETRY_SECONDS``, 600 s."""
+    raw = os.environ.get(RETRY_ENV, "600")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise ConfigError(RETRY_ENV, "must be a number of seconds >= 0", raw)
+    return value
+
+
+def transient(error: BaseException) -> bool:
+    """Whether ``error`` is a transport failure worth retrying: a refused, reset, timed-out or cut-off
+    connection, or a server that kept answering 5xx through MLflow's own retries. MLflow wraps these in an
+    MlflowException whose cause or context holds the original; a refused request (bad parameter, missing
+    run) is not transient."""
+    import http.client
+
+    import requests
+    import urllib3
+
+    kinds = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+             requests.exceptions.Timeout, requests.exceptions.RetryError, urllib3.exceptions.HTTPError,
+             http.client.HTTPException, ConnectionError, TimeoutError)
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, kinds):
+            return True
+        if getattr(e, "error_code", None) == "TEMPORARILY_UNAVAILABLE":
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
+class RetryingClient:
+    """An ``MlflowClient`` whose every call rides out transport failures (:func:`transient`) with backoff
+    (1, 2, 4, … 30 s) for up to ``seconds``, then raises :class:`TrackingUnavailable`. Calls that are not
+    safe to repeat as such are made so: ``create_run`` tags the run with a token and, after a lost answer,
+    adopts the run holding it; ``log_table`` checks whether the rows already reached the table."""
+
+    def __init__(self, client, tracking_uri: str, seconds: float | None = None) -> None:
+        self._client, self.tracking_uri = client, tracking_uri
+        self.seconds = retry_seconds() if seconds is None else seconds
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+        return functools.partial(self._call, name, attr)
+
+    def _call(self, name: str, fn, *args, _landed=None, **kwargs):
+        """``fn(*args, **kwargs)``, retried on transient failures. ``_landed()``: before a retry, whether the
+        failed attempt took effect after all (its answer lost) → its result, else None."""
+        deadline, delay, attempt = time.monotonic() + self.seconds, 1.0, 0
+        while True:
+            try:
+                if attempt and _landed is not None:
+                    done = _landed()
+                    if done is not None:
+                        return done
+                return fn(*args, **kwargs)
+            except Exception as e:
+                if not transient(e):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise TrackingUnavailable(f"MLflow tracking store {self.tracking_uri} unreachable for "
+                                              f"{self.seconds:g} s ({name}: {str(e).splitlines()[0][:300]})") from e
+                attempt += 1
+                print(f"evolora: MLflow {name} failed ({str(e).splitlines()[0][:200]}); retry {attempt} in "
+                      f"{delay:g} s", file=sys.stderr, flush=True)
+                time.sleep(delay)
+                delay = min(2 * delay, 30.0)
+
+    def create_run(self, experiment_id: str, run_name: str | None = None, tags: dict | None = None, **kwargs):
+        key = uuid.uuid4().hex
+        tags = {**(tags or {}), CREATE_KEY: key}
+
+        def landed():
+            found = self._client.search_runs([experiment_id], filter_string=f"tags.`{CREATE_KEY}` = '{key}'",
+                                             max_results=1)
+            return found[0] if found else None
+
+        return self._call("create_run", self._client.create_run, experiment_id, run_name=run_name, tags=tags,
+                          _landed=landed, **kwargs)
+
+    def log_table(self, run_id: str, data, artifact_file: str):
+        import tempfile
+
+        from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
+
+        rows = json.loads(data.to_json(orient="split", index=False, date_format="iso"))["data"]
+
+        def landed():  # MLflow appends to an existing table: the rows already at its end mean it landed
+            if artifact_file not in {f.path for f in self._client.list_artifacts(run_id, posixpath.dirname(artifact_file) or None)}:
+                return None
+            with tempfile.TemporaryDirectory() as tmp:
+                path = self._client.download_artifacts(run_id, artifact_file, tmp)
+                have = json.loads(Path(path).read_text())["data"]
+            if not rows or have[-len(rows):] != rows:
+                return None
+            logged = json.loads(self._client.get_run(run_id).data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))
+            if {"path": artifact_file, "type": "table"} not in logged:  # the lost answer may have come before
+                logged.append({"path": artifact_file, "type": "table"})  # MLflow marked the file as a table
+                self._client.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps(logged))
+            return True
+
+        return self._call("log_table", self._client.log_table, run_id, data, artifact_file, _landed=landed)
+
+
+def get_client(tracking_uri: str) -> RetryingClient:
     from mlflow.tracking import MlflowClient
 
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=tracking_uri)
+    return RetryingClient(MlflowClient(tracking_uri=tracking_uri), tracking_uri)
 
 
 def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
@@ -305,13 +434,16 @@ def log_model(tracking_uri: str, run_id: str, model_dir: Path, meta: dict, step:
     mlflow.set_tracking_uri(tracking_uri)
     kind = meta["kind"]
     example = pd.DataFrame(EXAMPLES[kind])
-    with mlflow.start_run(run_id=run_id, log_system_metrics=False):  # on exit the run reads FINISHED until finish() sets its status
-        info = mlflow.pyfunc.log_model(
-            name="model", loader_module=LOADER_MODULE, data_path=str(model_dir),
-            signature=_signature(kind, meta["max_new_tokens"]), input_example=example,
-            pip_requirements=_requirements(meta["base"]), step=step,
-            metadata={"evolora": {"task": meta["task"], "base": meta["base"]}})
-    return info.model_uri
+
+    def log():
+        with mlflow.start_run(run_id=run_id, log_system_metrics=False):  # on exit the run reads FINISHED until finish() sets its status
+            return mlflow.pyfunc.log_model(
+                name="model", loader_module=LOADER_MODULE, data_path=str(model_dir),
+                signature=_signature(kind, meta["max_new_tokens"]), input_example=example,
+                pip_requirements=_requirements(meta["base"]), step=step,
+                metadata={"evolora": {"task": meta["task"], "base": meta["base"]}})
+
+    return get_client(tracking_uri)._call("log_model", log).model_uri
 
 
 def _better(a: float, b: float, direction: str) -> bool:
@@ -368,6 +500,8 @@ def find_run(tracking_uri: str, run_id: str):
     """The run, or None when this store has no such run."""
     try:
         return get_client(tracking_uri).get_run(run_id)
+    except TrackingUnavailable:
+        raise
     except Exception:
         return None
 

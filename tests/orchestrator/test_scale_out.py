@@ -4,7 +4,6 @@ real MLflow tracking server (REST, proxied artifacts). Both servers are started 
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,10 @@ from mlflow.tracking import MlflowClient
 from orchestrator.cli import main
 
 from ..conftest import tiny_study
+from ..helpers.servers import free_port as _free_port
+from ..helpers.servers import start_mlflow_server as _start_mlflow_server
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -177,21 +172,9 @@ def test_a_sweep_survives_postgresql_restarting_and_makes_exactly_n_trials(tmp_p
 @pytest.mark.slow
 def test_runs_through_a_real_mlflow_tracking_server(tmp_path):
     port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = _start_mlflow_server(tmp_path, port)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start")
         path = tmp_path / "s.yaml"
         path.write_text(yaml.safe_dump(tiny_study(tmp_path, evolution__generations=2)))
         assert main(["run", str(path), "--no-progress", "--tracking-uri", uri]) == 0
@@ -233,22 +216,6 @@ def test_evolora_ui_serves_the_project_store(tmp_path):
         ui.send_signal(signal.SIGTERM)  # stops the servers it started, then itself
         out = ui.communicate(timeout=60)[0]
     assert "Optuna dashboard" in out and str(tmp_path / "mlruns" / "optuna-journal.log") in out
-
-
-def _start_mlflow_server(tmp_path: Path, port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-            return server
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(server.pid, 9)
-    pytest.fail("mlflow server did not start")
 
 
 @pytest.mark.slow
