@@ -39,12 +39,14 @@ class ESParams:
     lr_final: float = 0.0  # learning rate at the horizon, as a fraction of `learning_rate` (cosine schedule)
     perturb: str = "all"  # all | B: perturb only the LoRA B factors (A stays at its initialisation)
     horizon: int = 0  # generations the schedule spans (the run's length); 0: no schedule
+    batches: str = "shared"  # shared | per_pair: each antithetic pair scored on its own fitness batch
 
 
 SHAPINGS = ("centered_rank", "zscore")
 OPTIMIZERS = ("adam", "sgd", "momentum")
 SCHEDULES = ("constant", "cosine")
 PERTURB = ("all", "B")
+BATCHES = ("shared", "per_pair")
 
 
 def cosine(start: float, final_ratio: float, gen: int, horizon: int) -> float:
@@ -97,15 +99,27 @@ class OpenAIES(_MeanStrategy):
     antithetic differences, (f(θ+σε) − f(θ−σε)) / std over pairs: an SPSA / MeZO-style estimate whose step
     size does not depend on the fitness scale. Optional cosine decay of the learning rate and σ, and
     perturbations restricted to the LoRA B factors (at B = 0 a change of A changes nothing to first order:
-    perturbing it only adds noise)."""
+    perturbing it only adds noise).
+
+    ``batches="per_pair"``: each antithetic pair is scored on a fitness batch of its own (``ind.batch`` = the
+    pair's index; the evaluator draws that batch from the generation and the index), so with the same number
+    of example evaluations a generation measures many more directions, each on fewer examples. The pair's
+    difference cancels its batch's difficulty; the estimate's variance has a term that shrinks with the
+    number of directions and one that depends only on the total number of examples (SPSA with one small
+    batch per perturbation), so at equal cost it is never worse in expectation and much better while
+    directions are scarce (a 6,144-gene adapter, 32 pairs)."""
 
     def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int],
                  layout: GenomeLayout | None = None) -> None:
         super().__init__(rng, new_id)
         for name, value, allowed in (("optimizer", params.optimizer, OPTIMIZERS), ("shaping", params.shaping, SHAPINGS),
-                                     ("schedule", params.schedule, SCHEDULES), ("perturb", params.perturb, PERTURB)):
+                                     ("schedule", params.schedule, SCHEDULES), ("perturb", params.perturb, PERTURB),
+                                     ("batches", params.batches, BATCHES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if params.batches == "per_pair" and params.shaping != "zscore":
+            raise ValueError("batches='per_pair' needs shaping='zscore': ranks of fitnesses scored on different "
+                             "batches would rank the batches, not the perturbations")
         self.p = params
         self.pairs = params.population // 2
         self.with_mean = params.population % 2 == 1
@@ -141,10 +155,13 @@ class OpenAIES(_MeanStrategy):
         if self.with_mean:
             ind = make_individual(self.mean, self.mean_id)  # the mean itself, scored like any member
             pop.append(ind)
+        per_pair = self.p.batches == "per_pair"
         for k in range(self.pairs):
             for sign in (1, -1):
                 ind, ev = self._sample(self.mean + sign * sigma * self.eps[k], gen, "es-sample", draw,
                                        sigma=sigma, pair=k, sign=sign)
+                if per_pair:
+                    ind.batch = k  # the evaluator scores both signs of pair k on the batch (gen, k)
                 pop.append(ind)
                 events.append(ev)
         return pop, events

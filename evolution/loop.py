@@ -4,6 +4,9 @@ The loop receives the evaluator and the validator as callables:
 
 * ``evaluate(genomes, gen) -> [(fitness, {term: value}), ...]`` scores a list of flat float32 vectors;
   ``gen`` lets the evaluator rotate its fitness batch (the same batch for every genome of a generation).
+  When the strategy gives its individuals a ``batch`` index (an ES with one batch per antithetic pair), it
+  is called as ``evaluate(genomes, gen, batches)``: genome i is scored on the batch (gen, batches[i]); None
+  means the generation's shared batch.
 * ``validate(genome) -> float`` scores one genome on held-out data (higher is better).
 
 The run's answer is the *champion*: the genome with the best validation score among those validated (the
@@ -26,7 +29,7 @@ from .strategies import GAParams, GeneticAlgorithm, Strategy
 
 __all__ = ["LoopParams", "Evolution", "RunResult", "Evaluator", "Validator"]
 
-Evaluator = Callable[[Sequence[np.ndarray], int], list[tuple[float, dict]]]
+Evaluator = Callable[..., list[tuple[float, dict]]]  # (genomes, gen[, batches])
 Validator = Callable[[np.ndarray], float]
 
 
@@ -116,7 +119,13 @@ class Evolution:
                 del ind.fitness.values
         todo = [ind for ind in pop if not ind.fitness.valid]
         t_eval = time.perf_counter()
-        scores = self.evaluate(todo, gen) if todo else []
+        batches = [getattr(ind, "batch", None) for ind in todo]
+        if not todo:
+            scores = []
+        elif any(b is not None for b in batches):
+            scores = self.evaluate(todo, gen, batches)
+        else:
+            scores = self.evaluate(todo, gen)
         eval_s = time.perf_counter() - t_eval
         for ind, (fit, terms) in zip(todo, scores):
             ind.fitness.values = (float(fit),)

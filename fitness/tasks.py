@@ -138,6 +138,7 @@ class Task:
         self.val_items = _take(dev, _subset(len(dev), spec.dev_subset, rng))
         self.dev = self._encode(self.val_items)
         self._batch_gen, self._batch = -1, None
+        self._pair_key, self._pair_batch = None, None
         k = spec.genomes_per_forward
         self.genomes_per_forward = k if k is not None else (8 if flat.buffer.is_cuda else 1)
         self._deltas = PopulationDeltas(flat) if self.genomes_per_forward > 1 else None
@@ -165,9 +166,19 @@ class Task:
     def seed_genome(self) -> np.ndarray:
         return self._seed_genome.copy()
 
-    def train_batch(self, gen: int):
+    def train_batch(self, gen: int, batch: int | None = None):
         """The fitness batch of generation ``gen``: fixed, or (``rotate``) redrawn per generation from a
-        generator seeded by (data seed, gen), so every genome of a generation sees the same examples."""
+        generator seeded by (data seed, gen), so every genome of a generation sees the same examples.
+        ``batch`` k (an ES scoring each antithetic pair on its own batch): drawn from (data seed, gen, k + 1)."""
+        if batch is not None:
+            if self._fixed is not None:
+                raise ValueError("per-pair fitness batches need data.rotate: true")
+            if (gen, batch) != self._pair_key:  # both signs of a pair are scored one after the other
+                # batch + 1: SeedSequence reads its words as one integer, so [seed, gen, 0] would be [seed, gen]
+                rng = np.random.Generator(np.random.PCG64([self.spec.data_seed, gen, batch + 1]))
+                self._pair_batch = self._encode(_take(self.train, _subset(len(self.train), self.spec.train_subset, rng)))
+                self._pair_key = (gen, batch)
+            return self._pair_batch
         if self._fixed is not None:
             return self._fixed
         if gen != self._batch_gen:
@@ -184,15 +195,29 @@ class Task:
         self.write(genome)
         return self._combine(self._outputs(data))
 
-    def evaluate(self, genomes: Sequence[np.ndarray], gen: int) -> list[tuple[float, dict[str, float]]]:
-        data = self.train_batch(gen)
+    def evaluate(self, genomes: Sequence[np.ndarray], gen: int,
+                 batches: Sequence[int | None] | None = None) -> list[tuple[float, dict[str, float]]]:
+        """Fitness of each genome on generation ``gen``'s batch, or with ``batches`` each on its own
+        (:meth:`train_batch`); consecutive genomes of one batch are scored together."""
+        if batches is None:
+            batches = [None] * len(genomes)
+        res: list[tuple[float, dict[str, float]]] = []
+        i = 0
+        while i < len(genomes):
+            j = i + 1
+            while j < len(genomes) and batches[j] == batches[i]:
+                j += 1
+            res += self._evaluate_on(self.train_batch(gen, batches[i]), [np.asarray(g) for g in genomes[i:j]])
+            i = j
+        return res
+
+    def _evaluate_on(self, data, genomes: list[np.ndarray]) -> list[tuple[float, dict[str, float]]]:
         k = self.genomes_per_forward
         if k <= 1:
-            return [self.score(np.asarray(g), data) for g in genomes]
+            return [self.score(g, data) for g in genomes]
         res = []
         for i in range(0, len(genomes), k):
-            chunk = [np.asarray(g) for g in genomes[i : i + k]]
-            res += [self._combine(out) for out in self._outputs_population(data, chunk)]
+            res += [self._combine(out) for out in self._outputs_population(data, genomes[i : i + k])]
         return res
 
     def _stack(self, genomes: Sequence[np.ndarray]) -> torch.Tensor:

@@ -159,6 +159,10 @@ class ESConfig(_Strict):
     perturb: Literal["all", "B"] = Field(
         _ES.perturb, description="openai-es: perturb every gene, or only the LoRA B factors (A stays at its "
         "initialisation; at B = 0 a change of A does nothing to first order, so perturbing it is pure noise)")
+    batches: Literal["shared", "per_pair"] = Field(
+        _ES.batches, description="openai-es: every pair on the generation's batch, or each antithetic pair on a "
+        "batch of its own (data.train_subset examples drawn from the generation and the pair): more directions "
+        "for the same number of example evaluations; needs shaping zscore and data.rotate")
 
 
 class EvolutionConfig(_Strict):
@@ -307,6 +311,16 @@ class StudyConfig(_Strict):
             _check_term(f"sweep.objectives.{i}.metric", f"sweep.objectives.{i}.params", o.metric, o.params, task)
             if o.metric in names[:i]:
                 raise ConfigError(f"sweep.objectives.{i}.metric", "each objective once", o.metric)
+        if self.evolution.es.batches == "per_pair":
+            if self.evolution.strategy != "openai-es":
+                raise ConfigError("evolution.es.batches", f"per_pair is an openai-es option (strategy is "
+                                  f"{self.evolution.strategy})", "per_pair")
+            if self.evolution.es.shaping != "zscore":
+                raise ConfigError("evolution.es.batches", "per_pair needs evolution.es.shaping: zscore (ranks of "
+                                  "fitnesses scored on different batches would rank the batches)", "per_pair")
+            if not self.data.rotate:
+                raise ConfigError("evolution.es.batches", "per_pair draws a batch per pair and generation: it needs "
+                                  "data.rotate: true", "per_pair")
         if self.lora.genome == "xs":
             if self.evolution.strategy == "openai-es" and self.evolution.es.perturb == "B":
                 raise ConfigError("evolution.es.perturb", "B selects LoRA B factors; with lora.genome: xs every gene "

@@ -14,8 +14,11 @@ TARGET = np.linspace(-0.5, 0.5, 64).astype(np.float32)
 LAYOUT = GenomeLayout.from_shapes({"m.lora_A.weight": (4, 8), "m.lora_B.weight": (8, 4)})
 
 
-def ev(genomes, gen):
-    return [(-float(np.mean((np.asarray(g) - TARGET) ** 2)), {}) for g in genomes]
+def ev(genomes, gen, batches=None):
+    """Squared distance to TARGET; with ``batches`` (one fitness batch per ES pair), each batch sees the
+    target through its own offset: a pair's difference cancels it, as on real batches of varying difficulty."""
+    offsets = [0.0 if b is None else float(np.sin(1.0 + gen * 31 + b)) for b in (batches or [None] * len(genomes))]
+    return [(-float(np.mean((np.asarray(g) - TARGET) ** 2)) + o, {}) for g, o in zip(genomes, offsets)]
 
 
 def val(g):
@@ -34,6 +37,8 @@ STRATEGIES = {
         sigma_final=0.5, lr_final=0.1, horizon=25), rng, new_id),
     "openai-es-B": lambda rng, new_id: OpenAIES(ESParams(population=12, sigma=0.05, learning_rate=0.05, perturb="B"),
                                                 rng, new_id, LAYOUT),
+    "openai-es-per-pair": lambda rng, new_id: OpenAIES(ESParams(
+        population=13, sigma=0.05, learning_rate=0.05, shaping="zscore", batches="per_pair"), rng, new_id),
     "sep-cma-es": lambda rng, new_id: SepCMAES(ESParams(population=12, sigma=0.1), rng, new_id),
 }
 
@@ -121,6 +126,26 @@ def test_zscore_shaping_points_along_the_gradient():
     cos = steps[0] @ g / (np.linalg.norm(steps[0]) * np.linalg.norm(g))
     assert cos > 0.7  # 200 directions in 64 dimensions: a good estimate of the direction
     assert np.allclose(steps[0], steps[1], atol=1e-6)  # scale-free
+
+
+def test_per_pair_batches_give_both_signs_of_a_pair_one_batch_and_every_pair_its_own():
+    seen = []
+
+    def spy(genomes, gen, batches=None):
+        seen.append((gen, batches))
+        return ev(genomes, gen, batches)
+
+    Evolution(LoopParams(generations=3), None, np.zeros(64, np.float32), spy, val, 0, [],
+              strategy=STRATEGIES["openai-es-per-pair"]).run()
+    assert [gen for gen, _ in seen] == [0, 1, 2]
+    for _, batches in seen:  # member 0 is the mean (odd population): the generation's shared batch
+        assert batches == [None] + [k for k in range(6) for _ in (1, -1)]
+    with pytest.raises(ValueError, match="per_pair.*zscore"):
+        OpenAIES(ESParams(population=12, batches="per_pair"), np.random.default_rng(0), iter(range(99)).__next__)
+    shared = []
+    Evolution(LoopParams(generations=2), None, np.zeros(64, np.float32),
+              lambda g, gen: shared.append(gen) or ev(g, gen), val, 0, [], strategy=STRATEGIES["openai-es"]).run()
+    assert shared == [0, 1]  # a strategy without batches: called as before, (genomes, gen)
 
 
 def test_perturb_B_never_moves_A():

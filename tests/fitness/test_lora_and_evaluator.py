@@ -126,6 +126,21 @@ def test_rotating_batches_are_the_same_within_a_generation_and_seeded():
     assert a.train_batch(3).key == b.train_batch(3).key != a.train_batch(4).key
 
 
+def test_per_pair_batches_are_seeded_shared_by_a_pair_and_differ_between_pairs():
+    a = build_task(_spec(layers=(5,), rotate=True))
+    b = build_task(_spec(layers=(5,), rotate=True))
+    assert a.train_batch(3, 0).key == b.train_batch(3, 0).key  # (data seed, gen, pair): reproducible
+    keys = {a.train_batch(3, k).key for k in range(4)} | {a.train_batch(3).key, a.train_batch(4, 0).key}
+    assert len(keys) == 6  # each pair, the shared batch and the next generation: all different
+    g, h = _random_genome(a, seed=1), _random_genome(a, seed=2)
+    out = a.evaluate([g, h, g, h], 3, [0, 0, 1, 1])
+    assert out[0][0] == a.score(g, a.train_batch(3, 0))[0] and out[3][0] == a.score(h, a.train_batch(3, 1))[0]
+    assert out[0][0] != out[2][0]  # the same genome on two pairs' batches
+    fixed = build_task(_spec(layers=(5,), rotate=False))
+    with pytest.raises(ValueError, match="rotate"):
+        fixed.train_batch(0, 0)
+
+
 def test_validation_is_dev_spearman(minilm_dir):
     task = build_task(_spec(layers=(4, 5)))
     g = _random_genome(task, seed=7)

@@ -34,6 +34,13 @@ BAD = [
      "evolution.es.perturb", "B"),
     ({"lora__genome": "xs", "evolution__speciation": {"enabled": True, "distance": "delta_l2"}}, [],
      "evolution.speciation.distance", "delta_l2"),
+    ({"evolution__es": {"batches": "per_pair", "shaping": "zscore"}, "data__rotate": True}, [],
+     "evolution.es.batches", "per_pair"),  # the default strategy is ga
+    ({"evolution__strategy": "openai-es", "evolution__es": {"batches": "per_pair"}, "data__rotate": True}, [],
+     "evolution.es.batches", "per_pair"),  # centred ranks would rank the batches
+    ({"evolution__strategy": "openai-es", "evolution__es": {"batches": "per_pair", "shaping": "zscore"}}, [],
+     "evolution.es.batches", "per_pair"),  # a fixed batch: nothing to draw per pair
+    ({"evolution__es": {"batches": "each"}}, [], "evolution.es.batches", "each"),
     ({}, ["--set", "evolution.generations=-1"], "evolution.generations", "-1"),
     ({}, ["--set", "evolution.nope=3"], "evolution.nope", "3"),
     ({}, ["--set", "novalue"], "--set", "novalue"),

@@ -112,6 +112,31 @@ def test_test_split_never_reaches_fitness_or_selection_and_is_scored_once(tmp_pa
     assert len(train_pairs) + len(val_pairs) == len(set(zip(train.s1, train.s2)))
 
 
+def test_per_pair_fitness_batches_come_from_train_only_one_per_pair(tmp_path, encoded):
+    """ES with a batch per antithetic pair: every batch is drawn from the train split (none from validation
+    or test), both signs of a pair share it (one tokenisation per pair), and a run repeats bit for bit."""
+    log, phase = encoded
+    test_path, test_pairs = _test_file(tmp_path)
+    study = tiny_study(tmp_path, data__val_fraction=0.02, data__dev_path=None, data__test_path=str(test_path),
+                       data__rotate=True, data__train_subset=4, evolution__generations=3, evolution__population=5,
+                       evolution__strategy="openai-es",
+                       evolution__es={"shaping": "zscore", "batches": "per_pair", "sigma": 0.05, "learning_rate": 0.05})
+    cfg = parse_study(study)
+    out = run_trial(cfg, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False, observers=[phase])
+    during = [s for ended, s in log if not ended]
+    train = load_sts(STSB / "sts-train.csv", "t")
+    tr, val = split_validation(train, 0.02, 0)
+    train_pairs, val_pairs = set(zip(tr.s1, tr.s2)), set(zip(val.s1, val.s2))
+    assert all(s <= train_pairs or s <= val_pairs for s in during)
+    assert sum(s <= val_pairs for s in during) == 1
+    fitness_sets = [s for s in during if s <= train_pairs]
+    assert len(fitness_sets) == 3 * (1 + 2)  # per generation: the mean's shared batch and one per pair (2 pairs)
+    assert len({frozenset(s) for s in fitness_sets}) == 9 and all(len(s) == 4 for s in fitness_sets)
+    again = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm2.db'}", progress=False)
+    assert again.result.champion.tobytes() == out.result.champion.tobytes()
+    assert [r["fit_best"] for r in again.result.logbook] == [r["fit_best"] for r in out.result.logbook]
+
+
 def test_sweep_objective_and_pruning_use_validation_only(tmp_path, encoded):
     log, _ = encoded
     test_path, test_pairs = _test_file(tmp_path)
