@@ -106,8 +106,9 @@ class OpenAIES(_MeanStrategy):
     of example evaluations a generation measures many more directions, each on fewer examples. The pair's
     difference cancels its batch's difficulty; the estimate's variance has a term that shrinks with the
     number of directions and one that depends only on the total number of examples (SPSA with one small
-    batch per perturbation), so at equal cost it is never worse in expectation and much better while
-    directions are scarce (a 6,144-gene adapter, 32 pairs)."""
+    batch per perturbation), so for the same number of example evaluations it is never worse in expectation
+    and much better while directions are scarce (6,144 perturbed genes, 32 pairs). Per second it costs more
+    where small batches run less efficiently (on CPU, twice the time per example: README, Quality)."""
 
     def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int],
                  layout: GenomeLayout | None = None) -> None:
