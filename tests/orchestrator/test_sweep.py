@@ -142,8 +142,10 @@ def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_result(tmp_path):
 def _start_and_wait(tmp_path, path, min_gen=3):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(path), "--n-trials", "2", "--no-progress"]
+    # SIGINT back to its default in the child: a test runner started in the background (`make test &`) has it
+    # ignored, the child would inherit that and Python would then never raise KeyboardInterrupt
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ck = tmp_path / "mlruns" / "checkpoints" / "sw" / "trial-0.npz"
     deadline, gen = time.time() + 300, -1
     while time.time() < deadline and proc.poll() is None:
