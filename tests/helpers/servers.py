@@ -35,3 +35,15 @@ def start_mlflow_server(tmp_path: Path, port: int) -> subprocess.Popen:
             time.sleep(0.5)
     os.killpg(server.pid, 9)
     pytest.fail("mlflow server did not start")
+
+
+def wait_for_a_logged_generation(client, experiment: str = "tests", timeout: float = 300) -> None:
+    """Until a sweep's child run in ``experiment`` has logged a generation (``fit_best``), polling ``client``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        exp = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        if any(r.data.metrics.get("fit_best") is not None and "mlflow.parentRunId" in r.data.tags for r in runs):
+            return
+        time.sleep(0.2)
+    pytest.fail("the sweep never logged a generation")

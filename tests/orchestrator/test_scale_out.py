@@ -21,6 +21,7 @@ from orchestrator.cli import main
 from ..conftest import tiny_study
 from ..helpers.servers import free_port as _free_port
 from ..helpers.servers import start_mlflow_server as _start_mlflow_server
+from ..helpers.servers import wait_for_a_logged_generation
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -237,15 +238,7 @@ def test_a_sweep_survives_its_mlflow_server_being_killed_and_restarted(tmp_path)
                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         client = MlflowClient(uri)
-        deadline = time.time() + 300
-        while time.time() < deadline:  # the first trial is logging generations
-            exp = client.get_experiment_by_name("tests")
-            runs = client.search_runs([exp.experiment_id]) if exp else []
-            if any(r.data.metrics.get("fit_best") is not None and "mlflow.parentRunId" in r.data.tags for r in runs):
-                break
-            time.sleep(0.3)
-        else:
-            pytest.fail("the sweep never logged a generation")
+        wait_for_a_logged_generation(client)  # the first trial is logging generations
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
         time.sleep(5)

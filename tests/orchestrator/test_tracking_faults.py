@@ -26,7 +26,7 @@ from orchestrator.tracking import MlflowTracker, RetryingClient, transient  # no
 
 from ..conftest import tiny_study  # noqa: E402
 from ..helpers.faulty_proxy import FaultyProxy  # noqa: E402
-from ..helpers.servers import free_port, start_mlflow_server  # noqa: E402
+from ..helpers.servers import free_port, start_mlflow_server, wait_for_a_logged_generation  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -110,15 +110,7 @@ def test_a_sweep_outlives_a_tracking_outage_longer_than_the_retry_window(tmp_pat
                               "--tracking-uri", proxy.uri, "--storage", str(tmp_path / "journal.log"), "--no-progress"],
                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline:  # the first trial is logging generations
-            exp = direct.get_experiment_by_name("tests")
-            runs = direct.search_runs([exp.experiment_id]) if exp else []
-            if any(r.data.metrics.get("fit_best") is not None and "mlflow.parentRunId" in r.data.tags for r in runs):
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the sweep never logged a generation")
+        wait_for_a_logged_generation(direct)  # the first trial is logging generations
         proxy.down(6)
         out = sweep.communicate(timeout=900)[0]
     finally:
