@@ -8,6 +8,10 @@ is scored on the same batch, the paths alternating round by round so that machin
 * ``full``     evolora, LoRA on every layer, flat aliased buffer, full forward per genome
 * ``cached-1`` / ``cached-2``  LoRA on the top 1 / 2 layers, frozen-trunk cache
 * ``batched``  LoRA on every layer, all genomes of a chunk in one forward (bmm deltas; the GPU path)
+* ``per-pair`` / ``per-pair-memo``  (MiniLM) as ``cached-2``, but each antithetic pair of the population on a
+  batch of its own, new every round (``evolution.es.batches: per_pair``; the same number of pair evaluations):
+  the per-batch trunk cache never hits / the trunk memo keeps every train sentence's trunk (filled during the
+  warm-up round: one trunk pass over the train split, paid once per run)
 
 For the causal model, greedy generation too (16 prompts × 16 new tokens per genome; ``tok/s`` counts that
 budget): ``gen-bound`` the base model's own batched cached generation, ``gen-naive`` stock peft's
@@ -61,7 +65,22 @@ def _specs(model: str, batch: int) -> tuple[TaskSpec, list[tuple[str, dict]]]:
     paths = [("full", dict(layers=None, cache=False)), ("cached-1", dict(layers=(n - 1,), cache=True)),
              ("cached-2", dict(layers=(n - 2, n - 1), cache=True)),
              ("batched", dict(layers=None, cache=False, genomes_per_forward=None))]
+    if model == "minilm":
+        paths += [("per-pair", dict(layers=(n - 2, n - 1), cache=True, rotate=True, trunk_memo=False)),
+                  ("per-pair-memo", dict(layers=(n - 2, n - 1), cache=True, rotate=True, trunk_memo=True))]
     return base, paths
+
+
+class _PerPair:
+    """A population scored as ES pairs, each pair on its own train batch, a new generation every call."""
+
+    def __init__(self, task, genomes) -> None:
+        self.task, self.genomes, self.gen = task, genomes, 0
+        self.batches = [i // 2 for i in range(len(genomes))]
+
+    def __call__(self) -> None:
+        self.gen += 1
+        self.task.evaluate(self.genomes, self.gen, self.batches)
 
 
 class _Bound:
@@ -205,7 +224,8 @@ def run_bench(models=("minilm", "lfm2-tiny"), population: int = 16, batch: int =
                           for _ in range(population)] for name, t in tasks.items()}
         jobs = {"bound": partial(_Bound(tasks["full"]), genomes["full"]),
                 "naive": partial(_Naive(naive_task), genomes["full"])}
-        jobs.update({name: partial(t.evaluate, genomes[name], 0) for name, t in tasks.items()})
+        jobs.update({name: _PerPair(t, genomes[name]) if name.startswith("per-pair") else partial(t.evaluate, genomes[name], 0)
+                     for name, t in tasks.items()})
         rates = _measure(jobs, population, repeats)
         bound, naive = statistics.median(rates["bound"]), statistics.median(rates["naive"])
         for name, r in rates.items():

@@ -6,6 +6,14 @@ layer above it), the hidden states entering layer ``L`` are the same for every g
 once per evaluation batch (captured by a pre-hook on layer ``L``) and each genome runs only layers
 ``L..N-1``. Measured 4.2× the full-model speed for k=1 on MiniLM. The cache is keyed by the batch's content,
 so a new batch can never be served a stale trunk.
+
+Trunk memo (:meth:`EncoderEvaluator.memoise`): when the batches are many and small and each is new (an ES
+scoring every antithetic pair on a batch of its own), the per-batch cache never hits and the trunk costs as
+much as the adapted layers. The memo keeps each train sentence's hidden states entering layer ``L`` instead,
+computed once per sentence in fixed chunks of the length-sorted train sentences — so a sentence's states are
+the same bits whichever batch first needs it, and a resumed run computes what an uninterrupted one did. A
+batch of memoised sentences is assembled from them (right-padded with zeros, which the attention mask hides)
+with the layer's other arguments taken from a pass through the embeddings alone.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ class EncodedPairs:
     """A pair set tokenised once: unique sentences in length-sorted batches, plus pair indices."""
 
     key: str  # content hash: identifies the batch for the trunk cache
+    sentences: list[str]  # the unique sentences, in the order ``_Batch.rows`` indexes
     batches: list[_Batch]
     n_sentences: int
     i1: torch.Tensor  # (pairs,) index of each pair's first sentence
@@ -54,6 +63,17 @@ class _StopForward(Exception):
     pass
 
 
+def _same(a, b) -> bool:
+    """Structural equality of captured layer arguments (tensors compared exactly)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a is b or a == b
+
+
 class EncoderEvaluator:
     def __init__(self, model: torch.nn.Module, tokenizer, adapted_layers: list[int], device: torch.device,
                  batch_size: int = 64, max_length: int = 128, cache: bool | str = "auto", cache_entries: int = 4) -> None:
@@ -63,33 +83,41 @@ class EncoderEvaluator:
         self.layers, self.first = self.trunk.layers, self.trunk.first
         self.use_cache = self.trunk.enabled
         self._tokens: dict[str, dict] = {}  # sentence → tokenizer features
+        self._chunk_of: dict[str, int] | None = None  # trunk memo: sentence → its fixed chunk (None: no memo)
+        self._chunks: list[list[str]] = []
+        self._memo: dict[str, torch.Tensor] = {}  # sentence → (tokens, hidden) states entering layer ``first``
+        self.memo_chunks_computed = 0  # for tests and benchmarks
 
     @property
     def trunk_computations(self) -> int:
         return self.trunk.computations
 
     # ---- data ------------------------------------------------------------------------------------
-    def encode(self, pairs: Pairs) -> EncodedPairs:
-        sentences = list(dict.fromkeys(pairs.s1 + pairs.s2))  # unique, first-seen order
-        pos = {s: i for i, s in enumerate(sentences)}
-        new = [s for s in sentences if s not in self._tokens]  # each sentence is tokenised once per evaluator
+    def _tokenise(self, sentences: list[str]) -> list[dict]:
+        new = [s for s in dict.fromkeys(sentences) if s not in self._tokens]  # each sentence once per evaluator
         if new:
             enc = self.tok(new, truncation=True, max_length=self.max_length)
             for i, s in enumerate(new):
                 self._tokens[s] = {k: enc[k][i] for k in enc.keys()}
-        feats_all = [self._tokens[s] for s in sentences]
+        return [self._tokens[s] for s in sentences]
+
+    def _pad(self, feats: list[dict]) -> dict[str, torch.Tensor]:
+        padded = self.tok.pad(feats, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in padded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+    def encode(self, pairs: Pairs) -> EncodedPairs:
+        sentences = list(dict.fromkeys(pairs.s1 + pairs.s2))  # unique, first-seen order
+        pos = {s: i for i, s in enumerate(sentences)}
+        feats_all = self._tokenise(sentences)
         lengths = np.array([len(f["input_ids"]) for f in feats_all])
         order = np.argsort(lengths, kind="stable")  # batch by length: little padding
         batches = []
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            feats = [feats_all[i] for i in rows]
-            padded = self.tok.pad(feats, return_tensors="pt")
-            inputs = {k: v.to(self.device) for k, v in padded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-            batches.append(_Batch(torch.as_tensor(rows, device=self.device), inputs))
+            batches.append(_Batch(torch.as_tensor(rows, device=self.device), self._pad([feats_all[i] for i in rows])))
         h = hashlib.sha256("\x1f".join(sentences).encode()).hexdigest()
         return EncodedPairs(
-            key=h, batches=batches, n_sentences=len(sentences),
+            key=h, sentences=sentences, batches=batches, n_sentences=len(sentences),
             i1=torch.tensor([pos[s] for s in pairs.s1], device=self.device),
             i2=torch.tensor([pos[s] for s in pairs.s2], device=self.device),
             gold=np.asarray(pairs.gold, dtype=np.float64),
@@ -145,23 +173,77 @@ class EncoderEvaluator:
         return hidden
 
     def _trunk(self, data: EncodedPairs) -> list:
-        return self.trunk.get(data.key, lambda: self._capture(data))
+        chunk_of = self._chunk_of
+        if chunk_of is not None and all(s in chunk_of for s in data.sentences):
+            return self._assemble(data)
+        return self.trunk.get(data.key, lambda: self._capture([b.inputs for b in data.batches]))
 
-    def _capture(self, data: EncodedPairs) -> list:
-        """Per batch: (hidden states entering layer ``first``, its other args, its kwargs)."""
+    def _capture(self, inputs: list[dict], layer: int | None = None) -> list:
+        """Per batch of ``inputs``: (hidden states entering layer ``layer`` (default ``first``), its other
+        args, its kwargs); the layers from ``layer`` up are not run."""
         captured = []
 
         def grab(module, args, kwargs):
             captured.append((args[0], tuple(args[1:]), dict(kwargs)))
             raise _StopForward
 
-        handle = self.layers[self.first].register_forward_pre_hook(grab, with_kwargs=True)
+        handle = self.layers[self.first if layer is None else layer].register_forward_pre_hook(grab, with_kwargs=True)
         try:
-            for batch in data.batches:
+            for batch in inputs:
                 try:
-                    self.model(**batch.inputs)
+                    self.model(**batch)
                 except _StopForward:
                     pass
         finally:
             handle.remove()
         return captured
+
+    # ---- trunk memo --------------------------------------------------------------------------------
+    def memo_supported(self) -> str:
+        """Why the trunk memo cannot be used with this model ("" if it can): it needs the trunk cache (LoRA on
+        a top slice of layers, not the first), right padding, and the arguments of layer ``first`` other than
+        the hidden states to be those of layer 0 (what a pass through the embeddings alone gives)."""
+        if not self.use_cache or self.first == 0:
+            return "it needs LoRA on a top slice of layers above the first (the trunk cache)"
+        if getattr(self.tok, "padding_side", "right") != "right":
+            return "it needs a right-padding tokenizer"
+        probe = self._pad(self._tokenise(["a short probe sentence", "a probe"]))
+        with torch.inference_mode():
+            (_, a0, k0), = self._capture([probe], 0)
+            (_, a1, k1), = self._capture([probe])
+        if not _same(a0, a1) or not _same(k0, k1):
+            return f"layer {self.first} is called with other arguments than layer 0"
+        return ""
+
+    def memoise(self, sentences: list[str]) -> None:
+        """Keep the trunk of these (train) sentences per sentence from now on: fixed chunks of ``batch_size``
+        sentences in length order (ties in the given order), each computed in full the first time one of its
+        sentences is needed. Raises ValueError if :meth:`memo_supported` says no."""
+        why = self.memo_supported()
+        if why:
+            raise ValueError(f"the trunk memo cannot be used: {why}")
+        unique = list(dict.fromkeys(sentences))
+        lengths = np.array([len(f["input_ids"]) for f in self._tokenise(unique)])
+        order = np.argsort(lengths, kind="stable")
+        self._chunks = [[unique[i] for i in order[c : c + self.batch_size]] for c in range(0, len(order), self.batch_size)]
+        self._chunk_of = {s: c for c, chunk in enumerate(self._chunks) for s in chunk}
+        self._memo = {}
+
+    @torch.inference_mode()
+    def _assemble(self, data: EncodedPairs) -> list:
+        for c in sorted({self._chunk_of[s] for s in data.sentences if s not in self._memo}):
+            chunk = self._chunks[c]
+            inputs = self._pad(self._tokenise(chunk))
+            (h, _, _), = self._capture([inputs])
+            for j, n in enumerate(inputs["attention_mask"].sum(dim=1).tolist()):
+                self._memo[chunk[j]] = h[j, :n].clone()
+            self.memo_chunks_computed += 1
+        out = []
+        for batch in data.batches:
+            (emb, args, kwargs), = self._capture([batch.inputs], 0)  # the embeddings only: the layer's other arguments
+            hidden = torch.zeros_like(emb)
+            for j, r in enumerate(batch.rows.tolist()):
+                states = self._memo[data.sentences[r]]
+                hidden[j, : states.shape[0]] = states
+            out.append((hidden, args, kwargs))
+        return out

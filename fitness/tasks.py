@@ -45,6 +45,7 @@ class TaskSpec:
     batch_size: int = 64
     max_length: int = 128
     cache: bool | str = "auto"
+    trunk_memo: bool | str = False  # keep the train sentences' trunk per sentence (True; "auto": if the model allows)
     terms: tuple = (("stsb_spearman", 1.0),)  # (name, weight) or (name, weight, params)
     validation: str = "stsb_spearman"
     seed: int = 0  # for the LoRA A initialisation
@@ -302,6 +303,12 @@ def build_task(spec: TaskSpec):
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed)
     flat = FlatLoRA(peft_model, merged=spec.merge)
     evaluator = EncoderEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length, spec.cache)
+    if spec.trunk_memo:
+        why = evaluator.memo_supported()
+        if not why:
+            evaluator.memoise(train.s1 + train.s2)
+        elif spec.trunk_memo is True:
+            raise ConfigError("model.trunk_memo", f"cannot be used here: {why}", True)
     return PairTask(spec, evaluator, flat, train, dev, test)
 
 

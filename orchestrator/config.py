@@ -36,6 +36,10 @@ class ModelConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="torch threads for this process (default: torch's own)")
     genomes_per_forward: int | None = Field(None, ge=1, description="genomes scored together in one forward "
                                             "(batched low-rank deltas; null: 8 on CUDA, 1 on CPU)")
+    trunk_memo: Literal["auto", True, False] = Field(
+        "auto", description="keep each train sentence's frozen-trunk states (the layers below the adapted ones) "
+        "once computed, for batches that are many, small and new (encoder pair tasks; auto: with "
+        "evolution.es.batches: per_pair when LoRA sits on a top slice of layers)")
     merge_weights: bool = Field(True, description="fold each genome into the frozen weights (W0 + s·B·A) so a "
                                 "forward costs what the base model's does; false: peft's separate LoRA path")
 
@@ -321,6 +325,8 @@ class StudyConfig(_Strict):
             if not self.data.rotate:
                 raise ConfigError("evolution.es.batches", "per_pair draws a batch per pair and generation: it needs "
                                   "data.rotate: true", "per_pair")
+        if self.model.trunk_memo is True and self.model.kind != "encoder":
+            raise ConfigError("model.trunk_memo", "the trunk memo is for encoder pair tasks", True)
         if self.lora.genome == "xs":
             if self.evolution.strategy == "openai-es" and self.evolution.es.perturb == "B":
                 raise ConfigError("evolution.es.perturb", "B selects LoRA B factors; with lora.genome: xs every gene "

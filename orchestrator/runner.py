@@ -83,7 +83,18 @@ def task_spec(cfg: StudyConfig) -> TaskSpec:
         reference_path=cfg.data.reference_path, max_new_tokens=cfg.fitness.max_new_tokens,
         genomes_per_forward=cfg.model.genomes_per_forward, merge=cfg.model.merge_weights, genome=cfg.lora.genome,
         objectives=tuple((o.metric, dict(o.params)) for o in cfg.sweep.objectives or ()),
+        trunk_memo=_trunk_memo(cfg),
     )
+
+
+def _trunk_memo(cfg: StudyConfig) -> bool | str:
+    """True (required), "auto" (if the model allows) or False: auto means on where it pays, where every
+    antithetic pair draws a small batch of its own each generation (the per-batch trunk cache never hits)."""
+    memo = cfg.model.trunk_memo
+    if memo == "auto":
+        per_pair = cfg.evolution.strategy == "openai-es" and cfg.evolution.es.batches == "per_pair"
+        return "auto" if per_pair and cfg.model.kind == "encoder" else False
+    return memo
 
 
 def _blocks(lora: LoraConfig) -> dict | None:

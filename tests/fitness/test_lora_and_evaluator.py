@@ -141,6 +141,54 @@ def test_per_pair_batches_are_seeded_shared_by_a_pair_and_differ_between_pairs()
         fixed.train_batch(0, 0)
 
 
+@pytest.mark.parametrize("batched", [1, 3], ids=["sequential", "batched"])
+def test_trunk_memo_equals_the_per_batch_trunk_and_does_not_depend_on_the_order_batches_come(minilm_dir, batched):
+    """The memo (per-sentence trunk states, computed in fixed chunks) scores like the per-batch trunk, like
+    stock peft, and bit for bit the same whichever generation first needed a sentence (what makes a resumed
+    run equal an uninterrupted one)."""
+    spec = _spec(layers=(4, 5), rotate=True, train_subset=12, genomes_per_forward=batched,
+                 terms=(("stsb_spearman", 1.0), ("stsb_neg_mse", 1.0)))
+    import dataclasses
+
+    memo = build_task(dataclasses.replace(spec, trunk_memo=True))
+    other = build_task(dataclasses.replace(spec, trunk_memo=True))
+    plain = build_task(spec)
+    assert memo.evaluator._chunk_of is not None and plain.evaluator._chunk_of is None
+    train_sentences = set(memo.train.s1) | set(memo.train.s2)
+    assert set(memo.evaluator._chunk_of) == train_sentences  # the train split's sentences, nothing else
+    genomes = [_random_genome(memo, seed=s) for s in range(4)]
+    batches = [0, 0, 1, 1]
+    a = {gen: memo.evaluate(genomes, gen, batches) for gen in (0, 1, 2)}
+    b = {gen: other.evaluate(genomes, gen, batches) for gen in (2, 0, 1)}  # another order: other chunks first
+    for gen in (0, 1, 2):
+        assert [f for f, _ in a[gen]] == [f for f, _ in b[gen]]  # bit for bit
+        p = plain.evaluate(genomes, gen, batches)
+        for (fa, ta), (fp, tp) in zip(a[gen], p):
+            assert abs(fa - fp) < 1e-5 and all(abs(ta[k] - tp[k]) < 1e-5 for k in ta)
+    assert plain.evaluator.trunk_computations >= 6 and memo.evaluator.trunk_computations == 0
+    computed = memo.evaluator.memo_chunks_computed
+    assert 0 < computed < len(memo.evaluator._chunks)  # only the chunks holding needed sentences
+    memo.evaluate(genomes, 1, batches)
+    assert memo.evaluator.memo_chunks_computed == computed  # each chunk once
+    data = memo.train_batch(1, 0)
+    cos = _stock_peft_cos(minilm_dir, memo, genomes[0], memo.train.take(
+        np.sort(np.random.Generator(np.random.PCG64([0, 1, 1])).choice(len(memo.train), 12, replace=False))))
+    memo.write(genomes[0])
+    assert np.allclose(memo.evaluator.pair_outputs(data).cos, cos, atol=1e-6)
+    v = memo.validate(genomes[1])  # validation sentences are not in the memo: the per-batch trunk scores them
+    assert abs(v - plain.validate(genomes[1])) < 1e-9 and memo.evaluator.trunk_computations == 1
+
+
+def test_trunk_memo_refuses_what_it_cannot_serve():
+    from evolution.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^model\.trunk_memo: .*top slice"):
+        build_task(_spec(layers=None, rotate=True, trunk_memo=True))  # LoRA on layer 0: no trunk to keep
+    quiet = build_task(_spec(layers=None, rotate=True, trunk_memo="auto"))  # auto: off where it cannot serve
+    assert quiet.evaluator._chunk_of is None
+    assert build_task(_spec(layers=(5,), rotate=True, trunk_memo="auto")).evaluator._chunk_of is not None
+
+
 def test_validation_is_dev_spearman(minilm_dir):
     task = build_task(_spec(layers=(4, 5)))
     g = _random_genome(task, seed=7)

@@ -41,6 +41,10 @@ BAD = [
     ({"evolution__strategy": "openai-es", "evolution__es": {"batches": "per_pair", "shaping": "zscore"}}, [],
      "evolution.es.batches", "per_pair"),  # a fixed batch: nothing to draw per pair
     ({"evolution__es": {"batches": "each"}}, [], "evolution.es.batches", "each"),
+    ({"model__trunk_memo": "often"}, [], "model.trunk_memo", "often"),
+    ({"model__trunk_memo": True, "lora__layers": [0, 5]}, [], "model.trunk_memo", "True"),  # no trunk below layer 0
+    ({"model__trunk_memo": True, "model__kind": "causal", "model__base": "lfm2-tiny",
+      "fitness__terms": [{"name": "likelihood"}], "validation__metric": "likelihood"}, [], "model.trunk_memo", "True"),
     ({}, ["--set", "evolution.generations=-1"], "evolution.generations", "-1"),
     ({}, ["--set", "evolution.nope=3"], "evolution.nope", "3"),
     ({}, ["--set", "novalue"], "--set", "novalue"),

@@ -112,10 +112,15 @@ def test_test_split_never_reaches_fitness_or_selection_and_is_scored_once(tmp_pa
     assert len(train_pairs) + len(val_pairs) == len(set(zip(train.s1, train.s2)))
 
 
-def test_per_pair_fitness_batches_come_from_train_only_one_per_pair(tmp_path, encoded):
+def test_per_pair_fitness_batches_come_from_train_only_one_per_pair(tmp_path, encoded, monkeypatch):
     """ES with a batch per antithetic pair: every batch is drawn from the train split (none from validation
-    or test), both signs of a pair share it (one tokenisation per pair), and a run repeats bit for bit."""
+    or test), both signs of a pair share it (one tokenisation per pair), the trunk memo (on by default here)
+    holds train sentences only, and a run repeats bit for bit."""
     log, phase = encoded
+    memoised = []
+    orig = EncoderEvaluator.memoise
+    monkeypatch.setattr(EncoderEvaluator, "memoise", lambda self, sentences: (memoised.append(set(sentences)),
+                                                                             orig(self, sentences))[1])
     test_path, test_pairs = _test_file(tmp_path)
     study = tiny_study(tmp_path, data__val_fraction=0.02, data__dev_path=None, data__test_path=str(test_path),
                        data__rotate=True, data__train_subset=4, evolution__generations=3, evolution__population=5,
@@ -132,6 +137,9 @@ def test_per_pair_fitness_batches_come_from_train_only_one_per_pair(tmp_path, en
     fitness_sets = [s for s in during if s <= train_pairs]
     assert len(fitness_sets) == 3 * (1 + 2)  # per generation: the mean's shared batch and one per pair (2 pairs)
     assert len({frozenset(s) for s in fitness_sets}) == 9 and all(len(s) == 4 for s in fitness_sets)
+    assert memoised[0] == {x for p in train_pairs for x in p}  # the memo: the train split's sentences
+    assert not memoised[0] & ({x for p in val_pairs for x in p} - {x for p in train_pairs for x in p})
+    assert not memoised[0] & {x for p in test_pairs for x in p}
     again = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm2.db'}", progress=False)
     assert again.result.champion.tobytes() == out.result.champion.tobytes()
     assert [r["fit_best"] for r in again.result.logbook] == [r["fit_best"] for r in out.result.logbook]
