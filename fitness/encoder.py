@@ -85,8 +85,15 @@ class EncoderEvaluator:
         self._tokens: dict[str, dict] = {}  # sentence → tokenizer features
         self._chunk_of: dict[str, int] | None = None  # trunk memo: sentence → its fixed chunk (None: no memo)
         self._chunks: list[list[str]] = []
-        self._memo: dict[str, torch.Tensor] = {}  # sentence → (tokens, hidden) states entering layer ``first``
+        self._span: dict[str, tuple[int, int]] = {}  # sentence → (first row, tokens) in the store
+        self._store: torch.Tensor | None = None  # (train tokens, hidden) states entering layer ``first``
+        self._filled: list[bool] = []
         self.memo_chunks_computed = 0  # for tests and benchmarks
+
+    @property
+    def memoised(self) -> bool:
+        """Whether the trunk memo is on (:meth:`memoise`)."""
+        return self._chunk_of is not None
 
     @property
     def trunk_computations(self) -> int:
@@ -227,23 +234,38 @@ class EncoderEvaluator:
         order = np.argsort(lengths, kind="stable")
         self._chunks = [[unique[i] for i in order[c : c + self.batch_size]] for c in range(0, len(order), self.batch_size)]
         self._chunk_of = {s: c for c, chunk in enumerate(self._chunks) for s in chunk}
-        self._memo = {}
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        self._span = {s: (int(starts[i]), int(lengths[i])) for i, s in enumerate(unique)}  # rows in the store
+        self._tokens_total = int(starts[-1])
+        self._filled = [False] * len(self._chunks)
+        self._store = None
 
     @torch.inference_mode()
-    def _assemble(self, data: EncodedPairs) -> list:
-        for c in sorted({self._chunk_of[s] for s in data.sentences if s not in self._memo}):
+    def fill_memo(self, chunks: list[int] | None = None) -> None:
+        """Compute the memo's missing chunks (``chunks``, default all of them)."""
+        for c in sorted(range(len(self._chunks)) if chunks is None else chunks):
+            if self._filled[c]:
+                continue
             chunk = self._chunks[c]
             inputs = self._pad(self._tokenise(chunk))
             (h, _, _), = self._capture([inputs])
-            for j, n in enumerate(inputs["attention_mask"].sum(dim=1).tolist()):
-                self._memo[chunk[j]] = h[j, :n].clone()
+            if self._store is None:  # one block for every train token: no per-sentence allocations
+                self._store = torch.empty(self._tokens_total, h.shape[-1], dtype=h.dtype, device=h.device)
+            for j, s in enumerate(chunk):
+                start, n = self._span[s]
+                self._store[start : start + n] = h[j, :n]
+            self._filled[c] = True
             self.memo_chunks_computed += 1
+
+    @torch.inference_mode()
+    def _assemble(self, data: EncodedPairs) -> list:
+        self.fill_memo(list({self._chunk_of[s] for s in data.sentences}))
         out = []
         for batch in data.batches:
             (emb, args, kwargs), = self._capture([batch.inputs], 0)  # the embeddings only: the layer's other arguments
             hidden = torch.zeros_like(emb)
             for j, r in enumerate(batch.rows.tolist()):
-                states = self._memo[data.sentences[r]]
-                hidden[j, : states.shape[0]] = states
+                start, n = self._span[data.sentences[r]]
+                hidden[j, :n] = self._store[start : start + n]
             out.append((hidden, args, kwargs))
         return out

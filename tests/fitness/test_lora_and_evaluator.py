@@ -153,7 +153,7 @@ def test_trunk_memo_equals_the_per_batch_trunk_and_does_not_depend_on_the_order_
     memo = build_task(dataclasses.replace(spec, trunk_memo=True))
     other = build_task(dataclasses.replace(spec, trunk_memo=True))
     plain = build_task(spec)
-    assert memo.evaluator._chunk_of is not None and plain.evaluator._chunk_of is None
+    assert memo.evaluator.memoised and not plain.evaluator.memoised
     train_sentences = set(memo.train.s1) | set(memo.train.s2)
     assert set(memo.evaluator._chunk_of) == train_sentences  # the train split's sentences, nothing else
     genomes = [_random_genome(memo, seed=s) for s in range(4)]
@@ -185,8 +185,8 @@ def test_trunk_memo_refuses_what_it_cannot_serve():
     with pytest.raises(ConfigError, match=r"^model\.trunk_memo: .*top slice"):
         build_task(_spec(layers=None, rotate=True, trunk_memo=True))  # LoRA on layer 0: no trunk to keep
     quiet = build_task(_spec(layers=None, rotate=True, trunk_memo="auto"))  # auto: off where it cannot serve
-    assert quiet.evaluator._chunk_of is None
-    assert build_task(_spec(layers=(5,), rotate=True, trunk_memo="auto")).evaluator._chunk_of is not None
+    assert not quiet.evaluator.memoised
+    assert build_task(_spec(layers=(5,), rotate=True, trunk_memo="auto")).evaluator.memoised
 
 
 def test_validation_is_dev_spearman(minilm_dir):
