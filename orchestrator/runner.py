@@ -252,6 +252,7 @@ def run_trial(
         uri = tracking_uri or default_tracking_uri()
         tags = {"evolora.seed": str(cfg.seed), "evolora.torch_threads": str(threads), "evolora.study": cfg.name,
                 "evolora.genome_size": str(task.layout.size), "evolora.trunk_cache": str(task.evaluator.use_cache),
+                "evolora.trunk_memo": str(getattr(task.evaluator, "memoised", False)),
                 **{f"version.{k}": v for k, v in library_versions().items()}, **(extra_tags or {})}
         tracker = MlflowTracker(uri, cfg.mlflow.experiment, run_name or default_run_name(cfg), conf, tags, parent_run_id,
                                 cfg.mlflow.flush_every, run_id=ck["run_id"] if ck else None, extra_params=extra_params,

@@ -152,8 +152,13 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
         assert m["species"] >= 1 and "species_entropy" in m
 
 
-@pytest.mark.parametrize("genome", ["full", "xs"])
-def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(tmp_path, genome):
+PER_PAIR = {"data__rotate": True, "data__train_subset": 8, "evolution__strategy": "openai-es",
+            "evolution__es": {"shaping": "zscore", "batches": "per_pair", "sigma": 0.05, "learning_rate": 0.05}}
+
+
+@pytest.mark.parametrize("genome,over", [("full", {}), ("xs", {}), ("full", PER_PAIR)],
+                         ids=["full", "xs", "per-pair-trunk-memo"])
+def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(tmp_path, genome, over):
     from evolution import Observer
     from evolution.checkpoint import load_checkpoint_file
     from orchestrator.studyfile import parse_study
@@ -164,7 +169,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(
             if row["gen"] == 3:
                 raise KeyboardInterrupt
 
-    cfg = parse_study(tiny_study(tmp_path, evolution__generations=6, lora__genome=genome))
+    cfg = parse_study(tiny_study(tmp_path, evolution__generations=6, lora__genome=genome, **over))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ck = tmp_path / "ck" / "trial.npz"
     with pytest.raises(KeyboardInterrupt):
@@ -175,6 +180,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(
     assert client.get_run(run_id).info.status == "KILLED"
     resumed = run_trial(cfg, tracking_uri=uri, progress=False, checkpoint=ck)
     assert resumed.run_id == run_id and client.get_run(run_id).info.status == "FINISHED"
+    assert client.get_run(run_id).data.tags["evolora.trunk_memo"] == str(bool(over))  # a fresh memo after the stop
     assert [m.step for m in client.get_metric_history(run_id, "fit_best")] == list(range(6))
     assert sorted(load_checkpoint_file(ck)["basins"]) == [0, 2, 3, 5]  # snapshots from before the stop kept
     full = run_trial(cfg, tracking_uri=uri, progress=False)
