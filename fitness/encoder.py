@@ -261,8 +261,8 @@ class EncoderEvaluator:
     def _assemble(self, data: EncodedPairs) -> list:
         self.fill_memo(list({self._chunk_of[s] for s in data.sentences}))
         out = []
-        for batch in data.batches:
-            (emb, args, kwargs), = self._capture([batch.inputs], 0)  # the embeddings only: the layer's other arguments
+        # the embeddings only, for the layer's other arguments (masks) of each batch
+        for batch, (emb, args, kwargs) in zip(data.batches, self._capture([b.inputs for b in data.batches], 0)):
             hidden = torch.zeros_like(emb)
             for j, r in enumerate(batch.rows.tolist()):
                 start, n = self._span[data.sentences[r]]

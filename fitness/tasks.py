@@ -304,11 +304,11 @@ def build_task(spec: TaskSpec):
     flat = FlatLoRA(peft_model, merged=spec.merge)
     evaluator = EncoderEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length, spec.cache)
     if spec.trunk_memo:
-        why = evaluator.memo_supported()
-        if not why:
+        try:
             evaluator.memoise(train.s1 + train.s2)
-        elif spec.trunk_memo is True:
-            raise ConfigError("model.trunk_memo", f"cannot be used here: {why}", True)
+        except ValueError as e:  # "auto": off where the model cannot serve it
+            if spec.trunk_memo is True:
+                raise ConfigError("model.trunk_memo", str(e), True) from None
     return PairTask(spec, evaluator, flat, train, dev, test)
 
 
