@@ -253,6 +253,10 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
         failures_in_a_row = failures_in_a_row + 1 if state == TrialState.FAIL else 0
         if failures_in_a_row >= 5:
             raise EvoloraError(f"5 trials in a row failed; last: {study.trials[trial.number].user_attrs.get(ATTR + 'failure')}")
+        if failures_in_a_row:
+            # back off before the next claim (1, 2, 4, 8 s): a failure from an unreachable server or storage
+            # would otherwise repeat at once and spend the five tries inside one short outage
+            time.sleep(min(2.0 ** (failures_in_a_row - 1), 30.0))
     return done
 
 
