@@ -242,3 +242,23 @@ def test_reporter_prunes_a_trial_below_the_median():
         rep.on_generation({"gen": 2, "val_champion": 0.1})
     good = study.ask()
     OptunaReporter(good, every=2).on_generation({"gen": 2, "val_champion": 0.95})  # above the median: goes on
+
+
+def test_failing_trials_back_off_1_2_4_8_s_then_the_sweep_stops_naming_the_failure(tmp_path, monkeypatch, capsys):
+    """A failure that repeats (a server or disk gone for a while) must not spend the five tries at once: the
+    worker waits 1, 2, 4, 8 s between them, measured between the storage's own trial timestamps."""
+    import orchestrator.runner
+
+    def broken(*a, **k):
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(orchestrator.runner, "run_trial", broken)
+    path = _study(tmp_path)
+    assert _in(tmp_path, ["sweep", str(path), "--n-trials", "8", "--no-progress"]) == 1
+    assert "5 trials in a row failed; last: RuntimeError: the disk went away" in capsys.readouterr().err
+    trials = sorted(_journal(tmp_path).trials, key=lambda t: t.number)
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 5
+    waits = [(b.datetime_start - a.datetime_complete).total_seconds() for a, b in zip(trials, trials[1:])]
+    assert all(w >= want for w, want in zip(waits, (1, 2, 4, 8))), waits
+    _, _, children = _mlflow(tmp_path)  # each failed try is visible as a FAILED child run
+    assert sorted(r.info.status for r in children) == ["FAILED"] * 5
