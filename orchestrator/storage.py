@@ -131,6 +131,8 @@ def _transient(e: BaseException) -> bool:
     import sqlalchemy.exc as sa
 
     cause = e.__cause__ if isinstance(e, StorageInternalError) else e
+    if isinstance(cause, sa.PendingRollbackError):  # the session went on after its connection failed (Optuna's
+        return cause.__context__ is not None and _transient(cause.__context__)  # get_all_trials queries again)
     orig = getattr(cause, "orig", None)
     if type(orig).__module__ == "sqlite3":  # a local file: only a busy database passes; anything else is real
         return "locked" in str(orig) or "busy" in str(orig)

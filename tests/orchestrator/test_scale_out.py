@@ -134,6 +134,46 @@ def test_hosts_starting_at_once_on_a_fresh_postgresql_database(postgres):
         assert p.returncode == 0, err[-2000:]
 
 
+def test_a_connection_lost_inside_get_all_trials_is_retried_not_raised(postgres):
+    """The server drops the storage's connection between the two queries of Optuna's get_all_trials. Optuna
+    takes the failure for an oversized IN list and queries again on the same session, which raises
+    PendingRollbackError (wrapped in StorageInternalError): that is still a lost connection, and the storage
+    must wait and retry, not kill the worker (CI of stop 17 lost a worker to exactly this)."""
+    import psycopg
+    import sqlalchemy
+    from optuna.exceptions import StorageInternalError
+
+    from orchestrator.storage import open_storage
+
+    storage = open_storage(postgres)
+    study = optuna.create_study(study_name="lost-mid-read", storage=storage)
+    for _ in range(3):
+        study.enqueue_trial({})
+    armed = []
+
+    def kill_own_backend(conn, cursor, statement, *args):
+        if armed and "FROM trials" in statement:
+            armed.clear()
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            with psycopg.connect(postgres, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+                    time.sleep(0.05)
+
+    engine = storage._inner.engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", kill_own_backend)
+    try:
+        armed.append(1)  # Optuna's own storage: the worker would die here
+        with pytest.raises(StorageInternalError) as raised:
+            storage._inner.get_all_trials(study._study_id)
+        assert isinstance(raised.value.__cause__, sqlalchemy.exc.PendingRollbackError)
+        armed.append(1)  # evolora's storage: the same loss is waited out
+        trials = storage.get_all_trials(study._study_id)
+        assert not armed and [t.state.name for t in trials] == ["WAITING"] * 3
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", kill_own_backend)
+
+
 @pytest.mark.slow
 def test_a_sweep_survives_postgresql_restarting_and_makes_exactly_n_trials(tmp_path, postgres):
     """PostgreSQL goes down mid-sweep (fast shutdown: every connection dropped) and stays down for seconds,
