@@ -48,6 +48,34 @@ def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, mini
     assert rows[0]["steps"] > 0 and all(r["evaluations"] > 0 for r in rows[1:])
 
 
+def test_curve_samples_densely_early_then_evenly():
+    """A 33-minute budget: samples at 0, 15, 30, 60, 120, 240, 480 s (doubling while a gap is shorter than
+    budget / SAMPLES = 330 s), then every 330 s, then the end; the test split is scored once per answer."""
+    from benchmarks.quality import SAMPLES, Clock, Curve
+
+    class Manual(Clock):  # a clock the test moves by hand
+        def __init__(self, budget_s):
+            super().__init__(budget_s)
+            self.now = 0.0
+
+        def elapsed(self):
+            return self.now
+
+    clock = Manual(1980.0)
+    scored = []
+    curve = Curve(clock, lambda answer: scored.append(answer) or answer)
+    for second in range(0, 1981):
+        clock.now = float(second)
+        curve.maybe(second // 100, lambda: float(second // 100))
+    curve.maybe(19, lambda: 19.0, force=True)
+    times = [t for t, _ in curve.points]
+    assert times[:7] == [0.0, 15.0, 30.0, 60.0, 120.0, 240.0, 480.0] and times[-1] == 1980.0
+    gaps = [b - a for a, b in zip(times[6:], times[7:])]
+    assert gaps[:-1] == [1980.0 / SAMPLES] * (len(gaps) - 1) and 0 < gaps[-1] <= 1980.0 / SAMPLES
+    assert [v for _, v in curve.points] == [t // 100 for t in times]
+    assert len(scored) == len({t // 100 for t in times})  # an unchanged answer is not scored again
+
+
 def test_quality_bad_arguments_exit_2(tmp_path):
     assert main(["bench", "--quality", "--rows", "gradient,magic"]) == 2
     assert main(["bench", "--quality", "--minutes", "0"]) == 2
