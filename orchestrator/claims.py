@@ -24,7 +24,7 @@ from evolution import Observer
 from evolution.errors import TrialFenced
 
 from .config import StudyConfig
-from .search import make_sampler
+from .search import baseline_params, make_sampler
 from .storage import ATTR, open_storage, storage_lock
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ def claim(ctx: SweepContext, study: optuna.Study) -> optuna.Trial | None:
         n = Counter(t.state for t in study.get_trials(deepcopy=False))
         if n[TrialState.WAITING] == 0 and n[TrialState.COMPLETE] + n[TrialState.PRUNED] + n[TrialState.RUNNING] >= ctx.n_trials:
             return None
+        if ctx.cfg.sweep.baseline and not n:  # a new study: its first trial runs the file's own values
+            study.enqueue_trial(baseline_params(ctx.cfg), user_attrs={ATTR + "baseline": True})
         study.sampler = make_sampler(ctx.cfg, len(study.trials))
         trial = study.ask()
         trial.set_user_attr(ATTR + "host", host_id())

@@ -276,6 +276,13 @@ class SweepConfig(_Strict):
                                "every stale_after/4, at most every 30 s) before a RUNNING trial of "
                                 "another host is declared dead (same-host dead workers are detected at once)")
     max_retries: int = Field(2, ge=0, description="retries of a trial whose worker died")
+    seeds: Literal["per_trial", "study"] = Field(
+        "per_trial", description="per_trial: each trial's seed is derived from the study seed and its number "
+        "(configurations compared across seeds); study: every trial runs with the study's seed (common random "
+        "numbers: configurations compared on the same draws, so a short sweep ranks them, not their seeds)")
+    baseline: bool = Field(False, description="the first trial runs the file's own values of the searched paths "
+                           "(each must lie in its entry's range or choices), so the sweep measures them beside "
+                           "what it samples and its best is never a worse configuration than the file's")
 
 
 def _check_term(name_field: str, params_field: str, name: str, params: dict, task: str) -> None:

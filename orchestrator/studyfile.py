@@ -176,6 +176,10 @@ def check_search(cfg: StudyConfig) -> None:
                 with_values(cfg, {**context, path: v})
             except ConfigError as e:
                 raise ConfigError(f"search.{path}", f"contains an invalid value: {e}") from None
+    if cfg.sweep.baseline:
+        from .search import baseline_params  # search builds on this module
+
+        baseline_params(cfg)
 
 
 def _where_sampled(cfg: StudyConfig, path: str) -> dict[str, Any]:

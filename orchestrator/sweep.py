@@ -121,7 +121,7 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
     from .runner import run_trial  # imported by worker() before its first claim: instant here
 
     root = int(trial.user_attrs.get(ATTR + "root", trial.number))
-    seed = trial_seed(ctx.cfg.seed, root)
+    seed = ctx.cfg.seed if ctx.cfg.sweep.seeds == "study" else trial_seed(ctx.cfg.seed, root)
     tags = {"optuna.study": ctx.cfg.name, "optuna.trial_number": str(trial.number), "optuna.trial_root": str(root)}
     if trial.user_attrs.get(ATTR + "retry_of") is not None:
         tags["optuna.retry_of"] = str(trial.user_attrs[ATTR + "retry_of"])

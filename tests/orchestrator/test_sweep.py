@@ -262,3 +262,49 @@ def test_failing_trials_back_off_1_2_4_8_s_then_the_sweep_stops_naming_the_failu
     assert all(w >= want for w, want in zip(waits, (1, 2, 4, 8))), waits
     _, _, children = _mlflow(tmp_path)  # each failed try is visible as a FAILED child run
     assert sorted(r.info.status for r in children) == ["FAILED"] * 5
+
+
+def test_baseline_trial_runs_the_files_values_and_study_seeds_compare_configs_on_the_same_draws(tmp_path):
+    """sweep.baseline: trial 0 is the file's own values of the searched paths; sweep.seeds: study gives every
+    trial the study's seed, so the baseline trial is exactly `evolora run` of the file."""
+    s = tiny_study(tmp_path, evolution__generations=2)
+    s.update(name="base", search=SEARCH, sweep={"pruner": "none", "baseline": True, "seeds": "study"})
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(s))
+    assert _in(tmp_path, ["sweep", str(path), "--n-trials", "3", "--no-progress"]) == 0
+    study = _journal(tmp_path, "base")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    first = study.trials[0]
+    assert first.user_attrs["evolora:baseline"] is True
+    assert first.params == {"evolution.mutation_sigma": 0.05, "evolution.population": 4, "lora.layers": "[5]",
+                            "fitness.terms.0.weight": 1.0}
+    assert all(not t.user_attrs.get("evolora:baseline") for t in study.trials[1:])
+    assert len({t.params["evolution.mutation_sigma"] for t in study.trials}) == 3  # the others are sampled
+    assert {t.user_attrs["evolora:seed"] for t in study.trials} == {3}
+    assert _in(tmp_path, ["run", str(path), "--no-progress"]) == 0
+    client, _, children = _mlflow(tmp_path)
+    exp = client.get_experiment_by_name("tests")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    alone = [r for r in runs if "mlflow.parentRunId" not in r.data.tags and r.data.tags.get("evolora.role") != "sweep"]
+    assert len(alone) == 1
+    assert alone[0].data.metrics["val_best"] == first.value
+    # resuming does not enqueue the baseline again
+    assert _in(tmp_path, ["sweep", str(path), "--n-trials", "4", "--no-progress"]) == 0
+    study = _journal(tmp_path, "base")
+    assert len(study.trials) == 4 and sum(bool(t.user_attrs.get("evolora:baseline")) for t in study.trials) == 1
+
+
+@pytest.mark.parametrize("entry,value", [
+    ({"evolution.mutation_sigma": {"type": "float", "low": 0.06, "high": 0.1}}, "0.05"),
+    ({"lora.layers": {"type": "categorical", "choices": [[4], [4, 5]]}}, "[5]"),
+    ({"evolution.population": {"type": "int", "low": 3, "high": 9, "step": 2}}, "4"),
+])
+def test_a_baseline_outside_its_search_entry_exits_2_naming_it(tmp_path, capsys, entry, value):
+    s = tiny_study(tmp_path)
+    s.update(search=entry, sweep={"baseline": True})
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(s))
+    assert _in(tmp_path, ["sweep", str(f), "--n-trials", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"evolora: error: search.{next(iter(entry))}") and "baseline" in err and value in err, err
+    assert not (tmp_path / "mlruns").exists()
