@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ROWS", "THRESHOLDS", "run_quality", "format_quality", "plot_quality"]
+__all__ = ["ROWS", "THRESHOLDS", "run_quality", "format_quality", "plot_quality", "by_source"]
 
 ROWS = ("gradient", "slim-evo", "ga", "openai-es", "sep-cma-es", "best", "xs")
 THRESHOLDS = (0.5, 1.0, 2.0)  # test points (Spearman × 100) over the base model
@@ -280,6 +280,7 @@ def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = 
         res = _evolora_row(cfg, budget, row_dir)
     import torch
 
+    res["test_by_source"] = by_source(cfg, row_dir / "adapter")
     curve = res.pop("curve")
     base = curve[0][1]
     final = curve[-1][1]
@@ -292,6 +293,25 @@ def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = 
             "curve": [[t, v] for t, v in curve], "threads": torch.get_num_threads(),
             "strategy": cfg.evolution.strategy if row not in ("gradient", "slim-evo") else row,
             "adapter": str(row_dir / "adapter"), **res}
+
+
+def by_source(cfg, adapter: Path) -> dict:
+    """The row's final adapter (its stock PEFT directory) on each source of the test split (STS-B: MSRpar,
+    headlines, answers-forums, …): {source: {"pairs", "gain_points"}} over the base model. Read back into a
+    full-LoRA genome of the same shape, so every row (LoRA-XS included) is scored the same way."""
+    from safetensors.numpy import load_file
+
+    from fitness import build_task
+    from orchestrator.runner import task_spec
+    from orchestrator.studyfile import with_values
+
+    task = build_task(task_spec(with_values(cfg, {"lora.genome": "full"})))
+    weights = load_file(str(Path(adapter) / "adapter_model.safetensors"))
+    genome = task.seed_genome().copy()
+    for s in task.layout:
+        genome[s.offset : s.offset + s.size] = weights[s.key].reshape(-1)
+    base, final = task.test_by_source(task.seed_genome()), task.test_by_source(genome)
+    return {k: {"pairs": n, "gain_points": 100 * (final[k][0] - v)} for k, (v, n) in base.items()}
 
 
 # ---- the table ----------------------------------------------------------------------------------------
@@ -338,6 +358,16 @@ def format_quality(rows: list[dict]) -> str:
     r0 = rows[0]
     lines.append(f"budget {r0['budget_s'] / 60:g} min per row, torch threads {r0['threads']}; test = sts-dev "
                  "(Spearman × 100), chosen by nothing")
+    sources = sorted({k for r in rows for k in r.get("test_by_source", {})})
+    if len(sources) > 1:  # where each row's gain comes from: the final answer's gain on each source's pairs
+        pairs = {k: next(r["test_by_source"][k]["pairs"] for r in rows if k in r.get("test_by_source", {}))
+                 for k in sources}
+        head = f"{'gain pts by source':19s}" + " ".join(f"{k[:14]:>14s}" for k in sources)
+        lines += ["", head, f"{'(pairs)':19s}" + " ".join(f"{pairs[k]:>14d}" for k in sources), "-" * len(head)]
+        for r in rows:
+            got = r.get("test_by_source", {})
+            lines.append(f"{r['row']:19s}" + " ".join(f"{got[k]['gain_points']:+14.2f}" if k in got else f"{'-':>14s}"
+                                                      for k in sources))
     return "\n".join(lines)
 
 

@@ -24,12 +24,14 @@ class Pairs:
     s1: tuple[str, ...]
     s2: tuple[str, ...]
     gold: np.ndarray  # (pairs,) float64
+    source: tuple[str, ...] = ()  # each pair's source (STS-B column 2: MSRpar, headlines, …), when known
 
     def __len__(self) -> int:
         return len(self.s1)
 
     def take(self, idx: np.ndarray) -> "Pairs":
-        return Pairs(tuple(self.s1[i] for i in idx), tuple(self.s2[i] for i in idx), self.gold[idx])
+        return Pairs(tuple(self.s1[i] for i in idx), tuple(self.s2[i] for i in idx), self.gold[idx],
+                     tuple(self.source[i] for i in idx) if self.source else ())
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,12 @@ class PairOutputs:
 
 
 def load_sts(path: str | Path, field: str) -> Pairs:
-    """Read an STS benchmark file: tab-separated, score in column 5, sentences in columns 6 and 7."""
+    """Read an STS benchmark file: tab-separated, source in column 2, score in column 5, sentences in columns
+    6 and 7."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(field, "data file not found", str(path))
-    s1, s2, gold = [], [], []
+    s1, s2, gold, source = [], [], [], []
     with p.open(encoding="utf-8") as fh:
         for lineno, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
             if len(row) < 7:
@@ -55,11 +58,12 @@ def load_sts(path: str | Path, field: str) -> Pairs:
             except ValueError:
                 raise ConfigError(field, f"line {lineno}: score is not a number", row[4]) from None
             gold.append(score)
+            source.append(row[1])
             s1.append(row[5])
             s2.append(row[6])
     if not gold:
         raise ConfigError(field, "data file is empty", str(path))
-    return Pairs(tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64))
+    return Pairs(tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64), tuple(source))
 
 
 @register_fitness("stsb_spearman")

@@ -17,7 +17,7 @@ from .encoder import EncodedPairs, EncoderEvaluator
 from .genomes import make_genome_map
 from .lora import FlatLoRA, attach_lora
 from .models import HUB_IDS, load_base, pick_device
-from .pairs import Pairs, load_sts
+from .pairs import PairOutputs, Pairs, load_sts
 from .registry import FITNESS_TERMS, FitnessTerm
 
 __all__ = ["TaskSpec", "PairTask", "build_task", "make_terms", "split_validation", "load_splits"]
@@ -249,6 +249,24 @@ class Task:
             self._test = self._encode(self._test_items)
         self.write(genome)
         return float(self.val_term(self._outputs(self._test)))
+
+    def test_by_source(self, genome: np.ndarray) -> dict[str, tuple[float, int]]:
+        """The validation metric on each source of the test split (STS-B: MSRpar, headlines, images, …) →
+        {source: (value, pairs)}; empty when the test data names no sources. For reporting only, like
+        :meth:`test`: where a gain comes from, and which kind of data it costs."""
+        items = self._test_items
+        if items is None or not getattr(items, "source", ()):
+            return {}
+        if self._test is None:
+            self._test = self._encode(items)
+        self.write(genome)
+        out = self._outputs(self._test)
+        src = np.asarray(items.source)
+        by = {}
+        for name in sorted(set(items.source)):
+            m = src == name
+            by[name] = (float(self.val_term(PairOutputs(out.cos[m], out.gold[m]))), int(m.sum()))
+        return by
 
     def split_records(self) -> dict[str, list[dict]]:
         """The examples of each split as plain records (for dataset logging): train, validation[, test]."""

@@ -145,6 +145,9 @@ def _cmd_run(args) -> int:
         t = outcome.test
         print(f"test ({cfg.validation.metric}, scored once, chose nothing): base {t['base']:.5f} -> champion "
               f"{t['champion']:.5f} (gain {t['gain']:+.5f})")
+        if t.get("by_source"):
+            print("test gain by source: " + ", ".join(f"{k} {100 * v['gain']:+.2f} pts ({v['pairs']} pairs)"
+                                                       for k, v in t["by_source"].items()))
     print(f"model: {outcome.model_uri} (mlflow.pyfunc.load_model)")
     if args.register is not None:
         from .tracking import register_champion

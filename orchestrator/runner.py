@@ -11,7 +11,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ __all__ = ["RunOutcome", "run_trial", "task_spec", "prepare_torch", "loop_params
 class RunOutcome:
     run_id: str | None
     result: RunResult
-    test: dict[str, float] | None = None  # {"champion", "base", "gain"} on data.test_path; None without a test split
+    test: dict[str, Any] | None = None  # {"champion", "base", "gain"[, "by_source"]} on data.test_path; None without one
     model_uri: str | None = None  # the champion as an MLflow model (models:/m-…), when tracked
     objectives: dict[str, dict[str, float]] | None = None  # sweep.objectives: {metric: {champion, base}}, validation
 
@@ -56,7 +56,13 @@ def score_test(task, result: RunResult) -> dict[str, float] | None:
     if not task.has_test:
         return None
     champion, base = task.test(result.champion), task.test(task.seed_genome())
-    return {"champion": champion, "base": base, "gain": champion - base}
+    out = {"champion": champion, "base": base, "gain": champion - base}
+    by_champion = task.test_by_source(result.champion)
+    if by_champion:  # STS-B: the same metric on each source of the test split (where the gain comes from)
+        by_base = task.test_by_source(task.seed_genome())
+        out["by_source"] = {k: {"pairs": n, "base": by_base[k][0], "champion": v, "gain": v - by_base[k][0]}
+                            for k, (v, n) in by_champion.items()}
+    return out
 
 
 def score_objectives(task, result: RunResult) -> dict[str, dict[str, float]] | None:
@@ -355,11 +361,14 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, li
     if test is not None:
         final.update({f"test_{conf['validation']['metric']}": test["champion"], "test_base": test["base"],
                       "test_gain": test["gain"]})
+        final.update({f"test_gain/{k}": v["gain"] for k, v in test.get("by_source", {}).items()})
     # a summary is logged at step 0: MLflow's UI draws a metric whose last step is 0 as a bar (its value, and
     # across runs a comparison), one with a later step as a line, which for a single value is one dot
     tracker.log_metrics(final, step=0)
     tracker.set_tags({"evolora.champion_id": result.champion_id, "evolora.champion_gen": result.champion_gen})
     logbook = list(result.logbook)
+    if test is not None and test.get("by_source"):
+        tracker.log_table([{"source": k, **v} for k, v in test["by_source"].items()], "test_by_source.json")
     tracker.log_dict(conf, "study.yaml")
     tracker.log_dict(logbook, "logbook.json")
     tracker.log_dict(task.layout.to_json(), "layout.json")

@@ -15,7 +15,7 @@ from orchestrator.cli import main
 
 HELPER = Path(__file__).resolve().parent / "helpers" / "score_adapter.py"
 KEYS = {"row", "test_base", "test_final", "test_gain_points", "seconds_to", "seconds", "budget_s", "curve",
-        "threads", "adapter", "share_of_gradient"}
+        "threads", "adapter", "share_of_gradient", "test_by_source"}
 
 
 @pytest.mark.slow
@@ -45,6 +45,9 @@ def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, mini
                               text=True, env={**os.environ, "PYTHONPATH": ""}, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert abs(float(proc.stdout.strip().splitlines()[-1]) - r["test_final"]) < 1e-5, r["row"]
+        # the tiny test split is one source (its first 40 pairs): that source's gain is the row's gain
+        assert list(r["test_by_source"]) == ["MSRvid"] and r["test_by_source"]["MSRvid"]["pairs"] == 40
+        assert abs(r["test_by_source"]["MSRvid"]["gain_points"] - r["test_gain_points"]) < 1e-3, r["row"]
     assert rows[0]["steps"] > 0 and all(r["evaluations"] > 0 for r in rows[1:])
 
 
@@ -80,3 +83,24 @@ def test_quality_bad_arguments_exit_2(tmp_path):
     assert main(["bench", "--quality", "--rows", "gradient,magic"]) == 2
     assert main(["bench", "--quality", "--minutes", "0"]) == 2
     assert main(["bench", "--quality", "--best-study", str(tmp_path / "none.yaml")]) == 2
+
+
+def test_the_table_shows_each_rows_gain_by_source_when_the_test_split_has_several():
+    from benchmarks.quality import format_quality
+
+    def row(name, gain, by):
+        return {"row": name, "test_base": 0.8, "test_final": 0.8 + gain / 100, "test_gain_points": gain,
+                "share_of_gradient": None, "seconds_to": {f"+{t}": None for t in THRESHOLDS}, "steps": 1,
+                "budget_s": 60.0, "threads": 2, "test_by_source": by}
+
+    text = format_quality([row("gradient", 2.4, {"MSRpar": {"pairs": 250, "gain_points": 11.68},
+                                                 "answers-forums": {"pairs": 375, "gain_points": 1.17}}),
+                           row("best", 1.35, {"MSRpar": {"pairs": 250, "gain_points": 5.52},
+                                              "answers-forums": {"pairs": 375, "gain_points": -0.22}})])
+    lines = text.splitlines()
+    i = next(n for n, ln in enumerate(lines) if ln.startswith("gain pts by source"))
+    assert lines[i].split()[-2:] == ["MSRpar", "answers-forums"]
+    assert lines[i + 1].split()[-2:] == ["250", "375"]
+    assert lines[i + 3].split() == ["gradient", "+11.68", "+1.17"] and lines[i + 4].split() == ["best", "+5.52", "-0.22"]
+    # one source only (the tiny split): no by-source table
+    assert "by source" not in format_quality([row("best", 1.0, {"MSRvid": {"pairs": 40, "gain_points": 1.0}})])

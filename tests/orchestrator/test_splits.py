@@ -173,3 +173,53 @@ def test_sweep_objective_and_pruning_use_validation_only(tmp_path, encoded):
     # test sentences were tokenised only after each trial's evolution (once per completed trial)
     assert sum(1 for _, s in log if s == test_pairs) == len(done)
     assert all(not (s & test_pairs) or s == test_pairs for _, s in log)
+
+
+def test_the_test_split_is_also_scored_per_source_and_each_matches_stock_peft(tmp_path, minilm_dir, capsys):
+    """STS-B names each pair's source; the test metric per source (where a gain comes from, and what it costs)
+    is logged and printed, and each value is what stock peft scores on that source's pairs alone."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    train = load_sts(STSB / "sts-train.csv", "t")
+    seen = set(train.s1) | set(train.s2)
+    rows = [ln for ln in (STSB / "sts-dev.csv").read_text(encoding="utf-8").splitlines()
+            if ln.split("\t")[5] not in seen and ln.split("\t")[6] not in seen]
+    picked = {src: [ln for ln in rows if ln.split("\t")[1] == src][:20] for src in ("headlines", "answers-forums")}
+    lines = picked["headlines"] + picked["answers-forums"]
+    test_path = tmp_path / "test.csv"
+    test_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    study = tiny_study(tmp_path, data__val_fraction=0.02, data__dev_path=None, data__test_path=str(test_path),
+                       evolution__strategy="openai-es", evolution__generations=3, lora__layers=[4, 5])
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    out = run_trial(parse_study(study), tracking_uri=uri, progress=False)
+    by = out.test["by_source"]
+    assert list(by) == ["answers-forums", "headlines"] and all(v["pairs"] == 20 for v in by.values())
+    for v in by.values():
+        assert v["gain"] == v["champion"] - v["base"]
+    client = MlflowClient(uri)
+    m = client.get_run(out.run_id).data.metrics
+    assert {k: m[f"test_gain/{k}"] for k in by} == {k: v["gain"] for k, v in by.items()}
+    table = json.loads(Path(client.download_artifacts(out.run_id, "test_by_source.json", str(tmp_path / "t"))).read_text())
+    assert [r[0] for r in table["data"]] == list(by)
+    # each source's value is stock peft's Spearman on that source's pairs, for an adapter far from the base
+    from fitness import build_task
+    from orchestrator.runner import task_spec
+
+    task = build_task(task_spec(parse_study(study)))
+    genome = task.seed_genome() + np.random.default_rng(0).normal(0, 0.05, task.layout.size).astype(np.float32)
+    by = {k: {"champion": v} for k, (v, _) in task.test_by_source(genome).items()}
+    base = task.test_by_source(task.seed_genome())
+    assert all(abs(by[k]["champion"] - base[k][0]) > 1e-3 for k in by)
+    adapter = tmp_path / "adapter"
+    task.save_adapter(genome, adapter)
+    helper = Path(__file__).resolve().parents[1] / "helpers" / "score_adapter.py"
+    for src, v in by.items():
+        idx = np.array([i for i, ln in enumerate(lines) if ln.split("\t")[1] == src])
+        np.save(tmp_path / f"{src}.npy", idx)
+        proc = subprocess.run([sys.executable, str(helper), str(minilm_dir), str(adapter), str(test_path),
+                               str(tmp_path / f"{src}.npy")], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONPATH": ""}, cwd=tmp_path)
+        assert abs(float(proc.stdout.strip().splitlines()[-1]) - v["champion"]) < 1e-5, src
