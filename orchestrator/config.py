@@ -281,8 +281,8 @@ class SweepConfig(_Strict):
         "(configurations compared across seeds); study: every trial runs with the study's seed (common random "
         "numbers: configurations compared on the same draws, so a short sweep ranks them, not their seeds)")
     baseline: bool = Field(False, description="the first trial runs the file's own values of the searched paths "
-                           "(each must lie in its entry's range or choices), so the sweep measures them beside "
-                           "what it samples and its best is never a worse configuration than the file's")
+                           "(each must lie in its entry's range or choices), so the sweep measures the configuration "
+                           "it starts from beside what it samples, on the same terms")
 
 
 def _check_term(name_field: str, params_field: str, name: str, params: dict, task: str) -> None:

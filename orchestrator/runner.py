@@ -50,7 +50,7 @@ class RunOutcome:
         return tags
 
 
-def score_test(task, result: RunResult) -> dict[str, float] | None:
+def score_test(task, result: RunResult) -> dict[str, Any] | None:
     """The champion and the base model on the test split, once, after the evolution ended: for the record
     only (logged and printed; nothing reads it to choose)."""
     if not task.has_test:
