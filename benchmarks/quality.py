@@ -310,7 +310,7 @@ def by_source(cfg, adapter: Path) -> dict:
     genome = task.seed_genome().copy()
     for s in task.layout:
         genome[s.offset : s.offset + s.size] = weights[s.key].reshape(-1)
-    base, final = task.test_by_source(task.seed_genome()), task.test_by_source(genome)
+    base, final = task.test_scores(task.seed_genome())[1], task.test_scores(genome)[1]
     return {k: {"pairs": n, "gain_points": 100 * (final[k][0] - v)} for k, (v, n) in base.items()}
 
 

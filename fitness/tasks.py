@@ -243,30 +243,23 @@ class Task:
     def test(self, genome: np.ndarray) -> float:
         """The validation metric on the test split (``data.test_path``). For reporting only: the runner
         calls it once the evolution has ended, and nothing it returns ever chooses anything."""
+        return self.test_scores(genome)[0]
+
+    def test_scores(self, genome: np.ndarray) -> tuple[float, dict[str, tuple[float, int]]]:
+        """The validation metric on the test split, and on each of its sources (STS-B: MSRpar, headlines,
+        images, …) as {source: (value, pairs)} — empty when the test data names no sources — from one pass
+        over the split. For reporting only, like :meth:`test`: where a gain comes from, and what it costs."""
         if self._test_items is None:
             raise RuntimeError("this task has no test split (data.test_path)")
         if self._test is None:
             self._test = self._encode(self._test_items)
         self.write(genome)
-        return float(self.val_term(self._outputs(self._test)))
-
-    def test_by_source(self, genome: np.ndarray) -> dict[str, tuple[float, int]]:
-        """The validation metric on each source of the test split (STS-B: MSRpar, headlines, images, …) →
-        {source: (value, pairs)}; empty when the test data names no sources. For reporting only, like
-        :meth:`test`: where a gain comes from, and which kind of data it costs."""
-        items = self._test_items
-        if items is None or not getattr(items, "source", ()):
-            return {}
-        if self._test is None:
-            self._test = self._encode(items)
-        self.write(genome)
         out = self._outputs(self._test)
-        src = np.asarray(items.source)
-        by = {}
-        for name in sorted(set(items.source)):
-            m = src == name
-            by[name] = (float(self.val_term(PairOutputs(out.cos[m], out.gold[m]))), int(m.sum()))
-        return by
+        return float(self.val_term(out)), self._by_source(self._test_items, out)
+
+    def _by_source(self, items, outputs) -> dict[str, tuple[float, int]]:
+        """The validation metric on each source of ``items`` (none for data without sources)."""
+        return {}
 
     def split_records(self) -> dict[str, list[dict]]:
         """The examples of each split as plain records (for dataset logging): train, validation[, test]."""
@@ -299,6 +292,11 @@ class PairTask(Task):
 
     def _outputs(self, data: EncodedPairs):
         return self.evaluator.pair_outputs(data)
+
+    def _by_source(self, items: Pairs, outputs) -> dict[str, tuple[float, int]]:
+        src = np.asarray(items.source)
+        return {name: (float(self.val_term(PairOutputs(outputs.cos[src == name], outputs.gold[src == name]))),
+                       int((src == name).sum())) for name in sorted(set(items.source))}
 
     def _outputs_population(self, data: EncodedPairs, genomes):
         emb = self.evaluator.embed_population(data, self._deltas, self._stack(genomes))  # (P, sentences, hidden)

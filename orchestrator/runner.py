@@ -55,11 +55,9 @@ def score_test(task, result: RunResult) -> dict[str, Any] | None:
     only (logged and printed; nothing reads it to choose)."""
     if not task.has_test:
         return None
-    champion, base = task.test(result.champion), task.test(task.seed_genome())
+    (champion, by_champion), (base, by_base) = task.test_scores(result.champion), task.test_scores(task.seed_genome())
     out = {"champion": champion, "base": base, "gain": champion - base}
-    by_champion = task.test_by_source(result.champion)
     if by_champion:  # STS-B: the same metric on each source of the test split (where the gain comes from)
-        by_base = task.test_by_source(task.seed_genome())
         out["by_source"] = {k: {"pairs": n, "base": by_base[k][0], "champion": v, "gain": v - by_base[k][0]}
                             for k, (v, n) in by_champion.items()}
     return out

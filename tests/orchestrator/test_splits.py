@@ -1,7 +1,11 @@
 """Three splits, three jobs: fitness batches from train, every choice from validation, the test split scored
 once at the end and never read by anything that chooses. Proven on the real MiniLM with instrumentation."""
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -178,11 +182,6 @@ def test_sweep_objective_and_pruning_use_validation_only(tmp_path, encoded):
 def test_the_test_split_is_also_scored_per_source_and_each_matches_stock_peft(tmp_path, minilm_dir, capsys):
     """STS-B names each pair's source; the test metric per source (where a gain comes from, and what it costs)
     is logged and printed, and each value is what stock peft scores on that source's pairs alone."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
     train = load_sts(STSB / "sts-train.csv", "t")
     seen = set(train.s1) | set(train.s2)
     rows = [ln for ln in (STSB / "sts-dev.csv").read_text(encoding="utf-8").splitlines()
@@ -210,8 +209,8 @@ def test_the_test_split_is_also_scored_per_source_and_each_matches_stock_peft(tm
 
     task = build_task(task_spec(parse_study(study)))
     genome = task.seed_genome() + np.random.default_rng(0).normal(0, 0.05, task.layout.size).astype(np.float32)
-    by = {k: {"champion": v} for k, (v, _) in task.test_by_source(genome).items()}
-    base = task.test_by_source(task.seed_genome())
+    by = {k: {"champion": v} for k, (v, _) in task.test_scores(genome)[1].items()}
+    base = task.test_scores(task.seed_genome())[1]
     assert all(abs(by[k]["champion"] - base[k][0]) > 1e-3 for k in by)
     adapter = tmp_path / "adapter"
     task.save_adapter(genome, adapter)
