@@ -294,9 +294,11 @@ class PairTask(Task):
         return self.evaluator.pair_outputs(data)
 
     def _by_source(self, items: Pairs, outputs) -> dict[str, tuple[float, int]]:
-        src = np.asarray(items.source)
-        return {name: (float(self.val_term(PairOutputs(outputs.cos[src == name], outputs.gold[src == name]))),
-                       int((src == name).sum())) for name in sorted(set(items.source))}
+        src, by = np.asarray(items.source), {}
+        for name in sorted(set(items.source)):
+            m = src == name  # one mask per source
+            by[name] = (float(self.val_term(PairOutputs(outputs.cos[m], outputs.gold[m]))), int(m.sum()))
+        return by
 
     def _outputs_population(self, data: EncodedPairs, genomes):
         emb = self.evaluator.embed_population(data, self._deltas, self._stack(genomes))  # (P, sentences, hidden)
