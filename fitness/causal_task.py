@@ -61,6 +61,10 @@ class CausalTask(Task):
     def _encode(self, items) -> EncodedTexts:
         return self.evaluator.encode(list(items))
 
+    def _eva_batches(self, items):
+        for b in self.evaluator.encode(list(items)).batches:
+            yield {"input_ids": b.input_ids, "attention_mask": b.attention_mask}, b.attention_mask
+
     def _outputs(self, data: EncodedTexts) -> CausalOutputs:
         return CausalOutputs(self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp)
 

@@ -9,6 +9,10 @@
   lever. It is still a LoRA: ``expand`` writes A and B, and the adapter exports as a stock PEFT directory.
   R = 0 is exactly the base model.
 
+``lora.init: eva`` (:func:`eva_seed`) starts a full genome with each LoRA A spanning the top principal
+directions of its module's inputs on train examples instead of peft's random kaiming draw (B stays 0, so the
+start is still exactly the base model).
+
 The SVD is computed once per task in float64 on the CPU, with each singular pair's sign fixed (the largest
 entry of each left singular vector is positive), so the same weights give the same factors on every host and
 device, and a checkpoint resumed elsewhere means the same adapter.
@@ -19,13 +23,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from typing import Iterable
+
 from evolution.genome import GenomeLayout
 
 from .lora import FlatLoRA
 
-__all__ = ["GENOMES", "GenomeMap", "FullGenome", "XSGenome", "make_genome_map"]
+__all__ = ["GENOMES", "INITS", "GenomeMap", "FullGenome", "XSGenome", "make_genome_map", "eva_seed"]
 
 GENOMES = ("full", "xs")
+INITS = ("kaiming", "eva")  # lora.init: how a full genome's LoRA A starts
 
 
 class GenomeMap:
@@ -103,3 +110,54 @@ def make_genome_map(kind: str, flat: FlatLoRA) -> GenomeMap:
     if kind == "full":
         return FullGenome(flat)
     raise ValueError(f"genome must be one of {', '.join(GENOMES)}, got {kind!r}")
+
+
+@torch.inference_mode()
+def eva_seed(flat: FlatLoRA, seed: np.ndarray, batches: Iterable[tuple[dict, torch.Tensor]]) -> np.ndarray:
+    """``seed`` (a full genome, B = 0) with every LoRA A replaced by the top-r principal directions of the
+    inputs its module sees on ``batches`` — data-driven A in the spirit of EVA (Paischer et al. 2024,
+    "explained variance adaptation"). ``batches`` yields (model keyword arguments, token mask); the frozen
+    base model runs on each, and the uncentred second moment C = E[x xᵀ] of each adapted module's input
+    tokens (mask 1) is accumulated in float64. A's rows are C's top-r eigenvectors (sign: largest |entry|
+    positive), scaled so that E|A x|² equals what peft's kaiming-uniform A gives in expectation,
+    r · tr(C) / (3 · in): σ and the learning rate keep their meaning, and the perturbations of B now move
+    the outputs along the directions the inputs actually occupy (a random A spends most of its rows on
+    directions that carry ~1 % of the input variance each). B = 0 is untouched, so the result is still
+    exactly the base model. Deterministic: same weights, examples and thread count → the same bits."""
+    modules = dict(flat.model.named_modules())
+    a_slices = [s for s in flat.layout if s.kind == "A"]
+    moments: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    mask_now: list[torch.Tensor] = []
+    hooks = []
+    for s in a_slices:
+        base = modules[s.key[: -len(".lora_A.weight")]].base_layer
+
+        def grab(module, args, key=s.key):
+            x = args[0].detach()
+            x = x.reshape(-1, x.shape[-1])[mask_now[0]].to("cpu", torch.float64)
+            moments[key] = moments[key] + x.T @ x if key in moments else x.T @ x
+            counts[key] = counts.get(key, 0) + x.shape[0]
+
+        hooks.append(base.register_forward_pre_hook(grab))
+    try:
+        with flat.base_only():
+            for kwargs, mask in batches:
+                mask_now[:] = [mask.reshape(-1).bool()]
+                flat.model(**kwargs)
+    finally:
+        for h in hooks:
+            h.remove()
+    out = np.array(seed, dtype=np.float32, copy=True)
+    for s in a_slices:
+        if not counts.get(s.key):
+            raise ValueError(f"lora.init: eva saw no input tokens for {s.key}")
+        c = (moments[s.key] / counts[s.key]).numpy()
+        rank, width = s.shape
+        vals, vecs = np.linalg.eigh(c)  # ascending
+        top = vecs[:, ::-1][:, :rank].T.copy()  # (r, in)
+        top *= np.sign(top[np.arange(rank), np.abs(top).argmax(axis=1)])[:, None]
+        captured = float(vals[::-1][:rank].sum())
+        scale = np.sqrt(rank * float(np.trace(c)) / (3.0 * width) / captured) if captured > 0 else 0.0
+        out[s.offset : s.offset + s.size] = (top * scale).astype(np.float32).ravel()
+    return out

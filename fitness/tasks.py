@@ -14,7 +14,7 @@ from evolution.genome import GenomeLayout
 
 from .batched import PopulationDeltas
 from .encoder import EncodedPairs, EncoderEvaluator
-from .genomes import make_genome_map
+from .genomes import INITS, eva_seed, make_genome_map
 from .lora import FlatLoRA, attach_lora
 from .models import HUB_IDS, load_base, pick_device
 from .pairs import PairOutputs, Pairs, load_sts
@@ -59,6 +59,8 @@ class TaskSpec:
     genomes_per_forward: int | None = None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
     merge: bool = True  # fold each genome into the frozen weights (W₀ + s·B·A) instead of peft's LoRA path
     genome: str = "full"  # full: every LoRA A and B | xs: r×r cores between frozen SVD factors (fitness.genomes)
+    init: str = "kaiming"  # LoRA A of a full genome: kaiming (peft's draw) | eva (inputs' principal directions)
+    init_examples: int = 256  # eva: train examples whose inputs define the directions
     objectives: tuple = ()  # (name, params): terms scored on validation for a Pareto sweep's champion
 
 
@@ -87,6 +89,7 @@ def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") 
 
 
 _VAL_STREAM = 0x7A1  # the validation split's own random stream under the data seed
+_EVA_STREAM = 0xE7A  # the lora.init: eva examples' own random stream under the data seed
 
 
 def split_validation(items, fraction: float, seed: int, field: str = "data.val_fraction"):
@@ -132,6 +135,12 @@ class Task:
         self.val_term = make_terms([(spec.validation, 1.0)], self.kind, "validation.metric")[0][2]
         self.objective_terms = make_terms([(n, 1.0, p) for n, p in spec.objectives], self.kind, "sweep.objectives")
         self.train = train
+        if spec.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {spec.init!r}")
+        if spec.init == "eva":
+            if spec.genome != "full":
+                raise ValueError("init='eva' sets LoRA A: it needs genome='full'")
+            self._seed_genome = eva_seed(flat, self._seed_genome, self._eva_batches(self._eva_items()))
         rng = np.random.Generator(np.random.PCG64(spec.data_seed))
         self._fixed = None
         if not spec.rotate:
@@ -145,6 +154,16 @@ class Task:
         self._deltas = PopulationDeltas(flat) if self.genomes_per_forward > 1 else None
 
     def _encode(self, items):
+        raise NotImplementedError
+
+    def _eva_items(self):
+        """The train examples (never validation or test) whose inputs set ``lora.init: eva``'s directions:
+        ``spec.init_examples`` of them, drawn by a generator seeded from (data seed, a fixed stream id)."""
+        rng = np.random.Generator(np.random.PCG64([self.spec.data_seed, _EVA_STREAM]))
+        return _take(self.train, _subset(len(self.train), self.spec.init_examples, rng))
+
+    def _eva_batches(self, items):
+        """(model keyword arguments, token mask) batches of ``items`` for :func:`fitness.genomes.eva_seed`."""
         raise NotImplementedError
 
     def _outputs(self, data):
@@ -292,6 +311,10 @@ class PairTask(Task):
 
     def _outputs(self, data: EncodedPairs):
         return self.evaluator.pair_outputs(data)
+
+    def _eva_batches(self, pairs: Pairs):
+        for b in self._encode(pairs).batches:
+            yield b.inputs, b.inputs["attention_mask"]
 
     def _by_source(self, items: Pairs, outputs) -> dict[str, tuple[float, int]]:
         src, by = np.asarray(items.source), {}

@@ -73,6 +73,12 @@ class LoraConfig(_Strict):
         "full", description="what evolves: full = every LoRA A and B matrix; xs = LoRA-XS, one r×r core per adapted "
         "matrix between its weight's frozen truncated SVD factors (A = V_rᵀ, B = U_r Σ_r R), (in+out)/r times fewer "
         "genes; exports as a stock LoRA either way")
+    init: Literal["kaiming", "eva"] = Field(
+        "kaiming", description="how each LoRA A starts (B starts at 0 either way, so generation 0 is the base "
+        "model): kaiming = peft's random draw; eva = the top-r principal directions of the module's inputs on "
+        "init_examples train examples (EVA), scaled to kaiming's output size: evolution then moves the outputs "
+        "along the directions the inputs occupy (README: Quality). Full genomes only")
+    init_examples: int = Field(256, ge=1, description="lora.init: eva — train examples whose inputs set the directions")
     blocks: dict[Literal["attention", "conv", "feed_forward"], BlockConfig] | None = Field(
         None, description="block-type targeting for hybrid causal models (replaces target_modules/layers)")
 
@@ -335,6 +341,9 @@ class StudyConfig(_Strict):
         if self.model.trunk_memo is True and self.model.kind != "encoder":
             raise ConfigError("model.trunk_memo", "the trunk memo is for encoder pair tasks", True)
         if self.lora.genome == "xs":
+            if self.lora.init == "eva":
+                raise ConfigError("lora.init", "eva sets LoRA A; with lora.genome: xs A is fixed at each weight's "
+                                  "SVD (use kaiming, which xs ignores)", "eva")
             if self.evolution.strategy == "openai-es" and self.evolution.es.perturb == "B":
                 raise ConfigError("evolution.es.perturb", "B selects LoRA B factors; with lora.genome: xs every gene "
                                   "is a core (use all)", "B")

@@ -1,6 +1,7 @@
 """Causal models on the tiny LFM2 (real architecture: conv and attention blocks): block-type targeting,
 every causal fitness plug-in against a direct stock-peft computation, and the cached trunk."""
 
+import dataclasses
 import json
 import re
 
@@ -216,3 +217,25 @@ def test_prompt_words_split_sts_sentences_into_prompt_and_target(tiny):
     assert (ex.prompt, ex.target) == ("A man is", " playing a large flute.")
     assert all(len(e.prompt.split()) == 3 and e.target.startswith(" ") for e in task.train)
     assert 0.0 <= task.evaluate([task.seed_genome()], 0)[0][0] <= 1.0
+
+
+def test_eva_init_on_the_hybrid_model_keeps_the_base_and_spans_orthogonal_input_directions(tiny, data):
+    """``lora.init: eva`` on LFM2 (attention, conv and feed-forward modules): every A is r orthogonal rows
+    (principal directions of that module's input tokens on the train texts), B stays 0 so generation 0 is
+    the base model, and two builds agree to the bit."""
+    spec = _spec(tiny, data, init="eva", terms=(("likelihood", 1.0),))
+    task = build_task(spec)
+    seed = task.seed_genome()
+    kaiming = build_task(dataclasses.replace(spec, init="kaiming")).seed_genome()
+    for s in task.flat.layout:
+        v = s.view(seed).astype(np.float64)
+        if s.kind == "B":
+            assert not v.any()
+            continue
+        gram = v @ v.T
+        np.testing.assert_allclose(gram, np.diag(np.diag(gram)), atol=1e-6 * gram.max())  # orthogonal rows
+        assert not np.allclose(v, s.view(kaiming))
+    with task.flat.base_only():
+        base = float(task.val_term(task._outputs(task.dev)))
+    assert task.validate(seed) == base
+    assert build_task(spec).seed_genome().tobytes() == seed.tobytes()

@@ -12,7 +12,7 @@ from scipy.stats import spearmanr
 from transformers import AutoModel, AutoTokenizer
 
 from fitness import TaskSpec, build_task, mean_pool
-from fitness.genomes import XSGenome, svd_factors
+from fitness.genomes import XSGenome, eva_seed, svd_factors
 
 from ..conftest import STSB
 
@@ -105,3 +105,47 @@ def test_two_builds_give_the_same_factors_bit_for_bit(task):
     again = build_task(_spec())
     g = _cores(task, seed=2)
     assert np.array_equal(task.genome.expand(g), again.genome.expand(g))
+
+
+def test_eva_a_spans_the_inputs_top_principal_directions_at_kaiming_output_size(minilm_dir):
+    """``lora.init: eva``: each A's rows are the top-r eigenvectors of the uncentred second moment of its
+    module's input tokens on the chosen train examples (computed here independently from the plain HF
+    model's hidden states), scaled so E|A x|² = r·tr(C)/(3·in) as for peft's kaiming A; B stays 0, so the
+    seed is exactly the base model; the same build gives the same bits."""
+    spec = _spec(genome="full", init="eva", init_examples=40, target_modules=("query", "value"))
+    task = build_task(spec)
+    kaiming = build_task(dataclasses.replace(spec, init="kaiming"))
+    seed = task.seed_genome()
+    items = task._eva_items()
+    assert len(items) == 40 and set(zip(items.s1, items.s2)) <= set(zip(task.train.s1, task.train.s2))
+    sentences = list(dict.fromkeys(items.s1 + items.s2))
+    tok, model = AutoTokenizer.from_pretrained(minilm_dir), AutoModel.from_pretrained(minilm_dir).eval()
+    with torch.no_grad():
+        enc = tok(sentences, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        hidden = model(**enc, output_hidden_states=True).hidden_states
+    mask = enc["attention_mask"].bool()
+    for s in task.flat.layout:
+        if s.kind == "B":
+            assert not seed[s.offset : s.offset + s.size].any()
+            continue
+        layer = int(s.key.split(".layer.")[1].split(".")[0])
+        x = hidden[layer][mask].double().numpy()  # the tokens entering this layer's query / value
+        c = x.T @ x / len(x)
+        vals, vecs = np.linalg.eigh(c)
+        a = s.view(seed).astype(np.float64)
+        rows = a / np.linalg.norm(a, axis=1, keepdims=True)
+        np.testing.assert_allclose(np.abs(rows @ vecs[:, ::-1][:, :2]), np.eye(2), atol=2e-3)  # top-2, in order
+        assert (rows[range(2), np.abs(rows).argmax(axis=1)] > 0).all()  # the sign convention
+        np.testing.assert_allclose(np.mean(np.sum((x @ a.T) ** 2, axis=1)), 2 * np.trace(c) / (3 * 384), rtol=2e-3)
+        k = s.view(kaiming.seed_genome()).astype(np.float64)  # peft's draw: the same output size, ±sampling
+        assert 0.5 < np.mean(np.sum((x @ k.T) ** 2, axis=1)) / np.mean(np.sum((x @ a.T) ** 2, axis=1)) < 2
+    with task.flat.base_only():
+        base = float(task.val_term(task._outputs(task.dev)))
+    assert task.validate(seed) == base  # B = 0: generation 0 is the base model, whatever A is
+    assert build_task(spec).seed_genome().tobytes() == seed.tobytes()
+
+
+def test_eva_seed_raises_when_no_token_reaches_a_module():
+    task = build_task(_spec(genome="full", target_modules=("query",)))
+    with pytest.raises(ValueError, match="eva saw no input tokens"):
+        eva_seed(task.flat, task.seed_genome(), [])

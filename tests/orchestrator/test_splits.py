@@ -149,6 +149,29 @@ def test_per_pair_fitness_batches_come_from_train_only_one_per_pair(tmp_path, en
     assert [r["fit_best"] for r in again.result.logbook] == [r["fit_best"] for r in out.result.logbook]
 
 
+def test_eva_directions_come_from_train_only(tmp_path, encoded):
+    """``lora.init: eva`` reads the inputs of ``init_examples`` train pairs, before the first generation, and
+    nothing of validation or test; the run repeats bit for bit."""
+    log, phase = encoded
+    test_path, test_pairs = _test_file(tmp_path)
+    study = tiny_study(tmp_path, data__val_fraction=0.02, data__dev_path=None, data__test_path=str(test_path),
+                       data__rotate=True, lora__init="eva", lora__init_examples=50, evolution__generations=2,
+                       evolution__population=5, evolution__strategy="openai-es",
+                       evolution__es={"sigma": 0.05, "learning_rate": 0.05, "perturb": "B"})
+    out = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False,
+                    observers=[phase])
+    during = [s for ended, s in log if not ended]
+    train = load_sts(STSB / "sts-train.csv", "t")
+    tr, val = split_validation(train, 0.02, 0)
+    train_pairs, val_pairs = set(zip(tr.s1, tr.s2)), set(zip(val.s1, val.s2))
+    assert len(during[0]) == 50 and during[0] <= train_pairs  # the eva examples come first, from train
+    assert all(s <= train_pairs or s <= val_pairs for s in during)
+    assert not {x for s in during for p in s for x in p} & {x for p in test_pairs for x in p}
+    assert sum(s <= train_pairs for s in during) == 1 + 2  # eva's examples, one fitness batch per generation
+    again = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm2.db'}", progress=False)
+    assert again.result.champion.tobytes() == out.result.champion.tobytes()
+
+
 def test_sweep_objective_and_pruning_use_validation_only(tmp_path, encoded):
     log, _ = encoded
     test_path, test_pairs = _test_file(tmp_path)
