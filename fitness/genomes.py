@@ -20,10 +20,10 @@ device, and a checkpoint resumed elsewhere means the same adapter.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 import torch
-
-from typing import Iterable
 
 from evolution.genome import GenomeLayout
 
@@ -122,7 +122,7 @@ def eva_seed(flat: FlatLoRA, seed: np.ndarray, batches: Iterable[tuple[dict, tor
     positive), scaled so that E|A x|² equals what peft's kaiming-uniform A gives in expectation,
     r · tr(C) / (3 · in): σ and the learning rate keep their meaning, and the perturbations of B now move
     the outputs along the directions the inputs actually occupy (a random A spends most of its rows on
-    directions that carry ~1 % of the input variance each). B = 0 is untouched, so the result is still
+    directions that carry about 1 / in of the input variance each). B = 0 is untouched, so the result is still
     exactly the base model. Deterministic: same weights, examples and thread count → the same bits."""
     modules = dict(flat.model.named_modules())
     a_slices = [s for s in flat.layout if s.kind == "A"]
