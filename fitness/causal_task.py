@@ -62,7 +62,7 @@ class CausalTask(Task):
         return self.evaluator.encode(list(items))
 
     def _eva_batches(self, items):
-        for b in self.evaluator.encode(list(items)).batches:
+        for b in self._encode(items).batches:
             yield {"input_ids": b.input_ids, "attention_mask": b.attention_mask}, b.attention_mask
 
     def _outputs(self, data: EncodedTexts) -> CausalOutputs:
