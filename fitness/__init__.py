@@ -8,7 +8,7 @@ first use of its name (``from fitness import build_task`` loads it then).
 from importlib import import_module
 
 from . import causal_terms, pairs  # noqa: F401  (register the built-in fitness terms; neither imports torch)
-from .pairs import PACKAGED_STSB, PairOutputs, Pairs, load_sts
+from .pairs import PACKAGED_STSB, PairOutputs, Pairs, hold_out_sources, load_sts
 from .registry import FITNESS_TERMS, FitnessTerm, Registry, register_fitness
 
 _LAZY = {
@@ -21,7 +21,7 @@ _LAZY = {
     "PairTask": "tasks", "Task": "tasks", "TaskSpec": "tasks", "build_task": "tasks", "make_terms": "tasks",
 }
 
-__all__ = [*_LAZY, "PACKAGED_STSB", "PairOutputs", "Pairs", "load_sts",
+__all__ = [*_LAZY, "PACKAGED_STSB", "PairOutputs", "Pairs", "hold_out_sources", "load_sts",
            "FITNESS_TERMS", "FitnessTerm", "Registry", "register_fitness"]
 
 

@@ -12,7 +12,7 @@ from evolution.errors import ConfigError
 
 from .registry import FitnessTerm, register_fitness
 
-__all__ = ["Pairs", "PairOutputs", "load_sts", "PACKAGED_STSB"]
+__all__ = ["Pairs", "PairOutputs", "load_sts", "hold_out_sources", "PACKAGED_STSB"]
 
 PACKAGED_STSB = Path(__file__).parent / "data" / "stsbenchmark"
 
@@ -32,6 +32,12 @@ class Pairs:
     def take(self, idx: np.ndarray) -> "Pairs":
         return Pairs(tuple(self.s1[i] for i in idx), tuple(self.s2[i] for i in idx), self.gold[idx],
                      tuple(self.source[i] for i in idx) if self.source else ())
+
+    def __add__(self, other: "Pairs") -> "Pairs":
+        """Both sets of pairs, ``self``'s first (the source column is kept only when both have one)."""
+        both = self.source and other.source
+        return Pairs(self.s1 + other.s1, self.s2 + other.s2, np.concatenate([self.gold, other.gold]),
+                     self.source + other.source if both else ())
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,27 @@ def load_sts(path: str | Path, field: str) -> Pairs:
     if not gold:
         raise ConfigError(field, "data file is empty", str(path))
     return Pairs(tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64), tuple(source))
+
+
+def hold_out_sources(pairs: Pairs, sources, field: str = "data.val_sources") -> tuple[Pairs, Pairs]:
+    """(rest, held out): every pair whose source is one of ``sources`` is held out, and with it every pair
+    identical in content to one of those (so no held-out pair is also a pair of the rest). Order is kept.
+    A source the data does not hold, data without a source column, or nothing left is a ConfigError naming
+    ``field``."""
+    wanted = list(dict.fromkeys(sources))
+    if not pairs.source:
+        raise ConfigError(field, "needs pairs with a source column (STS-B format, column 2)", wanted)
+    known = sorted(set(pairs.source))
+    unknown = [s for s in wanted if s not in known]
+    if unknown:
+        raise ConfigError(field, f"no such source in the train data (has: {', '.join(known)})", unknown)
+    keys = list(zip(pairs.s1, pairs.s2))
+    held_keys = {k for k, src in zip(keys, pairs.source) if src in wanted}
+    held = np.array([i for i, k in enumerate(keys) if k in held_keys], dtype=np.int64)
+    rest = np.array([i for i, k in enumerate(keys) if k not in held_keys], dtype=np.int64)
+    if rest.size == 0:
+        raise ConfigError(field, "holds out every train pair: nothing is left for fitness", wanted)
+    return pairs.take(rest), pairs.take(held)
 
 
 @register_fitness("stsb_spearman")

@@ -17,7 +17,7 @@ from .encoder import EncodedPairs, EncoderEvaluator
 from .genomes import INITS, eva_seed, make_genome_map
 from .lora import FlatLoRA, attach_lora
 from .models import HUB_IDS, load_base, pick_device
-from .pairs import PairOutputs, Pairs, load_sts
+from .pairs import PairOutputs, Pairs, hold_out_sources, load_sts
 from .registry import FITNESS_TERMS, FitnessTerm
 
 __all__ = ["TaskSpec", "PairTask", "build_task", "make_terms", "split_validation", "load_splits"]
@@ -37,6 +37,7 @@ class TaskSpec:
     train_path: str = ""
     dev_path: str = ""
     val_fraction: float | None = None  # validation drawn from train (disjoint by content) instead of dev_path
+    val_sources: tuple[str, ...] = ()  # with val_fraction: train pairs of these sources join validation whole
     test_path: str | None = None  # scored once at the end of a run; never chooses anything
     train_subset: int | None = 256
     dev_subset: int | None = None
@@ -354,8 +355,16 @@ def build_task(spec: TaskSpec):
 
 
 def load_splits(spec: TaskSpec, load, **genres):
-    """(train, validation) examples: validation from ``dev_path``, or drawn from train by ``val_fraction``."""
+    """(train, validation) examples: validation from ``dev_path``, or drawn from train by ``val_fraction``
+    (plus, with ``val_sources``, every train pair of those sources, held out before the draw)."""
     train = load(spec.train_path, "data.train_path", *genres.get("train", ()))
     if spec.val_fraction is not None:
-        return split_validation(train, spec.val_fraction, spec.data_seed)
+        if not spec.val_sources:
+            return split_validation(train, spec.val_fraction, spec.data_seed)
+        if not isinstance(train, Pairs):
+            raise ConfigError("data.val_sources", "holds out sources of STS-B pairs: an encoder pair task",
+                              list(spec.val_sources))
+        rest, held = hold_out_sources(train, spec.val_sources)
+        train, val = split_validation(rest, spec.val_fraction, spec.data_seed)
+        return train, val + held
     return train, load(spec.dev_path, "data.dev_path", *genres.get("dev", ()))

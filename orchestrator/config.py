@@ -14,7 +14,7 @@ from evolution import GAParams
 from evolution.errors import ConfigError
 from evolution.es import ESParams
 from evolution.speciation import SpeciationParams
-from fitness import FITNESS_TERMS, PACKAGED_STSB
+from fitness import FITNESS_TERMS, PACKAGED_STSB, hold_out_sources, load_sts
 
 # One source of defaults: each section's fields that the evolution packages' parameter dataclasses also have
 # take their defaults from those dataclasses (the runner builds the dataclasses from these sections by name).
@@ -99,6 +99,10 @@ class DataConfig(_Strict):
     val_fraction: float | None = Field(None, gt=0, lt=1, description="draw this fraction of the distinct train "
                                        "examples (seeded by data.seed) as the validation split; they never reach a "
                                        "fitness batch. Excludes dev_path")
+    val_sources: list[str] | None = Field(None, min_length=1, description="with val_fraction, STS-B pairs: every "
+                                          "train pair of these sources (column 2, e.g. deft-forum) joins the "
+                                          "validation split and never reaches a fitness batch, so validation also "
+                                          "measures sources fitness never saw")
     test_path: str | None = Field(None, description="test data, scored once at the end of a run for the champion "
                                   "and the base model (test_<metric>, test_base, test_gain); never chooses anything")
     train_subset: int | None = Field(256, ge=1, description="pairs per fitness batch (default 256; null: all)")
@@ -120,6 +124,9 @@ class DataConfig(_Strict):
         if self.val_fraction is not None and self.dev_path is not None:
             raise ConfigError("data.val_fraction", "validation comes either from dev_path or from train by "
                               f"val_fraction, not both (dev_path is {self.dev_path}; set it to null)", self.val_fraction)
+        if self.val_sources is not None and self.val_fraction is None:
+            raise ConfigError("data.val_sources", "holds sources of train out as validation: it needs "
+                              "data.val_fraction (validation drawn from train)", self.val_sources)
         return self
 
 
@@ -354,6 +361,11 @@ class StudyConfig(_Strict):
             p = getattr(self.data, field)
             if p is not None and not Path(p).is_file():
                 raise ConfigError(f"data.{field}", "data file not found", p)
+        if self.data.val_sources is not None:
+            if self.model.kind != "encoder":
+                raise ConfigError("data.val_sources", "holds out sources of STS-B pairs: an encoder pair task "
+                                  f"(model.kind is {self.model.kind})", self.data.val_sources)
+            hold_out_sources(load_sts(self.data.train_path, "data.train_path"), self.data.val_sources)
         return self
 
 

@@ -79,6 +79,7 @@ def task_spec(cfg: StudyConfig) -> TaskSpec:
         rank=cfg.lora.rank, alpha=cfg.lora.alpha, target_modules=tuple(cfg.lora.target_modules),
         layers=tuple(cfg.lora.layers) if cfg.lora.layers is not None else None,
         train_path=cfg.data.train_path, dev_path=cfg.data.dev_path or str(PACKAGED_STSB / "sts-dev.csv"), val_fraction=cfg.data.val_fraction,
+        val_sources=tuple(cfg.data.val_sources or ()),
         test_path=cfg.data.test_path, test_genre=cfg.data.test_genre, prompt_words=cfg.data.prompt_words,
         train_subset=cfg.data.train_subset, dev_subset=cfg.data.dev_subset, rotate=cfg.data.rotate,
         data_seed=cfg.data.seed, batch_size=cfg.data.batch_size, max_length=cfg.data.max_length,

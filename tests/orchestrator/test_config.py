@@ -44,6 +44,15 @@ BAD = [
     ({"evolution__strategy": "openai-es", "evolution__es": {"batches": "per_pair", "shaping": "zscore"}}, [],
      "evolution.es.batches", "per_pair"),  # a fixed batch: nothing to draw per pair
     ({"evolution__es": {"batches": "each"}}, [], "evolution.es.batches", "each"),
+    ({"data__val_sources": ["deft-forum"]}, [], "data.val_sources", "deft-forum"),  # needs val_fraction
+    ({"data__dev_path": None, "data__val_fraction": 0.1, "data__val_sources": ["answers-forums"]}, [],
+     "data.val_sources", "answers-forums"),  # sts-train holds no such source
+    ({"data__dev_path": None, "data__val_fraction": 0.1,
+      "data__val_sources": ["MSRpar", "MSRvid", "deft-forum", "deft-news", "headlines", "images"]}, [],
+     "data.val_sources", "MSRpar"),  # nothing left for fitness
+    ({"model__kind": "causal", "model__base": "lfm2-tiny", "fitness__terms": [{"name": "likelihood"}],
+      "validation__metric": "likelihood", "data__dev_path": None, "data__val_fraction": 0.1,
+      "data__val_sources": ["deft-forum"]}, [], "data.val_sources", "deft-forum"),
     ({"model__trunk_memo": "often"}, [], "model.trunk_memo", "often"),
     ({"model__trunk_memo": True, "lora__layers": [0, 5]}, [], "model.trunk_memo", "True"),  # no trunk below layer 0
     ({"model__trunk_memo": True, "model__kind": "causal", "model__base": "lfm2-tiny",

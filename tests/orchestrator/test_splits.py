@@ -14,7 +14,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from evolution import Observer
-from fitness import EncoderEvaluator, load_sts
+from fitness import EncoderEvaluator, hold_out_sources, load_sts
 from fitness.tasks import split_validation
 from orchestrator.cli import main
 from orchestrator.studyfile import parse_study
@@ -114,6 +114,31 @@ def test_test_split_never_reaches_fitness_or_selection_and_is_scored_once(tmp_pa
     assert m["val_best"] == out.result.champion_val  # the answer was chosen on validation
     assert not train_pairs & val_pairs
     assert len(train_pairs) + len(val_pairs) == len(set(zip(train.s1, train.s2)))
+
+
+def test_held_out_sources_join_validation_whole_and_never_reach_fitness(tmp_path, encoded):
+    """``data.val_sources``: every train pair of those sources (and every pair identical to one) is validation,
+    beside the val_fraction draw from the other sources; no fitness batch holds any of them."""
+    log, phase = encoded
+    study = tiny_study(tmp_path, data__val_fraction=0.02, data__dev_path=None, data__dev_subset=None,
+                       data__val_sources=["deft-news"], data__rotate=True, data__train_subset=64,
+                       evolution__generations=6)
+    out = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False,
+                    observers=[phase])
+    train = load_sts(STSB / "sts-train.csv", "t")
+    news = {(a, b) for a, b, src in zip(train.s1, train.s2, train.source) if src == "deft-news"}
+    rest, held = hold_out_sources(train, ["deft-news"])
+    assert set(zip(held.s1, held.s2)) == news and set(held.source) == {"deft-news"}
+    assert not set(zip(rest.s1, rest.s2)) & news and len(rest) + len(held) == len(train)
+    tr, drawn = split_validation(rest, 0.02, 0)
+    train_pairs, val_pairs = set(zip(tr.s1, tr.s2)), set(zip(drawn.s1, drawn.s2)) | news
+    during = [s for ended, s in log if not ended]
+    assert [s for s in during if s & news] == [val_pairs]  # the held-out source: in validation, encoded once
+    batches = [s for s in during if s != val_pairs]
+    assert len(batches) == 6 and all(s <= train_pairs for s in batches)  # one fitness batch per generation
+    # the same study again: the same split and the same champion, bit for bit
+    again = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False)
+    assert again.result.champion_val == out.result.champion_val
 
 
 def test_per_pair_fitness_batches_come_from_train_only_one_per_pair(tmp_path, encoded, monkeypatch):
