@@ -116,6 +116,19 @@ def test_test_split_never_reaches_fitness_or_selection_and_is_scored_once(tmp_pa
     assert len(train_pairs) + len(val_pairs) == len(set(zip(train.s1, train.s2)))
 
 
+def test_hold_out_sources_takes_identical_pairs_of_other_sources_along():
+    from fitness import Pairs
+
+    pairs = Pairs(("a", "b", "a", "c"), ("x", "y", "x", "z"), np.array([1.0, 2.0, 3.0, 4.0]),
+                  ("news", "forum", "captions", "news"))
+    rest, held = hold_out_sources(pairs, ["news"])
+    assert list(zip(held.s1, held.s2)) == [("a", "x"), ("a", "x"), ("c", "z")]  # order kept, duplicate taken along
+    assert held.source == ("news", "captions", "news") and list(held.gold) == [1.0, 3.0, 4.0]
+    assert rest.s1 == ("b",) and rest.source == ("forum",)
+    both = rest + held
+    assert both.s1 == ("b", "a", "a", "c") and list(both.gold) == [2.0, 1.0, 3.0, 4.0]
+
+
 def test_held_out_sources_join_validation_whole_and_never_reach_fitness(tmp_path, encoded):
     """``data.val_sources``: every train pair of those sources (and every pair identical to one) is validation,
     beside the val_fraction draw from the other sources; no fitness batch holds any of them."""
