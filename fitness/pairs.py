@@ -78,8 +78,8 @@ def hold_out_sources(pairs: Pairs, sources, field: str = "data.val_sources") -> 
     A source the data does not hold, data without a source column, or nothing left is a ConfigError naming
     ``field``."""
     wanted = list(dict.fromkeys(sources))
-    if not pairs.source:
-        raise ConfigError(field, "needs pairs with a source column (STS-B format, column 2)", wanted)
+    if not isinstance(pairs, Pairs) or not pairs.source:
+        raise ConfigError(field, "needs sentence pairs with a source column (STS-B format, column 2)", wanted)
     known = sorted(set(pairs.source))
     unknown = [s for s in wanted if s not in known]
     if unknown:

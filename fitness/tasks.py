@@ -361,9 +361,6 @@ def load_splits(spec: TaskSpec, load, **genres):
     if spec.val_fraction is not None:
         if not spec.val_sources:
             return split_validation(train, spec.val_fraction, spec.data_seed)
-        if not isinstance(train, Pairs):
-            raise ConfigError("data.val_sources", "holds out sources of STS-B pairs: an encoder pair task",
-                              list(spec.val_sources))
         rest, held = hold_out_sources(train, spec.val_sources)
         train, val = split_validation(rest, spec.val_fraction, spec.data_seed)
         return train, val + held
