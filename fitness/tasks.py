@@ -277,6 +277,14 @@ class Task:
         out = self._outputs(self._test)
         return float(self.val_term(out)), self._by_source(self._test_items, out)
 
+    def validation_scores(self, genome: np.ndarray) -> tuple[float, dict[str, tuple[float, int]]]:
+        """The validation metric on the validation split and on each of its sources, as :meth:`test_scores`
+        does for the test split: where the champion's validation gain comes from (with ``data.val_sources``,
+        the held-out sources apart from the ones fitness saw). The whole-split value is :meth:`validate`'s."""
+        self.write(genome)
+        out = self._outputs(self.dev)
+        return float(self.val_term(out)), self._by_source(self.val_items, out)
+
     def _by_source(self, items, outputs) -> dict[str, tuple[float, int]]:
         """The validation metric on each source of ``items`` (none for data without sources)."""
         return {}

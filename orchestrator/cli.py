@@ -141,6 +141,9 @@ def _cmd_run(args) -> int:
     print(f"run_id: {outcome.run_id}")
     print(f"validation ({cfg.validation.metric}): base {r.base_val:.5f} -> champion {r.champion_val:.5f} "
           f"(gain {r.champion_val - r.base_val:+.5f}, champion from generation {r.champion_gen})")
+    if outcome.val_by_source:
+        print("validation gain by source: " + ", ".join(f"{k} {100 * v['gain']:+.2f} pts ({v['pairs']} pairs)"
+                                                         for k, v in outcome.val_by_source.items()))
     if outcome.test is not None:
         t = outcome.test
         print(f"test ({cfg.validation.metric}, scored once, chose nothing): base {t['base']:.5f} -> champion "

@@ -31,7 +31,7 @@ from .plots import close as close_figure
 from .progress import ProgressBar
 from .tracking import MlflowTracker, default_tracking_uri, library_versions, log_model
 
-__all__ = ["RunOutcome", "run_trial", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint", "score_test", "score_objectives"]
+__all__ = ["RunOutcome", "run_trial", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint", "score_test", "score_validation_by_source", "score_objectives"]
 
 
 @dataclass
@@ -41,6 +41,7 @@ class RunOutcome:
     test: dict[str, Any] | None = None  # {"champion", "base", "gain"[, "by_source"]} on data.test_path; None without one
     model_uri: str | None = None  # the champion as an MLflow model (models:/m-…), when tracked
     objectives: dict[str, dict[str, float]] | None = None  # sweep.objectives: {metric: {champion, base}}, validation
+    val_by_source: dict[str, dict[str, Any]] | None = None  # {source: {pairs, base, champion, gain}} on validation
 
     def version_tags(self) -> dict[str, float]:
         """The figures a registered model version carries: validation gain, and test when there is one."""
@@ -61,6 +62,19 @@ def score_test(task, result: RunResult) -> dict[str, Any] | None:
         out["by_source"] = {k: {"pairs": n, "base": by_base[k][0], "champion": v, "gain": v - by_base[k][0]}
                             for k, (v, n) in by_champion.items()}
     return out
+
+
+def score_validation_by_source(task, result: RunResult) -> dict[str, dict[str, Any]] | None:
+    """The champion and the base model on each source of the validation split (STS-B names one per pair),
+    once, after the evolution ended: {source: {pairs, base, champion, gain}}, or None for data without
+    sources. A breakdown of the figure that chose the champion, not a new choice."""
+    if not getattr(task.val_items, "source", ()):  # causal examples, pairs without a source column: nothing to split
+        return None
+    (_, by_champion), (_, by_base) = task.validation_scores(result.champion), task.validation_scores(task.seed_genome())
+    if not by_champion:
+        return None
+    return {k: {"pairs": n, "base": by_base[k][0], "champion": v, "gain": v - by_base[k][0]}
+            for k, (v, n) in by_champion.items()}
 
 
 def score_objectives(task, result: RunResult) -> dict[str, dict[str, float]] | None:
@@ -298,9 +312,10 @@ def run_trial(
     try:
         result = evo.run()
         test = score_test(task, result)
+        val_by_source = score_validation_by_source(task, result)
         objectives = score_objectives(task, result)
         if tracker:
-            model_uri = _log_outcome(tracker, task, conf, result, lineage_path, basins, test, curves)
+            model_uri = _log_outcome(tracker, task, conf, result, lineage_path, basins, test, curves, val_by_source)
             if objectives:  # summaries at step 0: MLflow's UI shows them as values (bars), not one-dot curves
                 tracker.log_metrics({f"objective_{k}": v["champion"] for k, v in objectives.items()}
                                     | {f"objective_{k}_base": v["base"] for k, v in objectives.items()}, step=0)
@@ -331,7 +346,7 @@ def run_trial(
         tracker.finish("FINISHED")
     if lineage_dir is not None:
         lineage_dir.cleanup()
-    return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri, objectives)
+    return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri, objectives, val_by_source)
 
 
 def default_run_name(cfg: StudyConfig) -> str:
@@ -352,7 +367,8 @@ def _run_note(cfg: StudyConfig) -> str:
 
 
 def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, lineage_path: Path,
-                 basins: BasinRecorder, test: dict | None, curves: CurvesImage) -> str:
+                 basins: BasinRecorder, test: dict | None, curves: CurvesImage,
+                 val_by_source: dict | None = None) -> str:
     """The run's record: summary metrics, config and logbook, pictures, lineage, the stock PEFT adapter and
     the champion as an MLflow model (pyfunc, loadable by name once registered). → the model's URI."""
     final = {"val_best": result.champion_val, "val_base_final": result.base_val,
@@ -362,6 +378,7 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, li
         final.update({f"test_{conf['validation']['metric']}": test["champion"], "test_base": test["base"],
                       "test_gain": test["gain"]})
         final.update({f"test_gain/{k}": v["gain"] for k, v in test.get("by_source", {}).items()})
+    final.update({f"val_gain/{k}": v["gain"] for k, v in (val_by_source or {}).items()})
     # a summary is logged at step 0: MLflow's UI draws a metric whose last step is 0 as a bar (its value, and
     # across runs a comparison), one with a later step as a line, which for a single value is one dot
     tracker.log_metrics(final, step=0)
@@ -369,6 +386,8 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, li
     logbook = list(result.logbook)
     if test is not None and test.get("by_source"):
         tracker.log_table([{"source": k, **v} for k, v in test["by_source"].items()], "test_by_source.json")
+    if val_by_source:
+        tracker.log_table([{"source": k, **v} for k, v in val_by_source.items()], "val_by_source.json")
     tracker.log_dict(conf, "study.yaml")
     tracker.log_dict(logbook, "logbook.json")
     tracker.log_dict(task.layout.to_json(), "layout.json")

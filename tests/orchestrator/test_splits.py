@@ -149,6 +149,13 @@ def test_held_out_sources_join_validation_whole_and_never_reach_fitness(tmp_path
     assert [s for s in during if s & news] == [val_pairs]  # the held-out source: in validation, encoded once
     batches = [s for s in during if s != val_pairs]
     assert len(batches) == 6 and all(s <= train_pairs for s in batches)  # one fitness batch per generation
+    # validation by source: the held-out source apart from the drawn ones, logged beside the whole-split gain
+    by = out.val_by_source
+    assert by["deft-news"]["pairs"] == len(held) and sum(v["pairs"] for v in by.values()) == len(drawn) + len(held)
+    assert set(by) == set(held.source) | set(drawn.source)
+    assert all(v["gain"] == v["champion"] - v["base"] for v in by.values())
+    m = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}").get_run(out.run_id).data.metrics
+    assert {k: m[f"val_gain/{k}"] for k in by} == {k: v["gain"] for k, v in by.items()}
     # the same study again: the same split and the same champion, bit for bit
     again = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False)
     assert again.result.champion_val == out.result.champion_val
