@@ -11,7 +11,8 @@
 
 ``lora.init: eva`` (:func:`eva_seed`) starts a full genome with each LoRA A spanning the top principal
 directions of its module's inputs on train examples instead of peft's random kaiming draw (B stays 0, so the
-start is still exactly the base model).
+start is still exactly the base model); with ``lora.a_subspace: k`` A then moves only within the top k of
+them (:class:`EvaSubspaceGenome`).
 
 The SVD is computed once per task in float64 on the CPU, with each singular pair's sign fixed (the largest
 entry of each left singular vector is positive), so the same weights give the same factors on every host and
@@ -25,11 +26,12 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from evolution.errors import ConfigError
 from evolution.genome import GenomeLayout
 
 from .lora import FlatLoRA
 
-__all__ = ["GENOMES", "INITS", "GenomeMap", "FullGenome", "XSGenome", "make_genome_map", "eva_seed"]
+__all__ = ["GENOMES", "INITS", "GenomeMap", "FullGenome", "XSGenome", "EvaSubspaceGenome", "make_genome_map", "eva_seed"]
 
 GENOMES = ("full", "xs")
 INITS = ("kaiming", "eva")  # lora.init: how a full genome's LoRA A starts
@@ -113,7 +115,8 @@ def make_genome_map(kind: str, flat: FlatLoRA) -> GenomeMap:
 
 
 @torch.inference_mode()
-def eva_seed(flat: FlatLoRA, seed: np.ndarray, batches: Iterable[tuple[dict, torch.Tensor]]) -> np.ndarray:
+def eva_seed(flat: FlatLoRA, seed: np.ndarray, batches: Iterable[tuple[dict, torch.Tensor]],
+             subspace: int | None = None):
     """``seed`` (a full genome, B = 0) with every LoRA A replaced by the top-r principal directions of the
     inputs its module sees on ``batches`` — data-driven A in the spirit of EVA (Paischer et al. 2024,
     "explained variance adaptation"). ``batches`` yields (model keyword arguments, token mask); the frozen
@@ -123,7 +126,9 @@ def eva_seed(flat: FlatLoRA, seed: np.ndarray, batches: Iterable[tuple[dict, tor
     r · tr(C) / (3 · in): σ and the learning rate keep their meaning, and the perturbations of B now move
     the outputs along the directions the inputs actually occupy (a random A spends most of its rows on
     directions that carry about 1 / in of the input variance each). B = 0 is untouched, so the result is still
-    exactly the base model. Deterministic: same weights, examples and thread count → the same bits."""
+    exactly the base model. Deterministic: same weights, examples and thread count → the same bits.
+    With ``subspace`` k: also each module's top-k directions, (k, in) with orthonormal rows, as
+    (genome, {A key: directions}) for :class:`EvaSubspaceGenome`."""
     modules = dict(flat.model.named_modules())
     a_slices = [s for s in flat.layout if s.kind == "A"]
     moments: dict[str, torch.Tensor] = {}
@@ -149,15 +154,62 @@ def eva_seed(flat: FlatLoRA, seed: np.ndarray, batches: Iterable[tuple[dict, tor
         for h in hooks:
             h.remove()
     out = np.array(seed, dtype=np.float32, copy=True)
+    dirs = {}
     for s in a_slices:
         if not counts.get(s.key):
             raise ValueError(f"lora.init: eva saw no input tokens for {s.key}")
         c = (moments[s.key] / counts[s.key]).numpy()
         rank, width = s.shape
+        k = subspace or rank
+        if not rank <= k <= width:
+            raise ConfigError("lora.a_subspace", f"must be between lora.rank ({rank}) and the input width of "
+                              f"{s.key[: -len('.lora_A.weight')]} ({width})", k)
         vals, vecs = np.linalg.eigh(c)  # ascending
-        top = vecs[:, ::-1][:, :rank].T.copy()  # (r, in)
-        top *= np.sign(top[np.arange(rank), np.abs(top).argmax(axis=1)])[:, None]
+        top = vecs[:, ::-1][:, :k].T.copy()  # (k, in)
+        top *= np.sign(top[np.arange(k), np.abs(top).argmax(axis=1)])[:, None]
         captured = float(vals[::-1][:rank].sum())
         scale = np.sqrt(rank * float(np.trace(c)) / (3.0 * width) / captured) if captured > 0 else 0.0
-        out[s.offset : s.offset + s.size] = (top * scale).astype(np.float32).ravel()
-    return out
+        out[s.offset : s.offset + s.size] = (top[:rank] * scale).astype(np.float32).ravel()
+        dirs[s.key] = top.astype(np.float32)
+    return (out, dirs) if subspace else out
+
+
+class EvaSubspaceGenome(GenomeMap):
+    """``lora.a_subspace: k`` (with ``lora.init: eva``): each LoRA A moves only within the top-k principal
+    directions of its module's inputs, A = R V_kᵀ, and the genome holds the r×k coordinates R in place of A
+    (under the A key, shape (r, k)) and B as it is. A gradient LoRA's A reads its inputs almost only along
+    those directions (README: Quality, where a gradient LoRA's gain lives), so an ES perturbation of A
+    elsewhere measures nothing the train data constrains and leaves noise where unseen text may look; here
+    it cannot, and A has k / in of its genes. The seed is the eva start (R = A V_k = scale · [I_r 0] to float32
+    rounding; B = 0: exactly the base model). Since V_k has orthonormal rows, |B R|_F = |B A|_F: distances between genomes (the
+    ``delta_l2`` of speciation) mean what they mean for a full genome."""
+
+    def __init__(self, flat: FlatLoRA, full_seed: np.ndarray, directions: dict[str, np.ndarray]) -> None:
+        shapes, self._blocks = {}, []
+        for s in flat.layout:
+            v = directions.get(s.key) if s.kind == "A" else None
+            shapes[s.key] = (s.shape[0], v.shape[0]) if v is not None else s.shape
+        self.layout = GenomeLayout.from_shapes(shapes)
+        self._flat_layout = flat.layout
+        seed = np.zeros(self.layout.size, np.float32)
+        for g, f in zip(self.layout, flat.layout):
+            if f.key in directions:
+                v = directions[f.key]  # (k, in), orthonormal rows
+                seed[g.offset : g.offset + g.size] = (f.view(full_seed).astype(np.float64) @ v.T).ravel()  # R = A V_k
+                self._blocks.append((g, f, v))
+            else:
+                seed[g.offset : g.offset + g.size] = f.view(full_seed).ravel()
+        self._seed = seed
+        self._copy = [(g, f) for g, f in zip(self.layout, flat.layout) if f.key not in directions]
+
+    def expand(self, genome: np.ndarray) -> np.ndarray:
+        self.layout.check(genome)
+        full = np.empty(self._flat_layout.size, np.float32)
+        for g, f in self._copy:
+            full[f.offset : f.offset + f.size] = genome[g.offset : g.offset + g.size]
+        for g, f, v in self._blocks:
+            full[f.offset : f.offset + f.size] = (g.view(genome) @ v).ravel()  # A = R V_kᵀ
+        return full
+
+    def seed(self) -> np.ndarray:
+        return self._seed.copy()

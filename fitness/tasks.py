@@ -14,7 +14,7 @@ from evolution.genome import GenomeLayout
 
 from .batched import PopulationDeltas
 from .encoder import EncodedPairs, EncoderEvaluator
-from .genomes import INITS, eva_seed, make_genome_map
+from .genomes import INITS, EvaSubspaceGenome, eva_seed, make_genome_map
 from .lora import FlatLoRA, attach_lora
 from .models import HUB_IDS, load_base, pick_device
 from .pairs import PairOutputs, Pairs, hold_out_sources, load_sts
@@ -62,6 +62,7 @@ class TaskSpec:
     genome: str = "full"  # full: every LoRA A and B | xs: r×r cores between frozen SVD factors (fitness.genomes)
     init: str = "kaiming"  # LoRA A of a full genome: kaiming (peft's draw) | eva (inputs' principal directions)
     init_examples: int = 256  # eva: train examples whose inputs define the directions
+    a_subspace: int | None = None  # eva: A moves only within the top-k input directions (fitness.genomes)
     objectives: tuple = ()  # (name, params): terms scored on validation for a Pareto sweep's champion
 
 
@@ -141,7 +142,15 @@ class Task:
         if spec.init == "eva":
             if spec.genome != "full":
                 raise ValueError("init='eva' sets LoRA A: it needs genome='full'")
-            self._seed_genome = eva_seed(flat, self._seed_genome, self._eva_batches(self._eva_items()))
+            batches = self._eva_batches(self._eva_items())
+            if spec.a_subspace:
+                full, dirs = eva_seed(flat, self._seed_genome, batches, spec.a_subspace)
+                self.genome = EvaSubspaceGenome(flat, full, dirs)
+                self._seed_genome = self.genome.seed()
+            else:
+                self._seed_genome = eva_seed(flat, self._seed_genome, batches)
+        elif spec.a_subspace:
+            raise ValueError("a_subspace needs init='eva' (it keeps A within the eva directions)")
         rng = np.random.Generator(np.random.PCG64(spec.data_seed))
         self._fixed = None
         if not spec.rotate:

@@ -79,6 +79,10 @@ class LoraConfig(_Strict):
         "init_examples train examples (EVA), scaled to kaiming's output size: evolution then moves the outputs "
         "along the directions the inputs occupy (README: Quality). Full genomes only")
     init_examples: int = Field(256, ge=1, description="lora.init: eva — train examples whose inputs set the directions")
+    a_subspace: int | None = Field(
+        None, ge=1, description="lora.init: eva — LoRA A moves only within the top a_subspace principal directions "
+        "of its module's inputs (A = R V_kᵀ; the genome holds the r×k coordinates R): no perturbation of A where "
+        "the train inputs do not look. Between lora.rank and the module's input width; null: A moves freely")
     blocks: dict[Literal["attention", "conv", "feed_forward"], BlockConfig] | None = Field(
         None, description="block-type targeting for hybrid causal models (replaces target_modules/layers)")
 
@@ -347,6 +351,13 @@ class StudyConfig(_Strict):
                                   "data.rotate: true", "per_pair")
         if self.model.trunk_memo is True and self.model.kind != "encoder":
             raise ConfigError("model.trunk_memo", "the trunk memo is for encoder pair tasks", True)
+        if self.lora.a_subspace is not None:
+            if self.lora.init != "eva":
+                raise ConfigError("lora.a_subspace", "keeps A within the eva directions: it needs lora.init: eva",
+                                  self.lora.a_subspace)
+            if self.lora.a_subspace < self.lora.rank:
+                raise ConfigError("lora.a_subspace", f"must be at least lora.rank ({self.lora.rank})",
+                                  self.lora.a_subspace)
         if self.lora.genome == "xs":
             if self.lora.init == "eva":
                 raise ConfigError("lora.init", "eva sets LoRA A; with lora.genome: xs A is fixed at each weight's "

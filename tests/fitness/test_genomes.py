@@ -149,3 +149,45 @@ def test_eva_seed_raises_when_no_token_reaches_a_module():
     task = build_task(_spec(genome="full", target_modules=("query",)))
     with pytest.raises(ValueError, match="eva saw no input tokens"):
         eva_seed(task.flat, task.seed_genome(), [])
+
+
+def test_a_subspace_keeps_every_a_within_the_top_k_eva_directions_and_starts_at_the_eva_seed(tmp_path):
+    """``lora.a_subspace: k``: the genome holds each A as r×k coordinates in the module's top-k input
+    directions (B unchanged), its seed expands to the eva seed (to float32 rounding; B = 0, so generation 0 is
+    exactly the base model),
+    any genome expands to an A whose rows lie in that span with |B R| = |B A|, and the adapter saved from it
+    scores in stock peft what evolora scores."""
+    spec = _spec(genome="full", init="eva", init_examples=40, target_modules=("query", "value"))
+    eva = build_task(spec)
+    sub = build_task(dataclasses.replace(spec, a_subspace=6))
+    np.testing.assert_allclose(sub.genome.expand(sub.seed_genome()), eva.seed_genome(), rtol=0, atol=1e-7)
+    by_key = {s.key: s for s in sub.layout}
+    assert [s.key for s in sub.layout] == [s.key for s in eva.flat.layout]
+    for f in eva.flat.layout:
+        assert by_key[f.key].shape == ((2, 6) if f.kind == "A" else f.shape)
+    assert sub.layout.size == eva.flat.layout.size - 4 * 2 * (384 - 6)
+    g = sub.seed_genome() + np.random.default_rng(0).normal(0, 0.05, sub.layout.size).astype(np.float32)
+    full = sub.genome.expand(g)
+    _, dirs = eva_seed(eva.flat, eva.flat.read(), eva._eva_batches(eva._eva_items()), 6)
+    for f in eva.flat.layout:
+        if f.kind != "A":
+            assert np.array_equal(f.view(full), by_key[f.key].view(g))
+            continue
+        a, v = f.view(full).astype(np.float64), dirs[f.key].astype(np.float64)
+        np.testing.assert_allclose(a @ v.T @ v, a, atol=1e-6)  # rows within the top-6 span
+        b = by_key[f.key.replace(".lora_A.", ".lora_B.")].view(g).astype(np.float64)
+        np.testing.assert_allclose(np.linalg.norm(b @ by_key[f.key].view(g)), np.linalg.norm(b @ a), rtol=1e-5)
+    assert sub.validate(sub.seed_genome()) == eva.validate(eva.seed_genome())
+    assert sub.validate(g) == eva.validate(full)  # the same LoRA weights in the model
+    out = tmp_path / "adapter"
+    sub.save_adapter(g, out)
+    from safetensors.numpy import load_file
+
+    saved = load_file(str(out / "adapter_model.safetensors"))
+    for f in eva.flat.layout:  # a stock PEFT adapter holding the expanded A and B
+        key = next(k for k in saved if k.replace(".default", "").endswith(f.key.split("base_model.model.")[-1].replace(".default", "")))
+        np.testing.assert_array_equal(saved[key], f.view(full))
+    with pytest.raises(Exception, match="a_subspace"):
+        build_task(dataclasses.replace(spec, a_subspace=500))  # wider than the 384 inputs
+    with pytest.raises(ValueError, match="a_subspace needs init='eva'"):
+        build_task(dataclasses.replace(spec, init="kaiming", a_subspace=6))

@@ -33,6 +33,9 @@ BAD = [
     ({"lora__init": "pca"}, [], "lora.init", "pca"),
     ({"lora__init_examples": 0}, [], "lora.init_examples", "0"),
     ({"lora__genome": "xs", "lora__init": "eva"}, [], "lora.init", "eva"),
+    ({"lora__a_subspace": 16}, [], "lora.a_subspace", "16"),  # needs the eva directions
+    ({"lora__init": "eva", "lora__rank": 4, "lora__a_subspace": 2}, [], "lora.a_subspace", "2"),  # below the rank
+    ({"lora__init": "eva", "lora__a_subspace": 500}, [], "lora.a_subspace", "500"),  # wider than MiniLM's 384 inputs
     ({"lora__genome": "xs", "evolution__strategy": "openai-es", "evolution__es": {"perturb": "B"}}, [],
      "evolution.es.perturb", "B"),
     ({"lora__genome": "xs", "evolution__speciation": {"enabled": True, "distance": "delta_l2"}}, [],
