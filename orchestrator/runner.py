@@ -378,7 +378,6 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, li
         final.update({f"test_{conf['validation']['metric']}": test["champion"], "test_base": test["base"],
                       "test_gain": test["gain"]})
         final.update({f"test_gain/{k}": v["gain"] for k, v in test.get("by_source", {}).items()})
-    final.update({f"val_gain/{k}": v["gain"] for k, v in (val_by_source or {}).items()})
     # a summary is logged at step 0: MLflow's UI draws a metric whose last step is 0 as a bar (its value, and
     # across runs a comparison), one with a later step as a line, which for a single value is one dot
     tracker.log_metrics(final, step=0)
