@@ -282,17 +282,19 @@ class Task:
             raise RuntimeError("this task has no test split (data.test_path)")
         if self._test is None:
             self._test = self._encode(self._test_items)
-        self.write(genome)
-        out = self._outputs(self._test)
-        return float(self.val_term(out)), self._by_source(self._test_items, out)
+        return self._scores(genome, self._test, self._test_items)
 
     def validation_scores(self, genome: np.ndarray) -> tuple[float, dict[str, tuple[float, int]]]:
         """The validation metric on the validation split and on each of its sources, as :meth:`test_scores`
         does for the test split: where the champion's validation gain comes from (with ``data.val_sources``,
         the held-out sources apart from the ones fitness saw). The whole-split value is :meth:`validate`'s."""
+        return self._scores(genome, self.dev, self.val_items)
+
+    def _scores(self, genome: np.ndarray, data, items) -> tuple[float, dict[str, tuple[float, int]]]:
+        """The validation metric of ``genome`` on encoded ``data`` as a whole and on each source of ``items``."""
         self.write(genome)
-        out = self._outputs(self.dev)
-        return float(self.val_term(out)), self._by_source(self.val_items, out)
+        out = self._outputs(data)
+        return float(self.val_term(out)), self._by_source(items, out)
 
     def _by_source(self, items, outputs) -> dict[str, tuple[float, int]]:
         """The validation metric on each source of ``items`` (none for data without sources)."""

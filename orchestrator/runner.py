@@ -59,9 +59,14 @@ def score_test(task, result: RunResult) -> dict[str, Any] | None:
     (champion, by_champion), (base, by_base) = task.test_scores(result.champion), task.test_scores(task.seed_genome())
     out = {"champion": champion, "base": base, "gain": champion - base}
     if by_champion:  # STS-B: the same metric on each source of the test split (where the gain comes from)
-        out["by_source"] = {k: {"pairs": n, "base": by_base[k][0], "champion": v, "gain": v - by_base[k][0]}
-                            for k, (v, n) in by_champion.items()}
+        out["by_source"] = _source_gains(by_champion, by_base)
     return out
+
+
+def _source_gains(by_champion: dict, by_base: dict) -> dict[str, dict[str, Any]]:
+    """{source: (value, pairs)} of the champion and the base → {source: {pairs, base, champion, gain}}."""
+    return {k: {"pairs": n, "base": by_base[k][0], "champion": v, "gain": v - by_base[k][0]}
+            for k, (v, n) in by_champion.items()}
 
 
 def score_validation_by_source(task, result: RunResult) -> dict[str, dict[str, Any]] | None:
@@ -71,10 +76,7 @@ def score_validation_by_source(task, result: RunResult) -> dict[str, dict[str, A
     if not getattr(task.val_items, "source", ()):  # causal examples, pairs without a source column: nothing to split
         return None
     (_, by_champion), (_, by_base) = task.validation_scores(result.champion), task.validation_scores(task.seed_genome())
-    if not by_champion:
-        return None
-    return {k: {"pairs": n, "base": by_base[k][0], "champion": v, "gain": v - by_base[k][0]}
-            for k, (v, n) in by_champion.items()}
+    return _source_gains(by_champion, by_base)
 
 
 def score_objectives(task, result: RunResult) -> dict[str, dict[str, float]] | None:
