@@ -38,6 +38,7 @@ class ESParams:
     sigma_final: float = 1.0  # sigma at the horizon, as a fraction of `sigma` (cosine schedule)
     lr_final: float = 0.0  # learning rate at the horizon, as a fraction of `learning_rate` (cosine schedule)
     perturb: str = "all"  # all | B: perturb only the LoRA B factors (A stays at its initialisation)
+    a_scale: float = 1.0  # σ and step on the LoRA A genes as a fraction of those on B (LoRA+-style; perturb B = 0)
     horizon: int = 0  # generations the schedule spans (the run's length); 0: no schedule
     batches: str = "shared"  # shared | per_pair: each antithetic pair scored on its own fitness batch
 
@@ -99,7 +100,10 @@ class OpenAIES(_MeanStrategy):
     antithetic differences, (f(θ+σε) − f(θ−σε)) / std over pairs: an SPSA / MeZO-style estimate whose step
     size does not depend on the fitness scale. Optional cosine decay of the learning rate and σ, and
     perturbations restricted to the LoRA B factors (at B = 0 a change of A changes nothing to first order:
-    perturbing it only adds noise).
+    perturbing it only adds noise), or A moved at a fraction ``a_scale`` of B's σ and step: the same ES on
+    u with θ = θ₀ + s ⊙ u (s = 1 on B, ``a_scale`` on A) — LoRA+'s point (Hayou et al. 2024) that A and B want
+    different step sizes, for a search whose A starts small along the inputs' principal directions (eva)
+    and, at σ and step equal to B's, is overwritten by noise within a few generations (README, Quality).
 
     ``batches="per_pair"``: each antithetic pair is scored on a fitness batch of its own (``ind.batch`` = the
     pair's index; the evaluator draws that batch from the generation and the index), so with the same number
@@ -127,14 +131,19 @@ class OpenAIES(_MeanStrategy):
         self.eps: np.ndarray | None = None  # (pairs, genes) of the current generation
         self.m = self.v = None
         self.t = 0
-        self.mask: np.ndarray | None = None  # (genes,) 1 where perturbed; None: every gene
-        if params.perturb == "B":
+        # (genes,) scale of each gene's σ and step: 1 on B, `a_scale` on A (0 with perturb B); None: all 1
+        self.mask: np.ndarray | None = None
+        if not 0.0 <= params.a_scale <= 1.0:
+            raise ValueError(f"a_scale must be between 0 and 1, got {params.a_scale!r}")
+        if params.perturb == "B" and params.a_scale != 1.0:
+            raise ValueError("perturb='B' holds A fixed (an a_scale of 0): give one or the other")
+        a_scale = 0.0 if params.perturb == "B" else params.a_scale
+        if a_scale != 1.0:
             if layout is None:
-                raise ValueError("perturb='B' needs the genome layout")
+                raise ValueError("perturb='B' and a_scale need the genome layout")
             self.mask = np.zeros(layout.size, np.float32)
             for sl in layout:
-                if sl.kind == "B":
-                    self.mask[sl.offset : sl.offset + sl.size] = 1.0
+                self.mask[sl.offset : sl.offset + sl.size] = 1.0 if sl.kind == "B" else np.float32(a_scale)
 
     def sigma_at(self, gen: int) -> float:
         if self.p.schedule == "cosine":
@@ -198,7 +207,10 @@ class OpenAIES(_MeanStrategy):
         else:
             step = lr * grad
         if self.mask is not None:
-            step = step * self.mask
+            # The update of ``u`` with θ = θ₀ + mask ⊙ u: the estimate above (``eps`` holds mask ⊙ ε) is
+            # mask ⊙ ĝ_u, which Adam's per-gene normalisation undoes, so its step is scaled once here; SGD and
+            # momentum steps already carry the factor (a 0/1 mask, perturb B, gives the same either way).
+            step = step * (self.mask if self.p.optimizer == "adam" else (self.mask > 0))
         return [self._new_mean(self.mean + step, gen, [self.mean_id], "es-update",
                                lr=lr, sigma=sigma, optimizer=self.p.optimizer, shaping=self.p.shaping)]
 

@@ -180,6 +180,9 @@ class ESConfig(_Strict):
     perturb: Literal["all", "B"] = Field(
         _ES.perturb, description="openai-es: perturb every gene, or only the LoRA B factors (A stays at its "
         "initialisation; at B = 0 a change of A does nothing to first order, so perturbing it is pure noise)")
+    a_scale: float = Field(
+        _ES.a_scale, ge=0, le=1, description="openai-es: σ and step on the LoRA A genes as a fraction of those on B "
+        "(LoRA+-style; 1: the same, 0: A fixed, which is what perturb B does)")
     batches: Literal["shared", "per_pair"] = Field(
         _ES.batches, description="openai-es: every pair on the generation's batch, or each antithetic pair on a "
         "batch of its own (data.train_subset examples drawn from the generation and the pair): more directions "
@@ -213,6 +216,9 @@ class EvolutionConfig(_Strict):
             raise ConfigError("evolution.tournament_size", f"must be ≤ evolution.population ({self.population})", self.tournament_size)
         if self.elitism >= self.population:
             raise ConfigError("evolution.elitism", f"must be < evolution.population ({self.population})", self.elitism)
+        if self.strategy == "openai-es" and self.es.perturb == "B" and self.es.a_scale != 1:
+            raise ConfigError("evolution.es.a_scale", "perturb B already holds A fixed (an a_scale of 0): set one "
+                              "or the other", self.es.a_scale)
         return self
 
 
@@ -365,6 +371,9 @@ class StudyConfig(_Strict):
             if self.evolution.strategy == "openai-es" and self.evolution.es.perturb == "B":
                 raise ConfigError("evolution.es.perturb", "B selects LoRA B factors; with lora.genome: xs every gene "
                                   "is a core (use all)", "B")
+            if self.evolution.strategy == "openai-es" and self.evolution.es.a_scale != 1:
+                raise ConfigError("evolution.es.a_scale", "scales the LoRA A genes; with lora.genome: xs every gene "
+                                  "is a core (use 1)", self.evolution.es.a_scale)
             if self.evolution.speciation.enabled and self.evolution.speciation.distance == "delta_l2":
                 raise ConfigError("evolution.speciation.distance", "delta_l2 reads LoRA A and B; with lora.genome: "
                                   "xs use l2 or cosine", "delta_l2")

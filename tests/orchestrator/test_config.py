@@ -38,6 +38,11 @@ BAD = [
     ({"lora__init": "eva", "lora__a_subspace": 500}, [], "lora.a_subspace", "500"),  # wider than MiniLM's 384 inputs
     ({"lora__genome": "xs", "evolution__strategy": "openai-es", "evolution__es": {"perturb": "B"}}, [],
      "evolution.es.perturb", "B"),
+    ({"lora__genome": "xs", "evolution__strategy": "openai-es", "evolution__es": {"a_scale": 0.1}}, [],
+     "evolution.es.a_scale", "0.1"),
+    ({"evolution__strategy": "openai-es", "evolution__es": {"perturb": "B", "a_scale": 0.1}}, [],
+     "evolution.es.a_scale", "0.1"),
+    ({"evolution__es": {"a_scale": 1.5}}, [], "evolution.es.a_scale", "1.5"),
     ({"lora__genome": "xs", "evolution__speciation": {"enabled": True, "distance": "delta_l2"}}, [],
      "evolution.speciation.distance", "delta_l2"),
     ({"evolution__es": {"batches": "per_pair", "shaping": "zscore"}, "data__rotate": True}, [],
