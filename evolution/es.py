@@ -142,9 +142,7 @@ class OpenAIES(_MeanStrategy):
         if a_scale != 1.0:
             if layout is None:
                 raise ValueError("perturb='B' and a_scale need the genome layout")
-            self.mask = np.zeros(layout.size, np.float32)
-            for sl in layout:
-                self.mask[sl.offset : sl.offset + sl.size] = 1.0 if sl.kind == "B" else np.float32(a_scale)
+            self.mask = np.where(layout.mask("B"), 1.0, a_scale).astype(np.float32)
 
     def sigma_at(self, gen: int) -> float:
         if self.p.schedule == "cosine":

@@ -163,9 +163,8 @@ def test_perturb_B_never_moves_A():
 def test_a_scale_is_the_same_es_on_rescaled_genes():
     """a_scale s: the ES on θ = s ⊙ u (s = 1 on B, s on A) is the plain ES on u, draw for draw; its ends 0 and
     1 are perturb B and the default, bit for bit."""
+    s = np.where(np.arange(64) < 32, 0.25, 1.0).astype(np.float32)
     for optimizer in ("adam", "sgd", "momentum"):
-        s = np.where(np.arange(64) < 32, 0.25, 1.0).astype(np.float32)
-
         def on_u(genomes, gen):
             return ev([s * np.asarray(g) for g in genomes], gen)
 
