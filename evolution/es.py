@@ -103,7 +103,7 @@ class OpenAIES(_MeanStrategy):
     perturbing it only adds noise), or A moved at a fraction ``a_scale`` of B's σ and step: the same ES on
     u with θ = θ₀ + s ⊙ u (s = 1 on B, ``a_scale`` on A) — LoRA+'s point (Hayou et al. 2024) that A and B want
     different step sizes, for a search whose A starts small along the inputs' principal directions (eva)
-    and, at σ and step equal to B's, ends about fourteen times that size, mostly the search's noise (README,
+    and, at σ and step equal to B's, ends twelve to fourteen times that size, mostly the search's noise (README,
     Quality).
 
     ``batches="per_pair"``: each antithetic pair is scored on a fitness batch of its own (``ind.batch`` = the
