@@ -41,6 +41,7 @@ class ESParams:
     a_scale: float = 1.0  # σ and step on the LoRA A genes as a fraction of those on B (LoRA+-style; perturb B = 0)
     horizon: int = 0  # generations the schedule spans (the run's length); 0: no schedule
     batches: str = "shared"  # shared | per_pair: each antithetic pair scored on its own fitness batch
+    blocks: str = "all"  # all | layer: each generation perturbs and updates one adapted layer's genes, in turn
 
 
 SHAPINGS = ("centered_rank", "zscore")
@@ -48,6 +49,7 @@ OPTIMIZERS = ("adam", "sgd", "momentum")
 SCHEDULES = ("constant", "cosine")
 PERTURB = ("all", "B")
 BATCHES = ("shared", "per_pair")
+BLOCKS = ("all", "layer")
 
 
 def cosine(start: float, final_ratio: float, gen: int, horizon: int) -> float:
@@ -106,6 +108,15 @@ class OpenAIES(_MeanStrategy):
     and, at σ and step equal to B's, ends twelve to fourteen times that size, mostly the search's noise (README,
     Quality).
 
+    ``blocks="layer"``: block-coordinate ES (layer-wise sparse perturbations, as LeZO, Wang et al. 2024): generation
+    g perturbs and updates only the genes of the g-th adapted layer (in turn, lowest first), each block with its
+    own Adam moments and step count. Every member then holds the mean's adapter below that layer, so the
+    evaluator runs the layers beneath it once per batch (the trunk cache's shared prefix) and each member only
+    the layers from it up: a generation on the top layer costs a fraction of one on all of them. A generation
+    measures its directions in the block's genes only, so per direction it learns as much about them as a
+    full generation learns about all genes per direction times the number of blocks; per second it is ahead
+    by what the shared prefix saves.
+
     ``batches="per_pair"``: each antithetic pair is scored on a fitness batch of its own (``ind.batch`` = the
     pair's index; the evaluator draws that batch from the generation and the index), so with the same number
     of example evaluations a generation measures many more directions, each on fewer examples. The pair's
@@ -120,7 +131,7 @@ class OpenAIES(_MeanStrategy):
         super().__init__(rng, new_id)
         for name, value, allowed in (("optimizer", params.optimizer, OPTIMIZERS), ("shaping", params.shaping, SHAPINGS),
                                      ("schedule", params.schedule, SCHEDULES), ("perturb", params.perturb, PERTURB),
-                                     ("batches", params.batches, BATCHES)):
+                                     ("batches", params.batches, BATCHES), ("blocks", params.blocks, BLOCKS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         if params.batches == "per_pair" and params.shaping != "zscore":
@@ -143,6 +154,18 @@ class OpenAIES(_MeanStrategy):
             if layout is None:
                 raise ValueError("perturb='B' and a_scale need the genome layout")
             self.mask = np.where(layout.mask("B"), 1.0, a_scale).astype(np.float32)
+        # blocks="layer": [(layer, gene positions)] in the order the generations visit them; None: every gene
+        self.blocks: list[tuple[int, np.ndarray]] | None = None
+        if params.blocks == "layer":
+            if layout is None:
+                raise ValueError("blocks='layer' needs the genome layout")
+            self.blocks = list(layout.layer_genes().items())
+
+    def block_at(self, gen: int) -> tuple[int | None, np.ndarray | slice]:
+        """(layer, gene positions) that generation ``gen`` perturbs; (None, every gene) without blocks."""
+        if self.blocks is None:
+            return None, slice(None)
+        return self.blocks[gen % len(self.blocks)]
 
     def sigma_at(self, gen: int) -> float:
         if self.p.schedule == "cosine":
@@ -156,10 +179,13 @@ class OpenAIES(_MeanStrategy):
 
     def generate(self, gen: int):
         draw = _state_hex(self.rng)
-        self.eps = self.rng.standard_normal((self.pairs, self.mean.size), dtype=np.float32)
+        layer, genes = self.block_at(gen)
+        n = self.mean.size if layer is None else len(genes)
+        self.eps = self.rng.standard_normal((self.pairs, n), dtype=np.float32)  # (pairs, genes of the block)
         if self.mask is not None:
-            self.eps *= self.mask
+            self.eps *= self.mask[genes]
         sigma = self.sigma_at(gen)
+        extra = {} if layer is None else {"layer": layer}
         pop, events = [], []
         if self.with_mean:
             ind = make_individual(self.mean, self.mean_id)  # the mean itself, scored like any member
@@ -167,8 +193,9 @@ class OpenAIES(_MeanStrategy):
         per_pair = self.p.batches == "per_pair"
         for k in range(self.pairs):
             for sign in (1, -1):
-                ind, ev = self._sample(self.mean + sign * sigma * self.eps[k], gen, "es-sample", draw,
-                                       sigma=sigma, pair=k, sign=sign)
+                values = self.mean.copy()
+                values[genes] += sign * sigma * self.eps[k]
+                ind, ev = self._sample(values, gen, "es-sample", draw, sigma=sigma, pair=k, sign=sign, **extra)
                 if per_pair:
                     ind.batch = k  # the evaluator scores both signs of pair k on the batch (gen, k)
                 pop.append(ind)
@@ -179,6 +206,7 @@ class OpenAIES(_MeanStrategy):
         samples = population[1:] if self.with_mean else population
         f = np.array([ind.fitness.values[0] for ind in samples])
         sigma = self.sigma_at(gen - 1)  # the generation that was just scored
+        layer, genes = self.block_at(gen - 1)
         if self.p.shaping == "zscore":
             diff = f[0::2] - f[1::2]  # (pairs,)
             w = (diff / (np.sqrt(np.mean(diff * diff)) + 1e-12)).astype(np.float32)
@@ -190,28 +218,36 @@ class OpenAIES(_MeanStrategy):
             w = (u[0::2] - u[1::2]).astype(np.float32)  # antithetic pairs: (+ε, −ε)
             grad = (w @ self.eps) / (len(f) * sigma)  # ascent direction, (genes,)
         if self.p.weight_decay:
-            grad = grad - self.p.weight_decay * self.mean
+            grad = grad - self.p.weight_decay * self.mean[genes]
         lr = self.lr_at(gen - 1)
+        if self.m is None and self.p.optimizer != "sgd":
+            self.m = np.zeros_like(self.mean)
+            if self.p.optimizer == "adam":
+                self.v = np.zeros_like(self.mean)
+        self.t += 1
         if self.p.optimizer == "momentum":
-            self.m = grad if self.m is None else self.p.momentum * self.m + grad
-            step = lr * self.m
+            m = self.m[genes] = self.p.momentum * self.m[genes] + grad
+            step = lr * m
         elif self.p.optimizer == "adam":
-            if self.m is None:
-                self.m, self.v = np.zeros_like(self.mean), np.zeros_like(self.mean)
-            self.t += 1
+            # a block's own step count: the blocks are visited in turn, one per update
+            t = self.t if layer is None else (self.t - 1) // len(self.blocks) + 1
             b1, b2 = 0.9, 0.999
-            self.m = b1 * self.m + (1 - b1) * grad
-            self.v = b2 * self.v + (1 - b2) * grad * grad
-            step = lr * (self.m / (1 - b1**self.t)) / (np.sqrt(self.v / (1 - b2**self.t)) + 1e-8)
+            m = self.m[genes] = b1 * self.m[genes] + (1 - b1) * grad
+            v = self.v[genes] = b2 * self.v[genes] + (1 - b2) * grad * grad
+            step = lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + 1e-8)
         else:
             step = lr * grad
         if self.mask is not None:
             # The update of ``u`` with θ = θ₀ + mask ⊙ u: the estimate above (``eps`` holds mask ⊙ ε) is
             # mask ⊙ ĝ_u, which Adam's per-gene normalisation undoes, so its step is scaled once here; SGD and
             # momentum steps already carry the factor (a 0/1 mask, perturb B, gives the same either way).
-            step = step * (self.mask if self.p.optimizer == "adam" else (self.mask > 0))
-        return [self._new_mean(self.mean + step, gen, [self.mean_id], "es-update",
-                               lr=lr, sigma=sigma, optimizer=self.p.optimizer, shaping=self.p.shaping)]
+            mask = self.mask[genes]
+            step = step * (mask if self.p.optimizer == "adam" else (mask > 0))
+        mean = self.mean.copy()
+        mean[genes] += step
+        extra = {} if layer is None else {"layer": layer}
+        return [self._new_mean(mean, gen, [self.mean_id], "es-update", lr=lr, sigma=sigma,
+                               optimizer=self.p.optimizer, shaping=self.p.shaping, **extra)]
 
     def state_dict(self) -> dict:
         return {"mean": self.mean, "mean_id": self.mean_id, "eps": self.eps, "m": self.m, "v": self.v, "t": self.t}

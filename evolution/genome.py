@@ -8,6 +8,7 @@ buffer with the same layout, so writing a genome into the model is a single copy
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from math import prod
 from typing import Iterator, Mapping
@@ -69,6 +70,17 @@ class GenomeLayout:
             if s.kind == kind:
                 m[s.offset : s.offset + s.size] = True
         return m
+
+    def layer_genes(self) -> dict[int, np.ndarray]:
+        """{transformer layer index: the (sorted) positions of its genes}, the layer read from each key's first
+        dotted number (``...encoder.layer.5.attention...`` → 5). Raises ValueError for a key without one."""
+        out: dict[int, list[np.ndarray]] = {}
+        for s in self.slices:
+            found = re.findall(r"\.(\d+)\.", s.key)
+            if not found:
+                raise ValueError(f"{s.key}: no layer index in the key")
+            out.setdefault(int(found[0]), []).append(np.arange(s.offset, s.offset + s.size))
+        return {layer: np.sort(np.concatenate(parts)) for layer, parts in sorted(out.items())}
 
     def to_arrays(self, genome: np.ndarray) -> dict[str, np.ndarray]:
         """Genome → {state-dict key: array}; the arrays are copies, safe to keep."""

@@ -144,7 +144,7 @@ class CausalEvaluator:
                 out.append(self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits)
             else:
                 hidden, per_layer = trunk[b]
-                for layer, (args, kwargs) in zip(self.layers[self.first :], per_layer):
+                for layer, (args, kwargs) in zip(self.layers[self.trunk.start :], per_layer):
                     hidden = layer(hidden, *args, **kwargs)
                     hidden = hidden[0] if isinstance(hidden, tuple) else hidden
                 out.append(self.head(hidden))
@@ -165,7 +165,7 @@ class CausalEvaluator:
                 else:
                     hidden, per_layer = trunk[b]
                     hidden = repeat_batch(hidden, P, nb)
-                    for layer, (args, kwargs) in zip(self.layers[self.first :], per_layer):
+                    for layer, (args, kwargs) in zip(self.layers[self.trunk.start :], per_layer):
                         hidden = layer(hidden, *repeat_batch(args, P, nb), **repeat_batch(kwargs, P, nb))
                         hidden = hidden[0] if isinstance(hidden, tuple) else hidden
                     lg = self.head(hidden)
@@ -259,22 +259,23 @@ class CausalEvaluator:
 
     # ---- trunk cache --------------------------------------------------------------------------------
     def _trunk(self, data: EncodedTexts) -> list:
-        return self.trunk.get(data.key, lambda: self._capture(data))
+        return self.trunk.get(self.trunk.key(data.key), lambda: self._capture(data, self.trunk.start))
 
-    def _capture(self, data: EncodedTexts) -> list:
-        """Per batch: the hidden state entering layer ``first`` and every top layer's own (args, kwargs)."""
+    def _capture(self, data: EncodedTexts, start: int) -> list:
+        """Per batch: the hidden state entering layer ``start`` and the own (args, kwargs) of every layer
+        from ``start`` up."""
         captured: list = []
         current: dict = {}
 
         def grab(i):
             def hook(module, args, kwargs):
-                if i == self.first:
+                if i == start:
                     current["hidden"] = args[0]
                 current.setdefault("layers", []).append((tuple(args[1:]), dict(kwargs)))
             return hook
 
         handles = [self.layers[i].register_forward_pre_hook(grab(i), with_kwargs=True)
-                   for i in range(self.first, len(self.layers))]
+                   for i in range(start, len(self.layers))]
         try:
             with torch.inference_mode():
                 for batch in data.batches:

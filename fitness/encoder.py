@@ -173,7 +173,7 @@ class EncoderEvaluator:
         return PairOutputs(cos=cos.double().cpu().numpy(), gold=data.gold)
 
     def _top(self, hidden: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
-        for layer in self.layers[self.first :]:
+        for layer in self.layers[self.trunk.start :]:
             hidden = layer(hidden, *args, **kwargs)
             if isinstance(hidden, tuple):
                 hidden = hidden[0]
@@ -181,9 +181,10 @@ class EncoderEvaluator:
 
     def _trunk(self, data: EncodedPairs) -> list:
         chunk_of = self._chunk_of
-        if chunk_of is not None and all(s in chunk_of for s in data.sentences):
+        start = self.trunk.start
+        if start == self.first and chunk_of is not None and all(s in chunk_of for s in data.sentences):
             return self._assemble(data)
-        return self.trunk.get(data.key, lambda: self._capture([b.inputs for b in data.batches]))
+        return self.trunk.get(self.trunk.key(data.key), lambda: self._capture([b.inputs for b in data.batches], start))
 
     def _capture(self, inputs: list[dict], layer: int | None = None) -> list:
         """Per batch of ``inputs``: (hidden states entering layer ``layer`` (default ``first``), its other

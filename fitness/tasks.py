@@ -3,6 +3,7 @@ evolution loop needs (``evaluate(genomes, gen)`` and ``validate(genome)``)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -162,6 +163,7 @@ class Task:
         k = spec.genomes_per_forward
         self.genomes_per_forward = k if k is not None else (8 if flat.buffer.is_cuda else 1)
         self._deltas = PopulationDeltas(flat) if self.genomes_per_forward > 1 else None
+        self._layer_genes: dict[int, np.ndarray] | None = None  # adapted layer → its genes (full LoRA layout)
 
     def _encode(self, items):
         raise NotImplementedError
@@ -242,13 +244,40 @@ class Task:
         return res
 
     def _evaluate_on(self, data, genomes: list[np.ndarray]) -> list[tuple[float, dict[str, float]]]:
-        k = self.genomes_per_forward
-        if k <= 1:
-            return [self.score(g, data) for g in genomes]
-        res = []
-        for i in range(0, len(genomes), k):
-            res += [self._combine(out) for out in self._outputs_population(data, genomes[i : i + k])]
-        return res
+        layer, prefix = self._shared_prefix(genomes)
+        with self.evaluator.trunk.shared_below(layer, prefix):
+            k = self.genomes_per_forward
+            if k <= 1:
+                return [self.score(g, data) for g in genomes]
+            if prefix:
+                self.write(genomes[0])  # the batched path's trunk runs the model as it is: with the shared prefix
+            res = []
+            for i in range(0, len(genomes), k):
+                res += [self._combine(out) for out in self._outputs_population(data, genomes[i : i + k])]
+            return res
+
+    def _shared_prefix(self, genomes: list[np.ndarray]) -> tuple[int, str]:
+        """(the lowest adapted layer where these genomes' adapters differ, a hash of the adapter they share
+        below it): what the trunk cache's shared prefix needs (``fitness.trunk``). (first, "") when there is
+        nothing to share: the cache is off, a single genome, or they differ already in the first layer."""
+        trunk = self.evaluator.trunk
+        if not trunk.enabled or len(genomes) < 2:
+            return trunk.first, ""
+        if self._layer_genes is None:
+            self._layer_genes = self.flat.layout.layer_genes()
+        full = [self.genome.expand(np.asarray(g)) for g in genomes]
+        layers = list(self._layer_genes)
+        start = layers[-1]  # all equal: the top layer still runs per genome
+        for layer in layers:
+            idx = self._layer_genes[layer]
+            ref = full[0][idx]
+            if any(not np.array_equal(f[idx], ref) for f in full[1:]):
+                start = layer
+                break
+        if start <= trunk.first:
+            return trunk.first, ""
+        below = np.concatenate([self._layer_genes[layer] for layer in layers if layer < start])
+        return start, hashlib.sha256(np.ascontiguousarray(full[0][below], dtype=np.float32).tobytes()).hexdigest()
 
     def _stack(self, genomes: Sequence[np.ndarray]) -> torch.Tensor:
         full = [self.genome.expand(np.asarray(g)) for g in genomes]

@@ -187,6 +187,10 @@ class ESConfig(_Strict):
         _ES.batches, description="openai-es: every pair on the generation's batch, or each antithetic pair on a "
         "batch of its own (data.train_subset examples drawn from the generation and the pair): more directions "
         "for the same number of example evaluations; needs shaping zscore and data.rotate")
+    blocks: Literal["all", "layer"] = Field(
+        _ES.blocks, description="openai-es: perturb every gene each generation, or one adapted layer's genes per "
+        "generation in turn (block-coordinate ES): every member shares the mean's adapter below that layer, so the "
+        "layers beneath it run once per batch and each member only the layers from it up")
 
 
 class EvolutionConfig(_Strict):

@@ -15,7 +15,7 @@ def test_bench_json_has_one_object_per_model_and_path(tmp_path, monkeypatch, cap
             "threads", "peak_rss_mb"}
     gen = ("gen-bound", "gen-naive", "gen-one-by-one", "gen-batched", "gen-genomes")
     assert {(r["model"], r["path"]) for r in rows} == {(m, p) for m in ("minilm", "lfm2-tiny")
-                                                       for p in ("bound", "naive", "full", "cached-1", "cached-2", "batched")
+                                                       for p in ("bound", "naive", "full", "layer-blocks", "cached-1", "cached-2", "batched")
                                                        } | {("lfm2-tiny", p) for p in gen} | {
                                                        ("minilm", "per-pair"), ("minilm", "per-pair-memo")}
     for r in rows:

@@ -12,6 +12,9 @@ from evolution.speciation import SpeciationParams
 TARGET = np.linspace(-0.5, 0.5, 64).astype(np.float32)
 # two LoRA matrices of 32 genes each: the toy target moves B (genes 32..63) the most; A is genes 0..31
 LAYOUT = GenomeLayout.from_shapes({"m.lora_A.weight": (4, 8), "m.lora_B.weight": (8, 4)})
+# the same 64 genes as two layers' LoRA matrices (layer 0: genes 0..31, layer 1: genes 32..63)
+LAYERED = GenomeLayout.from_shapes({"enc.0.v.lora_A.weight": (2, 8), "enc.0.v.lora_B.weight": (8, 2),
+                                    "enc.1.v.lora_A.weight": (2, 8), "enc.1.v.lora_B.weight": (8, 2)})
 
 
 def ev(genomes, gen, batches=None):
@@ -41,6 +44,8 @@ STRATEGIES = {
                                                                 a_scale=0.25), rng, new_id, LAYOUT),
     "openai-es-per-pair": lambda rng, new_id: OpenAIES(ESParams(
         population=13, sigma=0.05, learning_rate=0.05, shaping="zscore", batches="per_pair"), rng, new_id),
+    "openai-es-layer-blocks": lambda rng, new_id: OpenAIES(ESParams(population=12, sigma=0.05, learning_rate=0.05,
+                                                                    blocks="layer", a_scale=0.5), rng, new_id, LAYERED),
     "sep-cma-es": lambda rng, new_id: SepCMAES(ESParams(population=12, sigma=0.1), rng, new_id),
 }
 
@@ -191,6 +196,33 @@ def test_a_scale_is_the_same_es_on_rescaled_genes():
     assert one.champion.tobytes() == default.champion.tobytes()
     with pytest.raises(ValueError, match="perturb='B'.*a_scale"):
         OpenAIES(ESParams(perturb="B", a_scale=0.5), np.random.default_rng(0), iter(range(9)).__next__, LAYOUT)
+
+
+def test_layer_blocks_perturb_and_update_one_layer_per_generation_in_turn():
+    """blocks='layer': generation g's members differ from the mean only in the genes of layer g mod 2, the
+    update moves only those, and each block's Adam counts its own steps (its first step is lr per gene)."""
+    for optimizer in ("adam", "sgd", "momentum"):
+        es = OpenAIES(ESParams(population=12, sigma=0.05, learning_rate=0.02, optimizer=optimizer, blocks="layer"),
+                      np.random.default_rng(3), iter(range(10**6)).__next__, LAYERED)
+        pop, events = es.initial(np.zeros(64, np.float32))
+        layer_genes = {0: np.arange(32), 1: np.arange(32, 64)}
+        for gen in range(1, 6):
+            block = (gen - 1) % 2
+            other = layer_genes[1 - block]
+            mean = es.mean.copy()
+            assert all(np.array_equal(np.asarray(ind)[other], mean[other]) for ind in pop)
+            assert all(np.any(np.asarray(ind)[layer_genes[block]] != mean[layer_genes[block]]) for ind in pop)
+            assert all(e["params"]["layer"] == block for e in events if e["op"] == "es-sample")
+            for ind, (f, _) in zip(pop, ev(pop, gen)):
+                ind.fitness.values = (f,)
+            pop, events = es.next_generation(pop, gen)
+            step = es.mean - mean
+            assert np.all(step[other] == 0) and np.any(step[layer_genes[block]] != 0), (optimizer, gen)
+            assert events[0]["params"]["layer"] == block
+            if optimizer == "adam" and gen <= 2:  # each block's first Adam step: lr × sign, whatever came before
+                assert np.allclose(np.abs(step[layer_genes[block]]), 0.02, rtol=1e-4), gen
+    with pytest.raises(ValueError, match="blocks='layer' needs the genome layout"):
+        OpenAIES(ESParams(blocks="layer"), np.random.default_rng(0), iter(range(9)).__next__)
 
 
 def test_cosine_schedule_ends_where_it_says():

@@ -139,6 +139,29 @@ def test_cached_trunk_matches_stock_peft(tiny, data, layers):
     assert cached.evaluate([g], 0)[0][0] == lp
 
 
+@pytest.mark.parametrize("batched", [1, 2], ids=["sequential", "batched"])
+def test_shared_prefix_trunk_on_the_hybrid_model_matches_the_full_forward(tiny, data, batched):
+    """Genomes that differ only from layer 2 up (an ES perturbing one layer at a time): the trunk runs layers
+    0-1 once with their shared adapter, and every term scores as without any cache."""
+    import dataclasses
+
+    spec = _spec(tiny, data, cache=True, genomes_per_forward=batched)
+    task, full = build_task(spec), build_task(dataclasses.replace(spec, cache=False))
+    base = _genome(task, seed=3)
+    genes = task.flat.layout.layer_genes()
+    top = np.concatenate([genes[layer] for layer in genes if layer >= 2])
+    genomes = []
+    for s in range(3):
+        g = base.copy()
+        g[top] += np.random.default_rng(10 + s).normal(0, 0.3, top.size).astype(np.float32)
+        genomes.append(g)
+    assert task._shared_prefix(genomes)[0] == 2
+    before = task.evaluator.trunk_computations
+    for (fa, ta), (fb, tb) in zip(task.evaluate(genomes, 0), full.evaluate(genomes, 0)):
+        assert abs(fa - fb) < 1e-5 and all(abs(ta[k] - tb[k]) < 1e-5 for k in ta)
+    assert task.evaluator.trunk_computations == before + 1
+
+
 def test_unknown_term_params_are_config_errors(tiny, data):
     with pytest.raises(ConfigError, match=r"fitness.terms.0.params"):
         build_task(_spec(tiny, data, terms=(("keyword", 1.0, {"words": ["x"]}),)))

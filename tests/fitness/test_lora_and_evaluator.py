@@ -120,6 +120,41 @@ def test_trunk_cache_is_invalidated_when_the_batch_changes():
     assert task.evaluator.trunk_computations >= 3
 
 
+def _differ_from(task, genome, layers, n, seed):
+    """``n`` genomes equal to ``genome`` except for fresh noise on the genes of ``layers``."""
+    genes = np.concatenate([task.flat.layout.layer_genes()[layer] for layer in layers])
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        g = genome.copy()
+        g[genes] += rng.normal(0, 0.05, genes.size).astype(np.float32)
+        out.append(g)
+    return out
+
+
+@pytest.mark.parametrize("batched", [1, 3], ids=["sequential", "batched"])
+def test_shared_prefix_trunk_scores_like_the_full_forward_and_is_keyed_by_the_shared_adapter(batched):
+    """Genomes that share their adapter below layer L (an ES perturbing one layer) are scored with the trunk
+    run to L once, with that adapter in it; a different shared adapter gets its own trunk, never a stale one."""
+    import dataclasses
+
+    spec = _spec(layers=(2, 3, 4, 5), cache=True, genomes_per_forward=batched)
+    task, full = build_task(spec), build_task(dataclasses.replace(spec, cache=False))
+    g = _random_genome(task, seed=7)
+    for gen, (mean, layers, start) in enumerate([(g, (4,), 4), (g, (5,), 5), (g, (3, 5), 3),
+                                                 (_random_genome(task, seed=8), (4,), 4), (g, (2,), 2)]):
+        genomes = _differ_from(task, mean, layers, 4, seed=gen)
+        layer, prefix = task._shared_prefix(genomes)
+        assert layer == start and bool(prefix) == (start > 2)
+        before = task.evaluator.trunk_computations
+        got, want = task.evaluate(genomes, 0), full.evaluate(genomes, 0)
+        assert all(abs(a - b) < 1e-6 for (a, _), (b, _) in zip(got, want)), gen
+        assert task.evaluator.trunk_computations == before + 1  # one trunk for the four genomes: new key each time
+        assert len({round(f, 9) for f, _ in got}) == 4
+        assert task.evaluator.trunk.start == 2  # the scope ends with the evaluation
+    assert abs(task.validate(g) - full.validate(g)) < 1e-9
+
+
 def test_rotating_batches_are_the_same_within_a_generation_and_seeded():
     a = build_task(_spec(layers=(5,), rotate=True))
     b = build_task(_spec(layers=(5,), rotate=True))
