@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure population-evaluation throughput of every engine path",
                        description="Score one population on one batch through the base-model bound, a naive stock-peft "
-                       "loop and each evolora path (full, cached-1, cached-2, batched), alternating, on MiniLM and a "
+                       "loop and each evolora path (full, layer-blocks, cached-1, cached-2, batched, per-pair), alternating, on MiniLM and a "
                        "tiny LFM2; print median evals/s, ratios, non-evaluation overhead share, threads, peak RSS.")
     p.add_argument("--models", default="minilm,lfm2-tiny", help="comma-separated: minilm, lfm2-tiny")
     p.add_argument("--population", type=int, default=8, help="genomes scored per round")
