@@ -15,7 +15,14 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["LoRASlice", "GenomeLayout"]
+__all__ = ["LoRASlice", "GenomeLayout", "layer_of"]
+
+
+def layer_of(key: str) -> int | None:
+    """The transformer layer a state-dict key belongs to, its first dotted number
+    (``...encoder.layer.5.attention...`` → 5); None for a key without one."""
+    found = re.search(r"\.(\d+)\.", key)
+    return int(found.group(1)) if found else None
 
 
 @dataclass(frozen=True)
@@ -72,14 +79,14 @@ class GenomeLayout:
         return m
 
     def layer_genes(self) -> dict[int, np.ndarray]:
-        """{transformer layer index: the (sorted) positions of its genes}, the layer read from each key's first
-        dotted number (``...encoder.layer.5.attention...`` → 5). Raises ValueError for a key without one."""
+        """{transformer layer index: the (sorted) positions of its genes}, the layer of each key by
+        :func:`layer_of`. Raises ValueError for a key without one."""
         out: dict[int, list[np.ndarray]] = {}
         for s in self.slices:
-            found = re.findall(r"\.(\d+)\.", s.key)
-            if not found:
+            layer = layer_of(s.key)
+            if layer is None:
                 raise ValueError(f"{s.key}: no layer index in the key")
-            out.setdefault(int(found[0]), []).append(np.arange(s.offset, s.offset + s.size))
+            out.setdefault(layer, []).append(np.arange(s.offset, s.offset + s.size))
         return {layer: np.sort(np.concatenate(parts)) for layer, parts in sorted(out.items())}
 
     def to_arrays(self, genome: np.ndarray) -> dict[str, np.ndarray]:

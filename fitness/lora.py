@@ -20,7 +20,7 @@ from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 
 from evolution.errors import ConfigError
-from evolution.genome import GenomeLayout
+from evolution.genome import GenomeLayout, layer_of
 
 from .models import find_layers
 
@@ -141,7 +141,7 @@ class FlatLoRA:
             view = self.buffer[s.offset : s.offset + s.size].view(s.shape)
             view.copy_(p.data)
             p.data = view  # alias: the module now reads its weight from the flat buffer
-        self.adapted_layers = sorted({int(m) for k in saved for m in re.findall(r"\.(\d+)\.", k)[:1]})
+        self.adapted_layers = sorted({layer for k in saved if (layer := layer_of(k)) is not None})
         modules = dict(peft_model.named_modules())
         by_key = {s.key: s for s in self.layout}
         self._merge = []  # (base weight, pristine W0, B view, A view, scaling)
