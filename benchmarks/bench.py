@@ -3,10 +3,13 @@
 For each model (MiniLM on STS-B pairs, the tiny LFM2 on news sentences) and each path, the same population
 is scored on the same batch, the paths alternating round by round so that machine noise hits all alike:
 
-* ``bound``    the base model alone, one forward per genome (what LoRA would cost if it cost nothing)
+* ``bound``    the base model alone, one (padded, stock transformers) forward per genome: what LoRA would cost
+  if it cost nothing on the padded forward (the padding-free paths can pass it)
 * ``naive``    stock peft, what a user would write: ``set_peft_model_state_dict`` then forward, per genome
 * ``full``     evolora, LoRA on every layer, flat aliased buffer, full forward per genome
 * ``cached-1`` / ``cached-2``  LoRA on the top 1 / 2 layers, frozen-trunk cache
+* ``padded``   (MiniLM) as ``cached-2``, with the padded forward instead of the padding-free one every other
+  encoder path runs (``model.packed: false``; ``fitness.packed``): what packing buys, side by side
 * ``batched``  LoRA on every layer, all genomes of a chunk in one forward (bmm deltas; the GPU path)
 * ``per-pair`` / ``per-pair-memo``  (MiniLM) as ``cached-2``, but each antithetic pair of the population on a
   batch of its own, new every round (``evolution.es.batches: per_pair``; the same number of pair evaluations):
@@ -70,7 +73,8 @@ def _specs(model: str, batch: int) -> tuple[TaskSpec, list[tuple[str, dict]]]:
              ("cached-2", dict(layers=(n - 2, n - 1), cache=True)),
              ("batched", dict(layers=None, cache=False, genomes_per_forward=None))]
     if model == "minilm":
-        paths += [("per-pair", dict(layers=(n - 2, n - 1), cache=True, rotate=True, trunk_memo=False)),
+        paths += [("padded", dict(layers=(n - 2, n - 1), cache=True, packed=False)),
+                  ("per-pair", dict(layers=(n - 2, n - 1), cache=True, rotate=True, trunk_memo=False)),
                   ("per-pair-memo", dict(layers=(n - 2, n - 1), cache=True, rotate=True, trunk_memo=True))]
     return base, paths
 
@@ -247,7 +251,7 @@ def run_bench(models=("minilm", "lfm2-tiny"), population: int = 16, batch: int =
         tasks = {name: build_task(dataclasses.replace(base, **{**kw, "genomes_per_forward": batched_chunk
                                                               if name == "batched" else 1}))
                  for name, kw in paths}
-        naive_task = build_task(dataclasses.replace(base, layers=None, cache=False, merge=False))  # stock peft path
+        naive_task = build_task(dataclasses.replace(base, layers=None, cache=False, merge=False, packed=False))  # stock peft
         rng = np.random.default_rng(1)
         genomes = {name: [(t.seed_genome() + rng.normal(0, 0.02, t.layout.size)).astype(np.float32)
                           for _ in range(population)] for name, t in tasks.items()}

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .batched import repeat_batch
+from .packed import PackedBatches, PackedUnsupported, pack, run_layers, unpack, why_unsupported
 from .trunk import TrunkCache
 from .pairs import PairOutputs, Pairs
 
@@ -57,6 +58,7 @@ class EncodedPairs:
     i1: torch.Tensor  # (pairs,) index of each pair's first sentence
     i2: torch.Tensor
     gold: np.ndarray  # (pairs,)
+    packed: PackedBatches | None = None  # where each batch's real tokens sit when packed (``fitness.packed``)
 
 
 class _StopForward(Exception):
@@ -76,12 +78,17 @@ def _same(a, b) -> bool:
 
 class EncoderEvaluator:
     def __init__(self, model: torch.nn.Module, tokenizer, adapted_layers: list[int], device: torch.device,
-                 batch_size: int = 64, max_length: int = 128, cache: bool | str = "auto", cache_entries: int = 4) -> None:
+                 batch_size: int = 64, max_length: int = 128, cache: bool | str = "auto", cache_entries: int = 4,
+                 packed: bool | str = "auto") -> None:
         self.model, self.tok, self.device = model, tokenizer, device
         self.batch_size, self.max_length = batch_size, max_length
         self.trunk = TrunkCache(model, adapted_layers, cache, cache_entries)
         self.layers, self.first = self.trunk.layers, self.trunk.first
         self.use_cache = self.trunk.enabled
+        why = why_unsupported(model.get_base_model() if hasattr(model, "get_base_model") else model, self.layers)
+        if packed is True and why:
+            raise PackedUnsupported(f"the packed forward cannot run this model: {why}")
+        self.packed = bool(packed) and not why  # padding-free layers (``fitness.packed``)
         self._tokens: dict[str, dict] = {}  # sentence → tokenizer features
         self._chunk_of: dict[str, int] | None = None  # trunk memo: sentence → its fixed chunk (None: no memo)
         self._chunks: list[list[str]] = []
@@ -128,12 +135,15 @@ class EncoderEvaluator:
             i1=torch.tensor([pos[s] for s in pairs.s1], device=self.device),
             i2=torch.tensor([pos[s] for s in pairs.s2], device=self.device),
             gold=np.asarray(pairs.gold, dtype=np.float64),
+            packed=PackedBatches.from_masks([b.inputs["attention_mask"] for b in batches]) if self.packed else None,
         )
 
     # ---- forward ---------------------------------------------------------------------------------
     @torch.inference_mode()
     def embed(self, data: EncodedPairs) -> torch.Tensor:
         """(sentences, hidden) L2-normalised embeddings of the unique sentences, for the current adapter."""
+        if self.packed and data.packed is not None:
+            return self._embed_packed(data)
         out = None
         trunk = self._trunk(data) if self.use_cache else None
         for b, batch in enumerate(data.batches):
@@ -145,6 +155,17 @@ class EncoderEvaluator:
             if out is None:
                 out = torch.empty(data.n_sentences, emb.shape[1], dtype=emb.dtype, device=emb.device)
             out[batch.rows] = emb
+        return out
+
+    def _embed_packed(self, data: EncodedPairs) -> torch.Tensor:
+        """:meth:`embed` through the padding-free layers: every batch's real tokens in one matrix."""
+        start = self.trunk.start if self.use_cache else 0
+        entering = self._trunk(data) if self.use_cache else self._capture([b.inputs for b in data.batches], 0)
+        where = data.packed
+        x = run_layers(self.layers[start:], pack([h for h, _, _ in entering], where), where)
+        out = torch.empty(data.n_sentences, x.shape[-1], dtype=x.dtype, device=x.device)
+        for b, batch in enumerate(data.batches):
+            out[batch.rows] = mean_pool(unpack(x, where, b), batch.inputs["attention_mask"])
         return out
 
     @torch.inference_mode()

@@ -16,6 +16,7 @@ from evolution.genome import GenomeLayout
 from .batched import PopulationDeltas
 from .encoder import EncodedPairs, EncoderEvaluator
 from .genomes import INITS, EvaSubspaceGenome, eva_seed, make_genome_map
+from .packed import PackedUnsupported
 from .lora import FlatLoRA, attach_lora
 from .models import HUB_IDS, load_base, pick_device
 from .pairs import PairOutputs, Pairs, hold_out_sources, load_sts
@@ -59,6 +60,7 @@ class TaskSpec:
     reference_path: str | None = None  # causal: texts for kl_to_base (default: the fitness texts)
     max_new_tokens: int = 16
     genomes_per_forward: int | None = None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
+    packed: bool | str = "auto"  # encoder: padding-free layers (``fitness.packed``; "auto": where the model allows)
     merge: bool = True  # fold each genome into the frozen weights (W₀ + s·B·A) instead of peft's LoRA path
     genome: str = "full"  # full: every LoRA A and B | xs: r×r cores between frozen SVD factors (fitness.genomes)
     init: str = "kaiming"  # LoRA A of a full genome: kaiming (peft's draw) | eva (inputs' principal directions)
@@ -392,7 +394,11 @@ def build_task(spec: TaskSpec):
     model, tok = load_base(spec.kind, spec.base, device)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed)
     flat = FlatLoRA(peft_model, merged=spec.merge)
-    evaluator = EncoderEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length, spec.cache)
+    try:
+        evaluator = EncoderEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length,
+                                     spec.cache, packed=spec.packed)
+    except PackedUnsupported as e:
+        raise ConfigError("model.packed", str(e), spec.packed) from None
     if spec.trunk_memo:
         try:
             evaluator.memoise(train.s1 + train.s2)

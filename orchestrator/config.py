@@ -40,6 +40,9 @@ class ModelConfig(_Strict):
         "auto", description="keep each train sentence's frozen-trunk states (the layers below the adapted ones) "
         "once computed, for batches that are many, small and new (encoder pair tasks; auto: with "
         "evolution.es.batches: per_pair when LoRA sits on a top slice of layers)")
+    packed: Literal["auto", True, False] = Field(
+        "auto", description="encoder layers on the real tokens of all sentence batches at once, padding-free "
+        "(fitness.packed; auto: where the model has BERT's layer structure; same embeddings to float rounding)")
     merge_weights: bool = Field(True, description="fold each genome into the frozen weights (W0 + s·B·A) so a "
                                 "forward costs what the base model's does; false: peft's separate LoRA path")
 

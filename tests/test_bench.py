@@ -17,7 +17,7 @@ def test_bench_json_has_one_object_per_model_and_path(tmp_path, monkeypatch, cap
     assert {(r["model"], r["path"]) for r in rows} == {(m, p) for m in ("minilm", "lfm2-tiny")
                                                        for p in ("bound", "naive", "full", "layer-blocks", "cached-1", "cached-2", "batched")
                                                        } | {("lfm2-tiny", p) for p in gen} | {
-                                                       ("minilm", "per-pair"), ("minilm", "per-pair-memo")}
+                                                       ("minilm", "per-pair"), ("minilm", "per-pair-memo"), ("minilm", "padded")}
     for r in rows:
         assert keys <= set(r)
         assert r["min"] <= r["evals_per_s"] <= r["max"] and r["evals_per_s"] > 0
