@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STUDY  ?= studies/quickstart.yaml
 PYTEST_ARGS ?=
+# test processes (pytest-xdist; one torch thread each, tests/conftest.py): 2 suits a 2-core machine
+TEST_WORKERS ?= 2
 
 .PHONY: setup run test bench clean
 setup: $(VENV)/.installed
@@ -29,7 +31,7 @@ run: setup
 	HF_HUB_OFFLINE=1 $(BIN)/evolora run $(STUDY)
 
 test: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -2,6 +2,12 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+# torch threads per test process: `make test` runs the suite on two pytest-xdist workers, one thread each (two
+# processes at one thread finish sooner than one at two, and never oversubscribe a 2-core machine); a plain
+# `pytest` run uses two. EVOLORA_TEST_THREADS overrides either. Processes a test starts get the same through
+# OMP_NUM_THREADS (set, not defaulted: the xdist controller imports this file too, and its workers inherit its env).
+THREADS = int(os.environ.get("EVOLORA_TEST_THREADS") or (1 if os.environ.get("PYTEST_XDIST_WORKER") else 2))
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
 
 from pathlib import Path  # noqa: E402
 
@@ -22,7 +28,7 @@ def minilm_dir() -> Path:
 def _torch_threads():
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     yield
 
 

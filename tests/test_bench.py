@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from orchestrator.cli import main
 
 
+@pytest.mark.slow
 def test_bench_json_has_one_object_per_model_and_path(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EVOLORA_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "bench.json"

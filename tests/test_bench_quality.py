@@ -13,6 +13,8 @@ import pytest
 from benchmarks.quality import ROWS, THRESHOLDS
 from orchestrator.cli import main
 
+from .conftest import THREADS
+
 HELPER = Path(__file__).resolve().parent / "helpers" / "score_adapter.py"
 KEYS = {"row", "test_base", "test_final", "test_gain_points", "seconds_to", "seconds", "budget_s", "curve",
         "threads", "adapter", "share_of_gradient", "test_by_source"}
@@ -22,7 +24,7 @@ KEYS = {"row", "test_base", "test_final", "test_gain_points", "seconds_to", "sec
 def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, minilm_dir):
     out = tmp_path / "q"
     js = tmp_path / "quality.json"
-    assert main(["bench", "--quality", "--tiny", "--minutes", "0.04", "--threads", "2", "--out", str(out),
+    assert main(["bench", "--quality", "--tiny", "--minutes", "0.04", "--threads", str(THREADS), "--out", str(out),
                  "--json", str(js)]) == 0
     rows = json.loads(js.read_text())
     assert [r["row"] for r in rows] == list(ROWS)
@@ -32,6 +34,7 @@ def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, mini
     np.save(tmp_path / "idx.npy", np.arange(40))
     for r in rows:
         assert KEYS <= set(r), r["row"]
+        assert r["threads"] == THREADS, r["row"]
         assert set(r["seconds_to"]) == {f"+{t}" for t in THRESHOLDS}
         assert r["test_base"] == base  # one base model, one test split for every row
         assert r["curve"][0][1] == base and r["curve"][-1][1] == r["test_final"]

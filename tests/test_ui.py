@@ -91,6 +91,7 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

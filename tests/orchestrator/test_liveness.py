@@ -8,6 +8,7 @@ import sys
 import time
 
 import optuna
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -34,6 +35,7 @@ def _journal(tmp_path, name):
     return optuna.load_study(study_name=name, storage=storage), storage
 
 
+@pytest.mark.slow
 def test_generations_longer_than_stale_after_never_kill_a_live_trial(tmp_path):
     # full model, 192 pairs, one thread per worker: each generation takes several seconds, stale_after is 2 s
     path = _study(tmp_path, "long", lora__layers=None, data__train_subset=192, evolution__generations=3)

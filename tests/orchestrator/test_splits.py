@@ -129,6 +129,7 @@ def test_hold_out_sources_takes_identical_pairs_of_other_sources_along():
     assert both.s1 == ("b", "a", "a", "c") and list(both.gold) == [2.0, 1.0, 3.0, 4.0]
 
 
+@pytest.mark.slow
 def test_held_out_sources_join_validation_whole_and_never_reach_fitness(tmp_path, encoded):
     """``data.val_sources``: every train pair of those sources (and every pair identical to one) is validation,
     beside the val_fraction draw from the other sources; no fitness batch holds any of them."""

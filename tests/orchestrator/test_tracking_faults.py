@@ -94,6 +94,7 @@ def test_a_refused_call_is_not_retried_and_an_outage_ends_in_tracking_unavailabl
     assert sum(1 for _, path in proxy.requests if "experiments/get-by-name" in path) >= 2  # it did retry
 
 
+@pytest.mark.slow
 def test_a_sweep_outlives_a_tracking_outage_longer_than_the_retry_window(tmp_path, served):
     """The server is unreachable for longer than the retry window while a trial logs: the trial fails as
     `tracking unavailable`, its retry resumes the same run from the checkpoint, and the sweep completes
