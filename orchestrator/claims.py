@@ -78,10 +78,13 @@ def recover(study: optuna.Study, cfg: StudyConfig, storage: optuna.storages.Base
             continue
         if a.get(ATTR + "retries", 0) >= cfg.sweep.max_retries:
             continue
+        attrs = {ATTR + "root": a.get(ATTR + "root", t.number), ATTR + "retries": a.get(ATTR + "retries", 0) + 1,
+                 ATTR + "retry_of": t.number}
+        threads = (a.get(ATTR + "config") or {}).get("model", {}).get("threads")
+        if threads is not None:  # the retry runs at the killed trial's thread count: its checkpoint matches
+            attrs[ATTR + "threads"] = int(threads)
         study.add_trial(optuna.trial.create_trial(
-            state=TrialState.WAITING, params=t.params, distributions=t.distributions,
-            user_attrs={ATTR + "root": a.get(ATTR + "root", t.number), ATTR + "retries": a.get(ATTR + "retries", 0) + 1,
-                        ATTR + "retry_of": t.number}))
+            state=TrialState.WAITING, params=t.params, distributions=t.distributions, user_attrs=attrs))
         queued.append(t.number)
     return queued
 

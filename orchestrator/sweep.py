@@ -13,7 +13,7 @@ import importlib
 import multiprocessing as mp
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,9 @@ class SweepContext:
     checkpoint_dir: str | None = None
     progress: bool = True
     parent_run_id: str | None = None  # set by run_sweep
+    # torch threads of the process that starts the sweep, read once: a trial sets its own pinned count, which
+    # must not become the next trial's
+    own_threads: int = field(default_factory=lambda: _torch_threads_now())
 
     @property
     def storage_url(self) -> str:
@@ -107,12 +110,22 @@ class ResumeNote(Observer):
             self.trial.set_user_attr(ATTR + "resumed_from_gen", int(info["gen"]))
 
 
-def _threads(ctx: SweepContext) -> int:
+def _torch_threads_now() -> int:
     import torch
 
+    return torch.get_num_threads()
+
+
+def _threads(ctx: SweepContext, trial: optuna.Trial) -> int:
+    """Torch threads a trial runs with (pinned in its config: the thread count is part of what makes a seed's
+    numbers exact). A retry takes its killed trial's, so it resumes that trial's checkpoint whatever this
+    worker's own count: a sweep started with ``--workers 2`` (one thread each) and resumed alone, or on a
+    host with other cores, loses no completed generation."""
     if ctx.cfg.model.threads is not None:
         return ctx.cfg.model.threads
-    return 1 if ctx.workers > 1 else torch.get_num_threads()
+    if trial.user_attrs.get(ATTR + "threads") is not None:
+        return int(trial.user_attrs[ATTR + "threads"])
+    return 1 if ctx.workers > 1 else ctx.own_threads
 
 
 def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> TrialState:
@@ -128,7 +141,7 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
     trackers: list[MlflowTracker] = []
     try:
         params = sample(trial, ctx.cfg)
-        cfg = trial_config(ctx.cfg, trial.params, seed, _threads(ctx))
+        cfg = trial_config(ctx.cfg, trial.params, seed, _threads(ctx, trial))
         trial.set_user_attr(ATTR + "root", root)
         trial.set_user_attr(ATTR + "seed", seed)
         trial.set_user_attr(ATTR + "config", resolved(cfg))

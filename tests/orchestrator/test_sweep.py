@@ -139,8 +139,34 @@ def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_result(tmp_path):
     assert _in(tmp_path, ["reproduce", str(path), "--trial", str(retry.number), "--no-progress"]) == 0
 
 
-def _start_and_wait(tmp_path, path, min_gen=3):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+def test_a_retry_keeps_its_killed_trials_thread_count_so_nothing_completed_is_lost(tmp_path):
+    """Killed at one torch thread (as ``--workers 2`` runs each trial), resumed by a worker whose torch has two:
+    the thread count is part of the trial's config (and of its exact numbers), so the retry takes the killed
+    trial's, resumes its checkpoint and continues its run; the next new trial runs at the worker's own."""
+    import torch
+
+    path = _study(tmp_path, evolution__generations=10, data__train_subset=48)
+    proc, _ = _start_and_wait(tmp_path, path, env={"OMP_NUM_THREADS": "1"})
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _journal(tmp_path).trials[0].user_attrs["evolora:config"]["model"]["threads"] == 1
+    torch.set_num_threads(2)
+    assert _in(tmp_path, ["sweep", str(path), "--n-trials", "2", "--no-progress"]) == 0
+    study = _journal(tmp_path)
+    retry = next(t for t in study.trials if t.user_attrs.get("evolora:retry_of") == 0)
+    assert retry.state.name == "COMPLETE", retry.user_attrs.get("evolora:failure")
+    assert retry.user_attrs["evolora:resumed_from_gen"] >= 3  # from the checkpoint, not from generation 0
+    assert retry.user_attrs["evolora:config"]["model"]["threads"] == 1
+    new = [t for t in study.trials if t.number not in (0, retry.number)]
+    assert [t.state.name for t in new] == ["COMPLETE"] and new[0].user_attrs["evolora:config"]["model"]["threads"] == 2
+    client, _, children = _mlflow(tmp_path)
+    assert len(children) == 2  # the retry continued the killed trial's run
+    run = next(c for c in children if c.data.tags["optuna.trial_root"] == "0")
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "fit_best")] == list(range(10))
+
+def _start_and_wait(tmp_path, path, min_gen=3, env=None):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(path), "--n-trials", "2", "--no-progress"]
     # SIGINT back to its default in the child: a test runner started in the background (`make test &`) has it
     # ignored, the child would inherit that and Python would then never raise KeyboardInterrupt
