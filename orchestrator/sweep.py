@@ -35,6 +35,12 @@ __all__ = ["SweepContext", "run_sweep", "open_study", "worker", "genome_sha256",
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+def _torch_threads_now() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 @dataclass
 class SweepContext:
     cfg: StudyConfig  # the base config (searched paths hold their file values)
@@ -48,7 +54,7 @@ class SweepContext:
     parent_run_id: str | None = None  # set by run_sweep
     # torch threads of the process that starts the sweep, read once: a trial sets its own pinned count, which
     # must not become the next trial's
-    own_threads: int = field(default_factory=lambda: _torch_threads_now())
+    own_threads: int = field(default_factory=_torch_threads_now)
 
     @property
     def storage_url(self) -> str:
@@ -108,12 +114,6 @@ class ResumeNote(Observer):
     def on_start(self, info: dict) -> None:
         if info.get("resumed"):
             self.trial.set_user_attr(ATTR + "resumed_from_gen", int(info["gen"]))
-
-
-def _torch_threads_now() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def _threads(ctx: SweepContext, trial: optuna.Trial) -> int:

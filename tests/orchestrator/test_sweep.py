@@ -139,7 +139,6 @@ def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_result(tmp_path):
     assert _in(tmp_path, ["reproduce", str(path), "--trial", str(retry.number), "--no-progress"]) == 0
 
 
-
 def test_a_retry_keeps_its_killed_trials_thread_count_so_nothing_completed_is_lost(tmp_path):
     """Killed at one torch thread (as ``--workers 2`` runs each trial), resumed by a worker whose torch has two:
     the thread count is part of the trial's config (and of its exact numbers), so the retry takes the killed
@@ -164,6 +163,7 @@ def test_a_retry_keeps_its_killed_trials_thread_count_so_nothing_completed_is_lo
     assert len(children) == 2  # the retry continued the killed trial's run
     run = next(c for c in children if c.data.tags["optuna.trial_root"] == "0")
     assert [m.step for m in client.get_metric_history(run.info.run_id, "fit_best")] == list(range(10))
+
 
 def _start_and_wait(tmp_path, path, min_gen=3, env=None):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
