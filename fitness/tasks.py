@@ -15,7 +15,7 @@ from evolution.genome import GenomeLayout
 
 from .batched import PopulationDeltas
 from .encoder import EncodedPairs, EncoderEvaluator
-from .genomes import INITS, EvaSubspaceGenome, eva_seed, make_genome_map
+from .genomes import INITS, SubspaceGenome, consumer_directions, eva_seed, make_genome_map
 from .packed import PackedUnsupported
 from .lora import FlatLoRA, attach_lora
 from .models import HUB_IDS, load_base, pick_device
@@ -66,6 +66,7 @@ class TaskSpec:
     init: str = "kaiming"  # LoRA A of a full genome: kaiming (peft's draw) | eva (inputs' principal directions)
     init_examples: int = 256  # eva: train examples whose inputs define the directions
     a_subspace: int | None = None  # eva: A moves only within the top-k input directions (fitness.genomes)
+    b_subspace: int | None = None  # value B moves only within the top-k directions its consumer reads (fitness.genomes)
     objectives: tuple = ()  # (name, params): terms scored on validation for a Pareto sweep's champion
 
 
@@ -147,13 +148,17 @@ class Task:
                 raise ValueError("init='eva' sets LoRA A: it needs genome='full'")
             batches = self._eva_batches(self._eva_items())
             if spec.a_subspace:
-                full, dirs = eva_seed(flat, self._seed_genome, batches, spec.a_subspace)
-                self.genome = EvaSubspaceGenome(flat, full, dirs)
-                self._seed_genome = self.genome.seed()
+                self._seed_genome, a_dirs = eva_seed(flat, self._seed_genome, batches, spec.a_subspace)
             else:
                 self._seed_genome = eva_seed(flat, self._seed_genome, batches)
         elif spec.a_subspace:
             raise ValueError("a_subspace needs init='eva' (it keeps A within the eva directions)")
+        if spec.b_subspace and spec.genome != "full":
+            raise ValueError("b_subspace holds LoRA B in a subspace: it needs genome='full'")
+        if spec.a_subspace or spec.b_subspace:
+            b_dirs = consumer_directions(flat, spec.b_subspace) if spec.b_subspace else None
+            self.genome = SubspaceGenome(flat, self._seed_genome, a_dirs if spec.a_subspace else None, b_dirs)
+            self._seed_genome = self.genome.seed()
         rng = np.random.Generator(np.random.PCG64(spec.data_seed))
         self._fixed = None
         if not spec.rotate:

@@ -86,6 +86,11 @@ class LoraConfig(_Strict):
         None, ge=1, description="lora.init: eva — LoRA A moves only within the top a_subspace principal directions "
         "of its module's inputs (A = R V_kᵀ; the genome holds the r×k coordinates R): no perturbation of A where "
         "the train inputs do not look. Between lora.rank and the module's input width; null: A moves freely")
+    b_subspace: int | None = Field(
+        None, ge=1, description="each value projection's LoRA B moves only within the top b_subspace directions its "
+        "output's consumer reads (the right singular vectors of the attention output projection; B = U_k Q, the "
+        "genome holds the k×r coordinates Q): perturbations where a change of B reaches the layer's output. "
+        "Value projections only; between lora.rank and the module's output width; null: B moves freely")
     blocks: dict[Literal["attention", "conv", "feed_forward"], BlockConfig] | None = Field(
         None, description="block-type targeting for hybrid causal models (replaces target_modules/layers)")
 
@@ -371,7 +376,12 @@ class StudyConfig(_Strict):
             if self.lora.a_subspace < self.lora.rank:
                 raise ConfigError("lora.a_subspace", f"must be at least lora.rank ({self.lora.rank})",
                                   self.lora.a_subspace)
+        if self.lora.b_subspace is not None and self.lora.b_subspace < self.lora.rank:
+            raise ConfigError("lora.b_subspace", f"must be at least lora.rank ({self.lora.rank})", self.lora.b_subspace)
         if self.lora.genome == "xs":
+            if self.lora.b_subspace is not None:
+                raise ConfigError("lora.b_subspace", "holds a full genome's B in a subspace; with lora.genome: xs B is "
+                                  "fixed at each weight's SVD (use lora.genome: full)", self.lora.b_subspace)
             if self.lora.init == "eva":
                 raise ConfigError("lora.init", "eva sets LoRA A; with lora.genome: xs A is fixed at each weight's "
                                   "SVD (use kaiming, which xs ignores)", "eva")

@@ -104,6 +104,7 @@ def task_spec(cfg: StudyConfig) -> TaskSpec:
         reference_path=cfg.data.reference_path, max_new_tokens=cfg.fitness.max_new_tokens,
         genomes_per_forward=cfg.model.genomes_per_forward, merge=cfg.model.merge_weights, genome=cfg.lora.genome,
         init=cfg.lora.init, init_examples=cfg.lora.init_examples, a_subspace=cfg.lora.a_subspace,
+        b_subspace=cfg.lora.b_subspace,
         objectives=tuple((o.metric, dict(o.params)) for o in cfg.sweep.objectives or ()),
         trunk_memo=_trunk_memo(cfg), packed=cfg.model.packed,
     )

@@ -191,3 +191,49 @@ def test_a_subspace_keeps_every_a_within_the_top_k_eva_directions_and_starts_at_
         build_task(dataclasses.replace(spec, a_subspace=500))  # wider than the 384 inputs
     with pytest.raises(ValueError, match="a_subspace needs init='eva'"):
         build_task(dataclasses.replace(spec, init="kaiming", a_subspace=6))
+
+
+def test_b_subspace_keeps_each_value_b_within_its_consumers_top_k_directions(tmp_path):
+    """``lora.b_subspace: k``: each value projection's B is held as k×r coordinates Q in the top-k right singular
+    directions of the attention output projection that reads it (B = U_k Q), other modules' B and every A as
+    they are; the seed is exactly the full seed (B = 0: the base model); a genome expands to a B whose columns lie
+    in that span, with |Q| = |B|; the directions are W_o's own (W_o U_k carries more of W_o than any other k
+    directions); the model scores the expanded weights; together with ``a_subspace``; and bad widths or a layout
+    without a value projection are refused, naming the field."""
+    spec = _spec(genome="full", init="eva", init_examples=40, target_modules=("query", "value"))
+    eva = build_task(spec)
+    sub = build_task(dataclasses.replace(spec, b_subspace=8))
+    assert np.array_equal(sub.genome.expand(sub.seed_genome()), eva.seed_genome())
+    by_key = {s.key: s for s in sub.layout}
+    assert [s.key for s in sub.layout] == [s.key for s in eva.flat.layout]
+    modules = dict(eva.flat.model.named_modules())
+    for f in eva.flat.layout:
+        value_b = f.kind == "B" and ".value." in f.key
+        assert by_key[f.key].shape == ((8, 2) if value_b else f.shape)
+    assert sub.layout.size == eva.flat.layout.size - 2 * 2 * (384 - 8)
+    g = sub.seed_genome() + np.random.default_rng(0).normal(0, 0.05, sub.layout.size).astype(np.float32)
+    full = sub.genome.expand(g)
+    for f in eva.flat.layout:
+        if not (f.kind == "B" and ".value." in f.key):
+            assert np.array_equal(f.view(full), by_key[f.key].view(g))
+            continue
+        b, q = f.view(full).astype(np.float64), by_key[f.key].view(g).astype(np.float64)
+        wo = modules[f.key.split(".attention.self.value")[0] + ".attention.output.dense"]
+        wo = getattr(wo, "base_layer", wo).weight.detach().double().numpy()  # (hidden, value width)
+        u = np.linalg.svd(b, full_matrices=False)[0][:, :2]  # B's column space (rank 2)
+        s = np.linalg.svd(wo, compute_uv=False)
+        # B's columns lie in W_o's top-8 right singular span: |W_o u| ≥ the 8th singular value for each unit column
+        assert np.all(np.linalg.norm(wo @ u, axis=0) >= s[7] - 1e-6)
+        np.testing.assert_allclose(np.linalg.norm(b), np.linalg.norm(q), rtol=1e-5)
+    assert sub.validate(g) == eva.validate(full)  # the same LoRA weights in the model
+    sub.save_adapter(g, tmp_path / "adapter")  # exports the expanded factors as any full genome does
+    both = build_task(dataclasses.replace(spec, a_subspace=6, b_subspace=8))
+    assert both.layout.size == eva.flat.layout.size - 4 * 2 * (384 - 6) - 2 * 2 * (384 - 8)
+    np.testing.assert_allclose(both.genome.expand(both.seed_genome()), eva.seed_genome(), rtol=0, atol=1e-7)
+    with pytest.raises(Exception, match="b_subspace") as err:
+        build_task(dataclasses.replace(spec, b_subspace=500))  # wider than the 384 value channels
+    assert "500" in str(err.value)
+    with pytest.raises(Exception, match="b_subspace.*no adapted module is one"):
+        build_task(dataclasses.replace(spec, target_modules=("query",), b_subspace=8))
+    with pytest.raises(ValueError, match="b_subspace .*needs genome='full'"):
+        build_task(_spec(b_subspace=8))

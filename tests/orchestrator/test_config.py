@@ -36,6 +36,10 @@ BAD = [
     ({"lora__a_subspace": 16}, [], "lora.a_subspace", "16"),  # needs the eva directions
     ({"lora__init": "eva", "lora__rank": 4, "lora__a_subspace": 2}, [], "lora.a_subspace", "2"),  # below the rank
     ({"lora__init": "eva", "lora__a_subspace": 500}, [], "lora.a_subspace", "500"),  # wider than MiniLM's 384 inputs
+    ({"lora__rank": 4, "lora__b_subspace": 2}, [], "lora.b_subspace", "2"),  # below the rank
+    ({"lora__b_subspace": 500}, [], "lora.b_subspace", "500"),  # wider than MiniLM's 384 value channels
+    ({"lora__target_modules": ["query"], "lora__b_subspace": 16}, [], "lora.b_subspace", "16"),  # no value projection
+    ({"lora__genome": "xs", "lora__b_subspace": 16}, [], "lora.b_subspace", "16"),
     ({"lora__genome": "xs", "evolution__strategy": "openai-es", "evolution__es": {"perturb": "B"}}, [],
      "evolution.es.perturb", "B"),
     ({"lora__genome": "xs", "evolution__strategy": "openai-es", "evolution__es": {"a_scale": 0.1}}, [],
