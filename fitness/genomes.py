@@ -201,12 +201,20 @@ def consumer_directions(flat: FlatLoRA, k: int) -> dict[str, np.ndarray]:
                          if name.endswith(v) and name[: -len(v)] + c in modules), None)
         if consumer is None:
             continue
-        w = getattr(consumer, "base_layer", consumer).weight  # (hidden, out of the value projection)
         width = s.shape[0]
         if not s.shape[1] <= k <= width:
             raise ConfigError("lora.b_subspace", f"must be between lora.rank ({s.shape[1]}) and the output width of "
                               f"{name} ({width})", k)
-        _, _, vh = torch.linalg.svd(w.detach().to("cpu", torch.float64), full_matrices=False)
+        w = getattr(consumer, "base_layer", consumer).weight.detach().to("cpu", torch.float64)  # (hidden, heads·hd)
+        if w.shape[1] != width:
+            # grouped-query attention: KV value heads, each read by `rep` consecutive query heads' columns of W_o;
+            # a direction's strength is what all of them pass on, so stack those column blocks: (rep·hidden, KV·hd)
+            rep, hd = w.shape[1] // width, getattr(modules[name.rsplit(".", 1)[0]], "head_dim", None)
+            if hd is None or rep * width != w.shape[1] or width % hd:
+                raise ConfigError("lora.b_subspace", f"cannot match the {width} value channels of {name} to the "
+                                  f"{w.shape[1]} inputs of its output projection", k)
+            w = w.reshape(w.shape[0], width // hd, rep, hd).permute(2, 0, 1, 3).reshape(rep * w.shape[0], width)
+        _, _, vh = torch.linalg.svd(w, full_matrices=False)
         v = vh[:k].T  # (out, k)
         sign = torch.sign(v.gather(0, v.abs().argmax(dim=0, keepdim=True)))
         sign[sign == 0] = 1

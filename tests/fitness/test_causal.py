@@ -262,3 +262,34 @@ def test_eva_init_on_the_hybrid_model_keeps_the_base_and_spans_orthogonal_input_
         base = float(task.val_term(task._outputs(task.dev)))
     assert task.validate(seed) == base
     assert build_task(spec).seed_genome().tobytes() == seed.tobytes()
+
+
+def test_b_subspace_on_grouped_query_attention_reads_the_value_through_every_head_that_uses_it(tiny, data):
+    """LFM2's attention has 4 query heads on 2 KV heads: each value channel is read by two heads' columns of
+    out_proj. ``lora.b_subspace`` stacks those column blocks, so B's columns lie in the top-k right singular span of
+    the (2·hidden, KV·hd) stack; v_proj's B alone is reduced, and the seed is exactly the base model."""
+    spec = _spec(tiny, data, target_modules=("q_proj", "v_proj"), terms=(("likelihood", 1.0),))
+    free = build_task(spec)
+    sub = build_task(dataclasses.replace(spec, b_subspace=4))
+    assert np.array_equal(sub.genome.expand(sub.seed_genome()), free.seed_genome())
+    by_key = {s.key: s for s in sub.layout}
+    modules = dict(free.flat.model.named_modules())
+    reduced = 0
+    g = _genome(sub, scale=0.05)
+    full = sub.genome.expand(g)
+    for f in free.flat.layout:
+        if not (f.kind == "B" and f.key.endswith("v_proj.lora_B.weight")):
+            assert by_key[f.key].shape == f.shape
+            continue
+        reduced += 1
+        attn = modules[f.key.split(".v_proj")[0]]
+        w = attn.out_proj.weight.detach().double()  # (hidden, heads·hd); out_proj is not adapted here
+        width, hd = f.shape[0], attn.head_dim
+        rep = w.shape[1] // width
+        assert rep == 2
+        stack = w.reshape(w.shape[0], width // hd, rep, hd).permute(2, 0, 1, 3).reshape(rep * w.shape[0], width)
+        v = np.linalg.svd(stack.numpy(), full_matrices=False)[2][:4].T  # (width, 4)
+        b = f.view(full).astype(np.float64)
+        np.testing.assert_allclose(v @ v.T @ b, b, atol=1e-5)  # B's columns within the top-4 span
+        assert by_key[f.key].shape == (4, 2)
+    assert reduced == 2  # the two attention layers of the tiny LFM2
