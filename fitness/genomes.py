@@ -192,12 +192,13 @@ def consumer_directions(flat: FlatLoRA, k: int) -> dict[str, np.ndarray]:
     all-MiniLM-L6-v2, against 8 % for 32 random directions (README: Quality, `lora.b_subspace`). Other adapted
     modules get no entry (their B moves freely); a layout without a value projection is an error."""
     modules = dict(flat.model.named_modules())
+    pristine = flat.pristine_weights()  # adapted modules' W₀, keyed by their A key
     out = {}
     for s in flat.layout:
         if s.kind != "B":
             continue
         name = s.key[: -len(".lora_B.weight")]
-        consumer = next((modules[name[: -len(v)] + c] for v, c in VALUE_CONSUMERS
+        consumer = next((name[: -len(v)] + c for v, c in VALUE_CONSUMERS
                          if name.endswith(v) and name[: -len(v)] + c in modules), None)
         if consumer is None:
             continue
@@ -205,7 +206,9 @@ def consumer_directions(flat: FlatLoRA, k: int) -> dict[str, np.ndarray]:
         if not s.shape[1] <= k <= width:
             raise ConfigError("lora.b_subspace", f"must be between lora.rank ({s.shape[1]}) and the output width of "
                               f"{name} ({width})", k)
-        w = getattr(consumer, "base_layer", consumer).weight.detach().to("cpu", torch.float64)  # (hidden, heads·hd)
+        # (hidden, heads·hd); an adapted consumer's frozen W₀, never its merged weights
+        w = pristine.get(consumer + ".lora_A.weight", getattr(modules[consumer], "weight", None))
+        w = w.detach().to("cpu", torch.float64)
         if w.shape[1] != width:
             # grouped-query attention: KV value heads, each read by `rep` consecutive query heads' columns of W_o;
             # a direction's strength is what all of them pass on, so stack those column blocks: (rep·hidden, KV·hd)

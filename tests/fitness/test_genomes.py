@@ -230,6 +230,18 @@ def test_b_subspace_keeps_each_value_b_within_its_consumers_top_k_directions(tmp
     both = build_task(dataclasses.replace(spec, a_subspace=6, b_subspace=8))
     assert both.layout.size == eva.flat.layout.size - 4 * 2 * (384 - 6) - 2 * 2 * (384 - 8)
     np.testing.assert_allclose(both.genome.expand(both.seed_genome()), eva.seed_genome(), rtol=0, atol=1e-7)
+    # an adapted consumer (attention.output.dense among the "dense" modules): its frozen W₀ gives the directions
+    dense = build_task(dataclasses.replace(spec, target_modules=("value", "dense"), b_subspace=8))
+    reduced = [s.key for s in dense.layout if s.kind == "B" and s.shape[0] == 8]
+    assert len(reduced) == 2 and all(".value." in k for k in reduced)
+    dense_modules = dict(dense.flat.model.named_modules())
+    for key in reduced:
+        wo = dense.flat.pristine_weights()[key.split(".attention.self.value")[0] + ".attention.output.dense.lora_A.weight"]
+        assert torch.equal(wo, dense_modules[key.split(".attention.self.value")[0] + ".attention.output.dense"].base_layer.weight)
+        g_dense = dense.seed_genome() + np.random.default_rng(1).normal(0, 0.05, dense.layout.size).astype(np.float32)
+        b = next(s for s in dense.flat.layout if s.key == key).view(dense.genome.expand(g_dense)).astype(np.float64)
+        u = np.linalg.svd(b, full_matrices=False)[0]  # (384, 2): B's column space
+        assert np.all(np.linalg.norm(wo.double().numpy() @ u, axis=0) >= np.linalg.svd(wo.double().numpy(), compute_uv=False)[7] - 1e-6)
     with pytest.raises(Exception, match="b_subspace") as err:
         build_task(dataclasses.replace(spec, b_subspace=500))  # wider than the 384 value channels
     assert "500" in str(err.value)
