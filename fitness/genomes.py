@@ -64,12 +64,18 @@ class FullGenome(GenomeMap):
         return self._seed.copy()
 
 
+def _column_signs(cols: torch.Tensor) -> torch.Tensor:
+    """(1, n): the sign that makes each column's largest |entry| positive (1 for an all-zero column)."""
+    sign = torch.sign(cols.gather(0, cols.abs().argmax(dim=0, keepdim=True)))
+    sign[sign == 0] = 1
+    return sign
+
+
 def svd_factors(w0: torch.Tensor, rank: int) -> tuple[np.ndarray, np.ndarray]:
     """(A = V_rᵀ (r, in), basis = U_r Σ_r (out, r)) of ``w0`` (out, in), float32, with deterministic signs."""
     u, s, vh = torch.linalg.svd(w0.detach().to("cpu", torch.float64), full_matrices=False)
     u, s, vh = u[:, :rank], s[:rank], vh[:rank]
-    sign = torch.sign(u.gather(0, u.abs().argmax(dim=0, keepdim=True)))  # (1, r): largest |entry| of u_k → +
-    sign[sign == 0] = 1
+    sign = _column_signs(u)  # (1, r): largest |entry| of u_k → +
     u, vh = u * sign, vh * sign.T
     return vh.numpy().astype(np.float32), (u * s).numpy().astype(np.float32)
 
@@ -219,9 +225,7 @@ def consumer_directions(flat: FlatLoRA, k: int) -> dict[str, np.ndarray]:
             w = w.reshape(w.shape[0], width // hd, rep, hd).permute(2, 0, 1, 3).reshape(rep * w.shape[0], width)
         _, _, vh = torch.linalg.svd(w, full_matrices=False)
         v = vh[:k].T  # (out, k)
-        sign = torch.sign(v.gather(0, v.abs().argmax(dim=0, keepdim=True)))
-        sign[sign == 0] = 1
-        out[s.key] = (v * sign).numpy().astype(np.float32)
+        out[s.key] = (v * _column_signs(v)).numpy().astype(np.float32)
     if not out:
         raise ConfigError("lora.b_subspace", "holds the B of value projections (BERT `value`, LFM2 / Llama "
                           "`v_proj`) in the directions their output's consumer reads; no adapted module is one", k)
