@@ -213,8 +213,7 @@ def consumer_directions(flat: FlatLoRA, k: int) -> dict[str, np.ndarray]:
             raise ConfigError("lora.b_subspace", f"must be between lora.rank ({s.shape[1]}) and the output width of "
                               f"{name} ({width})", k)
         # (hidden, heads·hd); an adapted consumer's frozen W₀, never its merged weights
-        w = pristine.get(consumer + ".lora_A.weight", getattr(modules[consumer], "weight", None))
-        w = w.detach().to("cpu", torch.float64)
+        w = pristine.get(consumer + ".lora_A.weight", modules[consumer].weight).detach().to("cpu", torch.float64)
         if w.shape[1] != width:
             # grouped-query attention: KV value heads, each read by `rep` consecutive query heads' columns of W_o;
             # a direction's strength is what all of them pass on, so stack those column blocks: (rep·hidden, KV·hd)

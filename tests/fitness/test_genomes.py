@@ -235,11 +235,12 @@ def test_b_subspace_keeps_each_value_b_within_its_consumers_top_k_directions(tmp
     reduced = [s.key for s in dense.layout if s.kind == "B" and s.shape[0] == 8]
     assert len(reduced) == 2 and all(".value." in k for k in reduced)
     dense_modules = dict(dense.flat.model.named_modules())
+    g_dense = dense.seed_genome() + np.random.default_rng(1).normal(0, 0.05, dense.layout.size).astype(np.float32)
+    full_dense = dense.genome.expand(g_dense)
     for key in reduced:
         wo = dense.flat.pristine_weights()[key.split(".attention.self.value")[0] + ".attention.output.dense.lora_A.weight"]
         assert torch.equal(wo, dense_modules[key.split(".attention.self.value")[0] + ".attention.output.dense"].base_layer.weight)
-        g_dense = dense.seed_genome() + np.random.default_rng(1).normal(0, 0.05, dense.layout.size).astype(np.float32)
-        b = next(s for s in dense.flat.layout if s.key == key).view(dense.genome.expand(g_dense)).astype(np.float64)
+        b = next(s for s in dense.flat.layout if s.key == key).view(full_dense).astype(np.float64)
         u = np.linalg.svd(b, full_matrices=False)[0]  # (384, 2): B's column space
         assert np.all(np.linalg.norm(wo.double().numpy() @ u, axis=0) >= np.linalg.svd(wo.double().numpy(), compute_uv=False)[7] - 1e-6)
     with pytest.raises(Exception, match="b_subspace") as err:
