@@ -17,7 +17,10 @@ setup: $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BROWSER_PKGS ?= chromium chromium-driver
 
-$(VENV)/.installed: pyproject.toml
+# The example fitness plug-in package (examples/) is installed beside evolora: the tests use its entry points.
+EXAMPLE_PLUGIN := examples/evolora-example-plugin
+
+$(VENV)/.installed: pyproject.toml $(EXAMPLE_PLUGIN)/pyproject.toml
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
 	  ($(SUDO) apt-get install -y -q $(BROWSER_PKGS) >/dev/null || \
 	   ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(BROWSER_PKGS) >/dev/null))
@@ -25,6 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e $(EXAMPLE_PLUGIN)
 	touch $@
 
 run: setup

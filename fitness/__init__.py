@@ -8,8 +8,11 @@ first use of its name (``from fitness import build_task`` loads it then).
 from importlib import import_module
 
 from . import causal_terms, pairs  # noqa: F401  (register the built-in fitness terms; neither imports torch)
-from .pairs import PACKAGED_STSB, PairOutputs, Pairs, hold_out_sources, load_sts
-from .registry import FITNESS_TERMS, FitnessTerm, Registry, register_fitness
+from .pairs import PACKAGED_STSB, PairOutputs, Pairs, hold_out_sources, load_pairs, load_sts
+from .plugins import (FITNESS_TERMS, FitnessTermError, describe_terms, pair_metric, register_fitness,
+                      register_pair_metric, register_reward, reward)
+from .registry import FitnessTerm, Registry
+from .tables import Columns, read_table
 
 _LAZY = {
     "CausalEvaluator": "causal", "EncodedTexts": "causal", "TextExample": "causal", "load_texts": "causal",
@@ -21,8 +24,9 @@ _LAZY = {
     "PairTask": "tasks", "Task": "tasks", "TaskSpec": "tasks", "build_task": "tasks", "make_terms": "tasks",
 }
 
-__all__ = [*_LAZY, "PACKAGED_STSB", "PairOutputs", "Pairs", "hold_out_sources", "load_sts",
-           "FITNESS_TERMS", "FitnessTerm", "Registry", "register_fitness"]
+__all__ = [*_LAZY, "PACKAGED_STSB", "PairOutputs", "Pairs", "hold_out_sources", "load_pairs", "load_sts",
+           "FITNESS_TERMS", "FitnessTerm", "FitnessTermError", "Registry", "register_fitness", "register_reward",
+           "register_pair_metric", "reward", "pair_metric", "describe_terms", "Columns", "read_table"]
 
 
 def __getattr__(name: str):

@@ -82,10 +82,11 @@ class CausalTask(Task):
 
 
 def build_causal_task(spec: TaskSpec) -> CausalTask:
-    load = functools.partial(load_texts, prompt_words=spec.prompt_words)
+    load = functools.partial(load_texts, prompt_words=spec.prompt_words, fmt=spec.data_format, columns=spec.columns)
     train, dev = load_splits(spec, load, train=(spec.train_genre,), dev=(spec.dev_genre,))
     test = load(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre) if spec.test_path else None
-    reference = load_texts(spec.reference_path, "data.reference_path") if spec.reference_path else None
+    reference = (load_texts(spec.reference_path, "data.reference_path", fmt=spec.data_format, columns=spec.columns)
+                 if spec.reference_path else None)
     make_terms(spec.terms, CausalTask.kind)  # fail on bad names and params before loading a model
     make_terms([(spec.validation, 1.0)], CausalTask.kind, "validation.metric")
     make_terms([(n, 1.0, p) for n, p in spec.objectives], CausalTask.kind, "sweep.objectives")

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .registry import FitnessTerm, register_fitness
+from .plugins import register_fitness
+from .registry import FitnessTerm
 
 if TYPE_CHECKING:  # registering the terms must not import torch (study files are validated before it loads)
     from .causal import CausalEvaluator, EncodedTexts
@@ -50,6 +51,11 @@ class CausalOutputs:
             return self._generate()
         self._load()
         return self.evaluator.generate(self.data, self.max_new_tokens)
+
+    @cached_property
+    def completion_ids(self) -> list[list[int]]:
+        """Each greedy generation re-tokenised (what a TRL reward function reads as ``completion_ids``)."""
+        return [list(self.evaluator.token_ids(g)) for g in self.generations]
 
     @cached_property
     def kl(self) -> float:

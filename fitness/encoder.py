@@ -59,6 +59,7 @@ class EncodedPairs:
     i2: torch.Tensor
     gold: np.ndarray  # (pairs,)
     packed: PackedBatches | None = None  # where each batch's real tokens sit when packed (``fitness.packed``)
+    pairs: Pairs | None = None  # the pairs encoded (texts and columns, for fitness plug-ins)
 
 
 class _StopForward(Exception):
@@ -136,6 +137,7 @@ class EncoderEvaluator:
             i2=torch.tensor([pos[s] for s in pairs.s2], device=self.device),
             gold=np.asarray(pairs.gold, dtype=np.float64),
             packed=PackedBatches.from_masks([b.inputs["attention_mask"] for b in batches]) if self.packed else None,
+            pairs=pairs,
         )
 
     # ---- forward ---------------------------------------------------------------------------------
@@ -189,9 +191,11 @@ class EncoderEvaluator:
         return out
 
     def pair_outputs(self, data: EncodedPairs, emb: torch.Tensor | None = None) -> PairOutputs:
-        emb = self.embed(data) if emb is None else emb
-        cos = (emb[data.i1] * emb[data.i2]).sum(dim=1)  # (pairs,)
-        return PairOutputs(cos=cos.double().cpu().numpy(), gold=data.gold)
+        emb = self.embed(data) if emb is None else emb  # (sentences, hidden), L2-normalised
+        e1, e2 = emb[data.i1], emb[data.i2]  # (pairs, hidden)
+        cos = (e1 * e2).sum(dim=1)  # (pairs,)
+        return PairOutputs(cos=cos.double().cpu().numpy(), gold=data.gold, pairs=data.pairs,
+                           emb1=e1.float().cpu().numpy(), emb2=e2.float().cpu().numpy())
 
     def _top(self, hidden: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
         for layer in self.layers[self.trunk.start :]:

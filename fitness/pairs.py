@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from evolution.errors import ConfigError
 
-from .registry import FitnessTerm, register_fitness
+from .tables import Columns, detect_format, read_table
+from .plugins import register_fitness
+from .registry import FitnessTerm
 
-__all__ = ["Pairs", "PairOutputs", "load_sts", "hold_out_sources", "PACKAGED_STSB"]
+__all__ = ["Pairs", "PairOutputs", "load_pairs", "load_sts", "hold_out_sources", "PACKAGED_STSB"]
 
 PACKAGED_STSB = Path(__file__).parent / "data" / "stsbenchmark"
 
@@ -25,27 +28,68 @@ class Pairs:
     s2: tuple[str, ...]
     gold: np.ndarray  # (pairs,) float64
     source: tuple[str, ...] = ()  # each pair's source (STS-B column 2: MSRpar, headlines, …), when known
+    columns: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # the data's other columns (plug-ins read them)
 
     def __len__(self) -> int:
         return len(self.s1)
 
     def take(self, idx: np.ndarray) -> "Pairs":
         return Pairs(tuple(self.s1[i] for i in idx), tuple(self.s2[i] for i in idx), self.gold[idx],
-                     tuple(self.source[i] for i in idx) if self.source else ())
+                     tuple(self.source[i] for i in idx) if self.source else (),
+                     {k: tuple(v[i] for i in idx) for k, v in self.columns.items()})
 
     def __add__(self, other: "Pairs") -> "Pairs":
-        """Both sets of pairs, ``self``'s first (the source column is kept only when both have one)."""
+        """Both sets of pairs, ``self``'s first (the source column, and each other column, is kept only when
+        both have it)."""
         both = self.source and other.source
+        cols = {k: v + other.columns[k] for k, v in self.columns.items() if k in other.columns}
         return Pairs(self.s1 + other.s1, self.s2 + other.s2, np.concatenate([self.gold, other.gold]),
-                     self.source + other.source if both else ())
+                     self.source + other.source if both else (), cols)
 
 
 @dataclass(frozen=True)
 class PairOutputs:
-    """What a pair task produces for one genome: cosine per pair and the gold scores."""
+    """What a pair task produces for one genome: cosine per pair and the gold scores (and, for plug-ins, the
+    pairs themselves and both sentences' embeddings)."""
 
     cos: np.ndarray  # (pairs,)
     gold: np.ndarray  # (pairs,)
+    pairs: Pairs | None = None  # texts, sources and other columns of these pairs
+    emb1: np.ndarray | None = None  # (pairs, hidden) L2-normalised embedding of each pair's first sentence
+    emb2: np.ndarray | None = None
+
+    def take(self, idx: np.ndarray) -> "PairOutputs":
+        """The outputs of the pairs at ``idx`` (indices or a boolean mask)."""
+        idx = np.flatnonzero(idx) if np.asarray(idx).dtype == bool else np.asarray(idx)
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        return PairOutputs(self.cos[idx], self.gold[idx], None if self.pairs is None else self.pairs.take(idx),
+                           pick(self.emb1), pick(self.emb2))
+
+
+def load_pairs(path: str | Path, field: str, fmt: str = "auto", columns: Columns = Columns()) -> Pairs:
+    """Sentence pairs from an STS-B file or any table :func:`fitness.data.read_table` reads, with the columns
+    ``columns`` maps (defaults ``sentence1``, ``sentence2``, ``score``, and ``source`` if there is one); every
+    other column is kept for plug-ins."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(field, "data file not found", str(path))
+    if (detect_format(p) if fmt == "auto" else fmt) == "stsb":
+        return load_sts(p, field)
+    t = read_table(p, field, fmt)
+    roles = {r: columns.name(r, t.header) or r for r in ("sentence1", "sentence2", "score")}
+    for role, col in roles.items():
+        t.require(col, role)
+    src = columns.name("source", t.header)
+    if src is not None:
+        t.require(src, "source")
+    n = len(t.rows)
+    s1 = tuple(t.text(i, roles["sentence1"]) for i in range(n))
+    s2 = tuple(t.text(i, roles["sentence2"]) for i in range(n))
+    gold = np.array([t.number(i, roles["score"]) for i in range(n)], dtype=np.float64)
+    source = tuple(str(r.get(src)) for r in t.rows) if src is not None else ()
+    used = {*roles.values(), src}
+    extra = {k: tuple(r.get(k) for r in t.rows) for k in t.header if k not in used}
+    return Pairs(s1, s2, gold, source, extra)
 
 
 def load_sts(path: str | Path, field: str) -> Pairs:
@@ -55,18 +99,26 @@ def load_sts(path: str | Path, field: str) -> Pairs:
     if not p.is_file():
         raise ConfigError(field, "data file not found", str(path))
     s1, s2, gold, source = [], [], [], []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
-            if len(row) < 7:
-                raise ConfigError(field, f"line {lineno}: expected ≥7 tab-separated columns, got {len(row)}", str(path))
-            try:
-                score = float(row[4])
-            except ValueError:
-                raise ConfigError(field, f"line {lineno}: score is not a number", row[4]) from None
-            gold.append(score)
-            source.append(row[1])
-            s1.append(row[5])
-            s2.append(row[6])
+    try:
+        with p.open(encoding="utf-8") as fh:
+            for lineno, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+                if len(row) < 7:
+                    raise ConfigError(field, f"{p}: line {lineno}: expected ≥7 tab-separated columns (STS-B), got "
+                                      f"{len(row)}", row[:7])
+                try:
+                    score = float(row[4])
+                except ValueError:
+                    raise ConfigError(field, f"{p}: line {lineno}: score (column 5) is not a number", row[4]) from None
+                if not np.isfinite(score):
+                    raise ConfigError(field, f"{p}: line {lineno}: score (column 5) is not a finite number", row[4])
+                gold.append(score)
+                source.append(row[1])
+                s1.append(row[5])
+                s2.append(row[6])
+    except UnicodeDecodeError as e:
+        raise ConfigError(field, f"{p}: not UTF-8 text (byte {e.start})", str(path)) from None
+    except csv.Error as e:
+        raise ConfigError(field, f"{p}: malformed STS-B file ({e})", str(path)) from None
     if not gold:
         raise ConfigError(field, "data file is empty", str(path))
     return Pairs(tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64), tuple(source))

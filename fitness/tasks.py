@@ -3,6 +3,7 @@ evolution loop needs (``evaluate(genomes, gen)`` and ``validate(genome)``)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Sequence
@@ -19,8 +20,10 @@ from .genomes import INITS, SubspaceGenome, consumer_directions, eva_seed, make_
 from .packed import PackedUnsupported
 from .lora import FlatLoRA, attach_lora
 from .models import HUB_IDS, load_base, pick_device
-from .pairs import PairOutputs, Pairs, hold_out_sources, load_sts
-from .registry import FITNESS_TERMS, FitnessTerm
+from .pairs import Pairs, hold_out_sources, load_pairs
+from .tables import Columns
+from .plugins import FITNESS_TERMS
+from .registry import FitnessTerm
 
 __all__ = ["TaskSpec", "PairTask", "build_task", "make_terms", "split_validation", "load_splits"]
 
@@ -68,6 +71,8 @@ class TaskSpec:
     a_subspace: int | None = None  # eva: A moves only within the top-k input directions (fitness.genomes)
     b_subspace: int | None = None  # value B moves only within the top-k directions its consumer reads (fitness.genomes)
     objectives: tuple = ()  # (name, params): terms scored on validation for a Pareto sweep's champion
+    data_format: str = "auto"  # every data file's format (fitness.tables.FORMATS; auto: by its name and shape)
+    columns: Columns = Columns()  # which data column holds what
 
 
 LISTED = {"fitness.terms": "name", "sweep.objectives": "metric"}  # list fields → the key naming the term
@@ -376,7 +381,7 @@ class PairTask(Task):
         src, by = np.asarray(items.source), {}
         for name in sorted(set(items.source)):
             m = src == name  # one mask per source
-            by[name] = (float(self.val_term(PairOutputs(outputs.cos[m], outputs.gold[m]))), int(m.sum()))
+            by[name] = (float(self.val_term(outputs.take(m))), int(m.sum()))
         return by
 
     def _outputs_population(self, data: EncodedPairs, genomes):
@@ -390,8 +395,9 @@ def build_task(spec: TaskSpec):
         from .causal_task import build_causal_task
 
         return build_causal_task(spec)
-    train, dev = load_splits(spec, load_sts)
-    test = load_sts(spec.test_path, "data.test_path") if spec.test_path else None
+    load = functools.partial(load_pairs, fmt=spec.data_format, columns=spec.columns)
+    train, dev = load_splits(spec, load)
+    test = load(spec.test_path, "data.test_path") if spec.test_path else None
     make_terms(spec.terms, PairTask.kind)  # fail on bad names before loading a model
     make_terms([(spec.validation, 1.0)], PairTask.kind, "validation.metric")
     make_terms([(n, 1.0, p) for n, p in spec.objectives], PairTask.kind, "sweep.objectives")

@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List studies with their trial counts by state and best values.")
     p.add_argument("--storage", default=None, help=_STORAGE_HELP)
 
+    p = sub.add_parser("terms", help="list every fitness term a study can name: built-in, installed plug-ins, ...",
+                       description="List the registered fitness terms: name, task kind (pairs or causal; batch or "
+                       "per example), where each comes from (built-in, an installed package's entry point in the "
+                       "group evolora.fitness) and its params. Loads every installed plug-in to describe it.")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+
     p = sub.add_parser("bench", help="measure population-evaluation throughput of every engine path",
                        description="Score one population on one batch through the base-model bound, a naive stock-peft "
                        "loop and each evolora path (full, layer-blocks, cached-1, cached-2, batched, per-pair), alternating, on MiniLM and a "
@@ -315,6 +321,22 @@ def _cmd_studies(args) -> int:
     return 0
 
 
+def _cmd_terms(args) -> int:
+    from fitness import describe_terms
+
+    rows = describe_terms()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in ("name", "task", "origin")}
+    print("  ".join(f"{k:{widths[k]}}" for k in widths) + "  params")
+    for r in rows:
+        print("  ".join(f"{r[k]:{widths[k]}}" for k in widths) + f"  {r['params'] or '-'}")
+        if r["doc"]:
+            print(f"{'':{widths['name']}}  {r['doc'][:110]}")
+    return 0
+
+
 def _cmd_bench(args) -> int:
     import torch
 
@@ -462,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     handler = {"run": _cmd_run, "export": _cmd_export, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce,
-               "studies": _cmd_studies, "ui": _cmd_ui, "bench": _cmd_bench, "lineage": _cmd_lineage}[args.command]
+               "studies": _cmd_studies, "ui": _cmd_ui, "bench": _cmd_bench, "lineage": _cmd_lineage,
+               "terms": _cmd_terms}[args.command]
     try:
         return handler(args)
     except ConfigError as e:

@@ -11,10 +11,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evolution import GAParams
-from evolution.errors import ConfigError
+from evolution.errors import ConfigError, RegistryError
 from evolution.es import ESParams
 from evolution.speciation import SpeciationParams
-from fitness import FITNESS_TERMS, PACKAGED_STSB, hold_out_sources, load_sts
+from fitness import FITNESS_TERMS, PACKAGED_STSB, Columns, hold_out_sources, load_pairs
 
 # One source of defaults: each section's fields that the evolution packages' parameter dataclasses also have
 # take their defaults from those dataclasses (the runner builds the dataclasses from these sections by name).
@@ -104,10 +104,32 @@ class LoraConfig(_Strict):
         return self
 
 
+class ColumnsConfig(_Strict):
+    """Which column of the data holds what (null: the conventional name). Every other column reaches the
+    fitness plug-ins under its own name."""
+
+    sentence1: str | None = Field(None, min_length=1, description="pairs: first sentence (default column `sentence1`)")
+    sentence2: str | None = Field(None, min_length=1, description="pairs: second sentence (default `sentence2`)")
+    score: str | None = Field(None, min_length=1, description="pairs: gold similarity score (default `score`)")
+    source: str | None = Field(None, min_length=1, description="pairs: where each pair comes from, for per-source "
+                               "figures and data.val_sources (default `source`, if the data has one)")
+    prompt: str | None = Field(None, min_length=1, description="causal: the prompt (default `prompt`, if present)")
+    completion: str | None = Field(None, min_length=1, description="causal: the text scored by likelihood "
+                                   "(default `completion`, else `target`, if present)")
+    answer: str | None = Field(None, min_length=1, description="causal: the expected answer, for exact_match and "
+                               "plug-ins (default `answer`, if present)")
+
+
 class DataConfig(_Strict):
-    train_path: str = Field(str(PACKAGED_STSB / "sts-train.csv"), description="fitness pairs (STS-B format); relative to the study file")
-    dev_path: str | None = Field(None, description="validation data (STS-B format or, causal, JSON lines); default: "
+    train_path: str = Field(str(PACKAGED_STSB / "sts-train.csv"), description="fitness data (STS-B, CSV, TSV, JSON "
+                            "lines, Parquet or a datasets save_to_disk directory); relative to the study file")
+    dev_path: str | None = Field(None, description="validation data (any data.format); default: "
                                  "the packaged sts-dev, unless val_fraction draws validation from train")
+    format: Literal["auto", "stsb", "csv", "tsv", "jsonl", "parquet", "hf"] = Field(
+        "auto", description="format of every data file: auto = by each file's name (.csv, .tsv, .jsonl/.json, "
+        ".parquet; a directory is a datasets save_to_disk one) and, for .csv/.tsv, its shape (no header, "
+        "tab-separated, a number in column 5: STS-B)")
+    columns: ColumnsConfig = ColumnsConfig()
     val_fraction: float | None = Field(None, gt=0, lt=1, description="draw this fraction of the distinct train "
                                        "examples (seeded by data.seed) as the validation split; they never reach a "
                                        "fitness batch. Excludes dev_path")
@@ -324,7 +346,10 @@ def _check_term(name_field: str, params_field: str, name: str, params: dict, tas
     """A registered term, for this kind of task, that accepts its params (built here: terms are light)."""
     if name not in FITNESS_TERMS:
         raise ConfigError(name_field, f"unknown term; known: {', '.join(FITNESS_TERMS.names())}", name)
-    cls = FITNESS_TERMS.get(name)
+    try:
+        cls = FITNESS_TERMS.get(name)  # an installed plug-in is imported here, the first time a study names it
+    except RegistryError as e:
+        raise ConfigError(name_field, str(e), name) from None
     if cls.task != task:
         raise ConfigError(name_field, f"scores '{cls.task}' tasks, this study is a '{task}' task", name)
     try:
@@ -396,14 +421,20 @@ class StudyConfig(_Strict):
                                   "xs use l2 or cosine", "delta_l2")
         for field in ("train_path", "dev_path", "test_path", "reference_path"):
             p = getattr(self.data, field)
-            if p is not None and not Path(p).is_file():
+            if p is not None and not Path(p).exists():
                 raise ConfigError(f"data.{field}", "data file not found", p)
         if self.data.val_sources is not None:
             if self.model.kind != "encoder":
-                raise ConfigError("data.val_sources", "holds out sources of STS-B pairs: an encoder pair task "
+                raise ConfigError("data.val_sources", "holds out sources of sentence pairs: an encoder pair task "
                                   f"(model.kind is {self.model.kind})", self.data.val_sources)
-            hold_out_sources(load_sts(self.data.train_path, "data.train_path"), self.data.val_sources)
+            pairs = load_pairs(self.data.train_path, "data.train_path", self.data.format, columns(self.data))
+            hold_out_sources(pairs, self.data.val_sources)
         return self
+
+
+def columns(data: DataConfig) -> Columns:
+    """The study's column mapping as the data loaders take it."""
+    return Columns(**data.columns.model_dump())
 
 
 def resolved(cfg: StudyConfig) -> dict:

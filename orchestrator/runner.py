@@ -25,7 +25,7 @@ from evolution.errors import TrackingUnavailable, TrialFenced, TrialPruned
 from fitness import PACKAGED_STSB, TaskSpec, build_task
 from fitness.serving import MODEL_FILE, write_model_dir
 
-from .config import BLOCK_MODULES, LoraConfig, StudyConfig, resolved
+from .config import BLOCK_MODULES, LoraConfig, StudyConfig, columns, resolved
 from .plots import BasinRecorder, plot_basins, plot_curves, plot_species
 from .plots import close as close_figure
 from .progress import ProgressBar
@@ -106,7 +106,7 @@ def task_spec(cfg: StudyConfig) -> TaskSpec:
         init=cfg.lora.init, init_examples=cfg.lora.init_examples, a_subspace=cfg.lora.a_subspace,
         b_subspace=cfg.lora.b_subspace,
         objectives=tuple((o.metric, dict(o.params)) for o in cfg.sweep.objectives or ()),
-        trunk_memo=_trunk_memo(cfg), packed=cfg.model.packed,
+        trunk_memo=_trunk_memo(cfg), packed=cfg.model.packed, data_format=cfg.data.format, columns=columns(cfg.data),
     )
 
 

@@ -1,0 +1,1 @@
+"""Example evolora fitness plug-ins (see pyproject.toml's entry points)."""
