@@ -7,7 +7,7 @@ from .errors import ConfigError, EvoloraError, RegistryError, TrialPruned
 from .genome import GenomeLayout, LoRASlice
 from .es import ESParams, OpenAIES, SepCMAES
 from .lineage import LineageRecorder, ancestry, read_lineage, to_parquet
-from .loop import Evolution, LoopParams, RunResult
+from .loop import Evolution, LoopParams, RunResult, Validation
 from .observers import Observer
 from .operators import cx_blend, mut_gaussian
 from .seeding import TrialRandom
@@ -17,7 +17,7 @@ from .strategies import GAParams, GeneticAlgorithm, Strategy
 __all__ = [
     "ConfigError", "EvoloraError", "RegistryError", "TrialPruned",
     "GenomeLayout", "LoRASlice",
-    "Evolution", "LoopParams", "RunResult",
+    "Evolution", "LoopParams", "RunResult", "Validation",
     "Observer",
     "cx_blend", "mut_gaussian",
     "TrialRandom",

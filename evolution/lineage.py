@@ -11,7 +11,7 @@ from .observers import Observer
 
 __all__ = ["LineageRecorder", "to_parquet", "read_lineage", "ancestry"]
 
-COLUMNS = ("event", "gen", "id", "parents", "op", "params", "rng", "fitness", "terms", "value")
+COLUMNS = ("event", "gen", "id", "parents", "op", "params", "rng", "fitness", "terms", "value", "guards", "excluded")
 
 
 class LineageRecorder(Observer):
@@ -62,6 +62,8 @@ def to_parquet(jsonl: str | Path, out: str | Path) -> Path:
         "fitness": pa.array([r.get("fitness") for r in rows], pa.float64()),
         "terms": pa.array([json.dumps(r["terms"]) if "terms" in r else None for r in rows], pa.string()),
         "value": pa.array([r.get("value") for r in rows], pa.float64()),
+        "guards": pa.array([json.dumps(r["guards"]) if "guards" in r else None for r in rows], pa.string()),
+        "excluded": pa.array([r.get("excluded") for r in rows], pa.string()),
     }
     pq.write_table(pa.table(cols), str(out), compression="zstd")
     return Path(out)
@@ -76,7 +78,7 @@ def read_lineage(path: str | Path) -> list[dict]:
 def ancestry(rows: list[dict], genome: int) -> list[dict]:
     """Birth events of ``genome`` and all its ancestors back to generation 0, newest first. Each carries its
     first evaluation's fitness (``fitness``), every evaluation (``evals``: gen, fitness, terms) and every
-    validation (``validations``: gen, value) of that genome."""
+    validation (``validations``: gen, value, and in a budgeted study its guards and why it was excluded)."""
     births = {r["id"]: r for r in rows if r["event"] == "birth"}
     evals: dict[int, list[dict]] = {}
     vals: dict[int, list[dict]] = {}
@@ -86,7 +88,10 @@ def ancestry(rows: list[dict], genome: int) -> list[dict]:
             evals.setdefault(r["id"], []).append({"gen": r["gen"], "fitness": r["fitness"],
                                                   "terms": json.loads(terms) if isinstance(terms, str) else terms})
         elif r["event"] == "validation":
-            vals.setdefault(r["id"], []).append({"gen": r["gen"], "value": r["value"]})
+            guards = r.get("guards")
+            vals.setdefault(r["id"], []).append({"gen": r["gen"], "value": r["value"],
+                                                 "guards": json.loads(guards) if isinstance(guards, str) else guards,
+                                                 "excluded": r.get("excluded")})
     if genome not in births:
         raise KeyError(f"genome {genome} has no birth record")
     out, seen, todo = [], set(), [genome]

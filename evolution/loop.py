@@ -7,10 +7,13 @@ The loop receives the evaluator and the validator as callables:
   When the strategy gives its individuals a ``batch`` index (an ES with one batch per antithetic pair), it
   is called as ``evaluate(genomes, gen, batches)``: genome i is scored on the batch (gen, batches[i]); None
   means the generation's shared batch.
-* ``validate(genome) -> float`` scores one genome on held-out data (higher is better).
+* ``validate(genome) -> float | Validation`` scores one genome on held-out data (higher is better); a
+  :class:`Validation` also says whether the genome is *admissible* (its guard metrics within the study's
+  budget) and gives the guard values.
 
-The run's answer is the *champion*: the genome with the best validation score among those validated (the
-best-by-fitness genome every ``validate_every`` generations, generation 0 and the last generation always).
+The run's answer is the *champion*: the genome with the best validation score among the admissible ones
+validated (the best-by-fitness genome every ``validate_every`` generations, generation 0 and the last
+generation always). The seed genome (the base model) is the champion until one beats it.
 """
 
 from __future__ import annotations
@@ -27,10 +30,27 @@ from .observers import Observer
 from .seeding import TrialRandom
 from .strategies import GAParams, GeneticAlgorithm, Strategy
 
-__all__ = ["LoopParams", "Evolution", "RunResult", "Evaluator", "Validator"]
+__all__ = ["LoopParams", "Evolution", "RunResult", "Evaluator", "Validator", "Validation"]
+
+
+@dataclass(frozen=True)
+class Validation:
+    """One genome's held-out score, and whether it may be the champion: ``admissible`` is False when a guard
+    metric (``guards``: name → value on the same held-out data) left its budget; ``reason`` says which and by
+    how much."""
+
+    value: float
+    admissible: bool = True
+    guards: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+
+def _validation(v) -> Validation:
+    return v if isinstance(v, Validation) else Validation(float(v))
+
 
 Evaluator = Callable[..., list[tuple[float, dict]]]  # (genomes, gen[, batches])
-Validator = Callable[[np.ndarray], float]
+Validator = Callable[[np.ndarray], "float | Validation"]
 
 
 @dataclass(frozen=True)
@@ -144,17 +164,29 @@ class Evolution:
         if gen == 0 or last or gen % self.params.validate_every == 0:
             t_val = time.perf_counter()
             cand, cand_id = self.strategy.candidate(pop, best)
-            val = float(self.validate(np.asarray(cand)))
+            checked = _validation(self.validate(np.asarray(cand)))
+            val = checked.value
             self.candidate = {"genome": np.array(cand, dtype=np.float32), "id": cand_id, "gen": gen, "val": val}
             if gen == 0:
                 # the seed genome (the base model) is always a candidate: evolution never answers worse than it
-                self.base_val = val if np.array_equal(cand, self.seed_genome) else float(self.validate(self.seed_genome))
+                base = checked if np.array_equal(cand, self.seed_genome) else _validation(self.validate(self.seed_genome))
+                self.base_val = base.value
                 row["val_base"] = self.base_val
+                row.update({f"val_base_{k}": float(v) for k, v in base.guards.items()})
                 self.champion = {"genome": self.seed_genome.copy(), "id": 0, "gen": 0, "val": self.base_val}
             val_s = time.perf_counter() - t_val
             row["val"] = val
-            events.append({"event": "validation", "gen": gen, "id": cand_id, "value": val})
-            if val > self.champion["val"]:
+            row.update({f"val_{k}": float(v) for k, v in checked.guards.items()})
+            event = {"event": "validation", "gen": gen, "id": cand_id, "value": val}
+            if checked.guards:  # a budgeted study: what the guards said, and whether it could be the champion
+                row["val_admissible"] = float(checked.admissible)
+                row["val_id"] = cand_id
+                event.update(admissible=checked.admissible, guards=dict(checked.guards))
+                if not checked.admissible:
+                    row["val_excluded"] = checked.reason
+                    event["excluded"] = checked.reason
+            events.append(event)
+            if checked.admissible and val > self.champion["val"]:
                 self.champion = {"genome": np.array(cand, dtype=np.float32), "id": cand_id, "gen": gen, "val": val}
             row["val_champion"] = self.champion["val"]
             row["champion_id"] = self.champion["id"]

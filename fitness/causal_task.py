@@ -8,7 +8,7 @@ from .causal import CausalEvaluator, EncodedTexts, TextExample, load_texts
 from .causal_terms import CausalOutputs
 from .lora import FlatLoRA, attach_lora
 from .models import load_base, pick_device
-from .tasks import Task, TaskSpec, load_splits, make_terms
+from .tasks import Task, TaskSpec, check_terms, load_splits
 
 __all__ = ["CausalTask", "build_causal_task"]
 
@@ -21,7 +21,8 @@ class CausalTask(Task):
         super().__init__(spec, evaluator, flat, train, dev, test)
         self.reference: EncodedTexts | None = None
         self.base_logp = None
-        wanted = [name for name, *_ in spec.terms] + [spec.validation] + [name for name, _ in spec.objectives]
+        wanted = ([name for name, *_ in spec.terms] + [spec.validation] + [name for name, _ in spec.objectives]
+                  + [name for name, *_ in spec.budget])
         if "kl_to_base" in wanted:
             self.reference = evaluator.encode(reference if reference is not None else list(train)[:64])
             self.write(self._seed_genome)
@@ -36,11 +37,11 @@ class CausalTask(Task):
         out = []
         for ex in list(self.val_items)[: self.SAMPLE_PROMPTS]:
             if ex.prompt:
-                out.append(TextExample(prompt=ex.prompt, target=ex.target, answer=ex.answer))
+                out.append(ex)
             else:
                 words = ex.target.split()
                 out.append(TextExample(prompt=" ".join(words[: self.PROMPT_WORDS]),
-                                       target=" " + " ".join(words[self.PROMPT_WORDS:]), answer=ex.answer))
+                                       target=" " + " ".join(words[self.PROMPT_WORDS:]), answer=ex.answer, extra=ex.extra))
         return out
 
     def samples(self, genome) -> list[dict]:
@@ -87,9 +88,7 @@ def build_causal_task(spec: TaskSpec) -> CausalTask:
     test = load(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre) if spec.test_path else None
     reference = (load_texts(spec.reference_path, "data.reference_path", fmt=spec.data_format, columns=spec.columns)
                  if spec.reference_path else None)
-    make_terms(spec.terms, CausalTask.kind)  # fail on bad names and params before loading a model
-    make_terms([(spec.validation, 1.0)], CausalTask.kind, "validation.metric")
-    make_terms([(n, 1.0, p) for n, p in spec.objectives], CausalTask.kind, "sweep.objectives")
+    check_terms(spec, CausalTask.kind)  # fail on bad names and params before loading a model
     device = pick_device(spec.device)
     model, tok = load_base("causal", spec.base, device)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed,

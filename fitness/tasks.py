@@ -3,8 +3,10 @@ evolution loop needs (``evaluate(genomes, gen)`` and ``validate(genome)``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -13,6 +15,7 @@ import torch
 
 from evolution.errors import ConfigError
 from evolution.genome import GenomeLayout
+from evolution.loop import Validation
 
 from .batched import PopulationDeltas
 from .encoder import EncodedPairs, EncoderEvaluator
@@ -25,7 +28,7 @@ from .tables import Columns
 from .plugins import FITNESS_TERMS
 from .registry import FitnessTerm
 
-__all__ = ["TaskSpec", "PairTask", "build_task", "make_terms", "split_validation", "load_splits"]
+__all__ = ["TaskSpec", "PairTask", "build_task", "make_terms", "check_terms", "split_validation", "load_splits"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class TaskSpec:
     trunk_memo: bool | str = False  # keep the train sentences' trunk per sentence (True; "auto": if the model allows)
     terms: tuple = (("stsb_spearman", 1.0),)  # (name, weight) or (name, weight, params)
     validation: str = "stsb_spearman"
+    validation_params: dict = dataclasses.field(default_factory=dict)
+    budget: tuple = ()  # (metric, params, max_drop, min): guards on validation the champion must stay within
     seed: int = 0  # for the LoRA A initialisation
     blocks: dict | None = None  # block-type targeting (causal hybrids), see fitness.lora.block_targets
     train_genre: str | None = None  # causal data from an STS-B file: which genre's sentences
@@ -75,7 +80,7 @@ class TaskSpec:
     columns: Columns = Columns()  # which data column holds what
 
 
-LISTED = {"fitness.terms": "name", "sweep.objectives": "metric"}  # list fields → the key naming the term
+LISTED = {"fitness.terms": "name", "sweep.objectives": "metric", "validation.budget": "metric"}  # list fields → the key naming the term
 
 
 def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") -> list[tuple[str, float, FitnessTerm]]:
@@ -143,8 +148,10 @@ class Task:
         self._test_items, self._test = test, None  # encoded on first use: after the run, never before
         self._seed_genome = self.genome.seed()  # exactly the base model (B = 0)
         self.terms = make_terms(spec.terms, self.kind)
-        self.val_term = make_terms([(spec.validation, 1.0)], self.kind, "validation.metric")[0][2]
+        self.val_term = make_terms([(spec.validation, 1.0, spec.validation_params)], self.kind, "validation.metric")[0][2]
         self.objective_terms = make_terms([(n, 1.0, p) for n, p in spec.objectives], self.kind, "sweep.objectives")
+        self.guard_terms = make_terms([(n, 1.0, p) for n, p, *_ in spec.budget], self.kind, "validation.budget")
+        self._base_guards: dict[str, float] | None = None
         self.train = train
         if spec.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {spec.init!r}")
@@ -295,9 +302,47 @@ class Task:
         full = [self.genome.expand(np.asarray(g)) for g in genomes]
         return torch.from_numpy(np.stack(full).astype(np.float32)).to(self.flat.buffer.device)  # (P, LoRA genes)
 
-    def validate(self, genome: np.ndarray) -> float:
+    def validate(self, genome: np.ndarray) -> float | Validation:
+        """The validation metric of ``genome`` on the validation split; in a budgeted study (``spec.budget``)
+        with its guards from the same outputs, and whether they stay within budget."""
+        base = self.base_guards() if self.guard_terms else None
         self.write(genome)
-        return float(self.val_term(self._outputs(self.dev)))
+        out = self._outputs(self.dev)
+        value = float(self.val_term(out))
+        if base is None:
+            return value
+        guards = {name: float(term(out)) for name, _, term in self.guard_terms}
+        return Validation(value, *self._judge(guards, base))
+
+    def base_guards(self) -> dict[str, float]:
+        """The guards of the base model (the seed genome) on the validation split, computed once."""
+        if self._base_guards is None:
+            self.write(self._seed_genome)
+            out = self._outputs(self.dev)
+            self._base_guards = {name: float(term(out)) for name, _, term in self.guard_terms}
+        return self._base_guards
+
+    def _judge(self, guards: dict[str, float], base: dict[str, float]) -> tuple[bool, dict[str, float], str]:
+        """(within budget, the guards, why not): each guard against its bounds (``max_drop`` below the base's
+        value, an absolute ``min``); a non-finite guard is out of budget."""
+        why = []
+        for name, _, max_drop, floor in self.spec.budget:
+            v = guards[name]
+            if not math.isfinite(v):
+                why.append(f"{name} is {v}")
+                continue
+            if max_drop is not None and v < base[name] - max_drop:
+                why.append(f"{name} {v:.5f} < {base[name] - max_drop:.5f} (base {base[name]:.5f} - max_drop {max_drop:g})")
+            if floor is not None and v < floor:
+                why.append(f"{name} {v:.5f} < min {floor:g}")
+        return not why, guards, "; ".join(why)
+
+    def guards(self, genome: np.ndarray, split: str = "test") -> dict[str, float]:
+        """The budget's guards of ``genome`` on the test split (reporting only) or the validation split."""
+        data = self.dev if split == "validation" else self._encoded_test()
+        self.write(genome)
+        out = self._outputs(data)
+        return {name: float(term(out)) for name, _, term in self.guard_terms}
 
     def objectives(self, genome: np.ndarray) -> dict[str, float]:
         """Each Pareto objective (``spec.objectives``) for ``genome``, on the validation split, from one set
@@ -319,11 +364,14 @@ class Task:
         """The validation metric on the test split, and on each of its sources (STS-B: MSRpar, headlines,
         images, …) as {source: (value, pairs)} — empty when the test data names no sources — from one pass
         over the split. For reporting only, like :meth:`test`: where a gain comes from, and what it costs."""
+        return self._scores(genome, self._encoded_test(), self._test_items)
+
+    def _encoded_test(self):
         if self._test_items is None:
             raise RuntimeError("this task has no test split (data.test_path)")
         if self._test is None:
             self._test = self._encode(self._test_items)
-        return self._scores(genome, self._test, self._test_items)
+        return self._test
 
     def validation_scores(self, genome: np.ndarray) -> tuple[float, dict[str, tuple[float, int]]]:
         """The validation metric on the validation split and on each of its sources, as :meth:`test_scores`
@@ -353,6 +401,15 @@ class Task:
 
     def save_adapter(self, genome: np.ndarray, out) -> None:
         self.flat.save_adapter(self.genome.expand(np.asarray(genome)), out, HUB_IDS.get(self.spec.base))
+
+
+def check_terms(spec: TaskSpec, kind: str) -> None:
+    """Every term a task will build (fitness, validation, objectives, guards), built once to fail on bad names
+    and params before a model loads."""
+    make_terms(spec.terms, kind)
+    make_terms([(spec.validation, 1.0, spec.validation_params)], kind, "validation.metric")
+    make_terms([(n, 1.0, p) for n, p in spec.objectives], kind, "sweep.objectives")
+    make_terms([(n, 1.0, p) for n, p, *_ in spec.budget], kind, "validation.budget")
 
 
 def _take(items, idx: np.ndarray):
@@ -398,9 +455,7 @@ def build_task(spec: TaskSpec):
     load = functools.partial(load_pairs, fmt=spec.data_format, columns=spec.columns)
     train, dev = load_splits(spec, load)
     test = load(spec.test_path, "data.test_path") if spec.test_path else None
-    make_terms(spec.terms, PairTask.kind)  # fail on bad names before loading a model
-    make_terms([(spec.validation, 1.0)], PairTask.kind, "validation.metric")
-    make_terms([(n, 1.0, p) for n, p in spec.objectives], PairTask.kind, "sweep.objectives")
+    check_terms(spec, PairTask.kind)
     device = pick_device(spec.device)
     model, tok = load_base(spec.kind, spec.base, device)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed)

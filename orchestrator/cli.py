@@ -147,6 +147,11 @@ def _cmd_run(args) -> int:
     print(f"run_id: {outcome.run_id}")
     print(f"validation ({cfg.validation.metric}): base {r.base_val:.5f} -> champion {r.champion_val:.5f} "
           f"(gain {r.champion_val - r.base_val:+.5f}, champion from generation {r.champion_gen})")
+    if outcome.excluded is not None:
+        n, b = len(outcome.excluded), cfg.validation.budget
+        print(f"budget ({', '.join(_guard_text(g) for g in b)}): {n} validated genome(s) excluded"
+              + (": " + "; ".join(f"gen {e['gen']} genome {e['genome']} ({cfg.validation.metric} {e['value']:.5f}): "
+                                 f"{e['why']}" for e in outcome.excluded[:3]) + (" ..." if n > 3 else "") if n else ""))
     if outcome.val_by_source:
         print("validation gain by source: " + ", ".join(f"{k} {100 * v['gain']:+.2f} pts ({v['pairs']} pairs)"
                                                          for k, v in outcome.val_by_source.items()))
@@ -154,6 +159,8 @@ def _cmd_run(args) -> int:
         t = outcome.test
         print(f"test ({cfg.validation.metric}, scored once, chose nothing): base {t['base']:.5f} -> champion "
               f"{t['champion']:.5f} (gain {t['gain']:+.5f})")
+        for k, v in t.get("guards", {}).items():
+            print(f"test guard {k}: base {v['base']:.5f} -> champion {v['champion']:.5f}")
         if t.get("by_source"):
             print("test gain by source: " + ", ".join(f"{k} {100 * v['gain']:+.2f} pts ({v['pairs']} pairs)"
                                                        for k, v in t["by_source"].items()))
@@ -169,6 +176,12 @@ def _cmd_run(args) -> int:
               else " (the current champion is better on validation; alias unchanged)"))
     print(f"export: evolora export --run-id {outcome.run_id} --out adapters/{cfg.name}-{outcome.run_id[:8]}")
     return 0
+
+
+def _guard_text(g) -> str:
+    bounds = ([f"at most {g.max_drop:g} below the base"] if g.max_drop is not None else []) + \
+             ([f"at least {g.min:g}"] if g.min is not None else [])
+    return f"{g.metric} {' and '.join(bounds)}"
 
 
 def _study_name(arg: str) -> str:
@@ -302,7 +315,9 @@ def _cmd_lineage(args) -> int:
             terms = ", ".join(f"{k} {v:.5f}" for k, v in (e["terms"] or {}).items())
             print(f"{'':13}evaluated at gen {e['gen']}: fitness {e['fitness']:.5f}" + (f" ({terms})" if terms else ""))
         for v in r["validations"]:
-            print(f"{'':13}validated at gen {v['gen']}: {v['value']:.5f}")
+            guards = ", ".join(f"{k} {x:.5f}" for k, x in (v.get("guards") or {}).items())
+            print(f"{'':13}validated at gen {v['gen']}: {v['value']:.5f}" + (f" ({guards})" if guards else "")
+                  + (f"; excluded by the budget: {v['excluded']}" if v.get("excluded") else ""))
     return 0
 
 

@@ -175,9 +175,32 @@ class FitnessConfig(_Strict):
     max_new_tokens: int = Field(16, ge=1, description="causal: greedy generation length for generation rewards")
 
 
+class GuardConfig(_Strict):
+    """A guard of a budgeted study: a registered term scored on the same held-out data as the validation
+    metric; a genome whose guard leaves the budget cannot be the champion (it is logged as excluded, with why)."""
+
+    metric: str = Field(..., description="a registered term, e.g. likelihood or kl_to_base")
+    params: dict[str, Any] = Field({}, description="the term's parameters (as in fitness.terms)")
+    max_drop: float | None = Field(None, ge=0, allow_inf_nan=False, description="the guard may fall at most this "
+                                   "far below the base model's value on the validation data")
+    min: float | None = Field(None, allow_inf_nan=False, description="the guard must stay at least this value")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.max_drop is None and self.min is None:
+            raise ConfigError("validation.budget", f"a guard on {self.metric} needs max_drop or min (or both)",
+                              self.model_dump(exclude_defaults=True))
+        return self
+
+
 class ValidationConfig(_Strict):
-    metric: str = Field("stsb_spearman", description="registered term scored on the dev data (higher is better)")
+    metric: str = Field("stsb_spearman", description="registered term scored on the validation data (higher is "
+                        "better): what chooses the champion (a reward study: the reward on held-out prompts)")
+    params: dict[str, Any] = Field({}, description="the metric's parameters (as in fitness.terms)")
     every: int = Field(1, ge=1, description="validate the generation's best every k generations")
+    budget: list[GuardConfig] = Field([], description="guards the champion must keep within bounds on the same "
+                                      "validation data, e.g. [{metric: likelihood, max_drop: 0.1}]: the champion "
+                                      "is the best validation metric among the genomes within budget")
 
 
 class SpeciationConfig(_Strict):
@@ -376,7 +399,12 @@ class StudyConfig(_Strict):
         task = "causal" if self.model.kind == "causal" else "pairs"
         for i, t in enumerate(self.fitness.terms):
             _check_term(f"fitness.terms.{i}.name", f"fitness.terms.{i}.params", t.name, t.params, task)
-        _check_term("validation.metric", "validation.metric", self.validation.metric, {}, task)
+        _check_term("validation.metric", "validation.params", self.validation.metric, self.validation.params, task)
+        guards = [g.metric for g in self.validation.budget]
+        for i, g in enumerate(self.validation.budget):
+            _check_term(f"validation.budget.{i}.metric", f"validation.budget.{i}.params", g.metric, g.params, task)
+            if g.metric in guards[:i]:
+                raise ConfigError(f"validation.budget.{i}.metric", "each guard once", g.metric)
         names = [o.metric for o in self.sweep.objectives or ()]
         for i, o in enumerate(self.sweep.objectives or ()):
             _check_term(f"sweep.objectives.{i}.metric", f"sweep.objectives.{i}.params", o.metric, o.params, task)

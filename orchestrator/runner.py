@@ -42,6 +42,7 @@ class RunOutcome:
     model_uri: str | None = None  # the champion as an MLflow model (models:/m-…), when tracked
     objectives: dict[str, dict[str, float]] | None = None  # sweep.objectives: {metric: {champion, base}}, validation
     val_by_source: dict[str, dict[str, Any]] | None = None  # {source: {pairs, base, champion, gain}} on validation
+    excluded: list[dict[str, Any]] | None = None  # budgeted study: validated genomes out of budget (gen, id, value, why)
 
     def version_tags(self) -> dict[str, float]:
         """The figures a registered model version carries: validation gain, and test when there is one."""
@@ -58,6 +59,9 @@ def score_test(task, result: RunResult) -> dict[str, Any] | None:
         return None
     (champion, by_champion), (base, by_base) = task.test_scores(result.champion), task.test_scores(task.seed_genome())
     out = {"champion": champion, "base": base, "gain": champion - base}
+    if task.guard_terms:  # a budgeted study: the guards on the test split too (reported, never chosen by)
+        g_champion, g_base = task.guards(result.champion), task.guards(task.seed_genome())
+        out["guards"] = {k: {"champion": v, "base": g_base[k]} for k, v in g_champion.items()}
     if by_champion:  # STS-B: the same metric on each source of the test split (where the gain comes from)
         out["by_source"] = _source_gains(by_champion, by_base)
     return out
@@ -77,6 +81,18 @@ def score_validation_by_source(task, result: RunResult) -> dict[str, dict[str, A
         return None
     (_, by_champion), (_, by_base) = task.validation_scores(result.champion), task.validation_scores(task.seed_genome())
     return _source_gains(by_champion, by_base)
+
+
+def budget_exclusions(result: RunResult) -> list[dict[str, Any]] | None:
+    """A budgeted study's validated genomes that the budget kept from being the champion: gen, genome id,
+    validation value, guards and why (from the logbook, so a resumed run reports its whole history)."""
+    rows = [r for r in result.logbook if "val_admissible" in r]
+    if not rows:
+        return None
+    return [{"gen": r["gen"], "genome": r["val_id"], "value": r["val"], "why": r["val_excluded"],
+             **{k: v for k, v in r.items() if k.startswith("val_") and k not in
+                ("val_admissible", "val_id", "val_excluded", "val_base", "val_champion")}}
+            for r in rows if not r["val_admissible"]]
 
 
 def score_objectives(task, result: RunResult) -> dict[str, dict[str, float]] | None:
@@ -100,6 +116,8 @@ def task_spec(cfg: StudyConfig) -> TaskSpec:
         train_subset=cfg.data.train_subset, dev_subset=cfg.data.dev_subset, rotate=cfg.data.rotate,
         data_seed=cfg.data.seed, batch_size=cfg.data.batch_size, max_length=cfg.data.max_length,
         terms=tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms), validation=cfg.validation.metric,
+        validation_params=dict(cfg.validation.params),
+        budget=tuple((g.metric, dict(g.params), g.max_drop, g.min) for g in cfg.validation.budget),
         seed=cfg.seed, blocks=_blocks(cfg.lora), train_genre=cfg.data.train_genre, dev_genre=cfg.data.dev_genre,
         reference_path=cfg.data.reference_path, max_new_tokens=cfg.fitness.max_new_tokens,
         genomes_per_forward=cfg.model.genomes_per_forward, merge=cfg.model.merge_weights, genome=cfg.lora.genome,
@@ -314,11 +332,13 @@ def run_trial(
     model_uri = None
     try:
         result = evo.run()
+        excluded = budget_exclusions(result)
         test = score_test(task, result)
         val_by_source = score_validation_by_source(task, result)
         objectives = score_objectives(task, result)
         if tracker:
-            model_uri = _log_outcome(tracker, task, conf, result, lineage_path, basins, test, curves, val_by_source)
+            model_uri = _log_outcome(tracker, task, conf, result, lineage_path, basins, test, curves, val_by_source,
+                                     excluded)
             if objectives:  # summaries at step 0: MLflow's UI shows them as values (bars), not one-dot curves
                 tracker.log_metrics({f"objective_{k}": v["champion"] for k, v in objectives.items()}
                                     | {f"objective_{k}_base": v["base"] for k, v in objectives.items()}, step=0)
@@ -349,7 +369,7 @@ def run_trial(
         tracker.finish("FINISHED")
     if lineage_dir is not None:
         lineage_dir.cleanup()
-    return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri, objectives, val_by_source)
+    return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri, objectives, val_by_source, excluded)
 
 
 def default_run_name(cfg: StudyConfig) -> str:
@@ -371,7 +391,7 @@ def _run_note(cfg: StudyConfig) -> str:
 
 def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, lineage_path: Path,
                  basins: BasinRecorder, test: dict | None, curves: CurvesImage,
-                 val_by_source: dict | None = None) -> str:
+                 val_by_source: dict | None = None, excluded: list[dict] | None = None) -> str:
     """The run's record: summary metrics, config and logbook, pictures, lineage, the stock PEFT adapter and
     the champion as an MLflow model (pyfunc, loadable by name once registered). → the model's URI."""
     final = {"val_best": result.champion_val, "val_base_final": result.base_val,
@@ -381,6 +401,10 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, li
         final.update({f"test_{conf['validation']['metric']}": test["champion"], "test_base": test["base"],
                       "test_gain": test["gain"]})
         final.update({f"test_gain/{k}": v["gain"] for k, v in test.get("by_source", {}).items()})
+        final.update({f"test_{k}": v["champion"] for k, v in test.get("guards", {}).items()}
+                     | {f"test_{k}_base": v["base"] for k, v in test.get("guards", {}).items()})
+    if excluded is not None:
+        final["budget_excluded"] = len(excluded)
     # a summary is logged at step 0: MLflow's UI draws a metric whose last step is 0 as a bar (its value, and
     # across runs a comparison), one with a later step as a line, which for a single value is one dot
     tracker.log_metrics(final, step=0)
@@ -390,6 +414,8 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, li
         tracker.log_table([{"source": k, **v} for k, v in test["by_source"].items()], "test_by_source.json")
     if val_by_source:
         tracker.log_table([{"source": k, **v} for k, v in val_by_source.items()], "val_by_source.json")
+    if excluded:
+        tracker.log_table(excluded, "budget_excluded.json")
     tracker.log_dict(conf, "study.yaml")
     tracker.log_dict(logbook, "logbook.json")
     tracker.log_dict(task.layout.to_json(), "layout.json")

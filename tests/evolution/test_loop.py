@@ -106,3 +106,28 @@ def test_operators_match_their_definitions():
     cx_blend(a, b, 0.5, rng)
     assert np.allclose(a + b, s, atol=1e-6)  # BLX children are symmetric around the parents' midpoint
     assert a.min() >= -0.5 - 1e-6 and a.max() <= 1.5 + 1e-6 and a.min() < -0.4 and a.max() > 1.4
+
+
+def test_a_validation_out_of_budget_is_never_the_champion():
+    """The budget's rule on the toy problem: a validator that scores and admits genomes separately (here:
+    admissible while the mean gene stays below -0.9, from -1 towards the target's 0) — the champion is the
+    best admissible value, even when the evolution climbs past the budget to better values."""
+    from evolution import Validation
+
+    def budgeted(g):
+        m = float(np.mean(g))
+        return Validation(validate(g), m < -0.9, {"mean_gene": m}, "" if m < -0.9 else f"mean_gene {m:.3f} ≥ -0.9")
+
+    rows = Rows()
+    ga = GAParams(population=12, tournament_size=3, elitism=1, mutation_sigma=0.1)
+    res = Evolution(LoopParams(generations=15), ga, np.zeros(50, np.float32) - 1, sphere, budgeted, 1, [rows]).run()
+    vals = [e for e in rows.events if e["event"] == "validation"]
+    inside = [e for e in vals if e["admissible"]]
+    outside = [e for e in vals if not e["admissible"]]
+    assert outside and max(e["value"] for e in outside) > max(e["value"] for e in inside)  # the budget bit
+    best_inside = max(inside, key=lambda e: e["value"])
+    assert res.champion_id == best_inside["id"] and res.champion_val == best_inside["value"]
+    assert np.mean(res.champion) < -0.9
+    assert all(e["excluded"].startswith("mean_gene") and e["guards"]["mean_gene"] >= -0.9 for e in outside)
+    assert [r["val_admissible"] for r in rows.rows] == [float(e["admissible"]) for e in vals]
+    assert all("val_mean_gene" in r for r in rows.rows)

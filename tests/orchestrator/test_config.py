@@ -69,6 +69,19 @@ BAD = [
     ({"model__trunk_memo": True, "lora__layers": [0, 5]}, [], "model.trunk_memo", "True"),  # no trunk below layer 0
     ({"model__trunk_memo": True, "model__kind": "causal", "model__base": "lfm2-tiny",
       "fitness__terms": [{"name": "likelihood"}], "validation__metric": "likelihood"}, [], "model.trunk_memo", "True"),
+    ({"validation__budget": [{"metric": "stsb_pearson"}]}, [], "validation.budget", "stsb_pearson"),  # no bound
+    ({"validation__budget": [{"metric": "bleu", "min": 0.5}]}, [], "validation.budget.0.metric", "bleu"),
+    ({"validation__budget": [{"metric": "likelihood", "min": 0.5}]}, [], "validation.budget.0.metric", "likelihood"),
+    ({"validation__budget": [{"metric": "stsb_pearson", "min": 0.5}, {"metric": "stsb_pearson", "max_drop": 0.1}]},
+     [], "validation.budget.1.metric", "stsb_pearson"),
+    ({"validation__budget": [{"metric": "stsb_pearson", "max_drop": -0.1}]}, [], "validation.budget.0.max_drop", "-0.1"),
+    ({"validation__budget": [{"metric": "stsb_pearson", "max_drop": float("nan")}]}, [],
+     "validation.budget.0.max_drop", "nan"),
+    ({"validation__metric": "keyword"}, [], "validation.metric", "keyword"),  # a causal term
+    ({"model__kind": "causal", "model__base": "lfm2-tiny", "fitness__terms": [{"name": "likelihood"}],
+      "validation__metric": "keyword"}, [], "validation.params", "{}"),  # keyword needs its keywords
+    ({"data__format": "xlsx"}, [], "data.format", "xlsx"),
+    ({"data__columns": {"sentence": "a"}}, [], "data.columns.sentence", "a"),
     ({}, ["--set", "evolution.generations=-1"], "evolution.generations", "-1"),
     ({}, ["--set", "evolution.nope=3"], "evolution.nope", "3"),
     ({}, ["--set", "novalue"], "--set", "novalue"),
