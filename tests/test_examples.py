@@ -1,0 +1,64 @@
+"""The example plug-in package, installed as a user installs one (`make setup`: pip install -e
+examples/evolora-example-plugin): its entry points are found in a fresh process, and a reward study on it goes
+end to end — run, sweep, the Model Registry's champion, export as a stock PEFT adapter — on the tiny LFM2."""
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+ROOT = Path(__file__).resolve().parent.parent
+EVOLORA = [sys.executable, "-m", "orchestrator.cli"]
+TINY = ["--set", "model.base=lfm2-tiny", "--set", "evolution.generations=2", "--set", "evolution.population=4",
+        "--set", "data.train_subset=8", "--set", "data.dev_subset=16", "--set", "validation.every=1",
+        "--set", "data.batch_size=16"]
+
+
+@pytest.fixture(scope="module")
+def plugin():
+    try:
+        return distribution("evolora-example-plugin")
+    except PackageNotFoundError:
+        pytest.fail("the example plug-in package is not installed in this environment: run `make setup` "
+                    "(it runs pip install -e examples/evolora-example-plugin)")
+
+
+def _evolora(tmp_path, *argv, check=True):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EVOLORA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([*EVOLORA, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    if check:
+        assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def test_evolora_terms_lists_the_installed_plugins_with_kind_origin_and_params(tmp_path, plugin):
+    rows = {r["name"]: r for r in json.loads(_evolora(tmp_path, "terms", "--json").stdout)}
+    assert rows["concise_caption"]["task"] == "causal, batch" and rows["concise_caption"]["params"] == "max_words=4"
+    assert rows["concise_caption"]["origin"] == \
+        f"entry point evolora_example.rewards:concise_caption (evolora-example-plugin {plugin.version})"
+    assert rows["paraphrase_accuracy"]["task"] == "pairs, batch"
+    assert rows["likelihood"]["origin"] == "built-in"
+
+
+@pytest.mark.slow
+def test_a_reward_study_on_the_example_plugin_runs_sweeps_registers_and_exports(tmp_path, plugin):
+    study = str(ROOT / "examples" / "concise-captions.yaml")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = _evolora(tmp_path, "run", study, *TINY, "--tracking-uri", uri, "--no-progress", "--register")
+    assert "validation (concise_caption)" in run.stdout and "budget (likelihood at most 0.1 below the base)" in run.stdout
+    sweep = _evolora(tmp_path, "sweep", study, *TINY, "--n-trials", "2", "--tracking-uri", uri, "--no-progress",
+                     "--storage", str(tmp_path / "journal.log"), "--checkpoint-dir", str(tmp_path / "checkpoints"))
+    assert "2 complete" in sweep.stdout and "models:/concise-captions@champion" in sweep.stdout
+    out = tmp_path / "adapter"
+    _evolora(tmp_path, "export", "models:/concise-captions@champion", "--out", str(out), "--tracking-uri", uri)
+    base = AutoModelForCausalLM.from_pretrained(tmp_path / "cache" / "lfm2-tiny")
+    model = PeftModel.from_pretrained(base, str(out)).eval()  # stock peft, no evolora
+    with torch.inference_mode():
+        assert torch.isfinite(model(input_ids=torch.tensor([[1, 5, 9, 12]])).logits).all()
