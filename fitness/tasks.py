@@ -58,7 +58,7 @@ class TaskSpec:
     terms: tuple = (("stsb_spearman", 1.0),)  # (name, weight) or (name, weight, params)
     validation: str = "stsb_spearman"
     validation_params: dict = dataclasses.field(default_factory=dict)
-    budget: tuple = ()  # (metric, params, max_drop, min): guards on validation the champion must stay within
+    budget: tuple = ()  # (metric, params, max_drop, min): guards on validation the champion must stay within (no bounds: watched)
     seed: int = 0  # for the LoRA A initialisation
     blocks: dict | None = None  # block-type targeting (causal hybrids), see fitness.lora.block_targets
     train_genre: str | None = None  # causal data from an STS-B file: which genre's sentences
@@ -150,7 +150,7 @@ class Task:
         self.terms = make_terms(spec.terms, self.kind)
         self.val_term = make_terms([(spec.validation, 1.0, spec.validation_params)], self.kind, "validation.metric")[0][2]
         self.objective_terms = make_terms([(n, 1.0, p) for n, p in spec.objectives], self.kind, "sweep.objectives")
-        self.guard_terms = make_terms([(n, 1.0, p) for n, p, *_ in spec.budget], self.kind, "validation.budget")
+        self.guard_terms = make_terms([(n, 1.0, p) for n, p, *_ in spec.budget], self.kind, "validation.budget")  # and watched
         self._base_guards: dict[str, float] | None = None
         self.train = train
         if spec.init not in INITS:

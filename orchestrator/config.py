@@ -175,6 +175,15 @@ class FitnessConfig(_Strict):
     max_new_tokens: int = Field(16, ge=1, description="causal: greedy generation length for generation rewards")
 
 
+class ObjectiveConfig(_Strict):
+    """One objective of a multi-objective (Pareto) sweep: a registered term scored for each trial's champion
+    on the validation split once its evolution has ended (never on the test split). Maximised, like every
+    term (higher is better: ``kl_to_base`` is minus the KL)."""
+
+    metric: str = Field(..., description="a registered term, e.g. likelihood, kl_to_base, distinct_n")
+    params: dict[str, Any] = Field({}, description="the term's parameters (as in fitness.terms)")
+
+
 class GuardConfig(_Strict):
     """A guard of a budgeted study: a registered term scored on the same held-out data as the validation
     metric; a genome whose guard leaves the budget cannot be the champion (it is logged as excluded, with why)."""
@@ -201,6 +210,9 @@ class ValidationConfig(_Strict):
     budget: list[GuardConfig] = Field([], description="guards the champion must keep within bounds on the same "
                                       "validation data, e.g. [{metric: likelihood, max_drop: 0.1}]: the champion "
                                       "is the best validation metric among the genomes within budget")
+    watch: list[ObjectiveConfig] = Field([], description="more terms scored at each validation on the same "
+                                         "held-out outputs and logged as val_<metric> (and on the test split at the "
+                                         "end), choosing nothing: e.g. the likelihood in a study without a budget")
 
 
 class SpeciationConfig(_Strict):
@@ -333,15 +345,6 @@ class SearchSpec(_Strict):
         return [float(self.low), float(self.high)]
 
 
-class ObjectiveConfig(_Strict):
-    """One objective of a multi-objective (Pareto) sweep: a registered term scored for each trial's champion
-    on the validation split once its evolution has ended (never on the test split). Maximised, like every
-    term (higher is better: ``kl_to_base`` is minus the KL)."""
-
-    metric: str = Field(..., description="a registered term, e.g. likelihood, kl_to_base, distinct_n")
-    params: dict[str, Any] = Field({}, description="the term's parameters (as in fitness.terms)")
-
-
 class SweepConfig(_Strict):
     direction: Literal["maximize", "minimize"] = Field("maximize", description="of the validation metric")
     objectives: list[ObjectiveConfig] | None = Field(
@@ -400,11 +403,14 @@ class StudyConfig(_Strict):
         for i, t in enumerate(self.fitness.terms):
             _check_term(f"fitness.terms.{i}.name", f"fitness.terms.{i}.params", t.name, t.params, task)
         _check_term("validation.metric", "validation.params", self.validation.metric, self.validation.params, task)
-        guards = [g.metric for g in self.validation.budget]
-        for i, g in enumerate(self.validation.budget):
-            _check_term(f"validation.budget.{i}.metric", f"validation.budget.{i}.params", g.metric, g.params, task)
-            if g.metric in guards[:i]:
-                raise ConfigError(f"validation.budget.{i}.metric", "each guard once", g.metric)
+        seen: list[str] = []
+        for field in ("budget", "watch"):
+            for i, g in enumerate(getattr(self.validation, field)):
+                where = f"validation.{field}.{i}"
+                _check_term(f"{where}.metric", f"{where}.params", g.metric, g.params, task)
+                if g.metric in seen:
+                    raise ConfigError(f"{where}.metric", "each term once among validation.budget and watch", g.metric)
+                seen.append(g.metric)
         names = [o.metric for o in self.sweep.objectives or ()]
         for i, o in enumerate(self.sweep.objectives or ()):
             _check_term(f"sweep.objectives.{i}.metric", f"sweep.objectives.{i}.params", o.metric, o.params, task)

@@ -83,11 +83,11 @@ def score_validation_by_source(task, result: RunResult) -> dict[str, dict[str, A
     return _source_gains(by_champion, by_base)
 
 
-def budget_exclusions(result: RunResult) -> list[dict[str, Any]] | None:
+def budget_exclusions(result: RunResult, cfg_budget: bool = True) -> list[dict[str, Any]] | None:
     """A budgeted study's validated genomes that the budget kept from being the champion: gen, genome id,
     validation value, guards and why (from the logbook, so a resumed run reports its whole history)."""
     rows = [r for r in result.logbook if "val_admissible" in r]
-    if not rows:
+    if not rows or not cfg_budget:
         return None
     return [{"gen": r["gen"], "genome": r["val_id"], "value": r["val"], "why": r["val_excluded"],
              **{k: v for k, v in r.items() if k.startswith("val_") and k not in
@@ -117,7 +117,8 @@ def task_spec(cfg: StudyConfig) -> TaskSpec:
         data_seed=cfg.data.seed, batch_size=cfg.data.batch_size, max_length=cfg.data.max_length,
         terms=tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms), validation=cfg.validation.metric,
         validation_params=dict(cfg.validation.params),
-        budget=tuple((g.metric, dict(g.params), g.max_drop, g.min) for g in cfg.validation.budget),
+        budget=tuple((g.metric, dict(g.params), g.max_drop, g.min) for g in cfg.validation.budget)
+        + tuple((w.metric, dict(w.params), None, None) for w in cfg.validation.watch),
         seed=cfg.seed, blocks=_blocks(cfg.lora), train_genre=cfg.data.train_genre, dev_genre=cfg.data.dev_genre,
         reference_path=cfg.data.reference_path, max_new_tokens=cfg.fitness.max_new_tokens,
         genomes_per_forward=cfg.model.genomes_per_forward, merge=cfg.model.merge_weights, genome=cfg.lora.genome,
@@ -332,7 +333,7 @@ def run_trial(
     model_uri = None
     try:
         result = evo.run()
-        excluded = budget_exclusions(result)
+        excluded = budget_exclusions(result, bool(cfg.validation.budget))
         test = score_test(task, result)
         val_by_source = score_validation_by_source(task, result)
         objectives = score_objectives(task, result)
