@@ -8,7 +8,7 @@ from .causal import CausalEvaluator, EncodedTexts, TextExample, load_texts
 from .causal_terms import CausalOutputs
 from .lora import FlatLoRA, attach_lora
 from .models import load_base, pick_device
-from .tasks import Task, TaskSpec, check_terms, load_splits
+from .tasks import Task, TaskSpec, build_terms, load_splits
 
 __all__ = ["CausalTask", "build_causal_task"]
 
@@ -88,7 +88,7 @@ def build_causal_task(spec: TaskSpec) -> CausalTask:
     test = load(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre) if spec.test_path else None
     reference = (load_texts(spec.reference_path, "data.reference_path", fmt=spec.data_format, columns=spec.columns)
                  if spec.reference_path else None)
-    check_terms(spec, CausalTask.kind)  # fail on bad names and params before loading a model
+    build_terms(spec, CausalTask.kind)  # fail on bad names and params before loading a model
     device = pick_device(spec.device)
     model, tok = load_base("causal", spec.base, device)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed,

@@ -41,6 +41,7 @@ class Registry(Generic[T]):
         self.kind, self.group, self.adapt = kind, group, adapt
         self._items: dict[str, T] = {}
         self._origin: dict[str, str] = {}
+        self._scanned: dict[str, EntryPoint] | None = None
 
     @staticmethod
     def _check_name(kind: str, name: object) -> None:
@@ -64,9 +65,12 @@ class Registry(Generic[T]):
         self._origin[name] = origin
 
     def _entry_points(self) -> dict[str, EntryPoint]:
+        """The group's entry points not loaded yet (the installed packages are read once per process)."""
         if self.group is None:
             return {}
-        return {ep.name: ep for ep in entry_points(group=self.group) if ep.name not in self._items}
+        if self._scanned is None:
+            self._scanned = {ep.name: ep for ep in entry_points(group=self.group)}
+        return {name: ep for name, ep in self._scanned.items() if name not in self._items}
 
     def _load(self, ep: EntryPoint) -> T:
         origin = f"entry point {ep.value}" + (f" ({ep.dist.name} {ep.dist.version})" if ep.dist else "")

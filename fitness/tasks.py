@@ -28,7 +28,7 @@ from .tables import Columns
 from .plugins import FITNESS_TERMS
 from .registry import FitnessTerm
 
-__all__ = ["TaskSpec", "PairTask", "build_task", "make_terms", "check_terms", "split_validation", "load_splits"]
+__all__ = ["TaskSpec", "PairTask", "build_task", "make_terms", "build_terms", "split_validation", "load_splits"]
 
 
 @dataclass(frozen=True)
@@ -147,10 +147,7 @@ class Task:
         self.genome = make_genome_map(spec.genome, flat)  # genome → the LoRA weights the model computes with
         self._test_items, self._test = test, None  # encoded on first use: after the run, never before
         self._seed_genome = self.genome.seed()  # exactly the base model (B = 0)
-        self.terms = make_terms(spec.terms, self.kind)
-        self.val_term = make_terms([(spec.validation, 1.0, spec.validation_params)], self.kind, "validation.metric")[0][2]
-        self.objective_terms = make_terms([(n, 1.0, p) for n, p in spec.objectives], self.kind, "sweep.objectives")
-        self.guard_terms = make_terms([(n, 1.0, p) for n, p, *_ in spec.budget], self.kind, "validation.budget")  # and watched
+        self.terms, self.val_term, self.objective_terms, self.guard_terms = build_terms(spec, self.kind)
         self._base_guards: dict[str, float] | None = None
         self.train = train
         if spec.init not in INITS:
@@ -311,15 +308,16 @@ class Task:
         value = float(self.val_term(out))
         if base is None:
             return value
-        guards = {name: float(term(out)) for name, _, term in self.guard_terms}
-        return Validation(value, *self._judge(guards, base))
+        return Validation(value, *self._judge(self._guards(out), base))
+
+    def _guards(self, out) -> dict[str, float]:
+        return {name: float(term(out)) for name, _, term in self.guard_terms}
 
     def base_guards(self) -> dict[str, float]:
         """The guards of the base model (the seed genome) on the validation split, computed once."""
         if self._base_guards is None:
             self.write(self._seed_genome)
-            out = self._outputs(self.dev)
-            self._base_guards = {name: float(term(out)) for name, _, term in self.guard_terms}
+            self._base_guards = self._guards(self._outputs(self.dev))
         return self._base_guards
 
     def _judge(self, guards: dict[str, float], base: dict[str, float]) -> tuple[bool, dict[str, float], str]:
@@ -337,12 +335,11 @@ class Task:
                 why.append(f"{name} {v:.5f} < min {floor:g}")
         return not why, guards, "; ".join(why)
 
-    def guards(self, genome: np.ndarray, split: str = "test") -> dict[str, float]:
-        """The budget's guards of ``genome`` on the test split (reporting only) or the validation split."""
-        data = self.dev if split == "validation" else self._encoded_test()
+    def test_guards(self, genome: np.ndarray) -> dict[str, float]:
+        """The guards (budget and watched terms) of ``genome`` on the test split: reporting only."""
+        data = self._encoded_test()
         self.write(genome)
-        out = self._outputs(data)
-        return {name: float(term(out)) for name, _, term in self.guard_terms}
+        return self._guards(self._outputs(data))
 
     def objectives(self, genome: np.ndarray) -> dict[str, float]:
         """Each Pareto objective (``spec.objectives``) for ``genome``, on the validation split, from one set
@@ -403,13 +400,13 @@ class Task:
         self.flat.save_adapter(self.genome.expand(np.asarray(genome)), out, HUB_IDS.get(self.spec.base))
 
 
-def check_terms(spec: TaskSpec, kind: str) -> None:
-    """Every term a task will build (fitness, validation, objectives, guards), built once to fail on bad names
-    and params before a model loads."""
-    make_terms(spec.terms, kind)
-    make_terms([(spec.validation, 1.0, spec.validation_params)], kind, "validation.metric")
-    make_terms([(n, 1.0, p) for n, p in spec.objectives], kind, "sweep.objectives")
-    make_terms([(n, 1.0, p) for n, p, *_ in spec.budget], kind, "validation.budget")
+def build_terms(spec: TaskSpec, kind: str) -> tuple[list, FitnessTerm, list, list]:
+    """Every term a task scores: (fitness terms, the validation metric, Pareto objectives, guards — the budget's
+    and the watched ones). Built before a model loads too, to fail early on bad names and params."""
+    return (make_terms(spec.terms, kind),
+            make_terms([(spec.validation, 1.0, spec.validation_params)], kind, "validation.metric")[0][2],
+            make_terms([(n, 1.0, p) for n, p in spec.objectives], kind, "sweep.objectives"),
+            make_terms([(n, 1.0, p) for n, p, *_ in spec.budget], kind, "validation.budget"))
 
 
 def _take(items, idx: np.ndarray):
@@ -455,7 +452,7 @@ def build_task(spec: TaskSpec):
     load = functools.partial(load_pairs, fmt=spec.data_format, columns=spec.columns)
     train, dev = load_splits(spec, load)
     test = load(spec.test_path, "data.test_path") if spec.test_path else None
-    check_terms(spec, PairTask.kind)
+    build_terms(spec, PairTask.kind)  # fail on bad names and params before loading a model
     device = pick_device(spec.device)
     model, tok = load_base(spec.kind, spec.base, device)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed)

@@ -60,7 +60,7 @@ def score_test(task, result: RunResult) -> dict[str, Any] | None:
     (champion, by_champion), (base, by_base) = task.test_scores(result.champion), task.test_scores(task.seed_genome())
     out = {"champion": champion, "base": base, "gain": champion - base}
     if task.guard_terms:  # a budgeted study: the guards on the test split too (reported, never chosen by)
-        g_champion, g_base = task.guards(result.champion), task.guards(task.seed_genome())
+        g_champion, g_base = task.test_guards(result.champion), task.test_guards(task.seed_genome())
         out["guards"] = {k: {"champion": v, "base": g_base[k]} for k, v in g_champion.items()}
     if by_champion:  # STS-B: the same metric on each source of the test split (where the gain comes from)
         out["by_source"] = _source_gains(by_champion, by_base)
@@ -83,11 +83,11 @@ def score_validation_by_source(task, result: RunResult) -> dict[str, dict[str, A
     return _source_gains(by_champion, by_base)
 
 
-def budget_exclusions(result: RunResult, cfg_budget: bool = True) -> list[dict[str, Any]] | None:
+def budget_exclusions(result: RunResult, budgeted: bool = True) -> list[dict[str, Any]] | None:
     """A budgeted study's validated genomes that the budget kept from being the champion: gen, genome id,
     validation value, guards and why (from the logbook, so a resumed run reports its whole history)."""
     rows = [r for r in result.logbook if "val_admissible" in r]
-    if not rows or not cfg_budget:
+    if not rows or not budgeted:
         return None
     return [{"gen": r["gen"], "genome": r["val_id"], "value": r["val"], "why": r["val_excluded"],
              **{k: v for k, v in r.items() if k.startswith("val_") and k not in
