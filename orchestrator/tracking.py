@@ -14,6 +14,8 @@ twice), and raises :class:`TrackingUnavailable` after that.
 
 from __future__ import annotations
 
+import contextlib
+
 import functools
 import json
 import os
@@ -173,8 +175,27 @@ def get_client(tracking_uri: str) -> RetryingClient:
     from mlflow.tracking import MlflowClient
 
     if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    return RetryingClient(MlflowClient(tracking_uri=tracking_uri), tracking_uri)
+        with _sqlite_store_lock(Path(tracking_uri[len("sqlite:///"):])):
+            client = MlflowClient(tracking_uri=tracking_uri)  # opens the store: creates its tables the first time
+    else:
+        client = MlflowClient(tracking_uri=tracking_uri)
+    return RetryingClient(client, tracking_uri)
+
+
+@contextlib.contextmanager
+def _sqlite_store_lock(db: Path):
+    """A lock next to a SQLite store, held while a process opens it: MLflow creates and migrates the tables
+    when a process first opens a store, and two processes doing that at once on a fresh store race
+    ("duplicate column name"). Once open, MLflow keeps the store for the process."""
+    import fcntl
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / f".{db.name}.create.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
