@@ -112,6 +112,13 @@ def _wrap(model: torch.nn.Module, cfg: LoraConfig, seed: int) -> PeftModel:
     finally:
         torch.random.set_rng_state(state)
     peft_model.eval()
+    for name, module in peft_model.named_modules():  # a rank past a matrix's smaller side adds nothing but genes
+        r = getattr(module, "r", {}).get("default") if isinstance(getattr(module, "r", None), dict) else None
+        base = getattr(module, "base_layer", None)
+        if r and isinstance(base, torch.nn.Linear) and r > min(base.in_features, base.out_features):
+            field = "lora.blocks" if cfg.rank_pattern else "lora.rank"
+            raise ConfigError(field, f"rank {r} is larger than {name.removeprefix('base_model.model.')}'s smaller "
+                              f"dimension ({min(base.in_features, base.out_features)})", r)
     return peft_model
 
 

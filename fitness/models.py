@@ -45,9 +45,16 @@ def resolve_base(base: str) -> Path:
 
 
 def pick_device(device: str) -> torch.device:
+    """``auto``: CUDA when present, else the CPU; a named device must exist here (a ConfigError otherwise)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    d = torch.device(device)
+    if d.type == "cuda" and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()):
+        have = f"{torch.cuda.device_count()} CUDA device(s)" if torch.cuda.is_available() else "no CUDA (a CPU-only torch or no GPU)"
+        raise ConfigError("model.device", f"not on this machine: this torch has {have}; use auto or cpu", device)
+    if d.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError("model.device", "not on this machine: no MPS device; use auto or cpu", device)
+    return d
 
 
 @MODEL_LOADERS.register("encoder")

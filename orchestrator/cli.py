@@ -495,13 +495,27 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
+def _check_tracking_uri(uri: str | None) -> None:
+    """A tracking URI names its scheme (sqlite:///abs/path/mlflow.db, http://host:5000, postgresql://…): a
+    plain path would make MLflow open a file store it refuses, after the work."""
+    import re
+
+    if uri is not None and not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", uri):
+        raise ConfigError("--tracking-uri", "a URI with a scheme (sqlite:///ABS/PATH/mlflow.db, http://HOST:PORT), "
+                          "not a path", uri)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .signals import Terminated, handle_sigterm
+
     args = build_parser().parse_args(argv)
     _quiet_libraries()
+    restore = handle_sigterm()
     handler = {"run": _cmd_run, "export": _cmd_export, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce,
                "studies": _cmd_studies, "ui": _cmd_ui, "bench": _cmd_bench, "lineage": _cmd_lineage,
                "terms": _cmd_terms}[args.command]
     try:
+        _check_tracking_uri(getattr(args, "tracking_uri", None))
         return handler(args)
     except ConfigError as e:
         print(f"evolora: error: {e}", file=sys.stderr)
@@ -509,9 +523,14 @@ def main(argv: list[str] | None = None) -> int:
     except EvoloraError as e:
         print(f"evolora: error: {e}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("evolora: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("evolora: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

@@ -23,8 +23,12 @@ _GA, _ES, _SP = GAParams(), ESParams(), SpeciationParams()
 __all__ = ["StudyConfig", "SearchSpec", "SweepConfig", "ObjectiveConfig", "LoraConfig", "resolved", "BLOCK_MODULES"]
 
 
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"  # names that become paths: no separators, no "..", bounded
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # every float of a study is finite: .nan / .inf for a weight, σ or rate is refused where it is read
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelConfig(_Strict):
@@ -142,7 +146,7 @@ class DataConfig(_Strict):
     train_subset: int | None = Field(256, ge=1, description="pairs per fitness batch (default 256; null: all)")
     dev_subset: int | None = Field(None, ge=1, description="validation pairs (null: the whole dev split)")
     rotate: bool = Field(False, description="draw a new fitness batch every generation (same batch within one)")
-    seed: int = Field(0, ge=0, description="seed of the subset draws")
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of the subset draws")
     batch_size: int = Field(64, ge=1, description="sentences per forward pass")
     max_length: int = Field(128, ge=8, description="tokens per sentence (truncation)")
     train_genre: str | None = Field(None, description="causal, STS-B file: only sentences of this genre (e.g. main-news)")
@@ -262,7 +266,7 @@ class EvolutionConfig(_Strict):
     strategy: Literal["ga", "openai-es", "sep-cma-es"] = Field(
         "ga", description="ga: DEAP GA (optionally speciated); openai-es: antithetic ES with rank shaping and Adam; "
         "sep-cma-es: diagonal CMA-ES (cma package). ES variants validate the distribution mean.")
-    population: int = Field(_GA.population, ge=2)
+    population: int = Field(_GA.population, ge=2, le=100_000, description="genomes per generation")
     generations: int = Field(10, ge=1, description="generations including generation 0")
     tournament_size: int = Field(_GA.tournament_size, ge=1)
     elitism: int = Field(_GA.elitism, ge=0, description="best individuals copied unchanged into the next generation")
@@ -292,10 +296,11 @@ class EvolutionConfig(_Strict):
 
 
 class MlflowConfig(_Strict):
-    experiment: str = Field("evolora", min_length=1)
+    experiment: str = Field("evolora", pattern=NAME, description="MLflow experiment (a name like the study's: it "
+                            "is also the directory of its artifacts in a local store)")
     flush_every: int = Field(5, ge=1, description="generations between metric flushes")
     system_metrics: bool = Field(True, description="log CPU, memory (and GPU) as system/* metrics every 10 s")
-    registered_model: str | None = Field(None, min_length=1, description="Model Registry name a sweep registers its "
+    registered_model: str | None = Field(None, pattern=NAME, description="Model Registry name a sweep registers its "
                                          "champions under, alias `champion` on the best (default: the study name)")
     register_best: bool = Field(True, description="sweeps: register each new best trial's model, move the alias")
 
@@ -385,8 +390,10 @@ def _check_term(name_field: str, params_field: str, name: str, params: dict, tas
 
 
 class StudyConfig(_Strict):
-    name: str = Field("evolora", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    seed: int = Field(0, ge=0, description="trial seed: every random draw derives from it")
+    name: str = Field("evolora", pattern=NAME, description="the study's name: its Optuna study, its checkpoint "
+                      "directory and its registered model (letters, digits, _ . -; starting with a letter or digit; "
+                      "at most 100 characters)")
+    seed: int = Field(0, ge=0, lt=2**63, description="trial seed: every random draw derives from it")
     model: ModelConfig = ModelConfig()
     lora: LoraConfig = LoraConfig()
     data: DataConfig = DataConfig()

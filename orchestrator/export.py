@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,8 +15,18 @@ __all__ = ["export_run", "export_model"]
 
 
 def _check_out(out: Path) -> None:
+    """``out`` must be a new or empty directory, not a symlink, in a place this process can write: checked
+    (and its parent made) before anything is downloaded."""
+    if out.is_symlink():
+        raise ConfigError("--out", "is a symlink; give the directory itself", str(out))
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError("--out", "exists and is not an empty directory", str(out))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError("--out", f"cannot create its parent directory ({e.strerror})", str(out)) from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ConfigError("--out", f"{out.parent} is not writable", str(out))
 
 
 def _place(local: Path, out: Path) -> Path:
@@ -31,7 +42,6 @@ def export_model(model_uri: str, out: str | Path, tracking_uri: str) -> Path:
 
     out = Path(out)
     _check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # nothing half-written at `out`
         try:
             local = download_model(tracking_uri, model_uri, Path(tmp))
@@ -50,6 +60,5 @@ def export_run(run_id: str, out: str | Path, tracking_uri: str) -> Path:
         raise ConfigError("--run-id", f"no such run in {tracking_uri}", run_id)
     if "adapter" not in artifact_names(tracking_uri, run_id):
         raise ConfigError("--run-id", "run has no adapter artifact (did it finish?)", run_id)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # nothing half-written at `out`
         return _place(download_artifact(tracking_uri, run_id, "adapter", tmp), out)

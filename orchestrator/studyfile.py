@@ -77,7 +77,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise ConfigError("--set", "expected PATH=VALUE", item)
         path, text = item.split("=", 1)
         try:
-            value = yaml.safe_load(text)
+            value = yaml.load(text, Loader=_StrictLoader)
         except yaml.YAMLError:
             raise ConfigError(path, "value is not valid YAML", text) from None
         _set_path(raw, path.strip(), value)
@@ -196,14 +196,75 @@ def _where_sampled(cfg: StudyConfig, path: str) -> dict[str, Any]:
     return out
 
 
+MAX_NODES = 100_000  # a study file is a few hundred nodes; aliases may not expand it past this
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no tags that run code), strict: a key twice in one mapping is an error (never a
+    silent last-wins), and aliases may not expand the document past :data:`MAX_NODES` nodes (a "billion
+    laughs" bomb is refused at once, before it is built)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                m = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", m)
+            seen.setdefault(key, key_node.start_mark.line)
+        return super().construct_mapping(node, deep)
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None and _expanded_size(node) > MAX_NODES:
+            raise yaml.composer.ComposerError(None, None, f"expands to more than {MAX_NODES:,} nodes (aliases)",
+                                              node.start_mark)
+        return node
+
+
+def _expanded_size(node, memo: dict | None = None) -> int:
+    """Nodes of the document with every alias expanded (each shared node counted as often as it is reached),
+    computed on the graph without expanding it."""
+    memo = {} if memo is None else memo
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = MAX_NODES + 1  # a cycle through aliases counts as too large
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(v, memo) for v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = min(size, MAX_NODES + 1)
+    return memo[id(node)]
+
+
+def read_yaml(path: Path):
+    """A YAML file through the strict safe loader; errors name the file and the line."""
+    try:
+        with path.open(encoding="utf-8") as fh:  # the stream's name is the file's: errors say where
+            return yaml.load(fh, Loader=_StrictLoader)
+    except UnicodeDecodeError as e:
+        raise ConfigError("<study>", f"{path}: not UTF-8 text (byte {e.start})", str(path)) from None
+    except yaml.YAMLError as e:
+        raise ConfigError("<study>", f"not valid YAML: {_short(e)}", str(path)) from None
+    except RecursionError:
+        raise ConfigError("<study>", "nested too deeply", str(path)) from None
+
+
+def _short(e: yaml.YAMLError) -> str:
+    """A YAML error in one line, without the offending text it may quote at length."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return where + str(getattr(e, "problem", None) or getattr(e, "context", None) or e).splitlines()[0][:200]
+
+
 def load_raw(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():
         raise ConfigError("STUDY", "study file not found", str(path))
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError("<study>", f"not valid YAML: {e}", str(path)) from None
+    raw = read_yaml(p)
     if raw is None:  # empty, or comments only: never a silent run of all defaults
         raise ConfigError("<study>", "study file is empty", str(path))
     return raw

@@ -25,6 +25,7 @@ from evolution.errors import ConfigError, EvoloraError, TrackingUnavailable, Tri
 
 from .claims import TRACKING_FAILURE, Fence, Liveness, beat_interval, claim
 from .config import StudyConfig, resolved
+from .signals import Terminated, handle_sigterm
 from .reports import finish_parent, log_trial, parent_run, register
 from .search import make_pruner, make_sampler, objectives, sample, trial_config, trial_seed
 from .storage import ATTR, default_storage, open_storage
@@ -274,13 +275,25 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
 
 
 def _worker_entry(ctx: SweepContext, index: int) -> None:
+    handle_sigterm()  # a worker SIGTERMed (by the sweep's own process, or a scheduler) fails its trial cleanly
     try:
         worker(ctx, index)
     except KeyboardInterrupt:
         pass
 
 
+def _stop_workers(procs: list, signal_them: bool) -> None:
+    """Wait for the workers to end their trials (each fails its trial and keeps its checkpoint). On SIGTERM
+    to this process only they are told (SIGTERM each); Ctrl-C in a terminal already reached them all."""
+    for p in procs:
+        if signal_them and p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=60)
+
+
 def run_sweep(ctx: SweepContext) -> optuna.Study:
+    procs: list = []
     study = open_study(ctx)
     ctx.parent_run_id = parent_run(ctx, study)
     status = "FINISHED"
@@ -297,8 +310,9 @@ def run_sweep(ctx: SweepContext) -> optuna.Study:
                 if p.exitcode and p.exitcode < 0:  # killed by a signal: its trial is retried by a live worker
                     print(f"evolora: {p.name} was killed by signal {-p.exitcode}; its trial is retried from its "
                           "checkpoint by a worker still running (or by the next sweep command)", flush=True)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         status = "KILLED"
+        _stop_workers(procs, signal_them=isinstance(e, Terminated))
         raise
     finally:
         finish_parent(ctx, study, status)
