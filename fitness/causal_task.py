@@ -8,7 +8,7 @@ from .causal import CausalEvaluator, EncodedTexts, TextExample, load_texts
 from .causal_terms import CausalOutputs
 from .lora import FlatLoRA, attach_lora
 from .models import load_base, pick_device
-from .tasks import Task, TaskSpec, build_terms, load_splits
+from .tasks import Task, TaskSpec, build_terms, check_lengths, load_splits
 
 __all__ = ["CausalTask", "build_causal_task"]
 
@@ -91,6 +91,7 @@ def build_causal_task(spec: TaskSpec) -> CausalTask:
     build_terms(spec, CausalTask.kind)  # fail on bad names and params before loading a model
     device = pick_device(spec.device)
     model, tok = load_base("causal", spec.base, device)
+    check_lengths(spec, model)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed,
                              blocks=spec.blocks)
     flat = FlatLoRA(peft_model, merged=spec.merge)

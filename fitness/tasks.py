@@ -28,7 +28,7 @@ from .tables import Columns
 from .plugins import FITNESS_TERMS
 from .registry import FitnessTerm
 
-__all__ = ["TaskSpec", "PairTask", "build_task", "make_terms", "build_terms", "split_validation", "load_splits"]
+__all__ = ["TaskSpec", "PairTask", "build_task", "make_terms", "build_terms", "check_lengths", "split_validation", "load_splits"]
 
 
 @dataclass(frozen=True)
@@ -400,6 +400,17 @@ class Task:
         self.flat.save_adapter(self.genome.expand(np.asarray(genome)), out, HUB_IDS.get(self.spec.base))
 
 
+def check_lengths(spec: TaskSpec, model) -> None:
+    """``data.max_length`` (plus, for causal models, the generated tokens) within the model's positions: a
+    longer text would fail inside the model, possibly only on the test split after the whole evolution."""
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    need = spec.max_length + (spec.max_new_tokens if spec.kind == "causal" else 0)
+    if positions and need > positions:
+        extra = f" + fitness.max_new_tokens ({spec.max_new_tokens})" if spec.kind == "causal" else ""
+        raise ConfigError("data.max_length", f"{spec.max_length}{extra} exceeds the model's {positions} positions",
+                          spec.max_length)
+
+
 def build_terms(spec: TaskSpec, kind: str) -> tuple[list, FitnessTerm, list, list]:
     """Every term a task scores: (fitness terms, the validation metric, Pareto objectives, guards — the budget's
     and the watched ones). Built before a model loads too, to fail early on bad names and params."""
@@ -455,6 +466,7 @@ def build_task(spec: TaskSpec):
     build_terms(spec, PairTask.kind)  # fail on bad names and params before loading a model
     device = pick_device(spec.device)
     model, tok = load_base(spec.kind, spec.base, device)
+    check_lengths(spec, model)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed)
     flat = FlatLoRA(peft_model, merged=spec.merge)
     try:

@@ -21,7 +21,7 @@ from evolution.es import ESParams, OpenAIES, SepCMAES
 from evolution.lineage import LineageRecorder, to_parquet
 from evolution.speciation import SpeciationParams
 from evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
-from evolution.errors import TrackingUnavailable, TrialFenced, TrialPruned
+from evolution.errors import EvoloraError, TrackingUnavailable, TrialFenced, TrialPruned
 from fitness import PACKAGED_STSB, TaskSpec, build_task
 from fitness.serving import MODEL_FILE, write_model_dir
 
@@ -333,16 +333,16 @@ def run_trial(
     model_uri = None
     try:
         result = evo.run()
+        # what the evolution made is logged first; what comes after (test scoring, tables, pictures) fails alone
+        model_uri = _log_champion(tracker, task, conf, result, lineage_path) if tracker else None
+        report = _Report()
         excluded = budget_exclusions(result, bool(cfg.validation.budget))
-        test = score_test(task, result)
-        val_by_source = score_validation_by_source(task, result)
-        objectives = score_objectives(task, result)
+        test = report.step("test scoring", score_test, task, result)
+        val_by_source = report.step("validation by source", score_validation_by_source, task, result)
+        objectives = report.step("objectives", score_objectives, task, result)
         if tracker:
-            model_uri = _log_outcome(tracker, task, conf, result, lineage_path, basins, test, curves, val_by_source,
-                                     excluded)
-            if objectives:  # summaries at step 0: MLflow's UI shows them as values (bars), not one-dot curves
-                tracker.log_metrics({f"objective_{k}": v["champion"] for k, v in objectives.items()}
-                                    | {f"objective_{k}_base": v["base"] for k, v in objectives.items()}, step=0)
+            _log_report(report, tracker, task, conf, result, basins, test, curves, val_by_source, excluded, objectives)
+        report.raise_if_failed()
     except TrialFenced:
         if tracker:
             tracker.close()
@@ -373,6 +373,31 @@ def run_trial(
     return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri, objectives, val_by_source, excluded)
 
 
+class LateFailure(EvoloraError):
+    """Something after the evolution failed (test scoring, a table, a picture); the champion was logged
+    before it (adapter, model, genome, lineage) and everything else that could be was logged too."""
+
+
+class _Report:
+    """The end of a run after the champion is safe: each step on its own; a failure is recorded and the
+    steps after it still run; :meth:`raise_if_failed` then fails the run with every reason."""
+
+    def __init__(self) -> None:
+        self.failures: list[tuple[str, BaseException]] = []
+
+    def step(self, what: str, fn, *args):
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 — one failed step must not take the others with it
+            self.failures.append((what, e))
+            return None
+
+    def raise_if_failed(self) -> None:
+        if self.failures:
+            reasons = "; ".join(f"{what}: {type(e).__name__}: {e}" for what, e in self.failures)
+            raise LateFailure(f"the champion is logged (adapter, model, genome); then {reasons}") from self.failures[0][1]
+
+
 def default_run_name(cfg: StudyConfig) -> str:
     """Runs of one study told apart in the MLflow table: study, strategy, seed."""
     return f"{cfg.name}-{cfg.evolution.strategy}-s{cfg.seed}"
@@ -390,44 +415,20 @@ def _run_note(cfg: StudyConfig) -> str:
             + "* The champion is logged as an MLflow model (`model`) and as a stock PEFT adapter (`adapter/`).")
 
 
-def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, lineage_path: Path,
-                 basins: BasinRecorder, test: dict | None, curves: CurvesImage,
-                 val_by_source: dict | None = None, excluded: list[dict] | None = None) -> str:
-    """The run's record: summary metrics, config and logbook, pictures, lineage, the stock PEFT adapter and
-    the champion as an MLflow model (pyfunc, loadable by name once registered). → the model's URI."""
+def _log_champion(tracker: MlflowTracker, task, conf: dict, result: RunResult, lineage_path: Path) -> str:
+    """What the evolution made, logged before anything that could still fail: the validation summary, config,
+    logbook and layout, the champion genome, the lineage, the stock PEFT adapter and the champion as an MLflow
+    model (pyfunc, loadable by name once registered). → the model's URI."""
     final = {"val_best": result.champion_val, "val_base_final": result.base_val,
              "val_gain": result.champion_val - result.base_val, "best_fitness": result.best_fitness,
              "champion_gen": result.champion_gen}
-    if test is not None:
-        final.update({f"test_{conf['validation']['metric']}": test["champion"], "test_base": test["base"],
-                      "test_gain": test["gain"]})
-        final.update({f"test_gain/{k}": v["gain"] for k, v in test.get("by_source", {}).items()})
-        final.update({f"test_{k}": v["champion"] for k, v in test.get("guards", {}).items()}
-                     | {f"test_{k}_base": v["base"] for k, v in test.get("guards", {}).items()})
-    if excluded is not None:
-        final["budget_excluded"] = len(excluded)
     # a summary is logged at step 0: MLflow's UI draws a metric whose last step is 0 as a bar (its value, and
     # across runs a comparison), one with a later step as a line, which for a single value is one dot
     tracker.log_metrics(final, step=0)
     tracker.set_tags({"evolora.champion_id": result.champion_id, "evolora.champion_gen": result.champion_gen})
-    logbook = list(result.logbook)
-    if test is not None and test.get("by_source"):
-        tracker.log_table([{"source": k, **v} for k, v in test["by_source"].items()], "test_by_source.json")
-    if val_by_source:
-        tracker.log_table([{"source": k, **v} for k, v in val_by_source.items()], "val_by_source.json")
-    if excluded:
-        tracker.log_table(excluded, "budget_excluded.json")
     tracker.log_dict(conf, "study.yaml")
-    tracker.log_dict(logbook, "logbook.json")
+    tracker.log_dict(list(result.logbook), "logbook.json")
     tracker.log_dict(task.layout.to_json(), "layout.json")
-    if hasattr(task, "samples"):  # what the champion writes, in the run summary
-        tracker.log_table(task.samples(result.champion), "champion_samples.json")
-    curves.finish(result.generations - 1)
-    for name, fig in (("species.png", plot_species(logbook, curves.title)),
-                      ("basins.png", plot_basins(basins, result.champion, curves.title))):
-        if fig is not None:
-            tracker.log_figure(fig, name)
-            close_figure(fig)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         np.save(tmp / "champion.npy", result.champion)
@@ -441,6 +442,50 @@ def _log_outcome(tracker: MlflowTracker, task, conf: dict, result: RunResult, li
                               json.loads((model_dir / MODEL_FILE).read_text()), step=result.generations - 1)
     tracker.set_tags({"evolora.model_uri": model_uri})
     return model_uri
+
+
+def _log_report(report: _Report, tracker: MlflowTracker, task, conf: dict, result: RunResult, basins: BasinRecorder,
+                test: dict | None, curves: CurvesImage, val_by_source: dict | None, excluded: list[dict] | None,
+                objectives: dict | None) -> None:
+    """The run's report after its champion: test and budget summaries, the per-source and excluded tables,
+    what the champion writes, and the pictures — each a step of ``report`` on its own."""
+    final = {}
+    if test is not None:
+        final.update({f"test_{conf['validation']['metric']}": test["champion"], "test_base": test["base"],
+                      "test_gain": test["gain"]})
+        final.update({f"test_gain/{k}": v["gain"] for k, v in test.get("by_source", {}).items()})
+        final.update({f"test_{k}": v["champion"] for k, v in test.get("guards", {}).items()}
+                     | {f"test_{k}_base": v["base"] for k, v in test.get("guards", {}).items()})
+    if excluded is not None:
+        final["budget_excluded"] = len(excluded)
+    if objectives:  # summaries at step 0: MLflow's UI shows them as values (bars), not one-dot curves
+        final.update({f"objective_{k}": v["champion"] for k, v in objectives.items()}
+                     | {f"objective_{k}_base": v["base"] for k, v in objectives.items()})
+    if final:
+        report.step("summary metrics", tracker.log_metrics, final, 0)
+    tables = {"test_by_source.json": [{"source": k, **v} for k, v in ((test or {}).get("by_source") or {}).items()],
+              "val_by_source.json": [{"source": k, **v} for k, v in (val_by_source or {}).items()],
+              "budget_excluded.json": excluded or []}
+    for name, rows in tables.items():
+        if rows:
+            report.step(name, tracker.log_table, rows, name)
+    if hasattr(task, "samples"):  # what the champion writes, in the run summary
+        report.step("champion_samples.json", lambda: tracker.log_table(task.samples(result.champion),
+                                                                       "champion_samples.json"))
+    report.step("curves.png", curves.finish, result.generations - 1)
+    logbook = list(result.logbook)
+    for name, draw in (("species.png", lambda: plot_species(logbook, curves.title)),
+                       ("basins.png", lambda: plot_basins(basins, result.champion, curves.title))):
+        report.step(name, _log_picture, tracker, name, draw)
+
+
+def _log_picture(tracker: MlflowTracker, name: str, draw) -> None:
+    fig = draw()
+    if fig is not None:
+        try:
+            tracker.log_figure(fig, name)
+        finally:
+            close_figure(fig)
 
 
 def log_datasets(tracker: MlflowTracker, cfg: StudyConfig, task) -> None:

@@ -82,6 +82,19 @@ BAD = [
       "validation__metric": "keyword"}, [], "validation.params", "{}"),  # keyword needs its keywords
     ({"data__format": "xlsx"}, [], "data.format", "xlsx"),
     ({"data__columns": {"sentence": "a"}}, [], "data.columns.sentence", "a"),
+    ({"name": ".."}, [], "name", "'..'"),  # a name becomes a directory: never the parent
+    ({"name": "x" * 101}, [], "name", "xxxx"),
+    ({"mlflow__experiment": "../.."}, [], "mlflow.experiment", "../.."),
+    ({"mlflow__registered_model": "a/b"}, [], "mlflow.registered_model", "a/b"),
+    ({"seed": 2 ** 64}, [], "seed", str(2 ** 64)),
+    ({"evolution__population": 10 ** 9}, [], "evolution.population", str(10 ** 9)),
+    ({"fitness__terms": [{"name": "stsb_spearman", "weight": float("nan")}]}, [], "fitness.terms.0.weight", "nan"),
+    ({"lora__alpha": float("inf")}, [], "lora.alpha", "inf"),
+    ({}, ["--set", "evolution.mutation_sigma=.nan"], "evolution.mutation_sigma", "nan"),
+    ({"model__device": "cuda:99"}, [], "model.device", "cuda:99"),  # no such device on any machine here
+    ({"lora__rank": 1000}, [], "lora.rank", "1000"),  # past MiniLM's 384-wide matrices
+    ({"data__max_length": 600}, [], "data.max_length", "600"),  # past MiniLM's 512 positions
+    ({}, ["--tracking-uri", "some/dir"], "--tracking-uri", "some/dir"),
     ({}, ["--set", "evolution.generations=-1"], "evolution.generations", "-1"),
     ({}, ["--set", "evolution.nope=3"], "evolution.nope", "3"),
     ({}, ["--set", "novalue"], "--set", "novalue"),
@@ -207,3 +220,25 @@ def test_a_bad_study_file_is_reported_before_torch_transformers_or_mlflow_load(t
     proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "2 []", proc.stdout + proc.stderr
     assert "did you mean population?" in proc.stderr
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("text,says", [
+    ("name: a\nseed: 1\nname: b\n", r"s\.yaml, line 3, column 1: duplicate key 'name' \(first at line 1\)"),
+    ("evolution:\n  population: 4\n  population: 8\n", r"line 3, column 3: duplicate key 'population'"),
+    (BOMB, r"expands to more than 100,000 nodes \(aliases\)"),
+    ("name: [unclosed\n", r"s\.yaml, line 2, column 1: expected ',' or ']'"),
+    (b"\xff\xfen\x00a\x00m\x00e\x00", r"s\.yaml: not UTF-8 text \(byte 0\)"),
+    (b"name: \x80\x81\n", r"not UTF-8 text \(byte 6\)"),
+])
+def test_malformed_yaml_exits_2_in_one_short_line_naming_the_file(tmp_path, capsys, text, says):
+    import re
+
+    p = tmp_path / "s.yaml"
+    (p.write_bytes if isinstance(text, bytes) else p.write_text)(text)
+    assert main(["run", str(p)]) == 2  # an alias bomb is refused from its graph, never expanded
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and len(err[0]) < 400 and re.search(says, err[0]), err

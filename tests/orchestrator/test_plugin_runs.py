@@ -62,3 +62,41 @@ def test_a_sweep_fails_the_trial_whose_plugin_breaks_and_goes_on(tmp_path, flaky
         else:
             assert t.state == optuna.trial.TrialState.COMPLETE
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 2
+
+
+def test_a_failure_in_test_scoring_keeps_the_champion_logged_and_fails_the_run_with_the_reason(tmp_path, capsys):
+    """The late failure: the validation metric is a plug-in that breaks only on the test split (its size
+    tells it apart). The evolution's champion — adapter, model, genome, lineage — is logged first, the
+    pictures after the failure still are, and the run is FAILED with the reason."""
+    from ..conftest import STSB
+
+    n_test = 30
+
+    def planted(cosines, score, **kwargs):
+        if len(cosines) == n_test:
+            raise RuntimeError("the test split broke me")
+        return float(np.corrcoef(cosines, score)[0, 1])
+
+    evolora.register_pair_metric("planted", planted)
+    try:
+        lines = (STSB / "sts-dev.csv").read_text(encoding="utf-8").splitlines()[-n_test:]
+        (tmp_path / "test.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        s = tiny_study(tmp_path, validation__metric="planted", data__test_path=str(tmp_path / "test.csv"))
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(s))
+        assert run_cli_in(tmp_path, ["run", "s.yaml", "--no-progress"]) == 1
+    finally:
+        FITNESS_TERMS.unregister("planted")
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("evolora: error: the champion is logged (adapter, model, genome); then test scoring: "
+                   "FitnessTermError: fitness term 'planted' (python tests.orchestrator.test_plugin_runs."
+                   "test_a_failure_in_test_scoring_keeps_the_champion_logged_and_fails_the_run_with_the_reason."
+                   "<locals>.planted) raised RuntimeError: the test split broke me")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    run, = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    assert run.info.status == "FAILED"
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"adapter", "champion.npy", "lineage.parquet", "logbook.json", "curves.png", "basins.png", "error.txt"} <= logged
+    assert run.data.tags.get("evolora.model_uri", "").startswith("models:/")
+    assert "val_best" in run.data.metrics and "test_gain" not in run.data.metrics
+    error = open(client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path))).read()
+    assert "the test split broke me" in error and "LateFailure" in error
