@@ -20,8 +20,15 @@ class ConfigError(EvoloraError):
     def __init__(self, path: str, message: str, value: object = ...) -> None:
         self.path = path
         self.value = value
-        shown = "" if value is ... else f", got {value!r}"
+        shown = "" if value is ... else f", got {_shown(value)}"
         super().__init__(f"{path}: {message}{shown}")
+
+
+def _shown(value: object, limit: int = 200) -> str:
+    """The bad value as the message shows it: its repr, cut at ``limit`` characters (a 5 KB string or a
+    whole data row stays one readable line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class RegistryError(EvoloraError, KeyError):

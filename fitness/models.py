@@ -38,7 +38,11 @@ def resolve_base(base: str) -> Path:
 
         return BUILDERS[base]()
     p = Path(base).expanduser()
-    if not (p / "config.json").is_file():
+    try:
+        found = (p / "config.json").is_file()
+    except (OSError, ValueError):  # a name the system refuses (too long, a NUL byte)
+        found = False
+    if not found:
         raise ConfigError("model.base", f"must be one of {', '.join(ALIASES)} or a local Hugging Face model directory "
                           "with a config.json", base)
     return p.resolve()

@@ -462,7 +462,7 @@ class StudyConfig(_Strict):
                                   "xs use l2 or cosine", "delta_l2")
         for field in ("train_path", "dev_path", "test_path", "reference_path"):
             p = getattr(self.data, field)
-            if p is not None and not Path(p).exists():
+            if p is not None and not _exists(p):
                 raise ConfigError(f"data.{field}", "data file not found", p)
         if self.data.val_sources is not None:
             if self.model.kind != "encoder":
@@ -471,6 +471,13 @@ class StudyConfig(_Strict):
             pairs = load_pairs(self.data.train_path, "data.train_path", self.data.format, columns(self.data))
             hold_out_sources(pairs, self.data.val_sources)
         return self
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):  # a name the system refuses (too long, a NUL byte) names no file
+        return False
 
 
 def columns(data: DataConfig) -> Columns:

@@ -91,13 +91,24 @@ def _resolve_paths(raw: dict, base_dir: Path) -> dict:
     if isinstance(data, dict):
         for field in ("train_path", "dev_path", "test_path", "reference_path"):
             if isinstance(data.get(field), str):
-                data[field] = str((base_dir / Path(data[field]).expanduser()).resolve())
+                data[field] = _usable(f"data.{field}", data[field], lambda v: str((base_dir / Path(v).expanduser()).resolve()))
     model = raw.get("model")
     if isinstance(model, dict) and isinstance(model.get("base"), str) and model["base"] not in ("minilm", "lfm2-tiny", "lfm2-demo"):
-        p = Path(model["base"]).expanduser()
-        if not p.is_absolute() and (base_dir / p).exists():
-            model["base"] = str((base_dir / p).resolve())
+        def local(v: str) -> str:
+            p = Path(v).expanduser()
+            return str((base_dir / p).resolve()) if not p.is_absolute() and (base_dir / p).exists() else v
+
+        model["base"] = _usable("model.base", model["base"], local)
     return raw
+
+
+def _usable(field: str, value: str, resolve) -> str:
+    """A path from the study resolved, or a ConfigError naming the field when the system refuses it (a name
+    too long, a NUL byte)."""
+    try:
+        return resolve(value)
+    except (OSError, ValueError) as e:
+        raise ConfigError(field, f"not a usable path ({getattr(e, 'strerror', None) or e})", value) from None
 
 
 def _merge(defaults: dict, raw: dict) -> dict:
