@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Sequence
@@ -122,6 +123,12 @@ def _wrap(model: torch.nn.Module, cfg: LoraConfig, seed: int) -> PeftModel:
     return peft_model
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class FlatLoRA:
     """All LoRA weights of ``peft_model`` as views into one flat float32 buffer, in genome layout order.
 
@@ -228,7 +235,9 @@ class FlatLoRA:
         if base_name is not None:
             cfg = dataclasses.replace(cfg, base_model_name_or_path=base_name)
         cfg.save_pretrained(str(out))
-        save_file(self.state_dict(genome), str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+        weights = out / "adapter_model.safetensors"
+        save_file(self.state_dict(genome), str(weights), metadata={"format": "pt"})
+        weights.chmod(0o666 & ~_umask())  # safetensors writes through a private temp file (0600): as any new file
         return out
 
     def describe(self) -> dict:

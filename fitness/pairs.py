@@ -109,8 +109,9 @@ def load_sts(path: str | Path, field: str) -> Pairs:
                     score = float(row[4])
                 except ValueError:
                     raise ConfigError(field, f"{p}: line {lineno}: score (column 5) is not a number", row[4]) from None
-                if not np.isfinite(score):
-                    raise ConfigError(field, f"{p}: line {lineno}: score (column 5) is not a finite number", row[4])
+                if not 0.0 <= score <= 5.0:  # STS-B's scale (a NaN fails this too)
+                    raise ConfigError(field, f"{p}: line {lineno}: score (column 5) is outside STS-B's range [0, 5]",
+                                      row[4])
                 gold.append(score)
                 source.append(row[1])
                 s1.append(row[5])

@@ -35,6 +35,12 @@ from evolution.observers import Observer
 __all__ = ["default_tracking_uri", "MlflowTracker", "RetryingClient", "transient", "retry_seconds", "flatten",
            "get_client", "get_or_create_experiment", "log_model", "register_champion", "download_model", "CHAMPION_ALIAS", "LOADER_MODULE"]
 
+# MLflow's own HTTP retries (7 of them, backing off ×2: minutes of silence inside one call to a server that is
+# down) are off unless the user sets them: evolora's retry layer (RetryingClient) is the one that waits, says so
+# at each retry and stops at its budget ($EVOLORA_MLFLOW_RETRY_SECONDS).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
 CHAMPION_ALIAS = "champion"
 LOADER_MODULE = "fitness.serving"  # MLflow imports it from the installed evolora package: no pickle, no code in artifacts
 
@@ -176,9 +182,9 @@ def get_client(tracking_uri: str) -> RetryingClient:
 
     if tracking_uri.startswith("sqlite:///"):
         with _sqlite_store_lock(Path(tracking_uri[len("sqlite:///"):])):
-            client = MlflowClient(tracking_uri=tracking_uri)  # opens the store: creates its tables the first time
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)  # opens (first: creates) the store
     else:
-        client = MlflowClient(tracking_uri=tracking_uri)
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     return RetryingClient(client, tracking_uri)
 
 
@@ -404,8 +410,9 @@ class MlflowTracker(Observer):
         try:
             self.close()
             self.flush()
-            if error is not None:
-                self.log_text("".join(traceback.format_exception(error)), "error.txt")
+            if error is not None:  # an interruption is not an error: a resumed run that completes has no error.txt
+                name = "interrupted.txt" if status == "KILLED" else "error.txt"
+                self.log_text("".join(traceback.format_exception(error)), name)
         finally:
             self.client.set_terminated(self.run_id, status=status)
 
@@ -453,6 +460,7 @@ def log_model(tracking_uri: str, run_id: str, model_dir: Path, meta: dict, step:
     import pandas as pd
 
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)  # the registry of this store, never one an environment variable names
     kind = meta["kind"]
     example = pd.DataFrame(EXAMPLES[kind])
 
@@ -506,9 +514,11 @@ def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str,
 def download_model(tracking_uri: str, model_uri: str, dst: Path) -> Path:
     """A registered or logged model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/…``) → its
     local directory (the one holding ``MLmodel``). LookupError (MLflow's first line) if it cannot be found."""
+    import mlflow
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
+    mlflow.set_registry_uri(tracking_uri)  # models:/ names resolve in this store's registry, whatever the env says
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
                                                         tracking_uri=tracking_uri))

@@ -58,6 +58,10 @@ def test_a_reward_study_on_the_example_plugin_runs_sweeps_registers_and_exports(
     assert "2 complete" in sweep.stdout and "models:/concise-captions@champion" in sweep.stdout
     out = tmp_path / "adapter"
     _evolora(tmp_path, "export", "models:/concise-captions@champion", "--out", str(out), "--tracking-uri", uri)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == \
+        {"adapter_config.json": 0o666 & ~mask, "adapter_model.safetensors": 0o666 & ~mask}  # as any file written
     base = AutoModelForCausalLM.from_pretrained(tmp_path / "cache" / "lfm2-tiny")
     model = PeftModel.from_pretrained(base, str(out)).eval()  # stock peft, no evolora
     with torch.inference_mode():

@@ -107,7 +107,8 @@ def _bad(tmp_path, name: str, text: str | bytes):
     ("j.tsv", b"\xff\xfeA\x00\t\x00", Columns(), r"j\.tsv: not UTF-8 text"),
     ("k.parquet", b"PAR1 not really", Columns(), r"k\.parquet: not a readable Parquet file"),
     ("l.txt", "sentence1,sentence2,score\n", Columns(), r"cannot tell the format of .*l\.txt"),
-    ("m.csv", "a\tb\tc\td\tnan\tx\ty\n", Columns(), r"m\.csv: line 1: score \(column 5\) is not a finite number, got 'nan'"),
+    ("m.csv", "a\tb\tc\td\tnan\tx\ty\n", Columns(), r"m\.csv: line 1: score \(column 5\) is outside STS-B's range \[0, 5\], got 'nan'"),
+    ("n.csv", "a\tb\tc\td\t7.5\tx\ty\n", Columns(), r"n\.csv: line 1: score \(column 5\) is outside STS-B's range \[0, 5\], got '7.5'"),
 ])
 def test_bad_pair_data_names_the_file_the_row_or_column_and_the_value(tmp_path, name, content, columns, says):
     with pytest.raises(ConfigError, match=r"^data\.(train_path|format): .*" + says):

@@ -48,7 +48,8 @@ def test_sigterm_ends_a_run_killed_with_every_generation_it_made_logged(tmp_path
     assert run.info.status == "KILLED"
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "fit_best")]
     assert len(steps) >= 2 and steps == list(range(len(steps)))  # flushed at the end, none lost
-    assert "error.txt" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "interrupted.txt" in logged and "error.txt" not in logged  # stopped, not broken
 
 
 def test_sigterm_to_a_sweep_fails_its_workers_trials_keeps_their_checkpoints_and_the_sweep_resumes(tmp_path):
@@ -82,3 +83,4 @@ def test_sigterm_to_a_sweep_fails_its_workers_trials_keeps_their_checkpoints_and
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
     for c in children:
         assert [m.step for m in client.get_metric_history(c.info.run_id, "fit_best")] == list(range(10))
+        assert "error.txt" not in {a.path for a in client.list_artifacts(c.info.run_id)}  # no stale error

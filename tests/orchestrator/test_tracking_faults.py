@@ -134,3 +134,24 @@ def test_a_sweep_outlives_a_tracking_outage_longer_than_the_retry_window(tmp_pat
         assert r.info.status == "FINISHED"
         steps = [m.step for m in direct.get_metric_history(r.info.run_id, "fit_best")]
         assert sorted(steps) == list(range(gens)), (r.info.run_name, steps)
+
+
+def test_an_unreachable_tracking_server_is_said_at_once_and_bounded_by_evolora_s_budget(tmp_path):
+    """Nothing set but evolora's budget (MLflow's own HTTP retries left at evolora's default): a run against a
+    port nobody listens on says each retry and exits 1 naming the server once the budget is spent — not
+    minutes of silence inside MLflow's retries."""
+    import socket
+
+    with socket.socket() as s:  # a free port, closed again: connections to it are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(tiny_study(tmp_path)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
+    env["EVOLORA_MLFLOW_RETRY_SECONDS"] = "4"
+    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", "s.yaml", "--no-progress",
+                          "--tracking-uri", f"http://127.0.0.1:{port}"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=240)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert any("retry 1 in 1 s" in line for line in lines)
+    assert lines[-1].startswith(f"evolora: error: MLflow tracking store http://127.0.0.1:{port} unreachable for 4 s")
