@@ -14,7 +14,7 @@ Installed packages can declare terms instead, under the entry-point group ``evol
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from evolution.errors import ConfigError, EvoloraError
 from fitness.plugins import (ENTRY_POINT_GROUP, FITNESS_TERMS, FitnessTermError, describe_terms, pair_metric,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["reward", "pair_metric", "register_reward", "register_pair_metric", "register_fitness", "FitnessTerm",
            "terms", "study", "run", "sweep", "export", "ConfigError", "EvoloraError", "FitnessTermError",
-           "ENTRY_POINT_GROUP"]
+           "ENTRY_POINT_GROUP", "FITNESS_TERMS"]
 
 
 def terms() -> list[dict]:
@@ -84,8 +84,3 @@ def export(run_id: str, out: str | Path, tracking_uri: str | None = None) -> Pat
 
     return Path(export_run(run_id, str(out), tracking_uri or default_tracking_uri()))
 
-
-def __getattr__(name: str) -> Any:
-    if name == "FITNESS_TERMS":
-        return FITNESS_TERMS
-    raise AttributeError(f"module 'evolora' has no attribute {name!r}")
