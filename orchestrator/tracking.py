@@ -460,7 +460,6 @@ def log_model(tracking_uri: str, run_id: str, model_dir: Path, meta: dict, step:
     import pandas as pd
 
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)  # the registry of this store, never one an environment variable names
     kind = meta["kind"]
     example = pd.DataFrame(EXAMPLES[kind])
 
@@ -511,16 +510,40 @@ def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str,
     return str(version.version), better
 
 
+def _registered_source(tracking_uri: str, model_uri: str) -> str:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` → the version's download URI, read from this
+    store's own registry (MLflow's ``models:/`` resolution reads a process-wide registry URI instead, which
+    evolora never sets). Any other URI (``runs:/…``, a logged model ``models:/m-…``) is returned as it is."""
+    from mlflow.exceptions import MlflowException
+
+    if not model_uri.startswith("models:/") or model_uri.startswith("models:/m-"):
+        return model_uri
+    ref = model_uri[len("models:/"):].strip("/")
+    client = get_client(tracking_uri)
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias).version
+        elif "/" in ref:
+            name, version = ref.split("/", 1)
+            if not version.isdigit():
+                raise LookupError(f"{version!r} is not a version number (stages are not used; name@alias is)")
+        else:
+            raise LookupError("expected models:/NAME@ALIAS or models:/NAME/VERSION")
+        return client.get_model_version_download_uri(name, version)
+    except MlflowException as e:
+        raise LookupError(e.message.splitlines()[0]) from None
+
+
 def download_model(tracking_uri: str, model_uri: str, dst: Path) -> Path:
     """A registered or logged model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/…``) → its
     local directory (the one holding ``MLmodel``). LookupError (MLflow's first line) if it cannot be found."""
-    import mlflow
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_registry_uri(tracking_uri)  # models:/ names resolve in this store's registry, whatever the env says
+    source = _registered_source(tracking_uri, model_uri)
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst),
                                                         tracking_uri=tracking_uri))
     except MlflowException as e:
         raise LookupError(e.message.splitlines()[0]) from None

@@ -117,10 +117,16 @@ def test_export_from_the_registry_equals_export_from_the_run(tmp_path):
     assert names == sorted(p.name for p in b.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     for n in names:
         assert (a / n).read_bytes() == (b / n).read_bytes()
-    # a name that is not registered: exit 2, nothing written
+    v1 = tmp_path / "v1"
+    assert main(["export", "models:/tiny/1", "--out", str(v1), "--tracking-uri", uri]) == 0
+    assert (v1 / "adapter_model.safetensors").read_bytes() == (b / "adapter_model.safetensors").read_bytes()
+    # a name that is not registered, a stage instead of a version: exit 2, nothing written
     c = tmp_path / "nothing"
-    assert main(["export", "models:/no-such-model@champion", "--out", str(c), "--tracking-uri", uri]) == 2
-    assert not c.exists()
+    for bad in ("models:/no-such-model@champion", "models:/tiny/Production", "models:/tiny"):
+        assert main(["export", bad, "--out", str(c), "--tracking-uri", uri]) == 2
+        assert not c.exists()
+    # the process's MLflow registry is left as it was: a client opened later on another store reads that store's
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
 
 
 def test_champion_alias_moves_to_a_better_model_and_never_to_a_worse_one(tmp_path):
