@@ -153,8 +153,7 @@ def _cmd_run(args) -> int:
               + (": " + "; ".join(f"gen {e['gen']} genome {e['genome']} ({cfg.validation.metric} {e['value']:.5f}): "
                                  f"{e['why']}" for e in outcome.excluded[:3]) + (" ..." if n > 3 else "") if n else ""))
     if outcome.val_by_source:
-        print("validation gain by source: " + ", ".join(f"{k} {100 * v['gain']:+.2f} pts ({v['pairs']} pairs)"
-                                                         for k, v in outcome.val_by_source.items()))
+        print("validation gain by source: " + _source_gains_text(outcome.val_by_source))
     if outcome.test is not None:
         t = outcome.test
         print(f"test ({cfg.validation.metric}, scored once, chose nothing): base {t['base']:.5f} -> champion "
@@ -162,8 +161,7 @@ def _cmd_run(args) -> int:
         for k, v in t.get("guards", {}).items():
             print(f"test guard {k}: base {v['base']:.5f} -> champion {v['champion']:.5f}")
         if t.get("by_source"):
-            print("test gain by source: " + ", ".join(f"{k} {100 * v['gain']:+.2f} pts ({v['pairs']} pairs)"
-                                                       for k, v in t["by_source"].items()))
+            print("test gain by source: " + _source_gains_text(t["by_source"]))
     print(f"model: {outcome.model_uri} (mlflow.pyfunc.load_model)")
     if args.register is not None:
         from .tracking import register_champion
@@ -192,9 +190,28 @@ def _study_name(arg: str) -> str:
     return arg
 
 
+def _source_gains_text(by_source: dict) -> str:
+    """``captions +1.23 pts (500 pairs), …``; a source the metric is undefined on reads ``n/a``."""
+    def one(k: str, v: dict) -> str:
+        gain = "n/a" if v["gain"] is None else f"{100 * v['gain']:+.2f} pts"
+        return f"{k} {gain} ({v['pairs']} pair{'s' if v['pairs'] != 1 else ''})"
+
+    return ", ".join(one(k, v) for k, v in by_source.items())
+
+
+def _reading_tracking_uri(args) -> str:
+    """The store a reading command (export, lineage) reads from; it must exist: nothing is created."""
+    from .tracking import default_tracking_uri, existing_tracking_uri
+
+    uri = existing_tracking_uri(args.tracking_uri)
+    if uri is None:
+        raise ConfigError("--tracking-uri", "no MLflow store here yet (run a study, or name the store)",
+                          default_tracking_uri())
+    return uri
+
+
 def _cmd_export(args) -> int:
     from .export import export_run
-    from .tracking import default_tracking_uri
 
     run_id = args.run_id
     if args.study and args.study.startswith("models:/"):
@@ -202,7 +219,7 @@ def _cmd_export(args) -> int:
 
         if run_id is not None or args.trial is not None:
             raise ConfigError("--run-id/--trial", "give a models:/ URI alone")
-        out = export_model(args.study, args.out, args.tracking_uri or default_tracking_uri())
+        out = export_model(args.study, args.out, _reading_tracking_uri(args))
         print(f"wrote PEFT adapter of {args.study} to {out}")
         return 0
     if (run_id is None) == (args.trial is None):
@@ -217,7 +234,7 @@ def _cmd_export(args) -> int:
         run_id = trial.user_attrs.get(ATTR + "run_id")
         if not run_id:
             raise ConfigError("--trial", "trial has no recorded MLflow run", args.trial)
-    out = export_run(run_id, args.out, args.tracking_uri or default_tracking_uri())
+    out = export_run(run_id, args.out, _reading_tracking_uri(args))
     print(f"wrote PEFT adapter of run {run_id} to {out}")
     return 0
 
@@ -287,9 +304,9 @@ def _cmd_lineage(args) -> int:
 
     from evolution.lineage import ancestry, read_lineage
 
-    from .tracking import default_tracking_uri, download_artifact, find_run
+    from .tracking import download_artifact, find_run
 
-    uri = args.tracking_uri or default_tracking_uri()
+    uri = _reading_tracking_uri(args)
     run = find_run(uri, args.run_id)
     if run is None:
         raise ConfigError("RUN_ID", "no such run", args.run_id)
@@ -324,9 +341,10 @@ def _cmd_lineage(args) -> int:
 def _cmd_studies(args) -> int:
     import optuna
 
-    from .storage import default_storage, open_storage
+    from .storage import default_storage, open_existing_storage
 
-    summaries = optuna.get_all_study_summaries(open_storage(args.storage))
+    storage = open_existing_storage(args.storage)
+    summaries = optuna.get_all_study_summaries(storage) if storage is not None else []
     print(f"storage: {args.storage or default_storage()}")
     if not summaries:
         print("no studies")
@@ -430,10 +448,17 @@ def _cmd_ui(args) -> int:
     def stop(*_):
         raise KeyboardInterrupt
 
+    _check_port_free(args.host, args.port, "--port")
+    if "Optuna dashboard" in servers:
+        _check_port_free(args.host, dashboard_port, "--dashboard-port")
     old = signal.signal(signal.SIGTERM, stop)
     try:
         for name, cmd in servers.items():
             procs.append(subprocess.Popen(cmd, start_new_session=True))  # a group of its own: killed as one
+        if not _wait_until_serving(procs[0], args.host, args.port):
+            print(f"evolora: error: the MLflow UI did not start (exit code {procs[0].returncode}; its output is above)",
+                  file=sys.stderr, flush=True)
+            return 1
         print(f"MLflow UI on {uri}: http://{args.host}:{args.port}", flush=True)
         for exp_id, name in _experiments(uri):  # links that open on the runs table and charts, not the GenAI view
             print(f"  {name}: http://{args.host}:{args.port}/#/experiments/{exp_id}?workflowType=machine_learning",
@@ -457,6 +482,35 @@ def _cmd_ui(args) -> int:
     finally:
         signal.signal(signal.SIGTERM, old)
         _stop_groups(procs)
+
+
+def _check_port_free(host: str, port: int, field: str) -> None:
+    """A server would fail on a taken port only after its start-up; say it first (exit 2)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: a TIME_WAIT is no owner
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise ConfigError(field, f"cannot listen on {host}:{port} ({e.strerror or e})", port) from None
+
+
+def _wait_until_serving(proc, host: str, port: int, seconds: float = 120.0) -> bool:
+    """True once the MLflow server answers its health check; False if it exits (or never answers) first."""
+    import urllib.request
+
+    deadline = time.time() + seconds
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/health"
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (our own server on a local address)
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
 
 
 def _experiments(uri: str) -> list[tuple[str, str]]:

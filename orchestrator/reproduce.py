@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 from evolution.errors import ConfigError
 
 from .config import StudyConfig, resolved
-from .storage import open_storage
+from .storage import default_storage, open_existing_storage
 from .reports import best_trial
 from .search import trial_config
 from .storage import ATTR
@@ -20,7 +20,9 @@ __all__ = ["find_trial", "reproduce", "Reproduction"]
 
 
 def load_study_by_name(name: str, storage: str | None) -> optuna.Study:
-    st = open_storage(storage)
+    st = open_existing_storage(storage)
+    if st is None:
+        raise ConfigError("STUDY", f"no Optuna storage at {default_storage()} yet (run a sweep, or pass --storage)", name)
     names = [s.study_name for s in optuna.get_all_study_summaries(st)]
     if name not in names:
         raise ConfigError("STUDY", f"no such study in the storage (has: {', '.join(names) or 'none'})", name)

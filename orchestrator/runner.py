@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +69,17 @@ def score_test(task, result: RunResult) -> dict[str, Any] | None:
 
 
 def _source_gains(by_champion: dict, by_base: dict) -> dict[str, dict[str, Any]]:
-    """{source: (value, pairs)} of the champion and the base → {source: {pairs, base, champion, gain}}."""
-    return {k: {"pairs": n, "base": by_base[k][0], "champion": v, "gain": v - by_base[k][0]}
-            for k, (v, n) in by_champion.items()}
+    """{source: (value, pairs)} of the champion and the base → {source: {pairs, base, champion, gain}}. A
+    source the metric is undefined on (one pair, constant scores: a NaN correlation) reads None, not NaN."""
+    def value(x: float) -> float | None:
+        return float(x) if math.isfinite(x) else None
+
+    out = {}
+    for k, (v, n) in by_champion.items():
+        champion, base = value(v), value(by_base[k][0])
+        gain = champion - base if champion is not None and base is not None else None
+        out[k] = {"pairs": n, "base": base, "champion": champion, "gain": gain}
+    return out
 
 
 def score_validation_by_source(task, result: RunResult) -> dict[str, dict[str, Any]] | None:
@@ -453,7 +462,7 @@ def _log_report(report: _Report, tracker: MlflowTracker, task, conf: dict, resul
     if test is not None:
         final.update({f"test_{conf['validation']['metric']}": test["champion"], "test_base": test["base"],
                       "test_gain": test["gain"]})
-        final.update({f"test_gain/{k}": v["gain"] for k, v in test.get("by_source", {}).items()})
+        final.update({f"test_gain/{k}": v["gain"] for k, v in test.get("by_source", {}).items() if v["gain"] is not None})
         final.update({f"test_{k}": v["champion"] for k, v in test.get("guards", {}).items()}
                      | {f"test_{k}_base": v["base"] for k, v in test.get("guards", {}).items()})
     if excluded is not None:

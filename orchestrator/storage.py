@@ -16,7 +16,7 @@ from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-__all__ = ["ATTR", "default_storage", "open_storage", "storage_lock", "ResilientStorage", "PATIENCE"]
+__all__ = ["ATTR", "default_storage", "open_storage", "open_existing_storage", "storage_lock", "ResilientStorage", "PATIENCE"]
 
 JOURNAL = "optuna-journal.log"
 ATTR = "evolora:"  # prefix of evolora's study and trial user attributes in a storage
@@ -37,6 +37,29 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     if url not in _OPEN:
         _OPEN[url] = _open(url)
     return _OPEN[url]
+
+
+def _local_file(url: str) -> Path | None:
+    """The file a storage URL keeps its data in on this host (a journal file, a SQLite database), or None."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):])
+    if "://" in url:
+        return None
+    return Path(url.removeprefix("journal:")).expanduser()
+
+
+def open_existing_storage(url: str | None) -> optuna.storages.BaseStorage | None:
+    """A storage to read (``studies``, ``export --trial``, ``reproduce``): nothing is created. A storage the
+    user named that is not there is a ConfigError (a typo would otherwise leave an empty store behind);
+    the default one not written yet → None (no sweep has run here)."""
+    from evolution.errors import ConfigError
+
+    path = _local_file(url or default_storage())
+    if path is not None and not path.is_file():
+        if url is None:
+            return None
+        raise ConfigError("--storage", "no Optuna storage there (nothing is created by a command that reads)", url)
+    return open_storage(url)
 
 
 def _open(url: str) -> optuna.storages.BaseStorage:

@@ -54,6 +54,17 @@ def default_tracking_uri(root: str | Path | None = None) -> str:
     return f"sqlite:///{base.resolve() / 'mlflow.db'}"
 
 
+def existing_tracking_uri(uri: str | None) -> str | None:
+    """The tracking URI a reading command (``export``, ``lineage``) uses: nothing is created. A SQLite store
+    the user named that is not there is a ConfigError; the default one not written yet → None."""
+    resolved = uri or default_tracking_uri()
+    if resolved.startswith("sqlite:///") and not Path(resolved[len("sqlite:///"):]).is_file():
+        if uri is None:
+            return None
+        raise ConfigError("--tracking-uri", "no MLflow store there (nothing is created by a command that reads)", uri)
+    return resolved
+
+
 def _artifact_root(tracking_uri: str) -> str | None:
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri[len("sqlite:///"):])
