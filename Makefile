@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # test processes (pytest-xdist; one torch thread each, tests/conftest.py): 2 suits a 2-core machine
 TEST_WORKERS ?= 2
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test docs bench clean
 setup: $(VENV)/.installed
 
 # Debian's Chromium + ChromeDriver for the UI test (tests/test_ui.py), installed when missing.
@@ -37,5 +37,9 @@ run: setup
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
+# The documentation site (MkDocs + Material) into site/, strictly: a broken link or an unlisted page fails.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache site

@@ -98,33 +98,20 @@ class _MeanStrategy(Strategy):
 
 
 class OpenAIES(_MeanStrategy):
-    """Antithetic ES on the mean. Fitness shaping: centred ranks (Salimans et al. 2017) or z-scored
-    antithetic differences, (f(θ+σε) − f(θ−σε)) / std over pairs: an SPSA / MeZO-style estimate whose step
-    size does not depend on the fitness scale. Optional cosine decay of the learning rate and σ, and
-    perturbations restricted to the LoRA B factors (at B = 0 a change of A changes nothing to first order:
-    perturbing it only adds noise), or A moved at a fraction ``a_scale`` of B's σ and step: the same ES on
-    u with θ = θ₀ + s ⊙ u (s = 1 on B, ``a_scale`` on A) — LoRA+'s point (Hayou et al. 2024) that A and B want
-    different step sizes, for a search whose A starts small along the inputs' principal directions (eva)
-    and, at σ and step equal to B's, ends twelve to fourteen times that size, mostly the search's noise (README,
-    Quality).
+    """Antithetic ES on the mean (Salimans et al. 2017): each generation scores pairs θ ± σε and steps the mean
+    along the shaped differences with Adam, SGD or momentum.
 
-    ``blocks="layer"``: block-coordinate ES (layer-wise sparse perturbations, as LeZO, Wang et al. 2024): generation
-    g perturbs and updates only the genes of the g-th adapted layer (in turn, lowest first), each block with its
-    own Adam moments and step count. Every member then holds the mean's adapter below that layer, so the
-    evaluator runs the layers beneath it once per batch (the trunk cache's shared prefix) and each member only
-    the layers from it up: a generation on the top layer costs a fraction of one on all of them. A generation
-    measures its directions in the block's genes only, so per direction it learns as much about them as a
-    full generation learns about all genes per direction times the number of blocks; per second it is ahead
-    by what the shared prefix saves.
-
-    ``batches="per_pair"``: each antithetic pair is scored on a fitness batch of its own (``ind.batch`` = the
-    pair's index; the evaluator draws that batch from the generation and the index), so with the same number
-    of example evaluations a generation measures many more directions, each on fewer examples. The pair's
-    difference cancels its batch's difficulty; the estimate's variance has a term that shrinks with the
-    number of directions and one that depends only on the total number of examples (SPSA with one small
-    batch per perturbation), so for the same number of example evaluations it is never worse in expectation
-    and much better while directions are scarce (6,144 perturbed genes, 32 pairs). Per second it costs more
-    where small batches run less efficiently (on CPU, twice the time per example: README, Quality)."""
+    * ``shaping``: centred ranks, or z-scored antithetic differences (an SPSA / MeZO-style estimate whose step
+      does not depend on the fitness scale); ``schedule``: optional cosine decay of the step and of σ.
+    * ``perturb="B"``: only the LoRA B factors move (at B = 0 a change of A changes nothing to first order);
+      ``a_scale``: A moves at that fraction of B's σ and step (θ = θ₀ + s ⊙ u, s = 1 on B and ``a_scale`` on
+      A: LoRA+'s point, Hayou et al. 2024, that A and B want different step sizes).
+    * ``blocks="layer"``: block-coordinate ES (as LeZO, Wang et al. 2024): generation g perturbs and updates only
+      the genes of the g-th adapted layer, in turn, each block with its own optimiser moments; the layers below
+      the block run once per batch (the trunk cache's shared prefix).
+    * ``batches="per_pair"``: each antithetic pair is scored on a fitness batch of its own (``ind.batch``), so
+      the same example evaluations measure more directions, each on fewer examples; the pair's difference
+      cancels its batch's difficulty."""
 
     def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int],
                  layout: GenomeLayout | None = None) -> None:

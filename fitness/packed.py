@@ -8,7 +8,7 @@ the one step that mixes tokens — scatters each length-sorted batch back to its
 ``scaled_dot_product_attention`` under the batch's key mask. The arithmetic per real token is what the
 padded forward does (the LoRA modules are called as they are, merged or not), so the embeddings agree
 to float rounding (on this project's CPU bit for bit: ``tests/fitness/test_packed.py``); the padded rows
-that no embedding reads are no longer computed (README: Speed, ``packed`` against ``padded``).
+that no embedding reads are no longer computed (``evolora bench`` measures ``packed`` against ``padded``).
 
 Supported: encoder layers with BERT's structure (``attention.self.query/key/value``, ``attention.output``,
 ``intermediate``, ``output``; MiniLM, BERT, RoBERTa-style checkpoints loaded as such) with SDPA or eager

@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "group evolora.fitness) and its params. Loads every installed plug-in to describe it.")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
 
+    p = sub.add_parser("schema", help="print the study-file reference, generated from the schema",
+                       description="Print every study-file key with its type, default, bounds and description "
+                       "(Markdown: the docs' study-file reference page), or the JSON Schema for editors.")
+    p.add_argument("--json", action="store_true", help="the JSON Schema instead of the Markdown reference")
+
     p = sub.add_parser("bench", help="measure population-evaluation throughput of every engine path",
                        description="Score one population on one batch through the base-model bound, a naive stock-peft "
                        "loop and each evolora path (full, layer-blocks, cached-1, cached-2, batched, per-pair), alternating, on MiniLM and a "
@@ -125,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "Optuna storage. Ctrl-C or SIGTERM stops every server process it started.")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: ./mlruns/)")
     p.add_argument("--storage", default=None, help=_STORAGE_HELP)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1", help="address the servers listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=5000, help="the MLflow UI's port (default 5000)")
     p.add_argument("--dashboard-port", type=int, default=8080, help="optuna-dashboard's port (default 8080)")
     return parser
 
@@ -163,10 +168,11 @@ def _cmd_run(args) -> int:
         if t.get("by_source"):
             print("test gain by source: " + _source_gains_text(t["by_source"]))
     print(f"model: {outcome.model_uri} (mlflow.pyfunc.load_model)")
-    if args.register is not None:
+    if args.register is not None or cfg.mlflow.register_run:
+        from .reports import registered_name
         from .tracking import register_champion
 
-        name = args.register or cfg.name
+        name = args.register or registered_name(cfg)
         tags = {"run": outcome.run_id, "study": cfg.name, **outcome.version_tags()}
         version, moved = register_champion(args.tracking_uri or default_tracking_uri(), name, outcome.model_uri,
                                            outcome.run_id, r.champion_val, tags=tags, force=True)
@@ -351,6 +357,13 @@ def _cmd_studies(args) -> int:
     for s in summaries:
         best = f"{s.best_trial.value:.5f} (trial {s.best_trial.number})" if s.best_trial else "-"
         print(f"{s.study_name:30s} trials {s.n_trials:4d}  best {best}")
+    return 0
+
+
+def _cmd_schema(args) -> int:
+    from .schema import study_json_schema, study_reference
+
+    sys.stdout.write(study_json_schema() if args.json else study_reference())
     return 0
 
 
@@ -567,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     restore = handle_sigterm()
     handler = {"run": _cmd_run, "export": _cmd_export, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce,
                "studies": _cmd_studies, "ui": _cmd_ui, "bench": _cmd_bench, "lineage": _cmd_lineage,
-               "terms": _cmd_terms}[args.command]
+               "terms": _cmd_terms, "schema": _cmd_schema}[args.command]
     try:
         _check_tracking_uri(getattr(args, "tracking_uri", None))
         return handler(args)

@@ -32,6 +32,8 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
+    """The frozen base model: which one, where it runs, and how a population's forwards are computed."""
+
     base: str = Field("minilm", description="'minilm' (packaged all-MiniLM-L6-v2), 'lfm2-tiny' / 'lfm2-demo' "
                       "(built and cached by evolora), or a local HF model directory")
     kind: Literal["encoder", "causal"] = Field("encoder", description="'encoder' (sentence embeddings, pair tasks) "
@@ -64,6 +66,8 @@ BLOCK_MODULES = {"attention": ["q_proj", "k_proj", "v_proj", "out_proj"], "conv"
 
 
 class BlockConfig(_Strict):
+    """One block type of a hybrid causal model (LFM2: attention, short convolutions, feed-forward): whether and how it is adapted."""
+
     enabled: bool = Field(True, description="adapt this block type at all (searchable: on/off)")
     modules: list[str] | None = Field(None, min_length=1, description="Linear modules of the block (default: all of them)")
     rank: int | None = Field(None, ge=1, description="rank for this block type (default: lora.rank)")
@@ -72,6 +76,8 @@ class BlockConfig(_Strict):
 
 
 class LoraConfig(_Strict):
+    """The LoRA adapter a genome maps onto: rank, scaling, which modules of which layers, and what evolves."""
+
     rank: int = Field(4, ge=1, description="LoRA rank r")
     alpha: float = Field(8.0, gt=0, description="LoRA alpha (scaling = alpha / r)")
     target_modules: list[str] = Field(["query", "value"], min_length=1, description="Linear module names to adapt")
@@ -84,7 +90,7 @@ class LoraConfig(_Strict):
         "kaiming", description="how each LoRA A starts (B starts at 0 either way, so generation 0 is the base "
         "model): kaiming = peft's random draw; eva = the top-r principal directions of the module's inputs on "
         "init_examples train examples (EVA), scaled to kaiming's output size: evolution then moves the outputs "
-        "along the directions the inputs occupy (README: Quality). Full genomes only")
+        "along the directions the inputs occupy. Full genomes only")
     init_examples: int = Field(256, ge=1, description="lora.init: eva — train examples whose inputs set the directions")
     a_subspace: int | None = Field(
         None, ge=1, description="lora.init: eva — LoRA A moves only within the top a_subspace principal directions "
@@ -125,6 +131,8 @@ class ColumnsConfig(_Strict):
 
 
 class DataConfig(_Strict):
+    """The three splits: fitness batches from train, validation (chooses the champion), test (scored once, chooses nothing)."""
+
     train_path: str = Field(str(PACKAGED_STSB / "sts-train.csv"), description="fitness data (STS-B, CSV, TSV, JSON "
                             "lines, Parquet or a datasets save_to_disk directory); relative to the study file")
     dev_path: str | None = Field(None, description="validation data (any data.format); default: "
@@ -169,12 +177,16 @@ class DataConfig(_Strict):
 
 
 class TermConfig(_Strict):
+    """One fitness term: a registered name (built-in or a plug-in; `evolora terms` lists them), its weight and params."""
+
     name: str = Field(description="a registered fitness term")
     weight: float = Field(1.0, description="weight in the combined fitness")
     params: dict[str, Any] = Field({}, description="arguments of the term (e.g. keyword: {keywords: [...]})")
 
 
 class FitnessConfig(_Strict):
+    """What evolution climbs: a weighted sum of fitness terms, scored on train batches."""
+
     terms: list[TermConfig] = Field([TermConfig(name="stsb_spearman")], min_length=1)
     max_new_tokens: int = Field(16, ge=1, description="causal: greedy generation length for generation rewards")
 
@@ -207,6 +219,8 @@ class GuardConfig(_Strict):
 
 
 class ValidationConfig(_Strict):
+    """What chooses the champion: a metric on held-out validation data, optionally within guards."""
+
     metric: str = Field("stsb_spearman", description="registered term scored on the validation data (higher is "
                         "better): what chooses the champion (a reward study: the reward on held-out prompts)")
     params: dict[str, Any] = Field({}, description="the metric's parameters (as in fitness.terms)")
@@ -220,6 +234,8 @@ class ValidationConfig(_Strict):
 
 
 class SpeciationConfig(_Strict):
+    """NEAT-style speciation of the GA population (compatibility distance, adaptive threshold, sharing)."""
+
     enabled: bool = Field(False, description="NEAT-style speciation of the GA population")
     distance: Literal["l2", "cosine", "delta_l2"] = Field(_SP.distance, description="compatibility distance: RMS gene "
                                                           "difference, 1 − cosine, or RMS difference of the LoRA deltas B·A")
@@ -233,6 +249,8 @@ class SpeciationConfig(_Strict):
 
 
 class ESConfig(_Strict):
+    """The evolution strategies' settings (openai-es; sigma also for sep-cma-es)."""
+
     sigma: float = Field(_ES.sigma, gt=0, description="perturbation std (openai-es) / initial step size (sep-cma-es)")
     learning_rate: float = Field(_ES.learning_rate, gt=0, description="openai-es: step size of the optimiser on the mean")
     optimizer: Literal["adam", "sgd", "momentum"] = Field(_ES.optimizer, description="openai-es: update of the mean")
@@ -263,6 +281,8 @@ class ESConfig(_Strict):
 
 
 class EvolutionConfig(_Strict):
+    """The inner loop: strategy, population, generations and the GA's operators."""
+
     strategy: Literal["ga", "openai-es", "sep-cma-es"] = Field(
         "ga", description="ga: DEAP GA (optionally speciated); openai-es: antithetic ES with rank shaping and Adam; "
         "sep-cma-es: diagonal CMA-ES (cma package). ES variants validate the distribution mean.")
@@ -296,13 +316,17 @@ class EvolutionConfig(_Strict):
 
 
 class MlflowConfig(_Strict):
+    """Tracking: the experiment each run is logged under, and the Model Registry."""
+
     experiment: str = Field("evolora", pattern=NAME, description="MLflow experiment (a name like the study's: it "
                             "is also the directory of its artifacts in a local store)")
     flush_every: int = Field(5, ge=1, description="generations between metric flushes")
     system_metrics: bool = Field(True, description="log CPU, memory (and GPU) as system/* metrics every 10 s")
-    registered_model: str | None = Field(None, pattern=NAME, description="Model Registry name a sweep registers its "
-                                         "champions under, alias `champion` on the best (default: the study name)")
+    registered_model: str | None = Field(None, pattern=NAME, description="Model Registry name champions are "
+                                         "registered under, alias `champion` on the best (default: the study name)")
     register_best: bool = Field(True, description="sweeps: register each new best trial's model, move the alias")
+    register_run: bool = Field(False, description="`evolora run`: register the run's champion as a version (as "
+                               "`--register` does); the alias moves to it if it beats the current one on validation")
 
 
 class SearchSpec(_Strict):
@@ -351,6 +375,8 @@ class SearchSpec(_Strict):
 
 
 class SweepConfig(_Strict):
+    """The outer loop (`evolora sweep`): Optuna's direction or objectives, sampler, pruner, seeds, retries."""
+
     direction: Literal["maximize", "minimize"] = Field("maximize", description="of the validation metric")
     objectives: list[ObjectiveConfig] | None = Field(
         None, min_length=2, description="several objectives at once (a Pareto front) instead of the validation "
