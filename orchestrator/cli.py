@@ -447,7 +447,7 @@ def _cmd_ui(args) -> int:
     uri = args.tracking_uri or default_tracking_uri()
     storage = args.storage or default_storage()
     servers = {"MLflow UI": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", args.host,
-                             "--port", str(args.port), "--workers", "1"]}
+                             "--port", str(args.port), "--workers", "1", "--app-name", "evolora"]}
     if uri.startswith("sqlite:///"):
         servers["MLflow UI"] += ["--default-artifact-root", Path(uri[len("sqlite:///"):]).parent.joinpath("artifacts").as_uri()]
     dashboard_port = args.dashboard_port
@@ -461,13 +461,14 @@ def _cmd_ui(args) -> int:
     def stop(*_):
         raise KeyboardInterrupt
 
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}  # no usage reporting, no telemetry banner in the UI
     _check_port_free(args.host, args.port, "--port")
     if "Optuna dashboard" in servers:
         _check_port_free(args.host, dashboard_port, "--dashboard-port")
     old = signal.signal(signal.SIGTERM, stop)
     try:
         for name, cmd in servers.items():
-            procs.append(subprocess.Popen(cmd, start_new_session=True))  # a group of its own: killed as one
+            procs.append(subprocess.Popen(cmd, start_new_session=True, env=env))  # a group of its own: killed as one
         if not _wait_until_serving(procs[0], args.host, args.port):
             print(f"evolora: error: the MLflow UI did not start (exit code {procs[0].returncode}; its output is above)",
                   file=sys.stderr, flush=True)

@@ -514,3 +514,39 @@ def columns(data: DataConfig) -> Columns:
 def resolved(cfg: StudyConfig) -> dict:
     """The fully concrete config as plain data: what is logged and stored."""
     return cfg.model_dump(mode="json")
+
+
+_GA_ONLY = ("tournament_size", "elitism", "crossover_prob", "mutation_prob", "mutation_sigma", "gene_prob",
+            "blend_alpha", "hall_of_fame", "speciation")
+
+
+def compared_params(conf: dict) -> dict:
+    """The part of a resolved config a user compares runs by, logged as MLflow params (the whole study is the
+    run's ``study.yaml`` artifact): no nulls, no search space or MLflow settings, and of the evolution only what
+    its strategy reads (the GA's operators for ``ga``, speciation when enabled, ``es`` for the ES strategies). A
+    sweep's trial adds the values Optuna sampled."""
+    evo = dict(conf.get("evolution") or {})
+    strategy = evo.get("strategy")
+    if strategy != "ga":
+        for k in _GA_ONLY:
+            evo.pop(k, None)
+    else:
+        evo.pop("es", None)
+        if not (evo.get("speciation") or {}).get("enabled"):
+            evo.pop("speciation", None)
+    if strategy == "sep-cma-es":
+        evo["es"] = {"sigma": (evo.get("es") or {}).get("sigma")}
+
+    def prune(d: dict) -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                v = prune(v)
+                if v:
+                    out[k] = v
+            elif v is not None and v != []:
+                out[k] = v
+        return out
+
+    kept = {k: v for k, v in conf.items() if k not in ("search", "sweep", "mlflow", "evolution")}
+    return prune({**kept, "evolution": evo})

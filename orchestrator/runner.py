@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -350,7 +351,8 @@ def run_trial(
         val_by_source = report.step("validation by source", score_validation_by_source, task, result)
         objectives = report.step("objectives", score_objectives, task, result)
         if tracker:
-            _log_report(report, tracker, task, conf, result, basins, test, curves, val_by_source, excluded, objectives)
+            _log_report(report, tracker, task, conf, result, basins, test, curves, val_by_source, excluded, objectives,
+                        model_uri)
         report.raise_if_failed()
     except TrialFenced:
         if tracker:
@@ -433,7 +435,8 @@ def _log_champion(tracker: MlflowTracker, task, conf: dict, result: RunResult, l
              "champion_gen": result.champion_gen}
     # a summary is logged at step 0: MLflow's UI draws a metric whose last step is 0 as a bar (its value, and
     # across runs a comparison), one with a later step as a line, which for a single value is one dot
-    tracker.log_metrics(final, step=0)
+    ts = int(time.time() * 1000)
+    tracker.log_metrics(final, step=0, timestamp=ts)
     tracker.set_tags({"evolora.champion_id": result.champion_id, "evolora.champion_gen": result.champion_gen})
     tracker.log_dict(conf, "study.yaml")
     tracker.log_dict(list(result.logbook), "logbook.json")
@@ -450,12 +453,13 @@ def _log_champion(tracker: MlflowTracker, task, conf: dict, result: RunResult, l
         model_uri = log_model(tracker.tracking_uri, tracker.run_id, model_dir,
                               json.loads((model_dir / MODEL_FILE).read_text()), step=result.generations - 1)
     tracker.set_tags({"evolora.model_uri": model_uri})
+    tracker.log_metrics(final, step=0, model_uri=model_uri, timestamp=ts)  # the same figures on the model
     return model_uri
 
 
 def _log_report(report: _Report, tracker: MlflowTracker, task, conf: dict, result: RunResult, basins: BasinRecorder,
                 test: dict | None, curves: CurvesImage, val_by_source: dict | None, excluded: list[dict] | None,
-                objectives: dict | None) -> None:
+                objectives: dict | None, model_uri: str | None = None) -> None:
     """The run's report after its champion: test and budget summaries, the per-source and excluded tables,
     what the champion writes, and the pictures — each a step of ``report`` on its own."""
     final = {}
@@ -471,7 +475,7 @@ def _log_report(report: _Report, tracker: MlflowTracker, task, conf: dict, resul
         final.update({f"objective_{k}": v["champion"] for k, v in objectives.items()}
                      | {f"objective_{k}_base": v["base"] for k, v in objectives.items()})
     if final:
-        report.step("summary metrics", tracker.log_metrics, final, 0)
+        report.step("summary metrics", tracker.log_metrics, final, 0, model_uri)
     tables = {"test_by_source.json": [{"source": k, **v} for k, v in ((test or {}).get("by_source") or {}).items()],
               "val_by_source.json": [{"source": k, **v} for k, v in (val_by_source or {}).items()],
               "budget_excluded.json": excluded or []}

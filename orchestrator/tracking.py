@@ -292,7 +292,9 @@ class MlflowTracker(Observer):
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(exp_id, run_name=run_name, tags=all_tags)
         self.run_id = run.info.run_id
-        merged = {**flatten(params), **{k: str(v) for k, v in (extra_params or {}).items()}}
+        from .config import compared_params
+
+        merged = {**flatten(compared_params(params)), **{k: str(v) for k, v in (extra_params or {}).items()}}
         flat = [Param(k, v[:6000]) for k, v in merged.items()]
         for i in range(0, len(flat), 100):
             self.client.log_batch(self.run_id, params=flat[i : i + 100])
@@ -376,11 +378,17 @@ class MlflowTracker(Observer):
     def log_metric(self, key: str, value: float, step: int) -> None:
         self.client.log_metric(self.run_id, key, float(value), step=step)
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+    def log_metrics(self, metrics: dict[str, float], step: int = 0, model_uri: str | None = None,
+                    timestamp: int | None = None) -> None:
+        """Metrics of the run at ``step``; with ``model_uri`` (a logged model, ``models:/m-…``) also the model's,
+        so its page in the UI and the registry's versions show them. Logged again with the same ``timestamp``,
+        a metric the run already holds is not repeated."""
         from mlflow.entities import Metric
 
-        ts = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
+        ts = timestamp if timestamp is not None else int(time.time() * 1000)
+        model_id = model_uri[len("models:/"):] if model_uri and model_uri.startswith("models:/m-") else None
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step, model_id=model_id)
+                                                    for k, v in metrics.items()])
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag

@@ -5,6 +5,7 @@ its `champion` alias, the study in optuna-dashboard — saves screenshots, and c
 with SIGTERM stops every server process it started."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -74,6 +75,9 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
     parent = next(r for r in runs if r.data.tags.get("evolora.role") == "sweep")
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 2 and len({c.info.run_name for c in children}) == 2  # told apart by name
+    for r in (parent, *children):  # params: what a user compares runs by; the whole study is study.yaml
+        assert len(r.data.params) <= 60 and "None" not in r.data.params.values()
+        assert not any(k.startswith(("search.", "mlflow.")) for k in r.data.params)
 
     port, dport = _free_port(), _free_port()
     log = open(tmp_path / "ui.log", "w")
@@ -86,7 +90,22 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_http(base + "/health")
-        driver = _browser(tmp_path / "chrome")
+        driver = _browser(tmp_path / "chrome")  # a fresh profile: what a first visit sees
+        # the printed address, then a click on the experiment and on a run: Model training, not the GenAI view
+        driver.get(base)
+        home = _wait_text(driver, "Model registry")  # in the sidebar of the Model training view only
+        assert "Information about UI telemetry" not in home  # the server evolora starts collects nothing
+        _wait_for(driver, lambda: [a for a in driver.find_elements(By.TAG_NAME, "a") if a.text == "tests"],
+                  "the experiment in the home page's list")[0].click()
+        _wait_for(driver, lambda: "/runs" in driver.current_url, "the runs table")
+        assert "workflowType=machine_learning" in driver.current_url
+        table = _wait_text(driver, parent.info.run_name)
+        assert "No data available" not in table and "Run Name" in table
+        driver.find_element(By.LINK_TEXT, parent.info.run_name).click()
+        overview = _wait_text(driver, "Parameters (")
+        assert "Overview" in overview and "Traces 0" not in overview
+        n_params = int(re.search(r"Parameters \((\d+)\)", overview).group(1))
+        assert n_params == len(parent.data.params) <= 60  # what a user compares, not every null of the schema
         # the runs table: the sweep's parent run, its trials nested under it (shown when expanded)
         driver.get(f"{base}/#/experiments/{exp.experiment_id}?{ML}")
         _wait_text(driver, parent.info.run_name)

@@ -78,6 +78,11 @@ def test_encoder_model_by_alias_in_a_fresh_process_predicts_what_evolora_scores(
     assert model_uri.startswith("models:/")
     mv = client.get_model_version_by_alias("tiny-sts", "champion")
     assert mv.run_id == run_id and float(mv.tags["val"]) == run.data.metrics["val_best"]
+    # the logged model carries the run's summary (its page and the registry's version show them), once
+    logged = {m.key: m.value for m in client.get_logged_model(model_uri[len("models:/"):]).metrics}
+    assert {k: logged[k] for k in ("val_best", "val_gain", "val_base_final")} == \
+        {k: run.data.metrics[k] for k in ("val_best", "val_gain", "val_base_final")}
+    assert len(client.get_metric_history(run_id, "val_best")) == 1
 
     rows = [r.split("\t") for r in dev.read_text(encoding="utf-8").splitlines()]
     frame = {"sentence1": [r[5] for r in rows], "sentence2": [r[6] for r in rows]}

@@ -9,9 +9,9 @@ import sys
 import time
 
 import yaml
-from mlflow.tracking import MlflowClient
 
 from evolution.checkpoint import load_checkpoint_file
+from orchestrator.tracking import get_client
 
 from ..conftest import run_cli_in, tiny_study
 from .test_sweep import _journal, _mlflow, _study
@@ -33,13 +33,14 @@ def test_sigterm_ends_a_run_killed_with_every_generation_it_made_logged(tmp_path
         time.sleep(0.5)
         if (tmp_path / "mlflow.db").exists():
             try:
-                client = MlflowClient(uri)
+                client = get_client(uri)  # under the store's creation lock, as every evolora process opens it
                 exp = client.get_experiment_by_name("tests")
                 runs = client.search_runs([exp.experiment_id]) if exp else []
                 run = runs[0] if runs else None
             except Exception:  # the store is being created
                 run = None
-    assert run is not None and proc.poll() is None, "the run should have started"
+    assert run is not None and proc.poll() is None, ("the run should have started", proc.poll(),
+                                                     proc.stderr.read()[-3000:] if proc.poll() is not None else "")
     time.sleep(8)  # a few generations, all still in the tracker's buffer
     os.kill(proc.pid, signal.SIGTERM)
     err = proc.communicate(timeout=120)[1]
