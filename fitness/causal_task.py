@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import functools
 
-from .causal import CausalEvaluator, EncodedTexts, TextExample, load_texts
+from .causal import CausalEvaluator, EncodedTexts, TextExample
 from .causal_terms import CausalOutputs
-from .lora import FlatLoRA, attach_lora
-from .models import load_base, pick_device
-from .tasks import Task, TaskSpec, build_terms, check_lengths, load_splits
+from .lora import FlatLoRA
+from .tasks import Task, TaskSpec
 
-__all__ = ["CausalTask", "build_causal_task"]
+__all__ = ["CausalTask"]
 
 
 class CausalTask(Task):
@@ -80,20 +79,3 @@ class CausalTask(Task):
         return [CausalOutputs(self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp,
                               logits=lg, load_genome=lambda g=g: self.write(g), generate=lambda p=p: generations()[p])
                 for p, (g, lg) in enumerate(zip(genomes, logits))]
-
-
-def build_causal_task(spec: TaskSpec) -> CausalTask:
-    load = functools.partial(load_texts, prompt_words=spec.prompt_words, fmt=spec.data_format, columns=spec.columns)
-    train, dev = load_splits(spec, load, train=(spec.train_genre,), dev=(spec.dev_genre,))
-    test = load(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre) if spec.test_path else None
-    reference = (load_texts(spec.reference_path, "data.reference_path", fmt=spec.data_format, columns=spec.columns)
-                 if spec.reference_path else None)
-    build_terms(spec, CausalTask.kind)  # fail on bad names and params before loading a model
-    device = pick_device(spec.device)
-    model, tok = load_base("causal", spec.base, device)
-    check_lengths(spec, model)
-    peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed,
-                             blocks=spec.blocks)
-    flat = FlatLoRA(peft_model, merged=spec.merge)
-    evaluator = CausalEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length, spec.cache)
-    return CausalTask(spec, evaluator, flat, train, dev, reference, test)

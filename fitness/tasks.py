@@ -4,7 +4,6 @@ evolution loop needs (``evaluate(genomes, gen)`` and ``validate(genome)``)."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -18,17 +17,16 @@ from evolution.genome import GenomeLayout
 from evolution.loop import Validation
 
 from .batched import PopulationDeltas
-from .encoder import EncodedPairs, EncoderEvaluator
+from .encoder import EncodedPairs
 from .genomes import INITS, SubspaceGenome, consumer_directions, eva_seed, make_genome_map
-from .packed import PackedUnsupported
-from .lora import FlatLoRA, attach_lora
-from .models import HUB_IDS, load_base, pick_device
-from .pairs import Pairs, hold_out_sources, load_pairs
+from .lora import FlatLoRA
+from .models import HUB_IDS
+from .pairs import Pairs, hold_out_sources
 from .tables import Columns
 from .plugins import FITNESS_TERMS
 from .registry import FitnessTerm
 
-__all__ = ["TaskSpec", "PairTask", "build_task", "make_terms", "build_terms", "check_lengths", "split_validation", "load_splits"]
+__all__ = ["TaskSpec", "Task", "PairTask", "make_terms", "build_terms", "check_lengths", "split_validation", "load_splits"]
 
 
 @dataclass(frozen=True)
@@ -452,35 +450,6 @@ class PairTask(Task):
     def _outputs_population(self, data: EncodedPairs, genomes):
         emb = self.evaluator.embed_population(data, self._deltas, self._stack(genomes))  # (P, sentences, hidden)
         return [self.evaluator.pair_outputs(data, e) for e in emb]
-
-
-def build_task(spec: TaskSpec):
-    """Load the base model, attach LoRA, load and tokenise data. Raises ConfigError on bad input."""
-    if spec.kind == "causal":
-        from .causal_task import build_causal_task
-
-        return build_causal_task(spec)
-    load = functools.partial(load_pairs, fmt=spec.data_format, columns=spec.columns)
-    train, dev = load_splits(spec, load)
-    test = load(spec.test_path, "data.test_path") if spec.test_path else None
-    build_terms(spec, PairTask.kind)  # fail on bad names and params before loading a model
-    device = pick_device(spec.device)
-    model, tok = load_base(spec.kind, spec.base, device)
-    check_lengths(spec, model)
-    peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed)
-    flat = FlatLoRA(peft_model, merged=spec.merge)
-    try:
-        evaluator = EncoderEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length,
-                                     spec.cache, packed=spec.packed)
-    except PackedUnsupported as e:
-        raise ConfigError("model.packed", str(e), spec.packed) from None
-    if spec.trunk_memo:
-        try:
-            evaluator.memoise(train.s1 + train.s2)
-        except ValueError as e:  # "auto": off where the model cannot serve it
-            if spec.trunk_memo is True:
-                raise ConfigError("model.trunk_memo", str(e), True) from None
-    return PairTask(spec, evaluator, flat, train, dev, test)
 
 
 def load_splits(spec: TaskSpec, load, **genres):

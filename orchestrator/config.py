@@ -433,6 +433,9 @@ class StudyConfig(_Strict):
     @model_validator(mode="after")
     def _check(self):
         task = "causal" if self.model.kind == "causal" else "pairs"
+        if self.lora.blocks is not None and self.model.kind != "causal":
+            raise ConfigError("lora.blocks", "block-type targeting is for hybrid causal models (model.kind: causal); "
+                              "an encoder adapts lora.target_modules of lora.layers", sorted(self.lora.blocks))
         for i, t in enumerate(self.fitness.terms):
             _check_term(f"fitness.terms.{i}.name", f"fitness.terms.{i}.params", t.name, t.params, task)
         _check_term("validation.metric", "validation.params", self.validation.metric, self.validation.params, task)

@@ -24,6 +24,7 @@ BAD = [
     ({"validation__metric": "accuracy"}, [], "validation.metric", "accuracy"),
     ({"data__train_path": "nowhere/train.csv"}, [], "data.train_path", "nowhere/train.csv"),
     ({"lora__rank": 0}, [], "lora.rank", "0"),
+    ({"lora__blocks": {"attention": {"enabled": True}}}, [], "lora.blocks", "['attention']"),  # encoders: no blocks
     ({"lora__layers": [9]}, [], "lora.layers", "[9]"),
     ({"lora__target_modules": ["q_proj"]}, [], "lora.target_modules", "q_proj"),
     ({"evolution__tournament_size": 9}, [], "evolution.tournament_size", "9"),

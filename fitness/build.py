@@ -1,0 +1,71 @@
+"""One task builder for every kind of model: the splits, the terms checked, the base model loaded, LoRA
+attached (``lora.blocks`` included), the kind's evaluator, the task. What differs by kind — how the data
+reads and which evaluator scores it — is one function each below; everything else is shared."""
+
+from __future__ import annotations
+
+import functools
+
+from evolution.errors import ConfigError
+
+from .causal import CausalEvaluator, load_texts
+from .causal_task import CausalTask
+from .encoder import EncoderEvaluator
+from .lora import FlatLoRA, attach_lora
+from .models import load_base, pick_device
+from .packed import PackedUnsupported
+from .pairs import load_pairs
+from .tasks import PairTask, TaskSpec, build_terms, check_lengths, load_splits
+
+__all__ = ["build_task"]
+
+
+def build_task(spec: TaskSpec) -> PairTask | CausalTask:
+    """Load the data and the base model, attach LoRA, build the evaluator and the task. ConfigError on bad
+    input, before the model loads where the input alone shows it (data files, term names and params)."""
+    causal = spec.kind == "causal"
+    splits = _text_splits(spec) if causal else _pair_splits(spec)
+    build_terms(spec, CausalTask.kind if causal else PairTask.kind)
+    device = pick_device(spec.device)
+    model, tok = load_base(spec.kind, spec.base, device)
+    check_lengths(spec, model)
+    peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed,
+                             blocks=spec.blocks)
+    flat = FlatLoRA(peft_model, merged=spec.merge)
+    if causal:
+        evaluator = CausalEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length,
+                                    spec.cache)
+        train, dev, test, reference = splits
+        return CausalTask(spec, evaluator, flat, train, dev, reference, test)
+    train, dev, test = splits
+    return PairTask(spec, _encoder_evaluator(spec, peft_model, tok, flat, device, train), flat, train, dev, test)
+
+
+def _pair_splits(spec: TaskSpec):
+    load = functools.partial(load_pairs, fmt=spec.data_format, columns=spec.columns)
+    train, dev = load_splits(spec, load)
+    return train, dev, load(spec.test_path, "data.test_path") if spec.test_path else None
+
+
+def _text_splits(spec: TaskSpec):
+    load = functools.partial(load_texts, prompt_words=spec.prompt_words, fmt=spec.data_format, columns=spec.columns)
+    train, dev = load_splits(spec, load, train=(spec.train_genre,), dev=(spec.dev_genre,))
+    test = load(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre) if spec.test_path else None
+    reference = (load_texts(spec.reference_path, "data.reference_path", fmt=spec.data_format, columns=spec.columns)
+                 if spec.reference_path else None)
+    return train, dev, test, reference
+
+
+def _encoder_evaluator(spec: TaskSpec, peft_model, tok, flat: FlatLoRA, device, train) -> EncoderEvaluator:
+    try:
+        evaluator = EncoderEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length,
+                                     spec.cache, packed=spec.packed)
+    except PackedUnsupported as e:
+        raise ConfigError("model.packed", str(e), spec.packed) from None
+    if spec.trunk_memo:
+        try:
+            evaluator.memoise(train.s1 + train.s2)
+        except ValueError as e:  # "auto": off where the model cannot serve it
+            if spec.trunk_memo is True:
+                raise ConfigError("model.trunk_memo", str(e), True) from None
+    return evaluator
