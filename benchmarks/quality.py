@@ -303,7 +303,7 @@ def by_source(cfg, adapter: Path) -> dict:
 
     from fitness import build_task
     from orchestrator.runner import task_spec
-    from orchestrator.studyfile import with_values
+    from orchestrator.paths import with_values
 
     task = build_task(task_spec(with_values(cfg, {"lora.genome": "full"})))
     weights = load_file(str(Path(adapter) / "adapter_model.safetensors"))

@@ -24,7 +24,8 @@ from evolution import Observer
 from evolution.errors import TrialFenced
 
 from .config import StudyConfig
-from .search import baseline_params, make_sampler
+from .search import make_sampler
+from .space import baseline_params
 from .storage import ATTR, open_storage, storage_lock
 
 if TYPE_CHECKING:

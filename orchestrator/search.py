@@ -4,28 +4,16 @@ study's sampler and pruner."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import optuna
 
-from .config import ConfigError, SearchSpec, StudyConfig, resolved
-from .studyfile import with_values
+from .config import SearchSpec, StudyConfig, resolved
+from .paths import choice_label, value_at, with_values
+from .space import baseline_params
 
 __all__ = ["objectives", "suggest", "sample", "baseline_params", "decode", "trial_seed", "trial_config", "make_sampler", "make_pruner"]
-
-
-def _label(choice: Any) -> Any:
-    return choice if choice is None or isinstance(choice, (str, int, float, bool)) else json.dumps(choice)
-
-
-def _value(conf: dict, path: str) -> Any:
-    """The value at a dotted config path (list items by index) of a resolved config."""
-    node: Any = conf
-    for k in path.split("."):
-        node = node[int(k)] if isinstance(node, list) else node[k]
-    return node
 
 
 def suggest(trial: optuna.Trial, path: str, spec: SearchSpec) -> Any:
@@ -33,7 +21,7 @@ def suggest(trial: optuna.Trial, path: str, spec: SearchSpec) -> Any:
         return trial.suggest_float(path, spec.low, spec.high, log=spec.log, step=spec.step)
     if spec.type == "int":
         return trial.suggest_int(path, int(spec.low), int(spec.high), log=spec.log, step=int(spec.step or 1))
-    labels = [_label(c) for c in spec.choices]
+    labels = [choice_label(c) for c in spec.choices]
     return spec.choices[labels.index(trial.suggest_categorical(path, labels))]
 
 
@@ -44,7 +32,7 @@ def sample(trial: optuna.Trial, cfg: StudyConfig) -> dict[str, Any]:
     values: dict[str, Any] = {}
 
     def current(path: str) -> Any:
-        return values[path] if path in values else _value(fixed, path)
+        return values[path] if path in values else value_at(fixed, path)
 
     for path, spec in cfg.search.items():
         if all(current(c) in accepted for c, accepted in (spec.when or {}).items()):
@@ -52,38 +40,10 @@ def sample(trial: optuna.Trial, cfg: StudyConfig) -> dict[str, Any]:
     return values
 
 
-def baseline_params(cfg: StudyConfig) -> dict[str, Any]:
-    """The file's own values of the searched paths, as Optuna params (categorical values as their labels):
-    the trial ``sweep.baseline`` enqueues first. Entries whose ``when`` does not hold under the file's values
-    are left out, as a sampled trial leaves them out. A value outside its entry's range or choices is a
-    ConfigError naming ``search.<path>``."""
-    fixed = resolved(cfg)
-    out: dict[str, Any] = {}
-    for path, spec in cfg.search.items():
-        if not all(_value(fixed, c) in accepted for c, accepted in (spec.when or {}).items()):
-            continue
-        v = _value(fixed, path)
-        if spec.type == "categorical":
-            labels = [_label(c) for c in spec.choices]
-            if _label(v) not in labels:
-                raise ConfigError(f"search.{path}", f"sweep.baseline runs the file's value, which is not among "
-                                  f"the choices {spec.choices}", v)
-            out[path] = _label(v)
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not spec.low <= v <= spec.high:
-            raise ConfigError(f"search.{path}", f"sweep.baseline runs the file's value, which is outside "
-                              f"[{spec.low:g}, {spec.high:g}]", v)
-        if spec.step is not None and abs((v - spec.low) / spec.step - round((v - spec.low) / spec.step)) > 1e-9:
-            raise ConfigError(f"search.{path}", f"sweep.baseline runs the file's value, which is not on the "
-                              f"grid low + k × step ({spec.low:g} + k × {spec.step:g})", v)
-        out[path] = int(v) if spec.type == "int" else float(v)
-    return out
-
-
 def decode(spec: SearchSpec, value: Any) -> Any:
     """A stored Optuna param value → the config value (categorical lists are stored as JSON labels)."""
     if spec.type == "categorical":
-        labels = [_label(c) for c in spec.choices]
+        labels = [choice_label(c) for c in spec.choices]
         return spec.choices[labels.index(value)] if value in labels else value
     return value
 

@@ -1,5 +1,5 @@
 """Study files: YAML (safe loader) → a validated :class:`~orchestrator.config.StudyConfig`, with
-``--set PATH=VALUE`` overrides, and the checks of the search space against the config it searches.
+``--set PATH=VALUE`` overrides; the search space is checked against it (:mod:`.space`).
 
 Every error names the dotted config path and the bad value (``evolution.mutation_sigma: must be > 0, got
 -0.1``) and is raised before anything is written anywhere.
@@ -12,61 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from evolution.errors import ConfigError
 from fitness import PACKAGED_STSB
 
-from .config import StudyConfig, resolved
+from .config import StudyConfig
+from .paths import set_path, validation_error
+from .space import check_search
 
-__all__ = ["load_study", "load_raw", "parse_study", "apply_overrides", "with_values", "check_search", "leaf_paths"]
-
-
-def _format(err: ValidationError) -> ConfigError:
-    e = err.errors()[0]
-    path = ".".join(str(x) for x in e["loc"]) or "<study>"
-    msg = e["msg"]
-    if isinstance(e.get("ctx", {}).get("error"), ConfigError):
-        return e["ctx"]["error"]
-    if e["type"] == "extra_forbidden":
-        msg = "unknown key" + _did_you_mean(e["loc"])
-    return ConfigError(path, msg, e.get("input"))
-
-
-def _did_you_mean(loc: tuple) -> str:
-    """' (did you mean population?)' for a misspelt key, from the valid keys of its section."""
-    import difflib
-
-    model: Any = StudyConfig
-    for part in loc[:-1]:
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return ""
-        ann = field.annotation
-        model = next((a for a in (ann, *getattr(ann, "__args__", ())) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if model is None:
-            return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(getattr(model, "model_fields", {})), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _set_path(raw: dict, path: str, value: Any) -> None:
-    keys = path.split(".")
-    node: Any = raw
-    for i, k in enumerate(keys):
-        last = i == len(keys) - 1
-        if isinstance(node, list):
-            if not k.isdigit() or int(k) >= len(node):
-                raise ConfigError(path, f"no list item {k!r}")
-            k = int(k)
-        elif not isinstance(node, dict):
-            raise ConfigError(path, f"{'.'.join(keys[:i])} is not a mapping")
-        if last:
-            node[k] = value
-        else:
-            if isinstance(node, dict) and k not in node:
-                node[k] = {}
-            node = node[k]
+__all__ = ["load_study", "load_raw", "parse_study", "apply_overrides"]
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -80,7 +35,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             value = yaml.load(text, Loader=_StrictLoader)
         except yaml.YAMLError:
             raise ConfigError(path, "value is not valid YAML", text) from None
-        _set_path(raw, path.strip(), value)
+        set_path(raw, path.strip(), value)
     return raw
 
 
@@ -131,80 +86,12 @@ def parse_study(raw: Any, base_dir: Path = Path("."), overrides: list[str] = (),
     try:
         cfg = StudyConfig.model_validate(raw)
     except ValidationError as err:
-        raise _format(err) from None
+        raise validation_error(err) from None
     pinned = {item.split("=", 1)[0].strip() for item in overrides}
     if pinned & set(cfg.search):  # a --set on a searched path fixes it
         cfg = cfg.model_copy(update={"search": {k: v for k, v in cfg.search.items() if k not in pinned}})
     check_search(cfg)
     return cfg
-
-
-def leaf_paths(d: dict, prefix: str = "") -> set[str]:
-    """Every settable path: mapping keys, whole lists, and fields of list items (``fitness.terms.0.weight``)."""
-    out = set()
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out |= leaf_paths(v, f"{prefix}{k}.")
-            continue
-        out.add(f"{prefix}{k}")
-        if isinstance(v, list):
-            for i, item in enumerate(v):
-                if isinstance(item, dict):
-                    out |= leaf_paths(item, f"{prefix}{k}.{i}.")
-    return out
-
-
-def with_values(cfg: StudyConfig, values: dict[str, Any]) -> StudyConfig:
-    """``cfg`` with config paths set to values (a trial's sampled params), validated like the file."""
-    raw = resolved(cfg)
-    for path, value in values.items():
-        _set_path(raw, path, value)
-    try:
-        return StudyConfig.model_validate(raw)
-    except ValidationError as err:
-        raise _format(err) from None
-
-
-def check_search(cfg: StudyConfig) -> None:
-    """Every search entry: valid bounds, an existing config path, and each extreme value valid there."""
-    leaves = leaf_paths({k: v for k, v in resolved(cfg).items() if k not in ("search", "sweep")})
-    order = list(cfg.search)
-    for i, (path, spec) in enumerate(cfg.search.items()):
-        if path not in leaves:
-            raise ConfigError(f"search.{path}", "not a config path", path)
-        spec.check(path)
-        for cond, accepted in (spec.when or {}).items():
-            if cond not in leaves:
-                raise ConfigError(f"search.{path}.when", "not a config path", cond)
-            if not accepted:
-                raise ConfigError(f"search.{path}.when.{cond}", "must list at least one value", accepted)
-            if cond in cfg.search and order.index(cond) >= i:
-                raise ConfigError(f"search.{path}.when", "a condition on a searched path must come after that "
-                                  "path in `search` (entries are sampled in file order)", cond)
-        context = _where_sampled(cfg, path)
-        for v in spec.extremes():
-            try:
-                with_values(cfg, {**context, path: v})
-            except ConfigError as e:
-                raise ConfigError(f"search.{path}", f"contains an invalid value: {e}") from None
-    if cfg.sweep.baseline:
-        from .search import baseline_params  # search builds on this module
-
-        baseline_params(cfg)
-
-
-def _where_sampled(cfg: StudyConfig, path: str) -> dict[str, Any]:
-    """Config values under which the search entry at ``path`` is sampled: its conditions' first accepted
-    values, and theirs in turn (a condition on a conditional entry)."""
-    out: dict[str, Any] = {}
-    todo = [path]
-    while todo:
-        spec = cfg.search.get(todo.pop())
-        for c, accepted in ((spec.when or {}).items() if spec else ()):
-            if c not in out:
-                out[c] = accepted[0]
-                todo.append(c)
-    return out
 
 
 MAX_NODES = 100_000  # a study file is a few hundred nodes; aliases may not expand it past this

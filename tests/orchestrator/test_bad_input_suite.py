@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 from evolution.errors import ConfigError
 from fitness import load_pairs
 from orchestrator.cli import main
-from orchestrator.studyfile import leaf_paths, parse_study
+from orchestrator.paths import leaf_paths
+from orchestrator.studyfile import parse_study
 
 from ..conftest import tiny_study
 
