@@ -71,7 +71,8 @@ def sweep(source: str | Path | dict | StudyConfig, n_trials: int, overrides: Seq
     if n_trials < 1:
         raise ConfigError("n_trials", "must be ≥ 1", n_trials)
     cfg = study(source, overrides, None, base_dir)
-    from orchestrator.sweep import SweepContext, run_sweep
+    from orchestrator.context import SweepContext
+    from orchestrator.sweep import run_sweep
 
     return run_sweep(SweepContext(cfg, n_trials, storage, tracking_uri, workers, timeout, checkpoint_dir,
                                   progress=progress))

@@ -3,7 +3,7 @@
 Never imports torch, peft, mlflow, optuna or ``fitness``: it knows flat float32 vectors and fitness values.
 """
 
-from .errors import ConfigError, EvoloraError, RegistryError, TrialPruned
+from .errors import ConfigError, EvoloraError, RegistryError
 from .genome import GenomeLayout, LoRASlice
 from .es import ESParams, OpenAIES, SepCMAES
 from .lineage import LineageRecorder, ancestry, read_lineage, to_parquet
@@ -15,7 +15,7 @@ from .speciation import Speciation, SpeciationParams, allocate, distance
 from .strategies import GAParams, GeneticAlgorithm, Strategy
 
 __all__ = [
-    "ConfigError", "EvoloraError", "RegistryError", "TrialPruned",
+    "ConfigError", "EvoloraError", "RegistryError",
     "GenomeLayout", "LoRASlice",
     "Evolution", "LoopParams", "RunResult", "Validation",
     "Observer",

@@ -1,13 +1,10 @@
-"""All evolora exceptions, under one base class.
-
-Failures (``EvoloraError`` subclasses other than signals) are distinct from control-flow signals
-(``TrialPruned``, ``TrialFenced``): the orchestrator marks a trial failed for the first and prunes it, or
-stops writing to it, for the second. Ctrl-C is Python's own ``KeyboardInterrupt``.
-"""
+"""evolora's base exception and the errors every layer raises: bad input (``ConfigError``) and plug-in
+names (``RegistryError``). Errors of a trial's life — pruning, fencing, an unreachable tracking server — are
+the orchestrator's (:mod:`orchestrator.errors`), under the same base class."""
 
 from __future__ import annotations
 
-__all__ = ["EvoloraError", "ConfigError", "RegistryError", "TrackingUnavailable", "TrialPruned", "TrialFenced"]
+__all__ = ["EvoloraError", "ConfigError", "RegistryError"]
 
 
 class EvoloraError(Exception):
@@ -36,19 +33,3 @@ class RegistryError(EvoloraError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else ""
-
-
-class TrackingUnavailable(EvoloraError):
-    """The MLflow tracking server stayed unreachable (connections refused, dropped or cut mid-answer) for
-    longer than the retry window. A sweep fails the trial as retriable: its retry resumes from the last
-    checkpoint and the same MLflow run, so nothing logged is lost or logged twice."""
-
-
-class TrialPruned(EvoloraError):
-    """Signal: an observer decided the run is hopeless (not a failure)."""
-
-
-class TrialFenced(EvoloraError):
-    """Signal: this run's trial was declared dead by another worker (and will be retried from its
-    checkpoint); this process must stop writing to the trial's checkpoint and MLflow run at once."""
-

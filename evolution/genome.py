@@ -8,6 +8,8 @@ buffer with the same layout, so writing a genome into the model is a single copy
 
 from __future__ import annotations
 
+import hashlib
+
 import re
 from dataclasses import asdict, dataclass
 from math import prod
@@ -114,3 +116,8 @@ class GenomeLayout:
     @classmethod
     def from_json(cls, rows: list[dict]) -> "GenomeLayout":
         return cls(tuple(LoRASlice(r["key"], tuple(r["shape"]), int(r["offset"])) for r in rows))
+
+
+def genome_sha256(genome: np.ndarray) -> str:
+    """A genome's identity: the SHA-256 of its float32 bytes (what a trial records of its champion)."""
+    return hashlib.sha256(np.ascontiguousarray(genome, dtype=np.float32).tobytes()).hexdigest()

@@ -1,5 +1,5 @@
 """What the generation loop tells the outside world. Observers never change the run, except by raising
-:class:`~evolution.errors.TrialPruned` (or ``KeyboardInterrupt``) to stop it."""
+an exception (an orchestrator's pruning signal, ``KeyboardInterrupt``) to stop it."""
 
 from __future__ import annotations
 

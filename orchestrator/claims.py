@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from evolution import Observer
-from evolution.errors import TrialFenced
+from .errors import TrialFenced
 
 from .config import StudyConfig
 from .search import make_sampler
@@ -29,7 +29,7 @@ from .space import baseline_params
 from .storage import ATTR, open_storage, storage_lock
 
 if TYPE_CHECKING:
-    from .sweep import SweepContext
+    from .context import SweepContext
 
 __all__ = ["RETRIABLE", "TRACKING_FAILURE", "host_id", "recover", "claim", "Liveness", "Fence", "beat_interval"]
 

@@ -15,7 +15,6 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # "Loading weights" bars would bury our own output
 
-from benchmarks.quality import ROWS as QUALITY_ROWS  # noqa: E402
 from evolution.errors import ConfigError, EvoloraError  # noqa: E402
 
 __all__ = ["main", "build_parser"]
@@ -118,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quality", action="store_true", help="run the quality table instead of the speed table: "
                    "gradient LoRA (the ceiling), slim-evo, ga, openai-es, sep-cma-es and the shipped best study, each "
                    "for --minutes, one process after another; test = sts-dev, chosen by nothing")
-    q.add_argument("--rows", default=",".join(QUALITY_ROWS), help="comma-separated rows to run")
+    q.add_argument("--rows", default=None, help="comma-separated rows to run (default: every row: gradient, "
+                   "slim-evo, ga, openai-es, sep-cma-es, best, xs)")
     q.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per row (default 10)")
     q.add_argument("--out", default="bench-quality", help="directory for row results, adapters and quality.png")
     q.add_argument("--best-study", default=None, help="the study of the `best` row (default studies/stsb-best.yaml)")
@@ -255,7 +255,8 @@ def _cmd_sweep(args) -> int:
     cfg = load_study(args.study, args.overrides, args.seed)  # before torch, transformers and mlflow load
     from optuna.trial import TrialState
 
-    from .sweep import SweepContext, run_sweep
+    from .context import SweepContext
+    from .sweep import run_sweep
 
     ctx = SweepContext(cfg, args.n_trials, args.storage, args.tracking_uri, args.workers, args.timeout,
                        args.checkpoint_dir, progress=not args.no_progress)
@@ -411,9 +412,9 @@ def _cmd_bench(args) -> int:
 
 def _bench_quality(args) -> int:
     from benchmarks.bench import main_json
-    from benchmarks.quality import BEST_STUDY, format_quality, plot_quality, run_quality
+    from benchmarks.quality import BEST_STUDY, ROWS as QUALITY_ROWS, format_quality, plot_quality, run_quality
 
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    rows = [r.strip() for r in (args.rows or ",".join(QUALITY_ROWS)).split(",") if r.strip()]
     bad = [r for r in rows if r not in QUALITY_ROWS]
     if bad or not rows:
         raise ConfigError("--rows", f"choose from {', '.join(QUALITY_ROWS)}", args.rows)
@@ -552,17 +553,6 @@ def _stop_groups(procs) -> None:
             os.killpg(p.pid, signal.SIGKILL)  # the group may outlive its leader
 
 
-def _quiet_libraries() -> None:
-    """Quiet third-party chatter without importing the libraries (a bad study file is reported before
-    torch, transformers or mlflow load)."""
-    import warnings
-
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers loads
-    if "transformers" in sys.modules:  # already loaded (main() called in-process): switch its bars off now
-        sys.modules["transformers"].utils.logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-
-
 def _check_tracking_uri(uri: str | None) -> None:
     """A tracking URI names its scheme (sqlite:///abs/path/mlflow.db, http://host:5000, postgresql://…): a
     plain path would make MLflow open a file store it refuses, after the work."""
@@ -574,10 +564,11 @@ def _check_tracking_uri(uri: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .progress import quiet_libraries
     from .signals import Terminated, handle_sigterm
 
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
+    quiet_libraries()
     restore = handle_sigterm()
     handler = {"run": _cmd_run, "export": _cmd_export, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce,
                "studies": _cmd_studies, "ui": _cmd_ui, "bench": _cmd_bench, "lineage": _cmd_lineage,

@@ -1,12 +1,16 @@
-"""A progress bar over generations (tqdm), showing the best fitness and the last validation score."""
+"""What a user sees while a run goes: a progress bar over generations (tqdm, the best fitness and the last
+validation score), and third-party libraries' chatter quieted."""
 
 from __future__ import annotations
+
+import os
+import sys
 
 from tqdm.auto import tqdm
 
 from evolution.observers import Observer
 
-__all__ = ["ProgressBar"]
+__all__ = ["ProgressBar", "quiet_libraries"]
 
 
 class ProgressBar(Observer):
@@ -26,3 +30,14 @@ class ProgressBar(Observer):
 
     def on_end(self, result) -> None:
         self.bar.close()
+
+
+def quiet_libraries() -> None:
+    """Quiet third-party chatter without importing the libraries (a bad study file is reported before
+    torch, transformers or mlflow load)."""
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers loads
+    if "transformers" in sys.modules:  # already loaded (main() called in-process): switch its bars off now
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")

@@ -17,7 +17,7 @@ from .storage import ATTR, storage_lock
 from .tracking import MlflowTracker, resume_run
 
 if TYPE_CHECKING:
-    from .sweep import SweepContext
+    from .context import SweepContext
 
 __all__ = ["parent_run", "best_trial", "pareto_front", "log_trial", "registered_name", "register", "finish_parent"]
 

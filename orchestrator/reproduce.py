@@ -14,7 +14,7 @@ from .storage import default_storage, open_existing_storage
 from .reports import best_trial
 from .search import trial_config
 from .storage import ATTR
-from .sweep import genome_sha256
+from evolution.genome import genome_sha256
 
 __all__ = ["find_trial", "reproduce", "Reproduction"]
 

@@ -23,11 +23,12 @@ from evolution.es import ESParams, OpenAIES, SepCMAES
 from evolution.lineage import LineageRecorder, to_parquet
 from evolution.speciation import SpeciationParams
 from evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
-from evolution.errors import EvoloraError, TrackingUnavailable, TrialFenced, TrialPruned
+from evolution.errors import EvoloraError
 from fitness import PACKAGED_STSB, TaskSpec, build_task
 from fitness.serving import MODEL_FILE, write_model_dir
 
 from .config import BLOCK_MODULES, LoraConfig, StudyConfig, columns, resolved
+from .errors import TrackingUnavailable, TrialFenced, TrialPruned
 from .plots import BasinRecorder, plot_basins, plot_curves, plot_species
 from .plots import close as close_figure
 from .progress import ProgressBar

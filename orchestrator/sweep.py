@@ -8,66 +8,31 @@ a fence → tell Optuna, log the trial on the parent run and register a new best
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import multiprocessing as mp
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 
 from evolution import Observer
-from evolution.errors import ConfigError, EvoloraError, TrackingUnavailable, TrialFenced, TrialPruned
+from evolution.genome import genome_sha256
+from evolution.errors import ConfigError, EvoloraError
 
 from .claims import TRACKING_FAILURE, Fence, Liveness, beat_interval, claim
-from .config import StudyConfig, resolved
+from .config import resolved
+from .context import SweepContext
+from .errors import TrackingUnavailable, TrialFenced, TrialPruned
 from .signals import Terminated, handle_sigterm
 from .reports import finish_parent, log_trial, parent_run, register
 from .search import make_pruner, make_sampler, objectives, sample, trial_config, trial_seed
-from .storage import ATTR, default_storage, open_storage
-from .tracking import MlflowTracker, default_tracking_uri
+from .storage import ATTR, open_storage
+from .tracking import MlflowTracker
 
-__all__ = ["SweepContext", "run_sweep", "open_study", "worker", "genome_sha256", "OptunaReporter"]
+__all__ = ["run_sweep", "open_study", "worker", "OptunaReporter"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def _torch_threads_now() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-@dataclass
-class SweepContext:
-    cfg: StudyConfig  # the base config (searched paths hold their file values)
-    n_trials: int
-    storage: str | None = None
-    tracking_uri: str | None = None
-    workers: int = 1
-    timeout: float | None = None
-    checkpoint_dir: str | None = None
-    progress: bool = True
-    parent_run_id: str | None = None  # set by run_sweep
-    # torch threads of the process that starts the sweep, read once: a trial sets its own pinned count, which
-    # must not become the next trial's
-    own_threads: int = field(default_factory=_torch_threads_now)
-
-    @property
-    def storage_url(self) -> str:
-        return self.storage or default_storage()
-
-    @property
-    def uri(self) -> str:
-        return self.tracking_uri or default_tracking_uri()
-
-    def checkpoint(self, root: int) -> Path:
-        base = Path(self.checkpoint_dir) if self.checkpoint_dir else Path.cwd() / "mlruns" / "checkpoints"
-        return base / self.cfg.name / f"trial-{root}.npz"
 
 
 # ---- the study --------------------------------------------------------------------------------------
@@ -218,10 +183,6 @@ def _drop_checkpoint(ctx: SweepContext, root: int) -> None:
     ck.with_suffix(".lineage.jsonl").unlink(missing_ok=True)
 
 
-def genome_sha256(genome: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(genome, dtype=np.float32).tobytes()).hexdigest()
-
-
 def _tag(trackers: list[MlflowTracker], state: str, number: int) -> None:
     for t in trackers:
         t.set_tags({"optuna.state": state, "optuna.trial_number": str(number)})
@@ -241,9 +202,9 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
     claimed but trials still run elsewhere, wait for them: if one's worker dies, its retry is claimed here,
     so the study completes while any worker of any host lives."""
     if index:
-        from .cli import _quiet_libraries
+        from .progress import quiet_libraries
 
-        _quiet_libraries()
+        quiet_libraries()
     # torch, transformers, peft, mlflow: seconds, tens on a loaded host — spent before a claim, never between
     # a claim and its heartbeat thread (the soak caught live trials declared dead while importing)
     importlib.import_module(".runner", __package__)

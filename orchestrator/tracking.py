@@ -29,8 +29,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from evolution.errors import ConfigError, TrackingUnavailable
+from evolution.errors import ConfigError
 from evolution.observers import Observer
+
+from .errors import TrackingUnavailable
 
 __all__ = ["default_tracking_uri", "MlflowTracker", "RetryingClient", "transient", "retry_seconds", "flatten",
            "get_client", "get_or_create_experiment", "log_model", "register_champion", "download_model", "CHAMPION_ALIAS", "LOADER_MODULE"]

@@ -31,3 +31,108 @@ def test_dependency_rule(package):
     assert files
     bad = {f.name: sorted(_imports(f) & FORBIDDEN[package]) for f in files if _imports(f) & FORBIDDEN[package]}
     assert not bad, f"{package} imports what it must not: {bad}"
+
+
+# ---- module graph: no circles, nothing heavy at the CLI's import, no trial concepts in the inner loop -----
+PACKAGES = ("evolution", "fitness", "orchestrator", "evolora", "benchmarks")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_graph(top_level_only: bool = False) -> dict[str, set[str]]:
+    """{module: the project's modules it imports} from every import statement (with ``top_level_only``, the
+    ones a module runs when it is imported: not inside functions or ``if TYPE_CHECKING``)."""
+    files = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text())
+        nodes = tree.body if top_level_only else list(ast.walk(tree))
+        deps = set()
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+                    base = base[: len(base) - node.level + 1]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module
+                targets = [module] + [f"{module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for t in targets:
+                while t and t not in files:
+                    t = t.rpartition(".")[0]
+                if t and t != name:
+                    deps.add(t)
+        graph[name] = deps
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_circles_between_modules():
+    """No two modules import each other, directly or around a loop, in any package — lazy and type-only
+    imports included: each job has one direction."""
+    assert _cycles(_module_graph()) == []
+
+
+def test_the_cycle_check_sees_a_circle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_cli_does_not_import_benchmarks_when_it_loads():
+    graph = _module_graph(top_level_only=True)
+    seen, todo = set(), ["orchestrator.cli"]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += graph.get(m, ())
+    assert not [m for m in seen if m.startswith("benchmarks")]
+
+
+def test_the_inner_loop_raises_no_tracking_or_optuna_concepts():
+    """evolution/ defines no exception about trials, pruning, fencing or tracking: those belong to the
+    orchestrator that runs trials (orchestrator/errors.py)."""
+    words = ("trial", "prune", "fence", "tracking", "optuna", "mlflow")
+    for path in (ROOT / "evolution").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(isinstance(b, ast.Name) and b.id.endswith(("Error", "Exception"))
+                                                      or b.id in ("EvoloraError",) for b in node.bases
+                                                      if isinstance(b, ast.Name)):
+                assert not any(w in node.name.lower() for w in words), (path.name, node.name)

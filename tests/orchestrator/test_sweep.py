@@ -16,7 +16,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from evolution.checkpoint import load_checkpoint_file
-from evolution.errors import TrialPruned
+from orchestrator.errors import TrialPruned
 from orchestrator.sweep import OptunaReporter
 
 from ..conftest import run_cli_in as _in, tiny_study

@@ -21,7 +21,7 @@ import yaml  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from evolution.errors import TrackingUnavailable  # noqa: E402
+from orchestrator.errors import TrackingUnavailable  # noqa: E402
 from orchestrator.tracking import MlflowTracker, RetryingClient, transient  # noqa: E402
 
 from ..conftest import tiny_study  # noqa: E402

@@ -1,0 +1,46 @@
+"""What every part of a sweep shares: the study, its budget, the stores, the workers and where checkpoints go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import StudyConfig
+from .storage import default_storage
+from .tracking import default_tracking_uri
+
+__all__ = ["SweepContext"]
+
+
+def _torch_threads_now() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+@dataclass
+class SweepContext:
+    cfg: StudyConfig  # the base config (searched paths hold their file values)
+    n_trials: int
+    storage: str | None = None
+    tracking_uri: str | None = None
+    workers: int = 1
+    timeout: float | None = None
+    checkpoint_dir: str | None = None
+    progress: bool = True
+    parent_run_id: str | None = None  # set by run_sweep
+    # torch threads of the process that starts the sweep, read once: a trial sets its own pinned count, which
+    # must not become the next trial's
+    own_threads: int = field(default_factory=_torch_threads_now)
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or default_storage()
+
+    @property
+    def uri(self) -> str:
+        return self.tracking_uri or default_tracking_uri()
+
+    def checkpoint(self, root: int) -> Path:
+        base = Path(self.checkpoint_dir) if self.checkpoint_dir else Path.cwd() / "mlruns" / "checkpoints"
+        return base / self.cfg.name / f"trial-{root}.npz"

@@ -1,0 +1,26 @@
+"""The errors and signals of a trial's life, under evolora's base class. Failures are distinct from
+control-flow signals (``TrialPruned``, ``TrialFenced``): a sweep marks a trial failed for the first, and
+prunes it or stops writing to it for the second. Ctrl-C is Python's own ``KeyboardInterrupt``; SIGTERM is
+:class:`orchestrator.signals.Terminated`."""
+
+from __future__ import annotations
+
+from evolution.errors import EvoloraError
+
+__all__ = ["TrackingUnavailable", "TrialPruned", "TrialFenced"]
+
+
+class TrackingUnavailable(EvoloraError):
+    """The MLflow tracking server stayed unreachable (connections refused, dropped or cut mid-answer) for
+    longer than the retry window. A sweep fails the trial as retriable: its retry resumes from the last
+    checkpoint and the same MLflow run, so nothing logged is lost or logged twice."""
+
+
+class TrialPruned(EvoloraError):
+    """Signal: an observer (Optuna's pruner) decided the run is hopeless (not a failure)."""
+
+
+class TrialFenced(EvoloraError):
+    """Signal: this run's trial was declared dead by another worker (and will be retried from its
+    checkpoint); this process must stop writing to the trial's checkpoint and MLflow run at once."""
+
