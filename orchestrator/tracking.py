@@ -169,8 +169,6 @@ class RetryingClient:
     def log_table(self, run_id: str, data, artifact_file: str):
         import tempfile
 
-        from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
-
         rows = json.loads(data.to_json(orient="split", index=False, date_format="iso"))["data"]
 
         def landed():  # MLflow appends to an existing table: the rows already at its end mean it landed
@@ -179,13 +177,9 @@ class RetryingClient:
             with tempfile.TemporaryDirectory() as tmp:
                 path = self._client.download_artifacts(run_id, artifact_file, tmp)
                 have = json.loads(Path(path).read_text())["data"]
-            if not rows or have[-len(rows):] != rows:
-                return None
-            logged = json.loads(self._client.get_run(run_id).data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))
-            if {"path": artifact_file, "type": "table"} not in logged:  # the lost answer may have come before
-                logged.append({"path": artifact_file, "type": "table"})  # MLflow marked the file as a table
-                self._client.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps(logged))
-            return True
+            # the rows are there; if the lost answer came before MLflow marked the file as a table, the next
+            # append marks it (MLflow's own tag is never written by hand)
+            return True if rows and have[-len(rows):] == rows else None
 
         return self._call("log_table", self._client.log_table, run_id, data, artifact_file, _landed=landed)
 
@@ -326,7 +320,7 @@ class MlflowTracker(Observer):
         """The data as run inputs: {context: (DataFrame, source path)} → ``mlflow.data`` datasets with their
         digest, each tagged with its split (train / validation / test)."""
         import mlflow.data
-        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
         inputs = []
@@ -336,7 +330,10 @@ class MlflowTracker(Observer):
                 ds = mlflow.data.from_pandas(df, source=str(Path(str(source)).resolve()),
                                              name=f"{Path(str(source)).stem}:{context}",
                                              targets="score" if "score" in df.columns else None)
-            inputs.append(DatasetInput(ds._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+            d = ds.to_dict()  # the public record of a dataset → the entity a client logs
+            entity = Dataset(name=d["name"], digest=d["digest"], source_type=d["source_type"], source=d["source"],
+                             schema=d.get("schema"), profile=d.get("profile"))
+            inputs.append(DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
         for attempt in range(4):  # two workers logging the same dataset at once race on the store's unique
             try:                  # key; the loser finds it registered on the next try
                 self.client.log_inputs(self.run_id, datasets=inputs)
