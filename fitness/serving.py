@@ -29,7 +29,7 @@ import numpy as np
 
 from evolution.errors import ConfigError
 
-from .models import HUB_IDS, PACKAGES, resolve_base
+from .models import ALIASES, HUB_IDS, PACKAGES, resolve_base
 
 __all__ = ["MODEL_FILE", "base_reference", "resolve_reference", "hash_model_dir", "write_model_dir",
            "ServedModel", "load_model_dir"]
@@ -53,7 +53,7 @@ def hash_model_dir(path: str | Path) -> str:
 
 def base_reference(base: str) -> dict[str, str]:
     """How a model names its frozen base: the alias (+ hub id, + PyPI package) or a local dir + its hash."""
-    if base in HUB_IDS or base in ("lfm2-tiny", "lfm2-demo"):
+    if base in ALIASES:
         ref = {"alias": base}
         if base in HUB_IDS:
             ref.update({"hub_id": HUB_IDS[base], "package": PACKAGES[base]})

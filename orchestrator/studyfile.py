@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from evolution.errors import ConfigError
 from fitness import PACKAGED_STSB
+from fitness.aliases import ALIASES
 
 from .config import StudyConfig
 from .paths import set_path, validation_error
@@ -48,7 +49,7 @@ def _resolve_paths(raw: dict, base_dir: Path) -> dict:
             if isinstance(data.get(field), str):
                 data[field] = _usable(f"data.{field}", data[field], lambda v: str((base_dir / Path(v).expanduser()).resolve()))
     model = raw.get("model")
-    if isinstance(model, dict) and isinstance(model.get("base"), str) and model["base"] not in ("minilm", "lfm2-tiny", "lfm2-demo"):
+    if isinstance(model, dict) and isinstance(model.get("base"), str) and model["base"] not in ALIASES:
         def local(v: str) -> str:
             p = Path(v).expanduser()
             return str((base_dir / p).resolve()) if not p.is_absolute() and (base_dir / p).exists() else v

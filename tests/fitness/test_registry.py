@@ -76,3 +76,13 @@ def test_bad_reward_config_is_a_config_error_naming_the_field(params, says):
 
     with pytest.raises(ConfigError, match=r"^fitness\.terms\.0\.params: .*" + re.escape(says)):
         make_terms([("keyword", 1.0, params)], "causal")
+
+
+def test_one_table_of_base_model_aliases():
+    """Every alias a study may name is in fitness/aliases.py: each packaged one has its hub id and package,
+    each built one its builder, and a study file's check reads the same table (no torch needed for it)."""
+    from fitness.aliases import ALIASES, BUILT, HUB_IDS, PACKAGES
+    from fitness.lfm2 import BUILDERS
+
+    assert set(HUB_IDS) == set(PACKAGES) and tuple(BUILDERS) == BUILT
+    assert set(ALIASES) == set(PACKAGES) | set(BUILT) and len(ALIASES) == len(set(ALIASES))
