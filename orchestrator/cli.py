@@ -170,7 +170,7 @@ def _cmd_run(args) -> int:
     print(f"model: {outcome.model_uri} (mlflow.pyfunc.load_model)")
     if args.register is not None or cfg.mlflow.register_run:
         from .reports import registered_name
-        from .tracking import register_champion
+        from .registry import register_champion
 
         name = args.register or registered_name(cfg)
         tags = {"run": outcome.run_id, "study": cfg.name, **outcome.version_tags()}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from evolution.errors import ConfigError
 
-from .tracking import artifact_names, download_artifact, download_model, find_run
+from .registry import download_model
+from .tracking import artifact_names, download_artifact, find_run
 
 __all__ = ["export_run", "export_model"]
 

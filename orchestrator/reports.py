@@ -90,7 +90,7 @@ def register(ctx: SweepContext, study: optuna.Study, number: int, outcome, value
     """A new best trial becomes a version of the study's registered model and takes the `champion` alias
     (for a Pareto sweep: best on the first objective); under the storage lock, so two workers finishing at
     once cannot move it backwards."""
-    from .tracking import register_champion
+    from .registry import register_champion
 
     tags = {"trial": number, "study": ctx.cfg.name, "optuna.storage": ctx.storage_url, **outcome.version_tags()}
     with storage_lock(ctx.storage_url, f"register-{ctx.cfg.name}"):

@@ -32,7 +32,8 @@ from .errors import TrackingUnavailable, TrialFenced, TrialPruned
 from .plots import BasinRecorder, plot_basins, plot_curves, plot_species
 from .plots import close as close_figure
 from .progress import ProgressBar
-from .tracking import MlflowTracker, default_tracking_uri, library_versions, log_model
+from .registry import log_model
+from .tracking import MlflowTracker, default_tracking_uri, library_versions
 
 __all__ = ["RunOutcome", "run_trial", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint", "score_test", "score_validation_by_source", "score_objectives"]
 

@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import hashlib
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,8 @@ import optuna
 from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
+
+from .retry import retry
 
 __all__ = ["ATTR", "default_storage", "open_storage", "open_existing_storage", "storage_lock", "ResilientStorage", "PATIENCE"]
 
@@ -167,27 +168,17 @@ def retry_transient(fn, what: str, patience: float = PATIENCE, after_loss=None) 
     """``fn()`` until it does not fail on a lost or refused database connection (waiting 0.2 s, doubling to
     5 s, for up to ``patience`` seconds); other errors are raised at once. ``after_loss()``, when given, runs
     once the database answers again after a loss and may settle the call by returning ``(True, result)``."""
-    deadline, delay, lost = time.monotonic() + patience, 0.2, False
-    while True:
-        try:
-            if lost and after_loss is not None:
-                settled, result = after_loss()
-                if settled:
-                    return result
-            result = fn()
-            if lost:
-                print(f"evolora: the Optuna storage database answers again ({what} went through)", file=sys.stderr)
-            return result
-        except Exception as e:
-            if not _transient(e) or time.monotonic() + delay > deadline:
-                raise
-            if not lost:
-                print(f"evolora: the Optuna storage database is unreachable ({what}: "
-                      f"{str(e.__cause__ or e).strip().splitlines()[0][:160]}); retrying for up to {patience:.0f} s",
-                      file=sys.stderr)
-            lost = True
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    def say(e: BaseException, attempt: int, wait: float) -> None:
+        if attempt == 1:
+            print(f"evolora: the Optuna storage database is unreachable ({what}: "
+                  f"{str(e.__cause__ or e).strip().splitlines()[0][:160]}); retrying for up to {patience:.0f} s",
+                  file=sys.stderr)
+
+    def recovered() -> None:
+        print(f"evolora: the Optuna storage database answers again ({what} went through)", file=sys.stderr)
+
+    return retry(fn, transient=_transient, patience=patience, first=0.2, cap=5.0, settled=after_loss,
+                 on_retry=say, on_recovered=recovered)
 
 
 class _Delegating(BaseStorage):

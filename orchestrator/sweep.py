@@ -25,6 +25,7 @@ from .config import resolved
 from .context import SweepContext
 from .errors import TrackingUnavailable, TrialFenced, TrialPruned
 from .signals import Terminated, handle_sigterm
+from .retry import backoff
 from .reports import finish_parent, log_trial, parent_run, register
 from .search import make_pruner, make_sampler, objectives, sample, trial_config, trial_seed
 from .storage import ATTR, open_storage
@@ -231,7 +232,7 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
         if failures_in_a_row:
             # back off before the next claim (1, 2, 4, 8 s): a failure from an unreachable server or storage
             # would otherwise repeat at once and spend the five tries inside one short outage
-            time.sleep(min(2.0 ** (failures_in_a_row - 1), 30.0))
+            time.sleep(backoff(failures_in_a_row, 1.0, 30.0))
     return done
 
 

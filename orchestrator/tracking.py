@@ -1,30 +1,21 @@
-"""MLflow tracking as an observer. The only module that talks to MLflow.
+"""MLflow tracking as an observer: a run per trial, its params, curves, datasets, tables and pictures, and
+runs read back. With :mod:`.mlflow_client` (every call retried) and :mod:`.registry` (the champion as a
+model, the Model Registry), the only modules that talk to MLflow.
 
 Default store: a SQLite database inside ``mlruns/`` (MLflow 3 refuses a plain file store) with artifacts
 beside it. Per-generation metrics are buffered and flushed with one ``log_batch`` every few generations
 (each logging call costs ~5 ms on SQLite whatever its size).
 
-A tracking server may restart, drop a connection or die mid-answer. MLflow's client retries refused
-connections and 5xx answers itself, but not an answer cut off half-way; :class:`RetryingClient` retries
-every such transport failure with backoff for up to ``$EVOLORA_MLFLOW_RETRY_SECONDS`` (600 s), each call
-made safe to repeat (metrics carry fixed timestamps, which MLflow deduplicates; a run created by an
-attempt whose answer was lost is found and adopted; a table append that reached the store is not made
-twice), and raises :class:`TrackingUnavailable` after that.
+Every call goes through :class:`~orchestrator.mlflow_client.RetryingClient`: a tracking server that restarts,
+drops a connection or dies mid-answer costs a wait, not the run.
 """
 
 from __future__ import annotations
 
-import contextlib
-
-import functools
 import json
-import os
 import platform
-import posixpath
-import sys
 import time
 import traceback
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,18 +24,11 @@ from evolution.errors import ConfigError
 from evolution.observers import Observer
 
 from .errors import TrackingUnavailable
+from .mlflow_client import get_client
 
-__all__ = ["default_tracking_uri", "MlflowTracker", "RetryingClient", "transient", "retry_seconds", "flatten",
-           "get_client", "get_or_create_experiment", "log_model", "register_champion", "download_model", "CHAMPION_ALIAS", "LOADER_MODULE"]
+__all__ = ["default_tracking_uri", "existing_tracking_uri", "MlflowTracker", "flatten", "get_or_create_experiment",
+           "library_versions", "find_run", "resume_run", "artifact_names", "download_artifact", "experiment_names"]
 
-# MLflow's own HTTP retries (7 of them, backing off ×2: minutes of silence inside one call to a server that is
-# down) are off unless the user sets them: evolora's retry layer (RetryingClient) is the one that waits, says so
-# at each retry and stops at its budget ($EVOLORA_MLFLOW_RETRY_SECONDS).
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-
-CHAMPION_ALIAS = "champion"
-LOADER_MODULE = "fitness.serving"  # MLflow imports it from the installed evolora package: no pickle, no code in artifacts
 
 MLRUNS = "mlruns"
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
@@ -72,143 +56,6 @@ def _artifact_root(tracking_uri: str) -> str | None:
         db = Path(tracking_uri[len("sqlite:///"):])
         return (db.parent / "artifacts").as_uri()
     return None
-
-
-RETRY_ENV = "EVOLORA_MLFLOW_RETRY_SECONDS"
-CREATE_KEY = "evolora.create_key"  # a run's creation token: a retried create_run adopts the run it made
-
-
-def retry_seconds() -> float:
-    """How long a tracking call rides out an unreachable server: ``$EVOLORA_MLFLOW_RETRY_SECONDS``, 600 s."""
-    raw = os.environ.get(RETRY_ENV, "600")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0:
-        raise ConfigError(RETRY_ENV, "must be a number of seconds >= 0", raw)
-    return value
-
-
-def transient(error: BaseException) -> bool:
-    """Whether ``error`` is a transport failure worth retrying: a refused, reset, timed-out or cut-off
-    connection, or a server that kept answering 5xx through MLflow's own retries. MLflow wraps these in an
-    MlflowException whose cause or context holds the original; a refused request (bad parameter, missing
-    run) is not transient."""
-    import http.client
-
-    import requests
-    import urllib3
-
-    kinds = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-             requests.exceptions.Timeout, requests.exceptions.RetryError, urllib3.exceptions.HTTPError,
-             http.client.HTTPException, ConnectionError, TimeoutError)
-    seen: set[int] = set()
-    e: BaseException | None = error
-    while e is not None and id(e) not in seen:
-        if isinstance(e, kinds):
-            return True
-        if getattr(e, "error_code", None) == "TEMPORARILY_UNAVAILABLE":
-            return True
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return False
-
-
-class RetryingClient:
-    """An ``MlflowClient`` whose every call rides out transport failures (:func:`transient`) with backoff
-    (1, 2, 4, … 30 s) for up to ``seconds``, then raises :class:`TrackingUnavailable`. Calls that are not
-    safe to repeat as such are made so: ``create_run`` tags the run with a token and, after a lost answer,
-    adopts the run holding it; ``log_table`` checks whether the rows already reached the table."""
-
-    def __init__(self, client, tracking_uri: str, seconds: float | None = None) -> None:
-        self._client, self.tracking_uri = client, tracking_uri
-        self.seconds = retry_seconds() if seconds is None else seconds
-
-    def __getattr__(self, name: str):
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-        return functools.partial(self._call, name, attr)
-
-    def _call(self, name: str, fn, *args, _landed=None, **kwargs):
-        """``fn(*args, **kwargs)``, retried on transient failures. ``_landed()``: before a retry, whether the
-        failed attempt took effect after all (its answer lost) → its result, else None."""
-        deadline, delay, attempt = time.monotonic() + self.seconds, 1.0, 0
-        while True:
-            try:
-                if attempt and _landed is not None:
-                    done = _landed()
-                    if done is not None:
-                        return done
-                return fn(*args, **kwargs)
-            except Exception as e:
-                if not transient(e):
-                    raise
-                if time.monotonic() + delay > deadline:
-                    raise TrackingUnavailable(f"MLflow tracking store {self.tracking_uri} unreachable for "
-                                              f"{self.seconds:g} s ({name}: {str(e).splitlines()[0][:300]})") from e
-                attempt += 1
-                print(f"evolora: MLflow {name} failed ({str(e).splitlines()[0][:200]}); retry {attempt} in "
-                      f"{delay:g} s", file=sys.stderr, flush=True)
-                time.sleep(delay)
-                delay = min(2 * delay, 30.0)
-
-    def create_run(self, experiment_id: str, run_name: str | None = None, tags: dict | None = None, **kwargs):
-        key = uuid.uuid4().hex
-        tags = {**(tags or {}), CREATE_KEY: key}
-
-        def landed():
-            found = self._client.search_runs([experiment_id], filter_string=f"tags.`{CREATE_KEY}` = '{key}'",
-                                             max_results=1)
-            return found[0] if found else None
-
-        return self._call("create_run", self._client.create_run, experiment_id, run_name=run_name, tags=tags,
-                          _landed=landed, **kwargs)
-
-    def log_table(self, run_id: str, data, artifact_file: str):
-        import tempfile
-
-        rows = json.loads(data.to_json(orient="split", index=False, date_format="iso"))["data"]
-
-        def landed():  # MLflow appends to an existing table: the rows already at its end mean it landed
-            if artifact_file not in {f.path for f in self._client.list_artifacts(run_id, posixpath.dirname(artifact_file) or None)}:
-                return None
-            with tempfile.TemporaryDirectory() as tmp:
-                path = self._client.download_artifacts(run_id, artifact_file, tmp)
-                have = json.loads(Path(path).read_text())["data"]
-            # the rows are there; if the lost answer came before MLflow marked the file as a table, the next
-            # append marks it (MLflow's own tag is never written by hand)
-            return True if rows and have[-len(rows):] == rows else None
-
-        return self._call("log_table", self._client.log_table, run_id, data, artifact_file, _landed=landed)
-
-
-def get_client(tracking_uri: str) -> RetryingClient:
-    from mlflow.tracking import MlflowClient
-
-    if tracking_uri.startswith("sqlite:///"):
-        with _sqlite_store_lock(Path(tracking_uri[len("sqlite:///"):])):
-            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)  # opens (first: creates) the store
-    else:
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    return RetryingClient(client, tracking_uri)
-
-
-@contextlib.contextmanager
-def _sqlite_store_lock(db: Path):
-    """A lock next to a SQLite store, held while a process opens it: MLflow creates and migrates the tables
-    when a process first opens a store, and two processes doing that at once on a fresh store race
-    ("duplicate column name"). Once open, MLflow keeps the store for the process."""
-    import fcntl
-
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.parent / f".{db.name}.create.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
@@ -433,138 +280,6 @@ class MlflowTracker(Observer):
                 self.log_text("".join(traceback.format_exception(error)), name)
         finally:
             self.client.set_terminated(self.run_id, status=status)
-
-
-# ---- models and the registry ------------------------------------------------------------------------
-def _signature(kind: str, max_new_tokens: int):
-    from mlflow.models.signature import ModelSignature
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
-
-    if kind == "encoder":
-        return ModelSignature(inputs=Schema([ColSpec("string", "sentence1"), ColSpec("string", "sentence2")]),
-                              outputs=Schema([ColSpec("double", "similarity")]))
-    return ModelSignature(
-        inputs=Schema([ColSpec("string", "prompt", required=False), ColSpec("string", "text", required=False)]),
-        outputs=Schema([ColSpec("string")]),
-        params=ParamSchema([ParamSpec("mode", "string", "generate"),
-                            ParamSpec("max_new_tokens", "long", int(max_new_tokens))]))
-
-
-EXAMPLES = {
-    "encoder": {"sentence1": ["A man is playing a guitar.", "A woman is slicing an onion."],
-                "sentence2": ["A person plays the guitar.", "A dog runs across a field."]},
-    "causal": {"prompt": ["The weather today is", "In the news:"]},
-}
-
-
-def _requirements(base_ref: dict) -> list[str]:
-    import importlib.metadata as md
-
-    reqs = []
-    for pkg in ("evolora", "torch", "transformers", "peft", "safetensors", "pandas", "numpy", "scipy",
-                *([base_ref["package"]] if "package" in base_ref else [])):
-        try:
-            reqs.append(f"{pkg}=={md.version(pkg)}")
-        except md.PackageNotFoundError:
-            reqs.append(pkg)
-    return reqs
-
-
-def log_model(tracking_uri: str, run_id: str, model_dir: Path, meta: dict, step: int = 0) -> str:
-    """Log an evolora model directory (:func:`fitness.serving.write_model_dir`) as the run's MLflow model,
-    pyfunc flavour with ``fitness.serving`` as loader module, signature and input example. → model URI."""
-    import mlflow
-    import mlflow.pyfunc
-    import pandas as pd
-
-    mlflow.set_tracking_uri(tracking_uri)
-    kind = meta["kind"]
-    example = pd.DataFrame(EXAMPLES[kind])
-
-    def log():
-        with mlflow.start_run(run_id=run_id, log_system_metrics=False):  # on exit the run reads FINISHED until finish() sets its status
-            return mlflow.pyfunc.log_model(
-                name="model", loader_module=LOADER_MODULE, data_path=str(model_dir),
-                signature=_signature(kind, meta["max_new_tokens"]), input_example=example,
-                pip_requirements=_requirements(meta["base"]), step=step,
-                metadata={"evolora": {"task": meta["task"], "base": meta["base"]}})
-
-    return get_client(tracking_uri)._call("log_model", log).model_uri
-
-
-def _better(a: float, b: float, direction: str) -> bool:
-    return a > b if direction == "maximize" else a < b
-
-
-def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str, value: float,
-                      direction: str = "maximize", tags: dict[str, Any] | None = None,
-                      force: bool = False) -> tuple[str | None, bool]:
-    """Register ``model_uri`` as a new version of ``name`` and point the ``champion`` alias at it if its
-    ``value`` (validation) beats the version the alias points at (or there is none). A model that does
-    not beat the champion is not registered unless ``force``. → (version or None, alias moved)."""
-    from mlflow.exceptions import MlflowException
-
-    client = get_client(tracking_uri)
-    try:
-        client.create_registered_model(name, description="evolora champions: each version a LoRA adapter evolved "
-                                       "on a frozen base; the alias `champion` points at the best on validation.")
-    except MlflowException as e:
-        if e.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    current = None
-    try:
-        current = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException:
-        pass
-    cur_val = float(current.tags["val"]) if current is not None and "val" in current.tags else None
-    better = cur_val is None or _better(value, cur_val, direction)
-    if not (better or force):
-        return None, False
-    model_id = model_uri[len("models:/"):] if model_uri.startswith("models:/m-") else None  # a logged model
-    version = client.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id,
-                                          tags={"val": repr(float(value)), **{k: str(v) for k, v in (tags or {}).items()}})
-    if better:
-        client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version.version))
-    return str(version.version), better
-
-
-def _registered_source(tracking_uri: str, model_uri: str) -> str:
-    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` → the version's download URI, read from this
-    store's own registry (MLflow's ``models:/`` resolution reads a process-wide registry URI instead, which
-    evolora never sets). Any other URI (``runs:/…``, a logged model ``models:/m-…``) is returned as it is."""
-    from mlflow.exceptions import MlflowException
-
-    if not model_uri.startswith("models:/") or model_uri.startswith("models:/m-"):
-        return model_uri
-    ref = model_uri[len("models:/"):].strip("/")
-    client = get_client(tracking_uri)
-    try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias).version
-        elif "/" in ref:
-            name, version = ref.split("/", 1)
-            if not version.isdigit():
-                raise LookupError(f"{version!r} is not a version number (stages are not used; name@alias is)")
-        else:
-            raise LookupError("expected models:/NAME@ALIAS or models:/NAME/VERSION")
-        return client.get_model_version_download_uri(name, version)
-    except MlflowException as e:
-        raise LookupError(e.message.splitlines()[0]) from None
-
-
-def download_model(tracking_uri: str, model_uri: str, dst: Path) -> Path:
-    """A registered or logged model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/…``) → its
-    local directory (the one holding ``MLmodel``). LookupError (MLflow's first line) if it cannot be found."""
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
-
-    source = _registered_source(tracking_uri, model_uri)
-    try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst),
-                                                        tracking_uri=tracking_uri))
-    except MlflowException as e:
-        raise LookupError(e.message.splitlines()[0]) from None
 
 
 # ---- reading runs back --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from fitness import build_task
 from orchestrator.cli import main
 from orchestrator.studyfile import parse_study
 from orchestrator.runner import task_spec
-from orchestrator.tracking import register_champion
+from orchestrator.registry import register_champion
 
 from ..conftest import STSB, tiny_study
 

@@ -11,7 +11,7 @@ import time
 import yaml
 
 from evolution.checkpoint import load_checkpoint_file
-from orchestrator.tracking import get_client
+from orchestrator.mlflow_client import get_client
 
 from ..conftest import run_cli_in, tiny_study
 from .test_sweep import _journal, _mlflow, _study

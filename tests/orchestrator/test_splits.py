@@ -95,7 +95,7 @@ def test_test_split_never_reaches_fitness_or_selection_and_is_scored_once(tmp_pa
     after = [s for ended, s in log if ended]
     test_sentences = {x for p in test_pairs for x in p}
     assert not {x for s in during for p in s for x in p} & test_sentences  # no test sentence tokenised during the run
-    from orchestrator.tracking import EXAMPLES
+    from orchestrator.registry import EXAMPLES
 
     example = set(zip(EXAMPLES["encoder"]["sentence1"], EXAMPLES["encoder"]["sentence2"]))
     assert [s for s in after if s & test_pairs] == [test_pairs]  # the test split: scored once, at the end

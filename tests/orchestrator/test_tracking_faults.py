@@ -22,7 +22,8 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from orchestrator.errors import TrackingUnavailable  # noqa: E402
-from orchestrator.tracking import MlflowTracker, RetryingClient, transient  # noqa: E402
+from orchestrator.mlflow_client import RetryingClient, transient  # noqa: E402
+from orchestrator.tracking import MlflowTracker  # noqa: E402
 
 from ..conftest import tiny_study  # noqa: E402
 from ..helpers.faulty_proxy import FaultyProxy  # noqa: E402
