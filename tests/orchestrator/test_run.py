@@ -114,7 +114,8 @@ def test_quickstart_improves_test_spearman_over_the_base_model(tmp_path):
     # what the README tells the user to load after `make run`: the champion, registered
     version = client.get_model_version_by_alias("quickstart", "champion")
     assert version.run_id == run.info.run_id
-    logged = {m.key: m.value for m in client.get_logged_model(version.model_id).metrics}
+    model_id = run.data.tags["evolora.model_uri"][len("models:/"):]
+    logged = {m.key: m.value for m in client.get_logged_model(model_id).metrics}
     assert logged["test_gain"] == m["test_gain"] and logged["val_best"] == m["val_best"]
 
 

@@ -296,10 +296,26 @@ def test_evolora_ui_serves_the_project_store(tmp_path):
             except OSError:
                 time.sleep(0.5)
         assert body is not None and '"tests"' in body
+        said = _read_until(ui.stdout, "Optuna dashboard", 60)  # what `evolora ui` prints once its server answers
     finally:
         ui.send_signal(signal.SIGTERM)  # stops the servers it started, then itself
-        out = ui.communicate(timeout=60)[0]
+        out = said + ui.communicate(timeout=60)[0]
     assert "Optuna dashboard" in out and str(tmp_path / "mlruns" / "optuna-journal.log") in out
+
+
+def _read_until(stream, needle: str, seconds: float) -> str:
+    """A child's output until it holds ``needle`` (or ``seconds`` pass): what it said so far."""
+    import select
+
+    out, deadline = b"", time.time() + seconds
+    while needle.encode() not in out and time.time() < deadline:
+        ready, _, _ = select.select([stream.fileno()], [], [], 0.5)
+        if ready:
+            chunk = os.read(stream.fileno(), 65536)  # the pipe itself: nothing left in a reader's buffer
+            if not chunk:
+                break
+            out += chunk
+    return out.decode(errors="replace")
 
 
 @pytest.mark.slow
