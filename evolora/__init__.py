@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import optuna
 
     from orchestrator.config import StudyConfig
-    from orchestrator.runner import RunOutcome
+    from orchestrator.outcome import RunOutcome
 
 __all__ = ["reward", "pair_metric", "register_reward", "register_pair_metric", "register_fitness", "FitnessTerm",
            "terms", "study", "run", "sweep", "export", "ConfigError", "EvoloraError", "FitnessTermError",

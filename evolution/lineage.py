@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .observers import Observer
 
-__all__ = ["LineageRecorder", "to_parquet", "read_lineage", "ancestry"]
+__all__ = ["LineageRecorder", "to_parquet", "read_lineage", "ancestry", "format_ancestry"]
 
 COLUMNS = ("event", "gen", "id", "parents", "op", "params", "rng", "fitness", "terms", "value", "guards", "excluded")
 
@@ -106,3 +106,23 @@ def ancestry(rows: list[dict], genome: int) -> list[dict]:
         out.append(b)
         todo.extend(p for p in b["parents"] if p not in seen)
     return sorted(out, key=lambda r: (-r["gen"], -r["id"]))
+
+
+def format_ancestry(chain: list[dict]) -> list[str]:
+    """An ancestry (:func:`ancestry`) as the lines ``evolora lineage`` prints: each genome's birth — operator,
+    parents, fitness, params and the generator state before the draw — then its evaluations and validations."""
+    out = [f"{'gen':>4} {'id':>6}  {'operator':<20} {'parents':<14} {'fitness':>10}  params"]
+    for r in chain:
+        fit = f"{r['fitness']:.5f}" if r["fitness"] is not None else "-"
+        parents = ",".join(str(p) for p in r["parents"]) or "-"
+        out.append(f"{r['gen']:>4} {r['id']:>6}  {r['op'] or '-':<20} {parents:<14} {fit:>10}  {r['params'] or ''}")
+        if r.get("rng"):
+            out.append(f"{'':13}generator state before the draw: {r['rng']}")
+        for e in r["evals"]:
+            terms = ", ".join(f"{k} {v:.5f}" for k, v in (e["terms"] or {}).items())
+            out.append(f"{'':13}evaluated at gen {e['gen']}: fitness {e['fitness']:.5f}" + (f" ({terms})" if terms else ""))
+        for v in r["validations"]:
+            guards = ", ".join(f"{k} {x:.5f}" for k, x in (v.get("guards") or {}).items())
+            out.append(f"{'':13}validated at gen {v['gen']}: {v['value']:.5f}" + (f" ({guards})" if guards else "")
+                       + (f"; excluded by the budget: {v['excluded']}" if v.get("excluded") else ""))
+    return out

@@ -21,7 +21,7 @@ _LAZY = {
     "FlatLoRA": "lora", "attach_lora": "lora",
     "MODEL_LOADERS": "models", "find_layers": "models", "load_base": "models", "pick_device": "models",
     "resolve_base": "models",
-    "PairTask": "tasks", "Task": "tasks", "TaskSpec": "tasks", "build_task": "build", "make_terms": "tasks",
+    "PairTask": "tasks", "Task": "tasks", "TaskSpec": "spec", "build_task": "build", "make_terms": "spec",
 }
 
 __all__ = [*_LAZY, "PACKAGED_STSB", "PairOutputs", "Pairs", "hold_out_sources", "load_pairs", "load_sts",

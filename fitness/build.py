@@ -15,7 +15,9 @@ from .lora import FlatLoRA, attach_lora
 from .models import load_base, pick_device
 from .packed import PackedUnsupported
 from .pairs import load_pairs
-from .tasks import PairTask, TaskSpec, build_terms, check_lengths, load_splits
+from .spec import TaskSpec, build_terms, check_lengths
+from .splits import load_splits
+from .tasks import PairTask
 
 __all__ = ["build_task"]
 

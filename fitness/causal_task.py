@@ -7,7 +7,8 @@ import functools
 from .causal import CausalEvaluator, EncodedTexts, TextExample
 from .causal_terms import CausalOutputs
 from .lora import FlatLoRA
-from .tasks import Task, TaskSpec
+from .spec import TaskSpec
+from .tasks import Task
 
 __all__ = ["CausalTask"]
 

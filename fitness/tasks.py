@@ -3,16 +3,13 @@ evolution loop needs (``evaluate(genomes, gen)`` and ``validate(genome)``)."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from evolution.errors import ConfigError
 from evolution.genome import GenomeLayout
 from evolution.loop import Validation
 
@@ -21,111 +18,14 @@ from .encoder import EncodedPairs
 from .genomes import INITS, SubspaceGenome, consumer_directions, eva_seed, make_genome_map
 from .lora import FlatLoRA
 from .models import HUB_IDS
-from .pairs import Pairs, hold_out_sources
-from .tables import Columns
-from .plugins import FITNESS_TERMS
-from .registry import FitnessTerm
+from .pairs import Pairs
+from .spec import TaskSpec, build_terms
+from .splits import take
 
-__all__ = ["TaskSpec", "Task", "PairTask", "make_terms", "build_terms", "check_lengths", "split_validation", "load_splits"]
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """Everything a task needs, as plain values (filled by the orchestrator from a resolved config)."""
-
-    base: str = "minilm"
-    kind: str = "encoder"
-    device: str = "auto"
-    rank: int = 4
-    alpha: float = 8.0
-    target_modules: tuple[str, ...] = ("query", "value")
-    layers: tuple[int, ...] | None = None
-    train_path: str = ""
-    dev_path: str = ""
-    val_fraction: float | None = None  # validation drawn from train (disjoint by content) instead of dev_path
-    val_sources: tuple[str, ...] = ()  # with val_fraction: train pairs of these sources join validation whole
-    test_path: str | None = None  # scored once at the end of a run; never chooses anything
-    train_subset: int | None = 256
-    dev_subset: int | None = None
-    rotate: bool = False
-    data_seed: int = 0
-    batch_size: int = 64
-    max_length: int = 128
-    cache: bool | str = "auto"
-    trunk_memo: bool | str = False  # keep the train sentences' trunk per sentence (True; "auto": if the model allows)
-    terms: tuple = (("stsb_spearman", 1.0),)  # (name, weight) or (name, weight, params)
-    validation: str = "stsb_spearman"
-    validation_params: dict = dataclasses.field(default_factory=dict)
-    budget: tuple = ()  # (metric, params, max_drop, min): guards on validation the champion must stay within (no bounds: watched)
-    seed: int = 0  # for the LoRA A initialisation
-    blocks: dict | None = None  # block-type targeting (causal hybrids), see fitness.lora.block_targets
-    train_genre: str | None = None  # causal data from an STS-B file: which genre's sentences
-    dev_genre: str | None = None
-    test_genre: str | None = None
-    prompt_words: int | None = None  # causal data from an STS-B file: first N words → prompt, the rest → target
-    reference_path: str | None = None  # causal: texts for kl_to_base (default: the fitness texts)
-    max_new_tokens: int = 16
-    genomes_per_forward: int | None = None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
-    packed: bool | str = "auto"  # encoder: padding-free layers (``fitness.packed``; "auto": where the model allows)
-    merge: bool = True  # fold each genome into the frozen weights (W₀ + s·B·A) instead of peft's LoRA path
-    genome: str = "full"  # full: every LoRA A and B | xs: r×r cores between frozen SVD factors (fitness.genomes)
-    init: str = "kaiming"  # LoRA A of a full genome: kaiming (peft's draw) | eva (inputs' principal directions)
-    init_examples: int = 256  # eva: train examples whose inputs define the directions
-    a_subspace: int | None = None  # eva: A moves only within the top-k input directions (fitness.genomes)
-    b_subspace: int | None = None  # value B moves only within the top-k directions its consumer reads (fitness.genomes)
-    objectives: tuple = ()  # (name, params): terms scored on validation for a Pareto sweep's champion
-    data_format: str = "auto"  # every data file's format (fitness.tables.FORMATS; auto: by its name and shape)
-    columns: Columns = Columns()  # which data column holds what
+__all__ = ["Task", "PairTask"]
 
 
-LISTED = {"fitness.terms": "name", "sweep.objectives": "metric", "validation.budget": "metric"}  # list fields → the key naming the term
-
-
-def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") -> list[tuple[str, float, FitnessTerm]]:
-    """(name, weight[, params]) → (name, weight, term instance); errors name ``field`` (list items by index)."""
-    out = []
-    for i, (name, weight, *rest) in enumerate(terms):
-        params = rest[0] if rest else {}
-        item = f"{field}.{i}" if field in LISTED else None
-        name_path = f"{item}.{LISTED[field]}" if item else field
-        try:
-            cls = FITNESS_TERMS.get(name)
-        except KeyError as e:
-            raise ConfigError(name_path, str(e), name) from None
-        if cls.task != task:
-            raise ConfigError(name_path, f"scores '{cls.task}' tasks, this study is a '{task}' task", name)
-        try:
-            term = cls(**params)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{item or field}.params", str(e), params) from None
-        out.append((name, float(weight), term))
-    return out
-
-
-_VAL_STREAM = 0x7A1  # the validation split's own random stream under the data seed
 _EVA_STREAM = 0xE7A  # the lora.init: eva examples' own random stream under the data seed
-
-
-def split_validation(items, fraction: float, seed: int, field: str = "data.val_fraction"):
-    """(train, validation): ``fraction`` of the distinct examples of ``items``, drawn by a generator seeded
-    from (``seed``, a fixed stream id). Identical examples (duplicate pairs) go to the same side, so no
-    validation example is also a training example. Deterministic: same data and seed, same split."""
-    keys = [_content_key(items, i) for i in range(len(items))]
-    distinct = list(dict.fromkeys(keys))
-    n_val = int(round(fraction * len(distinct)))
-    if n_val < 1 or n_val >= len(distinct):
-        raise ConfigError(field, f"leaves an empty split of {len(distinct)} distinct examples", fraction)
-    rng = np.random.Generator(np.random.PCG64([seed, _VAL_STREAM]))
-    val_keys = {distinct[int(i)] for i in rng.permutation(len(distinct))[:n_val]}
-    val_idx = np.array([i for i, k in enumerate(keys) if k in val_keys])
-    train_idx = np.array([i for i, k in enumerate(keys) if k not in val_keys])
-    return _take(items, train_idx), _take(items, val_idx)
-
-
-def _content_key(items, i: int):
-    if isinstance(items, Pairs):
-        return (items.s1[i], items.s2[i])
-    return items[i]
 
 
 def _subset(n: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -169,8 +69,8 @@ class Task:
         rng = np.random.Generator(np.random.PCG64(spec.data_seed))
         self._fixed = None
         if not spec.rotate:
-            self._fixed = self._encode(_take(train, _subset(len(train), spec.train_subset, rng)))
-        self.val_items = _take(dev, _subset(len(dev), spec.dev_subset, rng))
+            self._fixed = self._encode(take(train, _subset(len(train), spec.train_subset, rng)))
+        self.val_items = take(dev, _subset(len(dev), spec.dev_subset, rng))
         self.dev = self._encode(self.val_items)
         self._batch_gen, self._batch = -1, None
         self._pair_key, self._pair_batch = None, None
@@ -186,7 +86,7 @@ class Task:
         """The train examples (never validation or test) whose inputs set ``lora.init: eva``'s directions:
         ``spec.init_examples`` of them, drawn by a generator seeded from (data seed, a fixed stream id)."""
         rng = np.random.Generator(np.random.PCG64([self.spec.data_seed, _EVA_STREAM]))
-        return _take(self.train, _subset(len(self.train), self.spec.init_examples, rng))
+        return take(self.train, _subset(len(self.train), self.spec.init_examples, rng))
 
     def _eva_batches(self, items):
         """(model keyword arguments, token mask) batches of ``items`` for :func:`fitness.genomes.eva_seed`."""
@@ -222,14 +122,14 @@ class Task:
             if (gen, batch) != self._pair_key:  # both signs of a pair are scored one after the other
                 # batch + 1: SeedSequence reads its words as one integer, so [seed, gen, 0] would be [seed, gen]
                 rng = np.random.Generator(np.random.PCG64([self.spec.data_seed, gen, batch + 1]))
-                self._pair_batch = self._encode(_take(self.train, _subset(len(self.train), self.spec.train_subset, rng)))
+                self._pair_batch = self._encode(take(self.train, _subset(len(self.train), self.spec.train_subset, rng)))
                 self._pair_key = (gen, batch)
             return self._pair_batch
         if self._fixed is not None:
             return self._fixed
         if gen != self._batch_gen:
             rng = np.random.Generator(np.random.PCG64([self.spec.data_seed, gen]))
-            self._batch = self._encode(_take(self.train, _subset(len(self.train), self.spec.train_subset, rng)))
+            self._batch = self._encode(take(self.train, _subset(len(self.train), self.spec.train_subset, rng)))
             self._batch_gen = gen
         return self._batch
 
@@ -398,30 +298,6 @@ class Task:
         self.flat.save_adapter(self.genome.expand(np.asarray(genome)), out, HUB_IDS.get(self.spec.base))
 
 
-def check_lengths(spec: TaskSpec, model) -> None:
-    """``data.max_length`` (plus, for causal models, the generated tokens) within the model's positions: a
-    longer text would fail inside the model, possibly only on the test split after the whole evolution."""
-    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    need = spec.max_length + (spec.max_new_tokens if spec.kind == "causal" else 0)
-    if positions and need > positions:
-        extra = f" + fitness.max_new_tokens ({spec.max_new_tokens})" if spec.kind == "causal" else ""
-        raise ConfigError("data.max_length", f"{spec.max_length}{extra} exceeds the model's {positions} positions",
-                          spec.max_length)
-
-
-def build_terms(spec: TaskSpec, kind: str) -> tuple[list, FitnessTerm, list, list]:
-    """Every term a task scores: (fitness terms, the validation metric, Pareto objectives, guards — the budget's
-    and the watched ones). Built before a model loads too, to fail early on bad names and params."""
-    return (make_terms(spec.terms, kind),
-            make_terms([(spec.validation, 1.0, spec.validation_params)], kind, "validation.metric")[0][2],
-            make_terms([(n, 1.0, p) for n, p in spec.objectives], kind, "sweep.objectives"),
-            make_terms([(n, 1.0, p) for n, p, *_ in spec.budget], kind, "validation.budget"))
-
-
-def _take(items, idx: np.ndarray):
-    return items.take(idx) if hasattr(items, "take") else [items[int(i)] for i in idx]
-
-
 class PairTask(Task):
     """Sentence-pair similarity on an encoder (STS-B): fitness on train pairs, validation on dev pairs."""
 
@@ -452,14 +328,3 @@ class PairTask(Task):
         return [self.evaluator.pair_outputs(data, e) for e in emb]
 
 
-def load_splits(spec: TaskSpec, load, **genres):
-    """(train, validation) examples: validation from ``dev_path``, or drawn from train by ``val_fraction``
-    (plus, with ``val_sources``, every train pair of those sources, held out before the draw)."""
-    train = load(spec.train_path, "data.train_path", *genres.get("train", ()))
-    if spec.val_fraction is not None:
-        if not spec.val_sources:
-            return split_validation(train, spec.val_fraction, spec.data_seed)
-        rest, held = hold_out_sources(train, spec.val_sources)
-        train, val = split_validation(rest, spec.val_fraction, spec.data_seed)
-        return train, val + held
-    return train, load(spec.dev_path, "data.dev_path", *genres.get("dev", ()))

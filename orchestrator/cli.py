@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -141,6 +138,7 @@ _STORAGE_HELP = ("Optuna storage: a journal file path (default ./mlruns/optuna-j
 
 
 def _cmd_run(args) -> int:
+    from .progress import guard_text, source_gains_text
     from .studyfile import load_study
 
     cfg = load_study(args.study, args.overrides, args.seed)  # before torch, transformers and mlflow load
@@ -154,11 +152,11 @@ def _cmd_run(args) -> int:
           f"(gain {r.champion_val - r.base_val:+.5f}, champion from generation {r.champion_gen})")
     if outcome.excluded is not None:
         n, b = len(outcome.excluded), cfg.validation.budget
-        print(f"budget ({', '.join(_guard_text(g) for g in b)}): {n} validated genome(s) excluded"
+        print(f"budget ({', '.join(guard_text(g) for g in b)}): {n} validated genome(s) excluded"
               + (": " + "; ".join(f"gen {e['gen']} genome {e['genome']} ({cfg.validation.metric} {e['value']:.5f}): "
                                  f"{e['why']}" for e in outcome.excluded[:3]) + (" ..." if n > 3 else "") if n else ""))
     if outcome.val_by_source:
-        print("validation gain by source: " + _source_gains_text(outcome.val_by_source))
+        print("validation gain by source: " + source_gains_text(outcome.val_by_source))
     if outcome.test is not None:
         t = outcome.test
         print(f"test ({cfg.validation.metric}, scored once, chose nothing): base {t['base']:.5f} -> champion "
@@ -166,7 +164,7 @@ def _cmd_run(args) -> int:
         for k, v in t.get("guards", {}).items():
             print(f"test guard {k}: base {v['base']:.5f} -> champion {v['champion']:.5f}")
         if t.get("by_source"):
-            print("test gain by source: " + _source_gains_text(t["by_source"]))
+            print("test gain by source: " + source_gains_text(t["by_source"]))
     print(f"model: {outcome.model_uri} (mlflow.pyfunc.load_model)")
     if args.register is not None or cfg.mlflow.register_run:
         from .reports import registered_name
@@ -182,27 +180,12 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _guard_text(g) -> str:
-    bounds = ([f"at most {g.max_drop:g} below the base"] if g.max_drop is not None else []) + \
-             ([f"at least {g.min:g}"] if g.min is not None else [])
-    return f"{g.metric} {' and '.join(bounds)}"
-
-
 def _study_name(arg: str) -> str:
     if arg.endswith((".yaml", ".yml")):
         from .studyfile import load_study
 
         return load_study(arg).name
     return arg
-
-
-def _source_gains_text(by_source: dict) -> str:
-    """``captions +1.23 pts (500 pairs), …``; a source the metric is undefined on reads ``n/a``."""
-    def one(k: str, v: dict) -> str:
-        gain = "n/a" if v["gain"] is None else f"{100 * v['gain']:+.2f} pts"
-        return f"{k} {gain} ({v['pairs']} pair{'s' if v['pairs'] != 1 else ''})"
-
-    return ", ".join(one(k, v) for k, v in by_source.items())
 
 
 def _reading_tracking_uri(args) -> str:
@@ -261,29 +244,10 @@ def _cmd_sweep(args) -> int:
     ctx = SweepContext(cfg, args.n_trials, args.storage, args.tracking_uri, args.workers, args.timeout,
                        args.checkpoint_dir, progress=not args.no_progress)
     study = run_sweep(ctx)
+    from .reports import summary_lines
+
+    print("\n".join(summary_lines(cfg, study, args.study)))
     trials = study.get_trials(deepcopy=False)
-    print(f"study {cfg.name}: " + ", ".join(f"{sum(t.state == s for t in trials)} {s.name.lower()}"
-                                             for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
-    for t in trials:
-        val = " ".join(f"{v:.5f}" for v in t.values) if t.values is not None else "-"
-        print(f"  trial {t.number:3d}  {t.state.name:8s}  {val:>8s}  {json.dumps(t.params)}")
-    if any(t.state == TrialState.COMPLETE for t in trials):
-        from .reports import best_trial, pareto_front
-        from .search import objectives
-
-        if cfg.sweep.objectives:
-            names = objectives(cfg)
-            front = pareto_front([t for t in trials if t.state == TrialState.COMPLETE], names)
-            print(f"pareto front ({', '.join(f'{m} {d}' for m, d in names)}): trials "
-                  + ", ".join(str(t.number) for t in sorted(front, key=lambda t: t.number)))
-        b = best_trial(study)
-        print(f"best{' on ' + cfg.sweep.objectives[0].metric if cfg.sweep.objectives else ''}: trial {b.number}, "
-              f"value {b.values[0]:.5f}, params {json.dumps(b.params)}")
-        print(f"export: evolora export {args.study} --trial best --out adapters/{cfg.name}-trial{b.number}")
-        if cfg.mlflow.register_best:
-            from .reports import registered_name
-
-            print(f"model: models:/{registered_name(cfg)}@champion (mlflow.pyfunc.load_model, or evolora export)")
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     running = sum(t.state == TrialState.RUNNING for t in trials)  # the last trials of other hosts' workers
     if done < args.n_trials and running:
@@ -309,7 +273,7 @@ def _cmd_reproduce(args) -> int:
 def _cmd_lineage(args) -> int:
     import tempfile
 
-    from evolution.lineage import ancestry, read_lineage
+    from evolution.lineage import ancestry, format_ancestry, read_lineage
 
     from .tracking import download_artifact, find_run
 
@@ -328,20 +292,7 @@ def _cmd_lineage(args) -> int:
     except KeyError:
         raise ConfigError("--genome", "no such genome in this run's lineage", genome) from None
     print(f"ancestry of genome {genome} (run {args.run_id}), newest first")
-    print(f"{'gen':>4} {'id':>6}  {'operator':<20} {'parents':<14} {'fitness':>10}  params")
-    for r in chain:
-        fit = f"{r['fitness']:.5f}" if r["fitness"] is not None else "-"
-        parents = ",".join(str(p) for p in r["parents"]) or "-"
-        print(f"{r['gen']:>4} {r['id']:>6}  {r['op'] or '-':<20} {parents:<14} {fit:>10}  {r['params'] or ''}")
-        if r.get("rng"):
-            print(f"{'':13}generator state before the draw: {r['rng']}")
-        for e in r["evals"]:
-            terms = ", ".join(f"{k} {v:.5f}" for k, v in (e["terms"] or {}).items())
-            print(f"{'':13}evaluated at gen {e['gen']}: fitness {e['fitness']:.5f}" + (f" ({terms})" if terms else ""))
-        for v in r["validations"]:
-            guards = ", ".join(f"{k} {x:.5f}" for k, x in (v.get("guards") or {}).items())
-            print(f"{'':13}validated at gen {v['gen']}: {v['value']:.5f}" + (f" ({guards})" if guards else "")
-                  + (f"; excluded by the budget: {v['excluded']}" if v.get("excluded") else ""))
+    print("\n".join(format_ancestry(chain)))
     return 0
 
 
@@ -385,172 +336,15 @@ def _cmd_terms(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    import torch
+    from benchmarks.commands import bench, bench_quality  # the benchmarks load only for this command
 
-    from benchmarks.bench import format_table, main_json, run_bench
-
-    if args.quality:
-        return _bench_quality(args)
-
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    bad = [m for m in models if m not in ("minilm", "lfm2-tiny")]
-    if bad or not models:
-        raise ConfigError("--models", "choose from minilm, lfm2-tiny", args.models)
-    for name in ("population", "batch", "repeats", "batched_chunk"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')}", "must be ≥ 1", getattr(args, name))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    rows = run_bench(models, args.population, args.batch, args.repeats, args.batched_chunk, log=log)
-    if args.json:
-        main_json(rows, None if args.json == "-" else args.json)
-    else:
-        print(format_table(rows))
-    return 0
-
-
-def _bench_quality(args) -> int:
-    from benchmarks.bench import main_json
-    from benchmarks.quality import BEST_STUDY, ROWS as QUALITY_ROWS, format_quality, plot_quality, run_quality
-
-    rows = [r.strip() for r in (args.rows or ",".join(QUALITY_ROWS)).split(",") if r.strip()]
-    bad = [r for r in rows if r not in QUALITY_ROWS]
-    if bad or not rows:
-        raise ConfigError("--rows", f"choose from {', '.join(QUALITY_ROWS)}", args.rows)
-    if not args.minutes > 0:
-        raise ConfigError("--minutes", "must be > 0", args.minutes)
-    best = Path(args.best_study) if args.best_study else BEST_STUDY
-    if "best" in rows and not best.is_file():
-        raise ConfigError("--best-study", "study file not found", str(best))
-    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    results = run_quality(rows, args.minutes, args.tiny, Path(args.out), args.threads, best, log=log)
-    png = plot_quality(results, Path(args.out) / "quality.png")
-    if args.json:
-        main_json(results, None if args.json == "-" else args.json)
-    else:
-        print(format_quality(results))
-        print(f"curves: {png}")
-    return 0
+    return bench_quality(args) if args.quality else bench(args)
 
 
 def _cmd_ui(args) -> int:
-    """The MLflow UI on the tracking store and, when installed, optuna-dashboard on the Optuna storage. Each
-    server runs in its own process group; Ctrl-C or SIGTERM stops every process they started."""
-    import importlib.util
-    import shutil
-    import signal
-    import subprocess
+    from .ui import run_ui
 
-    from .storage import default_storage
-    from .tracking import default_tracking_uri
-
-    uri = args.tracking_uri or default_tracking_uri()
-    storage = args.storage or default_storage()
-    servers = {"MLflow UI": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", args.host,
-                             "--port", str(args.port), "--workers", "1", "--app-name", "evolora"]}
-    if uri.startswith("sqlite:///"):
-        servers["MLflow UI"] += ["--default-artifact-root", Path(uri[len("sqlite:///"):]).parent.joinpath("artifacts").as_uri()]
-    dashboard_port = args.dashboard_port
-    dashboard = shutil.which("optuna-dashboard", path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                                       os.environ.get("PATH", "")]))
-    no_studies = "://" not in storage and not Path(storage).is_file()  # a journal file no sweep has written yet
-    if dashboard and importlib.util.find_spec("optuna_dashboard") is not None and not no_studies:
-        servers["Optuna dashboard"] = [dashboard, storage, "--host", args.host, "--port", str(dashboard_port)]
-    procs: list[subprocess.Popen] = []
-
-    def stop(*_):
-        raise KeyboardInterrupt
-
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}  # no usage reporting, no telemetry banner in the UI
-    _check_port_free(args.host, args.port, "--port")
-    if "Optuna dashboard" in servers:
-        _check_port_free(args.host, dashboard_port, "--dashboard-port")
-    old = signal.signal(signal.SIGTERM, stop)
-    try:
-        for name, cmd in servers.items():
-            procs.append(subprocess.Popen(cmd, start_new_session=True, env=env))  # a group of its own: killed as one
-        if not _wait_until_serving(procs[0], args.host, args.port):
-            print(f"evolora: error: the MLflow UI did not start (exit code {procs[0].returncode}; its output is above)",
-                  file=sys.stderr, flush=True)
-            return 1
-        print(f"MLflow UI on {uri}: http://{args.host}:{args.port}", flush=True)
-        for exp_id, name in _experiments(uri):  # links that open on the runs table and charts, not the GenAI view
-            print(f"  {name}: http://{args.host}:{args.port}/#/experiments/{exp_id}?workflowType=machine_learning",
-                  flush=True)
-        if "Optuna dashboard" in servers:
-            print(f"Optuna dashboard on {storage}: http://{args.host}:{dashboard_port}", flush=True)
-        elif no_studies:
-            print(f"Optuna dashboard: no Optuna storage at {storage} yet (run a sweep first)", flush=True)
-        else:
-            print("Optuna dashboard: not installed (pip install 'evolora[dashboard]' or pip install optuna-dashboard)",
-                  flush=True)
-        told = False
-        while procs[0].poll() is None:  # the MLflow UI is the main server; the dashboard is a companion
-            if len(procs) > 1 and procs[1].poll() is not None and not told:
-                print(f"Optuna dashboard exited (code {procs[1].returncode}); the MLflow UI stays up", flush=True)
-                told = True
-            time.sleep(0.5)
-        return procs[0].returncode or 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        signal.signal(signal.SIGTERM, old)
-        _stop_groups(procs)
-
-
-def _check_port_free(host: str, port: int, field: str) -> None:
-    """A server would fail on a taken port only after its start-up; say it first (exit 2)."""
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: a TIME_WAIT is no owner
-        try:
-            sock.bind((host, port))
-        except OSError as e:
-            raise ConfigError(field, f"cannot listen on {host}:{port} ({e.strerror or e})", port) from None
-
-
-def _wait_until_serving(proc, host: str, port: int, seconds: float = 120.0) -> bool:
-    """True once the MLflow server answers its health check; False if it exits (or never answers) first."""
-    import urllib.request
-
-    deadline = time.time() + seconds
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/health"
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (our own server on a local address)
-                if r.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.3)
-    return False
-
-
-def _experiments(uri: str) -> list[tuple[str, str]]:
-    from .tracking import experiment_names
-
-    try:
-        return experiment_names(uri)
-    except Exception:  # an unreachable server: the UI itself will say more
-        return []
-
-
-def _stop_groups(procs) -> None:
-    """SIGTERM each server's process group (server, its workers and job consumers), SIGKILL what lingers."""
-    import signal
-
-    for p in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGTERM)
-    deadline = time.time() + 10
-    for p in procs:
-        with contextlib.suppress(Exception):
-            p.wait(timeout=max(0.1, deadline - time.time()))
-    for p in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGKILL)  # the group may outlive its leader
+    return run_ui(args.tracking_uri, args.storage, args.host, args.port, args.dashboard_port)
 
 
 def _check_tracking_uri(uri: str | None) -> None:

@@ -8,30 +8,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from evolution import GAParams
 from evolution.errors import ConfigError, RegistryError
-from evolution.es import ESParams
-from evolution.speciation import SpeciationParams
 from fitness import FITNESS_TERMS, PACKAGED_STSB, Columns, hold_out_sources, load_pairs
 
-# One source of defaults: each section's fields that the evolution packages' parameter dataclasses also have
-# take their defaults from those dataclasses (the runner builds the dataclasses from these sections by name).
-_GA, _ES, _SP = GAParams(), ESParams(), SpeciationParams()
-
-__all__ = ["StudyConfig", "SearchSpec", "SweepConfig", "ObjectiveConfig", "LoraConfig", "resolved", "BLOCK_MODULES"]
+from .evolution_config import ESConfig, EvolutionConfig, SpeciationConfig
+from .strict import NAME, Strict
+from .sweep_config import ObjectiveConfig, SearchSpec, SweepConfig
 
 
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"  # names that become paths: no separators, no "..", bounded
+__all__ = ["StudyConfig", "SearchSpec", "SweepConfig", "ObjectiveConfig", "LoraConfig", "EvolutionConfig", "ESConfig",
+           "SpeciationConfig", "resolved", "BLOCK_MODULES", "NAME"]
 
 
-class _Strict(BaseModel):
-    # every float of a study is finite: .nan / .inf for a weight, σ or rate is refused where it is read
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     """The frozen base model: which one, where it runs, and how a population's forwards are computed."""
 
     base: str = Field("minilm", description="'minilm' (packaged all-MiniLM-L6-v2), 'lfm2-tiny' / 'lfm2-demo' "
@@ -65,7 +58,7 @@ BLOCK_MODULES = {"attention": ["q_proj", "k_proj", "v_proj", "out_proj"], "conv"
                  "feed_forward": ["w1", "w2", "w3"]}
 
 
-class BlockConfig(_Strict):
+class BlockConfig(Strict):
     """One block type of a hybrid causal model (LFM2: attention, short convolutions, feed-forward): whether and how it is adapted."""
 
     enabled: bool = Field(True, description="adapt this block type at all (searchable: on/off)")
@@ -75,7 +68,7 @@ class BlockConfig(_Strict):
     layers: list[int] | None = Field(None, min_length=1, description="layers (default: every layer with this block)")
 
 
-class LoraConfig(_Strict):
+class LoraConfig(Strict):
     """The LoRA adapter a genome maps onto: rank, scaling, which modules of which layers, and what evolves."""
 
     rank: int = Field(4, ge=1, description="LoRA rank r")
@@ -114,7 +107,7 @@ class LoraConfig(_Strict):
         return self
 
 
-class ColumnsConfig(_Strict):
+class ColumnsConfig(Strict):
     """Which column of the data holds what (null: the conventional name). Every other column reaches the
     fitness plug-ins under its own name."""
 
@@ -130,7 +123,7 @@ class ColumnsConfig(_Strict):
                                "plug-ins (default `answer`, if present)")
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """The three splits: fitness batches from train, validation (chooses the champion), test (scored once, chooses nothing)."""
 
     train_path: str = Field(str(PACKAGED_STSB / "sts-train.csv"), description="fitness data (STS-B, CSV, TSV, JSON "
@@ -176,7 +169,7 @@ class DataConfig(_Strict):
         return self
 
 
-class TermConfig(_Strict):
+class TermConfig(Strict):
     """One fitness term: a registered name (built-in or a plug-in; `evolora terms` lists them), its weight and params."""
 
     name: str = Field(description="a registered fitness term")
@@ -184,23 +177,14 @@ class TermConfig(_Strict):
     params: dict[str, Any] = Field({}, description="arguments of the term (e.g. keyword: {keywords: [...]})")
 
 
-class FitnessConfig(_Strict):
+class FitnessConfig(Strict):
     """What evolution climbs: a weighted sum of fitness terms, scored on train batches."""
 
     terms: list[TermConfig] = Field([TermConfig(name="stsb_spearman")], min_length=1)
     max_new_tokens: int = Field(16, ge=1, description="causal: greedy generation length for generation rewards")
 
 
-class ObjectiveConfig(_Strict):
-    """One objective of a multi-objective (Pareto) sweep: a registered term scored for each trial's champion
-    on the validation split once its evolution has ended (never on the test split). Maximised, like every
-    term (higher is better: ``kl_to_base`` is minus the KL)."""
-
-    metric: str = Field(..., description="a registered term, e.g. likelihood, kl_to_base, distinct_n")
-    params: dict[str, Any] = Field({}, description="the term's parameters (as in fitness.terms)")
-
-
-class GuardConfig(_Strict):
+class GuardConfig(Strict):
     """A guard of a budgeted study: a registered term scored on the same held-out data as the validation
     metric; a genome whose guard leaves the budget cannot be the champion (it is logged as excluded, with why)."""
 
@@ -218,7 +202,7 @@ class GuardConfig(_Strict):
         return self
 
 
-class ValidationConfig(_Strict):
+class ValidationConfig(Strict):
     """What chooses the champion: a metric on held-out validation data, optionally within guards."""
 
     metric: str = Field("stsb_spearman", description="registered term scored on the validation data (higher is "
@@ -233,89 +217,7 @@ class ValidationConfig(_Strict):
                                          "end), choosing nothing: e.g. the likelihood in a study without a budget")
 
 
-class SpeciationConfig(_Strict):
-    """NEAT-style speciation of the GA population (compatibility distance, adaptive threshold, sharing)."""
-
-    enabled: bool = Field(False, description="NEAT-style speciation of the GA population")
-    distance: Literal["l2", "cosine", "delta_l2"] = Field(_SP.distance, description="compatibility distance: RMS gene "
-                                                          "difference, 1 − cosine, or RMS difference of the LoRA deltas B·A")
-    threshold: float | None = Field(_SP.threshold, gt=0, description="initial compatibility threshold, adapted each "
-                                    "generation toward target_species (null: the first population's mean distance)")
-    target_species: int = Field(_SP.target_species, ge=1, description="the threshold moves toward this many species")
-    threshold_step: float = Field(_SP.threshold_step, gt=0, lt=1, description="relative threshold change per generation")
-    stagnation: int = Field(_SP.stagnation, ge=1, description="generations without improvement before a species is removed")
-    sharing: bool = Field(_SP.sharing, description="explicit fitness sharing (adjusted fitness = fitness / species size)")
-    elitism: int = Field(_SP.elitism, ge=0, description="best members of each species copied unchanged")
-
-
-class ESConfig(_Strict):
-    """The evolution strategies' settings (openai-es; sigma also for sep-cma-es)."""
-
-    sigma: float = Field(_ES.sigma, gt=0, description="perturbation std (openai-es) / initial step size (sep-cma-es)")
-    learning_rate: float = Field(_ES.learning_rate, gt=0, description="openai-es: step size of the optimiser on the mean")
-    optimizer: Literal["adam", "sgd", "momentum"] = Field(_ES.optimizer, description="openai-es: update of the mean")
-    momentum: float = Field(_ES.momentum, ge=0, lt=1, description="openai-es, optimizer=momentum: heavy-ball coefficient")
-    weight_decay: float = Field(_ES.weight_decay, ge=0)
-    shaping: Literal["centered_rank", "zscore"] = Field(
-        _ES.shaping, description="openai-es fitness shaping: centred ranks, or antithetic differences "
-        "f(θ+σε) − f(θ−σε) divided by their RMS over the pairs (SPSA/MeZO-like, scale-free)")
-    schedule: Literal["constant", "cosine"] = Field(
-        _ES.schedule, description="openai-es: learning rate and σ constant, or decayed along a half cosine over "
-        "evolution.generations to lr_final × learning_rate and sigma_final × sigma")
-    lr_final: float = Field(_ES.lr_final, ge=0, le=1, description="cosine schedule: final learning rate / learning_rate")
-    sigma_final: float = Field(_ES.sigma_final, gt=0, le=1, description="cosine schedule: final σ / sigma")
-    perturb: Literal["all", "B"] = Field(
-        _ES.perturb, description="openai-es: perturb every gene, or only the LoRA B factors (A stays at its "
-        "initialisation; at B = 0 a change of A does nothing to first order, so perturbing it is pure noise)")
-    a_scale: float = Field(
-        _ES.a_scale, ge=0, le=1, description="openai-es: σ and step on the LoRA A genes as a fraction of those on B "
-        "(LoRA+-style; 1: the same, 0: A fixed, which is what perturb B does)")
-    batches: Literal["shared", "per_pair"] = Field(
-        _ES.batches, description="openai-es: every pair on the generation's batch, or each antithetic pair on a "
-        "batch of its own (data.train_subset examples drawn from the generation and the pair): more directions "
-        "for the same number of example evaluations; needs shaping zscore and data.rotate")
-    blocks: Literal["all", "layer"] = Field(
-        _ES.blocks, description="openai-es: perturb every gene each generation, or one adapted layer's genes per "
-        "generation in turn (block-coordinate ES): every member shares the mean's adapter below that layer, so the "
-        "layers beneath it run once per batch and each member only the layers from it up")
-
-
-class EvolutionConfig(_Strict):
-    """The inner loop: strategy, population, generations and the GA's operators."""
-
-    strategy: Literal["ga", "openai-es", "sep-cma-es"] = Field(
-        "ga", description="ga: DEAP GA (optionally speciated); openai-es: antithetic ES with rank shaping and Adam; "
-        "sep-cma-es: diagonal CMA-ES (cma package). ES variants validate the distribution mean.")
-    population: int = Field(_GA.population, ge=2, le=100_000, description="genomes per generation")
-    generations: int = Field(10, ge=1, description="generations including generation 0")
-    tournament_size: int = Field(_GA.tournament_size, ge=1)
-    elitism: int = Field(_GA.elitism, ge=0, description="best individuals copied unchanged into the next generation")
-    crossover_prob: float = Field(_GA.crossover_prob, ge=0, le=1)
-    mutation_prob: float = Field(_GA.mutation_prob, ge=0, le=1)
-    mutation_sigma: float = Field(_GA.mutation_sigma, gt=0, description="std of the Gaussian mutation")
-    gene_prob: float = Field(_GA.gene_prob, gt=0, le=1, description="probability that a gene is mutated")
-    blend_alpha: float = Field(_GA.blend_alpha, ge=0, description="BLX-alpha crossover extent")
-    hall_of_fame: int = Field(1, ge=1)
-    speciation: SpeciationConfig = SpeciationConfig()
-    es: ESConfig = ESConfig()
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.strategy == "openai-es" and self.population < 2:
-            raise ConfigError("evolution.population", "openai-es needs ≥ 2 (antithetic pairs)", self.population)
-        if self.speciation.enabled and self.strategy != "ga":
-            raise ConfigError("evolution.speciation.enabled", f"speciation applies to the ga strategy, not {self.strategy}", True)
-        if self.tournament_size > self.population:
-            raise ConfigError("evolution.tournament_size", f"must be ≤ evolution.population ({self.population})", self.tournament_size)
-        if self.elitism >= self.population:
-            raise ConfigError("evolution.elitism", f"must be < evolution.population ({self.population})", self.elitism)
-        if self.strategy == "openai-es" and self.es.perturb == "B" and self.es.a_scale != 1:
-            raise ConfigError("evolution.es.a_scale", "perturb B already holds A fixed (an a_scale of 0): set one "
-                              "or the other", self.es.a_scale)
-        return self
-
-
-class MlflowConfig(_Strict):
+class MlflowConfig(Strict):
     """Tracking: the experiment each run is logged under, and the Model Registry."""
 
     experiment: str = Field("evolora", pattern=NAME, description="MLflow experiment (a name like the study's: it "
@@ -327,76 +229,6 @@ class MlflowConfig(_Strict):
     register_best: bool = Field(True, description="sweeps: register each new best trial's model, move the alias")
     register_run: bool = Field(False, description="`evolora run`: register the run's champion as a version (as "
                                "`--register` does); the alias moves to it if it beats the current one on validation")
-
-
-class SearchSpec(_Strict):
-    """One searched config path: ``{type: float, low: 0.005, high: 0.1, log: true}``,
-    ``{type: int, low: 8, high: 32, step: 8}`` or ``{type: categorical, choices: [[4, 5], [5]]}``."""
-
-    type: Literal["int", "float", "categorical"]
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = Field(None, gt=0)
-    choices: list[Any] | None = None
-    when: dict[str, list[Any]] | None = Field(
-        None, description="sample this entry only if each named config path (searched earlier, or fixed in the "
-        "file) holds one of the listed values, e.g. {evolution.strategy: [ga]}; otherwise the file's value stays "
-        "and the trial records no parameter for it (Optuna's define-by-run)")
-
-    def check(self, path: str) -> None:
-        where = f"search.{path}"
-        if self.type == "categorical":
-            if not self.choices:
-                raise ConfigError(f"{where}.choices", "must be a non-empty list", self.choices)
-            if self.low is not None or self.high is not None:
-                raise ConfigError(where, "categorical takes `choices`, not low/high", self.model_dump(exclude_none=True))
-            return
-        if self.choices is not None:
-            raise ConfigError(f"{where}.choices", f"only for categorical, not {self.type}", self.choices)
-        if self.low is None or self.high is None:
-            raise ConfigError(where, f"{self.type} needs `low` and `high`", self.model_dump(exclude_none=True))
-        if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
-            raise ConfigError(where, "int bounds must be integers", [self.low, self.high])
-        if not self.low < self.high:
-            raise ConfigError(f"{where}.low", f"must be < high ({self.high})", self.low)
-        if self.log and self.low <= 0:
-            raise ConfigError(f"{where}.low", "must be > 0 on a log scale", self.low)
-        if self.log and self.step is not None:
-            raise ConfigError(f"{where}.step", "cannot be combined with log", self.step)
-
-    def extremes(self) -> list[Any]:
-        """Values that must each give a valid config (checked at load time)."""
-        if self.type == "categorical":
-            return list(self.choices or [])
-        if self.type == "int":
-            return [int(self.low), int(self.high)]
-        return [float(self.low), float(self.high)]
-
-
-class SweepConfig(_Strict):
-    """The outer loop (`evolora sweep`): Optuna's direction or objectives, sampler, pruner, seeds, retries."""
-
-    direction: Literal["maximize", "minimize"] = Field("maximize", description="of the validation metric")
-    objectives: list[ObjectiveConfig] | None = Field(
-        None, min_length=2, description="several objectives at once (a Pareto front) instead of the validation "
-        "metric alone; trials are then not pruned (Optuna prunes single-objective studies only)")
-    sampler: Literal["tpe", "random", "nsga2"] = Field("tpe", description="tpe (single or multi-objective), "
-                                                       "random, nsga2 (NSGA-II, for objectives)")
-    pruner: Literal["median", "hyperband", "none"] = "median"
-    pruner_warmup: int = Field(2, ge=0, description="generations before pruning may start (median pruner)")
-    report_every: int = Field(2, ge=1, description="report the validation metric to Optuna every k generations")
-    stale_after: float = Field(300.0, gt=0, description="seconds without heartbeat (a background thread beats "
-                               "every stale_after/4, at most every 30 s) before a RUNNING trial of "
-                                "another host is declared dead (same-host dead workers are detected at once)")
-    max_retries: int = Field(2, ge=0, description="retries of a trial whose worker died")
-    seeds: Literal["per_trial", "study"] = Field(
-        "per_trial", description="per_trial: each trial's seed is derived from the study seed and its number "
-        "(configurations compared across seeds); study: every trial runs with the study's seed (common random "
-        "numbers: configurations compared on the same draws, so a short sweep ranks them, not their seeds)")
-    baseline: bool = Field(False, description="the first trial runs the file's own values of the searched paths "
-                           "(each must lie in its entry's range or choices), so the sweep measures the configuration "
-                           "it starts from beside what it samples, on the same terms")
 
 
 def _check_term(name_field: str, params_field: str, name: str, params: dict, task: str) -> None:
@@ -415,7 +247,7 @@ def _check_term(name_field: str, params_field: str, name: str, params: dict, tas
         raise ConfigError(params_field, str(e), params) from None
 
 
-class StudyConfig(_Strict):
+class StudyConfig(Strict):
     name: str = Field("evolora", pattern=NAME, description="the study's name: its Optuna study, its checkpoint "
                       "directory and its registered model (letters, digits, _ . -; starting with a letter or digit; "
                       "at most 100 characters)")
@@ -517,39 +349,3 @@ def columns(data: DataConfig) -> Columns:
 def resolved(cfg: StudyConfig) -> dict:
     """The fully concrete config as plain data: what is logged and stored."""
     return cfg.model_dump(mode="json")
-
-
-_GA_ONLY = ("tournament_size", "elitism", "crossover_prob", "mutation_prob", "mutation_sigma", "gene_prob",
-            "blend_alpha", "hall_of_fame", "speciation")
-
-
-def compared_params(conf: dict) -> dict:
-    """The part of a resolved config a user compares runs by, logged as MLflow params (the whole study is the
-    run's ``study.yaml`` artifact): no nulls, no search space or MLflow settings, and of the evolution only what
-    its strategy reads (the GA's operators for ``ga``, speciation when enabled, ``es`` for the ES strategies). A
-    sweep's trial adds the values Optuna sampled."""
-    evo = dict(conf.get("evolution") or {})
-    strategy = evo.get("strategy")
-    if strategy != "ga":
-        for k in _GA_ONLY:
-            evo.pop(k, None)
-    else:
-        evo.pop("es", None)
-        if not (evo.get("speciation") or {}).get("enabled"):
-            evo.pop("speciation", None)
-    if strategy == "sep-cma-es":
-        evo["es"] = {"sigma": (evo.get("es") or {}).get("sigma")}
-
-    def prune(d: dict) -> dict:
-        out = {}
-        for k, v in d.items():
-            if isinstance(v, dict):
-                v = prune(v)
-                if v:
-                    out[k] = v
-            elif v is not None and v != []:
-                out[k] = v
-        return out
-
-    kept = {k: v for k, v in conf.items() if k not in ("search", "sweep", "mlflow", "evolution")}
-    return prune({**kept, "evolution": evo})

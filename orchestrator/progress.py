@@ -1,5 +1,5 @@
 """What a user sees while a run goes: a progress bar over generations (tqdm, the best fitness and the last
-validation score), and third-party libraries' chatter quieted."""
+validation score), third-party libraries' chatter quieted, and the lines a finished run prints."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from evolution.observers import Observer
 
-__all__ = ["ProgressBar", "quiet_libraries"]
+__all__ = ["ProgressBar", "quiet_libraries", "guard_text", "source_gains_text"]
 
 
 class ProgressBar(Observer):
@@ -41,3 +41,18 @@ def quiet_libraries() -> None:
     if "transformers" in sys.modules:  # already loaded (main() called in-process): switch its bars off now
         sys.modules["transformers"].utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
+def guard_text(g) -> str:
+    bounds = ([f"at most {g.max_drop:g} below the base"] if g.max_drop is not None else []) + \
+             ([f"at least {g.min:g}"] if g.min is not None else [])
+    return f"{g.metric} {' and '.join(bounds)}"
+
+
+def source_gains_text(by_source: dict) -> str:
+    """``captions +1.23 pts (500 pairs), …``; a source the metric is undefined on reads ``n/a``."""
+    def one(k: str, v: dict) -> str:
+        gain = "n/a" if v["gain"] is None else f"{100 * v['gain']:+.2f} pts"
+        return f"{k} {gain} ({v['pairs']} pair{'s' if v['pairs'] != 1 else ''})"
+
+    return ", ".join(one(k, v) for k, v in by_source.items())

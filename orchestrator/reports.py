@@ -4,6 +4,7 @@ the best trial in its description, trial counts, and the study's pictures."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -151,3 +152,28 @@ def finish_parent(ctx: SweepContext, study: optuna.Study, status: str) -> None:
             plot_study(study, Path(tmp), [m for m, _ in names])
             tracker.log_artifacts(tmp, "study")
     tracker.finish(status)
+
+
+def summary_lines(cfg: StudyConfig, study: optuna.Study, study_file: str) -> list[str]:
+    """What ``evolora sweep`` prints at its end: the trials by state, each trial's values and params, the
+    Pareto front, the best trial with how to export it, and its registered model."""
+    trials = study.get_trials(deepcopy=False)
+    out: list[str] = []
+    out.append(f"study {cfg.name}: " + ", ".join(f"{sum(t.state == s for t in trials)} {s.name.lower()}"
+                                                  for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+    for t in trials:
+        val = " ".join(f"{v:.5f}" for v in t.values) if t.values is not None else "-"
+        out.append(f"  trial {t.number:3d}  {t.state.name:8s}  {val:>8s}  {json.dumps(t.params)}")
+    if any(t.state == TrialState.COMPLETE for t in trials):
+        if cfg.sweep.objectives:
+            names = objectives(cfg)
+            front = pareto_front([t for t in trials if t.state == TrialState.COMPLETE], names)
+            out.append(f"pareto front ({', '.join(f'{m} {d}' for m, d in names)}): trials "
+                       + ", ".join(str(t.number) for t in sorted(front, key=lambda t: t.number)))
+        b = best_trial(study)
+        out.append(f"best{' on ' + cfg.sweep.objectives[0].metric if cfg.sweep.objectives else ''}: trial {b.number}, "
+                   f"value {b.values[0]:.5f}, params {json.dumps(b.params)}")
+        out.append(f"export: evolora export {study_file} --trial best --out adapters/{cfg.name}-trial{b.number}")
+        if cfg.mlflow.register_best:
+            out.append(f"model: models:/{registered_name(cfg)}@champion (mlflow.pyfunc.load_model, or evolora export)")
+    return out

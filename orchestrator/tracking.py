@@ -26,7 +26,7 @@ from evolution.observers import Observer
 from .errors import TrackingUnavailable
 from .mlflow_client import get_client
 
-__all__ = ["default_tracking_uri", "existing_tracking_uri", "MlflowTracker", "flatten", "get_or_create_experiment",
+__all__ = ["default_tracking_uri", "existing_tracking_uri", "MlflowTracker", "flatten", "compared_params", "get_or_create_experiment",
            "library_versions", "find_run", "resume_run", "artifact_names", "download_artifact", "experiment_names"]
 
 
@@ -135,8 +135,6 @@ class MlflowTracker(Observer):
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(exp_id, run_name=run_name, tags=all_tags)
         self.run_id = run.info.run_id
-        from .config import compared_params
-
         merged = {**flatten(compared_params(params)), **{k: str(v) for k, v in (extra_params or {}).items()}}
         flat = [Param(k, v[:6000]) for k, v in merged.items()]
         for i in range(0, len(flat), 100):
@@ -313,3 +311,39 @@ def download_artifact(tracking_uri: str, run_id: str, path: str, dst: str | Path
 def experiment_names(tracking_uri: str) -> list[tuple[str, str]]:
     """(id, name) of every experiment but MLflow's empty Default one."""
     return [(e.experiment_id, e.name) for e in get_client(tracking_uri).search_experiments() if e.name != "Default"]
+
+
+_GA_ONLY = ("tournament_size", "elitism", "crossover_prob", "mutation_prob", "mutation_sigma", "gene_prob",
+            "blend_alpha", "hall_of_fame", "speciation")
+
+
+def compared_params(conf: dict) -> dict:
+    """The part of a resolved config a user compares runs by, logged as MLflow params (the whole study is the
+    run's ``study.yaml`` artifact): no nulls, no search space or MLflow settings, and of the evolution only what
+    its strategy reads (the GA's operators for ``ga``, speciation when enabled, ``es`` for the ES strategies). A
+    sweep's trial adds the values Optuna sampled."""
+    evo = dict(conf.get("evolution") or {})
+    strategy = evo.get("strategy")
+    if strategy != "ga":
+        for k in _GA_ONLY:
+            evo.pop(k, None)
+    else:
+        evo.pop("es", None)
+        if not (evo.get("speciation") or {}).get("enabled"):
+            evo.pop("speciation", None)
+    if strategy == "sep-cma-es":
+        evo["es"] = {"sigma": (evo.get("es") or {}).get("sigma")}
+
+    def prune(d: dict) -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                v = prune(v)
+                if v:
+                    out[k] = v
+            elif v is not None and v != []:
+                out[k] = v
+        return out
+
+    kept = {k: v for k, v in conf.items() if k not in ("search", "sweep", "mlflow", "evolution")}
+    return prune({**kept, "evolution": evo})

@@ -72,7 +72,7 @@ def test_term_arguments_are_checked():
                                          ({"keywords": ["a"], "regex": "[z-a]"}, "not a valid regular expression")])
 def test_bad_reward_config_is_a_config_error_naming_the_field(params, says):
     from evolution.errors import ConfigError
-    from fitness.tasks import make_terms
+    from fitness.spec import make_terms
 
     with pytest.raises(ConfigError, match=r"^fitness\.terms\.0\.params: .*" + re.escape(says)):
         make_terms([("keyword", 1.0, params)], "causal")

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from evolution import Observer
 from fitness import EncoderEvaluator, hold_out_sources, load_sts
-from fitness.tasks import split_validation
+from fitness.splits import split_validation
 from orchestrator.cli import main
 from orchestrator.studyfile import parse_study
 from orchestrator.runner import run_trial

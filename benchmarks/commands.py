@@ -1,0 +1,60 @@
+"""The ``evolora bench`` commands: their arguments checked (exit 2 on a bad one), the benchmark run, its table
+or JSON printed. The CLI imports this module only when a bench command runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from evolution.errors import ConfigError
+
+from .bench import format_table, main_json, run_bench
+from .quality import BEST_STUDY, ROWS as QUALITY_ROWS, format_quality, plot_quality, run_quality
+
+__all__ = ["bench", "bench_quality", "MODELS"]
+
+MODELS = ("minilm", "lfm2-tiny")  # the models `evolora bench` measures
+
+
+def bench(args) -> int:
+    """``evolora bench``: throughput of every engine path, side by side in one process."""
+    import torch
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in models if m not in MODELS]
+    if bad or not models:
+        raise ConfigError("--models", f"choose from {', '.join(MODELS)}", args.models)
+    for name in ("population", "batch", "repeats", "batched_chunk"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}", "must be ≥ 1", getattr(args, name))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    rows = run_bench(models, args.population, args.batch, args.repeats, args.batched_chunk, log=log)
+    if args.json:
+        main_json(rows, None if args.json == "-" else args.json)
+    else:
+        print(format_table(rows))
+    return 0
+
+
+def bench_quality(args) -> int:
+    """``evolora bench --quality``: evolora's strategies and studies against gradient LoRA, test gain through time."""
+    rows = [r.strip() for r in (args.rows or ",".join(QUALITY_ROWS)).split(",") if r.strip()]
+    bad = [r for r in rows if r not in QUALITY_ROWS]
+    if bad or not rows:
+        raise ConfigError("--rows", f"choose from {', '.join(QUALITY_ROWS)}", args.rows)
+    if not args.minutes > 0:
+        raise ConfigError("--minutes", "must be > 0", args.minutes)
+    best = Path(args.best_study) if args.best_study else BEST_STUDY
+    if "best" in rows and not best.is_file():
+        raise ConfigError("--best-study", "study file not found", str(best))
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    results = run_quality(rows, args.minutes, args.tiny, Path(args.out), args.threads, best, log=log)
+    png = plot_quality(results, Path(args.out) / "quality.png")
+    if args.json:
+        main_json(results, None if args.json == "-" else args.json)
+    else:
+        print(format_quality(results))
+        print(f"curves: {png}")
+    return 0

@@ -1,0 +1,109 @@
+"""What a task is built from: :class:`TaskSpec` (plain values the orchestrator fills from a resolved study),
+its fitness terms made and checked by name and params, and its lengths checked against the model's."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+from evolution.errors import ConfigError
+
+from .plugins import FITNESS_TERMS
+from .registry import FitnessTerm
+from .tables import Columns
+
+__all__ = ["TaskSpec", "make_terms", "build_terms", "check_lengths", "LISTED"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything a task needs, as plain values (filled by the orchestrator from a resolved config)."""
+
+    base: str = "minilm"
+    kind: str = "encoder"
+    device: str = "auto"
+    rank: int = 4
+    alpha: float = 8.0
+    target_modules: tuple[str, ...] = ("query", "value")
+    layers: tuple[int, ...] | None = None
+    train_path: str = ""
+    dev_path: str = ""
+    val_fraction: float | None = None  # validation drawn from train (disjoint by content) instead of dev_path
+    val_sources: tuple[str, ...] = ()  # with val_fraction: train pairs of these sources join validation whole
+    test_path: str | None = None  # scored once at the end of a run; never chooses anything
+    train_subset: int | None = 256
+    dev_subset: int | None = None
+    rotate: bool = False
+    data_seed: int = 0
+    batch_size: int = 64
+    max_length: int = 128
+    cache: bool | str = "auto"
+    trunk_memo: bool | str = False  # keep the train sentences' trunk per sentence (True; "auto": if the model allows)
+    terms: tuple = (("stsb_spearman", 1.0),)  # (name, weight) or (name, weight, params)
+    validation: str = "stsb_spearman"
+    validation_params: dict = dataclasses.field(default_factory=dict)
+    budget: tuple = ()  # (metric, params, max_drop, min): guards on validation the champion must stay within (no bounds: watched)
+    seed: int = 0  # for the LoRA A initialisation
+    blocks: dict | None = None  # block-type targeting (causal hybrids), see fitness.lora.block_targets
+    train_genre: str | None = None  # causal data from an STS-B file: which genre's sentences
+    dev_genre: str | None = None
+    test_genre: str | None = None
+    prompt_words: int | None = None  # causal data from an STS-B file: first N words → prompt, the rest → target
+    reference_path: str | None = None  # causal: texts for kl_to_base (default: the fitness texts)
+    max_new_tokens: int = 16
+    genomes_per_forward: int | None = None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
+    packed: bool | str = "auto"  # encoder: padding-free layers (``fitness.packed``; "auto": where the model allows)
+    merge: bool = True  # fold each genome into the frozen weights (W₀ + s·B·A) instead of peft's LoRA path
+    genome: str = "full"  # full: every LoRA A and B | xs: r×r cores between frozen SVD factors (fitness.genomes)
+    init: str = "kaiming"  # LoRA A of a full genome: kaiming (peft's draw) | eva (inputs' principal directions)
+    init_examples: int = 256  # eva: train examples whose inputs define the directions
+    a_subspace: int | None = None  # eva: A moves only within the top-k input directions (fitness.genomes)
+    b_subspace: int | None = None  # value B moves only within the top-k directions its consumer reads (fitness.genomes)
+    objectives: tuple = ()  # (name, params): terms scored on validation for a Pareto sweep's champion
+    data_format: str = "auto"  # every data file's format (fitness.tables.FORMATS; auto: by its name and shape)
+    columns: Columns = Columns()  # which data column holds what
+
+
+LISTED = {"fitness.terms": "name", "sweep.objectives": "metric", "validation.budget": "metric"}  # list fields → the key naming the term
+
+
+def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") -> list[tuple[str, float, FitnessTerm]]:
+    """(name, weight[, params]) → (name, weight, term instance); errors name ``field`` (list items by index)."""
+    out = []
+    for i, (name, weight, *rest) in enumerate(terms):
+        params = rest[0] if rest else {}
+        item = f"{field}.{i}" if field in LISTED else None
+        name_path = f"{item}.{LISTED[field]}" if item else field
+        try:
+            cls = FITNESS_TERMS.get(name)
+        except KeyError as e:
+            raise ConfigError(name_path, str(e), name) from None
+        if cls.task != task:
+            raise ConfigError(name_path, f"scores '{cls.task}' tasks, this study is a '{task}' task", name)
+        try:
+            term = cls(**params)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{item or field}.params", str(e), params) from None
+        out.append((name, float(weight), term))
+    return out
+
+
+def check_lengths(spec: TaskSpec, model) -> None:
+    """``data.max_length`` (plus, for causal models, the generated tokens) within the model's positions: a
+    longer text would fail inside the model, possibly only on the test split after the whole evolution."""
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    need = spec.max_length + (spec.max_new_tokens if spec.kind == "causal" else 0)
+    if positions and need > positions:
+        extra = f" + fitness.max_new_tokens ({spec.max_new_tokens})" if spec.kind == "causal" else ""
+        raise ConfigError("data.max_length", f"{spec.max_length}{extra} exceeds the model's {positions} positions",
+                          spec.max_length)
+
+
+def build_terms(spec: TaskSpec, kind: str) -> tuple[list, FitnessTerm, list, list]:
+    """Every term a task scores: (fitness terms, the validation metric, Pareto objectives, guards — the budget's
+    and the watched ones). Built before a model loads too, to fail early on bad names and params."""
+    return (make_terms(spec.terms, kind),
+            make_terms([(spec.validation, 1.0, spec.validation_params)], kind, "validation.metric")[0][2],
+            make_terms([(n, 1.0, p) for n, p in spec.objectives], kind, "sweep.objectives"),
+            make_terms([(n, 1.0, p) for n, p, *_ in spec.budget], kind, "validation.budget"))
