@@ -9,7 +9,8 @@ from pathlib import Path
 from evolution.errors import ConfigError
 
 from .bench import format_table, main_json, run_bench
-from .quality import BEST_STUDY, ROWS as QUALITY_ROWS, format_quality, plot_quality, run_quality
+from .quality import BEST_STUDY, ROWS as QUALITY_ROWS, run_quality
+from .quality_report import format_quality, plot_quality
 
 __all__ = ["bench", "bench_quality", "MODELS"]
 

@@ -89,7 +89,7 @@ def test_quality_bad_arguments_exit_2(tmp_path):
 
 
 def test_the_table_shows_each_rows_gain_by_source_when_the_test_split_has_several():
-    from benchmarks.quality import format_quality
+    from benchmarks.quality_report import format_quality
 
     def row(name, gain, by):
         return {"row": name, "test_base": 0.8, "test_final": 0.8 + gain / 100, "test_gain_points": gain,
