@@ -136,3 +136,10 @@ def test_the_inner_loop_raises_no_tracking_or_optuna_concepts():
                                                       or b.id in ("EvoloraError",) for b in node.bases
                                                       if isinstance(b, ast.Name)):
                 assert not any(w in node.name.lower() for w in words), (path.name, node.name)
+
+
+def test_no_module_over_400_lines():
+    """A module holds one job: past 400 lines it holds two (split it by job, as orchestrator/ and fitness/ are)."""
+    long = {str(p.relative_to(ROOT)): n for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long
