@@ -7,13 +7,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
-from evolution.errors import ConfigError
+from evolution.errors import ConfigError, RegistryError
 
 from .plugins import FITNESS_TERMS
 from .registry import FitnessTerm
 from .tables import Columns
 
-__all__ = ["TaskSpec", "make_terms", "build_terms", "check_lengths", "LISTED"]
+__all__ = ["TaskSpec", "make_term", "make_terms", "build_terms", "check_lengths", "LISTED"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,24 @@ class TaskSpec:
 LISTED = {"fitness.terms": "name", "sweep.objectives": "metric", "validation.budget": "metric"}  # list fields → the key naming the term
 
 
+def make_term(name: str, params: dict, task: str, name_field: str, params_field: str) -> FitnessTerm:
+    """The one check of a term a study names, wherever it is named: registered (an installed plug-in loads
+    here, the first time), scoring this kind of task, accepting its params → the term, built. ConfigError
+    naming the field otherwise."""
+    if name not in FITNESS_TERMS:
+        raise ConfigError(name_field, f"unknown term; known: {', '.join(FITNESS_TERMS.names())}", name)
+    try:
+        cls = FITNESS_TERMS.get(name)
+    except RegistryError as e:
+        raise ConfigError(name_field, str(e), name) from None
+    if cls.task != task:
+        raise ConfigError(name_field, f"scores '{cls.task}' tasks, this study is a '{task}' task", name)
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(params_field, str(e), params) from None
+
+
 def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") -> list[tuple[str, float, FitnessTerm]]:
     """(name, weight[, params]) → (name, weight, term instance); errors name ``field`` (list items by index)."""
     out = []
@@ -75,17 +93,7 @@ def make_terms(terms: Sequence[tuple], task: str, field: str = "fitness.terms") 
         params = rest[0] if rest else {}
         item = f"{field}.{i}" if field in LISTED else None
         name_path = f"{item}.{LISTED[field]}" if item else field
-        try:
-            cls = FITNESS_TERMS.get(name)
-        except KeyError as e:
-            raise ConfigError(name_path, str(e), name) from None
-        if cls.task != task:
-            raise ConfigError(name_path, f"scores '{cls.task}' tasks, this study is a '{task}' task", name)
-        try:
-            term = cls(**params)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{item or field}.params", str(e), params) from None
-        out.append((name, float(weight), term))
+        out.append((name, float(weight), make_term(name, params, task, name_path, f"{item or field}.params")))
     return out
 
 

@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from evolution.errors import ConfigError, RegistryError
-from fitness import FITNESS_TERMS, PACKAGED_STSB, Columns, hold_out_sources, load_pairs
+from evolution.errors import ConfigError
+from fitness import PACKAGED_STSB, Columns, hold_out_sources, load_pairs
+from fitness.spec import make_term
 
 from .evolution_config import ESConfig, EvolutionConfig, SpeciationConfig
 from .strict import NAME, Strict
@@ -233,18 +234,7 @@ class MlflowConfig(Strict):
 
 def _check_term(name_field: str, params_field: str, name: str, params: dict, task: str) -> None:
     """A registered term, for this kind of task, that accepts its params (built here: terms are light)."""
-    if name not in FITNESS_TERMS:
-        raise ConfigError(name_field, f"unknown term; known: {', '.join(FITNESS_TERMS.names())}", name)
-    try:
-        cls = FITNESS_TERMS.get(name)  # an installed plug-in is imported here, the first time a study names it
-    except RegistryError as e:
-        raise ConfigError(name_field, str(e), name) from None
-    if cls.task != task:
-        raise ConfigError(name_field, f"scores '{cls.task}' tasks, this study is a '{task}' task", name)
-    try:
-        cls(**params)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(params_field, str(e), params) from None
+    make_term(name, params, task, name_field, params_field)
 
 
 class StudyConfig(Strict):
