@@ -26,7 +26,8 @@ from .errors import TrialFenced
 from .config import StudyConfig
 from .search import make_sampler
 from .space import baseline_params
-from .storage import ATTR, open_storage, storage_lock
+from .record import TrialRecord, attrs, key, store
+from .storage import open_storage, storage_lock
 
 if TYPE_CHECKING:
     from .context import SweepContext
@@ -63,29 +64,29 @@ def recover(study: optuna.Study, cfg: StudyConfig, storage: optuna.storages.Base
     host, now = host_id(), time.time()
     study_id = storage.get_study_id_from_name(study.study_name)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        a = t.user_attrs
-        beat = a.get(ATTR + "heartbeat", t.datetime_start.timestamp() if t.datetime_start else now)
-        same_host_dead = a.get(ATTR + "host") == host and not _alive(a.get(ATTR + "pid"))
+        rec = TrialRecord.of(t)
+        beat = rec.heartbeat if rec.heartbeat is not None else (t.datetime_start.timestamp() if t.datetime_start else now)
+        same_host_dead = rec.host == host and not _alive(rec.pid)
         if same_host_dead or now - beat > cfg.sweep.stale_after:
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-            storage.set_trial_user_attr(trial_id, ATTR + "failure", "worker died")
+            storage.set_trial_user_attr(trial_id, key("failure"), "worker died")
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get(ATTR + "retry_of") for t in trials}
+    retried = {TrialRecord.of(t).retry_of for t in trials}
     queued = []
     for t in trials:
-        a = t.user_attrs
-        if t.state != TrialState.FAIL or a.get(ATTR + "failure") not in RETRIABLE or t.number in retried:
+        rec = TrialRecord.of(t)
+        if t.state != TrialState.FAIL or rec.failure not in RETRIABLE or t.number in retried:
             continue
-        if a.get(ATTR + "retries", 0) >= cfg.sweep.max_retries:
+        if rec.retries >= cfg.sweep.max_retries:
             continue
-        attrs = {ATTR + "root": a.get(ATTR + "root", t.number), ATTR + "retries": a.get(ATTR + "retries", 0) + 1,
-                 ATTR + "retry_of": t.number}
-        threads = (a.get(ATTR + "config") or {}).get("model", {}).get("threads")
+        retry = {"root": rec.root if rec.root is not None else t.number, "retries": rec.retries + 1,
+                 "retry_of": t.number}
+        threads = (rec.config or {}).get("model", {}).get("threads")
         if threads is not None:  # the retry runs at the killed trial's thread count: its checkpoint matches
-            attrs[ATTR + "threads"] = int(threads)
+            retry["threads"] = int(threads)
         study.add_trial(optuna.trial.create_trial(
-            state=TrialState.WAITING, params=t.params, distributions=t.distributions, user_attrs=attrs))
+            state=TrialState.WAITING, params=t.params, distributions=t.distributions, user_attrs=attrs(**retry)))
         queued.append(t.number)
     return queued
 
@@ -97,12 +98,10 @@ def claim(ctx: SweepContext, study: optuna.Study) -> optuna.Trial | None:
         if n[TrialState.WAITING] == 0 and n[TrialState.COMPLETE] + n[TrialState.PRUNED] + n[TrialState.RUNNING] >= ctx.n_trials:
             return None
         if ctx.cfg.sweep.baseline and not n:  # a new study: its first trial runs the file's own values
-            study.enqueue_trial(baseline_params(ctx.cfg), user_attrs={ATTR + "baseline": True})
+            study.enqueue_trial(baseline_params(ctx.cfg), user_attrs=attrs(baseline=True))
         study.sampler = make_sampler(ctx.cfg, len(study.trials))
         trial = study.ask()
-        trial.set_user_attr(ATTR + "host", host_id())
-        trial.set_user_attr(ATTR + "pid", os.getpid())
-        trial.set_user_attr(ATTR + "heartbeat", time.time())
+        store(trial, host=host_id(), pid=os.getpid(), heartbeat=time.time())
         return trial
 
 
@@ -135,7 +134,7 @@ class Liveness:
     def _beat(self) -> bool:
         if not self.still_ours():
             return False
-        self.storage.set_trial_user_attr(self.trial_id, ATTR + "heartbeat", time.time())
+        self.storage.set_trial_user_attr(self.trial_id, key("heartbeat"), time.time())
         return True
 
     def _loop(self) -> None:

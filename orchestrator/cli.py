@@ -215,12 +215,12 @@ def _cmd_export(args) -> int:
         raise ConfigError("--run-id/--trial", "give exactly one of --run-id ID or STUDY --trial N|best")
     if args.trial is not None:
         from .reproduce import find_trial, load_study_by_name
-        from .storage import ATTR
+        from .record import TrialRecord
 
         if not args.study:
             raise ConfigError("STUDY", "--trial needs the study name or file")
         trial = find_trial(load_study_by_name(_study_name(args.study), args.storage), args.trial)
-        run_id = trial.user_attrs.get(ATTR + "run_id")
+        run_id = TrialRecord.of(trial).run_id
         if not run_id:
             raise ConfigError("--trial", "trial has no recorded MLflow run", args.trial)
     out = export_run(run_id, args.out, _reading_tracking_uri(args))

@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 
 from .config import StudyConfig, resolved
 from .search import objectives
-from .storage import ATTR, storage_lock
+from .record import PARENT_RUN_ID, TrialRecord
+from .storage import storage_lock
 from .tracking import MlflowTracker, resume_run
 
 if TYPE_CHECKING:
@@ -31,12 +32,12 @@ def parent_run(ctx: SweepContext, study: optuna.Study) -> str:
 
 
 def _find_or_make_parent(ctx: SweepContext, study: optuna.Study) -> str:
-    run_id = study.user_attrs.get(ATTR + "parent_run_id")
+    run_id = study.user_attrs.get(PARENT_RUN_ID)
     if run_id and resume_run(ctx.uri, run_id):  # else recorded in another tracking store: make one here
         return run_id
     tracker = MlflowTracker(ctx.uri, ctx.cfg.mlflow.experiment, f"sweep-{ctx.cfg.name}", resolved(ctx.cfg),
                             {"evolora.role": "sweep", "evolora.study": ctx.cfg.name, "optuna.storage": ctx.storage_url})
-    study.set_user_attr(ATTR + "parent_run_id", tracker.run_id)
+    study.set_user_attr(PARENT_RUN_ID, tracker.run_id)
     return tracker.run_id
 
 
@@ -102,8 +103,8 @@ def register(ctx: SweepContext, study: optuna.Study, number: int, outcome, value
 def _parent_note(ctx: SweepContext, study: optuna.Study, best, n: Counter) -> str:
     """The study's answer in the parent run's description: the best trial, its params and figures; for a
     Pareto sweep, the front."""
-    a = best.user_attrs
-    base = a.get(ATTR + "val_base")
+    rec = TrialRecord.of(best)
+    base = rec.val_base
     names = objectives(ctx.cfg)
     what = (f"objective: {ctx.cfg.validation.metric} on validation ({ctx.cfg.sweep.direction})" if len(names) == 1
             else "objectives (validation): " + ", ".join(f"{m} ({d})" for m, d in names))
@@ -120,7 +121,7 @@ def _parent_note(ctx: SweepContext, study: optuna.Study, best, n: Counter) -> st
                   "|---|" + "---|" * len(names) + "---|",
                   *[f"| {t.number} | " + " | ".join(f"{v:.5f}" for v in t.values) + f" | `{t.params}` |" for t in front],
                   "", f"**Best on {names[0][0]}: trial {best.number}** — {best.values[0]:.5f}"]
-    test = a.get(ATTR + "test")
+    test = rec.test
     if test:
         lines[-1] += f"; test {test['champion']:.5f} (gain {test['gain']:+.5f}, chose nothing)"
     lines += ["", "| parameter | value |", "|---|---|", *[f"| `{k}` | {v} |" for k, v in best.params.items()], ""]
@@ -142,7 +143,7 @@ def finish_parent(ctx: SweepContext, study: optuna.Study, status: str) -> None:
     if done:
         best, names = best_trial(study), objectives(ctx.cfg)
         tracker.log_metrics({"best_value": best.values[0]})
-        tags = {"evolora.best_trial": best.number, "evolora.best_run_id": best.user_attrs.get(ATTR + "run_id", ""),
+        tags = {"evolora.best_trial": best.number, "evolora.best_run_id": TrialRecord.of(best).run_id or "",
                 "mlflow.note.content": _parent_note(ctx, study, best, n)}
         if len(names) > 1:
             tags["evolora.pareto_trials"] = ",".join(str(t.number) for t in sorted(pareto_front(done, names),

@@ -13,7 +13,7 @@ from .config import StudyConfig, resolved
 from .storage import default_storage, open_existing_storage
 from .reports import best_trial
 from .search import trial_config
-from .storage import ATTR
+from .record import BASE_CONFIG, TrialRecord
 from evolution.genome import genome_sha256
 
 __all__ = ["find_trial", "reproduce", "Reproduction"]
@@ -55,27 +55,27 @@ class Reproduction:
 def reproduce(study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: bool = True) -> Reproduction:
     from .runner import run_trial
 
-    base = StudyConfig.model_validate(study.user_attrs[ATTR + "base_config"])
-    a = trial.user_attrs
-    stored = a[ATTR + "config"]
-    cfg = trial_config(base, trial.params, int(a[ATTR + "seed"]), int(stored["model"]["threads"]))
+    base = StudyConfig.model_validate(study.user_attrs[BASE_CONFIG])
+    rec = TrialRecord.of(trial)
+    stored = rec.config
+    cfg = trial_config(base, trial.params, int(rec.seed), int(stored["model"]["threads"]))
     outcome = run_trial(cfg, track=False, progress=progress)
     r = outcome.result
     test_rows = []
     if outcome.test is not None:  # shown beside the reproduction; never part of the trial's value
-        logged = a.get(ATTR + "test") or {}
+        logged = rec.test or {}
         test_rows = [(f"test {k} (reported only)", repr(logged.get(k)), repr(outcome.test[k]))
                      for k in ("base", "champion", "gain")]
     objective_rows = []
     if outcome.objectives:  # a Pareto sweep's values: each objective on validation, for the champion
-        logged = a.get(ATTR + "objectives") or {}
+        logged = rec.objectives or {}
         objective_rows = [(f"objective {k}", repr(logged.get(k, {}).get("champion")), repr(v["champion"]))
                           for k, v in outcome.objectives.items()]
     return Reproduction([
         ("config (from params + seed)", "recorded", "recorded" if resolved(cfg) == stored else "differs"),
-        ("value (validation)", repr(a.get(ATTR + "val_champion", trial.values[0])), repr(r.champion_val)),
+        ("value (validation)", repr(rec.val_champion if rec.val_champion is not None else trial.values[0]), repr(r.champion_val)),
         *objective_rows,
-        ("best fitness", repr(a.get(ATTR + "best_fitness")), repr(r.best_fitness)),
-        ("champion sha256", a.get(ATTR + "champion_sha256", "?"), genome_sha256(r.champion)),
+        ("best fitness", repr(rec.best_fitness), repr(r.best_fitness)),
+        ("champion sha256", rec.champion_sha256 or "?", genome_sha256(r.champion)),
         *test_rows,
     ])

@@ -28,7 +28,8 @@ from .signals import Terminated, handle_sigterm
 from .retry import backoff
 from .reports import finish_parent, log_trial, parent_run, register
 from .search import make_pruner, make_sampler, objectives, sample, trial_config, trial_seed
-from .storage import ATTR, open_storage
+from .record import BASE_CONFIG, TrialRecord, store
+from .storage import open_storage
 from .tracking import MlflowTracker
 
 __all__ = ["run_sweep", "open_study", "worker", "OptunaReporter"]
@@ -46,10 +47,10 @@ def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
         return optuna.load_study(study_name=cfg.name, storage=storage, sampler=make_sampler(cfg), pruner=make_pruner(cfg))
     study = optuna.create_study(study_name=cfg.name, storage=storage, sampler=make_sampler(cfg), pruner=make_pruner(cfg),
                                 directions=[d for _, d in objectives(cfg)], load_if_exists=True)
-    stored = study.user_attrs.get(ATTR + "base_config")
+    stored = study.user_attrs.get(BASE_CONFIG)
     conf = resolved(cfg)
     if stored is None:
-        study.set_user_attr(ATTR + "base_config", conf)
+        study.set_user_attr(BASE_CONFIG, conf)
     elif stored != conf:
         diff = next(k for k in sorted(set(stored) | set(conf)) if stored.get(k) != conf.get(k))
         raise ConfigError(diff, f"study '{cfg.name}' already exists in {ctx.storage_url} with a different value here; "
@@ -80,7 +81,7 @@ class ResumeNote(Observer):
 
     def on_start(self, info: dict) -> None:
         if info.get("resumed"):
-            self.trial.set_user_attr(ATTR + "resumed_from_gen", int(info["gen"]))
+            store(self.trial, resumed_from_gen=int(info["gen"]))
 
 
 def _threads(ctx: SweepContext, trial: optuna.Trial) -> int:
@@ -90,28 +91,31 @@ def _threads(ctx: SweepContext, trial: optuna.Trial) -> int:
     host with other cores, loses no completed generation."""
     if ctx.cfg.model.threads is not None:
         return ctx.cfg.model.threads
-    if trial.user_attrs.get(ATTR + "threads") is not None:
-        return int(trial.user_attrs[ATTR + "threads"])
+    threads = TrialRecord.of(trial).threads
+    if threads is not None:
+        return int(threads)
     return 1 if ctx.workers > 1 else ctx.own_threads
 
 
 def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> TrialState:
+    """A trial's life, as Optuna's own ``_run_trial`` lives it: run, map what happened to one state, tell once
+    (:func:`_end`). A trial fenced off (declared dead while it ran; its retry owns it) writes nothing more."""
     # beat first: nothing slow may come between the claim (its first beat) and the heartbeat thread
     live = Liveness(open_storage(ctx.storage_url), study, trial.number, beat_interval(ctx.cfg)).start()
     from .runner import run_trial  # imported by worker() before its first claim: instant here
 
-    root = int(trial.user_attrs.get(ATTR + "root", trial.number))
+    rec = TrialRecord.of(trial)
+    root = rec.root if rec.root is not None else trial.number
     seed = ctx.cfg.seed if ctx.cfg.sweep.seeds == "study" else trial_seed(ctx.cfg.seed, root)
     tags = {"optuna.study": ctx.cfg.name, "optuna.trial_number": str(trial.number), "optuna.trial_root": str(root)}
-    if trial.user_attrs.get(ATTR + "retry_of") is not None:
-        tags["optuna.retry_of"] = str(trial.user_attrs[ATTR + "retry_of"])
+    if rec.retry_of is not None:
+        tags["optuna.retry_of"] = str(rec.retry_of)
     trackers: list[MlflowTracker] = []
+    outcome, error = None, None
     try:
         params = sample(trial, ctx.cfg)
         cfg = trial_config(ctx.cfg, trial.params, seed, _threads(ctx, trial))
-        trial.set_user_attr(ATTR + "root", root)
-        trial.set_user_attr(ATTR + "seed", seed)
-        trial.set_user_attr(ATTR + "config", resolved(cfg))
+        store(trial, root=root, seed=seed, config=resolved(cfg))
         assert set(params) == set(trial.params)
         outcome = run_trial(
             cfg, tracking_uri=ctx.uri, progress=ctx.progress, parent_run_id=ctx.parent_run_id,
@@ -119,63 +123,66 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
             observers=[ResumeNote(trial), *([] if ctx.cfg.sweep.objectives else
                                             [OptunaReporter(trial, ctx.cfg.sweep.report_every)])], guards=[Fence(live)],
             checkpoint=ctx.checkpoint(root), extra_params=trial.params,
-            on_tracker=lambda t: (trackers.append(t), trial.set_user_attr(ATTR + "run_id", t.run_id)),
+            on_tracker=lambda t: (trackers.append(t), store(trial, run_id=t.run_id)),
         )
     except TrialFenced:
         return TrialState.FAIL  # another worker owns the retry now: write nothing more, tell nothing
-    except TrialPruned as e:
-        trial.set_user_attr(ATTR + "pruned", str(e))
-        _tag(trackers, "PRUNED", trial.number)
-        study.tell(trial, state=TrialState.PRUNED)
-        _drop_checkpoint(ctx, root)
-        log_trial(ctx, study, trial.number, None)
-        return TrialState.PRUNED
     except KeyboardInterrupt:
-        trial.set_user_attr(ATTR + "failure", "interrupted")
-        _tag(trackers, "FAIL", trial.number)
-        study.tell(trial, state=TrialState.FAIL)
+        _end(ctx, study, trial, trackers, root, TrialState.FAIL, {"failure": "interrupted"})
         raise
-    except TrackingUnavailable as e:  # the tracking server is gone for now: nothing can be logged, so the trial
-        if live.fenced.is_set():      # fails as retriable; its retry resumes from the checkpoint, same run
-            return TrialState.FAIL
-        trial.set_user_attr(ATTR + "failure", TRACKING_FAILURE)
-        trial.set_user_attr(ATTR + "failure_detail", str(e))
-        study.tell(trial, state=TrialState.FAIL)
-        return TrialState.FAIL
-    except (EvoloraError, ValueError, RuntimeError) as e:
-        if live.fenced.is_set():  # e.g. Optuna refusing a report on a trial declared dead meanwhile
-            return TrialState.FAIL
-        trial.set_user_attr(ATTR + "failure", f"{type(e).__name__}: {e}")
-        if not trackers:  # failed before its run existed (e.g. an invalid sampled combination): make it visible
-            _failed_run(ctx, trial, tags, e)
-        _tag(trackers, "FAIL", trial.number)
-        study.tell(trial, state=TrialState.FAIL)
-        return TrialState.FAIL
+    except (EvoloraError, ValueError, RuntimeError) as e:  # TrialPruned and TrackingUnavailable among them
+        error = e
     finally:
         live.stop()
-    if live.fenced.is_set():
+    if live.fenced.is_set():  # e.g. Optuna refusing a report on a trial declared dead meanwhile
         return TrialState.FAIL
+    if error is not None and not isinstance(error, (TrialPruned, TrackingUnavailable)) and not trackers:
+        _failed_run(ctx, trial, tags, error)  # failed before its run existed (an invalid sampled combination)
+    state, fields, values = _outcome(ctx, error, outcome)
+    return _end(ctx, study, trial, trackers, root, state, fields, values, outcome,
+                tag=not isinstance(error, TrackingUnavailable))  # the tracking server is gone: tag nothing
+
+
+def _outcome(ctx: SweepContext, error: BaseException | None, outcome) -> tuple[TrialState, dict, list | None]:
+    """What happened → (the trial's state, the record fields it stores, its values): the one mapping."""
+    if isinstance(error, TrialPruned):
+        return TrialState.PRUNED, {"pruned": str(error)}, None
+    if isinstance(error, TrackingUnavailable):  # retriable: the retry resumes from the checkpoint, same run
+        return TrialState.FAIL, {"failure": TRACKING_FAILURE, "failure_detail": str(error)}, None
+    if error is not None:
+        return TrialState.FAIL, {"failure": f"{type(error).__name__}: {error}"}, None
     r = outcome.result
+    fields = {"champion_sha256": genome_sha256(r.champion), "best_fitness": r.best_fitness, "val_base": r.base_val,
+              "val_champion": r.champion_val}
+    if outcome.test is not None:  # recorded beside the trial; the objective below is validation only
+        fields["test"] = outcome.test
+    values = [r.champion_val]
+    if outcome.objectives:  # a Pareto sweep: each objective on validation, for the champion
+        fields["objectives"] = outcome.objectives
+        values = [outcome.objectives[name]["champion"] for name, _ in objectives(ctx.cfg)]
+    return TrialState.COMPLETE, fields, values
+
+
+def _end(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, trackers: list[MlflowTracker], root: int,
+         state: TrialState, fields: dict, values: list | None = None, outcome=None, tag: bool = True) -> TrialState:
+    """The trial's end, once: its record, its runs tagged, one tell; then a finished trial's checkpoint dropped,
+    its line on the parent run, and a new best registered."""
     try:
-        trial.set_user_attr(ATTR + "champion_sha256", genome_sha256(r.champion))
-        trial.set_user_attr(ATTR + "best_fitness", r.best_fitness)
-        trial.set_user_attr(ATTR + "val_base", r.base_val)
-        trial.set_user_attr(ATTR + "val_champion", r.champion_val)
-        if outcome.test is not None:  # recorded beside the trial; the objective below is validation only
-            trial.set_user_attr(ATTR + "test", outcome.test)
-        values = [r.champion_val]
-        if outcome.objectives:  # a Pareto sweep: each objective on validation, for the champion
-            trial.set_user_attr(ATTR + "objectives", outcome.objectives)
-            values = [outcome.objectives[name]["champion"] for name, _ in objectives(ctx.cfg)]
-        study.tell(trial, values)
+        store(trial, **fields)
+        if state == TrialState.COMPLETE:
+            study.tell(trial, values)
+        else:
+            study.tell(trial, state=state)
     except (ValueError, RuntimeError):  # declared dead after its last beat: the retry resumes at the end
         return TrialState.FAIL
-    _tag(trackers, "COMPLETE", trial.number)
-    _drop_checkpoint(ctx, root)
-    log_trial(ctx, study, trial.number, values)
-    if ctx.cfg.mlflow.register_best and outcome.model_uri:
+    if tag:
+        _tag(trackers, state.name, trial.number)
+    if state in (TrialState.COMPLETE, TrialState.PRUNED):
+        _drop_checkpoint(ctx, root)
+        log_trial(ctx, study, trial.number, values)
+    if state == TrialState.COMPLETE and ctx.cfg.mlflow.register_best and outcome.model_uri:
         register(ctx, study, trial.number, outcome, values[0])
-    return TrialState.COMPLETE
+    return state
 
 
 def _drop_checkpoint(ctx: SweepContext, root: int) -> None:
@@ -192,7 +199,7 @@ def _tag(trackers: list[MlflowTracker], state: str, number: int) -> None:
 def _failed_run(ctx: SweepContext, trial: optuna.Trial, tags: dict, err: BaseException) -> None:
     t = MlflowTracker(ctx.uri, ctx.cfg.mlflow.experiment, f"trial-{trial.number}", resolved(ctx.cfg), tags,
                       ctx.parent_run_id, extra_params=trial.params)
-    trial.set_user_attr(ATTR + "run_id", t.run_id)
+    store(trial, run_id=t.run_id)
     t.set_tags({"optuna.state": "FAIL"})
     t.finish("FAILED", err)
 
@@ -228,7 +235,7 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
         done[state.name] += 1
         failures_in_a_row = failures_in_a_row + 1 if state == TrialState.FAIL else 0
         if failures_in_a_row >= 5:
-            raise EvoloraError(f"5 trials in a row failed; last: {study.trials[trial.number].user_attrs.get(ATTR + 'failure')}")
+            raise EvoloraError(f"5 trials in a row failed; last: {TrialRecord.of(study.trials[trial.number]).failure}")
         if failures_in_a_row:
             # back off before the next claim (1, 2, 4, 8 s): a failure from an unreachable server or storage
             # would otherwise repeat at once and spend the five tries inside one short outage
