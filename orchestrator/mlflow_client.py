@@ -22,6 +22,7 @@ from evolution.errors import ConfigError
 
 from .errors import TrackingUnavailable
 from .retry import retry
+from .urls import sqlite_file
 
 __all__ = ["RetryingClient", "get_client", "transient", "retry_seconds", "RETRY_ENV", "CREATE_KEY"]
 
@@ -139,8 +140,9 @@ class RetryingClient:
 def get_client(tracking_uri: str) -> RetryingClient:
     from mlflow.tracking import MlflowClient
 
-    if tracking_uri.startswith("sqlite:///"):
-        with _sqlite_store_lock(Path(tracking_uri[len("sqlite:///"):])):
+    db = sqlite_file(tracking_uri)
+    if db is not None:
+        with _sqlite_store_lock(db):
             client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)  # opens (first: creates) the store
     else:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)

@@ -95,8 +95,8 @@ def _default_text(info: FieldInfo) -> str:
 def _bounds_text(info: FieldInfo) -> str:
     parts = []
     for m in info.metadata:
-        for attr, sym in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
-            if isinstance(m, getattr(at, {"ge": "Ge", "gt": "Gt", "le": "Le", "lt": "Lt"}[attr])):
+        for kind, attr, sym in ((at.Ge, "ge", "≥"), (at.Gt, "gt", ">"), (at.Le, "le", "≤"), (at.Lt, "lt", "<")):
+            if isinstance(m, kind):
                 v = getattr(m, attr)
                 parts.append(f"{sym} {'2⁶³' if v == 2**63 else v}")
         if isinstance(m, at.MinLen):

@@ -16,6 +16,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from .retry import retry
+from .urls import sqlite_file
 
 __all__ = ["ATTR", "default_storage", "open_storage", "open_existing_storage", "storage_lock", "ResilientStorage", "PATIENCE"]
 
@@ -42,8 +43,8 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
 
 def _local_file(url: str) -> Path | None:
     """The file a storage URL keeps its data in on this host (a journal file, a SQLite database), or None."""
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):])
+    if (db := sqlite_file(url)) is not None:
+        return db
     if "://" in url:
         return None
     return Path(url.removeprefix("journal:")).expanduser()
@@ -65,8 +66,8 @@ def open_existing_storage(url: str | None) -> optuna.storages.BaseStorage | None
 
 def _open(url: str) -> optuna.storages.BaseStorage:
     if "://" in url:
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        if (db := sqlite_file(url)) is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
         kwargs = None if url.startswith("sqlite") else {"pool_pre_ping": True}
         if url.startswith(("postgresql://", "postgresql+")):  # hosts starting at once on a fresh database
             with _pg_advisory_lock(url, "<schema>"):  # would race creating Optuna's tables and types
@@ -103,8 +104,8 @@ def storage_lock(url: str | None, study: str):
 
 def _lock_dir(url: str) -> Path:
     """Next to the storage file (journal or SQLite), so every working directory on this host shares it."""
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):]).resolve().parent / ".evolora-locks"
+    if (db := sqlite_file(url)) is not None:
+        return db.resolve().parent / ".evolora-locks"
     if "://" not in url:
         return Path(url.removeprefix("journal:")).expanduser().resolve().parent / ".evolora-locks"
     return Path.cwd() / "mlruns" / ".locks"

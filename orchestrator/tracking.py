@@ -25,6 +25,7 @@ from evolution.observers import Observer
 
 from .errors import TrackingUnavailable
 from .mlflow_client import get_client
+from .urls import sqlite_file
 
 __all__ = ["default_tracking_uri", "existing_tracking_uri", "MlflowTracker", "flatten", "compared_params", "get_or_create_experiment",
            "library_versions", "find_run", "resume_run", "artifact_names", "download_artifact", "experiment_names"]
@@ -44,18 +45,18 @@ def existing_tracking_uri(uri: str | None) -> str | None:
     """The tracking URI a reading command (``export``, ``lineage``) uses: nothing is created. A SQLite store
     the user named that is not there is a ConfigError; the default one not written yet → None."""
     resolved = uri or default_tracking_uri()
-    if resolved.startswith("sqlite:///") and not Path(resolved[len("sqlite:///"):]).is_file():
+    db = sqlite_file(resolved)
+    if db is not None and not db.is_file():
         if uri is None:
             return None
         raise ConfigError("--tracking-uri", "no MLflow store there (nothing is created by a command that reads)", uri)
     return resolved
 
 
-def _artifact_root(tracking_uri: str) -> str | None:
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///"):])
-        return (db.parent / "artifacts").as_uri()
-    return None
+def artifact_root(tracking_uri: str) -> str | None:
+    """Where a local SQLite store keeps its artifacts (``artifacts/`` beside the database); None elsewhere."""
+    db = sqlite_file(tracking_uri)
+    return (db.parent / "artifacts").as_uri() if db is not None else None
 
 
 def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
@@ -63,7 +64,7 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     the runs table and metric charts (not the GenAI traces view)."""
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        root = _artifact_root(tracking_uri)
+        root = artifact_root(tracking_uri)
         try:
             exp_id = client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
                                               tags={EXPERIMENT_KIND: MODEL_TRAINING})

@@ -24,14 +24,14 @@ def run_ui(tracking_uri: str | None, storage_arg: str | None, host: str, port: i
     import subprocess
 
     from .storage import default_storage
-    from .tracking import default_tracking_uri
+    from .tracking import artifact_root, default_tracking_uri
 
     uri = tracking_uri or default_tracking_uri()
     storage = storage_arg or default_storage()
     servers = {"MLflow UI": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
                              "--port", str(port), "--workers", "1", "--app-name", "evolora"]}
-    if uri.startswith("sqlite:///"):
-        servers["MLflow UI"] += ["--default-artifact-root", Path(uri[len("sqlite:///"):]).parent.joinpath("artifacts").as_uri()]
+    if (root := artifact_root(uri)) is not None:
+        servers["MLflow UI"] += ["--default-artifact-root", root]
     dashboard = shutil.which("optuna-dashboard", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                                        os.environ.get("PATH", "")]))
     no_studies = "://" not in storage and not Path(storage).is_file()  # a journal file no sweep has written yet
