@@ -93,7 +93,7 @@ class RetryingClient:
         """``fn(*args, **kwargs)``, retried on transient failures. ``_landed()``: before a retry, whether the
         failed attempt took effect after all (its answer lost) → its result, else None."""
         def settled():
-            done = _landed() if _landed is not None else None
+            done = _landed()
             return done is not None, done
 
         def say(e: BaseException, attempt: int, wait: float) -> None:
