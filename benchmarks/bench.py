@@ -164,7 +164,7 @@ def _generation_jobs(population: int, rng: np.random.Generator, chunk: int = 8) 
                     prompt_words=3, train_subset=GEN_PROMPTS, dev_subset=8, batch_size=GEN_PROMPTS, rank=4, alpha=8.0,
                     target_modules=("q_proj", "v_proj", "in_proj", "out_proj"), max_new_tokens=GEN_TOKENS,
                     terms=(("likelihood", 1.0),), validation="likelihood")
-    ours, stock = build_task(spec), build_task(dataclasses.replace(spec, merge=False))
+    ours, stock = build_task(spec), build_task(dataclasses.replace(spec, merge_weights=False))
     together = build_task(dataclasses.replace(spec, genomes_per_forward=chunk))
     data, stock_data = ours.train_batch(0), stock.train_batch(0)
     genomes = [(ours.seed_genome() + rng.normal(0, 0.02, ours.layout.size)).astype(np.float32) for _ in range(population)]
@@ -251,7 +251,7 @@ def run_bench(models=("minilm", "lfm2-tiny"), population: int = 16, batch: int =
         tasks = {name: build_task(dataclasses.replace(base, **{**kw, "genomes_per_forward": batched_chunk
                                                               if name == "batched" else 1}))
                  for name, kw in paths}
-        naive_task = build_task(dataclasses.replace(base, layers=None, cache=False, merge=False, packed=False))  # stock peft
+        naive_task = build_task(dataclasses.replace(base, layers=None, cache=False, merge_weights=False, packed=False))  # stock peft
         rng = np.random.default_rng(1)
         genomes = {name: [(t.seed_genome() + rng.normal(0, 0.02, t.layout.size)).astype(np.float32)
                           for _ in range(population)] for name, t in tasks.items()}

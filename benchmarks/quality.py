@@ -175,7 +175,7 @@ def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
     from orchestrator.runner import prepare_torch, task_spec
 
     prepare_torch(cfg)
-    task = build_task(dataclasses.replace(task_spec(cfg), merge=False, cache=False))  # stock peft LoRA path, full model
+    task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))  # stock peft LoRA path, full model
     model = task.flat.model
     term = task.terms[0][2]
     clock = Clock(budget_s)
@@ -216,7 +216,7 @@ def _gradient_row(cfg, budget_s: float, out: Path, epochs: int = 2, batch: int =
     from orchestrator.runner import prepare_torch, task_spec
 
     prepare_torch(cfg)
-    task = build_task(dataclasses.replace(task_spec(cfg), merge=False, cache=False))  # stock peft LoRA path
+    task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))  # stock peft LoRA path
     model, tok = task.flat.model, task.evaluator.tok
     params = [p for n, p in model.named_parameters() if "lora_" in n]
     for p in params:

@@ -15,10 +15,13 @@ class ConfigError(EvoloraError):
     """A study file or command-line value is invalid. ``path`` is the dotted config path."""
 
     def __init__(self, path: str, message: str, value: object = ...) -> None:
-        self.path = path
-        self.value = value
+        self.path, self.message, self.value = path, message, value
         shown = "" if value is ... else f", got {_shown(value)}"
         super().__init__(f"{path}: {message}{shown}")
+
+    def under(self, prefix: str) -> "ConfigError":
+        """The same error for an option read under ``prefix`` (``batches`` → ``evolution.es.batches``)."""
+        return ConfigError(f"{prefix}.{self.path}", self.message, self.value)
 
 
 def _shown(value: object, limit: int = 200) -> str:

@@ -19,10 +19,21 @@ from typing import Callable
 import numpy as np
 
 from ._deap import make_individual
+from .errors import ConfigError
 from .genome import GenomeLayout
 from .strategies import Strategy
 
 __all__ = ["ESParams", "OpenAIES", "SepCMAES"]
+
+
+SHAPINGS = ("centered_rank", "zscore")
+OPTIMIZERS = ("adam", "sgd", "momentum")
+SCHEDULES = ("constant", "cosine")
+PERTURB = ("all", "B")
+BATCHES = ("shared", "per_pair")
+BLOCKS = ("all", "layer")
+_CHOICES = {"optimizer": OPTIMIZERS, "shaping": SHAPINGS, "schedule": SCHEDULES, "perturb": PERTURB,
+            "batches": BATCHES, "blocks": BLOCKS}
 
 
 @dataclass(frozen=True)
@@ -43,13 +54,20 @@ class ESParams:
     batches: str = "shared"  # shared | per_pair: each antithetic pair scored on its own fitness batch
     blocks: str = "all"  # all | layer: each generation perturbs and updates one adapted layer's genes, in turn
 
-
-SHAPINGS = ("centered_rank", "zscore")
-OPTIMIZERS = ("adam", "sgd", "momentum")
-SCHEDULES = ("constant", "cosine")
-PERTURB = ("all", "B")
-BATCHES = ("shared", "per_pair")
-BLOCKS = ("all", "layer")
+    def __post_init__(self) -> None:
+        """The options' rules, in one place (the study file's ``evolution.es`` is checked by building this):
+        ConfigError naming the option otherwise."""
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(name, f"must be one of {', '.join(allowed)}", getattr(self, name))
+        if self.batches == "per_pair" and self.shaping != "zscore":
+            raise ConfigError("batches", "per_pair needs shaping: zscore (ranks of fitnesses scored on different "
+                              "batches would rank the batches, not the perturbations)", self.batches)
+        if not 0.0 <= self.a_scale <= 1.0:
+            raise ConfigError("a_scale", "must be between 0 and 1", self.a_scale)
+        if self.perturb == "B" and self.a_scale != 1.0:
+            raise ConfigError("a_scale", "perturb='B' holds A fixed (an a_scale of 0): give one or the other",
+                              self.a_scale)
 
 
 def cosine(start: float, final_ratio: float, gen: int, horizon: int) -> float:
@@ -116,14 +134,6 @@ class OpenAIES(_MeanStrategy):
     def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int],
                  layout: GenomeLayout | None = None) -> None:
         super().__init__(rng, new_id)
-        for name, value, allowed in (("optimizer", params.optimizer, OPTIMIZERS), ("shaping", params.shaping, SHAPINGS),
-                                     ("schedule", params.schedule, SCHEDULES), ("perturb", params.perturb, PERTURB),
-                                     ("batches", params.batches, BATCHES), ("blocks", params.blocks, BLOCKS)):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        if params.batches == "per_pair" and params.shaping != "zscore":
-            raise ValueError("batches='per_pair' needs shaping='zscore': ranks of fitnesses scored on different "
-                             "batches would rank the batches, not the perturbations")
         self.p = params
         self.pairs = params.population // 2
         self.with_mean = params.population % 2 == 1
@@ -132,10 +142,6 @@ class OpenAIES(_MeanStrategy):
         self.t = 0
         # (genes,) scale of each gene's σ and step: 1 on B, `a_scale` on A (0 with perturb B); None: all 1
         self.mask: np.ndarray | None = None
-        if not 0.0 <= params.a_scale <= 1.0:
-            raise ValueError(f"a_scale must be between 0 and 1, got {params.a_scale!r}")
-        if params.perturb == "B" and params.a_scale != 1.0:
-            raise ValueError("perturb='B' holds A fixed (an a_scale of 0): give one or the other")
         a_scale = 0.0 if params.perturb == "B" else params.a_scale
         if a_scale != 1.0:
             if layout is None:

@@ -19,41 +19,48 @@ from .spec import TaskSpec, build_terms, check_lengths
 from .splits import load_splits
 from .tasks import PairTask
 
-__all__ = ["build_task"]
+__all__ = ["build_task", "load_data"]
 
 
 def build_task(spec: TaskSpec) -> PairTask | CausalTask:
     """Load the data and the base model, attach LoRA, build the evaluator and the task. ConfigError on bad
     input, before the model loads where the input alone shows it (data files, term names and params)."""
     causal = spec.kind == "causal"
-    splits = _text_splits(spec) if causal else _pair_splits(spec)
-    build_terms(spec, CausalTask.kind if causal else PairTask.kind)
+    splits = load_data(spec)
+    terms = build_terms(spec, CausalTask.kind if causal else PairTask.kind)  # built once, before the model loads
     device = pick_device(spec.device)
     model, tok = load_base(spec.kind, spec.base, device)
     check_lengths(spec, model)
     peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed,
                              blocks=spec.blocks)
-    flat = FlatLoRA(peft_model, merged=spec.merge)
+    flat = FlatLoRA(peft_model, merged=spec.merge_weights)
     if causal:
         evaluator = CausalEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length,
                                     spec.cache)
         train, dev, test, reference = splits
-        return CausalTask(spec, evaluator, flat, train, dev, reference, test)
+        return CausalTask(spec, evaluator, flat, terms, train, dev, reference, test)
     train, dev, test = splits
-    return PairTask(spec, _encoder_evaluator(spec, peft_model, tok, flat, device, train), flat, train, dev, test)
+    return PairTask(spec, _encoder_evaluator(spec, peft_model, tok, flat, device, train), flat, terms, train, dev, test)
+
+
+def load_data(spec: TaskSpec) -> tuple:
+    """The task's data, every file read and checked (the one place a data file is checked: missing, empty, a
+    missing column, a bad row, an unknown held-out source → ConfigError naming the field, the file, the row
+    or column and the value). Pairs: (train, validation, test); texts: (train, validation, test, reference)."""
+    return _text_splits(spec) if spec.kind == "causal" else _pair_splits(spec)
 
 
 def _pair_splits(spec: TaskSpec):
-    load = functools.partial(load_pairs, fmt=spec.data_format, columns=spec.columns)
+    load = functools.partial(load_pairs, fmt=spec.format, columns=spec.columns)
     train, dev = load_splits(spec, load)
     return train, dev, load(spec.test_path, "data.test_path") if spec.test_path else None
 
 
 def _text_splits(spec: TaskSpec):
-    load = functools.partial(load_texts, prompt_words=spec.prompt_words, fmt=spec.data_format, columns=spec.columns)
+    load = functools.partial(load_texts, prompt_words=spec.prompt_words, fmt=spec.format, columns=spec.columns)
     train, dev = load_splits(spec, load, train=(spec.train_genre,), dev=(spec.dev_genre,))
     test = load(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre) if spec.test_path else None
-    reference = (load_texts(spec.reference_path, "data.reference_path", fmt=spec.data_format, columns=spec.columns)
+    reference = (load_texts(spec.reference_path, "data.reference_path", fmt=spec.format, columns=spec.columns)
                  if spec.reference_path else None)
     return train, dev, test, reference
 

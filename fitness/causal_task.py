@@ -16,9 +16,9 @@ __all__ = ["CausalTask"]
 class CausalTask(Task):
     kind = "causal"
 
-    def __init__(self, spec: TaskSpec, evaluator: CausalEvaluator, flat: FlatLoRA, train, dev, reference=None,
-                 test=None) -> None:
-        super().__init__(spec, evaluator, flat, train, dev, test)
+    def __init__(self, spec: TaskSpec, evaluator: CausalEvaluator, flat: FlatLoRA, terms: tuple, train, dev,
+                 reference=None, test=None) -> None:
+        super().__init__(spec, evaluator, flat, terms, train, dev, test)
         self.reference: EncodedTexts | None = None
         self.base_logp = None
         wanted = ([name for name, *_ in spec.terms] + [spec.validation] + [name for name, _ in spec.objectives]

@@ -32,11 +32,9 @@ from evolution.genome import GenomeLayout
 
 from .lora import FlatLoRA
 
-__all__ = ["GENOMES", "INITS", "GenomeMap", "FullGenome", "XSGenome", "SubspaceGenome", "consumer_directions", "make_genome_map",
+__all__ = ["GenomeMap", "FullGenome", "XSGenome", "SubspaceGenome", "consumer_directions", "make_genome_map",
            "eva_seed"]
 
-GENOMES = ("full", "xs")
-INITS = ("kaiming", "eva")  # lora.init: how a full genome's LoRA A starts
 
 
 class GenomeMap:
@@ -115,11 +113,8 @@ class XSGenome(GenomeMap):
 
 
 def make_genome_map(kind: str, flat: FlatLoRA) -> GenomeMap:
-    if kind == "xs":
-        return XSGenome(flat)
-    if kind == "full":
-        return FullGenome(flat)
-    raise ValueError(f"genome must be one of {', '.join(GENOMES)}, got {kind!r}")
+    """``lora.genome`` (one of :data:`fitness.spec.GENOMES`, checked when the spec is made) → its map."""
+    return XSGenome(flat) if kind == "xs" else FullGenome(flat)
 
 
 @torch.inference_mode()

@@ -13,12 +13,42 @@ from .plugins import FITNESS_TERMS
 from .registry import FitnessTerm
 from .tables import Columns
 
-__all__ = ["TaskSpec", "make_term", "make_terms", "build_terms", "check_lengths", "LISTED"]
+__all__ = ["TaskSpec", "make_term", "make_terms", "build_terms", "check_lengths", "check_genome", "LISTED", "GENOMES",
+           "INITS"]
+
+GENOMES = ("full", "xs")  # lora.genome: what evolves (fitness.genomes)
+INITS = ("kaiming", "eva")  # lora.init: how a full genome's LoRA A starts
+
+
+def check_genome(genome: str, init: str, rank: int, a_subspace: int | None, b_subspace: int | None) -> None:
+    """The rules of what evolves (``lora.genome``, ``init``, ``a_subspace``, ``b_subspace``), in one place: a
+    :class:`TaskSpec` checks them when made, the study file's schema by calling this. What depends on the
+    model (a subspace wider than a module) is checked when the task is built."""
+    if genome not in GENOMES:
+        raise ConfigError("lora.genome", f"must be one of {', '.join(GENOMES)}", genome)
+    if init not in INITS:
+        raise ConfigError("lora.init", f"must be one of {', '.join(INITS)}", init)
+    if genome == "xs" and init == "eva":
+        raise ConfigError("lora.init", "eva sets LoRA A; with lora.genome: xs A is fixed at each weight's SVD (use "
+                          "kaiming, which xs ignores)", init)
+    if a_subspace is not None:
+        if init != "eva":
+            raise ConfigError("lora.a_subspace", "keeps A within the eva directions: it needs lora.init: eva", a_subspace)
+        if a_subspace < rank:
+            raise ConfigError("lora.a_subspace", f"must be at least lora.rank ({rank})", a_subspace)
+    if b_subspace is not None:
+        if genome == "xs":
+            raise ConfigError("lora.b_subspace", "holds a full genome's B in a subspace; with lora.genome: xs B is "
+                              "fixed at each weight's SVD (use lora.genome: full)", b_subspace)
+        if b_subspace < rank:
+            raise ConfigError("lora.b_subspace", f"must be at least lora.rank ({rank})", b_subspace)
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Everything a task needs, as plain values (filled by the orchestrator from a resolved config)."""
+    """Everything a task needs, as plain values. A study fills it by field name from its ``model``, ``lora``,
+    ``data`` and ``fitness`` sections (``orchestrator.runner.task_spec``): a field named as the study's key
+    is that key's value; the others say where they come from."""
 
     base: str = "minilm"
     kind: str = "encoder"
@@ -28,7 +58,7 @@ class TaskSpec:
     target_modules: tuple[str, ...] = ("query", "value")
     layers: tuple[int, ...] | None = None
     train_path: str = ""
-    dev_path: str = ""
+    dev_path: str | None = None  # validation data (or val_fraction); a study file's default: the packaged sts-dev
     val_fraction: float | None = None  # validation drawn from train (disjoint by content) instead of dev_path
     val_sources: tuple[str, ...] = ()  # with val_fraction: train pairs of these sources join validation whole
     test_path: str | None = None  # scored once at the end of a run; never chooses anything
@@ -54,15 +84,18 @@ class TaskSpec:
     max_new_tokens: int = 16
     genomes_per_forward: int | None = None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
     packed: bool | str = "auto"  # encoder: padding-free layers (``fitness.packed``; "auto": where the model allows)
-    merge: bool = True  # fold each genome into the frozen weights (W₀ + s·B·A) instead of peft's LoRA path
+    merge_weights: bool = True  # fold each genome into the frozen weights (W₀ + s·B·A) instead of peft's LoRA path
     genome: str = "full"  # full: every LoRA A and B | xs: r×r cores between frozen SVD factors (fitness.genomes)
     init: str = "kaiming"  # LoRA A of a full genome: kaiming (peft's draw) | eva (inputs' principal directions)
     init_examples: int = 256  # eva: train examples whose inputs define the directions
     a_subspace: int | None = None  # eva: A moves only within the top-k input directions (fitness.genomes)
     b_subspace: int | None = None  # value B moves only within the top-k directions its consumer reads (fitness.genomes)
     objectives: tuple = ()  # (name, params): terms scored on validation for a Pareto sweep's champion
-    data_format: str = "auto"  # every data file's format (fitness.tables.FORMATS; auto: by its name and shape)
+    format: str = "auto"  # every data file's format (fitness.tables.FORMATS; auto: by its name and shape)
     columns: Columns = Columns()  # which data column holds what
+
+    def __post_init__(self) -> None:
+        check_genome(self.genome, self.init, self.rank, self.a_subspace, self.b_subspace)
 
 
 LISTED = {"fitness.terms": "name", "sweep.objectives": "metric", "validation.budget": "metric"}  # list fields → the key naming the term

@@ -47,6 +47,8 @@ def load_splits(spec: TaskSpec, load, **genres):
         rest, held = hold_out_sources(train, spec.val_sources)
         train, val = split_validation(rest, spec.val_fraction, spec.data_seed)
         return train, val + held
+    if not spec.dev_path:
+        raise ConfigError("data.dev_path", "no validation data: give data.dev_path or data.val_fraction", spec.dev_path)
     return train, load(spec.dev_path, "data.dev_path", *genres.get("dev", ()))
 
 

@@ -15,11 +15,11 @@ from evolution.loop import Validation
 
 from .batched import PopulationDeltas
 from .encoder import EncodedPairs
-from .genomes import INITS, SubspaceGenome, consumer_directions, eva_seed, make_genome_map
+from .genomes import SubspaceGenome, consumer_directions, eva_seed, make_genome_map
 from .lora import FlatLoRA
 from .models import HUB_IDS
 from .pairs import Pairs
-from .spec import TaskSpec, build_terms
+from .spec import TaskSpec
 from .splits import take
 
 __all__ = ["Task", "PairTask"]
@@ -40,28 +40,21 @@ class Task:
 
     kind = ""
 
-    def __init__(self, spec: TaskSpec, evaluator, flat: FlatLoRA, train, dev, test=None) -> None:
+    def __init__(self, spec: TaskSpec, evaluator, flat: FlatLoRA, terms: tuple, train, dev, test=None) -> None:
+        """``terms``: :func:`fitness.spec.build_terms` of ``spec`` (the builder makes them once, before the model)."""
         self.spec, self.evaluator, self.flat = spec, evaluator, flat
         self.genome = make_genome_map(spec.genome, flat)  # genome → the LoRA weights the model computes with
         self._test_items, self._test = test, None  # encoded on first use: after the run, never before
         self._seed_genome = self.genome.seed()  # exactly the base model (B = 0)
-        self.terms, self.val_term, self.objective_terms, self.guard_terms = build_terms(spec, self.kind)
+        self.terms, self.val_term, self.objective_terms, self.guard_terms = terms
         self._base_guards: dict[str, float] | None = None
         self.train = train
-        if spec.init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(INITS)}, got {spec.init!r}")
-        if spec.init == "eva":
-            if spec.genome != "full":
-                raise ValueError("init='eva' sets LoRA A: it needs genome='full'")
+        if spec.init == "eva":  # the options' rules: fitness.spec.check_genome (a TaskSpec is checked when made)
             batches = self._eva_batches(self._eva_items())
             if spec.a_subspace:
                 self._seed_genome, a_dirs = eva_seed(flat, self._seed_genome, batches, spec.a_subspace)
             else:
                 self._seed_genome = eva_seed(flat, self._seed_genome, batches)
-        elif spec.a_subspace:
-            raise ValueError("a_subspace needs init='eva' (it keeps A within the eva directions)")
-        if spec.b_subspace and spec.genome != "full":
-            raise ValueError("b_subspace holds LoRA B in a subspace: it needs genome='full'")
         if spec.a_subspace or spec.b_subspace:
             b_dirs = consumer_directions(flat, spec.b_subspace) if spec.b_subspace else None
             self.genome = SubspaceGenome(flat, self._seed_genome, a_dirs if spec.a_subspace else None, b_dirs)

@@ -5,14 +5,13 @@ validation, evolution, mlflow, search, sweep). Reading a file into it is :mod:`.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from evolution.errors import ConfigError
-from fitness import PACKAGED_STSB, Columns, hold_out_sources, load_pairs
-from fitness.spec import make_term
+from fitness import PACKAGED_STSB, Columns
+from fitness.spec import GENOMES, INITS, check_genome, make_term
 
 from .evolution_config import ESConfig, EvolutionConfig, SpeciationConfig
 from .strict import NAME, Strict
@@ -76,11 +75,11 @@ class LoraConfig(Strict):
     alpha: float = Field(8.0, gt=0, description="LoRA alpha (scaling = alpha / r)")
     target_modules: list[str] = Field(["query", "value"], min_length=1, description="Linear module names to adapt")
     layers: list[int] | None = Field(None, min_length=1, description="layer indices to adapt (default: all)")
-    genome: Literal["full", "xs"] = Field(
+    genome: Literal[GENOMES] = Field(
         "full", description="what evolves: full = every LoRA A and B matrix; xs = LoRA-XS, one r×r core per adapted "
         "matrix between its weight's frozen truncated SVD factors (A = V_rᵀ, B = U_r Σ_r R), (in+out)/r times fewer "
         "genes; exports as a stock LoRA either way")
-    init: Literal["kaiming", "eva"] = Field(
+    init: Literal[INITS] = Field(
         "kaiming", description="how each LoRA A starts (B starts at 0 either way, so generation 0 is the base "
         "model): kaiming = peft's random draw; eva = the top-r principal directions of the module's inputs on "
         "init_examples train examples (EVA), scaled to kaiming's output size: evolution then moves the outputs "
@@ -105,6 +104,7 @@ class LoraConfig(Strict):
             _check_layers(f"lora.blocks.{name}.layers", b.layers)
         if self.blocks is not None and not any(b.enabled for b in self.blocks.values()):
             raise ConfigError("lora.blocks", "every block type is disabled", {k: False for k in self.blocks})
+        check_genome(self.genome, self.init, self.rank, self.a_subspace, self.b_subspace)
         return self
 
 
@@ -237,6 +237,56 @@ def _check_term(name_field: str, params_field: str, name: str, params: dict, tas
     make_term(name, params, task, name_field, params_field)
 
 
+def _check_terms(cfg: "StudyConfig") -> None:
+    """Every term the study names — fitness, validation, guards, watched, objectives — registered, for this
+    kind of task, with params it accepts; each guard, watched term and objective once."""
+    task = "causal" if cfg.model.kind == "causal" else "pairs"
+    for i, t in enumerate(cfg.fitness.terms):
+        _check_term(f"fitness.terms.{i}.name", f"fitness.terms.{i}.params", t.name, t.params, task)
+    _check_term("validation.metric", "validation.params", cfg.validation.metric, cfg.validation.params, task)
+    seen: list[str] = []
+    for field in ("budget", "watch"):
+        for i, g in enumerate(getattr(cfg.validation, field)):
+            where = f"validation.{field}.{i}"
+            _check_term(f"{where}.metric", f"{where}.params", g.metric, g.params, task)
+            if g.metric in seen:
+                raise ConfigError(f"{where}.metric", "each term once among validation.budget and watch", g.metric)
+            seen.append(g.metric)
+    names = [o.metric for o in cfg.sweep.objectives or ()]
+    for i, o in enumerate(cfg.sweep.objectives or ()):
+        _check_term(f"sweep.objectives.{i}.metric", f"sweep.objectives.{i}.params", o.metric, o.params, task)
+        if o.metric in names[:i]:
+            raise ConfigError(f"sweep.objectives.{i}.metric", "each objective once", o.metric)
+
+
+def _check_per_pair(cfg: "StudyConfig") -> None:
+    """``evolution.es.batches: per_pair`` with the sections it reaches across (its own rules: ESParams)."""
+    if cfg.evolution.es.batches != "per_pair":
+        return
+    if cfg.evolution.strategy != "openai-es":
+        raise ConfigError("evolution.es.batches", f"per_pair is an openai-es option (strategy is "
+                          f"{cfg.evolution.strategy})", "per_pair")
+    if not cfg.data.rotate:
+        raise ConfigError("evolution.es.batches", "per_pair draws a batch per pair and generation: it needs "
+                          "data.rotate: true", "per_pair")
+
+
+def _check_xs(cfg: "StudyConfig") -> None:
+    """``lora.genome: xs`` against the evolution options that read LoRA A and B (its LoRA rules: check_genome)."""
+    if cfg.lora.genome != "xs":
+        return
+    e = cfg.evolution
+    if e.strategy == "openai-es" and e.es.perturb == "B":
+        raise ConfigError("evolution.es.perturb", "B selects LoRA B factors; with lora.genome: xs every gene "
+                          "is a core (use all)", "B")
+    if e.strategy == "openai-es" and e.es.a_scale != 1:
+        raise ConfigError("evolution.es.a_scale", "scales the LoRA A genes; with lora.genome: xs every gene "
+                          "is a core (use 1)", e.es.a_scale)
+    if e.speciation.enabled and e.speciation.distance == "delta_l2":
+        raise ConfigError("evolution.speciation.distance", "delta_l2 reads LoRA A and B; with lora.genome: "
+                          "xs use l2 or cosine", "delta_l2")
+
+
 class StudyConfig(Strict):
     name: str = Field("evolora", pattern=NAME, description="the study's name: its Optuna study, its checkpoint "
                       "directory and its registered model (letters, digits, _ . -; starting with a letter or digit; "
@@ -254,81 +304,20 @@ class StudyConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self):
-        task = "causal" if self.model.kind == "causal" else "pairs"
+        """The rules that reach across sections. No file is read here: the data are checked where they are
+        loaded (:func:`fitness.build.load_data`), once."""
         if self.lora.blocks is not None and self.model.kind != "causal":
             raise ConfigError("lora.blocks", "block-type targeting is for hybrid causal models (model.kind: causal); "
                               "an encoder adapts lora.target_modules of lora.layers", sorted(self.lora.blocks))
-        for i, t in enumerate(self.fitness.terms):
-            _check_term(f"fitness.terms.{i}.name", f"fitness.terms.{i}.params", t.name, t.params, task)
-        _check_term("validation.metric", "validation.params", self.validation.metric, self.validation.params, task)
-        seen: list[str] = []
-        for field in ("budget", "watch"):
-            for i, g in enumerate(getattr(self.validation, field)):
-                where = f"validation.{field}.{i}"
-                _check_term(f"{where}.metric", f"{where}.params", g.metric, g.params, task)
-                if g.metric in seen:
-                    raise ConfigError(f"{where}.metric", "each term once among validation.budget and watch", g.metric)
-                seen.append(g.metric)
-        names = [o.metric for o in self.sweep.objectives or ()]
-        for i, o in enumerate(self.sweep.objectives or ()):
-            _check_term(f"sweep.objectives.{i}.metric", f"sweep.objectives.{i}.params", o.metric, o.params, task)
-            if o.metric in names[:i]:
-                raise ConfigError(f"sweep.objectives.{i}.metric", "each objective once", o.metric)
-        if self.evolution.es.batches == "per_pair":
-            if self.evolution.strategy != "openai-es":
-                raise ConfigError("evolution.es.batches", f"per_pair is an openai-es option (strategy is "
-                                  f"{self.evolution.strategy})", "per_pair")
-            if self.evolution.es.shaping != "zscore":
-                raise ConfigError("evolution.es.batches", "per_pair needs evolution.es.shaping: zscore (ranks of "
-                                  "fitnesses scored on different batches would rank the batches)", "per_pair")
-            if not self.data.rotate:
-                raise ConfigError("evolution.es.batches", "per_pair draws a batch per pair and generation: it needs "
-                                  "data.rotate: true", "per_pair")
+        _check_terms(self)
+        _check_per_pair(self)
+        _check_xs(self)
         if self.model.trunk_memo is True and self.model.kind != "encoder":
             raise ConfigError("model.trunk_memo", "the trunk memo is for encoder pair tasks", True)
-        if self.lora.a_subspace is not None:
-            if self.lora.init != "eva":
-                raise ConfigError("lora.a_subspace", "keeps A within the eva directions: it needs lora.init: eva",
-                                  self.lora.a_subspace)
-            if self.lora.a_subspace < self.lora.rank:
-                raise ConfigError("lora.a_subspace", f"must be at least lora.rank ({self.lora.rank})",
-                                  self.lora.a_subspace)
-        if self.lora.b_subspace is not None and self.lora.b_subspace < self.lora.rank:
-            raise ConfigError("lora.b_subspace", f"must be at least lora.rank ({self.lora.rank})", self.lora.b_subspace)
-        if self.lora.genome == "xs":
-            if self.lora.b_subspace is not None:
-                raise ConfigError("lora.b_subspace", "holds a full genome's B in a subspace; with lora.genome: xs B is "
-                                  "fixed at each weight's SVD (use lora.genome: full)", self.lora.b_subspace)
-            if self.lora.init == "eva":
-                raise ConfigError("lora.init", "eva sets LoRA A; with lora.genome: xs A is fixed at each weight's "
-                                  "SVD (use kaiming, which xs ignores)", "eva")
-            if self.evolution.strategy == "openai-es" and self.evolution.es.perturb == "B":
-                raise ConfigError("evolution.es.perturb", "B selects LoRA B factors; with lora.genome: xs every gene "
-                                  "is a core (use all)", "B")
-            if self.evolution.strategy == "openai-es" and self.evolution.es.a_scale != 1:
-                raise ConfigError("evolution.es.a_scale", "scales the LoRA A genes; with lora.genome: xs every gene "
-                                  "is a core (use 1)", self.evolution.es.a_scale)
-            if self.evolution.speciation.enabled and self.evolution.speciation.distance == "delta_l2":
-                raise ConfigError("evolution.speciation.distance", "delta_l2 reads LoRA A and B; with lora.genome: "
-                                  "xs use l2 or cosine", "delta_l2")
-        for field in ("train_path", "dev_path", "test_path", "reference_path"):
-            p = getattr(self.data, field)
-            if p is not None and not _exists(p):
-                raise ConfigError(f"data.{field}", "data file not found", p)
-        if self.data.val_sources is not None:
-            if self.model.kind != "encoder":
-                raise ConfigError("data.val_sources", "holds out sources of sentence pairs: an encoder pair task "
-                                  f"(model.kind is {self.model.kind})", self.data.val_sources)
-            pairs = load_pairs(self.data.train_path, "data.train_path", self.data.format, columns(self.data))
-            hold_out_sources(pairs, self.data.val_sources)
+        if self.data.val_sources is not None and self.model.kind != "encoder":
+            raise ConfigError("data.val_sources", "holds out sources of sentence pairs: an encoder pair task "
+                              f"(model.kind is {self.model.kind})", self.data.val_sources)
         return self
-
-
-def _exists(path: str) -> bool:
-    try:
-        return Path(path).exists()
-    except (OSError, ValueError):  # a name the system refuses (too long, a NUL byte) names no file
-        return False
 
 
 def columns(data: DataConfig) -> Columns:

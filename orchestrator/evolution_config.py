@@ -4,13 +4,14 @@ runner builds those from these sections by name): one source of each default."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from evolution import GAParams
 from evolution.errors import ConfigError
-from evolution.es import ESParams
+from evolution.es import BATCHES, BLOCKS, OPTIMIZERS, PERTURB, SCHEDULES, SHAPINGS, ESParams
 from evolution.speciation import SpeciationParams
 
 from .strict import Strict
@@ -40,31 +41,40 @@ class ESConfig(Strict):
 
     sigma: float = Field(_ES.sigma, gt=0, description="perturbation std (openai-es) / initial step size (sep-cma-es)")
     learning_rate: float = Field(_ES.learning_rate, gt=0, description="openai-es: step size of the optimiser on the mean")
-    optimizer: Literal["adam", "sgd", "momentum"] = Field(_ES.optimizer, description="openai-es: update of the mean")
+    optimizer: Literal[OPTIMIZERS] = Field(_ES.optimizer, description="openai-es: update of the mean")
     momentum: float = Field(_ES.momentum, ge=0, lt=1, description="openai-es, optimizer=momentum: heavy-ball coefficient")
     weight_decay: float = Field(_ES.weight_decay, ge=0)
-    shaping: Literal["centered_rank", "zscore"] = Field(
+    shaping: Literal[SHAPINGS] = Field(
         _ES.shaping, description="openai-es fitness shaping: centred ranks, or antithetic differences "
         "f(θ+σε) − f(θ−σε) divided by their RMS over the pairs (SPSA/MeZO-like, scale-free)")
-    schedule: Literal["constant", "cosine"] = Field(
+    schedule: Literal[SCHEDULES] = Field(
         _ES.schedule, description="openai-es: learning rate and σ constant, or decayed along a half cosine over "
         "evolution.generations to lr_final × learning_rate and sigma_final × sigma")
     lr_final: float = Field(_ES.lr_final, ge=0, le=1, description="cosine schedule: final learning rate / learning_rate")
     sigma_final: float = Field(_ES.sigma_final, gt=0, le=1, description="cosine schedule: final σ / sigma")
-    perturb: Literal["all", "B"] = Field(
+    perturb: Literal[PERTURB] = Field(
         _ES.perturb, description="openai-es: perturb every gene, or only the LoRA B factors (A stays at its "
         "initialisation; at B = 0 a change of A does nothing to first order, so perturbing it is pure noise)")
     a_scale: float = Field(
         _ES.a_scale, ge=0, le=1, description="openai-es: σ and step on the LoRA A genes as a fraction of those on B "
         "(LoRA+-style; 1: the same, 0: A fixed, which is what perturb B does)")
-    batches: Literal["shared", "per_pair"] = Field(
+    batches: Literal[BATCHES] = Field(
         _ES.batches, description="openai-es: every pair on the generation's batch, or each antithetic pair on a "
         "batch of its own (data.train_subset examples drawn from the generation and the pair): more directions "
         "for the same number of example evaluations; needs shaping zscore and data.rotate")
-    blocks: Literal["all", "layer"] = Field(
+    blocks: Literal[BLOCKS] = Field(
         _ES.blocks, description="openai-es: perturb every gene each generation, or one adapted layer's genes per "
         "generation in turn (block-coordinate ES): every member shares the mean's adapter below that layer, so the "
         "layers beneath it run once per batch and each member only the layers from it up")
+
+    @model_validator(mode="after")
+    def _check(self):
+        """The options' rules are the inner loop's own (:class:`evolution.es.ESParams`): checked by building it."""
+        try:
+            ESParams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ESParams) if f.name in type(self).model_fields})
+        except ConfigError as e:
+            raise e.under("evolution.es") from None
+        return self
 
 
 class EvolutionConfig(Strict):
@@ -96,7 +106,4 @@ class EvolutionConfig(Strict):
             raise ConfigError("evolution.tournament_size", f"must be ≤ evolution.population ({self.population})", self.tournament_size)
         if self.elitism >= self.population:
             raise ConfigError("evolution.elitism", f"must be < evolution.population ({self.population})", self.elitism)
-        if self.strategy == "openai-es" and self.es.perturb == "B" and self.es.a_scale != 1:
-            raise ConfigError("evolution.es.a_scale", "perturb B already holds A fixed (an a_scale of 0): set one "
-                              "or the other", self.es.a_scale)
         return self

@@ -18,7 +18,7 @@ from evolution.es import ESParams, OpenAIES, SepCMAES
 from evolution.lineage import LineageRecorder
 from evolution.speciation import SpeciationParams
 from evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
-from fitness import PACKAGED_STSB, TaskSpec, build_task
+from fitness import TaskSpec, build_task
 
 from .config import BLOCK_MODULES, LoraConfig, StudyConfig, columns, resolved
 from .outcome import (Report, RunOutcome, budget_exclusions, log_champion, log_report, score_objectives, score_test,
@@ -32,29 +32,30 @@ from .tracking import MlflowTracker, default_tracking_uri, library_versions
 __all__ = ["run_trial", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint"]
 
 
+_SPEC_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)}
+_SPEC_SECTIONS = ("model", "lora", "data", "fitness")  # their keys fill the TaskSpec fields of the same name
+
+
 def task_spec(cfg: StudyConfig) -> TaskSpec:
-    """The resolved config → the plain values ``fitness`` builds a task from."""
-    return TaskSpec(
-        base=cfg.model.base, kind=cfg.model.kind, device=cfg.model.device,
-        rank=cfg.lora.rank, alpha=cfg.lora.alpha, target_modules=tuple(cfg.lora.target_modules),
-        layers=tuple(cfg.lora.layers) if cfg.lora.layers is not None else None,
-        train_path=cfg.data.train_path, dev_path=cfg.data.dev_path or str(PACKAGED_STSB / "sts-dev.csv"), val_fraction=cfg.data.val_fraction,
-        val_sources=tuple(cfg.data.val_sources or ()),
-        test_path=cfg.data.test_path, test_genre=cfg.data.test_genre, prompt_words=cfg.data.prompt_words,
-        train_subset=cfg.data.train_subset, dev_subset=cfg.data.dev_subset, rotate=cfg.data.rotate,
-        data_seed=cfg.data.seed, batch_size=cfg.data.batch_size, max_length=cfg.data.max_length,
-        terms=tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms), validation=cfg.validation.metric,
-        validation_params=dict(cfg.validation.params),
-        budget=tuple((g.metric, dict(g.params), g.max_drop, g.min) for g in cfg.validation.budget)
-        + tuple((w.metric, dict(w.params), None, None) for w in cfg.validation.watch),
-        seed=cfg.seed, blocks=_blocks(cfg.lora), train_genre=cfg.data.train_genre, dev_genre=cfg.data.dev_genre,
-        reference_path=cfg.data.reference_path, max_new_tokens=cfg.fitness.max_new_tokens,
-        genomes_per_forward=cfg.model.genomes_per_forward, merge=cfg.model.merge_weights, genome=cfg.lora.genome,
-        init=cfg.lora.init, init_examples=cfg.lora.init_examples, a_subspace=cfg.lora.a_subspace,
-        b_subspace=cfg.lora.b_subspace,
-        objectives=tuple((o.metric, dict(o.params)) for o in cfg.sweep.objectives or ()),
-        trunk_memo=_trunk_memo(cfg), packed=cfg.model.packed, data_format=cfg.data.format, columns=columns(cfg.data),
-    )
+    """The resolved config → the plain values ``fitness`` builds a task from: every key of the model, lora,
+    data and fitness sections named as a TaskSpec field is copied by name; the rest is derived here."""
+    named = {k: _plain(getattr(sec, k)) for sec in (getattr(cfg, n) for n in _SPEC_SECTIONS)
+             for k in type(sec).model_fields if k in _SPEC_FIELDS and k != "seed"}  # data.seed is data_seed
+    v = cfg.validation
+    return TaskSpec(**{
+        **named, "seed": cfg.seed, "data_seed": cfg.data.seed, "val_sources": tuple(cfg.data.val_sources or ()),
+        "columns": columns(cfg.data), "blocks": _blocks(cfg.lora), "trunk_memo": _trunk_memo(cfg),
+        "terms": tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms),
+        "validation": v.metric, "validation_params": dict(v.params),
+        "budget": tuple((g.metric, dict(g.params), g.max_drop, g.min) for g in v.budget)
+        + tuple((w.metric, dict(w.params), None, None) for w in v.watch),
+        "objectives": tuple((o.metric, dict(o.params)) for o in cfg.sweep.objectives or ()),
+    })
+
+
+def _plain(value):
+    """A config value as a TaskSpec holds it: lists as tuples (a spec is frozen and hashable by value)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _trunk_memo(cfg: StudyConfig) -> bool | str:
@@ -324,7 +325,7 @@ def log_datasets(tracker: MlflowTracker, cfg: StudyConfig, task) -> None:
     import pandas as pd
 
     d = cfg.data
-    sources = {"train": d.train_path, "validation": d.train_path if d.val_fraction is not None else task_spec(cfg).dev_path,
+    sources = {"train": d.train_path, "validation": d.train_path if d.val_fraction is not None else d.dev_path,
                "test": d.test_path}
     splits = {k: (pd.DataFrame(rows), sources[k]) for k, rows in task.split_records().items()}
     tracker.log_datasets(splits)

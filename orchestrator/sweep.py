@@ -261,8 +261,18 @@ def _stop_workers(procs: list, signal_them: bool) -> None:
         p.join(timeout=60)
 
 
+def check_data(cfg) -> None:
+    """The study's data read and checked once before anything is written (a trial reads them again)."""
+    from fitness.build import load_data
+
+    from .runner import task_spec
+
+    load_data(task_spec(cfg))
+
+
 def run_sweep(ctx: SweepContext) -> optuna.Study:
     procs: list = []
+    check_data(ctx.cfg)  # bad data: exit 2 before the study, its parent run or a checkpoint exist
     study = open_study(ctx)
     ctx.parent_run_id = parent_run(ctx, study)
     status = "FINISHED"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from evolution import ESParams, Evolution, GAParams, GeneticAlgorithm, LoopParams, Observer, OpenAIES, SepCMAES
+from evolution import ConfigError, ESParams, Evolution, GAParams, GeneticAlgorithm, LoopParams, Observer, OpenAIES, SepCMAES
 from evolution.checkpoint import load_checkpoint_file, save_checkpoint
 from evolution.es import cosine
 from evolution.genome import GenomeLayout
@@ -152,7 +152,7 @@ def test_per_pair_batches_give_both_signs_of_a_pair_one_batch_and_every_pair_its
     assert [gen for gen, _ in seen] == [0, 1, 2]
     for _, batches in seen:  # member 0 is the mean (odd population): the generation's shared batch
         assert batches == [None] + [k for k in range(6) for _ in (1, -1)]
-    with pytest.raises(ValueError, match="per_pair.*zscore"):
+    with pytest.raises(ConfigError, match="^batches: per_pair needs shaping: zscore"):
         OpenAIES(ESParams(population=12, batches="per_pair"), np.random.default_rng(0), iter(range(99)).__next__)
     shared = []
     Evolution(LoopParams(generations=2), None, np.zeros(64, np.float32),
@@ -194,7 +194,7 @@ def test_a_scale_is_the_same_es_on_rescaled_genes():
                                                             a_scale=1.0), rng, new_id, LAYOUT))
     _, default = run("openai-es")
     assert one.champion.tobytes() == default.champion.tobytes()
-    with pytest.raises(ValueError, match="perturb='B'.*a_scale"):
+    with pytest.raises(ConfigError, match="^a_scale: perturb='B' holds A fixed"):
         OpenAIES(ESParams(perturb="B", a_scale=0.5), np.random.default_rng(0), iter(range(9)).__next__, LAYOUT)
 
 

@@ -61,7 +61,7 @@ def test_layout_round_trips_through_peft_state_dict_bit_equal():
 
 @pytest.mark.parametrize("merge", [True, False], ids=["merged", "peft-lora-path"])
 def test_generation_zero_is_exactly_the_base_model(minilm_dir, merge):
-    task = build_task(_spec(layers=None, merge=merge))
+    task = build_task(_spec(layers=None, merge_weights=merge))
     g0 = task.seed_genome()
     assert np.all(task.layout.to_arrays(g0)[next(s.key for s in task.layout if s.kind == "B")] == 0)
     assert np.any(g0 != 0)  # A initialised as peft does (kaiming-uniform), not zero
@@ -79,7 +79,7 @@ def test_generation_zero_is_exactly_the_base_model(minilm_dir, merge):
 @pytest.mark.parametrize("merge", [True, False], ids=["merged", "peft-lora-path"])
 @pytest.mark.parametrize("layers,cache", [((5,), True), ((4, 5), True), (None, False), ((4, 5), False), ((2, 4), False)])
 def test_evaluator_matches_stock_peft(minilm_dir, layers, cache, merge):
-    task = build_task(_spec(layers=layers, cache=cache, terms=(("stsb_spearman", 1.0), ("stsb_neg_mse", 0.5)), merge=merge))
+    task = build_task(_spec(layers=layers, cache=cache, terms=(("stsb_spearman", 1.0), ("stsb_neg_mse", 0.5)), merge_weights=merge))
     assert task.flat.merged is merge
     assert task.evaluator.use_cache is cache
     g = _random_genome(task, seed=len(layers or ()))

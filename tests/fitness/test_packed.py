@@ -45,7 +45,7 @@ def test_pack_and_unpack_keep_each_real_token_in_place():
 
 @pytest.mark.parametrize("kw", [
     dict(layers=(3, 4, 5)),  # a top slice: the trunk cache feeds the packed layers
-    dict(layers=None, merge=False),  # every layer (no cache, from the embeddings on), peft's own LoRA path
+    dict(layers=None, merge_weights=False),  # every layer (no cache, from the embeddings on), peft's own LoRA path
     dict(layers=(2, 3, 4, 5), target_modules=("value",), init="eva"),  # the shape of studies/stsb-best.yaml
 ])
 def test_packed_forward_gives_the_padded_forwards_numbers(kw):

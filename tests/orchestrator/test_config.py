@@ -243,3 +243,25 @@ def test_malformed_yaml_exits_2_in_one_short_line_naming_the_file(tmp_path, caps
     assert main(["run", str(p)]) == 2  # an alias bomb is refused from its graph, never expanded
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and len(err[0]) < 400 and re.search(says, err[0]), err
+
+
+@pytest.mark.parametrize("over,path", [({"data__train_path": "nowhere/train.csv"}, "data.train_path"),
+                                       ({"data__test_path": "nowhere/test.csv"}, "data.test_path"),
+                                       ({"data__dev_path": None, "data__val_fraction": 0.1,
+                                         "data__val_sources": ["answers-forums"]}, "data.val_sources")])
+def test_the_schema_reads_no_data_file_and_a_sweep_refuses_bad_data_before_writing(tmp_path, capsys, over, path):
+    """Data are checked once, where they are loaded: the schema accepts the study (its validators read no
+    file), and a sweep (like a run) exits 2 naming the field before its study, parent run or checkpoint exist."""
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump(tiny_study(tmp_path, search={"evolution.mutation_sigma": {
+        "type": "float", "low": 0.01, "high": 0.1}}, **over)))
+    load_study(study)  # no file read: accepted
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code = main(["sweep", str(study), "--n-trials", "1", "--no-progress"])
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"evolora: error: {path}:"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # no mlruns/, no journal, no checkpoints
