@@ -56,9 +56,9 @@ def run(source: str | Path | dict | StudyConfig, overrides: Sequence[str] = (), 
     """Evolve one adapter, as ``evolora run`` does: one MLflow run (``tracking_uri``, default ./mlruns/).
     Returns the outcome: ``result`` (champion genome, validation), ``test``, ``run_id``, ``model_uri``."""
     cfg = study(source, overrides, seed, base_dir)
-    from orchestrator.runner import run_trial
+    from orchestrator.runner import RunSettings, run_trial
 
-    return run_trial(cfg, tracking_uri=tracking_uri, progress=progress)
+    return run_trial(cfg, RunSettings(tracking_uri=tracking_uri, progress=progress))
 
 
 def sweep(source: str | Path | dict | StudyConfig, n_trials: int, overrides: Sequence[str] = (), *,

@@ -105,6 +105,8 @@ class Evolution:
         self.gen = -1  # last completed generation
         self.champion: dict | None = None
         self.base_val = float("nan")
+        for o in self.observers:
+            o.bind(self)
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -134,6 +136,42 @@ class Evolution:
             pop, events = self.strategy.initial(self.seed_genome)
         else:
             pop, events = self.strategy.next_generation(self.population, gen)
+        nevals, eval_s = self._evaluate(pop, gen, events)
+        self.population = pop
+        self.hof.update(pop)
+        record = self.stats.compile(pop)
+        best = max(pop, key=lambda i: i.fitness.values[0])
+        row = {"gen": gen, "nevals": nevals, **{f"fit_{k}": float(v) for k, v in record.items()}}
+        row.update({f"term_{k}": float(v) for k, v in best.terms.items()})
+        row["diversity"] = _diversity(pop)
+        row.update(self.strategy.describe(pop, gen))
+        last = gen == self.params.generations - 1
+        val_s = 0.0
+        if gen == 0 or last or gen % self.params.validate_every == 0:
+            t_val = time.perf_counter()
+            self._validate(pop, best, gen, row, events)
+            val_s = time.perf_counter() - t_val
+        for o in self.observers:
+            o.on_population(gen, pop)
+        total = time.perf_counter() - t0
+        row["evals_per_s"] = nevals / eval_s if eval_s > 0 else float("nan")
+        row["gen_s"] = total
+        row["overhead_share"] = max(0.0, total - eval_s - val_s) / total if total > 0 else 0.0
+        self.logbook.record(**row)
+        self.gen = gen
+        for o in self.observers:
+            o.on_events(events)
+        for o in self.observers:
+            o.on_generation(row)
+        if self.params.checkpoint_every and (gen % self.params.checkpoint_every == 0 or last):
+            state = self.state_dict()
+            for o in self.observers:
+                o.on_checkpoint(state)
+        return row
+
+    def _evaluate(self, pop: list, gen: int, events: list) -> tuple[int, float]:
+        """Score the individuals of ``pop`` without a valid fitness (all of them when re-evaluating), each
+        on its batch; their evaluations appended to ``events``. Returns (evaluations, seconds)."""
         if self.params.reevaluate:
             for ind in pop:
                 del ind.fitness.values
@@ -151,62 +189,37 @@ class Evolution:
             ind.fitness.values = (float(fit),)
             ind.terms = dict(terms)
             events.append({"event": "eval", "gen": gen, "id": ind.gid, "fitness": float(fit), "terms": dict(terms)})
-        self.population = pop
-        self.hof.update(pop)
-        record = self.stats.compile(pop)
-        best = max(pop, key=lambda i: i.fitness.values[0])
-        row = {"gen": gen, "nevals": len(todo), **{f"fit_{k}": float(v) for k, v in record.items()}}
-        row.update({f"term_{k}": float(v) for k, v in best.terms.items()})
-        row["diversity"] = _diversity(pop)
-        row.update(self.strategy.describe(pop, gen))
-        last = gen == self.params.generations - 1
-        val_s = 0.0
-        if gen == 0 or last or gen % self.params.validate_every == 0:
-            t_val = time.perf_counter()
-            cand, cand_id = self.strategy.candidate(pop, best)
-            checked = _validation(self.validate(np.asarray(cand)))
-            val = checked.value
-            self.candidate = {"genome": np.array(cand, dtype=np.float32), "id": cand_id, "gen": gen, "val": val}
-            if gen == 0:
-                # the seed genome (the base model) is always a candidate: evolution never answers worse than it
-                base = checked if np.array_equal(cand, self.seed_genome) else _validation(self.validate(self.seed_genome))
-                self.base_val = base.value
-                row["val_base"] = self.base_val
-                row.update({f"val_base_{k}": float(v) for k, v in base.guards.items()})
-                self.champion = {"genome": self.seed_genome.copy(), "id": 0, "gen": 0, "val": self.base_val}
-            val_s = time.perf_counter() - t_val
-            row["val"] = val
-            row.update({f"val_{k}": float(v) for k, v in checked.guards.items()})
-            event = {"event": "validation", "gen": gen, "id": cand_id, "value": val}
-            if checked.guards:  # a budgeted study: what the guards said, and whether it could be the champion
-                row["val_admissible"] = float(checked.admissible)
-                row["val_id"] = cand_id
-                event.update(admissible=checked.admissible, guards=dict(checked.guards))
-                if not checked.admissible:
-                    row["val_excluded"] = checked.reason
-                    event["excluded"] = checked.reason
-            events.append(event)
-            if checked.admissible and val > self.champion["val"]:
-                self.champion = {"genome": np.array(cand, dtype=np.float32), "id": cand_id, "gen": gen, "val": val}
-            row["val_champion"] = self.champion["val"]
-            row["champion_id"] = self.champion["id"]
-        for o in self.observers:
-            o.on_population(gen, pop)
-        total = time.perf_counter() - t0
-        row["evals_per_s"] = len(todo) / eval_s if eval_s > 0 else float("nan")
-        row["gen_s"] = total
-        row["overhead_share"] = max(0.0, total - eval_s - val_s) / total if total > 0 else 0.0
-        self.logbook.record(**row)
-        self.gen = gen
-        for o in self.observers:
-            o.on_events(events)
-        for o in self.observers:
-            o.on_generation(row)
-        if self.params.checkpoint_every and (gen % self.params.checkpoint_every == 0 or last):
-            state = self.state_dict()
-            for o in self.observers:
-                o.on_checkpoint(state)
-        return row
+        return len(todo), eval_s
+
+    def _validate(self, pop: list, best, gen: int, row: dict, events: list) -> None:
+        """Validate the generation's candidate (at generation 0 the base model too), crown it if it is
+        admissible and beats the champion; the figures go into ``row``, the validation into ``events``."""
+        cand, cand_id = self.strategy.candidate(pop, best)
+        checked = _validation(self.validate(np.asarray(cand)))
+        val = checked.value
+        self.candidate = {"genome": np.array(cand, dtype=np.float32), "id": cand_id, "gen": gen, "val": val}
+        if gen == 0:
+            # the seed genome (the base model) is always a candidate: evolution never answers worse than it
+            base = checked if np.array_equal(cand, self.seed_genome) else _validation(self.validate(self.seed_genome))
+            self.base_val = base.value
+            row["val_base"] = self.base_val
+            row.update({f"val_base_{k}": float(v) for k, v in base.guards.items()})
+            self.champion = {"genome": self.seed_genome.copy(), "id": 0, "gen": 0, "val": self.base_val}
+        row["val"] = val
+        row.update({f"val_{k}": float(v) for k, v in checked.guards.items()})
+        event = {"event": "validation", "gen": gen, "id": cand_id, "value": val}
+        if checked.guards:  # a budgeted study: what the guards said, and whether it could be the champion
+            row["val_admissible"] = float(checked.admissible)
+            row["val_id"] = cand_id
+            event.update(admissible=checked.admissible, guards=dict(checked.guards))
+            if not checked.admissible:
+                row["val_excluded"] = checked.reason
+                event["excluded"] = checked.reason
+        events.append(event)
+        if checked.admissible and val > self.champion["val"]:
+            self.champion = {"genome": np.array(cand, dtype=np.float32), "id": cand_id, "gen": gen, "val": val}
+        row["val_champion"] = self.champion["val"]
+        row["champion_id"] = self.champion["id"]
 
     def result(self) -> RunResult:
         assert self.champion is not None, "result() before any generation ran"

@@ -9,6 +9,10 @@ __all__ = ["Observer"]
 class Observer:
     """Base class with no-op hooks; override the ones you need."""
 
+    def bind(self, loop) -> None:
+        """Once, when the loop that will call this observer is made: an observer that reads the loop's own
+        state (its logbook, the validated candidate, the champion) keeps it here."""
+
     def on_start(self, info: dict) -> None:
         """Once, before generation 0 (or on resume, before the first new generation)."""
 

@@ -53,13 +53,13 @@ class Reproduction:
 
 
 def reproduce(study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: bool = True) -> Reproduction:
-    from .runner import run_trial
+    from .runner import RunSettings, run_trial
 
     base = StudyConfig.model_validate(study.user_attrs[BASE_CONFIG])
     rec = TrialRecord.of(trial)
     stored = rec.config
     cfg = trial_config(base, trial.params, int(rec.seed), int(stored["model"]["threads"]))
-    outcome = run_trial(cfg, track=False, progress=progress)
+    outcome = run_trial(cfg, RunSettings(track=False, progress=progress))
     r = outcome.result
     test_rows = []
     if outcome.test is not None:  # shown beside the reproduction; never part of the trial's value

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -29,7 +30,7 @@ from .plots import close as close_figure
 from .progress import ProgressBar
 from .tracking import MlflowTracker, default_tracking_uri, library_versions
 
-__all__ = ["run_trial", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint"]
+__all__ = ["run_trial", "Trial", "RunSettings", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint"]
 
 
 _SPEC_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)}
@@ -125,8 +126,11 @@ class SampleTable(Observer):
     FILE = "samples.json"
 
     def __init__(self, task, tracker: MlflowTracker) -> None:
-        self.task, self.tracker, self.evo = task, tracker, None  # evo: set once the Evolution exists
+        self.task, self.tracker, self.evo = task, tracker, None
         self.after = tracker.logged_upto  # a resumed run does not repeat what it already logged
+
+    def bind(self, loop) -> None:
+        self.evo = loop
 
     def on_generation(self, row: dict) -> None:
         if "val" not in row or row["gen"] <= self.after:
@@ -148,7 +152,10 @@ class CurvesImage(Observer):
     def __init__(self, tracker: MlflowTracker, title: str, generations: int, redrawn: bool) -> None:
         self.tracker, self.title, self.redrawn = tracker, title, redrawn
         self.every = max(1, -(-generations // 10))
-        self.evo, self.last = None, tracker.logged_upto  # evo: set once the Evolution exists
+        self.evo, self.last = None, tracker.logged_upto
+
+    def bind(self, loop) -> None:
+        self.evo = loop
 
     def _figure(self):
         return plot_curves(list(self.evo.logbook), self.title, redrawn=self.redrawn)
@@ -198,109 +205,140 @@ def strategy_factory(cfg: StudyConfig, layout):
     return lambda rng, new_id: GeneticAlgorithm(ga_params(cfg), rng, new_id, sp, layout)
 
 
-def run_trial(
-    cfg: StudyConfig,
-    tracking_uri: str | None = None,
-    progress: bool = True,
-    parent_run_id: str | None = None,
-    run_name: str | None = None,
-    extra_tags: dict[str, str] | None = None,
-    observers: Sequence[Observer] = (),
-    track: bool = True,
-    checkpoint: Path | None = None,
-    on_tracker: Callable[[MlflowTracker], None] | None = None,
-    extra_params: dict | None = None,
-    guards: Sequence[Observer] = (),
-) -> RunOutcome:
-    """Evolve one adapter. With ``checkpoint``, the loop state is saved there after every generation and,
-    if the file exists, the run resumes from it (same MLflow run, same random streams)."""
-    threads = prepare_torch(cfg)
-    task = build_task(task_spec(cfg))  # raises ConfigError before anything is written
-    conf = resolved(cfg)
-    ck = load_checkpoint(checkpoint, conf)
-    tracker = None
-    if track:
-        uri = tracking_uri or default_tracking_uri()
-        tags = {"evolora.seed": str(cfg.seed), "evolora.torch_threads": str(threads), "evolora.study": cfg.name,
-                "evolora.genome_size": str(task.layout.size), "evolora.trunk_cache": str(task.evaluator.use_cache),
-                "evolora.trunk_memo": str(getattr(task.evaluator, "memoised", False)),
-                **{f"version.{k}": v for k, v in library_versions().items()}, **(extra_tags or {})}
-        tracker = MlflowTracker(uri, cfg.mlflow.experiment, run_name or default_run_name(cfg), conf, tags, parent_run_id,
-                                cfg.mlflow.flush_every, run_id=ck["run_id"] if ck else None, extra_params=extra_params,
-                                system_metrics=cfg.mlflow.system_metrics)
-        if on_tracker:
-            on_tracker(tracker)
-        if not ck:
-            tracker.set_tags({"mlflow.note.content": _run_note(cfg)})
-            log_datasets(tracker, cfg, task)
-    lineage_dir = None if checkpoint is not None else tempfile.TemporaryDirectory()
-    lineage_path = (Path(checkpoint).with_suffix(".lineage.jsonl") if checkpoint is not None
-                    else Path(lineage_dir.name) / "lineage.jsonl")
-    lineage, basins = LineageRecorder(lineage_path), BasinRecorder(cfg.evolution.generations)
-    if ck:
-        basins.snaps = dict(ck.get("basins", {}))
-    # order matters: lineage and tracker flush, basins snapshot, then the checkpoint is written
-    obs: list[Observer] = [*guards, lineage, *([tracker] if tracker else []), basins]
-    if checkpoint is not None:
-        obs.append(Checkpointer(checkpoint, conf, tracker.run_id if tracker else None, basins))
-    obs += [ProgressBar(cfg.evolution.generations, desc=run_name or cfg.name, disable=not progress), *observers]
-    table = SampleTable(task, tracker) if tracker and hasattr(task, "samples") else None
-    if table:
-        obs.append(table)
-    curves = (CurvesImage(tracker, f"{cfg.name} (seed {cfg.seed})", cfg.evolution.generations, cfg.data.rotate)
-              if tracker else None)
-    if curves:
-        obs.append(curves)
-    evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), None, task.seed_genome(), task.evaluate,
-                    task.validate, seed=cfg.seed, observers=obs, strategy=strategy_factory(cfg, task.layout))
-    if table:
-        table.evo = evo
-    if curves:
-        curves.evo = evo
-    if ck:
-        evo.load_state_dict(ck["loop"])
-    model_uri = None
-    try:
-        result = evo.run()
-        # what the evolution made is logged first; what comes after (test scoring, tables, pictures) fails alone
-        model_uri = log_champion(tracker, task, conf, result, lineage_path) if tracker else None
+@dataclass(frozen=True)
+class RunSettings:
+    """Where a trial's MLflow run goes and how it runs: the store, its parent run, name, extra tags and
+    params (a sweep trial's), the progress bar, and the checkpoint it saves to and resumes from."""
+
+    tracking_uri: str | None = None  # default: the local store
+    track: bool = True  # False: no MLflow run at all (reproduce)
+    parent_run_id: str | None = None
+    run_name: str | None = None  # default: study-strategy-seed
+    tags: dict = field(default_factory=dict)
+    params: dict | None = None  # logged beside the study's own (a sweep trial's sampled values)
+    progress: bool = True
+    checkpoint: Path | None = None  # loop state saved after every generation; resumed from when it exists
+
+
+class Trial:
+    """One trial's run, in the order it lives: made (the task built, a checkpoint read: bad input fails here,
+    before anything is written), its MLflow run opened, evolved, scored, ended (FINISHED, KILLED, FAILED, or
+    left for its retry). A caller that needs the run before the evolution starts (a sweep records its id
+    on the Optuna trial) opens it itself."""
+
+    def __init__(self, cfg: StudyConfig, settings: RunSettings = RunSettings()) -> None:
+        self.cfg, self.settings = cfg, settings
+        self.threads = prepare_torch(cfg)
+        self.task = build_task(task_spec(cfg))  # raises ConfigError before anything is written
+        self.conf = resolved(cfg)
+        self.ck = load_checkpoint(settings.checkpoint, self.conf)
+        self.tracker: MlflowTracker | None = None
+
+    def open_run(self) -> MlflowTracker | None:
+        """The trial's MLflow run (a resumed trial's own), made on first call; None when not tracked."""
+        s, cfg = self.settings, self.cfg
+        if self.tracker is None and s.track:
+            task = self.task
+            tags = {"evolora.seed": str(cfg.seed), "evolora.torch_threads": str(self.threads), "evolora.study": cfg.name,
+                    "evolora.genome_size": str(task.layout.size), "evolora.trunk_cache": str(task.evaluator.use_cache),
+                    "evolora.trunk_memo": str(getattr(task.evaluator, "memoised", False)),
+                    **{f"version.{k}": v for k, v in library_versions().items()}, **s.tags}
+            self.tracker = MlflowTracker(s.tracking_uri or default_tracking_uri(), cfg.mlflow.experiment,
+                                         s.run_name or default_run_name(cfg), self.conf, tags, s.parent_run_id,
+                                         cfg.mlflow.flush_every, run_id=self.ck["run_id"] if self.ck else None,
+                                         extra_params=s.params, system_metrics=cfg.mlflow.system_metrics)
+        return self.tracker
+
+    def run(self, observers: Sequence[Observer] = (), guards: Sequence[Observer] = ()) -> RunOutcome:
+        """Evolve, score and end the run. ``guards`` see each generation first (a sweep's fence), the
+        ``observers`` last."""
+        tracker = self.open_run()
+        lineage_dir = None if self.settings.checkpoint is not None else tempfile.TemporaryDirectory()
+        lineage_path = (Path(self.settings.checkpoint).with_suffix(".lineage.jsonl") if lineage_dir is None
+                        else Path(lineage_dir.name) / "lineage.jsonl")
+        try:
+            if tracker and not self.ck:
+                tracker.set_tags({"mlflow.note.content": _run_note(self.cfg)})
+                log_datasets(tracker, self.cfg, self.task)
+            evo, basins, curves = self._loop(lineage_path, observers, guards)
+            result = evo.run()
+            outcome = self._score(result, lineage_path, basins, curves)
+        except BaseException as e:
+            self._stopped(e)
+            raise
+        if tracker:
+            tracker.finish("FINISHED")
+        if lineage_dir is not None:
+            lineage_dir.cleanup()
+        return outcome
+
+    def _loop(self, lineage_path: Path, observers: Sequence[Observer], guards: Sequence[Observer]):
+        """The generation loop with its observers, in the order they must see each generation: guards,
+        lineage and tracker flush, basins snapshot, then the checkpoint is written; then the rest."""
+        cfg, task, tracker, checkpoint = self.cfg, self.task, self.tracker, self.settings.checkpoint
+        lineage, basins = LineageRecorder(lineage_path), BasinRecorder(cfg.evolution.generations)
+        if self.ck:
+            basins.snaps = dict(self.ck.get("basins", {}))
+        obs: list[Observer] = [*guards, lineage, *([tracker] if tracker else []), basins]
+        if checkpoint is not None:
+            obs.append(Checkpointer(checkpoint, self.conf, tracker.run_id if tracker else None, basins))
+        obs += [ProgressBar(cfg.evolution.generations, desc=self.settings.run_name or cfg.name,
+                            disable=not self.settings.progress), *observers]
+        curves = None
+        if tracker:
+            if hasattr(task, "samples"):
+                obs.append(SampleTable(task, tracker))
+            curves = CurvesImage(tracker, f"{cfg.name} (seed {cfg.seed})", cfg.evolution.generations, cfg.data.rotate)
+            obs.append(curves)
+        evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), None, task.seed_genome(), task.evaluate,
+                        task.validate, seed=cfg.seed, observers=obs, strategy=strategy_factory(cfg, task.layout))
+        if self.ck:
+            evo.load_state_dict(self.ck["loop"])
+        return evo, basins, curves
+
+    def _score(self, result, lineage_path: Path, basins: BasinRecorder, curves) -> RunOutcome:
+        """What the evolution made is logged first; what comes after (test scoring, tables, pictures) fails
+        alone, each step's failure reported, the run then failed."""
+        task, tracker = self.task, self.tracker
+        model_uri = log_champion(tracker, task, self.conf, result, lineage_path) if tracker else None
         report = Report()
-        excluded = budget_exclusions(result, bool(cfg.validation.budget))
+        excluded = budget_exclusions(result, bool(self.cfg.validation.budget))
         test = report.step("test scoring", score_test, task, result)
         val_by_source = report.step("validation by source", score_validation_by_source, task, result)
         objectives = report.step("objectives", score_objectives, task, result)
         if tracker:
-            log_report(report, tracker, task, conf, result, basins, test, curves, val_by_source, excluded, objectives,
-                        model_uri)
+            log_report(report, tracker, task, self.conf, result, basins, test, curves, val_by_source, excluded,
+                       objectives, model_uri)
         report.raise_if_failed()
-    except TrialFenced:
-        if tracker:
+        return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri, objectives, val_by_source,
+                          excluded)
+
+    def _stopped(self, e: BaseException) -> None:
+        """The run's status for what stopped it: the one mapping."""
+        tracker = self.tracker
+        if tracker is None:
+            return
+        if isinstance(e, (TrialFenced, TrackingUnavailable)):
+            # fenced: declared dead elsewhere, its retry owns the checkpoint and the run; tracking gone: nothing
+            # more can be written, the run stays RUNNING and a sweep's retry resumes it from the checkpoint
             tracker.close()
-        raise  # declared dead elsewhere: its retry owns the checkpoint and the MLflow run now; touch nothing
-    except TrialPruned as e:
-        if tracker:  # stopped early by choice, not a failure: FINISHED, tagged optuna.state=PRUNED by the sweep
+        elif isinstance(e, TrialPruned):  # stopped early by choice: FINISHED, tagged optuna.state=PRUNED by the sweep
             tracker.set_tags({"evolora.pruned": str(e)})
             tracker.finish("FINISHED", None)
-        raise e
-    except KeyboardInterrupt as e:
-        if tracker:
-            if checkpoint is not None:
+        elif isinstance(e, KeyboardInterrupt):
+            if self.settings.checkpoint is not None:
                 tracker.discard_unflushed()  # rows after the last checkpoint: the resumed run logs them, once
             tracker.finish("KILLED", e)
-        raise
-    except TrackingUnavailable:
-        if tracker:  # nothing more can be written: the run stays RUNNING; a sweep's retry resumes it from the checkpoint
-            tracker.close()
-        raise
-    except BaseException as e:
-        if tracker:
+        else:
             tracker.finish("FAILED", e)
-        raise
-    if tracker:
-        tracker.finish("FINISHED")
-    if lineage_dir is not None:
-        lineage_dir.cleanup()
-    return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri, objectives, val_by_source, excluded)
+
+
+def run_trial(cfg: StudyConfig, settings: RunSettings = RunSettings(), observers: Sequence[Observer] = (),
+              guards: Sequence[Observer] = ()) -> RunOutcome:
+    """Evolve one adapter: :class:`Trial` made, run, ended. With ``settings.checkpoint``, the loop state is
+    saved there after every generation and, if the file exists, the run resumes from it (same MLflow run,
+    same random streams)."""
+    return Trial(cfg, settings).run(observers, guards)
 
 
 def default_run_name(cfg: StudyConfig) -> str:

@@ -1,7 +1,7 @@
 """The outer loop: an Optuna study over a study file's search space, one MLflow child run per trial.
 
 Each worker: claim a trial (:mod:`.claims`) → sample the searched config paths (:mod:`.search`) → a fully
-concrete config (seed derived from study seed + trial root, torch threads pinned) → ``run_trial`` with an
+concrete config (seed derived from study seed + trial root, torch threads pinned) → a :class:`~.runner.Trial` with an
 Optuna reporter (pruning on the validation metric), a per-generation checkpoint, a background heartbeat and
 a fence → tell Optuna, log the trial on the parent run and register a new best (:mod:`.reports`).
 """
@@ -102,7 +102,7 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
     (:func:`_end`). A trial fenced off (declared dead while it ran; its retry owns it) writes nothing more."""
     # beat first: nothing slow may come between the claim (its first beat) and the heartbeat thread
     live = Liveness(open_storage(ctx.storage_url), study, trial.number, beat_interval(ctx.cfg)).start()
-    from .runner import run_trial  # imported by worker() before its first claim: instant here
+    from .runner import RunSettings, Trial  # imported by worker() before its first claim: instant here
 
     rec = TrialRecord.of(trial)
     root = rec.root if rec.root is not None else trial.number
@@ -110,25 +110,23 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
     tags = {"optuna.study": ctx.cfg.name, "optuna.trial_number": str(trial.number), "optuna.trial_root": str(root)}
     if rec.retry_of is not None:
         tags["optuna.retry_of"] = str(rec.retry_of)
-    trackers: list[MlflowTracker] = []
+    run: Trial | None = None
     outcome, error = None, None
     try:
         params = sample(trial, ctx.cfg)
         cfg = trial_config(ctx.cfg, trial.params, seed, _threads(ctx, trial))
         store(trial, root=root, seed=seed, config=resolved(cfg))
         assert set(params) == set(trial.params)
-        outcome = run_trial(
-            cfg, tracking_uri=ctx.uri, progress=ctx.progress, parent_run_id=ctx.parent_run_id,
-            run_name=f"t{root:03d}-{cfg.evolution.strategy}-s{seed}", extra_tags=tags,
-            observers=[ResumeNote(trial), *([] if ctx.cfg.sweep.objectives else
-                                            [OptunaReporter(trial, ctx.cfg.sweep.report_every)])], guards=[Fence(live)],
-            checkpoint=ctx.checkpoint(root), extra_params=trial.params,
-            on_tracker=lambda t: (trackers.append(t), store(trial, run_id=t.run_id)),
-        )
+        run = Trial(cfg, RunSettings(tracking_uri=ctx.uri, parent_run_id=ctx.parent_run_id, tags=tags,
+                                     run_name=f"t{root:03d}-{cfg.evolution.strategy}-s{seed}", params=trial.params,
+                                     progress=ctx.progress, checkpoint=ctx.checkpoint(root)))
+        store(trial, run_id=run.open_run().run_id)
+        reporter = [] if ctx.cfg.sweep.objectives else [OptunaReporter(trial, ctx.cfg.sweep.report_every)]
+        outcome = run.run(observers=[ResumeNote(trial), *reporter], guards=[Fence(live)])
     except TrialFenced:
         return TrialState.FAIL  # another worker owns the retry now: write nothing more, tell nothing
     except KeyboardInterrupt:
-        _end(ctx, study, trial, trackers, root, TrialState.FAIL, {"failure": "interrupted"})
+        _end(ctx, study, trial, _runs(run), root, TrialState.FAIL, {"failure": "interrupted"})
         raise
     except (EvoloraError, ValueError, RuntimeError) as e:  # TrialPruned and TrackingUnavailable among them
         error = e
@@ -136,11 +134,16 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         live.stop()
     if live.fenced.is_set():  # e.g. Optuna refusing a report on a trial declared dead meanwhile
         return TrialState.FAIL
-    if error is not None and not isinstance(error, (TrialPruned, TrackingUnavailable)) and not trackers:
+    if error is not None and not isinstance(error, (TrialPruned, TrackingUnavailable)) and not _runs(run):
         _failed_run(ctx, trial, tags, error)  # failed before its run existed (an invalid sampled combination)
     state, fields, values = _outcome(ctx, error, outcome)
-    return _end(ctx, study, trial, trackers, root, state, fields, values, outcome,
+    return _end(ctx, study, trial, _runs(run), root, state, fields, values, outcome,
                 tag=not isinstance(error, TrackingUnavailable))  # the tracking server is gone: tag nothing
+
+
+def _runs(run) -> list[MlflowTracker]:
+    """The trial's MLflow run, once it was opened (none if the trial failed before)."""
+    return [run.tracker] if run is not None and run.tracker is not None else []
 
 
 def _outcome(ctx: SweepContext, error: BaseException | None, outcome) -> tuple[TrialState, dict, list | None]:

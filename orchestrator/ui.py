@@ -18,25 +18,15 @@ __all__ = ["run_ui"]
 def run_ui(tracking_uri: str | None, storage_arg: str | None, host: str, port: int, dashboard_port: int) -> int:
     """The MLflow UI on the tracking store and, when installed, optuna-dashboard on the Optuna storage. Each
     server runs in its own process group; Ctrl-C or SIGTERM stops every process they started."""
-    import importlib.util
-    import shutil
     import signal
     import subprocess
 
     from .storage import default_storage
-    from .tracking import artifact_root, default_tracking_uri
+    from .tracking import default_tracking_uri
 
     uri = tracking_uri or default_tracking_uri()
     storage = storage_arg or default_storage()
-    servers = {"MLflow UI": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
-                             "--port", str(port), "--workers", "1", "--app-name", "evolora"]}
-    if (root := artifact_root(uri)) is not None:
-        servers["MLflow UI"] += ["--default-artifact-root", root]
-    dashboard = shutil.which("optuna-dashboard", path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                                       os.environ.get("PATH", "")]))
-    no_studies = "://" not in storage and not Path(storage).is_file()  # a journal file no sweep has written yet
-    if dashboard and importlib.util.find_spec("optuna_dashboard") is not None and not no_studies:
-        servers["Optuna dashboard"] = [dashboard, storage, "--host", host, "--port", str(dashboard_port)]
+    servers, no_studies = _servers(uri, storage, host, port, dashboard_port)
     procs: list[subprocess.Popen] = []
 
     def stop(*_):
@@ -54,29 +44,58 @@ def run_ui(tracking_uri: str | None, storage_arg: str | None, host: str, port: i
             print(f"evolora: error: the MLflow UI did not start (exit code {procs[0].returncode}; its output is above)",
                   file=sys.stderr, flush=True)
             return 1
-        print(f"MLflow UI on {uri}: http://{host}:{port}", flush=True)
-        for exp_id, name in _experiments(uri):  # links that open on the runs table and charts, not the GenAI view
-            print(f"  {name}: http://{host}:{port}/#/experiments/{exp_id}?workflowType=machine_learning",
-                  flush=True)
-        if "Optuna dashboard" in servers:
-            print(f"Optuna dashboard on {storage}: http://{host}:{dashboard_port}", flush=True)
-        elif no_studies:
-            print(f"Optuna dashboard: no Optuna storage at {storage} yet (run a sweep first)", flush=True)
-        else:
-            print("Optuna dashboard: not installed (pip install 'evolora[dashboard]' or pip install optuna-dashboard)",
-                  flush=True)
-        told = False
-        while procs[0].poll() is None:  # the MLflow UI is the main server; the dashboard is a companion
-            if len(procs) > 1 and procs[1].poll() is not None and not told:
-                print(f"Optuna dashboard exited (code {procs[1].returncode}); the MLflow UI stays up", flush=True)
-                told = True
-            time.sleep(0.5)
-        return procs[0].returncode or 1
+        _announce(uri, storage, host, port, dashboard_port, "Optuna dashboard" in servers, no_studies)
+        return _watch(procs)
     except KeyboardInterrupt:
         return 0
     finally:
         signal.signal(signal.SIGTERM, old)
         _stop_groups(procs)
+
+
+def _servers(uri: str, storage: str, host: str, port: int, dashboard_port: int) -> tuple[dict[str, list[str]], bool]:
+    """name → command of each server to start, and whether the Optuna storage holds no study yet."""
+    import importlib.util
+    import shutil
+
+    from .tracking import artifact_root
+
+    servers = {"MLflow UI": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
+                             "--port", str(port), "--workers", "1", "--app-name", "evolora"]}
+    if (root := artifact_root(uri)) is not None:
+        servers["MLflow UI"] += ["--default-artifact-root", root]
+    dashboard = shutil.which("optuna-dashboard", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                                       os.environ.get("PATH", "")]))
+    no_studies = "://" not in storage and not Path(storage).is_file()  # a journal file no sweep has written yet
+    if dashboard and importlib.util.find_spec("optuna_dashboard") is not None and not no_studies:
+        servers["Optuna dashboard"] = [dashboard, storage, "--host", host, "--port", str(dashboard_port)]
+    return servers, no_studies
+
+
+def _announce(uri: str, storage: str, host: str, port: int, dashboard_port: int, dashboard: bool,
+              no_studies: bool) -> None:
+    """The addresses, once the MLflow UI answers: the store, each experiment's runs table, the dashboard."""
+    print(f"MLflow UI on {uri}: http://{host}:{port}", flush=True)
+    for exp_id, name in _experiments(uri):  # links that open on the runs table and charts, not the GenAI view
+        print(f"  {name}: http://{host}:{port}/#/experiments/{exp_id}?workflowType=machine_learning", flush=True)
+    if dashboard:
+        print(f"Optuna dashboard on {storage}: http://{host}:{dashboard_port}", flush=True)
+    elif no_studies:
+        print(f"Optuna dashboard: no Optuna storage at {storage} yet (run a sweep first)", flush=True)
+    else:
+        print("Optuna dashboard: not installed (pip install 'evolora[dashboard]' or pip install optuna-dashboard)",
+              flush=True)
+
+
+def _watch(procs: list) -> int:
+    """Wait while the MLflow UI (the main server) runs; say once if the dashboard (a companion) exits."""
+    told = False
+    while procs[0].poll() is None:
+        if len(procs) > 1 and procs[1].poll() is not None and not told:
+            print(f"Optuna dashboard exited (code {procs[1].returncode}); the MLflow UI stays up", flush=True)
+            told = True
+        time.sleep(0.5)
+    return procs[0].returncode or 1
 
 
 def _check_port_free(host: str, port: int, field: str) -> None:

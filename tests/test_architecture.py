@@ -143,3 +143,32 @@ def test_no_module_over_400_lines():
     long = {str(p.relative_to(ROOT)): n for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 400}
     assert not long, long
+
+
+def test_no_function_over_60_lines():
+    """A function does one thing a reader holds at once: past 60 lines it is several steps to name (as a
+    trial's run is: its loop, its scoring, how it stopped)."""
+    long = {f"{p.relative_to(ROOT)}::{n.name}": n.end_lineno - n.lineno + 1 for pkg in PACKAGES
+            for p in (ROOT / pkg).rglob("*.py") for n in ast.walk(ast.parse(p.read_text()))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 60}
+    assert not long, long
+
+
+def test_every_study_section_key_a_task_spec_field_names_is_copied_by_name():
+    """The walk from the study file to the task: a key of the model, lora, data or fitness section named as a
+    TaskSpec field reaches the task with the study's value (no hand-copied field list to drift)."""
+    import dataclasses
+
+    from orchestrator.runner import _SPEC_SECTIONS, task_spec
+    from orchestrator.studyfile import load_study
+
+    cfg = load_study(ROOT / "studies" / "stsb-best.yaml")
+    spec = task_spec(cfg)
+    fields = {f.name for f in dataclasses.fields(spec)}
+    derived = {"seed", "trunk_memo", "blocks", "columns", "val_sources", "terms"}  # computed from the section
+    shared = [(name, k) for name in _SPEC_SECTIONS for k in type(getattr(cfg, name)).model_fields
+              if k in fields and k not in derived]
+    assert len(shared) >= 30, shared
+    for name, k in shared:
+        value = getattr(getattr(cfg, name), k)
+        assert getattr(spec, k) == (tuple(value) if isinstance(value, list) else value), (name, k)

@@ -168,7 +168,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(
     from evolution import Observer
     from evolution.checkpoint import load_checkpoint_file
     from orchestrator.studyfile import parse_study
-    from orchestrator.runner import run_trial
+    from orchestrator.runner import RunSettings, run_trial
 
     class CtrlC(Observer):
         def on_generation(self, row):
@@ -179,17 +179,17 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ck = tmp_path / "ck" / "trial.npz"
     with pytest.raises(KeyboardInterrupt):
-        run_trial(cfg, tracking_uri=uri, progress=False, checkpoint=ck, observers=[CtrlC()])
+        run_trial(cfg, RunSettings(tracking_uri=uri, progress=False, checkpoint=ck), observers=[CtrlC()])
     assert load_checkpoint_file(ck)["loop"]["gen"] == 2
     client = MlflowClient(uri)
     run_id = client.search_runs([client.get_experiment_by_name("tests").experiment_id])[0].info.run_id
     assert client.get_run(run_id).info.status == "KILLED"
-    resumed = run_trial(cfg, tracking_uri=uri, progress=False, checkpoint=ck)
+    resumed = run_trial(cfg, RunSettings(tracking_uri=uri, progress=False, checkpoint=ck))
     assert resumed.run_id == run_id and client.get_run(run_id).info.status == "FINISHED"
     assert client.get_run(run_id).data.tags["evolora.trunk_memo"] == str(bool(over))  # a fresh memo after the stop
     assert [m.step for m in client.get_metric_history(run_id, "fit_best")] == list(range(6))
     assert sorted(load_checkpoint_file(ck)["basins"]) == [0, 2, 3, 5]  # snapshots from before the stop kept
-    full = run_trial(cfg, tracking_uri=uri, progress=False)
+    full = run_trial(cfg, RunSettings(tracking_uri=uri, progress=False))
     assert full.result.champion.tobytes() == resumed.result.champion.tobytes()
     births = [r for r in read_lineage_of(client, run_id, tmp_path) if r["event"] == "birth"]
     assert len({b["id"] for b in births}) == len(births) and min(b["gen"] for b in births) == 0

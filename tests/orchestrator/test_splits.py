@@ -18,7 +18,7 @@ from fitness import EncoderEvaluator, hold_out_sources, load_sts
 from fitness.splits import split_validation
 from orchestrator.cli import main
 from orchestrator.studyfile import parse_study
-from orchestrator.runner import run_trial
+from orchestrator.runner import RunSettings, run_trial
 
 from ..conftest import STSB, tiny_study
 
@@ -90,7 +90,7 @@ def test_test_split_never_reaches_fitness_or_selection_and_is_scored_once(tmp_pa
     study = tiny_study(tmp_path, data__val_fraction=0.02, data__dev_path=None, data__test_path=str(test_path),
                        data__rotate=True, evolution__generations=4)
     cfg = parse_study(study)
-    out = run_trial(cfg, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False, observers=[phase])
+    out = run_trial(cfg, RunSettings(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False), observers=[phase])
     during = [s for ended, s in log if not ended]
     after = [s for ended, s in log if ended]
     test_sentences = {x for p in test_pairs for x in p}
@@ -137,7 +137,7 @@ def test_held_out_sources_join_validation_whole_and_never_reach_fitness(tmp_path
     study = tiny_study(tmp_path, data__val_fraction=0.02, data__dev_path=None, data__dev_subset=None,
                        data__val_sources=["deft-news"], data__rotate=True, data__train_subset=64,
                        evolution__generations=6)
-    out = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False,
+    out = run_trial(parse_study(study), RunSettings(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False),
                     observers=[phase])
     train = load_sts(STSB / "sts-train.csv", "t")
     news = {(a, b) for a, b, src in zip(train.s1, train.s2, train.source) if src == "deft-news"}
@@ -160,7 +160,7 @@ def test_held_out_sources_join_validation_whole_and_never_reach_fitness(tmp_path
     assert [r[0] for r in table["data"]] == list(by)
     assert all(abs(r[-1] - by[r[0]]["gain"]) < 1e-9 for r in table["data"])
     # the same study again: the same split and the same champion, bit for bit
-    again = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False)
+    again = run_trial(parse_study(study), RunSettings(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False))
     assert again.result.champion_val == out.result.champion_val
 
 
@@ -179,7 +179,7 @@ def test_per_pair_fitness_batches_come_from_train_only_one_per_pair(tmp_path, en
                        evolution__strategy="openai-es",
                        evolution__es={"shaping": "zscore", "batches": "per_pair", "sigma": 0.05, "learning_rate": 0.05})
     cfg = parse_study(study)
-    out = run_trial(cfg, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False, observers=[phase])
+    out = run_trial(cfg, RunSettings(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False), observers=[phase])
     during = [s for ended, s in log if not ended]
     train = load_sts(STSB / "sts-train.csv", "t")
     tr, val = split_validation(train, 0.02, 0)
@@ -192,7 +192,7 @@ def test_per_pair_fitness_batches_come_from_train_only_one_per_pair(tmp_path, en
     assert memoised[0] == {x for p in train_pairs for x in p}  # the memo: the train split's sentences
     assert not memoised[0] & ({x for p in val_pairs for x in p} - {x for p in train_pairs for x in p})
     assert not memoised[0] & {x for p in test_pairs for x in p}
-    again = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm2.db'}", progress=False)
+    again = run_trial(parse_study(study), RunSettings(tracking_uri=f"sqlite:///{tmp_path / 'm2.db'}", progress=False))
     assert again.result.champion.tobytes() == out.result.champion.tobytes()
     assert [r["fit_best"] for r in again.result.logbook] == [r["fit_best"] for r in out.result.logbook]
 
@@ -206,7 +206,7 @@ def test_eva_directions_come_from_train_only(tmp_path, encoded):
                        data__rotate=True, lora__init="eva", lora__init_examples=50, evolution__generations=2,
                        evolution__population=5, evolution__strategy="openai-es",
                        evolution__es={"sigma": 0.05, "learning_rate": 0.05, "perturb": "B"})
-    out = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False,
+    out = run_trial(parse_study(study), RunSettings(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False),
                     observers=[phase])
     during = [s for ended, s in log if not ended]
     train = load_sts(STSB / "sts-train.csv", "t")
@@ -216,7 +216,7 @@ def test_eva_directions_come_from_train_only(tmp_path, encoded):
     assert all(s <= train_pairs or s <= val_pairs for s in during)
     assert not {x for s in during for p in s for x in p} & {x for p in test_pairs for x in p}
     assert sum(s <= train_pairs for s in during) == 1 + 2  # eva's examples, one fitness batch per generation
-    again = run_trial(parse_study(study), tracking_uri=f"sqlite:///{tmp_path / 'm2.db'}", progress=False)
+    again = run_trial(parse_study(study), RunSettings(tracking_uri=f"sqlite:///{tmp_path / 'm2.db'}", progress=False))
     assert again.result.champion.tobytes() == out.result.champion.tobytes()
 
 
@@ -264,7 +264,7 @@ def test_the_test_split_is_also_scored_per_source_and_each_matches_stock_peft(tm
     study = tiny_study(tmp_path, data__val_fraction=0.02, data__dev_path=None, data__test_path=str(test_path),
                        evolution__strategy="openai-es", evolution__generations=3, lora__layers=[4, 5])
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    out = run_trial(parse_study(study), tracking_uri=uri, progress=False)
+    out = run_trial(parse_study(study), RunSettings(tracking_uri=uri, progress=False))
     by = out.test["by_source"]
     assert list(by) == ["answers-forums", "headlines"] and all(v["pairs"] == 20 for v in by.values())
     for v in by.values():
