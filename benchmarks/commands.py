@@ -10,7 +10,7 @@ from evolution.errors import ConfigError
 
 from .bench import format_table, main_json, run_bench
 from .quality import BEST_STUDY, ROWS as QUALITY_ROWS, run_quality
-from .quality_report import format_quality, plot_quality
+from .quality_report import format_quality, plot_quality, time_ratios
 
 __all__ = ["bench", "bench_quality", "MODELS"]
 
@@ -53,6 +53,9 @@ def bench_quality(args) -> int:
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     results = run_quality(rows, args.minutes, args.tiny, Path(args.out), args.threads, best, log=log)
     png = plot_quality(results, Path(args.out) / "quality.png")
+    ratios = time_ratios(results)
+    for r in results:  # each row's time to +0.5 / +1.0 and its ratios to the slowest peer and the gradient
+        r["time_to"] = {key: per_row[r["row"]] for key, per_row in ratios.items()}
     if args.json:
         main_json(results, None if args.json == "-" else args.json)
     else:

@@ -14,6 +14,9 @@ wall-clock budget, one process after another:
 * ``best``       the shipped best study (``studies/stsb-best.yaml``), as shipped.
 * ``xs``         the shipped LoRA-XS study (``studies/stsb-xs.yaml``: ES over r×r cores between frozen SVD
                  factors, ``lora.genome: xs``), as shipped.
+* ``quickstart`` the quickstart study (``studies/quickstart.yaml``), as shipped.
+* ``evotorch-pgpe``, ``evotorch-snes``, ``nevergrad-ngopt``   the peers: a general evolution library's own
+                 optimiser driving evolora's evaluator on the ``best`` row's task (:mod:`benchmarks.peers`).
 
 The test score of each row's current answer (evolora: the champion chosen on validation; gradient: the
 current weights; slim-evo: the fittest organism) is sampled through the run; the time spent scoring the test
@@ -36,10 +39,13 @@ import numpy as np
 
 __all__ = ["ROWS", "THRESHOLDS", "run_quality", "by_source"]
 
-ROWS = ("gradient", "slim-evo", "ga", "openai-es", "sep-cma-es", "best", "xs")
+from .peers import PEERS
+
+ROWS = ("gradient", "slim-evo", "ga", "openai-es", "sep-cma-es", "best", "xs", "quickstart", *PEERS)
 THRESHOLDS = (0.5, 1.0, 2.0)  # test points (Spearman × 100) over the base model
 BEST_STUDY = Path(__file__).resolve().parent.parent / "studies" / "stsb-best.yaml"
 XS_STUDY = BEST_STUDY.with_name("stsb-xs.yaml")
+QUICKSTART = BEST_STUDY.with_name("quickstart.yaml")
 SAMPLES = 6  # evenly spaced test samples per row (plus one at the start and one at the end) …
 FIRST = 15.0  # … and before them, samples at 15 s, 30 s, 60 s, … while that is denser (a fast row is seen early)
 TINY = {"test_pairs": 40, "val_pairs": 32, "train_batch": 16, "pop": 4}
@@ -122,8 +128,8 @@ def study_dict(tiny: bool, out: Path) -> dict:
 def _config(row: str, tiny: bool, out: Path, best_study: Path):
     from orchestrator.studyfile import load_raw, parse_study
 
-    if row in ("best", "xs"):
-        study = best_study if row == "best" else XS_STUDY
+    if row in ("best", "xs", "quickstart", *PEERS):  # a peer runs on the best row's task
+        study = {"xs": XS_STUDY, "quickstart": QUICKSTART}.get(row, best_study)
         raw = load_raw(study)
         ref = study_dict(tiny, out)
         data = dict(raw.get("data", {}))
@@ -276,6 +282,10 @@ def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = 
         res = _gradient_row(cfg, budget, row_dir)
     elif row == "slim-evo":
         res = _slim_evo_row(cfg, budget, row_dir)
+    elif row in PEERS:
+        from .peers import peer_row
+
+        res = peer_row(row, cfg, budget, row_dir, Clock, Curve)
     else:
         res = _evolora_row(cfg, budget, row_dir)
     import torch
@@ -291,7 +301,7 @@ def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = 
     return {"row": row, "test_base": base, "test_final": final, "test_gain_points": (final - base) * 100,
             "seconds_to": reach, "budget_s": budget,
             "curve": [[t, v] for t, v in curve], "threads": torch.get_num_threads(),
-            "strategy": cfg.evolution.strategy if row not in ("gradient", "slim-evo") else row,
+            "strategy": cfg.evolution.strategy if row not in ("gradient", "slim-evo", *PEERS) else row,
             "adapter": str(row_dir / "adapter"), **res}
 
 

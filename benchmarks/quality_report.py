@@ -5,9 +5,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .peers import PEERS
 from .quality import THRESHOLDS
 
-__all__ = ["format_quality", "plot_quality"]
+__all__ = ["format_quality", "plot_quality", "time_ratios"]
+
+RATIO_AT = (0.5, 1.0)  # the thresholds the summary compares times at
+
+
+def time_ratios(rows: list[dict]) -> dict:
+    """For each threshold of :data:`RATIO_AT` and each row: the time it took to reach it, how many times
+    sooner than the slowest peer row (a peer that never reached it counts as its budget: the ratio is then a
+    lower bound, ``at_least``), and its time as a multiple of the gradient row's."""
+    out = {}
+    for th in RATIO_AT:
+        key = f"+{th}"
+        peers = [r for r in rows if r["row"] in PEERS]
+        slow = max(peers, key=lambda r: _t_or_budget(r, key), default=None)
+        grad = next((r for r in rows if r["row"] == "gradient"), None)
+        per_row = {}
+        for r in rows:
+            t = r["seconds_to"][key]
+            entry = {"seconds": t}
+            if t is not None and slow is not None and slow is not r:
+                entry["vs_slowest_peer"] = round(_t_or_budget(slow, key) / max(t, 1e-9), 2)
+                none = all(p["seconds_to"][key] is None for p in peers)
+                entry["slowest_peer"] = "every peer" if none else slow["row"]
+                entry["at_least"] = slow["seconds_to"][key] is None
+            if t is not None and grad is not None and grad["seconds_to"][key]:
+                entry["x_gradient_time"] = round(t / grad["seconds_to"][key], 2)
+            per_row[r["row"]] = entry
+        out[key] = per_row
+    return out
+
+
+def _t_or_budget(r: dict, key: str) -> float:
+    t = r["seconds_to"][key]
+    return r["budget_s"] if t is None else t
 
 
 def _fmt_s(s) -> str:
@@ -15,18 +49,19 @@ def _fmt_s(s) -> str:
 
 
 def format_quality(rows: list[dict]) -> str:
-    head = (f"{'row':11s} {'test base':>9s} {'test final':>10s} {'gain pts':>8s} {'×gradient':>9s} "
+    head = (f"{'row':15s} {'test base':>9s} {'test final':>10s} {'gain pts':>8s} {'×gradient':>9s} "
             + " ".join(f"{'t(+' + str(t) + ')':>11s}" for t in THRESHOLDS) + f" {'evals/steps':>11s}")
     lines = [head, "-" * len(head)]
     for r in rows:
         share = f"{100 * r['share_of_gradient']:.0f}%" if r.get("share_of_gradient") is not None else "-"
         work = r.get("evaluations", r.get("steps", 0))
-        lines.append(f"{r['row']:11s} {r['test_base']:9.5f} {r['test_final']:10.5f} {r['test_gain_points']:+8.2f} "
+        lines.append(f"{r['row']:15s} {r['test_base']:9.5f} {r['test_final']:10.5f} {r['test_gain_points']:+8.2f} "
                      f"{share:>9s} " + " ".join(f"{_fmt_s(r['seconds_to'][f'+{t}']):>11s}" for t in THRESHOLDS)
                      + f" {work:11d}")
     r0 = rows[0]
     lines.append(f"budget {r0['budget_s'] / 60:g} min per row, torch threads {r0['threads']}; test = sts-dev "
                  "(Spearman × 100), chosen by nothing")
+    lines += _ratio_lines(rows)
     sources = sorted({k for r in rows for k in r.get("test_by_source", {})})
     if len(sources) > 1:  # where each row's gain comes from: the final answer's gain on each source's pairs
         pairs = {k: next(r["test_by_source"][k]["pairs"] for r in rows if k in r.get("test_by_source", {}))
@@ -40,22 +75,44 @@ def format_quality(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _ratio_lines(rows: list[dict]) -> list[str]:
+    """Time to quality as ratios, one line per threshold: each row that reached it, how many times sooner
+    than the slowest peer and at how many times the gradient's time."""
+    lines = []
+    for key, per_row in time_ratios(rows).items():
+        parts = []
+        for name, e in per_row.items():
+            if e["seconds"] is None:
+                parts.append(f"{name} not reached")
+                continue
+            bits = [f"{e['seconds'] / 60:.1f} min"]
+            if "vs_slowest_peer" in e:
+                bits.append(f"{'≥' if e['at_least'] else ''}{e['vs_slowest_peer']:g}× sooner than {e['slowest_peer']}")
+            if "x_gradient_time" in e:
+                bits.append(f"{e['x_gradient_time']:g}× the gradient's time")
+            parts.append(f"{name} {', '.join(bits)}")
+        lines.append(f"time to {key} test points: " + "; ".join(parts))
+    return lines
+
+
 def plot_quality(rows: list[dict], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    for r in rows:
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=120)
+    colours = plt.cm.tab20.colors  # twenty distinct colours: every row its own
+    for i, r in enumerate(rows):
         t = [p[0] / 60 for p in r["curve"]]
         g = [(p[1] - r["test_base"]) * 100 for p in r["curve"]]
-        ax.plot(t, g, marker="o", ms=3, label=r["row"], ls="--" if r["row"] == "gradient" else "-")
+        ls = "--" if r["row"] == "gradient" else (":" if r["row"] in PEERS else "-")
+        ax.plot(t, g, marker="o", ms=3, label=r["row"], ls=ls, color=colours[(2 * i) % 20 + (2 * i) // 20])
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("wall-clock minutes (test scoring excluded)")
     ax.set_ylabel("test gain over base (Spearman points)")
     ax.set_title("STS-B test (sts-dev) gain against time, LoRA on all-MiniLM-L6-v2")
-    ax.legend()
+    ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

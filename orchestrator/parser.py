@@ -125,10 +125,12 @@ def _add_bench(sub) -> None:
                    help="print (or write to PATH) the results as JSON instead of a table")
     q = p.add_argument_group("quality (--quality): test quality against wall-clock time, method by method")
     q.add_argument("--quality", action="store_true", help="run the quality table instead of the speed table: "
-                   "gradient LoRA (the ceiling), slim-evo, ga, openai-es, sep-cma-es and the shipped best study, each "
-                   "for --minutes, one process after another; test = sts-dev, chosen by nothing")
+                   "gradient LoRA (the ceiling), slim-evo, evolora's strategies and shipped studies, and the peers "
+                   "(EvoTorch's PGPE and SNES, Nevergrad's NGOpt on the best study's task), each for --minutes, one "
+                   "process after another; test = sts-dev, chosen by nothing")
     q.add_argument("--rows", default=None, help="comma-separated rows to run (default: every row: gradient, "
-                   "slim-evo, ga, openai-es, sep-cma-es, best, xs)")
+                   "slim-evo, ga, openai-es, sep-cma-es, best, xs, quickstart, evotorch-pgpe, evotorch-snes, "
+                   "nevergrad-ngopt)")
     q.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per row (default 10)")
     q.add_argument("--out", default="bench-quality", help="directory for row results, adapters and quality.png")
     q.add_argument("--best-study", default=None, help="the study of the `best` row (default studies/stsb-best.yaml)")

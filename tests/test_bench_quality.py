@@ -51,7 +51,12 @@ def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, mini
         # the tiny test split is one source (its first 40 pairs): that source's gain is the row's gain
         assert list(r["test_by_source"]) == ["MSRvid"] and r["test_by_source"]["MSRvid"]["pairs"] == 40
         assert abs(r["test_by_source"]["MSRvid"]["gain_points"] - r["test_gain_points"]) < 1e-3, r["row"]
+        assert set(r["time_to"]) == {"+0.5", "+1.0"} and r["time_to"]["+0.5"]["seconds"] == r["seconds_to"]["+0.5"]
     assert rows[0]["steps"] > 0 and all(r["evaluations"] > 0 for r in rows[1:])
+    peers = {r["row"]: r["peer"] for r in rows if "peer" in r}
+    assert set(peers) == {"evotorch-pgpe", "evotorch-snes", "nevergrad-ngopt"}
+    assert peers["evotorch-pgpe"]["algorithm"] == "PGPE" and peers["evotorch-snes"]["algorithm"] == "SNES"
+    assert peers["evotorch-pgpe"]["version"] == "0.6.1" and peers["nevergrad-ngopt"]["version"] == "1.0.12"
 
 
 def test_curve_samples_densely_early_then_evenly():
@@ -107,3 +112,25 @@ def test_the_table_shows_each_rows_gain_by_source_when_the_test_split_has_severa
     assert lines[i + 3].split() == ["gradient", "+11.68", "+1.17"] and lines[i + 4].split() == ["best", "+5.52", "-0.22"]
     # one source only (the tiny split): no by-source table
     assert "by source" not in format_quality([row("best", 1.0, {"MSRvid": {"pairs": 40, "gain_points": 1.0}})])
+
+
+def test_time_to_quality_ratios_against_the_slowest_peer_and_the_gradient():
+    """best reaches +0.5 in 60 s; the slowest peer in 300 s (5× sooner), the gradient in 30 s (2× its time);
+    at +1.0 no peer reaches it within its 600 s budget: best's 120 s is at least 5× sooner."""
+    from benchmarks.quality_report import format_quality, time_ratios
+
+    def row(name, t05, t10):
+        return {"row": name, "seconds_to": {"+0.5": t05, "+1.0": t10, "+2.0": None}, "budget_s": 600.0,
+                "test_base": 0.8, "test_final": 0.81, "test_gain_points": 1.0, "threads": 1, "evaluations": 1}
+
+    rows = [row("gradient", 30.0, 60.0), row("best", 60.0, 120.0), row("evotorch-pgpe", 300.0, None),
+            row("evotorch-snes", 100.0, None), row("nevergrad-ngopt", None, None)]
+    r = time_ratios(rows)
+    assert r["+0.5"]["best"] == {"seconds": 60.0, "vs_slowest_peer": 10.0, "slowest_peer": "nevergrad-ngopt",
+                                 "at_least": True, "x_gradient_time": 2.0}
+    assert r["+1.0"]["best"]["vs_slowest_peer"] == 5.0 and r["+1.0"]["best"]["x_gradient_time"] == 2.0
+    assert r["+0.5"]["evotorch-snes"]["vs_slowest_peer"] == 6.0 and r["+0.5"]["nevergrad-ngopt"] == {"seconds": None}
+    text = format_quality(rows)
+    assert "time to +1.0 test points: gradient 1.0 min, ≥10× sooner than every peer, 1× the gradient's time" in text
+    assert "best 2.0 min, ≥5× sooner than every peer, 2× the gradient's time; evotorch-pgpe not reached" in text
+    assert "time to +0.5 test points: gradient 0.5 min, ≥20× sooner than nevergrad-ngopt" in text

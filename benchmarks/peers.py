@@ -1,0 +1,145 @@
+"""Peer rows of ``evolora bench --quality``: what a user would pick instead of evolora — a general evolution
+library's own optimiser — driving evolora's evaluator on the ``best`` row's task (its LoRA shape and genome, its
+splits, its fitness batch per generation) for the same wall-clock budget.
+
+Each peer is used through its public API, at its documented settings:
+
+* ``evotorch-pgpe``   EvoTorch's PGPE with ClipUp on an EvoTorch ``Problem`` whose vectorised objective is evolora's
+                      evaluator: symmetric sampling, centred ranking, stdev learning rate 0.1, centre learning rate
+                      = max speed / 2, proportioned as EvoTorch's MuJoCo examples (initial radius 18 × max speed),
+                      the initial radius that of the study's σ on every gene; the study's population.
+* ``evotorch-snes``   EvoTorch's SNES at its defaults (population 4 + 3 ln n, NES learning rates), initial standard
+                      deviation the study's σ.
+* ``nevergrad-ngopt`` Nevergrad's NGOpt (it picks its algorithm from the dimension, budget and workers) through
+                      ask/tell, on an Array around the base genome with the study's σ as its mutation scale; the
+                      study's population of asks per generation (``num_workers``), so a generation shares one
+                      fitness batch; its budget the evaluations the wall-clock budget affords at the rate measured
+                      on the first generation.
+
+As evolora's ES does, every ``validation.every`` generations the peer's centre (its recommendation) is validated,
+and the champion is the best validated one (the base model first); the test split only draws the curve.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+
+import numpy as np
+
+__all__ = ["PEERS", "peer_row"]
+
+PEERS = ("evotorch-pgpe", "evotorch-snes", "nevergrad-ngopt")
+RADIUS_PER_SPEED = 18.0  # EvoTorch's MuJoCo examples: radius_init 0.27 for max_speed 0.015
+
+
+def _fitness(task, genomes, gen: int) -> np.ndarray:
+    return np.array([f for f, _ in task.evaluate([np.asarray(g, np.float32) for g in genomes], gen)])
+
+
+class EvoTorchPeer:
+    """An EvoTorch searcher (PGPE + ClipUp, or SNES) whose Problem scores each population with evolora's
+    evaluator on the generation's fitness batch."""
+
+    def __init__(self, kind: str, task, x0: np.ndarray, sigma: float, popsize: int, seed: int) -> None:
+        import torch
+        from evotorch import Problem
+        from evotorch.algorithms import PGPE, SNES
+
+        self.gen, self.evals = 0, 0
+        n = x0.size
+
+        def objective(xs: torch.Tensor) -> torch.Tensor:  # vectorised: (population, genes) → (population,)
+            fits = _fitness(task, xs.detach().cpu().numpy(), self.gen)
+            self.evals += len(fits)
+            return torch.as_tensor(fits, dtype=torch.float32)
+
+        problem = Problem("max", objective, solution_length=n, dtype=torch.float32, vectorized=True,
+                          initial_bounds=(-sigma, sigma), seed=seed)
+        centre = torch.as_tensor(x0, dtype=torch.float32)
+        if kind == "pgpe":
+            radius = sigma * math.sqrt(n)
+            speed = radius / RADIUS_PER_SPEED
+            self.searcher = PGPE(problem, popsize=popsize + popsize % 2, center_learning_rate=speed / 2,
+                                 stdev_learning_rate=0.1, radius_init=radius, optimizer="clipup",
+                                 optimizer_config={"max_speed": speed}, center_init=centre)
+        else:
+            self.searcher = SNES(problem, stdev_init=sigma, center_init=centre)
+
+    def step(self) -> None:
+        self.searcher.step()
+        self.gen += 1
+
+    def centre(self) -> np.ndarray:
+        return self.searcher.status["center"].detach().cpu().numpy().astype(np.float32)
+
+
+class NevergradPeer:
+    """Nevergrad's NGOpt through ask/tell: ``workers`` asks per generation, told the negated fitness
+    (Nevergrad minimises). Its budget: the evaluations left in the wall-clock budget at the rate of a first
+    timed population (the base genome ``workers`` times: a probe, counted against the time, not told)."""
+
+    def __init__(self, task, x0: np.ndarray, sigma: float, workers: int, seed: int, budget_s: float, clock) -> None:
+        import nevergrad as ng
+
+        self.task, self.workers, self.gen, self.evals = task, workers, 0, 0
+        t0 = clock.elapsed()
+        _fitness(task, [x0] * workers, 0)
+        rate = workers / max(clock.elapsed() - t0, 1e-6)
+        budget = max(2 * workers, int(rate * (budget_s - clock.elapsed())))
+        param = ng.p.Array(init=x0.astype(np.float64)).set_mutation(sigma=sigma)
+        param.random_state = np.random.RandomState(seed)
+        self.opt = ng.optimizers.NGOpt(parametrization=param, budget=budget, num_workers=workers)
+
+    def step(self) -> None:
+        asks = [self.opt.ask() for _ in range(self.workers)]
+        fits = _fitness(self.task, [a.value for a in asks], self.gen)
+        for a, f in zip(asks, fits):
+            self.opt.tell(a, -float(f))
+        self.evals += len(asks)
+        self.gen += 1
+
+    def centre(self) -> np.ndarray:
+        return np.asarray(self.opt.provide_recommendation().value, np.float32)
+
+    def name(self) -> str:
+        """The algorithm NGOpt chose for this dimension, budget and number of workers."""
+        opt = getattr(self.opt, "optim", None)
+        return type(opt).__name__ if opt is not None else type(self.opt).__name__
+
+
+def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
+    """The peer's run on ``cfg``'s task for ``budget_s`` seconds: its curve, generations, evaluations, the
+    champion's validation, and its champion saved as a stock PEFT adapter in ``out / "adapter"``."""
+    from fitness import build_task
+    from orchestrator.runner import prepare_torch, task_spec
+
+    prepare_torch(cfg)
+    task = build_task(task_spec(cfg))
+    x0 = task.seed_genome()
+    sigma, pop, seed = cfg.evolution.es.sigma, cfg.evolution.population, cfg.seed
+    clock = clock_cls(budget_s)  # from here: model loading is not part of the budget
+    curve = curve_cls(clock, task.test)
+    if row == "nevergrad-ngopt":
+        peer = NevergradPeer(task, x0, sigma, pop, seed, budget_s, clock)
+    else:
+        peer = EvoTorchPeer(row.split("-")[1], task, x0, sigma, pop, seed)
+    base_val = float(task.validate(x0))
+    champion = {"genome": x0.copy(), "val": base_val, "gen": 0, "key": 0}
+    curve.maybe(0, lambda: x0)
+    every = cfg.validation.every
+    while peer.gen < 1 or not clock.over():
+        peer.step()
+        if peer.gen % every == 0 or clock.over():
+            centre = peer.centre()
+            val = float(task.validate(centre))
+            if val > champion["val"]:
+                champion = {"genome": centre, "val": val, "gen": peer.gen, "key": peer.gen}
+        curve.maybe(champion["key"], lambda: champion["genome"])
+    curve.maybe(champion["key"], lambda: champion["genome"], force=True)
+    task.save_adapter(champion["genome"], out / "adapter")
+    versions = {m: importlib.metadata.version(m) for m in ("evotorch", "nevergrad")}
+    algorithm = peer.name() if isinstance(peer, NevergradPeer) else type(peer.searcher).__name__
+    return {"curve": curve.points, "generations": peer.gen, "evaluations": peer.evals, "val_final": champion["val"],
+            "val_base": base_val, "champion_gen": champion["gen"], "seconds": round(clock.elapsed(), 1),
+            "peer": {"algorithm": algorithm, "library": row.split("-")[0], "version": versions[row.split("-")[0]]}}
