@@ -50,8 +50,12 @@ def bench_quality(args) -> int:
     best = Path(args.best_study) if args.best_study else BEST_STUDY
     if "best" in rows and not best.is_file():
         raise ConfigError("--best-study", "study file not found", str(best))
+    tests = [Path(t) for t in args.test or ()]
+    for t in tests:
+        if not t.is_file():
+            raise ConfigError("--test", "test file not found", str(t))
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    results = run_quality(rows, args.minutes, args.tiny, Path(args.out), args.threads, best, log=log)
+    results = run_quality(rows, args.minutes, args.tiny, Path(args.out), args.threads, best, log=log, tests=tests)
     png = plot_quality(results, Path(args.out) / "quality.png")
     ratios = time_ratios(results)
     for r in results:  # each row's time to +0.5 / +1.0 and its ratios to the slowest peer and the gradient

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ROWS", "THRESHOLDS", "run_quality", "by_source"]
+__all__ = ["ROWS", "THRESHOLDS", "run_quality"]
 
 from .peers import PEERS
 
@@ -271,7 +271,7 @@ def _gradient_row(cfg, budget_s: float, out: Path, epochs: int = 2, batch: int =
             "seconds": round(clock.elapsed(), 1)}
 
 
-def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = BEST_STUDY) -> dict:
+def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = BEST_STUDY, tests=()) -> dict:
     """One row in this process: its config, its budget, its curve, its adapter in ``out / row``."""
     out = Path(out)
     cfg = _config(row, tiny, out, best_study)
@@ -290,7 +290,10 @@ def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = 
         res = _evolora_row(cfg, budget, row_dir)
     import torch
 
+    from .scoring import by_source, on_test_sets
+
     res["test_by_source"] = by_source(cfg, row_dir / "adapter")
+    res["test_sets"] = on_test_sets(cfg, row_dir / "adapter", tests)
     curve = res.pop("curve")
     base = curve[0][1]
     final = curve[-1][1]
@@ -305,28 +308,9 @@ def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = 
             "adapter": str(row_dir / "adapter"), **res}
 
 
-def by_source(cfg, adapter: Path) -> dict:
-    """The row's final adapter (its stock PEFT directory) on each source of the test split (STS-B: MSRpar,
-    headlines, answers-forums, …): {source: {"pairs", "gain_points"}} over the base model. Read back into a
-    full-LoRA genome of the same shape, so every row (LoRA-XS included) is scored the same way."""
-    from safetensors.numpy import load_file
-
-    from fitness import build_task
-    from orchestrator.runner import task_spec
-    from orchestrator.paths import with_values
-
-    task = build_task(task_spec(with_values(cfg, {"lora.genome": "full"})))
-    weights = load_file(str(Path(adapter) / "adapter_model.safetensors"))
-    genome = task.seed_genome().copy()
-    for s in task.layout:
-        genome[s.offset : s.offset + s.size] = weights[s.key].reshape(-1)
-    base, final = task.test_scores(task.seed_genome())[1], task.test_scores(genome)[1]
-    return {k: {"pairs": n, "gain_points": 100 * (final[k][0] - v)} for k, (v, n) in base.items()}
-
-
 # ---- the table ----------------------------------------------------------------------------------------
 def run_quality(rows=ROWS, minutes: float = 10.0, tiny: bool = False, out: Path = Path("bench-quality"),
-                threads: int | None = None, best_study: Path = BEST_STUDY, log=print) -> list[dict]:
+                threads: int | None = None, best_study: Path = BEST_STUDY, log=print, tests=()) -> list[dict]:
     """Each row in its own process, one after another; returns the rows with ``share_of_gradient``."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -340,6 +324,8 @@ def run_quality(rows=ROWS, minutes: float = 10.0, tiny: bool = False, out: Path 
             cmd.append("--tiny")
         if threads:
             cmd += ["--threads", str(threads)]
+        for t in tests:
+            cmd += ["--test", str(Path(t).resolve())]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"bench row {row} failed:\n{proc.stderr[-3000:]}")
@@ -360,6 +346,7 @@ def _main(argv=None) -> int:
     ap.add_argument("--best-study", type=Path, default=BEST_STUDY)
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--test", action="append", default=[], type=Path)
     a = ap.parse_args(argv)
     import os
 
@@ -368,7 +355,7 @@ def _main(argv=None) -> int:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    res = run_row(a.row, a.minutes, a.tiny, a.out, a.best_study)
+    res = run_row(a.row, a.minutes, a.tiny, a.out, a.best_study, a.test)
     a.result.write_text(json.dumps(res, indent=1))
     return 0
 

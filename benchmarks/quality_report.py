@@ -72,7 +72,35 @@ def format_quality(rows: list[dict]) -> str:
             got = r.get("test_by_source", {})
             lines.append(f"{r['row']:19s}" + " ".join(f"{got[k]['gain_points']:+14.2f}" if k in got else f"{'-':>14s}"
                                                       for k in sources))
+    lines += _test_set_lines(rows)
     return "\n".join(lines)
+
+
+def _test_set_lines(rows: list[dict]) -> list[str]:
+    """Each row's final gain on sts-dev and on every further test set (``--test``), and on each set which row
+    leads (and the gradient's standing there)."""
+    names = sorted({k for r in rows for k in r.get("test_sets", {})})
+    if not names:
+        return []
+    head = f"{'gain pts by test set':21s}{'sts-dev':>14s}" + " ".join(f"{k[:14]:>14s}" for k in names)
+    lines = ["", head, "-" * len(head)]
+    for r in rows:
+        got = r.get("test_sets", {})
+        lines.append(f"{r['row']:21s}{r['test_gain_points']:+14.2f}" + " ".join(
+            f"{got[k]['gain_points']:+14.2f}" if k in got else f"{'-':>14s}" for k in names))
+    for k in ["sts-dev", *names]:
+        gains = {r["row"]: (r["test_gain_points"] if k == "sts-dev" else r.get("test_sets", {}).get(k, {}).get(
+            "gain_points")) for r in rows}
+        gains = {n: g for n, g in gains.items() if g is not None}
+        evo = {n: g for n, g in gains.items() if n != "gradient"}
+        if not evo:
+            continue
+        lead = max(evo, key=evo.get)
+        grad = gains.get("gradient")
+        where = ("" if grad is None else f"; {'ahead of' if evo[lead] > grad else 'behind'} the gradient "
+                 f"({grad:+.2f})")
+        lines.append(f"on {k}: {lead} leads the gradient-free rows at {evo[lead]:+.2f}{where}")
+    return lines
 
 
 def _ratio_lines(rows: list[dict]) -> list[str]:

@@ -254,6 +254,11 @@ class Task:
         over the split. For reporting only, like :meth:`test`: where a gain comes from, and what it costs."""
         return self._scores(genome, self._encoded_test(), self._test_items)
 
+    @property
+    def test_size(self) -> int:
+        """Examples in the test split (0 without one)."""
+        return 0 if self._test_items is None else len(self._test_items)
+
     def _encoded_test(self):
         if self._test_items is None:
             raise RuntimeError("this task has no test split (data.test_path)")

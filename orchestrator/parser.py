@@ -131,6 +131,9 @@ def _add_bench(sub) -> None:
     q.add_argument("--rows", default=None, help="comma-separated rows to run (default: every row: gradient, "
                    "slim-evo, ga, openai-es, sep-cma-es, best, xs, quickstart, evotorch-pgpe, evotorch-snes, "
                    "nevergrad-ngopt)")
+    q.add_argument("--test", action="append", default=None, metavar="FILE", help="a further test set (any data "
+                   "format the study files read; repeatable): each row's final adapter is scored on it once, beside "
+                   "sts-dev, and the table says where each row leads and trails")
     q.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per row (default 10)")
     q.add_argument("--out", default="bench-quality", help="directory for row results, adapters and quality.png")
     q.add_argument("--best-study", default=None, help="the study of the `best` row (default studies/stsb-best.yaml)")

@@ -24,8 +24,14 @@ KEYS = {"row", "test_base", "test_final", "test_gain_points", "seconds_to", "sec
 def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, minilm_dir):
     out = tmp_path / "q"
     js = tmp_path / "quality.json"
+    second = tmp_path / "more-pairs.jsonl"  # a user's own test set beside sts-dev: 30 pairs of another file
+    from fitness import PACKAGED_STSB, load_sts
+
+    pairs = load_sts(PACKAGED_STSB / "sts-train.csv", "t")
+    second.write_text("".join(json.dumps({"sentence1": pairs.s1[i], "sentence2": pairs.s2[i],
+                                          "score": float(pairs.gold[i])}) + "\n" for i in range(0, 300, 10)))
     assert main(["bench", "--quality", "--tiny", "--minutes", "0.04", "--threads", str(THREADS), "--out", str(out),
-                 "--json", str(js)]) == 0
+                 "--json", str(js), "--test", str(second)]) == 0
     rows = json.loads(js.read_text())
     assert [r["row"] for r in rows] == list(ROWS)
     assert (out / "quality.png").stat().st_size > 10_000
@@ -51,6 +57,8 @@ def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, mini
         # the tiny test split is one source (its first 40 pairs): that source's gain is the row's gain
         assert list(r["test_by_source"]) == ["MSRvid"] and r["test_by_source"]["MSRvid"]["pairs"] == 40
         assert abs(r["test_by_source"]["MSRvid"]["gain_points"] - r["test_gain_points"]) < 1e-3, r["row"]
+        assert list(r["test_sets"]) == ["more-pairs.jsonl"] and r["test_sets"]["more-pairs.jsonl"]["pairs"] == 30
+        assert r["test_sets"]["more-pairs.jsonl"]["base"] == rows[0]["test_sets"]["more-pairs.jsonl"]["base"]
         assert set(r["time_to"]) == {"+0.5", "+1.0"} and r["time_to"]["+0.5"]["seconds"] == r["seconds_to"]["+0.5"]
     assert rows[0]["steps"] > 0 and all(r["evaluations"] > 0 for r in rows[1:])
     peers = {r["row"]: r["peer"] for r in rows if "peer" in r}
@@ -134,3 +142,8 @@ def test_time_to_quality_ratios_against_the_slowest_peer_and_the_gradient():
     assert "time to +1.0 test points: gradient 1.0 min, ≥10× sooner than every peer, 1× the gradient's time" in text
     assert "best 2.0 min, ≥5× sooner than every peer, 2× the gradient's time; evotorch-pgpe not reached" in text
     assert "time to +0.5 test points: gradient 0.5 min, ≥20× sooner than nevergrad-ngopt" in text
+
+
+def test_a_missing_further_test_set_is_exit_2_before_any_row_runs(tmp_path, capsys):
+    assert main(["bench", "--quality", "--tiny", "--out", str(tmp_path / "q"), "--test", str(tmp_path / "no.csv")]) == 2
+    assert "--test: test file not found" in capsys.readouterr().err and not (tmp_path / "q").exists()
