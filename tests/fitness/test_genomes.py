@@ -11,6 +11,7 @@ from peft import PeftModel
 from scipy.stats import spearmanr
 from transformers import AutoModel, AutoTokenizer
 
+from evolution.errors import ConfigError
 from fitness import TaskSpec, build_task, mean_pool
 from fitness.genomes import XSGenome, eva_seed, svd_factors
 
@@ -189,7 +190,7 @@ def test_a_subspace_keeps_every_a_within_the_top_k_eva_directions_and_starts_at_
         np.testing.assert_array_equal(saved[key], f.view(full))
     with pytest.raises(Exception, match="a_subspace"):
         build_task(dataclasses.replace(spec, a_subspace=500))  # wider than the 384 inputs
-    with pytest.raises(ValueError, match="a_subspace needs init='eva'"):
+    with pytest.raises(ConfigError, match=r"^lora\.a_subspace: keeps A within the eva directions: it needs lora\.init: eva"):
         build_task(dataclasses.replace(spec, init="kaiming", a_subspace=6))
 
 
@@ -248,5 +249,5 @@ def test_b_subspace_keeps_each_value_b_within_its_consumers_top_k_directions(tmp
     assert "500" in str(err.value)
     with pytest.raises(Exception, match="b_subspace.*no adapted module is one"):
         build_task(dataclasses.replace(spec, target_modules=("query",), b_subspace=8))
-    with pytest.raises(ValueError, match="b_subspace .*needs genome='full'"):
+    with pytest.raises(ConfigError, match=r"^lora\.b_subspace: holds a full genome's B in a subspace"):
         build_task(_spec(b_subspace=8))

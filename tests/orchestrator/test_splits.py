@@ -53,8 +53,12 @@ def test_split_config_errors_name_the_field(tmp_path):
 
     with pytest.raises(ConfigError, match=r"^data\.val_fraction: .*not both"):
         parse_study({"data": {"val_fraction": 0.1, "dev_path": str(STSB / "sts-dev.csv")}})
+    from fitness.build import load_data
+    from orchestrator.runner import task_spec
+
+    missing = parse_study({"data": {"test_path": str(tmp_path / "nope.csv")}})  # the schema reads no file …
     with pytest.raises(ConfigError, match=r"^data\.test_path: data file not found"):
-        parse_study({"data": {"test_path": str(tmp_path / "nope.csv")}})
+        load_data(task_spec(missing))  # … the data are checked where they load
     with pytest.raises(ConfigError, match=r"^data\.val_fraction"):
         parse_study({"data": {"val_fraction": 1.5}})
     cfg = parse_study({"data": {"val_fraction": 0.1}})

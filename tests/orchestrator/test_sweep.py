@@ -278,7 +278,7 @@ def test_failing_trials_back_off_1_2_4_8_s_then_the_sweep_stops_naming_the_failu
     def broken(*a, **k):
         raise RuntimeError("the disk went away")
 
-    monkeypatch.setattr(orchestrator.runner, "run_trial", broken)
+    monkeypatch.setattr(orchestrator.runner, "Trial", broken)  # every trial fails as it is made
     path = _study(tmp_path)
     assert _in(tmp_path, ["sweep", str(path), "--n-trials", "8", "--no-progress"]) == 1
     assert "5 trials in a row failed; last: RuntimeError: the disk went away" in capsys.readouterr().err
