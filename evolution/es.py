@@ -32,8 +32,9 @@ SCHEDULES = ("constant", "cosine")
 PERTURB = ("all", "B")
 BATCHES = ("shared", "per_pair")
 BLOCKS = ("all", "layer")
+SAMPLINGS = ("antithetic", "one_sided")
 _CHOICES = {"optimizer": OPTIMIZERS, "shaping": SHAPINGS, "schedule": SCHEDULES, "perturb": PERTURB,
-            "batches": BATCHES, "blocks": BLOCKS}
+            "batches": BATCHES, "blocks": BLOCKS, "sampling": SAMPLINGS}
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ESParams:
     horizon: int = 0  # generations the schedule spans (the run's length); 0: no schedule
     batches: str = "shared"  # shared | per_pair: each antithetic pair scored on its own fitness batch
     blocks: str = "all"  # all | layer: each generation perturbs and updates one adapted layer's genes, in turn
+    sampling: str = "antithetic"  # antithetic pairs θ ± σε | one_sided: θ + σε against the mean scored on the same batch
 
     def __post_init__(self) -> None:
         """The options' rules, in one place (the study file's ``evolution.es`` is checked by building this):
@@ -63,6 +65,12 @@ class ESParams:
         if self.batches == "per_pair" and self.shaping != "zscore":
             raise ConfigError("batches", "per_pair needs shaping: zscore (ranks of fitnesses scored on different "
                               "batches would rank the batches, not the perturbations)", self.batches)
+        if self.sampling == "one_sided" and self.batches == "per_pair":
+            raise ConfigError("sampling", "one_sided scores every sample against the mean on one shared batch: it "
+                              "needs batches: shared", self.sampling)
+        if self.sampling == "one_sided" and self.population < 2:
+            raise ConfigError("sampling", "one_sided needs a population of the mean and at least one sample",
+                              self.population)
         if not 0.0 <= self.a_scale <= 1.0:
             raise ConfigError("a_scale", "must be between 0 and 1", self.a_scale)
         if self.perturb == "B" and self.a_scale != 1.0:
@@ -129,14 +137,20 @@ class OpenAIES(_MeanStrategy):
       the block run once per batch (the trunk cache's shared prefix).
     * ``batches="per_pair"``: each antithetic pair is scored on a fitness batch of its own (``ind.batch``), so
       the same example evaluations measure more directions, each on fewer examples; the pair's difference
-      cancels its batch's difficulty."""
+      cancels its batch's difficulty.
+    * ``sampling="one_sided"``: member 0 is the mean and the others θ + σε (FZOO, 2025): each sample's
+      difference to the mean's fitness on the same batch, divided by the standard deviation of the samples'
+      fitness values (``shaping="zscore"``; centred ranks of the samples otherwise), estimates the ascent
+      direction with one forward per direction instead of two."""
 
     def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int],
                  layout: GenomeLayout | None = None) -> None:
         super().__init__(rng, new_id)
         self.p = params
-        self.pairs = params.population // 2
-        self.with_mean = params.population % 2 == 1
+        self.one_sided = params.sampling == "one_sided"
+        # antithetic: pairs (± ε), the mean as member 0 when the population is odd; one-sided: the mean, then samples
+        self.pairs = params.population - 1 if self.one_sided else params.population // 2
+        self.with_mean = self.one_sided or params.population % 2 == 1
         self.eps: np.ndarray | None = None  # (pairs, genes) of the current generation
         self.m = self.v = None
         self.t = 0
@@ -185,7 +199,7 @@ class OpenAIES(_MeanStrategy):
             pop.append(ind)
         per_pair = self.p.batches == "per_pair"
         for k in range(self.pairs):
-            for sign in (1, -1):
+            for sign in ((1,) if self.one_sided else (1, -1)):
                 values = self.mean.copy()
                 values[genes] += sign * sigma * self.eps[k]
                 ind, ev = self._sample(values, gen, "es-sample", draw, sigma=sigma, pair=k, sign=sign, **extra)
@@ -200,7 +214,9 @@ class OpenAIES(_MeanStrategy):
         f = np.array([ind.fitness.values[0] for ind in samples])
         sigma = self.sigma_at(gen - 1)  # the generation that was just scored
         layer, genes = self.block_at(gen - 1)
-        if self.p.shaping == "zscore":
+        if self.one_sided:
+            grad = self._one_sided(f, population[0].fitness.values[0], sigma)
+        elif self.p.shaping == "zscore":
             diff = f[0::2] - f[1::2]  # (pairs,)
             w = (diff / (np.sqrt(np.mean(diff * diff)) + 1e-12)).astype(np.float32)
             grad = (w @ self.eps) / self.pairs  # unit-scale ascent direction, (genes,)
@@ -241,6 +257,17 @@ class OpenAIES(_MeanStrategy):
         extra = {} if layer is None else {"layer": layer}
         return [self._new_mean(mean, gen, [self.mean_id], "es-update", lr=lr, sigma=sigma,
                                optimizer=self.p.optimizer, shaping=self.p.shaping, **extra)]
+
+    def _one_sided(self, f: np.ndarray, f_mean: float, sigma: float) -> np.ndarray:
+        """The ascent direction from one-sided samples: zscore — (f_i − f(θ)) / std(f) (FZOO's normalisation:
+        a unit-scale step whatever the fitness scale); centred ranks of the samples otherwise."""
+        if self.p.shaping == "zscore":
+            w = ((f - f_mean) / (np.std(f) + 1e-12)).astype(np.float32)
+            return (w @ self.eps) / self.pairs
+        ranks = np.empty(len(f))
+        ranks[np.argsort(f, kind="stable")] = np.arange(len(f))
+        u = (ranks / max(len(f) - 1, 1) - 0.5).astype(np.float32)
+        return (u @ self.eps) / (len(f) * sigma)
 
     def state_dict(self) -> dict:
         return {"mean": self.mean, "mean_id": self.mean_id, "eps": self.eps, "m": self.m, "v": self.v, "t": self.t}

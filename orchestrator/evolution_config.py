@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from evolution import GAParams
 from evolution.errors import ConfigError
-from evolution.es import BATCHES, BLOCKS, OPTIMIZERS, PERTURB, SCHEDULES, SHAPINGS, ESParams
+from evolution.es import BATCHES, BLOCKS, OPTIMIZERS, PERTURB, SAMPLINGS, SCHEDULES, SHAPINGS, ESParams
 from evolution.speciation import SpeciationParams
 
 from .strict import Strict
@@ -66,6 +66,10 @@ class ESConfig(Strict):
         _ES.blocks, description="openai-es: perturb every gene each generation, or one adapted layer's genes per "
         "generation in turn (block-coordinate ES): every member shares the mean's adapter below that layer, so the "
         "layers beneath it run once per batch and each member only the layers from it up")
+    sampling: Literal[SAMPLINGS] = Field(
+        _ES.sampling, description="openai-es: antithetic pairs θ ± σε, or one_sided samples θ + σε scored against the "
+        "mean on the same batch (FZOO: with shaping zscore each difference to the mean's fitness is divided by the "
+        "samples' standard deviation): one forward per direction; needs batches: shared")
 
     @model_validator(mode="after")
     def _check(self):

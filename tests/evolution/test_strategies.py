@@ -46,6 +46,10 @@ STRATEGIES = {
         population=13, sigma=0.05, learning_rate=0.05, shaping="zscore", batches="per_pair"), rng, new_id),
     "openai-es-layer-blocks": lambda rng, new_id: OpenAIES(ESParams(population=12, sigma=0.05, learning_rate=0.05,
                                                                     blocks="layer", a_scale=0.5), rng, new_id, LAYERED),
+    "openai-es-one-sided": lambda rng, new_id: OpenAIES(ESParams(population=12, sigma=0.05, learning_rate=0.05,
+                                                                 sampling="one_sided", shaping="zscore"), rng, new_id),
+    "openai-es-one-sided-ranks": lambda rng, new_id: OpenAIES(ESParams(population=12, sigma=0.05, learning_rate=0.05,
+                                                                       sampling="one_sided"), rng, new_id),
     "sep-cma-es": lambda rng, new_id: SepCMAES(ESParams(population=12, sigma=0.1), rng, new_id),
 }
 
@@ -230,3 +234,32 @@ def test_cosine_schedule_ends_where_it_says():
     assert cosine(0.1, 0.2, 5, 11) == pytest.approx(0.06)
     assert cosine(0.1, 0.2, 10, 11) == pytest.approx(0.02)
     assert cosine(0.1, 0.2, 50, 11) == pytest.approx(0.02)  # past the horizon: stays at the end value
+
+
+def test_one_sided_samples_score_against_the_mean_on_one_batch_with_fzoos_normalised_step():
+    """sampling one_sided (FZOO): member 0 is the mean, the other 11 are θ + σε_i (no mirror images); the
+    SGD step is lr · Σ (f_i − f(θ)) / std(f) · ε_i / 11, computed here by hand from the scored population."""
+    seen = {}
+
+    class Pop(Observer):
+        def on_population(self, gen, population):
+            seen[gen] = [(np.asarray(p).copy(), p.fitness.values[0]) for p in population]
+
+    es = ESParams(population=12, sigma=0.05, learning_rate=0.1, optimizer="sgd", shaping="zscore", sampling="one_sided")
+    loop = Evolution(LoopParams(generations=2), None, np.zeros(64, np.float32), ev, val, 0, [Pop()],
+                     strategy=lambda rng, new_id: OpenAIES(es, rng, new_id))
+    loop.run()
+    pop0 = seen[0]
+    assert len(pop0) == 12 and np.array_equal(pop0[0][0], np.zeros(64, np.float32))  # the mean, scored with them
+    eps = np.stack([g for g, _ in pop0[1:]]) / 0.05
+    assert not any(np.allclose(eps[i], -eps[j], atol=1e-6) for i in range(11) for j in range(11) if i != j)
+    f = np.array([v for _, v in pop0[1:]])
+    want = 0.1 * (((f - pop0[0][1]) / (np.std(f) + 1e-12)).astype(np.float32) @ eps.astype(np.float32)) / 11
+    np.testing.assert_allclose(seen[1][0][0], want, rtol=1e-4, atol=1e-6)  # generation 1's member 0: the new mean
+
+
+@pytest.mark.parametrize("over,field", [({"sampling": "one_sided", "batches": "per_pair", "shaping": "zscore"},
+                                         "sampling"), ({"sampling": "both"}, "sampling")])
+def test_one_sided_sampling_rules(over, field):
+    with pytest.raises(ConfigError, match=f"^{field}: "):
+        ESParams(**over)
