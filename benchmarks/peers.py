@@ -138,8 +138,8 @@ def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
         curve.maybe(champion["key"], lambda: champion["genome"])
     curve.maybe(champion["key"], lambda: champion["genome"], force=True)
     task.save_adapter(champion["genome"], out / "adapter")
-    versions = {m: importlib.metadata.version(m) for m in ("evotorch", "nevergrad")}
+    library = row.split("-")[0]
     algorithm = peer.name() if isinstance(peer, NevergradPeer) else type(peer.searcher).__name__
     return {"curve": curve.points, "generations": peer.gen, "evaluations": peer.evals, "val_final": champion["val"],
             "val_base": base_val, "champion_gen": champion["gen"], "seconds": round(clock.elapsed(), 1),
-            "peer": {"algorithm": algorithm, "library": row.split("-")[0], "version": versions[row.split("-")[0]]}}
+            "peer": {"algorithm": algorithm, "library": library, "version": importlib.metadata.version(library)}}

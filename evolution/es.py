@@ -86,6 +86,13 @@ def cosine(start: float, final_ratio: float, gen: int, horizon: int) -> float:
     return start * (final_ratio + (1 - final_ratio) * 0.5 * (1 + np.cos(np.pi * frac)))
 
 
+def _centred_ranks(f: np.ndarray) -> np.ndarray:
+    """The ranks of ``f`` (ties in order) scaled to [-0.5, 0.5]."""
+    ranks = np.empty(len(f))
+    ranks[np.argsort(f, kind="stable")] = np.arange(len(f))
+    return ranks / max(len(f) - 1, 1) - 0.5
+
+
 def _state_hex(rng: np.random.Generator) -> str:
     return format(rng.bit_generator.state["state"]["state"], "x")
 
@@ -221,9 +228,7 @@ class OpenAIES(_MeanStrategy):
             w = (diff / (np.sqrt(np.mean(diff * diff)) + 1e-12)).astype(np.float32)
             grad = (w @ self.eps) / self.pairs  # unit-scale ascent direction, (genes,)
         else:
-            ranks = np.empty(len(f))
-            ranks[np.argsort(f, kind="stable")] = np.arange(len(f))
-            u = ranks / max(len(f) - 1, 1) - 0.5  # centred ranks in [-0.5, 0.5]
+            u = _centred_ranks(f)
             w = (u[0::2] - u[1::2]).astype(np.float32)  # antithetic pairs: (+ε, −ε)
             grad = (w @ self.eps) / (len(f) * sigma)  # ascent direction, (genes,)
         if self.p.weight_decay:
@@ -264,10 +269,7 @@ class OpenAIES(_MeanStrategy):
         if self.p.shaping == "zscore":
             w = ((f - f_mean) / (np.std(f) + 1e-12)).astype(np.float32)
             return (w @ self.eps) / self.pairs
-        ranks = np.empty(len(f))
-        ranks[np.argsort(f, kind="stable")] = np.arange(len(f))
-        u = (ranks / max(len(f) - 1, 1) - 0.5).astype(np.float32)
-        return (u @ self.eps) / (len(f) * sigma)
+        return (_centred_ranks(f).astype(np.float32) @ self.eps) / (len(f) * sigma)
 
     def state_dict(self) -> dict:
         return {"mean": self.mean, "mean_id": self.mean_id, "eps": self.eps, "m": self.m, "v": self.v, "t": self.t}
