@@ -32,9 +32,11 @@ SCHEDULES = ("constant", "cosine")
 PERTURB = ("all", "B")
 BATCHES = ("shared", "per_pair")
 BLOCKS = ("all", "layer")
-SAMPLINGS = ("antithetic", "one_sided")
+SAMPLINGS = ("antithetic", "one_sided", "cone")
+PRECONDITIONS = ("none", "hessian")
 _CHOICES = {"optimizer": OPTIMIZERS, "shaping": SHAPINGS, "schedule": SCHEDULES, "perturb": PERTURB,
-            "batches": BATCHES, "blocks": BLOCKS, "sampling": SAMPLINGS}
+            "batches": BATCHES, "blocks": BLOCKS, "sampling": SAMPLINGS, "precondition": PRECONDITIONS}
+_SCALE_CLIP = 4.0  # hessian preconditioner: a gene's σ stays within [1/4, 4] × the mean's
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,15 @@ class ESParams:
     batches: str = "shared"  # shared | per_pair: each antithetic pair scored on its own fitness batch
     blocks: str = "all"  # all | layer: each generation perturbs and updates one adapted layer's genes, in turn
     sampling: str = "antithetic"  # antithetic pairs θ ± σε | one_sided: θ + σε against the mean scored on the same batch
+    #                               | cone: antithetic pairs along directions in a cone around the estimates' momentum
+    cone_angle: float = 80.0  # sampling cone: degrees between each direction and the momentum (ConMeZO)
+    cone_beta: float = 0.9  # sampling cone: the momentum's EMA coefficient over the ascent estimates
+    precondition: str = "none"  # none | hessian: per-gene σ and step from a diagonal curvature estimate (HiZOO)
+    curvature_rate: float = 0.05  # precondition hessian: EMA rate of the diagonal curvature per generation
+    project_every: int = 0  # DiZO: every k-th generation searches per-layer scales of the displacement; 0: never
+    project_sigma: float = 0.1  # DiZO: perturbation std of the per-layer ratios
+    project_step: float = 0.1  # DiZO: step of the ratios along the z-scored estimate
+    project_clip: float = 0.2  # DiZO: each ratio stays within [1 − clip, 1 + clip]
 
     def __post_init__(self) -> None:
         """The options' rules, in one place (the study file's ``evolution.es`` is checked by building this):
@@ -71,11 +82,47 @@ class ESParams:
         if self.sampling == "one_sided" and self.population < 2:
             raise ConfigError("sampling", "one_sided needs a population of the mean and at least one sample",
                               self.population)
+        self._check_levers()
         if not 0.0 <= self.a_scale <= 1.0:
             raise ConfigError("a_scale", "must be between 0 and 1", self.a_scale)
         if self.perturb == "B" and self.a_scale != 1.0:
             raise ConfigError("a_scale", "perturb='B' holds A fixed (an a_scale of 0): give one or the other",
                               self.a_scale)
+
+
+    def _check_levers(self) -> None:
+        """The rules of the zeroth-order levers (cone sampling, the hessian preconditioner, DiZO projections)."""
+        if self.sampling == "cone":
+            if not 0.0 < self.cone_angle <= 90.0:
+                raise ConfigError("cone_angle", "must be in (0, 90] degrees (90: plain Gaussian directions "
+                                  "orthogonal to the momentum)", self.cone_angle)
+            if not 0.0 <= self.cone_beta < 1.0:
+                raise ConfigError("cone_beta", "must be in [0, 1)", self.cone_beta)
+            if self.blocks != "all":
+                raise ConfigError("sampling", "cone follows the momentum of the whole genome: it needs blocks: all",
+                                  self.sampling)
+        if self.precondition == "hessian":
+            if self.sampling == "one_sided" or self.population % 2 == 0:
+                raise ConfigError("precondition", "hessian estimates curvature from f(θ+σε) + f(θ−σε) − 2f(θ): it "
+                                  "needs antithetic (or cone) pairs and an odd population (the mean scored with them); "
+                                  f"population is {self.population}, sampling {self.sampling}", self.precondition)
+            if self.batches != "shared" or self.blocks != "all":
+                raise ConfigError("precondition", "hessian compares each pair with the mean on the same batch and "
+                                  "keeps one curvature for the whole genome: it needs batches: shared and blocks: all",
+                                  self.precondition)
+            if not 0.0 < self.curvature_rate <= 1.0:
+                raise ConfigError("curvature_rate", "must be in (0, 1]", self.curvature_rate)
+        if self.project_every < 0:
+            raise ConfigError("project_every", "must be ≥ 0 (0: no projection)", self.project_every)
+        if self.project_every:
+            if self.blocks != "all" or self.sampling == "one_sided":
+                raise ConfigError("project_every", "DiZO projections scale every layer at once with antithetic pairs: "
+                                  "they need blocks: all and antithetic (or cone) sampling", self.project_every)
+            for name in ("project_sigma", "project_step"):
+                if getattr(self, name) <= 0:
+                    raise ConfigError(name, "must be > 0", getattr(self, name))
+            if not 0.0 < self.project_clip < 1.0:
+                raise ConfigError("project_clip", "must be in (0, 1)", self.project_clip)
 
 
 def cosine(start: float, final_ratio: float, gen: int, horizon: int) -> float:
@@ -174,6 +221,20 @@ class OpenAIES(_MeanStrategy):
             if layout is None:
                 raise ValueError("blocks='layer' needs the genome layout")
             self.blocks = list(layout.layer_genes().items())
+        self.cone = params.sampling == "cone"
+        self.direction: np.ndarray | None = None  # sampling cone: EMA of the ascent estimates, (genes,)
+        self.curv: np.ndarray | None = None  # precondition hessian: diagonal curvature estimate, (genes,)
+        self.z: np.ndarray | None = None  # precondition hessian: the unscaled draws of the generation
+        # DiZO: the layer index (0 … L−1) of every gene, the anchor θ₀ and the ratio draws of a projection generation
+        self.gene_layer: np.ndarray | None = None
+        self.origin: np.ndarray | None = None
+        self.delta: np.ndarray | None = None
+        if params.project_every:
+            if layout is None:
+                raise ValueError("project_every needs the genome layout")
+            self.gene_layer = np.zeros(layout.size, np.int64)
+            for i, (_, genes) in enumerate(layout.layer_genes().items()):
+                self.gene_layer[genes] = i
 
     def block_at(self, gen: int) -> tuple[int | None, np.ndarray | slice]:
         """(layer, gene positions) that generation ``gen`` perturbs; (None, every gene) without blocks."""
@@ -191,13 +252,46 @@ class OpenAIES(_MeanStrategy):
             return float(cosine(self.p.learning_rate, self.p.lr_final, gen, self.p.horizon))
         return self.p.learning_rate
 
+    def projecting(self, gen: int) -> bool:
+        """Whether generation ``gen`` searches DiZO's per-layer ratios instead of perturbing the genes."""
+        return bool(self.p.project_every) and gen > 0 and gen % self.p.project_every == 0
+
+    def scale(self, genes) -> np.ndarray | None:
+        """Each gene's σ (and, under Adam, step) factor: the A/B mask times the hessian preconditioner."""
+        s = None if self.mask is None else self.mask[genes]
+        if self.curv is not None:
+            c = self.curv[genes]
+            pre = np.clip(np.sqrt(np.mean(c) / c), 1 / _SCALE_CLIP, _SCALE_CLIP).astype(np.float32)
+            s = pre if s is None else s * pre
+        return s
+
+    def _directions(self, n: int) -> np.ndarray:
+        """(pairs, n) search directions: standard normal, or in a cone of ``cone_angle`` around the momentum of
+        the ascent estimates (ConMeZO, 2025), each of norm √n like a Gaussian draw."""
+        z = self.rng.standard_normal((self.pairs, n), dtype=np.float32)
+        if not self.cone or self.direction is None or not np.any(self.direction):
+            return z
+        m = (self.direction / np.linalg.norm(self.direction)).astype(np.float32)
+        perp = z - np.outer(z @ m, m)
+        perp /= np.linalg.norm(perp, axis=1, keepdims=True) + 1e-12
+        a = np.deg2rad(self.p.cone_angle)
+        return (np.sqrt(n) * (np.cos(a) * m + np.sin(a) * perp)).astype(np.float32)
+
     def generate(self, gen: int):
+        if self.origin is None and self.gene_layer is not None:
+            self.origin = self.mean.copy()  # DiZO's anchor: the seed genome
+        if self.projecting(gen):
+            return self._generate_projection(gen)
         draw = _state_hex(self.rng)
         layer, genes = self.block_at(gen)
         n = self.mean.size if layer is None else len(genes)
-        self.eps = self.rng.standard_normal((self.pairs, n), dtype=np.float32)  # (pairs, genes of the block)
-        if self.mask is not None:
-            self.eps *= self.mask[genes]
+        if self.p.precondition == "hessian" and self.curv is None:
+            self.curv = np.ones(self.mean.size)
+        self.eps = self._directions(n)  # (pairs, genes of the block)
+        self.z = self.eps.copy() if self.curv is not None else None
+        scale = self.scale(genes)
+        if scale is not None:
+            self.eps *= scale
         sigma = self.sigma_at(gen)
         extra = {} if layer is None else {"layer": layer}
         pop, events = [], []
@@ -216,11 +310,46 @@ class OpenAIES(_MeanStrategy):
                 events.append(ev)
         return pop, events
 
+    def _generate_projection(self, gen: int):
+        """DiZO (Tan et al. 2025): antithetic draws of one ratio per adapted layer, each sample the anchor plus
+        the current displacement scaled layer by layer, θ₀ + (1 ± σ_p δ)[layer] ⊙ (θ − θ₀)."""
+        draw = _state_hex(self.rng)
+        layers = int(self.gene_layer.max()) + 1
+        self.delta = self.rng.standard_normal((self.pairs, layers))
+        disp = self.mean - self.origin
+        pop = [make_individual(self.mean, self.mean_id)] if self.with_mean else []
+        events = []
+        for k in range(self.pairs):
+            for sign in (1, -1):
+                ratio = 1.0 + sign * self.p.project_sigma * self.delta[k]
+                values = (self.origin + ratio[self.gene_layer] * disp).astype(np.float32)
+                ind, ev = self._sample(values, gen, "dizo-sample", draw, sigma=self.p.project_sigma, pair=k, sign=sign)
+                if self.p.batches == "per_pair":
+                    ind.batch = k
+                pop.append(ind)
+                events.append(ev)
+        return pop, events
+
+    def _update_projection(self, population: list, gen: int) -> list[dict]:
+        """One z-scored step on the per-layer ratios (from 1, DiZO's re-initialisation), clipped to
+        [1 − clip, 1 + clip]; the new mean is the anchor plus the displacement scaled by them."""
+        samples = population[1:] if self.with_mean else population
+        f = np.array([ind.fitness.values[0] for ind in samples])
+        diff = f[0::2] - f[1::2]
+        w = diff / (np.sqrt(np.mean(diff * diff)) + 1e-12)
+        ratio = np.clip(1.0 + self.p.project_step * (w @ self.delta) / self.pairs,
+                        1 - self.p.project_clip, 1 + self.p.project_clip)
+        mean = self.origin + ratio[self.gene_layer] * (self.mean - self.origin)
+        return [self._new_mean(mean, gen, [self.mean_id], "dizo-project", ratios=[float(r) for r in ratio])]
+
     def update(self, population: list, gen: int) -> list[dict]:
+        if self.projecting(gen - 1):
+            return self._update_projection(population, gen)
         samples = population[1:] if self.with_mean else population
         f = np.array([ind.fitness.values[0] for ind in samples])
         sigma = self.sigma_at(gen - 1)  # the generation that was just scored
         layer, genes = self.block_at(gen - 1)
+        scale = self.scale(genes)  # the generation's own (before the curvature moves)
         if self.one_sided:
             grad = self._one_sided(f, population[0].fitness.values[0], sigma)
         elif self.p.shaping == "zscore":
@@ -251,17 +380,35 @@ class OpenAIES(_MeanStrategy):
             step = lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + 1e-8)
         else:
             step = lr * grad
-        if self.mask is not None:
-            # The update of ``u`` with θ = θ₀ + mask ⊙ u: the estimate above (``eps`` holds mask ⊙ ε) is
-            # mask ⊙ ĝ_u, which Adam's per-gene normalisation undoes, so its step is scaled once here; SGD and
-            # momentum steps already carry the factor (a 0/1 mask, perturb B, gives the same either way).
-            mask = self.mask[genes]
-            step = step * (mask if self.p.optimizer == "adam" else (mask > 0))
+        if scale is not None:
+            # The update of ``u`` with θ = θ₀ + s ⊙ u (s: the mask times the preconditioner): the estimate above
+            # (``eps`` holds s ⊙ ε) is s ⊙ ĝ_u, which Adam's per-gene normalisation undoes, so its step is scaled
+            # once here; SGD and momentum steps already carry the factor (s² ⊙ g: the preconditioned gradient).
+            step = step * (scale if self.p.optimizer == "adam" else (scale > 0))
+        if self.cone:
+            d = self.direction if self.direction is not None else np.zeros_like(grad)
+            self.direction = (self.p.cone_beta * d + (1 - self.p.cone_beta) * grad).astype(np.float32)
+        if self.curv is not None:
+            self._update_curvature(f, population[0].fitness.values[0], sigma, scale)
         mean = self.mean.copy()
         mean[genes] += step
         extra = {} if layer is None else {"layer": layer}
         return [self._new_mean(mean, gen, [self.mean_id], "es-update", lr=lr, sigma=sigma,
                                optimizer=self.p.optimizer, shaping=self.p.shaping, **extra)]
+
+    def _update_curvature(self, f: np.ndarray, f_mean: float, sigma: float, scale: np.ndarray) -> None:
+        """HiZOO-style diagonal curvature (Zhao et al. 2024) from the same three-point evaluations: pair k's
+        second difference Δ_k = f(θ+σε_k) + f(θ−σε_k) − 2f(θ), ε = s ⊙ z, estimates the diagonal through
+        E[Δ (z_i² − 1)] = 2σ² s_i² H_ii (Stein's identity; Δ centred over the pairs); its magnitude, averaged over the pairs, enters an EMA
+        at ``curvature_rate``. Genes held fixed (s = 0) keep theirs."""
+        delta = f[0::2] + f[1::2] - 2.0 * f_mean  # (pairs,)
+        delta = delta - np.mean(delta)  # a control variate: E[z² − 1] = 0, and Σ_j H_jj s_j² is common to every pair
+        est = (delta @ (self.z.astype(np.float64) ** 2 - 1.0)) / (2.0 * sigma**2 * len(delta))
+        s2 = scale.astype(np.float64) ** 2
+        moving = s2 > 0
+        h = np.abs(est[moving]) / s2[moving]
+        a = self.p.curvature_rate
+        self.curv[moving] = (1 - a) * self.curv[moving] + a * (h / (np.mean(h) + 1e-30)) * np.mean(self.curv[moving])
 
     def _one_sided(self, f: np.ndarray, f_mean: float, sigma: float) -> np.ndarray:
         """The ascent direction from one-sided samples: zscore — (f_i − f(θ)) / std(f) (FZOO's normalisation:
@@ -272,11 +419,15 @@ class OpenAIES(_MeanStrategy):
         return (_centred_ranks(f).astype(np.float32) @ self.eps) / (len(f) * sigma)
 
     def state_dict(self) -> dict:
-        return {"mean": self.mean, "mean_id": self.mean_id, "eps": self.eps, "m": self.m, "v": self.v, "t": self.t}
+        return {"mean": self.mean, "mean_id": self.mean_id, "eps": self.eps, "m": self.m, "v": self.v, "t": self.t,
+                "direction": self.direction, "curv": self.curv, "z": self.z, "origin": self.origin,
+                "delta": self.delta}
 
     def load_state_dict(self, state: dict) -> None:
         self.mean, self.mean_id, self.eps = state["mean"], state["mean_id"], state["eps"]
         self.m, self.v, self.t = state["m"], state["v"], state["t"]
+        for name in ("direction", "curv", "z", "origin", "delta"):  # absent in checkpoints from before the levers
+            setattr(self, name, state.get(name))
 
 
 class SepCMAES(_MeanStrategy):

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from evolution import GAParams
 from evolution.errors import ConfigError
-from evolution.es import BATCHES, BLOCKS, OPTIMIZERS, PERTURB, SAMPLINGS, SCHEDULES, SHAPINGS, ESParams
+from evolution.es import BATCHES, BLOCKS, OPTIMIZERS, PERTURB, PRECONDITIONS, SAMPLINGS, SCHEDULES, SHAPINGS, ESParams
 from evolution.speciation import SpeciationParams
 
 from .strict import Strict
@@ -69,16 +69,32 @@ class ESConfig(Strict):
     sampling: Literal[SAMPLINGS] = Field(
         _ES.sampling, description="openai-es: antithetic pairs θ ± σε, or one_sided samples θ + σε scored against the "
         "mean on the same batch (FZOO: with shaping zscore each difference to the mean's fitness is divided by the "
-        "samples' standard deviation): one forward per direction; needs batches: shared")
+        "samples' standard deviation): one forward per direction; needs batches: shared; or cone: antithetic pairs "
+        "along directions at cone_angle from the momentum of the past ascent estimates (ConMeZO)")
+    cone_angle: float = Field(_ES.cone_angle, gt=0, le=90, description="sampling cone: degrees between every "
+                              "direction and the momentum (90: orthogonal to it)")
+    cone_beta: float = Field(_ES.cone_beta, ge=0, lt=1, description="sampling cone: EMA coefficient of the momentum")
+    precondition: Literal[PRECONDITIONS] = Field(
+        _ES.precondition, description="openai-es: none, or hessian (HiZOO-like): each gene's σ and step scaled by "
+        "1/√ of a diagonal curvature estimated from the same evaluations (f(θ+σε) + f(θ−σε) − 2f(θ)); needs an odd "
+        "population (the mean scored with the pairs), antithetic or cone sampling, batches shared, blocks all")
+    curvature_rate: float = Field(_ES.curvature_rate, gt=0, le=1,
+                                  description="precondition hessian: EMA rate of the curvature estimate per generation")
+    project_every: int = Field(_ES.project_every, ge=0, description="openai-es, DiZO: every k-th generation searches "
+                               "one ratio per adapted layer that scales the displacement from the seed genome, and "
+                               "takes one step on them; 0: never")
+    project_sigma: float = Field(_ES.project_sigma, gt=0, description="DiZO: perturbation std of the per-layer ratios")
+    project_step: float = Field(_ES.project_step, gt=0, description="DiZO: step on the ratios (z-scored estimate)")
+    project_clip: float = Field(_ES.project_clip, gt=0, lt=1, description="DiZO: each ratio stays within 1 ± clip")
 
-    @model_validator(mode="after")
-    def _check(self):
-        """The options' rules are the inner loop's own (:class:`evolution.es.ESParams`): checked by building it."""
+    def params(self, population: int) -> ESParams:
+        """The inner loop's parameters for a population: the options' rules are :class:`evolution.es.ESParams`'s
+        own (some depend on the population: the evolution section checks them with its own)."""
         try:
-            ESParams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ESParams) if f.name in type(self).model_fields})
+            return ESParams(population=population, **{f.name: getattr(self, f.name) for f in dataclasses.fields(ESParams)
+                                                      if f.name in type(self).model_fields})
         except ConfigError as e:
             raise e.under("evolution.es") from None
-        return self
 
 
 class EvolutionConfig(Strict):
@@ -110,4 +126,5 @@ class EvolutionConfig(Strict):
             raise ConfigError("evolution.tournament_size", f"must be ≤ evolution.population ({self.population})", self.tournament_size)
         if self.elitism >= self.population:
             raise ConfigError("evolution.elitism", f"must be < evolution.population ({self.population})", self.elitism)
+        self.es.params(self.population)  # the section's rules, with the population they depend on
         return self

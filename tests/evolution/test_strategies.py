@@ -50,6 +50,12 @@ STRATEGIES = {
                                                                  sampling="one_sided", shaping="zscore"), rng, new_id),
     "openai-es-one-sided-ranks": lambda rng, new_id: OpenAIES(ESParams(population=12, sigma=0.05, learning_rate=0.05,
                                                                        sampling="one_sided"), rng, new_id),
+    "openai-es-cone": lambda rng, new_id: OpenAIES(ESParams(population=12, sigma=0.05, learning_rate=0.05,
+                                                            sampling="cone", cone_angle=60.0), rng, new_id),
+    "openai-es-hessian": lambda rng, new_id: OpenAIES(ESParams(population=13, sigma=0.05, learning_rate=0.05,
+                                                               precondition="hessian", a_scale=0.5), rng, new_id, LAYOUT),
+    "openai-es-dizo": lambda rng, new_id: OpenAIES(ESParams(population=12, sigma=0.05, learning_rate=0.05,
+                                                            project_every=3), rng, new_id, LAYERED),
     "sep-cma-es": lambda rng, new_id: SepCMAES(ESParams(population=12, sigma=0.1), rng, new_id),
 }
 
@@ -261,5 +267,103 @@ def test_one_sided_samples_score_against_the_mean_on_one_batch_with_fzoos_normal
 @pytest.mark.parametrize("over,field", [({"sampling": "one_sided", "batches": "per_pair", "shaping": "zscore"},
                                          "sampling"), ({"sampling": "both"}, "sampling")])
 def test_one_sided_sampling_rules(over, field):
+    with pytest.raises(ConfigError, match=f"^{field}: "):
+        ESParams(**over)
+
+
+class Populations(Observer):
+    """Every generation's scored population: (genome, fitness) per member."""
+
+    def __init__(self):
+        self.seen = {}
+
+    def on_population(self, gen, population):
+        self.seen[gen] = [(np.asarray(p).copy(), p.fitness.values[0]) for p in population]
+
+
+def test_cone_directions_keep_their_angle_to_the_momentum_of_the_estimates():
+    """sampling cone (ConMeZO): from generation 1 on, every pair's direction ε (θ+σε − θ, over σ) makes
+    cone_angle with the momentum of the past ascent estimates and has the norm √n of a Gaussian draw."""
+    pops = Populations()
+    es = ESParams(population=12, sigma=0.05, learning_rate=0.05, optimizer="sgd", sampling="cone", cone_angle=70.0)
+    holder = {}
+
+    def make(rng, new_id):
+        holder["es"] = OpenAIES(es, rng, new_id)
+        return holder["es"]
+
+    loop = Evolution(LoopParams(generations=4), None, np.zeros(64, np.float32), ev, val, 0, [pops], strategy=make)
+    for _ in range(4):  # the 4th step updates on generation 2's scores, then draws generation 3 around the momentum
+        loop.step()
+    strat = holder["es"]
+    direction = strat.direction / np.linalg.norm(strat.direction)
+    mean = strat.mean
+    eps = (np.stack([g for g, _ in pops.seen[3][0::2]]) - mean) / 0.05  # the + member of each pair
+    np.testing.assert_allclose(np.linalg.norm(eps, axis=1), np.sqrt(64), rtol=1e-3)
+    cos = eps @ direction / np.linalg.norm(eps, axis=1)
+    np.testing.assert_allclose(cos, np.cos(np.deg2rad(70.0)), atol=1e-3)
+
+
+def test_hessian_preconditioner_learns_which_genes_are_curved():
+    """precondition hessian: on a quadratic whose first 16 genes are 25× as curved as the rest, the
+    curvature estimate from the pairs' second differences ranks them higher, so they get the smaller σ."""
+    weight = np.where(np.arange(64) < 16, 25.0, 1.0)
+
+    def quad(genomes, gen, batches=None):
+        return [(-float(np.sum(weight * (np.asarray(g) - 0.1) ** 2)), {}) for g in genomes]
+
+    holder = {}
+
+    def make(rng, new_id):
+        holder["es"] = OpenAIES(ESParams(population=33, sigma=0.01, learning_rate=0.001, optimizer="sgd",
+                                         precondition="hessian", curvature_rate=0.2), rng, new_id)
+        return holder["es"]
+
+    Evolution(LoopParams(generations=30), None, np.zeros(64, np.float32), quad, lambda g: quad([g], 0)[0][0], 0, [],
+              strategy=make).run()
+    es = holder["es"]
+    assert np.median(es.curv[:16]) > 4 * np.median(es.curv[16:])
+    s = es.scale(slice(None))
+    assert np.median(s[:16]) < np.median(s[16:])
+
+
+def test_dizo_projection_scales_each_layers_displacement_within_the_clip():
+    """project_every 3: generations 3, 6, … score θ₀ + (1 ± σ_p δ)[layer] ⊙ (θ − θ₀) — per layer a multiple of
+    the mean's displacement — and the new mean is the displacement scaled by ratios within 1 ± clip."""
+    pops = Populations()
+    es = ESParams(population=12, sigma=0.05, learning_rate=0.05, project_every=3, project_clip=0.2)
+    loop = Evolution(LoopParams(generations=5), None, np.zeros(64, np.float32), ev, val, 0, [pops],
+                     strategy=lambda rng, new_id: OpenAIES(es, rng, new_id, LAYERED))
+    loop.run()
+    layers = LAYERED.layer_genes()
+    # the mean entering generation 3 is every projection sample's common anchor-relative direction
+    samples = np.stack([g for g, _ in pops.seen[3]])
+    base_disp = None
+    for genes in layers.values():
+        d = samples[:, genes]  # each row: ratio × the mean's displacement on this layer (θ₀ = 0 here)
+        ref = d[0] / np.linalg.norm(d[0])
+        np.testing.assert_allclose(np.abs(d @ ref), np.linalg.norm(d, axis=1), rtol=1e-4)
+        base_disp = d
+    assert base_disp is not None
+    after = pops.seen[4]  # generation 4 samples around the projected mean: their average is that mean
+    projected = np.mean(np.stack([g for g, _ in after]), axis=0)
+    for genes in layers.values():
+        pre = np.mean(samples[:, genes], axis=0)  # antithetic ratios average to 1: the pre-projection mean
+        ratio = (projected[genes] @ pre) / (pre @ pre)
+        assert 0.8 - 1e-4 <= ratio <= 1.2 + 1e-4
+
+
+@pytest.mark.parametrize("over,field", [
+    ({"precondition": "hessian", "population": 12}, "precondition"),
+    ({"precondition": "hessian", "population": 13, "sampling": "one_sided"}, "precondition"),
+    ({"precondition": "hessian", "population": 13, "blocks": "layer"}, "precondition"),
+    ({"precondition": "hessian", "population": 13, "curvature_rate": 0.0}, "curvature_rate"),
+    ({"sampling": "cone", "cone_angle": 95.0}, "cone_angle"),
+    ({"sampling": "cone", "blocks": "layer"}, "sampling"),
+    ({"project_every": -1}, "project_every"),
+    ({"project_every": 5, "sampling": "one_sided"}, "project_every"),
+    ({"project_every": 5, "project_clip": 1.0}, "project_clip"),
+    ({"precondition": "newton"}, "precondition")])
+def test_lever_rules(over, field):
     with pytest.raises(ConfigError, match=f"^{field}: "):
         ESParams(**over)
