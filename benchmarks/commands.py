@@ -12,7 +12,7 @@ from .bench import format_table, main_json, run_bench
 from .quality import BEST_STUDY, ROWS as QUALITY_ROWS, run_quality
 from .quality_report import format_quality, plot_quality, time_ratios
 
-__all__ = ["bench", "bench_quality", "MODELS"]
+__all__ = ["bench", "bench_quality", "bench_actors", "MODELS"]
 
 MODELS = ("minilm", "lfm2-tiny")  # the models `evolora bench` measures
 
@@ -25,6 +25,7 @@ def bench(args) -> int:
     bad = [m for m in models if m not in MODELS]
     if bad or not models:
         raise ConfigError("--models", f"choose from {', '.join(MODELS)}", args.models)
+    args.population = 8 if args.population is None else args.population
     for name in ("population", "batch", "repeats", "batched_chunk"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')}", "must be ≥ 1", getattr(args, name))
@@ -65,4 +66,28 @@ def bench_quality(args) -> int:
     else:
         print(format_quality(results))
         print(f"curves: {png}")
+    return 0
+
+
+def bench_actors(args) -> int:
+    """``evolora bench --actors 1,2``: generation time on Ray actors against one process, bytes per genome."""
+    from .actors import format_actors, run_actors
+
+    try:
+        actors = [int(a) for a in args.actors.split(",") if a.strip()]
+    except ValueError:
+        actors = []
+    if not actors or any(a < 1 for a in actors):
+        raise ConfigError("--actors", "comma-separated actor counts ≥ 1", args.actors)
+    if args.generations < 3:
+        raise ConfigError("--generations", "must be ≥ 3 (generation 0 and the last are not timed)", args.generations)
+    population = 32 if args.population is None else args.population
+    if population < 2:
+        raise ConfigError("--population", "must be ≥ 2", population)
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    rows = run_actors(actors, population, args.generations, args.threads or 2, args.tiny, log=log)
+    if args.json:
+        main_json(rows, None if args.json == "-" else args.json)
+    else:
+        print(format_actors(rows))
     return 0

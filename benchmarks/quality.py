@@ -148,7 +148,8 @@ def _config(row: str, tiny: bool, out: Path, best_study: Path):
 def _evolora_row(cfg, budget_s: float, out: Path) -> dict:
     from evolution import Evolution, Observer
     from fitness import build_task
-    from orchestrator.runner import loop_params, prepare_torch, strategy_factory, task_spec
+    from orchestrator.runner import prepare_torch
+    from orchestrator.trialspec import loop_params, strategy_factory, task_spec
 
     prepare_torch(cfg)
     task = build_task(task_spec(cfg))
@@ -178,7 +179,8 @@ def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
     from peft import set_peft_model_state_dict
 
     from fitness import build_task
-    from orchestrator.runner import prepare_torch, task_spec
+    from orchestrator.runner import prepare_torch
+    from orchestrator.trialspec import task_spec
 
     prepare_torch(cfg)
     task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))  # stock peft LoRA path, full model
@@ -219,7 +221,8 @@ def _gradient_row(cfg, budget_s: float, out: Path, epochs: int = 2, batch: int =
     import torch.nn.functional as F
 
     from fitness import build_task, mean_pool
-    from orchestrator.runner import prepare_torch, task_spec
+    from orchestrator.runner import prepare_torch
+    from orchestrator.trialspec import task_spec
 
     prepare_torch(cfg)
     task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))  # stock peft LoRA path

@@ -15,7 +15,7 @@ def _task_and_genome(cfg, adapter: Path, **values):
 
     from fitness import build_task
     from orchestrator.paths import with_values
-    from orchestrator.runner import task_spec
+    from orchestrator.trialspec import task_spec
 
     task = build_task(task_spec(with_values(cfg, {"lora.genome": "full", **values})))
     weights = load_file(str(Path(adapter) / "adapter_model.safetensors"))

@@ -5,7 +5,8 @@ Never imports torch, peft, mlflow, optuna or ``fitness``: it knows flat float32 
 
 from .errors import ConfigError, EvoloraError, RegistryError
 from .genome import GenomeLayout, LoRASlice
-from .es import ESParams, OpenAIES, SepCMAES
+from .es import ESParams, OpenAIES
+from .sepcma import SepCMAES
 from .lineage import LineageRecorder, ancestry, read_lineage, to_parquet
 from .loop import Evolution, LoopParams, RunResult, Validation
 from .observers import Observer

@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import EvoloraError
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint_file", "encode", "decode"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint_file", "encode", "decode", "pack", "unpack"]
 
 FORMAT = "evolora-checkpoint/1"
 
@@ -116,3 +116,37 @@ def load_checkpoint_file(path: str | Path) -> dict:
     if _digest(body, arrays) != want:
         raise CheckpointError(f"checkpoint {path} does not match its checksum (modified or corrupt); refusing it")
     return decode(doc["state"], files)
+
+
+def pack(state: Any) -> bytes:
+    """``state`` (what a checkpoint may hold) as one byte string: a length-prefixed JSON header, then each
+    array's raw bytes. The wire format of population evaluation: nothing in it can run code."""
+    arrays: list[np.ndarray] = []
+    doc = encode(state, arrays)
+    arrays = [np.ascontiguousarray(a) for a in arrays]
+    head = json.dumps({"format": FORMAT, "state": doc, "arrays": [[a.dtype.str, list(a.shape)] for a in arrays]},
+                      allow_nan=True).encode()
+    return b"".join([len(head).to_bytes(8, "little"), head, *(a.tobytes() for a in arrays)])
+
+
+def unpack(data: bytes) -> Any:
+    """The state :func:`pack` wrote; CheckpointError for anything else (an object dtype is refused)."""
+    try:
+        n = int.from_bytes(data[:8], "little")
+        head = json.loads(bytes(data[8 : 8 + n]))
+        pos, arrays = 8 + n, {}
+        for i, (dtype, shape) in enumerate(head["arrays"]):
+            dt = np.dtype(dtype)
+            if dt.hasobject:
+                raise ValueError("object arrays are refused")
+            size = dt.itemsize * int(np.prod(shape, dtype=np.int64))
+            if pos + size > len(data):
+                raise ValueError("truncated")
+            arrays[f"a{i}"] = np.frombuffer(data, dtype=dt, count=size // dt.itemsize if dt.itemsize else 0,
+                                            offset=pos).reshape(shape).copy()
+            pos += size
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"not a packed state: {e}") from None
+    if head.get("format") != FORMAT or pos != len(data):
+        raise CheckpointError("not a packed state: wrong format or trailing bytes")
+    return decode(head["state"], arrays)

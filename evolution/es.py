@@ -3,9 +3,7 @@ generate/update protocol (``generate()`` → population, ``update(population)`` 
 
 * ``openai-es``: antithetic Gaussian perturbations of a mean, centred-rank fitness shaping, Adam (or SGD) on
   the mean (Salimans et al. 2017). With an odd population the mean itself is member 0.
-* ``sep-cma-es``: separable (diagonal) CMA-ES, the variant the SLIM-EVO seed ran through the ``cma`` package,
-  implemented here on numpy so that its state is plain arrays (data-only checkpoints) and its draws come from
-  the trial's generator.
+* ``sep-cma-es`` (:mod:`.sepcma`): separable (diagonal) CMA-ES on the same shared bookkeeping.
 
 For both, the genome validated each generation is the distribution mean (averaging generalises better than
 the best sample on a fixed fitness set).
@@ -13,116 +11,18 @@ the best sample on a fixed fitness set).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from ._deap import make_individual
-from .errors import ConfigError
+from .es_params import ESParams
 from .genome import GenomeLayout
 from .strategies import Strategy
 
-__all__ = ["ESParams", "OpenAIES", "SepCMAES"]
+__all__ = ["ESParams", "OpenAIES", "cosine"]
 
-
-SHAPINGS = ("centered_rank", "zscore")
-OPTIMIZERS = ("adam", "sgd", "momentum")
-SCHEDULES = ("constant", "cosine")
-PERTURB = ("all", "B")
-BATCHES = ("shared", "per_pair")
-BLOCKS = ("all", "layer")
-SAMPLINGS = ("antithetic", "one_sided", "cone")
-PRECONDITIONS = ("none", "hessian")
-_CHOICES = {"optimizer": OPTIMIZERS, "shaping": SHAPINGS, "schedule": SCHEDULES, "perturb": PERTURB,
-            "batches": BATCHES, "blocks": BLOCKS, "sampling": SAMPLINGS, "precondition": PRECONDITIONS}
 _SCALE_CLIP = 4.0  # hessian preconditioner: a gene's σ stays within [1/4, 4] × the mean's
-
-
-@dataclass(frozen=True)
-class ESParams:
-    population: int = 16
-    sigma: float = 0.02  # perturbation std (openai-es) / initial step size (sep-cma-es)
-    learning_rate: float = 0.01  # openai-es
-    optimizer: str = "adam"  # adam | sgd | momentum
-    momentum: float = 0.9  # for optimizer=momentum
-    weight_decay: float = 0.0
-    shaping: str = "centered_rank"  # centered_rank | zscore (antithetic differences / their std: SPSA-like)
-    schedule: str = "constant"  # constant | cosine: learning rate (and sigma) over `horizon` generations
-    sigma_final: float = 1.0  # sigma at the horizon, as a fraction of `sigma` (cosine schedule)
-    lr_final: float = 0.0  # learning rate at the horizon, as a fraction of `learning_rate` (cosine schedule)
-    perturb: str = "all"  # all | B: perturb only the LoRA B factors (A stays at its initialisation)
-    a_scale: float = 1.0  # σ and step on the LoRA A genes as a fraction of those on B (LoRA+-style; perturb B = 0)
-    horizon: int = 0  # generations the schedule spans (the run's length); 0: no schedule
-    batches: str = "shared"  # shared | per_pair: each antithetic pair scored on its own fitness batch
-    blocks: str = "all"  # all | layer: each generation perturbs and updates one adapted layer's genes, in turn
-    sampling: str = "antithetic"  # antithetic pairs θ ± σε | one_sided: θ + σε against the mean scored on the same batch
-    #                               | cone: antithetic pairs along directions in a cone around the estimates' momentum
-    cone_angle: float = 80.0  # sampling cone: degrees between each direction and the momentum (ConMeZO)
-    cone_beta: float = 0.9  # sampling cone: the momentum's EMA coefficient over the ascent estimates
-    precondition: str = "none"  # none | hessian: per-gene σ and step from a diagonal curvature estimate (HiZOO)
-    curvature_rate: float = 0.05  # precondition hessian: EMA rate of the diagonal curvature per generation
-    project_every: int = 0  # DiZO: every k-th generation searches per-layer scales of the displacement; 0: never
-    project_sigma: float = 0.1  # DiZO: perturbation std of the per-layer ratios
-    project_step: float = 0.1  # DiZO: step of the ratios along the z-scored estimate
-    project_clip: float = 0.2  # DiZO: each ratio stays within [1 − clip, 1 + clip]
-
-    def __post_init__(self) -> None:
-        """The options' rules, in one place (the study file's ``evolution.es`` is checked by building this):
-        ConfigError naming the option otherwise."""
-        for name, allowed in _CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(name, f"must be one of {', '.join(allowed)}", getattr(self, name))
-        if self.batches == "per_pair" and self.shaping != "zscore":
-            raise ConfigError("batches", "per_pair needs shaping: zscore (ranks of fitnesses scored on different "
-                              "batches would rank the batches, not the perturbations)", self.batches)
-        if self.sampling == "one_sided" and self.batches == "per_pair":
-            raise ConfigError("sampling", "one_sided scores every sample against the mean on one shared batch: it "
-                              "needs batches: shared", self.sampling)
-        if self.sampling == "one_sided" and self.population < 2:
-            raise ConfigError("sampling", "one_sided needs a population of the mean and at least one sample",
-                              self.population)
-        self._check_levers()
-        if not 0.0 <= self.a_scale <= 1.0:
-            raise ConfigError("a_scale", "must be between 0 and 1", self.a_scale)
-        if self.perturb == "B" and self.a_scale != 1.0:
-            raise ConfigError("a_scale", "perturb='B' holds A fixed (an a_scale of 0): give one or the other",
-                              self.a_scale)
-
-
-    def _check_levers(self) -> None:
-        """The rules of the zeroth-order levers (cone sampling, the hessian preconditioner, DiZO projections)."""
-        if self.sampling == "cone":
-            if not 0.0 < self.cone_angle <= 90.0:
-                raise ConfigError("cone_angle", "must be in (0, 90] degrees (90: plain Gaussian directions "
-                                  "orthogonal to the momentum)", self.cone_angle)
-            if not 0.0 <= self.cone_beta < 1.0:
-                raise ConfigError("cone_beta", "must be in [0, 1)", self.cone_beta)
-            if self.blocks != "all":
-                raise ConfigError("sampling", "cone follows the momentum of the whole genome: it needs blocks: all",
-                                  self.sampling)
-        if self.precondition == "hessian":
-            if self.sampling == "one_sided" or self.population % 2 == 0:
-                raise ConfigError("precondition", "hessian estimates curvature from f(θ+σε) + f(θ−σε) − 2f(θ): it "
-                                  "needs antithetic (or cone) pairs and an odd population (the mean scored with them); "
-                                  f"population is {self.population}, sampling {self.sampling}", self.precondition)
-            if self.batches != "shared" or self.blocks != "all":
-                raise ConfigError("precondition", "hessian compares each pair with the mean on the same batch and "
-                                  "keeps one curvature for the whole genome: it needs batches: shared and blocks: all",
-                                  self.precondition)
-            if not 0.0 < self.curvature_rate <= 1.0:
-                raise ConfigError("curvature_rate", "must be in (0, 1]", self.curvature_rate)
-        if self.project_every < 0:
-            raise ConfigError("project_every", "must be ≥ 0 (0: no projection)", self.project_every)
-        if self.project_every:
-            if self.blocks != "all" or self.sampling == "one_sided":
-                raise ConfigError("project_every", "DiZO projections scale every layer at once with antithetic pairs: "
-                                  "they need blocks: all and antithetic (or cone) sampling", self.project_every)
-            for name in ("project_sigma", "project_step"):
-                if getattr(self, name) <= 0:
-                    raise ConfigError(name, "must be > 0", getattr(self, name))
-            if not 0.0 < self.project_clip < 1.0:
-                raise ConfigError("project_clip", "must be in (0, 1)", self.project_clip)
 
 
 def cosine(start: float, final_ratio: float, gen: int, horizon: int) -> float:
@@ -151,6 +51,7 @@ class _MeanStrategy(Strategy):
         super().__init__(rng, new_id)
         self.mean: np.ndarray | None = None  # set by initial()
         self.mean_id: int | None = None
+        self.draw_state: dict | None = None  # the generator's state before the current generation's draws
 
     def _new_mean(self, mean: np.ndarray, gen: int, parents: list[int], op: str, **params) -> dict:
         self.mean = mean.astype(np.float32)
@@ -278,6 +179,7 @@ class OpenAIES(_MeanStrategy):
         return (np.sqrt(n) * (np.cos(a) * m + np.sin(a) * perp)).astype(np.float32)
 
     def generate(self, gen: int):
+        self.draw_state = self.rng.bit_generator.state  # a replica rebuilds this generation from it
         if self.origin is None and self.gene_layer is not None:
             self.origin = self.mean.copy()  # DiZO's anchor: the seed genome
         if self.projecting(gen):
@@ -428,80 +330,3 @@ class OpenAIES(_MeanStrategy):
         self.m, self.v, self.t = state["m"], state["v"], state["t"]
         for name in ("direction", "curv", "z", "origin", "delta"):  # absent in checkpoints from before the levers
             setattr(self, name, state.get(name))
-
-
-class SepCMAES(_MeanStrategy):
-    """Separable (diagonal) CMA-ES (Ros & Hansen 2008) with the default parameters of Hansen's tutorial and
-    the (n + 2) / 3 learning-rate boost of the diagonal variant. Its whole state is arrays and numbers (mean,
-    σ, diagonal covariance, both evolution paths), so it checkpoints as data; every draw comes from the
-    trial's generator."""
-
-    def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int]) -> None:
-        super().__init__(rng, new_id)
-        self.p = params
-        self.sigma = float(params.sigma)
-        self.diag: np.ndarray | None = None  # (genes,) diagonal of C
-        self.ps = self.pc = None  # evolution paths, (genes,)
-        self.z: np.ndarray | None = None  # (λ, genes) standard normal draws of the current generation
-        self.count = 0  # updates done
-
-    def _constants(self, n: int) -> dict:
-        lam = self.p.population
-        mu = lam // 2
-        w = np.log(mu + 0.5) - np.log(np.arange(1, mu + 1))
-        w = w / w.sum()
-        mueff = 1.0 / float(np.sum(w * w))
-        cs = (mueff + 2) / (n + mueff + 5)
-        ds = 1 + 2 * max(0.0, np.sqrt((mueff - 1) / (n + 1)) - 1) + cs
-        cc = (4 + mueff / n) / (n + 4 + 2 * mueff / n)
-        c1 = 2 / ((n + 1.3) ** 2 + mueff)
-        cmu = min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
-        boost = (n + 2) / 3  # diagonal-only: the covariance learns (n + 2) / 3 times faster
-        c1, cmu = c1 * boost, cmu * boost
-        if c1 + cmu > 1:
-            c1, cmu = c1 / (c1 + cmu), cmu / (c1 + cmu)
-        chi = np.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
-        return {"mu": mu, "w": w, "mueff": mueff, "cs": cs, "ds": ds, "cc": cc, "c1": c1, "cmu": cmu, "chi": chi}
-
-    def generate(self, gen: int):
-        n = self.mean.size
-        if self.diag is None:
-            self.diag, self.ps, self.pc = np.ones(n), np.zeros(n), np.zeros(n)
-        draw = _state_hex(self.rng)
-        self.z = self.rng.standard_normal((self.p.population, n))  # (λ, genes)
-        xs = self.mean + self.sigma * self.z * np.sqrt(self.diag)
-        pop, events = [], []
-        for x in xs:
-            ind, ev = self._sample(x.astype(np.float32), gen, "cma-sample", draw, sigma=self.sigma)
-            pop.append(ind)
-            events.append(ev)
-        return pop, events
-
-    def update(self, population: list, gen: int) -> list[dict]:
-        c = self._constants(self.mean.size)
-        f = np.array([ind.fitness.values[0] for ind in population])
-        order = np.argsort(-f, kind="stable")[: c["mu"]]  # best first (fitness is maximised)
-        zw = c["w"] @ self.z[order]  # (genes,)
-        sd = np.sqrt(self.diag)
-        yw = sd * zw
-        self.count += 1
-        self.ps = (1 - c["cs"]) * self.ps + np.sqrt(c["cs"] * (2 - c["cs"]) * c["mueff"]) * zw
-        norm = float(np.linalg.norm(self.ps))
-        hs = norm / np.sqrt(1 - (1 - c["cs"]) ** (2 * self.count)) < (1.4 + 2 / (self.mean.size + 1)) * c["chi"]
-        self.pc = (1 - c["cc"]) * self.pc + hs * np.sqrt(c["cc"] * (2 - c["cc"]) * c["mueff"]) * yw
-        y = self.z[order] * sd  # (μ, genes)
-        self.diag = ((1 - c["c1"] - c["cmu"]) * self.diag
-                     + c["c1"] * (self.pc ** 2 + (1 - hs) * c["cc"] * (2 - c["cc"]) * self.diag)
-                     + c["cmu"] * (c["w"] @ (y * y)))
-        new_mean = self.mean.astype(np.float64) + self.sigma * yw
-        self.sigma = float(self.sigma * np.exp(c["cs"] / c["ds"] * (norm / c["chi"] - 1)))
-        return [self._new_mean(new_mean, gen, [self.mean_id], "cma-update", sigma=self.sigma)]
-
-    def state_dict(self) -> dict:
-        return {"mean": self.mean, "mean_id": self.mean_id, "sigma": self.sigma, "diag": self.diag, "ps": self.ps,
-                "pc": self.pc, "z": self.z, "count": self.count}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.mean, self.mean_id, self.sigma = state["mean"], state["mean_id"], float(state["sigma"])
-        self.diag, self.ps, self.pc, self.z = state["diag"], state["ps"], state["pc"], state["z"]
-        self.count = int(state["count"])

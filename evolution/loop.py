@@ -7,6 +7,8 @@ The loop receives the evaluator and the validator as callables:
   When the strategy gives its individuals a ``batch`` index (an ES with one batch per antithetic pair), it
   is called as ``evaluate(genomes, gen, batches)``: genome i is scored on the batch (gen, batches[i]); None
   means the generation's shared batch.
+  An evaluator may also give ``describe() -> {name: number}``: figures of the generation it just scored
+  (a pool of workers: its actors, the bytes it sent), added to the generation's row.
 * ``validate(genome) -> float | Validation`` scores one genome on held-out data (higher is better); a
   :class:`Validation` also says whether the genome is *admissible* (its guard metrics within the study's
   budget) and gives the guard values.
@@ -145,6 +147,7 @@ class Evolution:
         row.update({f"term_{k}": float(v) for k, v in best.terms.items()})
         row["diversity"] = _diversity(pop)
         row.update(self.strategy.describe(pop, gen))
+        row.update(getattr(self.evaluate, "describe", dict)())  # e.g. a pool's actors and bytes sent
         last = gen == self.params.generations - 1
         val_s = 0.0
         if gen == 0 or last or gen % self.params.validate_every == 0:

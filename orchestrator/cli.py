@@ -217,8 +217,10 @@ def _cmd_terms(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from benchmarks.commands import bench, bench_quality  # the benchmarks load only for this command
+    from benchmarks.commands import bench, bench_actors, bench_quality  # the benchmarks load only for this command
 
+    if args.actors is not None:
+        return bench_actors(args)
     return bench_quality(args) if args.quality else bench(args)
 
 

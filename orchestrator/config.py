@@ -1,10 +1,11 @@
 """The study schema: one strict, frozen pydantic section per concern (model, lora, data, fitness,
-validation, evolution, mlflow, search, sweep). Reading a file into it is :mod:`.studyfile`'s job.
+validation, evolution, mlflow, ray, search, sweep). Reading a file into it is :mod:`.studyfile`'s job.
 ``resolved(cfg)`` is the single source of truth that is logged to MLflow and stored with each trial.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -232,6 +233,33 @@ class MlflowConfig(Strict):
                                "`--register` does); the alias moves to it if it beats the current one on validation")
 
 
+_RAY_ADDRESS = r"^(auto|(ray://)?[A-Za-z0-9_.\-]+:[0-9]{1,5})$"
+
+
+class RayConfig(Strict):
+    """Population evaluation on Ray actors: each holds the task (model, data, trunk cache) and a replica of the
+    strategy; a generation sends each what it needs to rebuild its genomes (ES: the fitness values and the
+    generator's state) and gets fitness values back. Not part of a checkpoint's identity: a run may resume on
+    another number of actors."""
+
+    actors: int = Field(0, ge=0, le=10_000, description="Ray actors scoring each generation (0: this process scores it)")
+    address: str | None = Field(None, pattern=_RAY_ADDRESS, description="null: a local Ray started by the trial "
+                                "(ray.init()); auto, host:port or ray://host:port: an existing cluster")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (the batched-genomes path runs where it has one)")
+    threads: int | None = Field(None, ge=1, description="torch threads per actor (default: model.threads, else 1); "
+                                "the same threads as one process gives the same result to the last bit")
+    retries: int = Field(3, ge=0, description="actors replaced within one generation before the trial fails "
+                         "(a cluster that went away)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.actors and importlib.util.find_spec("ray") is None:
+            raise ConfigError("ray.actors", "needs the ray package (pip install 'ray>=2.40')", self.actors)
+        if self.address is not None and not self.actors:
+            raise ConfigError("ray.address", "names a cluster for actors: set ray.actors ≥ 1", self.address)
+        return self
+
+
 def _check_term(name_field: str, params_field: str, name: str, params: dict, task: str) -> None:
     """A registered term, for this kind of task, that accepts its params (built here: terms are light)."""
     make_term(name, params, task, name_field, params_field)
@@ -299,6 +327,7 @@ class StudyConfig(Strict):
     validation: ValidationConfig = ValidationConfig()
     evolution: EvolutionConfig = EvolutionConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    ray: RayConfig = RayConfig()
     search: dict[str, SearchSpec] = Field({}, description="config path → search-space entry (for `evolora sweep`)")
     sweep: SweepConfig = SweepConfig()
 

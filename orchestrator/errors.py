@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from evolution.errors import EvoloraError
 
-__all__ = ["TrackingUnavailable", "TrialPruned", "TrialFenced"]
+__all__ = ["TrackingUnavailable", "TrialPruned", "TrialFenced", "ClusterLost"]
 
 
 class TrackingUnavailable(EvoloraError):
@@ -24,3 +24,9 @@ class TrialFenced(EvoloraError):
     """Signal: this run's trial was declared dead by another worker (and will be retried from its
     checkpoint); this process must stop writing to the trial's checkpoint and MLflow run at once."""
 
+
+
+class ClusterLost(EvoloraError):
+    """The Ray actors scoring a trial's populations kept dying (more than ``ray.retries`` replacements within
+    one generation) or the cluster could not be reached: the trial fails with this message, the sweep goes on,
+    and a retry resumes from the last checkpoint."""

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from evolution import GAParams
 from evolution.errors import ConfigError
-from evolution.es import BATCHES, BLOCKS, OPTIMIZERS, PERTURB, PRECONDITIONS, SAMPLINGS, SCHEDULES, SHAPINGS, ESParams
+from evolution.es_params import BATCHES, BLOCKS, OPTIMIZERS, PERTURB, PRECONDITIONS, SAMPLINGS, SCHEDULES, SHAPINGS, ESParams
 from evolution.speciation import SpeciationParams
 
 from .strict import Strict
@@ -88,7 +88,7 @@ class ESConfig(Strict):
     project_clip: float = Field(_ES.project_clip, gt=0, lt=1, description="DiZO: each ratio stays within 1 ± clip")
 
     def params(self, population: int) -> ESParams:
-        """The inner loop's parameters for a population: the options' rules are :class:`evolution.es.ESParams`'s
+        """The inner loop's parameters for a population: the options' rules are :class:`evolution.es_params.ESParams`'s
         own (some depend on the population: the evolution section checks them with its own)."""
         try:
             return ESParams(population=population, **{f.name: getattr(self, f.name) for f in dataclasses.fields(ESParams)

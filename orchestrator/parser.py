@@ -116,7 +116,8 @@ def _add_bench(sub) -> None:
                        "loop and each evolora path (full, layer-blocks, cached-1, cached-2, batched, per-pair), alternating, on MiniLM and a "
                        "tiny LFM2; print median evals/s, ratios, non-evaluation overhead share, threads, peak RSS.")
     p.add_argument("--models", default="minilm,lfm2-tiny", help="comma-separated: minilm, lfm2-tiny")
-    p.add_argument("--population", type=int, default=8, help="genomes scored per round")
+    p.add_argument("--population", type=int, default=None, help="genomes scored per round (default 8; the actors "
+                   "table: its ES population, default 32)")
     p.add_argument("--batch", type=int, default=128, help="sentences per evaluation batch")
     p.add_argument("--repeats", type=int, default=3, help="alternating rounds (the median is reported)")
     p.add_argument("--batched-chunk", type=int, default=8, help="genomes per forward on the batched path")
@@ -138,6 +139,11 @@ def _add_bench(sub) -> None:
     q.add_argument("--out", default="bench-quality", help="directory for row results, adapters and quality.png")
     q.add_argument("--best-study", default=None, help="the study of the `best` row (default studies/stsb-best.yaml)")
     q.add_argument("--tiny", action="store_true", help="tiny data and budget: checks the contract, measures nothing")
+    a = p.add_argument_group("actors (--actors): one evolution's generation time on Ray actors against one process")
+    a.add_argument("--actors", default=None, metavar="N,N", help="run the actors table instead: the stsb-best task "
+                   "at --population (default 32) in one process and on each number of local Ray actors, a generation "
+                   "each in turn; median generation time, its ratio, bytes sent per genome (also rank 16 and a GA)")
+    a.add_argument("--generations", type=int, default=6, help="generations per row of the actors table")
 
 
 def _add_ui(sub) -> None:

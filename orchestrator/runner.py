@@ -6,7 +6,6 @@ leaves no trace. A failed run is marked FAILED with its traceback; Ctrl-C marks 
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,14 +13,12 @@ from typing import Sequence
 
 import torch
 
-from evolution import Evolution, GAParams, GeneticAlgorithm, LoopParams, Observer
-from evolution.es import ESParams, OpenAIES, SepCMAES
+from evolution import Evolution, Observer
 from evolution.lineage import LineageRecorder
-from evolution.speciation import SpeciationParams
 from evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
-from fitness import TaskSpec, build_task
+from fitness import build_task
 
-from .config import BLOCK_MODULES, LoraConfig, StudyConfig, columns, resolved
+from .config import StudyConfig, resolved
 from .outcome import (Report, RunOutcome, budget_exclusions, log_champion, log_report, score_objectives, score_test,
                       score_validation_by_source)
 from .errors import TrackingUnavailable, TrialFenced, TrialPruned
@@ -29,52 +26,9 @@ from .plots import BasinRecorder, plot_curves
 from .plots import close as close_figure
 from .progress import ProgressBar
 from .tracking import MlflowTracker, default_tracking_uri, library_versions
+from .trialspec import loop_params, strategy_factory, task_spec
 
-__all__ = ["run_trial", "Trial", "RunSettings", "task_spec", "prepare_torch", "loop_params", "ga_params", "Checkpointer", "load_checkpoint"]
-
-
-_SPEC_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)}
-_SPEC_SECTIONS = ("model", "lora", "data", "fitness")  # their keys fill the TaskSpec fields of the same name
-
-
-def task_spec(cfg: StudyConfig) -> TaskSpec:
-    """The resolved config → the plain values ``fitness`` builds a task from: every key of the model, lora,
-    data and fitness sections named as a TaskSpec field is copied by name; the rest is derived here."""
-    named = {k: _plain(getattr(sec, k)) for sec in (getattr(cfg, n) for n in _SPEC_SECTIONS)
-             for k in type(sec).model_fields if k in _SPEC_FIELDS and k != "seed"}  # data.seed is data_seed
-    v = cfg.validation
-    return TaskSpec(**{
-        **named, "seed": cfg.seed, "data_seed": cfg.data.seed, "val_sources": tuple(cfg.data.val_sources or ()),
-        "columns": columns(cfg.data), "blocks": _blocks(cfg.lora), "trunk_memo": _trunk_memo(cfg),
-        "terms": tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms),
-        "validation": v.metric, "validation_params": dict(v.params),
-        "budget": tuple((g.metric, dict(g.params), g.max_drop, g.min) for g in v.budget)
-        + tuple((w.metric, dict(w.params), None, None) for w in v.watch),
-        "objectives": tuple((o.metric, dict(o.params)) for o in cfg.sweep.objectives or ()),
-    })
-
-
-def _plain(value):
-    """A config value as a TaskSpec holds it: lists as tuples (a spec is frozen and hashable by value)."""
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _trunk_memo(cfg: StudyConfig) -> bool | str:
-    """True (required), "auto" (if the model allows) or False: auto means on where it pays, where every
-    antithetic pair draws a small batch of its own each generation (the per-batch trunk cache never hits)."""
-    memo = cfg.model.trunk_memo
-    if memo == "auto":
-        per_pair = cfg.evolution.strategy == "openai-es" and cfg.evolution.es.batches == "per_pair"
-        return "auto" if per_pair and cfg.model.kind == "encoder" else False
-    return memo
-
-
-def _blocks(lora: LoraConfig) -> dict | None:
-    if lora.blocks is None:
-        return None
-    return {name: {"modules": b.modules or BLOCK_MODULES[name], "rank": b.rank or lora.rank,
-                   "alpha": b.alpha or lora.alpha, "layers": b.layers}
-            for name, b in lora.blocks.items() if b.enabled}
+__all__ = ["run_trial", "Trial", "RunSettings", "prepare_torch", "Checkpointer", "load_checkpoint", "checkpoint_identity"]
 
 
 def prepare_torch(cfg: StudyConfig) -> int:
@@ -83,24 +37,6 @@ def prepare_torch(cfg: StudyConfig) -> int:
         torch.set_num_threads(cfg.model.threads)
     torch.manual_seed(cfg.seed)
     return torch.get_num_threads()
-
-
-def loop_params(cfg: StudyConfig, checkpoint_every: int = 0) -> LoopParams:
-    return LoopParams(generations=cfg.evolution.generations, validate_every=cfg.validation.every,
-                      reevaluate=cfg.data.rotate, hall_of_fame=cfg.evolution.hall_of_fame,
-                      checkpoint_every=checkpoint_every)
-
-
-def from_section(cls, *sections, **extra):
-    """A parameter dataclass of the evolution package built from config sections by field name (the
-    sections take their defaults from the dataclass: one source of defaults)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    values = {k: getattr(sec, k) for sec in sections for k in type(sec).model_fields if k in names}
-    return cls(**{**values, **extra})
-
-
-def ga_params(cfg: StudyConfig) -> GAParams:
-    return from_section(GAParams, cfg.evolution)
 
 
 class Checkpointer(Observer):
@@ -178,6 +114,12 @@ class CurvesImage(Observer):
         close_figure(fig)
 
 
+def checkpoint_identity(conf: dict) -> dict:
+    """What a checkpoint must have been written for: the resolved config but for how the populations are
+    scored (``ray``), which does not change the result."""
+    return {k: v for k, v in conf.items() if k != "ray"}
+
+
 def load_checkpoint(path: Path | None, config: dict) -> dict | None:
     """The checkpoint at ``path`` (None if there is none); refused if malformed, tampered or written for
     another config."""
@@ -189,20 +131,6 @@ def load_checkpoint(path: Path | None, config: dict) -> dict | None:
     if ck["config"] != config:
         raise CheckpointError(f"checkpoint {path} was written for another config; delete it to start over")
     return ck
-
-
-def strategy_factory(cfg: StudyConfig, layout):
-    """(rng, new_id) → the configured Strategy: the one place that maps config to search strategies."""
-    e = cfg.evolution
-    if e.strategy in ("openai-es", "sep-cma-es"):
-        es = from_section(ESParams, e.es, population=e.population, horizon=e.generations)
-        if e.strategy == "openai-es":
-            return lambda rng, new_id: OpenAIES(es, rng, new_id, layout)
-        return lambda rng, new_id: SepCMAES(es, rng, new_id)
-    sp = None
-    if e.speciation.enabled:
-        sp = from_section(SpeciationParams, e.speciation)
-    return lambda rng, new_id: GeneticAlgorithm(ga_params(cfg), rng, new_id, sp, layout)
 
 
 @dataclass(frozen=True)
@@ -231,8 +159,21 @@ class Trial:
         self.threads = prepare_torch(cfg)
         self.task = build_task(task_spec(cfg))  # raises ConfigError before anything is written
         self.conf = resolved(cfg)
-        self.ck = load_checkpoint(settings.checkpoint, self.conf)
+        self.ck = load_checkpoint(settings.checkpoint, checkpoint_identity(self.conf))
         self.tracker: MlflowTracker | None = None
+        self.pool = None  # the Ray actors scoring the populations (ray.actors ≥ 1), started last
+        if cfg.ray.actors:
+            from .ray_pool import RayPool
+
+            r = cfg.ray
+            self.pool = RayPool(self.conf, r.actors, r.threads or cfg.model.threads or 1, r.address, r.num_gpus,
+                                r.retries)
+
+    def close(self) -> None:
+        """Stop the trial's Ray actors (if any); the task stays usable in this process."""
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
     def open_run(self) -> MlflowTracker | None:
         """The trial's MLflow run (a resumed trial's own), made on first call; None when not tracked."""
@@ -242,6 +183,7 @@ class Trial:
             tags = {"evolora.seed": str(cfg.seed), "evolora.torch_threads": str(self.threads), "evolora.study": cfg.name,
                     "evolora.genome_size": str(task.layout.size), "evolora.trunk_cache": str(task.evaluator.use_cache),
                     "evolora.trunk_memo": str(getattr(task.evaluator, "memoised", False)),
+                    "evolora.ray_actors": str(cfg.ray.actors),
                     **{f"version.{k}": v for k, v in library_versions().items()}, **s.tags}
             self.tracker = MlflowTracker(s.tracking_uri or default_tracking_uri(), cfg.mlflow.experiment,
                                          s.run_name or default_run_name(cfg), self.conf, tags, s.parent_run_id,
@@ -266,6 +208,8 @@ class Trial:
         except BaseException as e:
             self._stopped(e)
             raise
+        finally:
+            self.close()
         if tracker:
             tracker.finish("FINISHED")
         if lineage_dir is not None:
@@ -279,9 +223,11 @@ class Trial:
         lineage, basins = LineageRecorder(lineage_path), BasinRecorder(cfg.evolution.generations)
         if self.ck:
             basins.snaps = dict(self.ck.get("basins", {}))
-        obs: list[Observer] = [*guards, lineage, *([tracker] if tracker else []), basins]
+        obs: list[Observer] = [*([self.pool] if self.pool else []), *guards, lineage, *([tracker] if tracker else []),
+                               basins]
         if checkpoint is not None:
-            obs.append(Checkpointer(checkpoint, self.conf, tracker.run_id if tracker else None, basins))
+            obs.append(Checkpointer(checkpoint, checkpoint_identity(self.conf), tracker.run_id if tracker else None,
+                                    basins))
         obs += [ProgressBar(cfg.evolution.generations, desc=self.settings.run_name or cfg.name,
                             disable=not self.settings.progress), *observers]
         curves = None
@@ -290,7 +236,8 @@ class Trial:
                 obs.append(SampleTable(task, tracker))
             curves = CurvesImage(tracker, f"{cfg.name} (seed {cfg.seed})", cfg.evolution.generations, cfg.data.rotate)
             obs.append(curves)
-        evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), None, task.seed_genome(), task.evaluate,
+        evaluate = self.pool if self.pool is not None else task.evaluate
+        evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), None, task.seed_genome(), evaluate,
                         task.validate, seed=cfg.seed, observers=obs, strategy=strategy_factory(cfg, task.layout))
         if self.ck:
             evo.load_state_dict(self.ck["loop"])

@@ -268,7 +268,7 @@ def check_data(cfg) -> None:
     """The study's data read and checked once before anything is written (a trial reads them again)."""
     from fitness.build import load_data
 
-    from .runner import task_spec
+    from .trialspec import task_spec
 
     load_data(task_spec(cfg))
 
@@ -276,6 +276,10 @@ def check_data(cfg) -> None:
 def run_sweep(ctx: SweepContext) -> optuna.Study:
     procs: list = []
     check_data(ctx.cfg)  # bad data: exit 2 before the study, its parent run or a checkpoint exist
+    if ctx.cfg.ray.actors and ctx.cfg.ray.address is not None:
+        from .ray_pool import check_ray
+
+        check_ray(ctx.cfg)  # an unreachable cluster: exit 2 as well
     study = open_study(ctx)
     ctx.parent_run_id = parent_run(ctx, study)
     status = "FINISHED"

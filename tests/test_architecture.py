@@ -159,7 +159,7 @@ def test_every_study_section_key_a_task_spec_field_names_is_copied_by_name():
     TaskSpec field reaches the task with the study's value (no hand-copied field list to drift)."""
     import dataclasses
 
-    from orchestrator.runner import _SPEC_SECTIONS, task_spec
+    from orchestrator.trialspec import _SPEC_SECTIONS, task_spec
     from orchestrator.studyfile import load_study
 
     cfg = load_study(ROOT / "studies" / "stsb-best.yaml")

@@ -195,7 +195,7 @@ def test_one_source_of_defaults_for_the_evolution_parameters():
     from evolution.speciation import SpeciationParams
     from orchestrator.config import ESConfig, EvolutionConfig, SpeciationConfig
     from orchestrator.studyfile import parse_study
-    from orchestrator.runner import from_section
+    from orchestrator.trialspec import from_section
 
     for section, cls in ((EvolutionConfig, GAParams), (ESConfig, ESParams), (SpeciationConfig, SpeciationParams)):
         shared = {f.name for f in dataclasses.fields(cls)} & set(section.model_fields)

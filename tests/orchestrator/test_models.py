@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from fitness import build_task
 from orchestrator.cli import main
 from orchestrator.studyfile import parse_study
-from orchestrator.runner import task_spec
+from orchestrator.trialspec import task_spec
 from orchestrator.registry import register_champion
 
 from ..conftest import STSB, tiny_study

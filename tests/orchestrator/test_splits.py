@@ -54,7 +54,7 @@ def test_split_config_errors_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match=r"^data\.val_fraction: .*not both"):
         parse_study({"data": {"val_fraction": 0.1, "dev_path": str(STSB / "sts-dev.csv")}})
     from fitness.build import load_data
-    from orchestrator.runner import task_spec
+    from orchestrator.trialspec import task_spec
 
     missing = parse_study({"data": {"test_path": str(tmp_path / "nope.csv")}})  # the schema reads no file …
     with pytest.raises(ConfigError, match=r"^data\.test_path: data file not found"):
@@ -280,7 +280,7 @@ def test_the_test_split_is_also_scored_per_source_and_each_matches_stock_peft(tm
     assert [r[0] for r in table["data"]] == list(by)
     # each source's value is stock peft's Spearman on that source's pairs, for an adapter far from the base
     from fitness import build_task
-    from orchestrator.runner import task_spec
+    from orchestrator.trialspec import task_spec
 
     task = build_task(task_spec(parse_study(study)))
     genome = task.seed_genome() + np.random.default_rng(0).normal(0, 0.05, task.layout.size).astype(np.float32)
