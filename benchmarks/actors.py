@@ -41,7 +41,8 @@ def _loop(cfg, actors: int, threads: int):
 
     torch.set_num_threads(threads)
     task = build_task(task_spec(cfg))
-    pool = RayPool(resolved(cfg), actors, threads) if actors else None
+    # num_cpus 0: the rows take turns, so idle actors of the other rows hold memory, not cores
+    pool = RayPool(resolved(cfg), actors, threads, num_cpus=0) if actors else None
     evo = Evolution(loop_params(cfg), None, task.seed_genome(), pool or task.evaluate, task.validate, seed=cfg.seed,
                     observers=[pool] if pool else [], strategy=strategy_factory(cfg, task.layout))
     return evo, pool, task
@@ -62,6 +63,7 @@ def run_actors(actors=(1, 2), population: int = 32, generations: int = 6, thread
               ("ray-2 ga", 2, max(1, threads // 2), ["evolution.strategy=ga", "evolution.tournament_size=2",
                                                      "evolution.elitism=1"])]
     rows, runs = [], []
+    started = not ray.is_initialized()
     for name, n, t, over in specs:
         cfg = _config(population, tiny, over)
         evo, pool, task = _loop(cfg, n, t)
@@ -81,7 +83,8 @@ def run_actors(actors=(1, 2), population: int = 32, generations: int = 6, thread
         for r in runs:
             if r["pool"] is not None:
                 r["pool"].close()
-        ray.shutdown()
+        if started:
+            ray.shutdown()
     base = statistics.median(runs[0]["times"])
     for r in runs:
         med = statistics.median(r["times"])

@@ -61,6 +61,12 @@ class _MeanStrategy(Strategy):
     def candidate(self, population: list, best) -> tuple[np.ndarray, int]:
         return self.mean, self.mean_id
 
+    drawn: tuple[str, ...] = ()  # state entries a generation draws anew (a replica redraws them from draw_state)
+
+    def replica_state(self) -> dict:
+        """The state a replica needs to rebuild the current generation: everything but the draws."""
+        return {k: (None if k in self.drawn else v) for k, v in self.state_dict().items()}
+
     def _sample(self, values: np.ndarray, gen: int, op: str, draw: str, **params):
         ind = make_individual(values, self.new_id())
         return ind, {"event": "birth", "gen": gen, "id": ind.gid, "parents": [self.mean_id], "op": op,
@@ -97,6 +103,8 @@ class OpenAIES(_MeanStrategy):
       difference to the mean's fitness on the same batch, divided by the standard deviation of the samples'
       fitness values (``shaping="zscore"``; centred ranks of the samples otherwise), estimates the ascent
       direction with one forward per direction instead of two."""
+
+    drawn = ("eps", "z", "delta")
 
     def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int],
                  layout: GenomeLayout | None = None) -> None:

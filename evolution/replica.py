@@ -47,7 +47,8 @@ class Replica:
         return self._ids - 1
 
     def sync(self, state: dict, draw_state: dict, gen: int) -> list:
-        """Generation ``gen``'s population from the strategy's state after that generation was drawn."""
+        """Generation ``gen``'s population from the strategy's state after that generation was drawn (its
+        ``replica_state()``: the draws themselves are made again here)."""
         self.strategy.load_state_dict(state)
         self.strategy.rng.bit_generator.state = draw_state
         self.population, _ = self.strategy.generate(gen)

@@ -20,6 +20,8 @@ class SepCMAES(_MeanStrategy):
     σ, diagonal covariance, both evolution paths), so it checkpoints as data; every draw comes from the
     trial's generator."""
 
+    drawn = ("z",)
+
     def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int]) -> None:
         super().__init__(rng, new_id)
         self.p = params

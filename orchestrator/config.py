@@ -6,6 +6,7 @@ validation, evolution, mlflow, ray, search, sweep). Reading a file into it is :m
 from __future__ import annotations
 
 import importlib.util
+import re
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -243,7 +244,7 @@ class RayConfig(Strict):
     another number of actors."""
 
     actors: int = Field(0, ge=0, le=10_000, description="Ray actors scoring each generation (0: this process scores it)")
-    address: str | None = Field(None, pattern=_RAY_ADDRESS, description="null: a local Ray started by the trial "
+    address: str | None = Field(None, description="null: a local Ray started by the trial "
                                 "(ray.init()); auto, host:port or ray://host:port: an existing cluster")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (the batched-genomes path runs where it has one)")
     threads: int | None = Field(None, ge=1, description="torch threads per actor (default: model.threads, else 1); "
@@ -255,6 +256,9 @@ class RayConfig(Strict):
     def _check(self):
         if self.actors and importlib.util.find_spec("ray") is None:
             raise ConfigError("ray.actors", "needs the ray package (pip install 'ray>=2.40')", self.actors)
+        if self.address is not None and not re.match(_RAY_ADDRESS, self.address):
+            raise ConfigError("ray.address", "must be auto, host:port or ray://host:port (null: a local Ray)",
+                              self.address)
         if self.address is not None and not self.actors:
             raise ConfigError("ray.address", "names a cluster for actors: set ray.actors ≥ 1", self.address)
         return self

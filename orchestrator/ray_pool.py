@@ -104,19 +104,25 @@ class RayPool(Observer):
     """The loop's evaluator on Ray actors (and an observer, to read the loop's strategy and last population)."""
 
     def __init__(self, conf: dict, actors: int, threads: int, address: str | None = None, num_gpus: float = 0.0,
-                 retries: int = 3) -> None:
+                 retries: int = 3, num_cpus: float | None = None, ready_timeout: float = 900.0) -> None:
+        """``num_cpus`` each actor reserves (default: its ``threads``, so a cluster places actors by cores)."""
         import ray
 
         start_ray(address)
         self.ray, self.conf, self.threads, self.retries = ray, conf, threads, retries
-        self._cls = ray.remote(num_cpus=1, num_gpus=num_gpus, max_restarts=0, max_task_retries=0)(Scorer)
+        cpus = threads if num_cpus is None else num_cpus
+        self._cls = ray.remote(num_cpus=cpus, num_gpus=num_gpus, max_restarts=0, max_task_retries=0)(Scorer)
         self.actors = [self._cls.remote(conf, threads) for _ in range(actors)]
         self.held: list[int | None] = [None] * actors  # the generation each actor's replica holds
         self.loop = None
         self.replaced = 0
         self._figures: dict[str, float] = {}
-        try:
-            ray.get([a.pid.remote() for a in self.actors])  # built: a bad task fails here, before generation 0
+        try:  # built: a bad task or a cluster without room fails here, before generation 0
+            ray.get([a.pid.remote() for a in self.actors], timeout=ready_timeout)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise ClusterLost(f"{actors} Ray actors of {cpus} CPUs and {num_gpus} GPUs each were not all placed "
+                              f"within {ready_timeout:.0f} s: the cluster lacks the resources") from None
         except ray.exceptions.RayError as e:
             self.close()
             raise ClusterLost(f"the Ray actors could not build the task: {e}") from None
@@ -199,7 +205,7 @@ class RayPool(Observer):
         head.update(draw=replay["draw"], count=replay["count"])
         if self.held[i] == gen - 1 and replay["fitness"] is not None:
             return pack({**head, "mode": "advance", "fitness": replay["fitness"]})
-        return pack({**head, "mode": "sync", "state": replay["strategy"].state_dict()})
+        return pack({**head, "mode": "sync", "state": replay["strategy"].replica_state()})
 
     def _replace(self, i: int) -> None:
         """A new actor in place of actor ``i`` (dead): it builds the task again and holds no generation."""

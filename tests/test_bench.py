@@ -32,3 +32,22 @@ def test_bench_json_has_one_object_per_model_and_path(tmp_path, monkeypatch, cap
         ref = gen_bound if r["path"] in gen else bound[r["model"]]
         assert abs(r["ratio_to_bound"] - r["evals_per_s"] / ref) < 0.01
     assert main(["bench", "--models", "gpt5"]) == 2
+
+
+@pytest.mark.slow
+def test_bench_actors_rows_and_the_es_bytes_do_not_grow_with_the_genome(tmp_path):
+    """`evolora bench --actors 1,2 --tiny` on a real local Ray: every row, its fields, and what travels — the
+    ES the same bytes per genome at rank 16 as at rank 4 (4× the genes), the GA its genomes."""
+    out = tmp_path / "actors.json"
+    assert main(["bench", "--actors", "1,2", "--tiny", "--threads", "1", "--json", str(out)]) == 0
+    rows = {r["row"]: r for r in json.loads(out.read_text())}
+    assert list(rows) == ["process", "ray-1", "ray-2", "ray-2 rank-16", "ray-2 ga"]
+    for r in rows.values():
+        assert {"actors", "threads_per_actor", "genes", "gen_s", "ratio", "bytes_per_genome", "genome_bytes"} <= set(r)
+        assert r["gen_s"] > 0 and r["ratio"] > 0
+    assert rows["process"]["bytes_per_genome"] == 0 and rows["process"]["ratio"] == 1
+    small, big = rows["ray-2"], rows["ray-2 rank-16"]
+    assert big["genes"] == 4 * small["genes"]
+    assert big["bytes_per_genome"] < 1.1 * small["bytes_per_genome"] < small["genome_bytes"] / 10
+    assert rows["ray-2 ga"]["bytes_per_genome"] > rows["ray-2 ga"]["genome_bytes"]
+    assert main(["bench", "--actors", "0"]) == 2 and main(["bench", "--actors", "x,1"]) == 2

@@ -26,7 +26,7 @@ class Mirror(Observer):
     def on_population(self, gen, population):
         s = self.loop.strategy
         if gen == 0 or gen in self.resync:
-            state = unpack(pack(s.state_dict()))  # as it travels
+            state = unpack(pack(s.replica_state()))  # as it travels: without the generation's draws
             pop = self.replica.sync(state, unpack(pack(s.draw_state)), gen)
         else:
             pop = self.replica.advance(self.fitness, s.draw_state, gen)

@@ -34,7 +34,7 @@ def ray_cluster(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     before = os.environ.get("EVOLORA_CACHE")
     os.environ["EVOLORA_CACHE"] = str(cache)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+    ray.init(num_cpus=2 * THREADS, include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "EVOLORA_CACHE": str(cache)}})
     yield ray
     ray.shutdown()
@@ -159,6 +159,8 @@ def test_the_tiny_lfm2_es_on_two_actors_matches_one_process(tmp_path, ray_cluste
         "data": {"train_path": str(STSB / "sts-train.csv"), "dev_path": str(STSB / "sts-dev.csv"),
                  "train_genre": "main-news", "dev_genre": "main-news", "train_subset": 8, "dev_subset": 12,
                  "batch_size": 8, "max_length": 32},
+        "fitness": {"terms": [{"name": "likelihood", "weight": 1.0}, {"name": "kl_to_base", "weight": 0.1}]},
+        "validation": {"metric": "likelihood"},
         "evolution": {"strategy": "openai-es", "population": 5, "generations": 3,
                       "es": {"sigma": 0.05, "learning_rate": 0.05}},
         "mlflow": {"experiment": "tests"},
