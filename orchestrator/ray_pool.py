@@ -20,6 +20,7 @@ unchanged on any number of actors.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Sequence
 
 import numpy as np
@@ -40,6 +41,8 @@ def start_ray(address: str | None) -> None:
 
     if ray.is_initialized():
         return
+    if address is not None and address != "auto":
+        _listening(address)
     try:
         if address is None:
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -48,6 +51,15 @@ def start_ray(address: str | None) -> None:
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ConfigError("ray.address", f"no Ray cluster reachable there ({type(e).__name__}: {e})",
                           address) from None
+
+
+def _listening(address: str, timeout: float = 5.0) -> None:
+    """Something accepts connections at ``address`` (ray.init itself would retry for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError("ray.address", f"nothing listens there ({e})", address) from None
 
 
 def check_ray(cfg) -> None:

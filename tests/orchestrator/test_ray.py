@@ -135,7 +135,7 @@ def test_a_run_resumes_on_another_number_of_actors(tmp_path, ray_cluster):
 
     class CtrlC(Observer):
         def on_generation(self, row):
-            if row["gen"] == 1:
+            if row["gen"] == 2:  # before generation 2's checkpoint: the run resumes from generation 1's
                 raise KeyboardInterrupt
 
     study = tiny_study(tmp_path, **ES)
