@@ -12,6 +12,7 @@ size, which the ``rank-16`` row shows; the GA sends its genomes).
 
 from __future__ import annotations
 
+import os
 import statistics
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def _config(population: int, tiny: bool, over: list[str]):
     return load_study(BEST_STUDY, sets)
 
 
-def _loop(cfg, actors: int, threads: int):
+def _loop(cfg, actors: int, threads: int, address: str | None):
     """(Evolution, pool or None) for ``cfg`` on ``actors`` actors (0: this process) at ``threads`` each."""
     import torch
 
@@ -42,7 +43,7 @@ def _loop(cfg, actors: int, threads: int):
     torch.set_num_threads(threads)
     task = build_task(task_spec(cfg))
     # num_cpus 0: the rows take turns, so idle actors of the other rows hold memory, not cores
-    pool = RayPool(resolved(cfg), actors, threads, num_cpus=0) if actors else None
+    pool = RayPool(resolved(cfg), actors, threads, address, num_cpus=0) if actors else None
     evo = Evolution(loop_params(cfg), None, task.seed_genome(), pool or task.evaluate, task.validate, seed=cfg.seed,
                     observers=[pool] if pool else [], strategy=strategy_factory(cfg, task.layout))
     return evo, pool, task
@@ -52,8 +53,9 @@ def run_actors(actors=(1, 2), population: int = 32, generations: int = 6, thread
                log=print) -> list[dict]:
     """Rows: one process at ``threads``; each actor count n at max(1, threads // n) threads per actor; the
     ES at rank 16 on 2 actors (bytes only matter there); the GA on 2 actors."""
-    import ray
     import torch
+
+    from orchestrator.ray_driver import LocalCluster
 
     if tiny:
         population, generations = 4, 3
@@ -63,14 +65,14 @@ def run_actors(actors=(1, 2), population: int = 32, generations: int = 6, thread
               ("ray-2 ga", 2, max(1, threads // 2), ["evolution.strategy=ga", "evolution.tournament_size=2",
                                                      "evolution.elitism=1"])]
     rows, runs = [], []
-    started = not ray.is_initialized()
-    for name, n, t, over in specs:
-        cfg = _config(population, tiny, over)
-        evo, pool, task = _loop(cfg, n, t)
-        runs.append({"name": name, "actors": n, "threads": t, "evo": evo, "pool": pool, "times": [], "bytes": [],
-                     "genes": task.layout.size})
-        log(f"built {name}")
+    cluster = LocalCluster(os.cpu_count() or 1)  # one head for every row's actors (each row its own driver)
     try:
+        for name, n, t, over in specs:
+            cfg = _config(population, tiny, over)
+            evo, pool, task = _loop(cfg, n, t, cluster.address)
+            runs.append({"name": name, "actors": n, "threads": t, "evo": evo, "pool": pool, "times": [],
+                         "bytes": [], "genes": task.layout.size})
+            log(f"built {name}")
         for gen in range(generations):
             for r in runs:  # one generation of each row in turn
                 torch.set_num_threads(r["threads"])
@@ -83,8 +85,7 @@ def run_actors(actors=(1, 2), population: int = 32, generations: int = 6, thread
         for r in runs:
             if r["pool"] is not None:
                 r["pool"].close()
-        if started:
-            ray.shutdown()
+        cluster.stop()
     base = statistics.median(runs[0]["times"])
     for r in runs:
         med = statistics.median(r["times"])

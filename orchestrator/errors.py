@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from evolution.errors import EvoloraError
 
-__all__ = ["TrackingUnavailable", "TrialPruned", "TrialFenced", "ClusterLost"]
+__all__ = ["TrackingUnavailable", "TrialPruned", "TrialFenced", "ClusterLost", "ActorFailed"]
 
 
 class TrackingUnavailable(EvoloraError):
@@ -25,8 +25,12 @@ class TrialFenced(EvoloraError):
     checkpoint); this process must stop writing to the trial's checkpoint and MLflow run at once."""
 
 
-
 class ClusterLost(EvoloraError):
     """The Ray actors scoring a trial's populations kept dying (more than ``ray.retries`` replacements within
-    one generation) or the cluster could not be reached: the trial fails with this message, the sweep goes on,
-    and a retry resumes from the last checkpoint."""
+    one generation), or the cluster went away (its driver process ended): the trial fails with this message and
+    the sweep goes on with its next trial. What completed is in the trial's checkpoint and MLflow run."""
+
+
+class ActorFailed(EvoloraError):
+    """Scoring raised inside a Ray actor (a fitness term's error, say): the trial fails with the actor's error
+    type and message, as it would have in one process."""

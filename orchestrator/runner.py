@@ -163,8 +163,9 @@ class Trial:
         self.tracker: MlflowTracker | None = None
         self.pool = None  # the Ray actors scoring the populations (ray.actors ≥ 1), started last
         if cfg.ray.actors:
-            from .ray_pool import RayPool
+            from .ray_pool import RayPool, check_terms_reach_actors
 
+            check_terms_reach_actors(cfg)
             r = cfg.ray
             self.pool = RayPool(self.conf, r.actors, r.threads or cfg.model.threads or 1, r.address, r.num_gpus,
                                 r.retries)

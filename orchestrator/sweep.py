@@ -276,10 +276,12 @@ def check_data(cfg) -> None:
 def run_sweep(ctx: SweepContext) -> optuna.Study:
     procs: list = []
     check_data(ctx.cfg)  # bad data: exit 2 before the study, its parent run or a checkpoint exist
-    if ctx.cfg.ray.actors and ctx.cfg.ray.address is not None:
-        from .ray_pool import check_ray
+    if ctx.cfg.ray.actors:
+        from .ray_driver import check_ray
+        from .ray_pool import check_terms_reach_actors
 
-        check_ray(ctx.cfg)  # an unreachable cluster: exit 2 as well
+        check_terms_reach_actors(ctx.cfg)  # terms actors cannot load, an unreachable cluster: exit 2 as well
+        check_ray(ctx.cfg)
     study = open_study(ctx)
     ctx.parent_run_id = parent_run(ctx, study)
     status = "FINISHED"

@@ -1,6 +1,6 @@
 """The resolved study config → what the packages build from: the task's :class:`fitness.TaskSpec`, the
 loop's parameters, the search strategy. Shared by a trial (:mod:`.runner`), its Ray actors
-(:mod:`.ray_pool`) and the benchmarks, so that each builds the same things from the same config."""
+(:mod:`.ray_actor`) and the benchmarks, so that each builds the same things from the same config."""
 
 from __future__ import annotations
 

@@ -27,21 +27,31 @@ GA = {"evolution__population": 5, "evolution__generations": 3, "model__threads":
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """One local Ray for the module; its workers see the tiny LFM2's cache and the offline hub."""
-    import ray  # installed by the README's setup: a missing ray fails here, it never skips
+def ray_env(tmp_path_factory):
+    """The environment every trial's Ray driver (and so its actors) inherits: the tiny LFM2's cache, the offline
+    hub (conftest), and a GCS reconnect window of 10 s instead of 60 (how long a driver waits for a cluster that
+    went away before Ray ends it)."""
+    import ray  # noqa: F401 - installed by the README's setup: a missing ray fails here, it never skips
 
     cache = tmp_path_factory.mktemp("cache")
-    before = os.environ.get("EVOLORA_CACHE")
-    os.environ["EVOLORA_CACHE"] = str(cache)
-    ray.init(num_cpus=2 * THREADS, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "EVOLORA_CACHE": str(cache)}})
-    yield ray
-    ray.shutdown()
-    if before is None:
-        os.environ.pop("EVOLORA_CACHE", None)
-    else:
-        os.environ["EVOLORA_CACHE"] = before
+    over = {"EVOLORA_CACHE": str(cache), "RAY_gcs_rpc_server_reconnect_timeout_s": "10"}
+    before = {k: os.environ.get(k) for k in over}
+    os.environ.update(over)
+    yield
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_env):
+    """A Ray head on this machine (`ray start --head`) that the module's trials share by address."""
+    from orchestrator.ray_driver import LocalCluster
+
+    with LocalCluster(2 * THREADS) as c:
+        yield c.address
 
 
 def _trial(tmp_path, study: dict, name: str, actors: int, observers=(), **ray_over):
@@ -81,10 +91,11 @@ def _lineage(path) -> list[dict]:
 
 
 @pytest.mark.parametrize("kind", ["es", "ga"])
-def test_two_actors_give_the_single_process_result_to_the_last_bit(tmp_path, ray_cluster, kind):
+def test_two_actors_give_the_single_process_result_to_the_last_bit(tmp_path, ray_env, cluster, kind):
+    """The ES on a local Ray the trial starts itself (ray.address null), the GA on a cluster by address."""
     study = tiny_study(tmp_path, **(ES if kind == "es" else GA))
     one, loop1, lin1, _ = _trial(tmp_path, study, "one", 0)
-    two, loop2, lin2, _ = _trial(tmp_path, study, "two", 2)
+    two, loop2, lin2, _ = _trial(tmp_path, study, "two", 2, **({} if kind == "es" else {"address": cluster}))
     assert one.result.champion.tobytes() == two.result.champion.tobytes()
     assert one.result.champion_val == two.result.champion_val
     _same_loop(loop1, loop2)
@@ -116,11 +127,11 @@ class KillOne(Observer):
             threading.Thread(target=kill, daemon=True).start()
 
 
-def test_an_actor_killed_mid_run_is_replaced_and_changes_nothing(tmp_path, ray_cluster):
+def test_an_actor_killed_mid_run_is_replaced_and_changes_nothing(tmp_path, cluster):
     study = tiny_study(tmp_path, **{**ES, "evolution__generations": 5})
     one, loop1, lin1, _ = _trial(tmp_path, study, "one", 0)
     killer = KillOne(at=1)
-    two, loop2, lin2, _ = _trial(tmp_path, study, "two", 2, observers=[killer])
+    two, loop2, lin2, _ = _trial(tmp_path, study, "two", 2, observers=[killer], address=cluster)
     assert killer.killed
     assert loop2["logbook"][-1]["ray_replaced"] >= 1
     assert one.result.champion.tobytes() == two.result.champion.tobytes()
@@ -129,7 +140,7 @@ def test_an_actor_killed_mid_run_is_replaced_and_changes_nothing(tmp_path, ray_c
     assert len(evals) == len({e["id"] for e in evals}) == 5 * 7  # every member scored once, none twice
 
 
-def test_a_run_resumes_on_another_number_of_actors(tmp_path, ray_cluster):
+def test_a_run_resumes_on_another_number_of_actors(tmp_path, cluster):
     from orchestrator.runner import RunSettings, Trial
     from orchestrator.studyfile import parse_study
 
@@ -141,17 +152,19 @@ def test_a_run_resumes_on_another_number_of_actors(tmp_path, ray_cluster):
     study = tiny_study(tmp_path, **ES)
     one, loop1, _, _ = _trial(tmp_path, study, "one", 0)
     ck = tmp_path / "resumed" / "trial.npz"
-    first = Trial(parse_study({**study, "ray": {"actors": 2}}), RunSettings(track=False, progress=False, checkpoint=ck))
+    first = Trial(parse_study({**study, "ray": {"actors": 2, "address": cluster}}),
+                  RunSettings(track=False, progress=False, checkpoint=ck))
     with pytest.raises(KeyboardInterrupt):
         first.run(observers=[CtrlC()])
     assert load_checkpoint_file(ck)["loop"]["gen"] == 1
-    again = Trial(parse_study({**study, "ray": {"actors": 1}}), RunSettings(track=False, progress=False, checkpoint=ck))
+    again = Trial(parse_study({**study, "ray": {"actors": 1, "address": cluster}}),
+                  RunSettings(track=False, progress=False, checkpoint=ck))
     out = again.run()
     assert out.result.champion.tobytes() == one.result.champion.tobytes()
     _same_loop(loop1, load_checkpoint_file(ck)["loop"])
 
 
-def test_the_tiny_lfm2_es_on_two_actors_matches_one_process(tmp_path, ray_cluster):
+def test_the_tiny_lfm2_es_on_two_actors_matches_one_process(tmp_path, ray_env):
     study = {
         "name": "lfm2-ray", "seed": 4, "model": {"base": "lfm2-tiny", "kind": "causal", "threads": THREADS},
         "lora": {"rank": 2, "alpha": 4, "blocks": {"attention": {"modules": ["q_proj", "v_proj"]},
@@ -185,3 +198,135 @@ def test_a_bad_or_unreachable_cluster_address_exits_2_naming_the_field_and_write
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "ray.address" in proc.stderr and value in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_sweep_of_ray_trials_logs_each_generations_actors_and_bytes(tmp_path, cluster):
+    """Two trials of a sweep, each its own actors on a shared cluster: both complete, and every generation's
+    wall time, actors and bytes sent are in its MLflow run's metrics."""
+    import evolora
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    study = tiny_study(tmp_path, **ES, name="ray-sweep", ray={"actors": 2, "address": cluster},
+                       search={"evolution.es.sigma": {"type": "float", "low": 0.03, "high": 0.06}},
+                       sweep={"pruner": "none", "sampler": "random"})
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(study))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    evolora.sweep(path, n_trials=2, progress=False, storage=str(tmp_path / "journal.log"), tracking_uri=uri,
+                  checkpoint_dir=str(tmp_path / "checkpoints"))
+    trials = optuna.load_study(study_name="ray-sweep", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log")))).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    client = MlflowClient(uri)
+    runs = [r for r in client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+            if r.data.tags.get("mlflow.parentRunId")]
+    assert len(runs) == 2
+    genome_bytes = None
+    for r in runs:
+        assert r.data.tags["evolora.ray_actors"] == "2"
+        for key in ("ray_actors", "ray_bytes_per_genome", "ray_bytes_sent", "gen_s"):
+            hist = client.get_metric_history(r.info.run_id, key)
+            assert len(hist) == ES["evolution__generations"], key  # one per generation
+        assert {m.value for m in client.get_metric_history(r.info.run_id, "ray_actors")} == {2.0}
+        per_genome = [m.value for m in sorted(client.get_metric_history(r.info.run_id, "ray_bytes_per_genome"),
+                                              key=lambda m: m.step)]
+        genome_bytes = 4 * int(r.data.tags["evolora.genome_size"])
+        assert per_genome[0] > max(per_genome[1:]) and max(per_genome[1:]) < genome_bytes / 20
+
+
+def test_a_cluster_that_goes_away_fails_the_trial_and_the_sweep_goes_on(tmp_path, ray_env, monkeypatch):
+    """`ray.address: auto` (RAY_ADDRESS names the cluster): the first trial's cluster is killed while it runs —
+    that trial fails saying the cluster went away, the sweep's process lives on, and the next trials run on the
+    cluster RAY_ADDRESS names by then."""
+    import evolora
+    import optuna
+
+    from orchestrator.ray_driver import LocalCluster
+    from orchestrator.storage import ATTR
+
+    first, second = LocalCluster(2 * THREADS), LocalCluster(2 * THREADS)
+    monkeypatch.setenv("RAY_ADDRESS", first.address)
+    ck = tmp_path / "checkpoints" / "ray-gone" / "trial-0.npz"
+
+    def kill_when_trial_0_runs():
+        while not ck.exists():
+            threading.Event().wait(0.1)
+        os.environ["RAY_ADDRESS"] = second.address  # read by the next trial's driver when it starts
+        first.stop()
+
+    killer = threading.Thread(target=kill_when_trial_0_runs, daemon=True)
+    killer.start()
+    study = tiny_study(tmp_path, **{**ES, "evolution__generations": 12}, name="ray-gone",
+                       ray={"actors": 2, "address": "auto"},
+                       search={"evolution.es.sigma": {"type": "float", "low": 0.03, "high": 0.06}},
+                       sweep={"pruner": "none", "sampler": "random"})
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(study))
+    try:
+        evolora.sweep(path, n_trials=2, progress=False, storage=str(tmp_path / "journal.log"),
+                      tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", checkpoint_dir=str(tmp_path / "checkpoints"))
+    finally:
+        killer.join(timeout=5)
+        first.stop()
+        second.stop()
+    trials = optuna.load_study(study_name="ray-gone", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log")))).get_trials()
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    failure = trials[0].user_attrs[ATTR + "failure"]
+    assert failure.startswith("ClusterLost: ") and "Ray cluster went away" in failure
+    assert [t.state for t in trials[1:]] == [optuna.trial.TrialState.COMPLETE] * 2
+
+
+def test_a_scoring_that_raises_in_an_actor_fails_with_its_error(ray_env, tmp_path, cluster):
+    """A message the actor cannot read: the trial's error says what the actor raised."""
+    from orchestrator.config import resolved
+    from orchestrator.errors import ActorFailed
+    from orchestrator.ray_driver import RayDriver
+    from orchestrator.studyfile import parse_study
+
+    driver = RayDriver(resolved(parse_study(tiny_study(tmp_path, **ES))), 1, THREADS, cluster, 0.0, 1.0, 300.0)
+    try:
+        assert len(driver.pids) == 1 and driver.actor_pids() == driver.pids
+        driver.score(0, b"not a packed message")
+        with pytest.raises(ActorFailed, match="CheckpointError: not a packed state"):
+            driver.wait()
+    finally:
+        driver.close()
+    assert driver.proc.returncode == 0
+
+
+def test_a_term_registered_in_this_process_cannot_reach_actors(tmp_path, monkeypatch, capsys):
+    """Actors load fitness terms from installed packages (entry points); one registered by a script is refused
+    before anything is written, naming ray.actors and the term."""
+    import evolora
+    from fitness import FITNESS_TERMS
+
+    from ..conftest import run_cli_in
+
+    evolora.register_pair_metric("script_only", lambda cosines, score, **kw: float(np.mean(cosines)))
+    try:
+        study = tiny_study(tmp_path, fitness={"terms": [{"name": "script_only"}]}, ray={"actors": 2})
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump(study))
+        assert run_cli_in(tmp_path, ["run", str(path), "--no-progress"]) == 2
+    finally:
+        FITNESS_TERMS.unregister("script_only")
+    err = capsys.readouterr().err
+    assert "ray.actors" in err and "script_only" in err and "entry point" in err
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_missing_ray_package_exits_2_naming_the_field(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from ..conftest import run_cli_in
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(tiny_study(tmp_path, ray={"actors": 2})))
+    assert run_cli_in(tmp_path, ["run", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "ray.actors" in err and "needs the ray package" in err
+    assert not (tmp_path / "mlruns").exists()
