@@ -137,7 +137,11 @@ class RayDriver:
 
     def _lost(self):
         """The child ended: its cluster went away (or it was killed). ClusterLost with what its log says last."""
-        code = self.proc.wait()
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # the pipe broke while it lives: end it
+            self.proc.kill()
+            code = self.proc.wait()
         why = _last_words(Path(self._log.name))
         self.close()
         raise ClusterLost(f"the Ray cluster went away: its driver process ended (exit code {code})"
