@@ -170,7 +170,8 @@ def start_ray(address: str | None, num_cpus: float | None = None) -> None:
         _listening(address)
     try:
         if address is None:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)  # "local": never a cluster /tmp/ray last recorded
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
