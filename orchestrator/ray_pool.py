@@ -14,8 +14,9 @@ An actor returns its chunk's fitness values and terms and a digest of each genom
 checks each digest against its own genome, so a replica that drifted is caught (and sent the vectors)
 rather than trusted. An actor that dies is replaced and its chunk scored again by the new one; every
 member's score is taken once. The actors are reached through the trial's driver process
-(:mod:`orchestrator.ray_driver`), so a cluster that goes away fails the trial, never the process running it. Validation, checkpoints and the adapter stay with the driver, so a run resumes
-unchanged on any number of actors.
+(:mod:`orchestrator.ray_driver`), so a cluster that goes away fails the trial, never the process running it.
+Validation, checkpoints and the adapter stay with the driver, so a run resumes unchanged on any number of
+actors.
 """
 
 from __future__ import annotations
