@@ -44,6 +44,9 @@ def study(source: str | Path | dict | StudyConfig, overrides: Sequence[str] = ()
     from orchestrator.config import StudyConfig, resolved
     from orchestrator.studyfile import load_study, parse_study
 
+    if isinstance(overrides, (str, bytes)):  # list("a=1") would be three overrides of one character each
+        raise ConfigError("overrides", "expected a list of PATH=VALUE strings, got one string (write [...])",
+                          overrides)
     if isinstance(source, StudyConfig):
         return parse_study(resolved(source), Path(base_dir), list(overrides), seed) if overrides or seed is not None else source
     if isinstance(source, dict):
@@ -55,6 +58,9 @@ def run(source: str | Path | dict | StudyConfig, overrides: Sequence[str] = (), 
         tracking_uri: str | None = None, progress: bool = True, base_dir: str | Path = ".") -> RunOutcome:
     """Evolve one adapter, as ``evolora run`` does: one MLflow run (``tracking_uri``, default ./mlruns/).
     Returns the outcome: ``result`` (champion genome, validation), ``test``, ``run_id``, ``model_uri``."""
+    from orchestrator.preflight import check_tracking_uri
+
+    check_tracking_uri(tracking_uri, "tracking_uri")
     cfg = study(source, overrides, seed, base_dir)
     from orchestrator.runner import RunSettings, run_trial
 
@@ -68,8 +74,14 @@ def sweep(source: str | Path | dict | StudyConfig, n_trials: int, overrides: Seq
     """Tune the evolution over the study's ``search:``, as ``evolora sweep`` does; returns the Optuna study.
     With ``workers`` > 1 the workers are new processes: terms they need must be registered at import of the
     script (module level) or come from an installed package's entry point."""
+    from orchestrator.preflight import check_storage, check_timeout, check_tracking_uri, check_workers
+
     if n_trials < 1:
         raise ConfigError("n_trials", "must be ≥ 1", n_trials)
+    check_workers(workers, n_trials)
+    check_timeout(timeout)
+    check_storage(storage, "storage")
+    check_tracking_uri(tracking_uri, "tracking_uri")
     cfg = study(source, overrides, None, base_dir)
     from orchestrator.context import SweepContext
     from orchestrator.sweep import run_sweep

@@ -14,7 +14,7 @@ from .encoder import EncoderEvaluator
 from .lora import FlatLoRA, attach_lora
 from .models import load_base, pick_device
 from .packed import PackedUnsupported
-from .pairs import load_pairs
+from .pairs import load_pairs, score_range
 from .spec import TaskSpec, build_terms, check_lengths
 from .splits import load_splits
 from .tasks import PairTask
@@ -53,7 +53,10 @@ def load_data(spec: TaskSpec) -> tuple:
 def _pair_splits(spec: TaskSpec):
     load = functools.partial(load_pairs, fmt=spec.format, columns=spec.columns)
     train, dev = load_splits(spec, load)
-    return train, dev, load(spec.test_path, "data.test_path") if spec.test_path else None
+    test = load(spec.test_path, "data.test_path") if spec.test_path else None
+    scale = score_range([train, dev, *([test] if spec.score_range is not None and test is not None else [])],
+                        spec.score_range)  # the labels' scale: from the data, never assumed
+    return train.with_range(scale), dev.with_range(scale), test.with_range(scale) if test is not None else None
 
 
 def _text_splits(spec: TaskSpec):

@@ -20,7 +20,7 @@ import torch
 from evolution.errors import ConfigError
 
 from .batched import repeat_batch
-from .tables import Columns, detect_format, read_table
+from .tables import Columns, data_path, detect_format, read_table
 from .trunk import TrunkCache
 
 __all__ = ["TextExample", "EncodedTexts", "CausalEvaluator", "load_texts"]
@@ -51,9 +51,7 @@ def load_texts(path: str | Path, field: str, genre: str | None = None, prompt_wo
     leading space; sentences of ≤ N words are left out)."""
     from .lfm2 import sts_sentences
 
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(field, "data file not found", str(path))
+    p = data_path(path, field)
     fmt = detect_format(p) if fmt == "auto" else fmt
     if fmt == "stsb":
         texts = sts_sentences(p, genre)

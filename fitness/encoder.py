@@ -135,7 +135,7 @@ class EncoderEvaluator:
             key=h, sentences=sentences, batches=batches, n_sentences=len(sentences),
             i1=torch.tensor([pos[s] for s in pairs.s1], device=self.device),
             i2=torch.tensor([pos[s] for s in pairs.s2], device=self.device),
-            gold=np.asarray(pairs.gold, dtype=np.float64),
+            gold=pairs.gold,  # read-only (Pairs): what terms get cannot change the stored labels
             packed=PackedBatches.from_masks([b.inputs["attention_mask"] for b in batches]) if self.packed else None,
             pairs=pairs,
         )

@@ -34,7 +34,7 @@ def cache_dir() -> Path:
 def sts_sentences(path: Path = PACKAGED_STSB / "sts-train.csv", genre: str | None = None) -> list[str]:
     """Unique sentences of an STS-B file, optionally of one genre (main-captions, main-news, main-forums)."""
     out: dict[str, None] = {}
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is not part of the first genre
         for row in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
             if genre is None or row[0] == genre:
                 out.setdefault(row[5].strip())

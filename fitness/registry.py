@@ -8,7 +8,9 @@ them as the validation metric. The registry of fitness terms, with the user's ow
 from __future__ import annotations
 
 import abc
+import contextlib
 import re
+import sys
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Callable, Generic, TypeVar
 
@@ -75,8 +77,9 @@ class Registry(Generic[T]):
     def _load(self, ep: EntryPoint) -> T:
         origin = f"entry point {ep.value}" + (f" ({ep.dist.name} {ep.dist.version})" if ep.dist else "")
         try:
-            obj = ep.load()
-        except Exception as e:  # the user's package failed to import: say which, and why
+            with contextlib.redirect_stdout(sys.stderr):  # what a package prints at import is not our output
+                obj = ep.load()
+        except (Exception, SystemExit) as e:  # the user's package failed to import (or exited): say which, and why
             raise RegistryError(f"{self.kind} {ep.name!r} ({origin}) failed to load: {type(e).__name__}: {e}") from None
         self.add(ep.name, self.adapt(ep.name, obj, origin) if self.adapt else obj, origin)
         return self._items[ep.name]

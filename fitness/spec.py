@@ -93,6 +93,7 @@ class TaskSpec:
     objectives: tuple = ()  # (name, params): terms scored on validation for a Pareto sweep's champion
     format: str = "auto"  # every data file's format (fitness.tables.FORMATS; auto: by its name and shape)
     columns: Columns = Columns()  # which data column holds what
+    score_range: tuple[float, float] | None = None  # pairs: the labels' scale (None: STS-B's, else the data's own)
 
     def __post_init__(self) -> None:
         check_genome(self.genome, self.init, self.rank, self.a_subspace, self.b_subspace)

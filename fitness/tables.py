@@ -16,7 +16,7 @@ from typing import Any
 
 from evolution.errors import ConfigError
 
-__all__ = ["FORMATS", "Columns", "Table", "read_table", "detect_format"]
+__all__ = ["FORMATS", "ENCODING", "Columns", "Table", "read_table", "detect_format", "data_path", "check_text"]
 
 FORMATS = ("auto", "stsb", "csv", "tsv", "jsonl", "parquet", "hf")
 _SUFFIX = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
@@ -83,6 +83,39 @@ class Table:
         return x
 
 
+ENCODING = "utf-8-sig"  # UTF-8, with or without the byte-order mark Excel writes at the start of a CSV
+
+
+def data_path(path: str | Path, field: str) -> Path:
+    """``path`` as a data file or directory that exists and can be read to its end: a FIFO, a device or a
+    socket (read forever, or never) is refused at once, naming ``field``."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(field, "data file not found", str(path))
+    if not (p.is_file() or p.is_dir()):
+        raise ConfigError(field, "is not a regular file or directory (a FIFO, device or socket cannot be read as "
+                          "data)", str(path))
+    return p
+
+
+def check_text(value: Any, field: str, where: str) -> None:
+    """Every string in ``value`` (a JSON record: keys, values, nested) is text UTF-8 can write: a lone
+    surrogate (``"\\ud800"`` in JSON) would fail deep inside a tokenizer, or in a log, much later."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ConfigError(field, f"{where}: holds a lone surrogate (U+{ord(value[e.start]):04X} at character "
+                              f"{e.start}), not text", value[:80].encode("utf-8", "backslashreplace").decode()) from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, field, where)
+            check_text(v, field, where)
+    elif isinstance(value, list):
+        for v in value:
+            check_text(v, field, where)
+
+
 def detect_format(path: Path) -> str:
     """A directory → ``hf``; by suffix otherwise; a ``.csv``/``.tsv`` file shaped like STS-B (no header,
     tab-separated, ≥ 7 columns, a number in column 5) → ``stsb``."""
@@ -91,7 +124,7 @@ def detect_format(path: Path) -> str:
     fmt = _SUFFIX.get(path.suffix.lower())
     if fmt in ("csv", "tsv", None):
         try:
-            with path.open(encoding="utf-8", newline="") as fh:
+            with path.open(encoding=ENCODING, newline="") as fh:
                 first = fh.readline().rstrip("\r\n").split("\t")
         except (UnicodeDecodeError, OSError):
             first = []
@@ -109,9 +142,7 @@ def detect_format(path: Path) -> str:
 
 def read_table(path: str | Path, field: str, fmt: str = "auto") -> Table:
     """The rows of a CSV / TSV (header row), JSON lines / JSON list, Parquet or ``save_to_disk`` file."""
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(field, "data file not found", str(path))
+    p = data_path(path, field)
     fmt = detect_format(p) if fmt == "auto" else fmt
     if fmt == "stsb":
         raise ValueError("STS-B files are read by fitness.pairs.load_sts")
@@ -129,8 +160,10 @@ def read_table(path: str | Path, field: str, fmt: str = "auto") -> Table:
 
 def _delimited(p: Path, field: str, fmt: str) -> Table:
     rows, lines = [], []
-    with p.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t" if fmt == "tsv" else ",")
+    with p.open(encoding=ENCODING, newline="") as fh:
+        # TSV as TSV: a tab separates, a line ends a row, and quotes are characters (no quoting)
+        reader = (csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if fmt == "tsv"
+                  else csv.DictReader(fh, delimiter=","))
         try:
             header = list(reader.fieldnames or [])
             for row in reader:
@@ -150,7 +183,7 @@ def _delimited(p: Path, field: str, fmt: str) -> Table:
 
 
 def _jsonl(p: Path, field: str, fmt: str) -> Table:
-    text = p.read_text(encoding="utf-8")
+    text = p.read_text(encoding=ENCODING)
     if text.lstrip().startswith("["):  # a JSON list of records
         try:
             records = json.loads(text)
@@ -159,7 +192,9 @@ def _jsonl(p: Path, field: str, fmt: str) -> Table:
         lines = None
     else:
         records, lines = [], []
-        for i, line in enumerate(text.splitlines(), 1):
+        # lines end at \n only: U+2028 and the other separators str.splitlines() knows are text inside a string
+        for i, line in enumerate(text.split("\n"), 1):
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             try:
@@ -168,9 +203,10 @@ def _jsonl(p: Path, field: str, fmt: str) -> Table:
                 raise ConfigError(field, f"{p}: line {i} is not a JSON object", line[:80]) from None
             lines.append(i)
     for i, r in enumerate(records):
+        where = f"line {lines[i]}" if lines else f"item {i + 1}"
         if not isinstance(r, dict):
-            where = f"line {lines[i]}" if lines else f"item {i + 1}"
             raise ConfigError(field, f"{p}: {where} is not a JSON object", r if not isinstance(r, str) else r[:80])
+        check_text(r, field, f"{p}: {where}")
     header = list(dict.fromkeys(k for r in records for k in r))
     return Table(p, field, "jsonl", header, records, lines)
 

@@ -4,6 +4,7 @@ evolution loop needs (``evaluate(genomes, gen)`` and ``validate(genome)``)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from typing import Sequence
 
@@ -48,6 +49,7 @@ class Task:
         self._seed_genome = self.genome.seed()  # exactly the base model (B = 0)
         self.terms, self.val_term, self.objective_terms, self.guard_terms = terms
         self._base_guards: dict[str, float] | None = None
+        self._base_validation: float | Validation | None = None  # the seed genome's, once computed
         self.train = train
         if spec.init == "eva":  # the options' rules: fitness.spec.check_genome (a TaskSpec is checked when made)
             batches = self._eva_batches(self._eva_items())
@@ -192,7 +194,18 @@ class Task:
 
     def validate(self, genome: np.ndarray) -> float | Validation:
         """The validation metric of ``genome`` on the validation split; in a budgeted study (``spec.budget``)
-        with its guards from the same outputs, and whether they stay within budget."""
+        with its guards from the same outputs, and whether they stay within budget. The base model's (the
+        seed genome's) is computed once."""
+        genome = np.asarray(genome)
+        seed = genome.shape == self._seed_genome.shape and np.array_equal(genome, self._seed_genome)
+        if seed and self._base_validation is not None:
+            return self._base_validation
+        value = self._validate(genome)
+        if seed:
+            self._base_validation = value
+        return value
+
+    def _validate(self, genome: np.ndarray) -> float | Validation:
         base = self.base_guards() if self.guard_terms else None
         self.write(genome)
         out = self._outputs(self.dev)
@@ -291,6 +304,14 @@ class Task:
 
     def _records(self, items) -> list[dict]:
         raise NotImplementedError
+
+    def validation_measure(self) -> str:
+        """What a validation value was measured with — the metric, its params and the validation examples
+        themselves — as a short digest: two values compare only when their measures are equal."""
+        what = {"metric": self.spec.validation, "params": self.spec.validation_params,
+                "examples": self._records(self.val_items)}
+        text = json.dumps(what, sort_keys=True, ensure_ascii=False, default=str)
+        return f"{self.spec.validation}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
     def save_adapter(self, genome: np.ndarray, out) -> None:
         self.flat.save_adapter(self.genome.expand(np.asarray(genome)), out, HUB_IDS.get(self.spec.base))

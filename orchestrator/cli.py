@@ -20,13 +20,22 @@ __all__ = ["main", "build_parser"]
 
 def _cmd_run(args) -> int:
     from .progress import guard_text, source_gains_text
-    from .studyfile import load_study
+    from .studyfile import load_study, validation_source
 
     cfg = load_study(args.study, args.overrides, args.seed)  # before torch, transformers and mlflow load
+    from .preflight import check_experiment, check_locations, check_model_name
     from .runner import RunSettings, run_trial
     from .tracking import default_tracking_uri
 
-    outcome = run_trial(cfg, RunSettings(tracking_uri=args.tracking_uri, progress=not args.no_progress))
+    check_model_name(args.register)
+    uri = args.tracking_uri or default_tracking_uri()
+    check_locations(uri)
+    check_experiment(uri, cfg.mlflow.experiment)
+
+    print(validation_source(cfg), flush=True)
+    checkpoint = _resumed_checkpoint(args, cfg) if args.resume else None
+    outcome = run_trial(cfg, RunSettings(tracking_uri=args.tracking_uri, progress=not args.no_progress,
+                                         checkpoint=checkpoint, own_checkpoint=checkpoint is not None))
     r = outcome.result
     print(f"run_id: {outcome.run_id}")
     print(f"validation ({cfg.validation.metric}): base {r.base_val:.5f} -> champion {r.champion_val:.5f} "
@@ -53,12 +62,39 @@ def _cmd_run(args) -> int:
 
         name = args.register or registered_name(cfg)
         tags = {"run": outcome.run_id, "study": cfg.name, **outcome.version_tags()}
-        version, moved = register_champion(args.tracking_uri or default_tracking_uri(), name, outcome.model_uri,
-                                           outcome.run_id, r.champion_val, tags=tags, force=True)
-        print(f"registered: models:/{name}/{version}" + (f" (alias champion → models:/{name}@champion)" if moved
-              else " (the current champion is better on validation; alias unchanged)"))
+        reg = register_champion(args.tracking_uri or default_tracking_uri(), name, outcome.model_uri,
+                                outcome.run_id, r.champion_val, tags=tags, force=True, measure=outcome.measure)
+        print(f"registered: models:/{name}/{reg.version}" + (f" (alias champion → models:/{name}@champion)" if reg.moved
+              else f" (alias unchanged: {reg.why})"))
     print(f"export: evolora export --run-id {outcome.run_id} --out adapters/{cfg.name}-{outcome.run_id[:8]}")
     return 0
+
+
+def _resumed_checkpoint(args, cfg):
+    """``--resume RUN_ID``: the run's checkpoint (its tag), checked to be this study's, before anything runs."""
+    from pathlib import Path
+
+    from evolution.checkpoint import CheckpointError
+
+    from .config import resolved
+    from .runner import CHECKPOINT_TAG, checkpoint_identity, load_checkpoint
+    from .tracking import find_run
+
+    uri = _reading_tracking_uri(args)
+    run = find_run(uri, args.resume)
+    if run is None:
+        raise ConfigError("--resume", f"no such run in {uri}", args.resume)
+    if run.info.status == "FINISHED":
+        raise ConfigError("--resume", "that run finished: there is nothing to resume", args.resume)
+    path = run.data.tags.get(CHECKPOINT_TAG)
+    if not path or not Path(path).is_file():
+        raise ConfigError("--resume", f"that run left no checkpoint ({path or 'none recorded'})", args.resume)
+    try:
+        load_checkpoint(Path(path), checkpoint_identity(resolved(cfg)))
+    except CheckpointError as e:
+        raise ConfigError("--resume", f"{e} (resume with the study and --set values the run was started with)",
+                          args.resume) from None
+    return Path(path)
 
 
 def _study_name(arg: str) -> str:
@@ -112,11 +148,17 @@ def _cmd_export(args) -> int:
 def _cmd_sweep(args) -> int:
     from .studyfile import load_study
 
+    from .preflight import check_experiment, check_locations, check_timeout, check_workers
+
     if args.n_trials < 1:
         raise ConfigError("--n-trials", "must be ≥ 1", args.n_trials)
-    if args.workers < 1:
-        raise ConfigError("--workers", "must be ≥ 1", args.workers)
+    check_workers(args.workers, args.n_trials)
+    check_timeout(args.timeout)
     cfg = load_study(args.study, args.overrides, args.seed)  # before torch, transformers and mlflow load
+    from .tracking import default_tracking_uri
+
+    check_locations(args.tracking_uri or default_tracking_uri(), args.checkpoint_dir)
+    check_experiment(args.tracking_uri or default_tracking_uri(), cfg.mlflow.experiment)
     from optuna.trial import TrialState
 
     from .context import SweepContext
@@ -230,14 +272,57 @@ def _cmd_ui(args) -> int:
     return run_ui(args.tracking_uri, args.storage, args.host, args.port, args.dashboard_port)
 
 
-def _check_tracking_uri(uri: str | None) -> None:
-    """A tracking URI names its scheme (sqlite:///abs/path/mlflow.db, http://host:5000, postgresql://…): a
-    plain path would make MLflow open a file store it refuses, after the work."""
-    import re
+def _check_args(args) -> None:
+    """The stores and numbers a command line names, before anything loads."""
+    from .preflight import check_ports, check_storage, check_tracking_uri
 
-    if uri is not None and not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", uri):
-        raise ConfigError("--tracking-uri", "a URI with a scheme (sqlite:///ABS/PATH/mlflow.db, http://HOST:PORT), "
-                          "not a path", uri)
+    check_tracking_uri(getattr(args, "tracking_uri", None))
+    check_storage(getattr(args, "storage", None))
+    if args.command == "ui":
+        check_ports(port=args.port, dashboard_port=args.dashboard_port)
+
+
+class _PipeSafe:
+    """Standard output that a reader may close (``evolora run … | head``): once the pipe is gone the rest of
+    the output goes nowhere and the command goes on — the work it reports on is not undone by a reader
+    that stopped reading."""
+
+    def __init__(self, stream) -> None:
+        self._stream, self._gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone = True
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _closed_pipe_is_fine(handler, args) -> int:
+    stdout = safe = sys.stdout
+    if not isinstance(stdout, _PipeSafe):
+        sys.stdout = safe = _PipeSafe(stdout)
+    try:
+        return handler(args)
+    finally:
+        safe.flush()
+        sys.stdout = stdout
+        if safe._gone:  # Python's own flush at exit would report the closed pipe: point the descriptor nowhere
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+            except (OSError, ValueError):
+                pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,8 +336,8 @@ def main(argv: list[str] | None = None) -> int:
                "studies": _cmd_studies, "ui": _cmd_ui, "bench": _cmd_bench, "lineage": _cmd_lineage,
                "terms": _cmd_terms, "schema": _cmd_schema}[args.command]
     try:
-        _check_tracking_uri(getattr(args, "tracking_uri", None))
-        return handler(args)
+        _check_args(args)
+        return _closed_pipe_is_fine(handler, args)
     except ConfigError as e:
         print(f"evolora: error: {e}", file=sys.stderr)
         return 2

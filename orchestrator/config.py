@@ -131,8 +131,9 @@ class DataConfig(Strict):
 
     train_path: str = Field(str(PACKAGED_STSB / "sts-train.csv"), description="fitness data (STS-B, CSV, TSV, JSON "
                             "lines, Parquet or a datasets save_to_disk directory); relative to the study file")
-    dev_path: str | None = Field(None, description="validation data (any data.format); default: "
-                                 "the packaged sts-dev, unless val_fraction draws validation from train")
+    dev_path: str | None = Field(None, description="validation data (any data.format). Default: the packaged "
+                                 "sts-dev when train_path is the packaged sts-train; for your own train data, "
+                                 "val_fraction 0.1 of it (never a packaged file)")
     format: Literal["auto", "stsb", "csv", "tsv", "jsonl", "parquet", "hf"] = Field(
         "auto", description="format of every data file: auto = by each file's name (.csv, .tsv, .jsonl/.json, "
         ".parquet; a directory is a datasets save_to_disk one) and, for .csv/.tsv, its shape (no header, "
@@ -160,12 +161,18 @@ class DataConfig(Strict):
                                      "become its prompt and the rest its target (generation rewards need prompts); "
                                      "sentences of ≤ N words are left out. null: the whole sentence is the target")
     reference_path: str | None = Field(None, description="causal: texts for kl_to_base (default: fitness texts)")
+    score_range: list[float] | None = Field(None, min_length=2, max_length=2, description="pairs: [lowest, highest] "
+                                            "score of the labels' scale, e.g. [0, 1] or [0, 100] (terms that rescale "
+                                            "labels read it; every label must lie within it). null: [0, 5] for STS-B "
+                                            "files, else the lowest and highest label of train and validation")
 
     @model_validator(mode="after")
     def _check(self):
         if self.val_fraction is not None and self.dev_path is not None:
             raise ConfigError("data.val_fraction", "validation comes either from dev_path or from train by "
                               f"val_fraction, not both (dev_path is {self.dev_path}; set it to null)", self.val_fraction)
+        if self.score_range is not None and not self.score_range[0] < self.score_range[1]:
+            raise ConfigError("data.score_range", "must be [lowest, highest] with lowest < highest", self.score_range)
         if self.val_sources is not None and self.val_fraction is None:
             raise ConfigError("data.val_sources", "holds sources of train out as validation: it needs "
                               "data.val_fraction (validation drawn from train)", self.val_sources)

@@ -29,6 +29,7 @@ class SweepContext:
     checkpoint_dir: str | None = None
     progress: bool = True
     parent_run_id: str | None = None  # set by run_sweep
+    study_uid: str = ""  # the Optuna study's own id (set by open_study): a checkpoint belongs to one study
     # torch threads of the process that starts the sweep, read once: a trial sets its own pinned count, which
     # must not become the next trial's
     own_threads: int = field(default_factory=_torch_threads_now)
@@ -43,4 +44,11 @@ class SweepContext:
 
     def checkpoint(self, root: int) -> Path:
         base = Path(self.checkpoint_dir) if self.checkpoint_dir else Path.cwd() / "mlruns" / "checkpoints"
-        return base / self.cfg.name / f"trial-{root}.npz"
+        study = base / self.cfg.name
+        return (study / self.study_uid if self.study_uid else study) / f"trial-{root}.npz"
+
+    @property
+    def checkpoint_owner(self) -> dict:
+        """What a trial's checkpoint is written for besides its config: this study, not another one of the same
+        name (a new storage, a deleted and recreated study) that shares the checkpoint directory."""
+        return {"study": self.cfg.name, "study_uid": self.study_uid}

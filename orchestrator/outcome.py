@@ -38,6 +38,7 @@ class RunOutcome:
     objectives: dict[str, dict[str, float]] | None = None  # sweep.objectives: {metric: {champion, base}}, validation
     val_by_source: dict[str, dict[str, Any]] | None = None  # {source: {pairs, base, champion, gain}} on validation
     excluded: list[dict[str, Any]] | None = None  # budgeted study: validated genomes out of budget (gen, id, value, why)
+    measure: str | None = None  # what the validation values were measured with (fitness Task.validation_measure)
 
     def version_tags(self) -> dict[str, float]:
         """The figures a registered model version carries: validation gain, and test when there is one."""

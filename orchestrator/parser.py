@@ -36,6 +36,9 @@ def _add_run(sub) -> None:
     p.add_argument("--register", nargs="?", const="", default=None, metavar="NAME",
                    help="register the champion in the MLflow Model Registry as a version of NAME (default: the "
                    "study name); the alias `champion` moves to it if it beats the current one on validation")
+    p.add_argument("--resume", default=None, metavar="RUN_ID", help="continue a stopped run (Ctrl-C, SIGTERM, a "
+                   "failing term) from its last checkpoint, in the same MLflow run; give the same study and --set "
+                   "values it was started with")
 
 
 def _add_sweep(sub) -> None:

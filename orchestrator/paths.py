@@ -18,7 +18,7 @@ __all__ = ["set_path", "with_values", "leaf_paths", "value_at", "validation_erro
 def validation_error(err: ValidationError) -> ConfigError:
     e = err.errors()[0]
     path = ".".join(str(x) for x in e["loc"]) or "<study>"
-    msg = e["msg"]
+    msg = e["msg"].removeprefix("Value error, ")
     if isinstance(e.get("ctx", {}).get("error"), ConfigError):
         return e["ctx"]["error"]
     if e["type"] == "extra_forbidden":

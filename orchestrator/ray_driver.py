@@ -33,6 +33,7 @@ from evolution import ConfigError
 from evolution.checkpoint import pack, unpack
 
 from .errors import ActorFailed, ClusterLost
+from .signals import deferred_signals
 
 __all__ = ["LocalCluster", "RayDriver", "check_ray", "start_ray"]
 
@@ -68,8 +69,13 @@ class RayDriver:
                                      start_new_session=True)
         self._token = 0
         self.pids: list[int] = []
-        reply = self._ask({"op": "start", "conf": conf, "actors": actors, "threads": threads, "address": address,
-                           "num_gpus": num_gpus, "num_cpus": num_cpus, "ready_timeout": ready_timeout})
+        try:
+            reply = self._ask({"op": "start", "conf": conf, "actors": actors, "threads": threads, "address": address,
+                               "num_gpus": num_gpus, "num_cpus": num_cpus, "ready_timeout": ready_timeout})
+        except BaseException:  # Ctrl-C or SIGTERM during start-up: the child (its own session) and its Ray go too
+            with deferred_signals():
+                self.close()
+            raise
         if reply["status"] == "config_error":
             self.close()
             raise ConfigError(reply["field"], reply["message"], reply["value"])

@@ -4,11 +4,11 @@ Registry: versions, the ``champion`` alias, and registered names resolved in the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .mlflow_client import get_client
 
-__all__ = ["log_model", "register_champion", "download_model", "CHAMPION_ALIAS", "LOADER_MODULE", "EXAMPLES"]
+__all__ = ["log_model", "register_champion", "Registration", "MEASURE_TAG", "download_model", "CHAMPION_ALIAS", "LOADER_MODULE", "EXAMPLES"]
 
 CHAMPION_ALIAS = "champion"
 LOADER_MODULE = "fitness.serving"  # MLflow imports it from the installed evolora package: no pickle, no code in artifacts
@@ -74,12 +74,26 @@ def _better(a: float, b: float, direction: str) -> bool:
     return a > b if direction == "maximize" else a < b
 
 
+class Registration(NamedTuple):
+    """What :func:`register_champion` did: the new version (None: not registered), whether the ``champion``
+    alias moved to it, and why not when it did not."""
+
+    version: str | None
+    moved: bool
+    why: str = ""
+
+
+MEASURE_TAG = "val_measure"  # the validation measurement a version's `val` was taken with (metric, params, data)
+
+
 def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str, value: float,
                       direction: str = "maximize", tags: dict[str, Any] | None = None,
-                      force: bool = False) -> tuple[str | None, bool]:
+                      force: bool = False, measure: str | None = None) -> Registration:
     """Register ``model_uri`` as a new version of ``name`` and point the ``champion`` alias at it if its
-    ``value`` (validation) beats the version the alias points at (or there is none). A model that does
-    not beat the champion is not registered unless ``force``. → (version or None, alias moved)."""
+    ``value`` (validation) beats the version the alias points at (or there is none). Values are compared only
+    when both were taken by the same ``measure`` (:func:`orchestrator.outcome.validation_measure`: the same
+    metric and params on the same validation data); otherwise the version is registered and the alias stays.
+    A model that does not beat the champion is not registered unless ``force``."""
     from mlflow.exceptions import MlflowException
 
     client = get_client(tracking_uri)
@@ -94,16 +108,27 @@ def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str,
         current = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     except MlflowException:
         pass
-    cur_val = float(current.tags["val"]) if current is not None and "val" in current.tags else None
-    better = cur_val is None or _better(value, cur_val, direction)
-    if not (better or force):
-        return None, False
+    why = ""
+    if current is not None and current.tags.get(MEASURE_TAG) != measure:
+        better = False
+        why = (f"the current champion (version {current.version}) was validated on another measurement (metric, "
+               f"params or validation data: {current.tags.get(MEASURE_TAG, 'not recorded')} vs {measure}); "
+               "its value and this one are not comparable")
+    else:
+        cur_val = float(current.tags["val"]) if current is not None and "val" in current.tags else None
+        better = cur_val is None or _better(value, cur_val, direction)
+        if not better:
+            why = f"the current champion (version {current.version}) is as good or better on validation ({cur_val:.5f})"
+    comparable = current is None or current.tags.get(MEASURE_TAG) == measure
+    if comparable and not better and not force:  # not comparable: registered all the same, the alias stays
+        return Registration(None, False, why)
     model_id = model_uri[len("models:/"):] if model_uri.startswith("models:/m-") else None  # a logged model
-    version = client.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id,
-                                          tags={"val": repr(float(value)), **{k: str(v) for k, v in (tags or {}).items()}})
+    version_tags = {"val": repr(float(value)), **({MEASURE_TAG: measure} if measure else {}),
+                    **{k: str(v) for k, v in (tags or {}).items()}}
+    version = client.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id, tags=version_tags)
     if better:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version.version))
-    return str(version.version), better
+    return Registration(str(version.version), better, why)
 
 
 def _registered_source(tracking_uri: str, model_uri: str) -> str:

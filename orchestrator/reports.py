@@ -97,7 +97,7 @@ def register(ctx: SweepContext, study: optuna.Study, number: int, outcome, value
     tags = {"trial": number, "study": ctx.cfg.name, "optuna.storage": ctx.storage_url, **outcome.version_tags()}
     with storage_lock(ctx.storage_url, f"register-{ctx.cfg.name}"):
         register_champion(ctx.uri, registered_name(ctx.cfg), outcome.model_uri, outcome.run_id,
-                          value, objectives(ctx.cfg)[0][1], tags)
+                          value, objectives(ctx.cfg)[0][1], tags, measure=outcome.measure)
 
 
 def _parent_note(ctx: SweepContext, study: optuna.Study, best, n: Counter) -> str:

@@ -6,7 +6,9 @@ leaves no trace. A failed run is marked FAILED with its traceback; Ctrl-C marks 
 
 from __future__ import annotations
 
+import math
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -14,6 +16,7 @@ from typing import Sequence
 import torch
 
 from evolution import Evolution, Observer
+from evolution.errors import ConfigError
 from evolution.lineage import LineageRecorder
 from evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
 from fitness import build_task
@@ -26,9 +29,11 @@ from .plots import BasinRecorder, plot_curves
 from .plots import close as close_figure
 from .progress import ProgressBar
 from .tracking import MlflowTracker, default_tracking_uri, library_versions
+from .signals import deferred_signals
+from .urls import sqlite_file
 from .trialspec import loop_params, strategy_factory, task_spec
 
-__all__ = ["run_trial", "Trial", "RunSettings", "prepare_torch", "Checkpointer", "load_checkpoint", "checkpoint_identity"]
+__all__ = ["run_trial", "Trial", "RunSettings", "run_checkpoint", "CHECKPOINT_TAG", "INCOMPLETE_TAG", "prepare_torch", "Checkpointer", "load_checkpoint", "checkpoint_identity"]
 
 
 def prepare_torch(cfg: StudyConfig) -> int:
@@ -114,10 +119,38 @@ class CurvesImage(Observer):
         close_figure(fig)
 
 
-def checkpoint_identity(conf: dict) -> dict:
+CHECKPOINT_TAG = "evolora.checkpoint"  # where a run's checkpoint is (`evolora run --resume RUN_ID` reads it)
+INCOMPLETE_TAG = "evolora.incomplete"  # set on a run stopped before its end: its champion is of what completed
+
+
+def run_checkpoint(tracking_uri: str, run_id: str) -> Path:
+    """A plain run's checkpoint: beside a local tracking store (``checkpoints/runs/RUN_ID.npz`` next to its
+    database), else under ``./mlruns/checkpoints/runs``."""
+    db = sqlite_file(tracking_uri)
+    base = db.parent if db is not None else Path.cwd() / "mlruns"
+    return base / "checkpoints" / "runs" / f"{run_id}.npz"
+
+
+def check_validation_defined(cfg: StudyConfig, task) -> None:
+    """The validation metric must be a number for the base model, or no champion can be chosen: a split where
+    it is undefined (every score equal, a single pair, a term that cannot score it) is refused before anything
+    is written, naming the split."""
+    v = task.validate(task.seed_genome())  # the loop's generation 0 reuses it (Task keeps the base's)
+    value = float(getattr(v, "value", v))
+    if not math.isfinite(value):
+        d = cfg.data
+        field, what = (("data.val_fraction", d.val_fraction) if d.val_fraction is not None else ("data.dev_path", d.dev_path))
+        raise ConfigError(field, f"{cfg.validation.metric} of the base model on the validation split "
+                          f"({len(task.val_items)} examples) is {value}: the metric is undefined there (every score "
+                          "equal, fewer than two examples, or a term that cannot score them), so nothing could be "
+                          "chosen", what)
+
+
+def checkpoint_identity(conf: dict, owner: dict | None = None) -> dict:
     """What a checkpoint must have been written for: the resolved config but for how the populations are
-    scored (``ray``), which does not change the result."""
-    return {k: v for k, v in conf.items() if k != "ray"}
+    scored (``ray``), which does not change the result; and its ``owner`` when it has one (a sweep's study)."""
+    ident = {k: v for k, v in conf.items() if k != "ray"}
+    return {**ident, "evolora.owner": owner} if owner else ident
 
 
 def load_checkpoint(path: Path | None, config: dict) -> dict | None:
@@ -146,6 +179,8 @@ class RunSettings:
     params: dict | None = None  # logged beside the study's own (a sweep trial's sampled values)
     progress: bool = True
     checkpoint: Path | None = None  # loop state saved after every generation; resumed from when it exists
+    checkpoint_owner: dict = field(default_factory=dict)  # whose checkpoint it is besides the config (a sweep's study)
+    own_checkpoint: bool = False  # the checkpoint is the run's own (a resumed plain run): dropped when it finishes
 
 
 class Trial:
@@ -158,9 +193,12 @@ class Trial:
         self.cfg, self.settings = cfg, settings
         self.threads = prepare_torch(cfg)
         self.task = build_task(task_spec(cfg))  # raises ConfigError before anything is written
+        check_validation_defined(cfg, self.task)
         self.conf = resolved(cfg)
-        self.ck = load_checkpoint(settings.checkpoint, checkpoint_identity(self.conf))
+        self.identity = checkpoint_identity(self.conf, settings.checkpoint_owner)
+        self.ck = load_checkpoint(settings.checkpoint, self.identity)
         self.tracker: MlflowTracker | None = None
+        self.checkpoint: Path | None = settings.checkpoint  # a plain tracked run's own is chosen when its run opens
         self.pool = None  # the Ray actors scoring the populations (ray.actors ≥ 1), started last
         if cfg.ray.actors:
             from .ray_pool import RayPool, check_terms_reach_actors
@@ -186,20 +224,31 @@ class Trial:
                     "evolora.trunk_memo": str(getattr(task.evaluator, "memoised", False)),
                     "evolora.ray_actors": str(cfg.ray.actors),
                     **{f"version.{k}": v for k, v in library_versions().items()}, **s.tags}
-            self.tracker = MlflowTracker(s.tracking_uri or default_tracking_uri(), cfg.mlflow.experiment,
-                                         s.run_name or default_run_name(cfg), self.conf, tags, s.parent_run_id,
-                                         cfg.mlflow.flush_every, run_id=self.ck["run_id"] if self.ck else None,
-                                         extra_params=s.params, system_metrics=cfg.mlflow.system_metrics)
+            with deferred_signals():  # a run is never left half-made (RUNNING, nobody to end it) by a signal
+                self.tracker = MlflowTracker(s.tracking_uri or default_tracking_uri(), cfg.mlflow.experiment,
+                                             s.run_name or default_run_name(cfg), self.conf, tags, s.parent_run_id,
+                                             cfg.mlflow.flush_every, run_id=self.ck["run_id"] if self.ck else None,
+                                             extra_params=s.params, system_metrics=cfg.mlflow.system_metrics)
+                if self.ck:  # resumed: it is no longer a stopped run
+                    self.tracker.delete_tag(INCOMPLETE_TAG)
         return self.tracker
 
     def run(self, observers: Sequence[Observer] = (), guards: Sequence[Observer] = ()) -> RunOutcome:
         """Evolve, score and end the run. ``guards`` see each generation first (a sweep's fence), the
-        ``observers`` last."""
-        tracker = self.open_run()
-        lineage_dir = None if self.settings.checkpoint is not None else tempfile.TemporaryDirectory()
-        lineage_path = (Path(self.settings.checkpoint).with_suffix(".lineage.jsonl") if lineage_dir is None
-                        else Path(lineage_dir.name) / "lineage.jsonl")
+        ``observers`` last. A tracked run checkpoints every generation (a sweep's trial where its sweep says, a
+        plain run beside its tracking store, dropped when it finishes); a run stopped by a signal or an error
+        logs the champion it had (tagged ``evolora.incomplete``) and can resume from its checkpoint."""
+        evo = None
         try:
+            tracker = self.open_run()
+            self.checkpoint = self.settings.checkpoint
+            if self.checkpoint is None and tracker is not None:
+                self.checkpoint = run_checkpoint(tracker.tracking_uri, tracker.run_id)
+            lineage_dir = None if self.checkpoint is not None else tempfile.TemporaryDirectory()
+            lineage_path = (Path(self.checkpoint).with_suffix(".lineage.jsonl") if lineage_dir is None
+                            else Path(lineage_dir.name) / "lineage.jsonl")
+            if tracker:
+                tracker.set_tags({CHECKPOINT_TAG: str(self.checkpoint)})
             if tracker and not self.ck:
                 tracker.set_tags({"mlflow.note.content": _run_note(self.cfg)})
                 log_datasets(tracker, self.cfg, self.task)
@@ -207,27 +256,53 @@ class Trial:
             result = evo.run()
             outcome = self._score(result, lineage_path, basins, curves)
         except BaseException as e:
-            self._stopped(e)
+            with deferred_signals():  # a second Ctrl-C or SIGTERM waits until the run has its final status
+                try:
+                    self._salvage(evo, e)
+                finally:
+                    self._stopped(e)
+                    self.close()
             raise
-        finally:
-            self.close()
+        self.close()
         if tracker:
             tracker.finish("FINISHED")
+        if (self.settings.checkpoint is None or self.settings.own_checkpoint) and self.checkpoint is not None:
+            # a plain run's own checkpoint: done with
+            Path(self.checkpoint).unlink(missing_ok=True)
+            lineage_path.unlink(missing_ok=True)
         if lineage_dir is not None:
             lineage_dir.cleanup()
         return outcome
 
+    def _salvage(self, evo: Evolution | None, e: BaseException) -> None:
+        """A run stopped before its end (a signal, a failing term) logs the champion it had, as a finished run
+        would (adapter, model, lineage), tagged as from an incomplete run; what stopped it ends it after."""
+        tracker = self.tracker
+        if (tracker is None or evo is None or evo.champion is None or evo.gen < 0
+                or isinstance(e, (TrialFenced, TrackingUnavailable, TrialPruned))):
+            return
+        try:
+            why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+            tracker.set_tags({INCOMPLETE_TAG: f"stopped after generation {evo.gen} of "
+                              f"{self.cfg.evolution.generations - 1} ({why[:200]}); champion of the generations "
+                              "completed"})
+            lineage = (Path(self.checkpoint).with_suffix(".lineage.jsonl") if self.checkpoint is not None else None)
+            if lineage is not None and lineage.is_file():
+                log_champion(tracker, self.task, self.conf, evo.result(), lineage)
+        except Exception as err:  # the run still ends with its status; what was logged stays
+            warnings.warn(f"could not log the stopped run's champion: {type(err).__name__}: {err}", stacklevel=2)
+
     def _loop(self, lineage_path: Path, observers: Sequence[Observer], guards: Sequence[Observer]):
         """The generation loop with its observers, in the order they must see each generation: guards,
         lineage and tracker flush, basins snapshot, then the checkpoint is written; then the rest."""
-        cfg, task, tracker, checkpoint = self.cfg, self.task, self.tracker, self.settings.checkpoint
+        cfg, task, tracker, checkpoint = self.cfg, self.task, self.tracker, self.checkpoint
         lineage, basins = LineageRecorder(lineage_path), BasinRecorder(cfg.evolution.generations)
         if self.ck:
             basins.snaps = dict(self.ck.get("basins", {}))
         obs: list[Observer] = [*([self.pool] if self.pool else []), *guards, lineage, *([tracker] if tracker else []),
                                basins]
         if checkpoint is not None:
-            obs.append(Checkpointer(checkpoint, checkpoint_identity(self.conf), tracker.run_id if tracker else None,
+            obs.append(Checkpointer(checkpoint, self.identity, tracker.run_id if tracker else None,
                                     basins))
         obs += [ProgressBar(cfg.evolution.generations, desc=self.settings.run_name or cfg.name,
                             disable=not self.settings.progress), *observers]
@@ -259,7 +334,7 @@ class Trial:
                        objectives, model_uri)
         report.raise_if_failed()
         return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri, objectives, val_by_source,
-                          excluded)
+                          excluded, task.validation_measure())
 
     def _stopped(self, e: BaseException) -> None:
         """The run's status for what stopped it: the one mapping."""
@@ -274,7 +349,7 @@ class Trial:
             tracker.set_tags({"evolora.pruned": str(e)})
             tracker.finish("FINISHED", None)
         elif isinstance(e, KeyboardInterrupt):
-            if self.settings.checkpoint is not None:
+            if self.checkpoint is not None:
                 tracker.discard_unflushed()  # rows after the last checkpoint: the resumed run logs them, once
             tracker.finish("KILLED", e)
         else:

@@ -4,11 +4,12 @@ never stay RUNNING."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from typing import Callable
 
-__all__ = ["Terminated", "handle_sigterm"]
+__all__ = ["Terminated", "handle_sigterm", "deferred_signals"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -26,3 +27,18 @@ def handle_sigterm() -> Callable[[], None]:
         return lambda: None
     old = signal.signal(signal.SIGTERM, _raise)
     return lambda: signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def deferred_signals():
+    """SIGINT and SIGTERM held back (delivered when the block ends) in the main thread, so that a second
+    signal cannot cut a run's final status short; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

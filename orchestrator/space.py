@@ -3,6 +3,7 @@ extreme value valid under the conditions it is sampled in, and the file's own va
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from evolution.errors import ConfigError
@@ -21,6 +22,7 @@ def check_search(cfg: StudyConfig) -> None:
         if path not in leaves:
             raise ConfigError(f"search.{path}", "not a config path", path)
         spec.check(path)
+        _check_path_choices(path, spec)
         for cond, accepted in (spec.when or {}).items():
             if cond not in leaves:
                 raise ConfigError(f"search.{path}.when", "not a config path", cond)
@@ -37,6 +39,22 @@ def check_search(cfg: StudyConfig) -> None:
                 raise ConfigError(f"search.{path}", f"contains an invalid value: {e}") from None
     if cfg.sweep.baseline:
         baseline_params(cfg)
+
+
+def _is_path_field(path: str) -> bool:
+    return path.startswith("data.") and path.endswith("_path") or path == "model.base"
+
+
+def _check_path_choices(path: str, spec) -> None:
+    """A file path among a search entry's choices is absolute: the study file's own paths are resolved from its
+    directory when it loads, but a sampled value reaches a trial as it is written, in whatever directory (or host)
+    the trial runs."""
+    if spec.type != "categorical" or not _is_path_field(path):
+        return
+    for c in spec.choices:
+        if isinstance(c, str) and ("/" in c or path != "model.base") and not Path(c).expanduser().is_absolute():
+            raise ConfigError(f"search.{path}.choices", "a path among the choices must be absolute (sampled "
+                              "values are not resolved from the study file's directory)", c)
 
 
 def _where_sampled(cfg: StudyConfig, path: str) -> dict[str, Any]:

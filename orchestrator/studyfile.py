@@ -8,6 +8,7 @@ Every error names the dotted config path and the bad value (``evolution.mutation
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from .config import StudyConfig
 from .paths import set_path, validation_error
 from .space import check_search
 
-__all__ = ["load_study", "load_raw", "parse_study", "apply_overrides"]
+__all__ = ["load_study", "load_raw", "parse_study", "apply_overrides", "validation_source", "DEFAULT_VAL_FRACTION"]
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -40,14 +41,22 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+DEFAULT_VAL_FRACTION = 0.1  # validation drawn from a user's own train data when the study names none
+
+
 def _resolve_paths(raw: dict, base_dir: Path) -> dict:
     data = raw.get("data")
-    if isinstance(data, dict) and data.get("dev_path") is None and data.get("val_fraction") is None:
-        data["dev_path"] = str(PACKAGED_STSB / "sts-dev.csv")  # the default validation file, made explicit
     if isinstance(data, dict):
         for field in ("train_path", "dev_path", "test_path", "reference_path"):
             if isinstance(data.get(field), str):
                 data[field] = _usable(f"data.{field}", data[field], lambda v: str((base_dir / Path(v).expanduser()).resolve()))
+        if data.get("dev_path") is None and data.get("val_fraction") is None:
+            # validation is never a packaged stand-in for the user's data: the packaged sts-dev only beside the
+            # packaged sts-train; a user's own train data gives up a fraction of itself
+            if data.get("train_path") == str((PACKAGED_STSB / "sts-train.csv").resolve()):
+                data["dev_path"] = str((PACKAGED_STSB / "sts-dev.csv").resolve())
+            else:
+                data["val_fraction"] = DEFAULT_VAL_FRACTION
     model = raw.get("model")
     if isinstance(model, dict) and isinstance(model.get("base"), str) and model["base"] not in ALIASES:
         def local(v: str) -> str:
@@ -98,10 +107,39 @@ def parse_study(raw: Any, base_dir: Path = Path("."), overrides: list[str] = (),
 MAX_NODES = 100_000  # a study file is a few hundred nodes; aliases may not expand it past this
 
 
+_CORE_SCALARS = [  # YAML 1.2's core schema: only these plain scalars are not strings
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    ("tag:yaml.org,2002:float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+.0123456789"),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:merge", r"^(?:<<)$", ["<"]),  # merge keys, as YAML 1.1 and PyYAML have them
+]
+
+
 class _StrictLoader(yaml.SafeLoader):
     """PyYAML's safe loader (no tags that run code), strict: a key twice in one mapping is an error (never a
     silent last-wins), and aliases may not expand the document past :data:`MAX_NODES` nodes (a "billion
-    laughs" bomb is refused at once, before it is built)."""
+    laughs" bomb is refused at once, before it is built).
+
+    Plain scalars follow YAML 1.2's core schema, not PyYAML's YAML 1.1: only ``true``/``false`` are booleans
+    (``yes``, ``no``, ``on``, ``off``, ``y``, ``n`` stay the strings the user wrote, so ``name: NO`` is the name
+    "NO"), ``012`` is twelve (not octal ten), ``1:20`` and ``1_000`` are strings (not 80 and 1000), and ``1e-3``
+    is a number."""
+
+    yaml_implicit_resolvers: dict = {}
+
+    def construct_yaml_int(self, node):
+        text = self.construct_scalar(node)
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        return int(text, 16) if text.startswith("0x") else int(text, 10)
+
+    def construct_yaml_float(self, node):
+        text = self.construct_scalar(node).lower()
+        if text.endswith(".inf"):
+            return float("-inf") if text.startswith("-") else float("inf")
+        return float("nan") if text == ".nan" else float(text)
 
     def construct_mapping(self, node, deep=False):
         seen = {}
@@ -120,6 +158,12 @@ class _StrictLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(None, None, f"expands to more than {MAX_NODES:,} nodes (aliases)",
                                               node.start_mark)
         return node
+
+
+for _tag, _pattern, _first in _CORE_SCALARS:
+    _StrictLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
 
 
 def _expanded_size(node, memo: dict | None = None) -> int:
@@ -157,6 +201,16 @@ def _short(e: yaml.YAMLError) -> str:
     mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
     where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
     return where + str(getattr(e, "problem", None) or getattr(e, "context", None) or e).splitlines()[0][:200]
+
+
+def validation_source(cfg: StudyConfig) -> str:
+    """Where the study's validation split comes from, in one line a run prints before it starts."""
+    d = cfg.data
+    if d.val_fraction is None:
+        return f"validation: {d.dev_path} (data.dev_path)"
+    held = f", plus every train pair of {', '.join(d.val_sources)}" if d.val_sources else ""
+    return (f"validation: {d.val_fraction:.0%} of the distinct examples of {d.train_path} (data.val_fraction, drawn "
+            f"by data.seed{held}); they never reach a fitness batch")
 
 
 def load_raw(path: str | Path) -> dict:

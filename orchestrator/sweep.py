@@ -9,8 +9,10 @@ a fence → tell Optuna, log the trial on the parent run and register a new best
 from __future__ import annotations
 
 import importlib
+import math
 import multiprocessing as mp
 import time
+import uuid
 from collections import Counter
 
 import optuna
@@ -20,7 +22,7 @@ from evolution import Observer
 from evolution.genome import genome_sha256
 from evolution.errors import ConfigError, EvoloraError
 
-from .claims import TRACKING_FAILURE, Fence, Liveness, beat_interval, claim
+from .claims import RETRIABLE, TRACKING_FAILURE, Fence, Liveness, beat_interval, claim
 from .config import resolved
 from .context import SweepContext
 from .errors import TrackingUnavailable, TrialFenced, TrialPruned
@@ -29,7 +31,7 @@ from .retry import backoff
 from .reports import finish_parent, log_trial, parent_run, register
 from .search import make_pruner, make_sampler, objectives, sample, trial_config, trial_seed
 from .record import BASE_CONFIG, TrialRecord, store
-from .storage import open_storage
+from .storage import open_storage, storage_lock
 from .tracking import MlflowTracker
 
 __all__ = ["run_sweep", "open_study", "worker", "OptunaReporter"]
@@ -49,6 +51,7 @@ def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
                                 directions=[d for _, d in objectives(cfg)], load_if_exists=True)
     stored = study.user_attrs.get(BASE_CONFIG)
     conf = resolved(cfg)
+    ctx.study_uid = _study_uid(ctx, study)
     if stored is None:
         study.set_user_attr(BASE_CONFIG, conf)
     elif stored != conf:
@@ -56,6 +59,22 @@ def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
         raise ConfigError(diff, f"study '{cfg.name}' already exists in {ctx.storage_url} with a different value here; "
                           "change `name` to start a new study", conf.get(diff))
     return study
+
+
+STUDY_UID = "evolora.study_uid"
+
+
+def _study_uid(ctx: SweepContext, study: optuna.Study) -> str:
+    """The study's own random id, made once under the storage lock (hosts creating it at once agree): its
+    trials' checkpoints live under it and record it, so a study of the same name in another storage never
+    adopts them. A study made before ids existed keeps "" (its checkpoints where they were)."""
+    with storage_lock(ctx.storage_url, f"uid-{ctx.cfg.name}"):
+        attrs = study.user_attrs  # read from the storage, under the lock
+        if STUDY_UID in attrs:
+            return attrs[STUDY_UID]
+        uid = "" if study.trials else uuid.uuid4().hex[:16]
+        study.set_user_attr(STUDY_UID, uid)
+        return uid
 
 
 # ---- one trial --------------------------------------------------------------------------------------
@@ -119,7 +138,8 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         assert set(params) == set(trial.params)
         run = Trial(cfg, RunSettings(tracking_uri=ctx.uri, parent_run_id=ctx.parent_run_id, tags=tags,
                                      run_name=f"t{root:03d}-{cfg.evolution.strategy}-s{seed}", params=trial.params,
-                                     progress=ctx.progress, checkpoint=ctx.checkpoint(root)))
+                                     progress=ctx.progress, checkpoint=ctx.checkpoint(root),
+                                     checkpoint_owner=ctx.checkpoint_owner))
         store(trial, run_id=run.open_run().run_id)
         reporter = [] if ctx.cfg.sweep.objectives else [OptunaReporter(trial, ctx.cfg.sweep.report_every)]
         outcome = run.run(observers=[ResumeNote(trial), *reporter], guards=[Fence(live)])
@@ -155,6 +175,8 @@ def _outcome(ctx: SweepContext, error: BaseException | None, outcome) -> tuple[T
     if error is not None:
         return TrialState.FAIL, {"failure": f"{type(error).__name__}: {error}"}, None
     r = outcome.result
+    if not math.isfinite(r.champion_val):  # Optuna fails a nan value itself: say so here, and count it as failed
+        return TrialState.FAIL, {"failure": f"the validation metric is {r.champion_val} (undefined)"}, None
     fields = {"champion_sha256": genome_sha256(r.champion), "best_fitness": r.best_fitness, "val_base": r.base_val,
               "val_champion": r.champion_val}
     if outcome.test is not None:  # recorded beside the trial; the objective below is validation only
@@ -222,6 +244,7 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
     study = study or open_study(ctx, create=False)
     start, done, failures_in_a_row, waiting = time.time(), Counter(), 0, False
     while ctx.timeout is None or time.time() - start < ctx.timeout:
+        _check_failures(ctx, study)
         trial = claim(ctx, study)
         if trial is None:
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
@@ -244,6 +267,20 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
             # would otherwise repeat at once and spend the five tries inside one short outage
             time.sleep(backoff(failures_in_a_row, 1.0, 30.0))
     return done
+
+
+def failure_cap(n_trials: int) -> int:
+    """Failed trials (not retried) after which a sweep stops: failed trials do not count towards --n-trials, so
+    without a cap a study whose every trial fails would never end."""
+    return max(n_trials, 5)
+
+
+def _check_failures(ctx: SweepContext, study: optuna.Study) -> None:
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+              if TrialRecord.of(t).failure not in RETRIABLE]
+    if len(failed) >= failure_cap(ctx.n_trials):
+        raise EvoloraError(f"{len(failed)} trials of study '{ctx.cfg.name}' failed (a sweep stops after "
+                           f"{failure_cap(ctx.n_trials)}); last: {TrialRecord.of(failed[-1]).failure}")
 
 
 def _worker_entry(ctx: SweepContext, index: int) -> None:
@@ -273,9 +310,43 @@ def check_data(cfg) -> None:
     load_data(task_spec(cfg))
 
 
+def script_terms(cfg) -> list[str]:
+    """The terms the study names (fitness, validation, guards, watched, objectives) that this process's
+    script registered (``evolora.register_*``): they exist in a new process only if the script registers
+    them when imported."""
+    from fitness import FITNESS_TERMS
+
+    v = cfg.validation
+    names = [t.name for t in cfg.fitness.terms] + [v.metric] + [g.metric for g in (*v.budget, *v.watch)]
+    names += [o.metric for o in cfg.sweep.objectives or ()]
+    return [n for n in dict.fromkeys(names) if n in FITNESS_TERMS and FITNESS_TERMS.origin(n).startswith("python ")]
+
+
+def _terms_in_new_process(names: list[str]) -> list[str]:
+    from fitness import FITNESS_TERMS
+
+    return [n for n in names if n not in FITNESS_TERMS]
+
+
+def check_workers_see_terms(ctx: SweepContext) -> None:
+    """With several worker processes, every script-registered term the study names must exist in a worker:
+    one process is started as the workers are (spawn: the script's module-level code runs, its ``if __name__
+    == "__main__"`` block does not) and asked. Missing ones are refused before anything is written."""
+    names = script_terms(ctx.cfg)
+    if ctx.workers <= 1 or not names:
+        return
+    with mp.get_context("spawn").Pool(1) as pool:
+        missing = pool.apply(_terms_in_new_process, (names,))
+    if missing:
+        raise ConfigError("workers", f"term(s) {', '.join(missing)} registered by this script do not exist in "
+                          "worker processes (they are new processes: register at module level, not under if "
+                          "__name__ == '__main__'; or install them as an entry point; or use one worker)", ctx.workers)
+
+
 def run_sweep(ctx: SweepContext) -> optuna.Study:
     procs: list = []
     check_data(ctx.cfg)  # bad data: exit 2 before the study, its parent run or a checkpoint exist
+    check_workers_see_terms(ctx)
     if ctx.cfg.ray.actors:
         from .ray_driver import check_ray
         from .ray_pool import check_terms_reach_actors

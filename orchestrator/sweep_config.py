@@ -52,6 +52,8 @@ class SearchSpec(Strict):
             raise ConfigError(where, f"{self.type} needs `low` and `high`", self.model_dump(exclude_none=True))
         if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
             raise ConfigError(where, "int bounds must be integers", [self.low, self.high])
+        if self.type == "int" and self.step is not None and self.step != int(self.step):
+            raise ConfigError(f"{where}.step", "an int range's step must be a whole number", self.step)
         if not self.low < self.high:
             raise ConfigError(f"{where}.low", f"must be < high ({self.high})", self.low)
         if self.log and self.low <= 0:

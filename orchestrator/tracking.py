@@ -208,6 +208,11 @@ class MlflowTracker(Observer):
     def on_checkpoint(self, state: dict) -> None:
         self.flush()  # what a checkpoint holds is logged: a resumed run neither loses nor repeats metrics
 
+    def delete_tag(self, key: str) -> None:
+        """Remove a tag from the run (none there: nothing happens)."""
+        if key in self.client.get_run(self.run_id).data.tags:
+            self.client.delete_tag(self.run_id, key)
+
     def discard_unflushed(self) -> None:
         """Drop buffered rows: for a run stopped after its last checkpoint, which a resume recomputes."""
         self._buffer.clear()

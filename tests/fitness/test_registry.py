@@ -22,7 +22,7 @@ class _CausalSample:
     kl = 0.25
 
 
-SAMPLES = {"pairs": PairOutputs(cos=np.array([0.1, 0.5, 0.9, 0.4]), gold=np.array([0.5, 2.5, 4.5, 3.0])),
+SAMPLES = {"pairs": PairOutputs(cos=np.array([0.1, 0.5, 0.9, 0.4]), gold=np.array([0.5, 2.5, 4.5, 3.0]), score_range=(0.0, 5.0)),
            "causal": _CausalSample()}
 EXPECTED = {"stsb_spearman": 0.8, "stsb_neg_mse": -np.mean((np.array([0.1, 0.5, 0.9, 0.4]) - np.array([0.1, 0.5, 0.9, 0.6])) ** 2),
             "stsb_pearson": float(np.corrcoef([0.1, 0.5, 0.9, 0.4], [0.5, 2.5, 4.5, 3.0])[0, 1]),

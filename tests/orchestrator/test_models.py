@@ -142,19 +142,19 @@ def test_champion_alias_moves_to_a_better_model_and_never_to_a_worse_one(tmp_pat
     def alias(name):
         return str(client.get_model_version_by_alias(name, "champion").version)
 
-    assert register_champion(uri, "m", model_uri, run_id, 0.50) == ("1", True)
+    assert register_champion(uri, "m", model_uri, run_id, 0.50)[:2] == ("1", True)
     assert alias("m") == "1"
-    assert register_champion(uri, "m", model_uri, run_id, 0.40) == (None, False)  # worse: not even registered
-    assert register_champion(uri, "m", model_uri, run_id, 0.50) == (None, False)  # a tie does not move it
+    assert register_champion(uri, "m", model_uri, run_id, 0.40)[:2] == (None, False)  # worse: not even registered
+    assert register_champion(uri, "m", model_uri, run_id, 0.50)[:2] == (None, False)  # a tie does not move it
     assert alias("m") == "1"
-    assert register_champion(uri, "m", model_uri, run_id, 0.40, force=True) == ("2", False)  # kept, alias stays
+    assert register_champion(uri, "m", model_uri, run_id, 0.40, force=True)[:2] == ("2", False)  # kept, alias stays
     assert alias("m") == "1"
-    assert register_champion(uri, "m", model_uri, run_id, 0.60, tags={"trial": 7}) == ("3", True)
+    assert register_champion(uri, "m", model_uri, run_id, 0.60, tags={"trial": 7})[:2] == ("3", True)
     assert alias("m") == "3" and client.get_model_version("m", "3").tags["trial"] == "7"
     # a minimised objective: lower is better
-    assert register_champion(uri, "lo", model_uri, run_id, 2.0, "minimize") == ("1", True)
-    assert register_champion(uri, "lo", model_uri, run_id, 3.0, "minimize") == (None, False)
-    assert register_champion(uri, "lo", model_uri, run_id, 1.0, "minimize") == ("2", True)
+    assert register_champion(uri, "lo", model_uri, run_id, 2.0, "minimize")[:2] == ("1", True)
+    assert register_champion(uri, "lo", model_uri, run_id, 3.0, "minimize")[:2] == (None, False)
+    assert register_champion(uri, "lo", model_uri, run_id, 1.0, "minimize")[:2] == ("2", True)
 
 
 def test_a_sweep_points_the_champion_alias_at_its_best_trial(tmp_path):
