@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from evolution import Observer
+from evolution.errors import EvoloraError
 from .errors import TrialFenced
 
 from .config import StudyConfig
@@ -32,7 +33,7 @@ from .storage import open_storage, storage_lock
 if TYPE_CHECKING:
     from .context import SweepContext
 
-__all__ = ["RETRIABLE", "TRACKING_FAILURE", "host_id", "recover", "claim", "Liveness", "Fence", "beat_interval"]
+__all__ = ["RETRIABLE", "TRACKING_FAILURE", "failure_cap", "check_failures", "host_id", "recover", "claim", "Liveness", "Fence", "beat_interval"]
 
 
 TRACKING_FAILURE = "tracking unavailable"  # the MLflow server stayed unreachable past the retry window
@@ -91,9 +92,26 @@ def recover(study: optuna.Study, cfg: StudyConfig, storage: optuna.storages.Base
     return queued
 
 
+def failure_cap(n_trials: int) -> int:
+    """Failed trials (not retried) after which a sweep stops: failed trials do not count towards --n-trials, so
+    without a cap a study whose every trial fails would never end."""
+    return max(n_trials, 5)
+
+
+def check_failures(ctx: SweepContext, study: optuna.Study) -> None:
+    """EvoloraError once the study holds :func:`failure_cap` failed trials that will not be retried."""
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+              if TrialRecord.of(t).failure not in RETRIABLE]
+    if len(failed) >= failure_cap(ctx.n_trials):
+        raise EvoloraError(f"{len(failed)} trials of study '{ctx.cfg.name}' failed (a sweep stops after "
+                           f"{failure_cap(ctx.n_trials)}); last: {TrialRecord.of(failed[-1]).failure}")
+
+
 def claim(ctx: SweepContext, study: optuna.Study) -> optuna.Trial | None:
+    """The next trial to run (a queued retry, or a new one), or None when the budget is claimed."""
     with storage_lock(ctx.storage_url, ctx.cfg.name):
         recover(study, ctx.cfg, open_storage(ctx.storage_url))
+        check_failures(ctx, study)
         n = Counter(t.state for t in study.get_trials(deepcopy=False))
         if n[TrialState.WAITING] == 0 and n[TrialState.COMPLETE] + n[TrialState.PRUNED] + n[TrialState.RUNNING] >= ctx.n_trials:
             return None

@@ -31,14 +31,23 @@ def handle_sigterm() -> Callable[[], None]:
 
 @contextlib.contextmanager
 def deferred_signals():
-    """SIGINT and SIGTERM held back (delivered when the block ends) in the main thread, so that a second
-    signal cannot cut a run's final status short; elsewhere a no-op."""
+    """SIGINT and SIGTERM held back while the block runs (a run writing its final status, a Ray driver
+    shutting down), then raised as they would have been (:class:`KeyboardInterrupt`, :class:`Terminated`), so
+    a second signal cannot cut that work short. Python runs signal handlers in the main thread whichever thread
+    the kernel picks, so the handlers are swapped rather than the threads' signal masks; off the main thread, a
+    no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if pending:
+            if signal.SIGTERM in pending:
+                raise Terminated(f"terminated by signal {signal.SIGTERM}")
+            raise KeyboardInterrupt

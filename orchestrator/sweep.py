@@ -22,7 +22,7 @@ from evolution import Observer
 from evolution.genome import genome_sha256
 from evolution.errors import ConfigError, EvoloraError
 
-from .claims import RETRIABLE, TRACKING_FAILURE, Fence, Liveness, beat_interval, claim
+from .claims import TRACKING_FAILURE, Fence, Liveness, beat_interval, claim
 from .config import resolved
 from .context import SweepContext
 from .errors import TrackingUnavailable, TrialFenced, TrialPruned
@@ -244,8 +244,7 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
     study = study or open_study(ctx, create=False)
     start, done, failures_in_a_row, waiting = time.time(), Counter(), 0, False
     while ctx.timeout is None or time.time() - start < ctx.timeout:
-        _check_failures(ctx, study)
-        trial = claim(ctx, study)
+        trial = claim(ctx, study)  # raises once failed trials reach the cap (claims.check_failures)
         if trial is None:
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             if not running:
@@ -267,20 +266,6 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
             # would otherwise repeat at once and spend the five tries inside one short outage
             time.sleep(backoff(failures_in_a_row, 1.0, 30.0))
     return done
-
-
-def failure_cap(n_trials: int) -> int:
-    """Failed trials (not retried) after which a sweep stops: failed trials do not count towards --n-trials, so
-    without a cap a study whose every trial fails would never end."""
-    return max(n_trials, 5)
-
-
-def _check_failures(ctx: SweepContext, study: optuna.Study) -> None:
-    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-              if TrialRecord.of(t).failure not in RETRIABLE]
-    if len(failed) >= failure_cap(ctx.n_trials):
-        raise EvoloraError(f"{len(failed)} trials of study '{ctx.cfg.name}' failed (a sweep stops after "
-                           f"{failure_cap(ctx.n_trials)}); last: {TrialRecord.of(failed[-1]).failure}")
 
 
 def _worker_entry(ctx: SweepContext, index: int) -> None:

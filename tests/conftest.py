@@ -62,3 +62,10 @@ def run_cli_in(directory: Path, argv: list[str]) -> int:
         return main(argv)
     finally:
         os.chdir(cwd)
+
+
+def trial_checkpoint(base: Path, study: str, root: int) -> Path:
+    """A sweep trial's checkpoint, under its study's own id (``SweepContext.checkpoint``); a path that does
+    not exist while there is none yet."""
+    found = sorted((Path(base) / study).glob(f"*/trial-{root}.npz"))
+    return found[0] if found else Path(base) / study / "not-yet" / f"trial-{root}.npz"

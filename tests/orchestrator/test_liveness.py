@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from evolution.checkpoint import load_checkpoint_file
 from orchestrator.cli import main
 
-from ..conftest import tiny_study
+from ..conftest import tiny_study, trial_checkpoint
 
 
 def _study(tmp_path, name, **over):
@@ -59,9 +59,9 @@ def test_a_trial_declared_dead_while_its_worker_lives_stops_writing_and_its_retr
     cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(path), "--n-trials", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ck = tmp_path / "mlruns" / "checkpoints" / "fence" / "trial-0.npz"
     deadline, gen = time.time() + 300, -1
     while time.time() < deadline and proc.poll() is None and gen < 3:
+        ck = trial_checkpoint(tmp_path / "mlruns" / "checkpoints", "fence", 0)
         try:
             gen = int(load_checkpoint_file(ck)["loop"]["gen"]) if ck.is_file() else -1
         except Exception:

@@ -155,6 +155,12 @@ def test_champion_alias_moves_to_a_better_model_and_never_to_a_worse_one(tmp_pat
     assert register_champion(uri, "lo", model_uri, run_id, 2.0, "minimize")[:2] == ("1", True)
     assert register_champion(uri, "lo", model_uri, run_id, 3.0, "minimize")[:2] == (None, False)
     assert register_champion(uri, "lo", model_uri, run_id, 1.0, "minimize")[:2] == ("2", True)
+    # the alias moves only between values of one measurement (metric, params and validation data)
+    assert register_champion(uri, "meas", model_uri, run_id, 0.50, measure="stsb_spearman:aaaa")[:2] == ("1", True)
+    other = register_champion(uri, "meas", model_uri, run_id, 0.90, measure="stsb_spearman:bbbb")
+    assert other[:2] == ("2", False) and "not comparable" in other.why and alias("meas") == "1"  # kept, not crowned
+    assert register_champion(uri, "meas", model_uri, run_id, 0.60, measure="stsb_spearman:aaaa")[:2] == ("3", True)
+    assert client.get_model_version("meas", "3").tags["val_measure"] == "stsb_spearman:aaaa"
 
 
 def test_a_sweep_points_the_champion_alias_at_its_best_trial(tmp_path):

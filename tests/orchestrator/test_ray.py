@@ -16,7 +16,7 @@ import yaml
 from evolution import Observer
 from evolution.checkpoint import load_checkpoint_file
 
-from ..conftest import STSB, THREADS, tiny_study
+from ..conftest import STSB, THREADS, tiny_study, trial_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -247,10 +247,8 @@ def test_a_cluster_that_goes_away_fails_the_trial_and_the_sweep_goes_on(tmp_path
 
     first, second = LocalCluster(2 * THREADS), LocalCluster(2 * THREADS)
     monkeypatch.setenv("RAY_ADDRESS", first.address)
-    ck = tmp_path / "checkpoints" / "ray-gone" / "trial-0.npz"
-
     def kill_when_trial_0_runs():
-        while not ck.exists():
+        while not trial_checkpoint(tmp_path / "checkpoints", "ray-gone", 0).exists():
             threading.Event().wait(0.1)
         os.environ["RAY_ADDRESS"] = second.address  # read by the next trial's driver when it starts
         first.stop()

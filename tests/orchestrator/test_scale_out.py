@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator.cli import main
 
-from ..conftest import tiny_study
+from ..conftest import tiny_study, trial_checkpoint
 from ..helpers.servers import free_port as _free_port
 from ..helpers.servers import start_mlflow_server as _start_mlflow_server
 from ..helpers.servers import wait_for_a_logged_generation
@@ -415,7 +415,7 @@ def test_soak_two_hosts_two_workers_each_three_sigkills(tmp_path, postgres):
             victims = []
             for t in trials:
                 pid, root = t.user_attrs.get("evolora:pid"), t.user_attrs.get("evolora:root", t.number)
-                ck = shared / "soak" / f"trial-{root}.npz"
+                ck = trial_checkpoint(shared, "soak", root)
                 if t.state.name != "RUNNING" or pid is None or pid in killed.values() or not ck.is_file():
                     continue
                 try:

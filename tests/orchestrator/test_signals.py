@@ -13,7 +13,7 @@ import yaml
 from evolution.checkpoint import load_checkpoint_file
 from orchestrator.mlflow_client import get_client
 
-from ..conftest import run_cli_in, tiny_study
+from ..conftest import run_cli_in, tiny_study, trial_checkpoint
 from .test_sweep import _journal, _mlflow, _study
 
 
@@ -56,8 +56,9 @@ def test_sigterm_ends_a_run_killed_with_every_generation_it_made_logged(tmp_path
 def test_sigterm_to_a_sweep_fails_its_workers_trials_keeps_their_checkpoints_and_the_sweep_resumes(tmp_path):
     path = _study(tmp_path, evolution__generations=10, data__train_subset=48)
     proc = _popen(tmp_path, ["sweep", str(path), "--n-trials", "2", "--workers", "2", "--no-progress"])
-    cks = [tmp_path / "mlruns" / "checkpoints" / "sw" / f"trial-{i}.npz" for i in (0, 1)]
     deadline = time.time() + 300
+    def cks():
+        return [trial_checkpoint(tmp_path / "mlruns" / "checkpoints", "sw", i) for i in (0, 1)]
 
     def gen(ck):
         try:
@@ -65,14 +66,14 @@ def test_sigterm_to_a_sweep_fails_its_workers_trials_keeps_their_checkpoints_and
         except Exception:
             return -1
 
-    while time.time() < deadline and proc.poll() is None and not all(gen(ck) >= 2 for ck in cks):
+    while time.time() < deadline and proc.poll() is None and not all(gen(ck) >= 2 for ck in cks()):
         time.sleep(0.1)
-    assert proc.poll() is None and all(gen(ck) >= 2 for ck in cks), "both workers should be inside their trials"
+    assert proc.poll() is None and all(gen(ck) >= 2 for ck in cks()), "both workers should be inside their trials"
     os.kill(proc.pid, signal.SIGTERM)  # the sweep's own process only, as `timeout` or a scheduler does
     assert proc.wait(timeout=180) == 143, proc.stderr.read()[-3000:]
     study = _journal(tmp_path)
     assert [(t.state.name, t.user_attrs.get("evolora:failure")) for t in study.trials] == [("FAIL", "interrupted")] * 2
-    assert all(ck.is_file() for ck in cks)
+    assert all(ck.is_file() for ck in cks())
     client, parents, children = _mlflow(tmp_path)
     assert sorted(c.info.status for c in children) == ["KILLED", "KILLED"] and parents[0].info.status == "KILLED"
     assert run_cli_in(tmp_path, ["sweep", str(path), "--n-trials", "2", "--no-progress"]) == 0

@@ -19,7 +19,7 @@ from evolution.checkpoint import load_checkpoint_file
 from orchestrator.errors import TrialPruned
 from orchestrator.sweep import OptunaReporter
 
-from ..conftest import run_cli_in as _in, tiny_study
+from ..conftest import run_cli_in as _in, tiny_study, trial_checkpoint
 
 SEARCH = {
     "evolution.mutation_sigma": {"type": "float", "low": 0.005, "high": 0.1, "log": True},
@@ -172,9 +172,9 @@ def _start_and_wait(tmp_path, path, min_gen=3, env=None):
     # ignored, the child would inherit that and Python would then never raise KeyboardInterrupt
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    ck = tmp_path / "mlruns" / "checkpoints" / "sw" / "trial-0.npz"
     deadline, gen = time.time() + 300, -1
     while time.time() < deadline and proc.poll() is None:
+        ck = trial_checkpoint(tmp_path / "mlruns" / "checkpoints", "sw", 0)
         if ck.is_file():
             try:
                 gen = int(load_checkpoint_file(ck)["loop"]["gen"])
