@@ -490,3 +490,61 @@ def test_a_sweep_whose_workers_cannot_see_a_script_term_fails_loudly_before_anyt
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stdout.startswith("workers: term(s) only_in_main registered by this script do not exist in worker")
     assert not (tmp_path / "j.log").exists() and not (tmp_path / "mlruns").exists()
+
+
+# ---- generated: YAML scalars where numbers belong, in-place writes by plug-ins --------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_YAML_11_ONLY = ["yes", "no", "on", "off", "y", "n", "Yes", "NO", "On", "OFF", "Y", "N"]
+_SCALARS = st.one_of(
+    st.sampled_from(_YAML_11_ONLY + ["true", "false", "True", "FALSE"]),
+    st.integers(0, 5000).map(str),
+    st.from_regex(r"\A0[0-7]{1,3}\Z"),  # YAML 1.1 octal
+    st.from_regex(r"\A[1-9]:[0-5][0-9]\Z"),  # YAML 1.1 sexagesimal
+    st.from_regex(r"\A[1-9]_[0-9]{3}\Z"),  # YAML 1.1 digit separators
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_SCALARS, path=st.sampled_from(["lora.rank", "data.batch_size", "data.train_subset", "seed",
+                                                 "mlflow.flush_every"]))
+def test_a_number_field_holds_the_number_written_or_names_the_field_and_what_was_written(tmp_path, text, path):
+    section, _, key = path.rpartition(".")
+    doc = f"{section}: {{{key}: {text}}}\n" if section else f"{key}: {text}\n"
+    study = tmp_path / "gen.yaml"
+    study.write_text(doc)
+    try:
+        cfg = load_study(study)
+    except ConfigError as e:
+        assert e.path == path and "\n" not in str(e), str(e)
+        if text.lower() in ("true", "false"):
+            assert "a boolean is not a number" in str(e)
+        else:
+            assert str(e).endswith(f"got {text!r}") or str(e).endswith(f"got {int(text, 10)}"), str(e)
+        return
+    value = cfg.model_dump()
+    for k in path.split("."):
+        value = value[k]
+    # only decimal digits (Python's _ separators allowed) become a number, and that number: never octal, base 60
+    assert text.replace("_", "").isdigit() and value == int(text, 10)
+
+
+_WRITES = [lambda a: a.__imul__(2), lambda a: a.__itruediv__(5), lambda a: a.sort(), lambda a: a.fill(0),
+           lambda a: np.clip(a, 0, 1, out=a), lambda a: a.__setitem__(0, 1.0)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(arg=st.sampled_from(["cosines", "score", "embeddings1", "embeddings2"]), write=st.sampled_from(_WRITES))
+def test_any_in_place_write_by_a_plugin_fails_naming_it_and_changes_nothing(arg, write):
+    def writer(cosines, score, embeddings1, embeddings2, **kwargs):
+        write({"cosines": cosines, "score": score, "embeddings1": embeddings1, "embeddings2": embeddings2}[arg])
+        return 0.0
+
+    pairs = Pairs(("a",) * 4, ("b",) * 4, np.array([1.0, 2.0, 3.0, 4.0]), score_range=(0.0, 5.0))
+    emb = np.arange(8, dtype=np.float32).reshape(4, 2)
+    out = PairOutputs(np.array([0.1, 0.9, 0.4, 0.3]), pairs.gold, pairs, emb, emb + 1)
+    snapshot = [x.copy() for x in (out.cos, out.gold, out.emb1, out.emb2)]
+    with pytest.raises(FitnessTermError, match="'writer'"):
+        term_class("writer", writer, "python test")()(out)
+    assert all(np.array_equal(a, b) for a, b in zip(snapshot, (out.cos, out.gold, out.emb1, out.emb2)))
