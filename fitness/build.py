@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 from evolution.errors import ConfigError
 
 from .causal import CausalEvaluator, load_texts
@@ -15,6 +17,7 @@ from .lora import FlatLoRA, attach_lora
 from .models import load_base, pick_device
 from .packed import PackedUnsupported
 from .pairs import load_pairs, score_range
+from .plugins import FITNESS_TERMS
 from .spec import TaskSpec, build_terms, check_lengths
 from .splits import load_splits
 from .tasks import PairTask
@@ -56,7 +59,21 @@ def _pair_splits(spec: TaskSpec):
     test = load(spec.test_path, "data.test_path") if spec.test_path else None
     scale = score_range([train, dev, *([test] if spec.score_range is not None and test is not None else [])],
                         spec.score_range)  # the labels' scale: from the data, never assumed
+    _check_correlation_defined(spec, dev)
     return train.with_range(scale), dev.with_range(scale), test.with_range(scale) if test is not None else None
+
+
+def _check_correlation_defined(spec: TaskSpec, dev) -> None:
+    """A correlation metric (Spearman, Pearson) is undefined on a validation split of fewer than two pairs or
+    with every score equal: refused here, before a model loads, naming the split."""
+    if not getattr(FITNESS_TERMS.get(spec.validation), "correlation", False):
+        return
+    field, value = (("data.val_fraction", spec.val_fraction) if spec.val_fraction is not None
+                    else ("data.dev_path", spec.dev_path))
+    if len(dev) < 2 or float(np.ptp(dev.gold)) == 0.0:
+        why = f"{len(dev)} pair" if len(dev) < 2 else f"every score is {float(dev.gold[0]):g}"
+        raise ConfigError(field, f"{spec.validation} is undefined on the validation split ({why}): nothing could "
+                          "be chosen", value)
 
 
 def _text_splits(spec: TaskSpec):

@@ -199,6 +199,7 @@ class SpearmanTerm(FitnessTerm):
     """Spearman rank correlation between pair cosine and gold score (the STS-B metric), in [-1, 1]."""
 
     task = "pairs"
+    correlation = True
 
     def __call__(self, outputs: PairOutputs) -> float:
         from scipy.stats import spearmanr  # here, not at import: study files validate without loading scipy
@@ -213,6 +214,7 @@ class PearsonTerm(FitnessTerm):
     the scale and offset of the cosines."""
 
     task = "pairs"
+    correlation = True
 
     def __call__(self, outputs: PairOutputs) -> float:
         c = outputs.cos - outputs.cos.mean()

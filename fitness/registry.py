@@ -27,6 +27,7 @@ class FitnessTerm(abc.ABC):
     """Scores one genome's task outputs; higher is better."""
 
     task: str = ""  # the task whose outputs this term reads ("pairs", "causal", ...)
+    correlation: bool = False  # a correlation with the labels: undefined where they do not vary
 
     @abc.abstractmethod
     def __call__(self, outputs) -> float:

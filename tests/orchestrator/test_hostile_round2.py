@@ -135,13 +135,30 @@ def test_a_plugin_writing_into_its_arguments_fails_naming_itself_and_the_labels_
 
 
 # ---- 4. an undefined metric is refused; a sweep ends whatever its trials do ------------------------------------
-def test_a_validation_split_where_the_metric_is_undefined_is_refused_before_anything_is_written(tmp_path, capsys):
-    flat = _pairs_csv(tmp_path / "flat.csv", rows=30, constant=3.0)  # every score equal: Spearman is undefined
-    path = _write_study(tmp_path, data__dev_path=str(flat))
-    assert run_cli_in(tmp_path, ["run", str(path), "--no-progress"]) == 2
-    line = _one_line_error(capsys, "data.dev_path: stsb_spearman of the base model on the validation split")
-    assert "is nan" in line and "flat.csv" in line
-    assert not (tmp_path / "mlruns").exists()
+@pytest.mark.parametrize("rows, constant, why", [(30, 3.0, "every score is 3"), (1, None, "1 pair")])
+@pytest.mark.parametrize("metric", ["stsb_spearman", "stsb_pearson"])
+def test_a_validation_split_where_the_metric_is_undefined_is_refused_before_anything_is_written(
+        tmp_path, capsys, rows, constant, why, metric):
+    flat = _pairs_csv(tmp_path / "flat.csv", rows=rows, constant=constant)
+    path = _write_study(tmp_path, data__dev_path=str(flat), validation__metric=metric)
+    for argv in (["run", str(path), "--no-progress"], ["sweep", str(path), "--n-trials", "1", "--no-progress"]):
+        assert run_cli_in(tmp_path, argv) == 2
+        line = _one_line_error(capsys, f"data.dev_path: {metric} is undefined on the validation split ({why})")
+        assert "flat.csv" in line
+        assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_metric_that_is_nan_for_the_base_model_is_refused_before_the_run_exists(tmp_path, capsys):
+    evolora.register_pair_metric("nan_on_validation", lambda cosines, score, **kw: float(np.mean(score) * 0 + 1)
+                                 if len(score) != 40 else float("nan"))
+    try:
+        path = _write_study(tmp_path, validation__metric="nan_on_validation")  # dev_subset 40: nan there
+        assert run_cli_in(tmp_path, ["run", str(path), "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert "'nan_on_validation' returned nan" in err and "Traceback" not in err
+        assert not (tmp_path / "mlruns").exists()  # refused before its MLflow run was made
+    finally:
+        FITNESS_TERMS.unregister("nan_on_validation")
 
 
 def test_a_nan_value_counts_as_a_failed_trial_and_a_sweep_stops_after_its_failure_cap(tmp_path):
@@ -548,3 +565,32 @@ def test_any_in_place_write_by_a_plugin_fails_naming_it_and_changes_nothing(arg,
     with pytest.raises(FitnessTermError, match="'writer'"):
         term_class("writer", writer, "python test")()(out)
     assert all(np.array_equal(a, b) for a, b in zip(snapshot, (out.cos, out.gold, out.emb1, out.emb2)))
+
+
+@pytest.mark.slow
+def test_a_signal_while_ray_actors_start_ends_the_run_and_its_driver_cleanly(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    import ray  # noqa: F401 - installed by the README's setup: a missing ray fails here, it never skips
+
+    path = _write_study(tmp_path, ray={"actors": 1, "threads": 1})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(path), "--no-progress"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    me, driver, deadline = psutil.Process(proc.pid), None, time.time() + 300
+    while driver is None and time.time() < deadline and proc.poll() is None:
+        driver = next((c for c in me.children() if "orchestrator.ray_driver" in " ".join(c.cmdline())), None)
+        time.sleep(0.05)
+    assert driver is not None, "the run should be starting its Ray driver"
+    time.sleep(1.0)  # inside ray.init / the actor's task build
+    os.kill(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=180)[1]
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "evolora: interrupted", err[-2000:]
+    gone = psutil.wait_procs([driver], timeout=60)[1] == []
+    assert gone, "the Ray driver outlived the run"
+    client, runs = _runs(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}") if (tmp_path / "mlruns").exists() else (None, [])
+    assert all(r.info.status != "RUNNING" for r in runs)
