@@ -199,6 +199,7 @@ class Trial:
         self.ck = load_checkpoint(settings.checkpoint, self.identity)
         self.tracker: MlflowTracker | None = None
         self.checkpoint: Path | None = settings.checkpoint  # a plain tracked run's own is chosen when its run opens
+        self._champion_logged = False
         self.pool = None  # the Ray actors scoring the populations (ray.actors ≥ 1), started last
         if cfg.ray.actors:
             from .ray_pool import RayPool, check_terms_reach_actors
@@ -278,9 +279,9 @@ class Trial:
         """A run stopped before its end (a signal, a failing term) logs the champion it had, as a finished run
         would (adapter, model, lineage), tagged as from an incomplete run; what stopped it ends it after."""
         tracker = self.tracker
-        if (tracker is None or evo is None or evo.champion is None or evo.gen < 0
+        if (tracker is None or evo is None or evo.champion is None or evo.gen < 0 or self._champion_logged
                 or isinstance(e, (TrialFenced, TrackingUnavailable, TrialPruned))):
-            return
+            return  # nothing to log, nowhere to log it, or logged already (a failure after the evolution's end)
         try:
             why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
             tracker.set_tags({INCOMPLETE_TAG: f"stopped after generation {evo.gen} of "
@@ -324,6 +325,7 @@ class Trial:
         alone, each step's failure reported, the run then failed."""
         task, tracker = self.task, self.tracker
         model_uri = log_champion(tracker, task, self.conf, result, lineage_path) if tracker else None
+        self._champion_logged = True
         report = Report()
         excluded = budget_exclusions(result, bool(self.cfg.validation.budget))
         test = report.step("test scoring", score_test, task, result)

@@ -97,6 +97,8 @@ def test_a_failure_in_test_scoring_keeps_the_champion_logged_and_fails_the_run_w
     logged = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"adapter", "champion.npy", "lineage.parquet", "logbook.json", "curves.png", "basins.png", "error.txt"} <= logged
     assert run.data.tags.get("evolora.model_uri", "").startswith("models:/")
+    assert "evolora.incomplete" not in run.data.tags  # the evolution completed: its champion is logged once
+    assert len(client.search_logged_models([run.info.experiment_id])) == 1
     assert "val_best" in run.data.metrics and "test_gain" not in run.data.metrics
     error = open(client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path))).read()
     assert "the test split broke me" in error and "LateFailure" in error
