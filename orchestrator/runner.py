@@ -200,6 +200,7 @@ class Trial:
         self.tracker: MlflowTracker | None = None
         self.checkpoint: Path | None = settings.checkpoint  # a plain tracked run's own is chosen when its run opens
         self._champion_logged = False
+        self.lineage_path: Path | None = None  # the run's lineage file, once the run has opened
         self.pool = None  # the Ray actors scoring the populations (ray.actors ≥ 1), started last
         if cfg.ray.actors:
             from .ray_pool import RayPool, check_terms_reach_actors
@@ -248,6 +249,7 @@ class Trial:
             lineage_dir = None if self.checkpoint is not None else tempfile.TemporaryDirectory()
             lineage_path = (Path(self.checkpoint).with_suffix(".lineage.jsonl") if lineage_dir is None
                             else Path(lineage_dir.name) / "lineage.jsonl")
+            self.lineage_path = lineage_path  # the stopped run's salvage logs it
             if tracker:
                 tracker.set_tags({CHECKPOINT_TAG: str(self.checkpoint)})
             if tracker and not self.ck:
@@ -287,9 +289,8 @@ class Trial:
             tracker.set_tags({INCOMPLETE_TAG: f"stopped after generation {evo.gen} of "
                               f"{self.cfg.evolution.generations - 1} ({why[:200]}); champion of the generations "
                               "completed"})
-            lineage = (Path(self.checkpoint).with_suffix(".lineage.jsonl") if self.checkpoint is not None else None)
-            if lineage is not None and lineage.is_file():
-                log_champion(tracker, self.task, self.conf, evo.result(), lineage)
+            if self.lineage_path is not None and self.lineage_path.is_file():
+                log_champion(tracker, self.task, self.conf, evo.result(), self.lineage_path)
         except Exception as err:  # the run still ends with its status; what was logged stays
             warnings.warn(f"could not log the stopped run's champion: {type(err).__name__}: {err}", stacklevel=2)
 
