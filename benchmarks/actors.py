@@ -22,7 +22,7 @@ BEST_STUDY = Path(__file__).resolve().parent.parent / "studies" / "stsb-best.yam
 
 
 def _config(population: int, tiny: bool, over: list[str]):
-    from orchestrator.studyfile import load_study
+    from evolora.orchestrator.study.load import load_study
 
     sets = [f"evolution.population={population}", "validation.every=100000", *over]
     if tiny:
@@ -34,11 +34,11 @@ def _loop(cfg, actors: int, threads: int, address: str | None):
     """(Evolution, pool or None) for ``cfg`` on ``actors`` actors (0: this process) at ``threads`` each."""
     import torch
 
-    from evolution import Evolution
-    from fitness import build_task
-    from orchestrator.config import resolved
-    from orchestrator.ray_pool import RayPool
-    from orchestrator.trialspec import loop_params, strategy_factory, task_spec
+    from evolora.evolution import Evolution
+    from evolora.fitness import build_task
+    from evolora.orchestrator.study.sections import resolved
+    from evolora.orchestrator.distributed.pool import RayPool
+    from evolora.orchestrator.assembly import loop_params, strategy_factory, task_spec
 
     torch.set_num_threads(threads)
     task = build_task(task_spec(cfg))
@@ -55,7 +55,7 @@ def run_actors(actors=(1, 2), population: int = 32, generations: int = 6, thread
     ES at rank 16 on 2 actors (bytes only matter there); the GA on 2 actors."""
     import torch
 
-    from orchestrator.ray_driver import LocalCluster
+    from evolora.orchestrator.distributed.driver import LocalCluster
 
     if tiny:
         population, generations = 4, 3

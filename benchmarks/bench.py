@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evolution import Evolution, GAParams, LoopParams, Observer
-from fitness import PACKAGED_STSB, TaskSpec, build_task
+from evolora.evolution import Evolution, GAParams, LoopParams, Observer
+from evolora.fitness import PACKAGED_STSB, TaskSpec, build_task
 
 __all__ = ["run_bench", "format_table"]
 
@@ -218,7 +218,7 @@ class _Overhead(Observer):
 def _overhead_seconds(population: int = 32, genes: int = 36_864, generations: int = 6) -> float:
     """Non-evaluation seconds per generation of the real loop (GA operators, selection, hall of fame,
     statistics, lineage events) with the MLflow observer attached, on a constant-time evaluator."""
-    from orchestrator.tracking import MlflowTracker
+    from evolora.orchestrator.tracking.runlog import MlflowTracker
 
     evals = []
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from evolution.errors import ConfigError
+from evolora.evolution.errors import ConfigError
 
-from .bench import format_table, main_json, run_bench
-from .quality import BEST_STUDY, ROWS as QUALITY_ROWS, run_quality
-from .quality_report import format_quality, plot_quality, time_ratios
+from evolora.benchmarks.bench import format_table, main_json, run_bench
+from evolora.benchmarks.quality import BEST_STUDY, ROWS as QUALITY_ROWS, run_quality
+from evolora.benchmarks.quality_report import format_quality, plot_quality, time_ratios
 
 __all__ = ["bench", "bench_quality", "bench_actors", "MODELS"]
 
@@ -71,7 +71,7 @@ def bench_quality(args) -> int:
 
 def bench_actors(args) -> int:
     """``evolora bench --actors 1,2``: generation time on Ray actors against one process, bytes per genome."""
-    from .actors import format_actors, run_actors
+    from evolora.benchmarks.actors import format_actors, run_actors
 
     try:
         actors = [int(a) for a in args.actors.split(",") if a.strip()]

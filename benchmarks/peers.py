@@ -111,9 +111,9 @@ class NevergradPeer:
 def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
     """The peer's run on ``cfg``'s task for ``budget_s`` seconds: its curve, generations, evaluations, the
     champion's validation, and its champion saved as a stock PEFT adapter in ``out / "adapter"``."""
-    from fitness import build_task
-    from orchestrator.runner import prepare_torch
-    from orchestrator.trialspec import task_spec
+    from evolora.fitness import build_task
+    from evolora.orchestrator.run.trial import prepare_torch
+    from evolora.orchestrator.assembly import task_spec
 
     prepare_torch(cfg)
     task = build_task(task_spec(cfg))

@@ -39,7 +39,7 @@ import numpy as np
 
 __all__ = ["ROWS", "THRESHOLDS", "run_quality"]
 
-from .peers import PEERS
+from evolora.benchmarks.peers import PEERS
 
 ROWS = ("gradient", "slim-evo", "ga", "openai-es", "sep-cma-es", "best", "xs", "quickstart", *PEERS)
 THRESHOLDS = (0.5, 1.0, 2.0)  # test points (Spearman × 100) over the base model
@@ -103,7 +103,7 @@ class Curve:
 # ---- the data every row shares ------------------------------------------------------------------------
 def study_dict(tiny: bool, out: Path) -> dict:
     """The reference task as a study: the gradient reference's LoRA shape, validation from train, sts-dev test."""
-    from fitness import PACKAGED_STSB
+    from evolora.fitness import PACKAGED_STSB
 
     test = PACKAGED_STSB / "sts-dev.csv"
     if tiny:
@@ -126,7 +126,7 @@ def study_dict(tiny: bool, out: Path) -> dict:
 
 
 def _config(row: str, tiny: bool, out: Path, best_study: Path):
-    from orchestrator.studyfile import load_raw, parse_study
+    from evolora.orchestrator.study.load import load_raw, parse_study
 
     if row in ("best", "xs", "quickstart", *PEERS):  # a peer runs on the best row's task
         study = {"xs": XS_STUDY, "quickstart": QUICKSTART}.get(row, best_study)
@@ -146,10 +146,10 @@ def _config(row: str, tiny: bool, out: Path, best_study: Path):
 
 # ---- rows ---------------------------------------------------------------------------------------------
 def _evolora_row(cfg, budget_s: float, out: Path) -> dict:
-    from evolution import Evolution, Observer
-    from fitness import build_task
-    from orchestrator.runner import prepare_torch
-    from orchestrator.trialspec import loop_params, strategy_factory, task_spec
+    from evolora.evolution import Evolution, Observer
+    from evolora.fitness import build_task
+    from evolora.orchestrator.run.trial import prepare_torch
+    from evolora.orchestrator.assembly import loop_params, strategy_factory, task_spec
 
     prepare_torch(cfg)
     task = build_task(task_spec(cfg))
@@ -178,9 +178,9 @@ def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
     import cma
     from peft import set_peft_model_state_dict
 
-    from fitness import build_task
-    from orchestrator.runner import prepare_torch
-    from orchestrator.trialspec import task_spec
+    from evolora.fitness import build_task
+    from evolora.orchestrator.run.trial import prepare_torch
+    from evolora.orchestrator.assembly import task_spec
 
     prepare_torch(cfg)
     task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))  # stock peft LoRA path, full model
@@ -220,9 +220,9 @@ def _gradient_row(cfg, budget_s: float, out: Path, epochs: int = 2, batch: int =
     import torch
     import torch.nn.functional as F
 
-    from fitness import build_task, mean_pool
-    from orchestrator.runner import prepare_torch
-    from orchestrator.trialspec import task_spec
+    from evolora.fitness import build_task, mean_pool
+    from evolora.orchestrator.run.trial import prepare_torch
+    from evolora.orchestrator.assembly import task_spec
 
     prepare_torch(cfg)
     task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))  # stock peft LoRA path
@@ -286,14 +286,14 @@ def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = 
     elif row == "slim-evo":
         res = _slim_evo_row(cfg, budget, row_dir)
     elif row in PEERS:
-        from .peers import peer_row
+        from evolora.benchmarks.peers import peer_row
 
         res = peer_row(row, cfg, budget, row_dir, Clock, Curve)
     else:
         res = _evolora_row(cfg, budget, row_dir)
     import torch
 
-    from .scoring import by_source, on_test_sets
+    from evolora.benchmarks.scoring import by_source, on_test_sets
 
     res["test_by_source"] = by_source(cfg, row_dir / "adapter")
     res["test_sets"] = on_test_sets(cfg, row_dir / "adapter", tests)
@@ -321,7 +321,7 @@ def run_quality(rows=ROWS, minutes: float = 10.0, tiny: bool = False, out: Path 
     for row in rows:
         log(f"{row}: {minutes:g} min …")
         dst = out / f"{row}.json"
-        cmd = [sys.executable, "-m", "benchmarks.quality", "--row", row, "--minutes", str(minutes), "--out", str(out),
+        cmd = [sys.executable, "-m", "evolora.benchmarks.quality", "--row", row, "--minutes", str(minutes), "--out", str(out),
                "--best-study", str(best_study), "--result", str(dst)]
         if tiny:
             cmd.append("--tiny")

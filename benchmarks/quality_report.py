@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .peers import PEERS
-from .quality import THRESHOLDS
+from evolora.benchmarks.peers import PEERS
+from evolora.benchmarks.quality import THRESHOLDS
 
 __all__ = ["format_quality", "plot_quality", "time_ratios"]
 

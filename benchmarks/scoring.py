@@ -13,9 +13,9 @@ def _task_and_genome(cfg, adapter: Path, **values):
     """The row's task (full-LoRA genome; ``values`` set by config path) and the adapter as its genome."""
     from safetensors.numpy import load_file
 
-    from fitness import build_task
-    from orchestrator.paths import with_values
-    from orchestrator.trialspec import task_spec
+    from evolora.fitness import build_task
+    from evolora.orchestrator.study.paths import with_values
+    from evolora.orchestrator.assembly import task_spec
 
     task = build_task(task_spec(with_values(cfg, {"lora.genome": "full", **values})))
     weights = load_file(str(Path(adapter) / "adapter_model.safetensors"))

@@ -16,16 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from evolution.errors import ConfigError, EvoloraError
-from fitness.plugins import (ENTRY_POINT_GROUP, FITNESS_TERMS, FitnessTermError, describe_terms, pair_metric,
+from evolora.evolution.errors import ConfigError, EvoloraError
+from evolora.fitness.plugins import (ENTRY_POINT_GROUP, FITNESS_TERMS, FitnessTermError, describe_terms, pair_metric,
                              register_fitness, register_pair_metric, register_reward, reward)
-from fitness.registry import FitnessTerm
+from evolora.fitness.registry import FitnessTerm
 
 if TYPE_CHECKING:
     import optuna
 
-    from orchestrator.config import StudyConfig
-    from orchestrator.outcome import RunOutcome
+    from evolora.orchestrator.study.sections import StudyConfig
+    from evolora.orchestrator.run.outcome import RunOutcome
 
 __all__ = ["reward", "pair_metric", "register_reward", "register_pair_metric", "register_fitness", "FitnessTerm",
            "terms", "study", "run", "sweep", "export", "ConfigError", "EvoloraError", "FitnessTermError",
@@ -41,8 +41,8 @@ def study(source: str | Path | dict | StudyConfig, overrides: Sequence[str] = ()
           base_dir: str | Path = ".") -> StudyConfig:
     """A validated study from a YAML file, a dict shaped like one (relative paths from ``base_dir``) or a
     config, with ``--set``-style ``overrides`` ("evolution.generations=5")."""
-    from orchestrator.config import StudyConfig, resolved
-    from orchestrator.studyfile import load_study, parse_study
+    from evolora.orchestrator.study.sections import StudyConfig, resolved
+    from evolora.orchestrator.study.load import load_study, parse_study
 
     if isinstance(overrides, (str, bytes)):  # list("a=1") would be three overrides of one character each
         raise ConfigError("overrides", "expected a list of PATH=VALUE strings, got one string (write [...])",
@@ -58,11 +58,11 @@ def run(source: str | Path | dict | StudyConfig, overrides: Sequence[str] = (), 
         tracking_uri: str | None = None, progress: bool = True, base_dir: str | Path = ".") -> RunOutcome:
     """Evolve one adapter, as ``evolora run`` does: one MLflow run (``tracking_uri``, default ./mlruns/).
     Returns the outcome: ``result`` (champion genome, validation), ``test``, ``run_id``, ``model_uri``."""
-    from orchestrator.preflight import check_tracking_uri
+    from evolora.orchestrator.cli.preflight import check_tracking_uri
 
     check_tracking_uri(tracking_uri, "tracking_uri")
     cfg = study(source, overrides, seed, base_dir)
-    from orchestrator.runner import RunSettings, run_trial
+    from evolora.orchestrator.run.trial import RunSettings, run_trial
 
     return run_trial(cfg, RunSettings(tracking_uri=tracking_uri, progress=progress))
 
@@ -74,7 +74,7 @@ def sweep(source: str | Path | dict | StudyConfig, n_trials: int, overrides: Seq
     """Tune the evolution over the study's ``search:``, as ``evolora sweep`` does; returns the Optuna study.
     With ``workers`` > 1 the workers are new processes: terms they need must be registered at import of the
     script (module level) or come from an installed package's entry point."""
-    from orchestrator.preflight import check_storage, check_timeout, check_tracking_uri, check_workers
+    from evolora.orchestrator.cli.preflight import check_storage, check_timeout, check_tracking_uri, check_workers
 
     if n_trials < 1:
         raise ConfigError("n_trials", "must be ≥ 1", n_trials)
@@ -83,8 +83,8 @@ def sweep(source: str | Path | dict | StudyConfig, n_trials: int, overrides: Seq
     check_storage(storage, "storage")
     check_tracking_uri(tracking_uri, "tracking_uri")
     cfg = study(source, overrides, None, base_dir)
-    from orchestrator.context import SweepContext
-    from orchestrator.sweep import run_sweep
+    from evolora.orchestrator.sweep.context import SweepContext
+    from evolora.orchestrator.sweep.worker import run_sweep
 
     return run_sweep(SweepContext(cfg, n_trials, storage, tracking_uri, workers, timeout, checkpoint_dir,
                                   progress=progress))
@@ -92,8 +92,8 @@ def sweep(source: str | Path | dict | StudyConfig, n_trials: int, overrides: Seq
 
 def export(run_id: str, out: str | Path, tracking_uri: str | None = None) -> Path:
     """Write a run's champion as a stock PEFT adapter directory (``PeftModel.from_pretrained`` loads it)."""
-    from orchestrator.export import export_run
-    from orchestrator.tracking import default_tracking_uri
+    from evolora.orchestrator.run.export import export_run
+    from evolora.orchestrator.tracking.runlog import default_tracking_uri
 
     return Path(export_run(run_id, str(out), tracking_uri or default_tracking_uri()))
 

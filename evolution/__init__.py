@@ -3,17 +3,17 @@
 Never imports torch, peft, mlflow, optuna or ``fitness``: it knows flat float32 vectors and fitness values.
 """
 
-from .errors import ConfigError, EvoloraError, RegistryError
-from .genome import GenomeLayout, LoRASlice
-from .es import ESParams, OpenAIES
-from .sepcma import SepCMAES
-from .lineage import LineageRecorder, ancestry, read_lineage, to_parquet
-from .loop import Evolution, LoopParams, RunResult, Validation
-from .observers import Observer
-from .operators import cx_blend, mut_gaussian
-from .seeding import TrialRandom
-from .speciation import Speciation, SpeciationParams, allocate, distance
-from .strategies import GAParams, GeneticAlgorithm, Strategy
+from evolora.evolution.errors import ConfigError, EvoloraError, RegistryError
+from evolora.evolution.genome import GenomeLayout, LoRASlice
+from evolora.evolution.es import ESParams, OpenAIES
+from evolora.evolution.sepcma import SepCMAES
+from evolora.evolution.lineage import LineageRecorder, ancestry, read_lineage, to_parquet
+from evolora.evolution.loop import Evolution, LoopParams, RunResult, Validation
+from evolora.evolution.observers import Observer
+from evolora.evolution.operators import cx_blend, mut_gaussian
+from evolora.evolution.seeding import TrialRandom
+from evolora.evolution.speciation import Speciation, SpeciationParams, allocate, distance
+from evolora.evolution.strategies import GAParams, GeneticAlgorithm, Strategy
 
 __all__ = [
     "ConfigError", "EvoloraError", "RegistryError",

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EvoloraError
+from evolora.evolution.errors import EvoloraError
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint_file", "encode", "decode", "pack", "unpack"]
 

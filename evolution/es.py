@@ -15,10 +15,10 @@ from typing import Callable
 
 import numpy as np
 
-from ._deap import make_individual
-from .es_params import ESParams
-from .genome import GenomeLayout
-from .strategies import Strategy
+from evolora.evolution._deap import make_individual
+from evolora.evolution.es_params import ESParams
+from evolora.evolution.genome import GenomeLayout
+from evolora.evolution.strategies import Strategy
 
 __all__ = ["ESParams", "OpenAIES", "cosine"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from evolora.evolution.errors import ConfigError
 
 __all__ = ["ESParams", "SHAPINGS", "OPTIMIZERS", "SCHEDULES", "PERTURB", "BATCHES", "BLOCKS", "SAMPLINGS",
            "PRECONDITIONS"]

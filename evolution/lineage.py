@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .observers import Observer
+from evolora.evolution.observers import Observer
 
 __all__ = ["LineageRecorder", "to_parquet", "read_lineage", "ancestry", "format_ancestry"]
 

@@ -27,10 +27,10 @@ from typing import Callable, Sequence
 import numpy as np
 from deap import tools
 
-from ._deap import copy_individual, make_individual
-from .observers import Observer
-from .seeding import TrialRandom
-from .strategies import GAParams, GeneticAlgorithm, Strategy
+from evolora.evolution._deap import copy_individual, make_individual
+from evolora.evolution.observers import Observer
+from evolora.evolution.seeding import TrialRandom
+from evolora.evolution.strategies import GAParams, GeneticAlgorithm, Strategy
 
 __all__ = ["LoopParams", "Evolution", "RunResult", "Evaluator", "Validator", "Validation"]
 

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .strategies import Strategy
+from evolora.evolution.strategies import Strategy
 
 __all__ = ["Replica", "digest", "replayable"]
 

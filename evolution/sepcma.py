@@ -8,8 +8,8 @@ from typing import Callable
 
 import numpy as np
 
-from .es import _MeanStrategy, _state_hex
-from .es_params import ESParams
+from evolora.evolution.es import _MeanStrategy, _state_hex
+from evolora.evolution.es_params import ESParams
 
 __all__ = ["SepCMAES"]
 

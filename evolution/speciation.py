@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .genome import GenomeLayout
+from evolora.evolution.genome import GenomeLayout
 
 __all__ = ["SpeciationParams", "Speciation", "distance", "allocate"]
 

@@ -10,10 +10,10 @@ from typing import Callable
 import numpy as np
 from deap import base, tools
 
-from ._deap import copy_individual, make_individual
-from .genome import GenomeLayout
-from .operators import cx_blend, mut_gaussian
-from .speciation import Speciation, SpeciationParams, allocate
+from evolora.evolution._deap import copy_individual, make_individual
+from evolora.evolution.genome import GenomeLayout
+from evolora.evolution.operators import cx_blend, mut_gaussian
+from evolora.evolution.speciation import Speciation, SpeciationParams, allocate
 
 __all__ = ["GAParams", "Strategy", "GeneticAlgorithm"]
 

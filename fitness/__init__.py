@@ -7,12 +7,12 @@ first use of its name (``from fitness import build_task`` loads it then).
 
 from importlib import import_module
 
-from . import causal_terms, pairs  # noqa: F401  (register the built-in fitness terms; neither imports torch)
-from .pairs import PACKAGED_STSB, PairOutputs, Pairs, hold_out_sources, load_pairs, load_sts
-from .plugins import (FITNESS_TERMS, FitnessTermError, describe_terms, pair_metric, register_fitness,
+from evolora.fitness import causal_terms, pairs  # noqa: F401  (register the built-in fitness terms; neither imports torch)
+from evolora.fitness.pairs import PACKAGED_STSB, PairOutputs, Pairs, hold_out_sources, load_pairs, load_sts
+from evolora.fitness.plugins import (FITNESS_TERMS, FitnessTermError, describe_terms, pair_metric, register_fitness,
                       register_pair_metric, register_reward, reward)
-from .registry import FitnessTerm, Registry
-from .tables import Columns, read_table
+from evolora.fitness.registry import FitnessTerm, Registry
+from evolora.fitness.tables import Columns, read_table
 
 _LAZY = {
     "CausalEvaluator": "causal", "EncodedTexts": "causal", "TextExample": "causal", "load_texts": "causal",

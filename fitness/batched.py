@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from evolution.genome import GenomeLayout
+from evolora.evolution.genome import GenomeLayout
 
 __all__ = ["PopulationDeltas", "repeat_batch"]
 

@@ -8,19 +8,19 @@ import functools
 
 import numpy as np
 
-from evolution.errors import ConfigError
+from evolora.evolution.errors import ConfigError
 
-from .causal import CausalEvaluator, load_texts
-from .causal_task import CausalTask
-from .encoder import EncoderEvaluator
-from .lora import FlatLoRA, attach_lora
-from .models import load_base, pick_device
-from .packed import PackedUnsupported
-from .pairs import load_pairs, score_range
-from .plugins import FITNESS_TERMS
-from .spec import TaskSpec, build_terms, check_lengths
-from .splits import load_splits
-from .tasks import PairTask
+from evolora.fitness.causal import CausalEvaluator, load_texts
+from evolora.fitness.causal_task import CausalTask
+from evolora.fitness.encoder import EncoderEvaluator
+from evolora.fitness.lora import FlatLoRA, attach_lora
+from evolora.fitness.models import load_base, pick_device
+from evolora.fitness.packed import PackedUnsupported
+from evolora.fitness.pairs import load_pairs, score_range
+from evolora.fitness.plugins import FITNESS_TERMS
+from evolora.fitness.spec import TaskSpec, build_terms, check_lengths
+from evolora.fitness.splits import load_splits
+from evolora.fitness.tasks import PairTask
 
 __all__ = ["build_task", "load_data"]
 

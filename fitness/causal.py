@@ -17,11 +17,11 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from evolution.errors import ConfigError
+from evolora.evolution.errors import ConfigError
 
-from .batched import repeat_batch
-from .tables import Columns, data_path, detect_format, read_table
-from .trunk import TrunkCache
+from evolora.fitness.batched import repeat_batch
+from evolora.fitness.tables import Columns, data_path, detect_format, read_table
+from evolora.fitness.trunk import TrunkCache
 
 __all__ = ["TextExample", "EncodedTexts", "CausalEvaluator", "load_texts"]
 
@@ -49,7 +49,7 @@ def load_texts(path: str | Path, field: str, genre: str | None = None, prompt_wo
     plug-ins — or from an STS-B file, whose sentences become targets (``genre`` filters its first column, e.g.
     ``main-news``), or with ``prompt_words`` = N, prompts (the first N words) and targets (the rest, with its
     leading space; sentences of ≤ N words are left out)."""
-    from .lfm2 import sts_sentences
+    from evolora.fitness.lfm2 import sts_sentences
 
     p = data_path(path, field)
     fmt = detect_format(p) if fmt == "auto" else fmt

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 
-from .causal import CausalEvaluator, EncodedTexts, TextExample
-from .causal_terms import CausalOutputs
-from .lora import FlatLoRA
-from .spec import TaskSpec
-from .tasks import Task
+from evolora.fitness.causal import CausalEvaluator, EncodedTexts, TextExample
+from evolora.fitness.causal_terms import CausalOutputs
+from evolora.fitness.lora import FlatLoRA
+from evolora.fitness.spec import TaskSpec
+from evolora.fitness.tasks import Task
 
 __all__ = ["CausalTask"]
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .plugins import register_fitness
-from .registry import FitnessTerm
+from evolora.fitness.plugins import register_fitness
+from evolora.fitness.registry import FitnessTerm
 
 if TYPE_CHECKING:  # registering the terms must not import torch (study files are validated before it loads)
-    from .causal import CausalEvaluator, EncodedTexts
+    from evolora.fitness.causal import CausalEvaluator, EncodedTexts
 
 __all__ = ["CausalOutputs"]
 

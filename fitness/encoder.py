@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .batched import repeat_batch
-from .packed import PackedBatches, PackedUnsupported, pack, run_layers, unpack, why_unsupported
-from .trunk import TrunkCache
-from .pairs import PairOutputs, Pairs
+from evolora.fitness.batched import repeat_batch
+from evolora.fitness.packed import PackedBatches, PackedUnsupported, pack, run_layers, unpack, why_unsupported
+from evolora.fitness.trunk import TrunkCache
+from evolora.fitness.pairs import PairOutputs, Pairs
 
 __all__ = ["EncodedPairs", "EncoderEvaluator", "mean_pool"]
 

@@ -27,10 +27,10 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from evolution.errors import ConfigError
-from evolution.genome import GenomeLayout
+from evolora.evolution.errors import ConfigError
+from evolora.evolution.genome import GenomeLayout
 
-from .lora import FlatLoRA
+from evolora.fitness.lora import FlatLoRA
 
 __all__ = ["GenomeMap", "FullGenome", "XSGenome", "SubspaceGenome", "consumer_directions", "make_genome_map",
            "eva_seed"]

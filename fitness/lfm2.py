@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .pairs import PACKAGED_STSB
+from evolora.fitness.pairs import PACKAGED_STSB
 
 __all__ = ["tiny_config", "build_tokenizer", "build_tiny", "build_demo", "cache_dir", "sts_sentences", "BUILDERS"]
 

@@ -20,10 +20,10 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 
-from evolution.errors import ConfigError
-from evolution.genome import GenomeLayout, layer_of
+from evolora.evolution.errors import ConfigError
+from evolora.evolution.genome import GenomeLayout, layer_of
 
-from .models import find_layers
+from evolora.fitness.models import find_layers
 
 __all__ = ["attach_lora", "FlatLoRA", "block_targets", "BLOCK_OF"]
 

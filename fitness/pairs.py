@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from evolution.errors import ConfigError
+from evolora.evolution.errors import ConfigError
 
-from .tables import ENCODING, Columns, data_path, detect_format, read_table
-from .plugins import register_fitness
-from .registry import FitnessTerm
+from evolora.fitness.tables import ENCODING, Columns, data_path, detect_format, read_table
+from evolora.fitness.plugins import register_fitness
+from evolora.fitness.registry import FitnessTerm
 
 __all__ = ["Pairs", "PairOutputs", "load_pairs", "load_sts", "hold_out_sources", "PACKAGED_STSB", "STSB_RANGE",
            "score_range", "read_only"]

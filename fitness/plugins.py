@@ -34,9 +34,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evolution.errors import EvoloraError, RegistryError
+from evolora.evolution.errors import EvoloraError, RegistryError
 
-from .registry import FitnessTerm, Registry
+from evolora.fitness.registry import FitnessTerm, Registry
 
 __all__ = ["FITNESS_TERMS", "ENTRY_POINT_GROUP", "FitnessTermError", "register_fitness", "register_reward",
            "register_pair_metric", "reward", "pair_metric", "term_class", "describe_terms"]

@@ -14,7 +14,7 @@ import sys
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Callable, Generic, TypeVar
 
-from evolution.errors import RegistryError
+from evolora.evolution.errors import RegistryError
 
 __all__ = ["FitnessTerm", "Registry", "BUILT_IN"]
 

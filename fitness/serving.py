@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from evolution.errors import ConfigError
+from evolora.evolution.errors import ConfigError
 
-from .models import ALIASES, HUB_IDS, PACKAGES, resolve_base
+from evolora.fitness.models import ALIASES, HUB_IDS, PACKAGES, resolve_base
 
 __all__ = ["MODEL_FILE", "base_reference", "resolve_reference", "hash_model_dir", "write_model_dir",
            "ServedModel", "load_model_dir"]
@@ -96,9 +96,9 @@ class ServedModel:
         import torch
         from peft import PeftModel
 
-        from .causal import CausalEvaluator
-        from .encoder import EncoderEvaluator
-        from .models import load_base, pick_device
+        from evolora.fitness.causal import CausalEvaluator
+        from evolora.fitness.encoder import EncoderEvaluator
+        from evolora.fitness.models import load_base, pick_device
 
         path = Path(path)
         meta_file = path / MODEL_FILE
@@ -139,21 +139,21 @@ class ServedModel:
         return [[str(v) for v in df[c].tolist()] for c in need]
 
     def _similarity(self, df) -> np.ndarray:
-        from .pairs import Pairs
+        from evolora.fitness.pairs import Pairs
 
         s1, s2 = self._columns(df, ("sentence1", "sentence2"))
         data = self.evaluator.encode(Pairs(tuple(s1), tuple(s2), np.zeros(len(s1))))
         return self.evaluator.pair_outputs(data).cos
 
     def _generate(self, df, max_new_tokens: int) -> list[str]:
-        from .causal import TextExample
+        from evolora.fitness.causal import TextExample
 
         (prompts,) = self._columns(df, ("prompt",))
         data = self.evaluator.encode([TextExample(prompt=p) for p in prompts])
         return self.evaluator.generate(data, max_new_tokens)
 
     def _likelihood(self, df) -> np.ndarray:
-        from .causal import TextExample
+        from evolora.fitness.causal import TextExample
 
         (texts,) = self._columns(df, ("text",))
         prompts = [str(v) for v in df["prompt"].tolist()] if "prompt" in df.columns else [""] * len(texts)

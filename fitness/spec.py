@@ -7,11 +7,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
-from evolution.errors import ConfigError, RegistryError
+from evolora.evolution.errors import ConfigError, RegistryError
 
-from .plugins import FITNESS_TERMS
-from .registry import FitnessTerm
-from .tables import Columns
+from evolora.fitness.plugins import FITNESS_TERMS
+from evolora.fitness.registry import FitnessTerm
+from evolora.fitness.tables import Columns
 
 __all__ = ["TaskSpec", "make_term", "make_terms", "build_terms", "check_lengths", "check_genome", "LISTED", "GENOMES",
            "INITS"]

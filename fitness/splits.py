@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from evolution.errors import ConfigError
+from evolora.evolution.errors import ConfigError
 
-from .pairs import Pairs, hold_out_sources
-from .spec import TaskSpec
+from evolora.fitness.pairs import Pairs, hold_out_sources
+from evolora.fitness.spec import TaskSpec
 
 __all__ = ["split_validation", "load_splits", "take"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evolution.errors import ConfigError
+from evolora.evolution.errors import ConfigError
 
 __all__ = ["FORMATS", "ENCODING", "Columns", "Table", "read_table", "detect_format", "data_path", "check_text"]
 

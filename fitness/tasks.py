@@ -11,17 +11,17 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from evolution.genome import GenomeLayout
-from evolution.loop import Validation
+from evolora.evolution.genome import GenomeLayout
+from evolora.evolution.loop import Validation
 
-from .batched import PopulationDeltas
-from .encoder import EncodedPairs
-from .genomes import SubspaceGenome, consumer_directions, eva_seed, make_genome_map
-from .lora import FlatLoRA
-from .models import HUB_IDS
-from .pairs import Pairs
-from .spec import TaskSpec
-from .splits import take
+from evolora.fitness.batched import PopulationDeltas
+from evolora.fitness.encoder import EncodedPairs
+from evolora.fitness.genomes import SubspaceGenome, consumer_directions, eva_seed, make_genome_map
+from evolora.fitness.lora import FlatLoRA
+from evolora.fitness.models import HUB_IDS
+from evolora.fitness.pairs import Pairs
+from evolora.fitness.spec import TaskSpec
+from evolora.fitness.splits import take
 
 __all__ = ["Task", "PairTask"]
 

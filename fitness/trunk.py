@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from .models import find_layers
+from evolora.fitness.models import find_layers
 
 __all__ = ["TrunkCache"]
 

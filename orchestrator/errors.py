@@ -5,7 +5,7 @@ prunes it or stops writing to it for the second. Ctrl-C is Python's own ``Keyboa
 
 from __future__ import annotations
 
-from evolution.errors import EvoloraError
+from evolora.evolution.errors import EvoloraError
 
 __all__ = ["TrackingUnavailable", "TrialPruned", "TrialFenced", "ClusterLost", "ActorFailed"]
 

@@ -54,7 +54,7 @@ def tiny_study(tmp_path: Path, **over) -> dict:
 
 def run_cli_in(directory: Path, argv: list[str]) -> int:
     """``evolora ARGV`` run in-process from ``directory`` (the working directory a user would be in)."""
-    from orchestrator.cli import main
+    from evolora.orchestrator.cli.commands import main
 
     cwd = os.getcwd()
     os.chdir(directory)

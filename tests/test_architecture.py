@@ -1,6 +1,10 @@
-"""The dependency rule: evolution never imports torch, peft, mlflow, optuna, fitness or orchestrator;
-fitness never imports orchestrator; nothing imports the evolora facade (checked on the source, every import
-statement, at any depth)."""
+"""The dependency rule, on the source (every import statement, at any depth):
+
+* evolution never imports torch, peft, mlflow, optuna, fitness or the orchestrator; fitness never imports the
+  orchestrator; nothing imports the ``evolora`` facade's names; nothing in the orchestrator imports benchmarks;
+* the orchestrator's rooms import downwards only (a room imports its own modules and those of lower rooms);
+* installed, evolora is one top-level import name: the folders are ``evolora.<folder>`` and no code, test or
+  example imports a folder as a top-level name."""
 
 import ast
 from pathlib import Path
@@ -8,64 +12,115 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+FOLDERS = ("evolution", "fitness", "orchestrator", "benchmarks")  # installed as evolora.<folder>
 FORBIDDEN = {
-    "evolution": {"torch", "peft", "mlflow", "optuna", "transformers", "fitness", "orchestrator", "evolora"},
-    "fitness": {"orchestrator", "mlflow", "optuna", "evolora"},
-    "orchestrator": {"evolora"},  # the Python API is a facade: nothing inside evolora imports it
+    "evolution": {"torch", "peft", "mlflow", "optuna", "transformers", "evolora.fitness", "evolora.orchestrator",
+                  "evolora.benchmarks"},
+    "fitness": {"evolora.orchestrator", "evolora.benchmarks", "mlflow", "optuna"},
+    "orchestrator": {"evolora.benchmarks"},  # the bench is a command the CLI discovers (an entry point)
 }
-
-
-def _imports(path: Path) -> set[str]:
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            out.add(node.module.split(".")[0])
-    return out
-
-
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_dependency_rule(package):
-    files = sorted((ROOT / package).glob("*.py"))
-    assert files
-    bad = {f.name: sorted(_imports(f) & FORBIDDEN[package]) for f in files if _imports(f) & FORBIDDEN[package]}
-    assert not bad, f"{package} imports what it must not: {bad}"
-
-
-# ---- module graph: no circles, nothing heavy at the CLI's import, no trial concepts in the inner loop -----
-PACKAGES = ("evolution", "fitness", "orchestrator", "evolora", "benchmarks")
+# The orchestrator's rooms, lowest first: a module imports from its own room or a lower one, never a higher one
+# nor a sibling of the same rank.
+ROOMS = {"errors": 0, "signals": 0, "study": 1, "tracking": 1, "assembly": 2, "distributed": 3, "run": 4,
+         "sweep": 5, "cli": 6}
 
 
 def _module_name(path: Path) -> str:
+    """The installed name of a source file: orchestrator/run/trial.py is evolora.orchestrator.run.trial."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    parts = parts[:-1] if parts[-1] == "__init__" else parts
+    return ".".join(parts if parts[0] == "evolora" else ["evolora", *parts])
 
 
+def _statements(path: Path, top_level_only: bool = False):
+    """(absolute module, imported names) of each import statement of a source file."""
+    tree = ast.parse(path.read_text())
+    name = _module_name(path)
+    for node in tree.body if top_level_only else ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, ()
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+                base = base[: len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module
+            yield module, tuple(a.name for a in node.names)
+
+
+def _within(module: str, prefixes) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_dependency_rule(folder):
+    files = sorted((ROOT / folder).rglob("*.py"))
+    assert files
+    bad = {}
+    for f in files:
+        hits = sorted({m for m, _ in _statements(f) if _within(m, FORBIDDEN[folder])})
+        if hits:
+            bad[str(f.relative_to(ROOT))] = hits
+    assert not bad, f"{folder} imports what it must not: {bad}"
+
+
+def test_nothing_imports_the_facade():
+    """The Python API (``evolora/__init__.py``) is a facade over the packages: nothing inside imports its names."""
+    subpackages = {f"evolora.{f}" for f in FOLDERS}
+    bad = []
+    for folder in FOLDERS:
+        for f in (ROOT / folder).rglob("*.py"):
+            for module, names in _statements(f):
+                if module == "evolora" and not all(f"evolora.{n}" in subpackages for n in names):
+                    bad.append(str(f.relative_to(ROOT)))
+    assert not bad, bad
+
+
+def test_the_folders_are_imported_as_evolora_sub_packages_only():
+    """``import fitness`` would load a second copy of a package beside ``evolora.fitness``: no source, test or
+    example names a folder as a top-level module (installed, there is none)."""
+    files = [p for d in (*FOLDERS, "evolora", "tests", "examples", "docs") for p in (ROOT / d).rglob("*.py")]
+    bad = sorted({str(f.relative_to(ROOT)) for f in files for m, _ in _statements(f) if m.split(".")[0] in FOLDERS})
+    assert not bad, bad
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["evolora", "orchestrator"] else None
+
+
+def test_the_orchestrator_rooms_import_downwards_only():
+    files = sorted((ROOT / "orchestrator").rglob("*.py"))
+    rooms = {p.stem if p.parent == ROOT / "orchestrator" else p.parent.name for p in files} - {"__init__"}
+    assert rooms == set(ROOMS), f"a room without a rank (or a rank without a room): {rooms ^ set(ROOMS)}"
+    bad = []
+    for f in files:
+        mine = _room(_module_name(f))
+        for module, _ in _statements(f):
+            theirs = _room(module)
+            if mine and theirs and theirs != mine and ROOMS[theirs] >= ROOMS[mine]:
+                bad.append(f"{_module_name(f)} -> {module}")
+    assert not bad, bad
+
+
+def test_the_room_check_sees_an_upward_import(tmp_path):
+    assert ROOMS["run"] > ROOMS["assembly"] and ROOMS["sweep"] > ROOMS["run"]
+    assert _room("evolora.orchestrator.run.trial") == "run" and _room("evolora.fitness.tasks") is None
+
+
+# ---- module graph: no circles, nothing heavy at the CLI's import, no trial concepts in the inner loop -----
 def _module_graph(top_level_only: bool = False) -> dict[str, set[str]]:
     """{module: the project's modules it imports} from every import statement (with ``top_level_only``, the
     ones a module runs when it is imported: not inside functions or ``if TYPE_CHECKING``)."""
-    files = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    paths = {_module_name(p): p for d in (*FOLDERS, "evolora") for p in (ROOT / d).rglob("*.py")}
     graph = {}
-    for name, path in files.items():
-        tree = ast.parse(path.read_text())
-        nodes = tree.body if top_level_only else list(ast.walk(tree))
+    for name, path in paths.items():
         deps = set()
-        for node in nodes:
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-                    base = base[: len(base) - node.level + 1]
-                    module = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    module = node.module
-                targets = [module] + [f"{module}.{a.name}" for a in node.names]
-            else:
-                continue
-            for t in targets:
-                while t and t not in files:
+        for module, names in _statements(path, top_level_only):
+            for t in [module, *(f"{module}.{n}" for n in names)]:
+                while t and t not in paths:
                     t = t.rpartition(".")[0]
                 if t and t != name:
                     deps.add(t)
@@ -115,15 +170,15 @@ def test_the_cycle_check_sees_a_circle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def test_the_cli_does_not_import_benchmarks_when_it_loads():
+def test_the_cli_loads_no_benchmark_nor_torch_module():
     graph = _module_graph(top_level_only=True)
-    seen, todo = set(), ["orchestrator.cli"]
+    seen, todo = set(), ["evolora.orchestrator.cli.commands"]
     while todo:
         m = todo.pop()
         if m not in seen:
             seen.add(m)
             todo += graph.get(m, ())
-    assert not [m for m in seen if m.startswith("benchmarks")]
+    assert not [m for m in seen if m.startswith("evolora.benchmarks")]
 
 
 def test_the_inner_loop_raises_no_tracking_or_optuna_concepts():
@@ -140,7 +195,7 @@ def test_the_inner_loop_raises_no_tracking_or_optuna_concepts():
 
 def test_no_module_over_400_lines():
     """A module holds one job: past 400 lines it holds two (split it by job, as orchestrator/ and fitness/ are)."""
-    long = {str(p.relative_to(ROOT)): n for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
+    long = {str(p.relative_to(ROOT)): n for pkg in (*FOLDERS, "evolora") for p in (ROOT / pkg).rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 400}
     assert not long, long
 
@@ -148,7 +203,7 @@ def test_no_module_over_400_lines():
 def test_no_function_over_60_lines():
     """A function does one thing a reader holds at once: past 60 lines it is several steps to name (as a
     trial's run is: its loop, its scoring, how it stopped)."""
-    long = {f"{p.relative_to(ROOT)}::{n.name}": n.end_lineno - n.lineno + 1 for pkg in PACKAGES
+    long = {f"{p.relative_to(ROOT)}::{n.name}": n.end_lineno - n.lineno + 1 for pkg in (*FOLDERS, "evolora")
             for p in (ROOT / pkg).rglob("*.py") for n in ast.walk(ast.parse(p.read_text()))
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 60}
     assert not long, long
@@ -159,8 +214,8 @@ def test_every_study_section_key_a_task_spec_field_names_is_copied_by_name():
     TaskSpec field reaches the task with the study's value (no hand-copied field list to drift)."""
     import dataclasses
 
-    from orchestrator.trialspec import _SPEC_SECTIONS, task_spec
-    from orchestrator.studyfile import load_study
+    from evolora.orchestrator.assembly import _SPEC_SECTIONS, task_spec
+    from evolora.orchestrator.study.load import load_study
 
     cfg = load_study(ROOT / "studies" / "stsb-best.yaml")
     spec = task_spec(cfg)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from orchestrator.cli import main
+from evolora.orchestrator.cli.commands import main
 
 
 @pytest.mark.slow

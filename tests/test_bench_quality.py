@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.quality import ROWS, THRESHOLDS
-from orchestrator.cli import main
+from evolora.benchmarks.quality import ROWS, THRESHOLDS
+from evolora.orchestrator.cli.commands import main
 
 from .conftest import THREADS
 
@@ -25,7 +25,7 @@ def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, mini
     out = tmp_path / "q"
     js = tmp_path / "quality.json"
     second = tmp_path / "more-pairs.jsonl"  # a user's own test set beside sts-dev: 30 pairs of another file
-    from fitness import PACKAGED_STSB, load_sts
+    from evolora.fitness import PACKAGED_STSB, load_sts
 
     pairs = load_sts(PACKAGED_STSB / "sts-train.csv", "t")
     second.write_text("".join(json.dumps({"sentence1": pairs.s1[i], "sentence2": pairs.s2[i],
@@ -70,7 +70,7 @@ def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, mini
 def test_curve_samples_densely_early_then_evenly():
     """A 33-minute budget: samples at 0, 15, 30, 60, 120, 240, 480 s (doubling while a gap is shorter than
     budget / SAMPLES = 330 s), then every 330 s, then the end; the test split is scored once per answer."""
-    from benchmarks.quality import SAMPLES, Clock, Curve
+    from evolora.benchmarks.quality import SAMPLES, Clock, Curve
 
     class Manual(Clock):  # a clock the test moves by hand
         def __init__(self, budget_s):
@@ -102,7 +102,7 @@ def test_quality_bad_arguments_exit_2(tmp_path):
 
 
 def test_the_table_shows_each_rows_gain_by_source_when_the_test_split_has_several():
-    from benchmarks.quality_report import format_quality
+    from evolora.benchmarks.quality_report import format_quality
 
     def row(name, gain, by):
         return {"row": name, "test_base": 0.8, "test_final": 0.8 + gain / 100, "test_gain_points": gain,
@@ -125,7 +125,7 @@ def test_the_table_shows_each_rows_gain_by_source_when_the_test_split_has_severa
 def test_time_to_quality_ratios_against_the_slowest_peer_and_the_gradient():
     """best reaches +0.5 in 60 s; the slowest peer in 300 s (5× sooner), the gradient in 30 s (2× its time);
     at +1.0 no peer reaches it within its 600 s budget: best's 120 s is at least 5× sooner."""
-    from benchmarks.quality_report import format_quality, time_ratios
+    from evolora.benchmarks.quality_report import format_quality, time_ratios
 
     def row(name, t05, t10):
         return {"row": name, "seconds_to": {"+0.5": t05, "+1.0": t10, "+2.0": None}, "budget_s": 600.0,

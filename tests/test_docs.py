@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.schema import REFERENCE_PAGE, study_reference
+from evolora.orchestrator.study.reference import REFERENCE_PAGE, study_reference
 
 from .conftest import ROOT
 from .helpers.browser import browser, wait_for, wait_text
@@ -79,7 +79,7 @@ def test_the_study_file_reference_page_is_the_schema():
     page = (ROOT / REFERENCE_PAGE).read_text(encoding="utf-8")
     assert page == study_reference(), ("docs/reference/study-file.md is not the schema's reference: run "
                                        "`evolora schema > docs/reference/study-file.md`")
-    from orchestrator.config import StudyConfig
+    from evolora.orchestrator.study.sections import StudyConfig
 
     for section in ("model", "lora", "data", "fitness", "validation", "evolution", "mlflow", "sweep"):
         model = StudyConfig.model_fields[section].default.__class__

@@ -15,7 +15,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 ROOT = Path(__file__).resolve().parent.parent
-EVOLORA = [sys.executable, "-m", "orchestrator.cli"]
+EVOLORA = [sys.executable, "-m", "evolora"]
 TINY = ["--set", "model.base=lfm2-tiny", "--set", "evolution.generations=2", "--set", "evolution.population=4",
         "--set", "data.train_subset=8", "--set", "data.dev_subset=16", "--set", "validation.every=1",
         "--set", "data.batch_size=16"]
@@ -74,7 +74,7 @@ def test_the_readmes_python_example_builds_its_study(plugin):
     import re
 
     import evolora
-    from fitness import FITNESS_TERMS
+    from evolora.fitness import FITNESS_TERMS
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "evolora.register_reward" in b)

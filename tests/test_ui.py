@@ -19,7 +19,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from orchestrator.cli import main
+from evolora.orchestrator.cli.commands import main
 
 from .conftest import tiny_study
 from .helpers.browser import browser as _browser, wait_for as _wait_for, wait_text as _wait_text

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
+from evolora.evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
 
 
 def _state():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from evolution import GenomeLayout
+from evolora.evolution import GenomeLayout
 
 
 def layout():

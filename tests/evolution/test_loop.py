@@ -1,7 +1,7 @@
 """The loop on a toy problem (no torch): it climbs, is deterministic, resumes exactly, records lineage."""
 
 import numpy as np
-from evolution import Evolution, GAParams, LoopParams, Observer, cx_blend, mut_gaussian
+from evolora.evolution import Evolution, GAParams, LoopParams, Observer, cx_blend, mut_gaussian
 
 TARGET = np.linspace(-1, 1, 50).astype(np.float32)
 
@@ -112,7 +112,7 @@ def test_a_validation_out_of_budget_is_never_the_champion():
     """The budget's rule on the toy problem: a validator that scores and admits genomes separately (here:
     admissible while the mean gene stays below -0.9, from -1 towards the target's 0) — the champion is the
     best admissible value, even when the evolution climbs past the budget to better values."""
-    from evolution import Validation
+    from evolora.evolution import Validation
 
     def budgeted(g):
         m = float(np.mean(g))

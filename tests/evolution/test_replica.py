@@ -4,9 +4,9 @@ generator state, and the wire format round-trips data only."""
 import numpy as np
 import pytest
 
-from evolution import Evolution, LoopParams, Observer
-from evolution.checkpoint import CheckpointError, pack, unpack
-from evolution.replica import Replica, digest, replayable
+from evolora.evolution import Evolution, LoopParams, Observer
+from evolora.evolution.checkpoint import CheckpointError, pack, unpack
+from evolora.evolution.replica import Replica, digest, replayable
 
 from .test_strategies import STRATEGIES, ev, val
 

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 
-from evolution import (Evolution, GAParams, GenomeLayout, GeneticAlgorithm, LoopParams, Speciation,
+from evolora.evolution import (Evolution, GAParams, GenomeLayout, GeneticAlgorithm, LoopParams, Speciation,
                        SpeciationParams, allocate, distance)
-from evolution._deap import make_individual
+from evolora.evolution._deap import make_individual
 
 
 def _clusters(n=10, genes=40, sep=1.0, noise=0.01, seed=0):

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from evolution import ConfigError, ESParams, Evolution, GAParams, GeneticAlgorithm, LoopParams, Observer, OpenAIES, SepCMAES
-from evolution.checkpoint import load_checkpoint_file, save_checkpoint
-from evolution.es import cosine
-from evolution.genome import GenomeLayout
-from evolution.speciation import SpeciationParams
+from evolora.evolution import ConfigError, ESParams, Evolution, GAParams, GeneticAlgorithm, LoopParams, Observer, OpenAIES, SepCMAES
+from evolora.evolution.checkpoint import load_checkpoint_file, save_checkpoint
+from evolora.evolution.es import cosine
+from evolora.evolution.genome import GenomeLayout
+from evolora.evolution.speciation import SpeciationParams
 
 TARGET = np.linspace(-0.5, 0.5, 64).astype(np.float32)
 # two LoRA matrices of 32 genes each: the toy target moves B (genes 32..63) the most; A is genes 0..31

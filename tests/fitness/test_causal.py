@@ -12,10 +12,10 @@ from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from evolution.errors import ConfigError
-from fitness import TaskSpec, attach_lora, build_task
-from fitness.causal import TextExample
-from fitness.lfm2 import build_tiny
+from evolora.evolution.errors import ConfigError
+from evolora.fitness import TaskSpec, attach_lora, build_task
+from evolora.fitness.causal import TextExample
+from evolora.fitness.lfm2 import build_tiny
 
 from ..conftest import STSB
 

@@ -11,9 +11,9 @@ from peft import PeftModel
 from scipy.stats import spearmanr
 from transformers import AutoModel, AutoTokenizer
 
-from evolution.errors import ConfigError
-from fitness import TaskSpec, build_task, mean_pool
-from fitness.genomes import XSGenome, eva_seed, svd_factors
+from evolora.evolution.errors import ConfigError
+from evolora.fitness import TaskSpec, build_task, mean_pool
+from evolora.fitness.genomes import XSGenome, eva_seed, svd_factors
 
 from ..conftest import STSB
 

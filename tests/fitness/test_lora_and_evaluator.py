@@ -8,7 +8,7 @@ from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 from scipy.stats import spearmanr
 from transformers import AutoModel, AutoTokenizer
 
-from fitness import EncoderEvaluator, FlatLoRA, PairTask, TaskSpec, attach_lora, build_task, load_sts, mean_pool
+from evolora.fitness import EncoderEvaluator, FlatLoRA, PairTask, TaskSpec, attach_lora, build_task, load_sts, mean_pool
 
 from ..conftest import STSB
 
@@ -215,7 +215,7 @@ def test_trunk_memo_equals_the_per_batch_trunk_and_does_not_depend_on_the_order_
 
 
 def test_trunk_memo_refuses_what_it_cannot_serve():
-    from evolution.errors import ConfigError
+    from evolora.evolution.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"^model\.trunk_memo: .*top slice"):
         build_task(_spec(layers=None, rotate=True, trunk_memo=True))  # LoRA on layer 0: no trunk to keep
@@ -235,7 +235,7 @@ def test_validation_is_dev_spearman(minilm_dir):
 
 
 def test_attach_lora_rejects_bad_targets(minilm_dir):
-    from evolution.errors import ConfigError
+    from evolora.evolution.errors import ConfigError
 
     model = AutoModel.from_pretrained(minilm_dir)
     with pytest.raises(ConfigError, match="lora.target_modules.*q_proj"):

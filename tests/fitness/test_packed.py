@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
 
-from evolution.errors import ConfigError
-from fitness import TaskSpec, build_task
-from fitness.packed import PackedBatches, pack, unpack, why_unsupported
+from evolora.evolution.errors import ConfigError
+from evolora.fitness import TaskSpec, build_task
+from evolora.fitness.packed import PackedBatches, pack, unpack, why_unsupported
 
 from ..conftest import STSB
 

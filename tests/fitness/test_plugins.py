@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import evolora
-from evolution.errors import ConfigError, RegistryError
-from fitness import FITNESS_TERMS, FitnessTermError, PairOutputs, Pairs, TaskSpec, build_task
-from fitness.causal import TextExample
-from fitness.lfm2 import build_tiny
-from fitness.plugins import term_class
+from evolora.evolution.errors import ConfigError, RegistryError
+from evolora.fitness import FITNESS_TERMS, FitnessTermError, PairOutputs, Pairs, TaskSpec, build_task
+from evolora.fitness.causal import TextExample
+from evolora.fitness.lfm2 import build_tiny
+from evolora.fitness.plugins import term_class
 
 from ..conftest import STSB
 

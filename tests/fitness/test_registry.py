@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from evolution.errors import RegistryError
-from fitness import FITNESS_TERMS, FitnessTerm, PairOutputs, Registry, TextExample
+from evolora.evolution.errors import RegistryError
+from evolora.fitness import FITNESS_TERMS, FitnessTerm, PairOutputs, Registry, TextExample
 
 # the arguments a term needs to be built (terms without required arguments take none)
 PARAMS = {"keyword": {"keywords": ["cat"]}}
@@ -30,7 +30,7 @@ EXPECTED = {"stsb_spearman": 0.8, "stsb_neg_mse": -np.mean((np.array([0.1, 0.5, 
 
 
 def test_every_built_in_term_is_covered_here():
-    from fitness.registry import BUILT_IN
+    from evolora.fitness.registry import BUILT_IN
 
     assert {n for n in FITNESS_TERMS.names() if FITNESS_TERMS.origin(n) == BUILT_IN} == set(EXPECTED)
 
@@ -71,8 +71,8 @@ def test_term_arguments_are_checked():
                                          ({"regex": "(unclosed"}, "not a valid regular expression"),
                                          ({"keywords": ["a"], "regex": "[z-a]"}, "not a valid regular expression")])
 def test_bad_reward_config_is_a_config_error_naming_the_field(params, says):
-    from evolution.errors import ConfigError
-    from fitness.spec import make_terms
+    from evolora.evolution.errors import ConfigError
+    from evolora.fitness.spec import make_terms
 
     with pytest.raises(ConfigError, match=r"^fitness\.terms\.0\.params: .*" + re.escape(says)):
         make_terms([("keyword", 1.0, params)], "causal")
@@ -81,8 +81,8 @@ def test_bad_reward_config_is_a_config_error_naming_the_field(params, says):
 def test_one_table_of_base_model_aliases():
     """Every alias a study may name is in fitness/aliases.py: each packaged one has its hub id and package,
     each built one its builder, and a study file's check reads the same table (no torch needed for it)."""
-    from fitness.aliases import ALIASES, BUILT, HUB_IDS, PACKAGES
-    from fitness.lfm2 import BUILDERS
+    from evolora.fitness.aliases import ALIASES, BUILT, HUB_IDS, PACKAGES
+    from evolora.fitness.lfm2 import BUILDERS
 
     assert set(HUB_IDS) == set(PACKAGES) and tuple(BUILDERS) == BUILT
     assert set(ALIASES) == set(PACKAGES) | set(BUILT) and len(ALIASES) == len(set(ALIASES))

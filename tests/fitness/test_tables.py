@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evolution.errors import ConfigError
-from fitness import Columns, load_pairs, load_sts
-from fitness.causal import TextExample, load_texts
+from evolora.evolution.errors import ConfigError
+from evolora.fitness import Columns, load_pairs, load_sts
+from evolora.fitness.causal import TextExample, load_texts
 
 from ..conftest import STSB, run_cli_in
 

@@ -8,7 +8,7 @@ drawn as evolora documents it: PCG64(data seed), train draw first (size TRAIN_SU
 import csv
 import sys
 
-for name in ("evolution", "fitness", "orchestrator"):
+for name in ("evolora", "evolution", "fitness", "orchestrator"):
     sys.modules[name] = None  # type: ignore[assignment]  # any import of evolora now fails
 
 import numpy as np  # noqa: E402

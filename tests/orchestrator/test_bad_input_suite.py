@@ -12,11 +12,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from evolution.errors import ConfigError
-from fitness import load_pairs
-from orchestrator.cli import main
-from orchestrator.paths import leaf_paths
-from orchestrator.studyfile import parse_study
+from evolora.evolution.errors import ConfigError
+from evolora.fitness import load_pairs
+from evolora.orchestrator.cli.commands import main
+from evolora.orchestrator.study.paths import leaf_paths
+from evolora.orchestrator.study.load import parse_study
 
 from ..conftest import tiny_study
 

@@ -10,9 +10,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 import evolora
-from fitness import FITNESS_TERMS, TaskSpec, build_task
-from fitness.causal import TextExample
-from fitness.lfm2 import sts_sentences
+from evolora.fitness import FITNESS_TERMS, TaskSpec, build_task
+from evolora.fitness.causal import TextExample
+from evolora.fitness.lfm2 import sts_sentences
 
 from ..conftest import STSB, run_cli_in
 

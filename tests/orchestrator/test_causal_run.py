@@ -11,8 +11,8 @@ from mlflow.tracking import MlflowClient
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from fitness.lfm2 import sts_sentences
-from orchestrator.cli import main
+from evolora.fitness.lfm2 import sts_sentences
+from evolora.orchestrator.cli.commands import main
 
 from ..conftest import STSB
 

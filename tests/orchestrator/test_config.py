@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.cli import main
-from orchestrator.config import resolved
-from orchestrator.studyfile import load_study
+from evolora.orchestrator.cli.commands import main
+from evolora.orchestrator.study.sections import resolved
+from evolora.orchestrator.study.load import load_study
 
 from ..conftest import tiny_study
 
@@ -190,12 +190,12 @@ def test_one_source_of_defaults_for_the_evolution_parameters():
     and the runner builds the dataclasses from the config by field name (nothing declared twice)."""
     import dataclasses
 
-    from evolution import GAParams
-    from evolution.es import ESParams
-    from evolution.speciation import SpeciationParams
-    from orchestrator.config import ESConfig, EvolutionConfig, SpeciationConfig
-    from orchestrator.studyfile import parse_study
-    from orchestrator.trialspec import from_section
+    from evolora.evolution import GAParams
+    from evolora.evolution.es import ESParams
+    from evolora.evolution.speciation import SpeciationParams
+    from evolora.orchestrator.study.sections import ESConfig, EvolutionConfig, SpeciationConfig
+    from evolora.orchestrator.study.load import parse_study
+    from evolora.orchestrator.assembly import from_section
 
     for section, cls in ((EvolutionConfig, GAParams), (ESConfig, ESParams), (SpeciationConfig, SpeciationParams)):
         shared = {f.name for f in dataclasses.fields(cls)} & set(section.model_fields)
@@ -216,7 +216,7 @@ def test_a_bad_study_file_is_reported_before_torch_transformers_or_mlflow_load(t
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("evolution:\n  populaton: 3\n")
-    code = ("import sys\nfrom orchestrator.cli import main\nrc = main(['run', sys.argv[1]])\n"
+    code = ("import sys\nfrom evolora.orchestrator.cli import main\nrc = main(['run', sys.argv[1]])\n"
             "print(rc, sorted(m for m in ('torch', 'transformers', 'peft', 'mlflow', 'optuna', 'scipy') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "2 []", proc.stdout + proc.stderr

@@ -19,15 +19,15 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 import evolora
-from evolution.checkpoint import CheckpointError, save_checkpoint
-from evolution.errors import ConfigError, EvoloraError
-from fitness import FITNESS_TERMS, load_pairs
-from fitness.causal import load_texts
-from fitness.pairs import NegMSETerm, PairOutputs, Pairs, score_range
-from fitness.plugins import FitnessTermError, term_class
-from orchestrator.cli import _PipeSafe, _closed_pipe_is_fine, main
-from orchestrator.runner import CHECKPOINT_TAG, INCOMPLETE_TAG, checkpoint_identity, load_checkpoint
-from orchestrator.studyfile import load_study, parse_study, validation_source
+from evolora.evolution.checkpoint import CheckpointError, save_checkpoint
+from evolora.evolution.errors import ConfigError, EvoloraError
+from evolora.fitness import FITNESS_TERMS, load_pairs
+from evolora.fitness.causal import load_texts
+from evolora.fitness.pairs import NegMSETerm, PairOutputs, Pairs, score_range
+from evolora.fitness.plugins import FitnessTermError, term_class
+from evolora.orchestrator.cli.commands import _PipeSafe, _closed_pipe_is_fine, main
+from evolora.orchestrator.run.trial import CHECKPOINT_TAG, INCOMPLETE_TAG, checkpoint_identity, load_checkpoint
+from evolora.orchestrator.study.load import load_study, parse_study, validation_source
 
 from ..conftest import STSB, run_cli_in, tiny_study
 
@@ -104,7 +104,7 @@ def test_neg_mse_reads_the_labels_scale_from_the_data_not_from_sts_b(tmp_path):
 
 
 def test_a_task_on_0_100_labels_scores_neg_mse_as_on_the_0_5_ones(tmp_path):
-    from fitness import TaskSpec, build_task
+    from evolora.fitness import TaskSpec, build_task
 
     five, hundred = _pairs_csv(tmp_path / "five.csv"), _pairs_csv(tmp_path / "hundred.csv", scale=100.0)
     values = []
@@ -162,10 +162,10 @@ def test_a_metric_that_is_nan_for_the_base_model_is_refused_before_the_run_exist
 
 
 def test_a_nan_value_counts_as_a_failed_trial_and_a_sweep_stops_after_its_failure_cap(tmp_path):
-    from orchestrator.context import SweepContext
-    from orchestrator.record import attrs
-    from orchestrator.claims import check_failures as _check_failures, failure_cap
-    from orchestrator.sweep import _outcome
+    from evolora.orchestrator.sweep.context import SweepContext
+    from evolora.orchestrator.sweep.record import attrs
+    from evolora.orchestrator.sweep.claims import check_failures as _check_failures, failure_cap
+    from evolora.orchestrator.sweep.worker import _outcome
 
     cfg = load_study(_write_study(tmp_path))
     ctx = SweepContext(cfg, 2, str(tmp_path / "j.log"))
@@ -186,8 +186,8 @@ def test_a_nan_value_counts_as_a_failed_trial_and_a_sweep_stops_after_its_failur
 
 # ---- 6. a checkpoint belongs to one study --------------------------------------------------------------------
 def test_a_checkpoint_of_another_study_of_the_same_name_is_never_adopted(tmp_path):
-    from orchestrator.context import SweepContext
-    from orchestrator.sweep import open_study
+    from evolora.orchestrator.sweep.context import SweepContext
+    from evolora.orchestrator.sweep.worker import open_study
 
     cfg = load_study(_write_study(tmp_path, name="same"))
     ctxs = [SweepContext(cfg, 1, str(tmp_path / f"journal-{i}.log"), checkpoint_dir=str(tmp_path / "ck")) for i in (0, 1)]
@@ -303,7 +303,7 @@ def test_two_signals_50_ms_apart_never_leave_a_run_running_and_the_champion_is_l
 
     path = _write_study(tmp_path, evolution__generations=400)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(path), "--no-progress"],
+    proc = subprocess.Popen([sys.executable, "-m", "evolora", "run", str(path), "--no-progress"],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     cks = tmp_path / "mlruns" / "checkpoints" / "runs"
@@ -325,7 +325,7 @@ def test_two_signals_50_ms_apart_never_leave_a_run_running_and_the_champion_is_l
 
 
 def _gen(ck: Path) -> int:
-    from evolution.checkpoint import load_checkpoint_file
+    from evolora.evolution.checkpoint import load_checkpoint_file
 
     try:
         return int(load_checkpoint_file(ck)["loop"]["gen"])
@@ -372,7 +372,7 @@ def test_search_entries_optuna_would_reject_at_sample_time_are_refused_at_load(t
 
 def test_a_deleted_experiment_is_refused_before_the_model_loads(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    from orchestrator.mlflow_client import get_client
+    from evolora.orchestrator.tracking.client import get_client
 
     client = get_client(uri)
     client.delete_experiment(client.create_experiment("tests"))
@@ -463,7 +463,7 @@ def test_plugins_that_print_or_exit_at_import_leave_terms_json_valid_and_are_nam
     '''))
     (site / "noisy_quitter.py").write_text("import sys\nsys.exit(3)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
-    done = subprocess.run([sys.executable, "-m", "orchestrator.cli", "terms", "--json"], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "evolora", "terms", "--json"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {r["name"]: r for r in json.loads(done.stdout)}  # valid JSON: nothing else on stdout
@@ -578,12 +578,12 @@ def test_a_signal_while_ray_actors_start_ends_the_run_and_its_driver_cleanly(tmp
 
     path = _write_study(tmp_path, ray={"actors": 1, "threads": 1})
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(path), "--no-progress"],
+    proc = subprocess.Popen([sys.executable, "-m", "evolora", "run", str(path), "--no-progress"],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     me, driver, deadline = psutil.Process(proc.pid), None, time.time() + 300
     while driver is None and time.time() < deadline and proc.poll() is None:
-        driver = next((c for c in me.children() if "orchestrator.ray_driver" in " ".join(c.cmdline())), None)
+        driver = next((c for c in me.children() if "evolora.orchestrator.distributed.driver" in " ".join(c.cmdline())), None)
         time.sleep(0.05)
     assert driver is not None, "the run should be starting its Ray driver"
     time.sleep(1.0)  # inside ray.init / the actor's task build

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from evolution.checkpoint import load_checkpoint_file
-from orchestrator.cli import main
+from evolora.evolution.checkpoint import load_checkpoint_file
+from evolora.orchestrator.cli.commands import main
 
 from ..conftest import tiny_study, trial_checkpoint
 
@@ -56,7 +56,7 @@ def test_generations_longer_than_stale_after_never_kill_a_live_trial(tmp_path):
 
 def test_a_trial_declared_dead_while_its_worker_lives_stops_writing_and_its_retry_resumes(tmp_path):
     path = _study(tmp_path, "fence", evolution__generations=10, data__train_subset=48)
-    cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(path), "--n-trials", "1", "--no-progress"]
+    cmd = [sys.executable, "-m", "evolora", "sweep", str(path), "--n-trials", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline, gen = time.time() + 300, -1
@@ -94,10 +94,10 @@ def test_a_worker_imports_the_heavy_runner_before_it_claims(tmp_path):
     before the first claim, and a trial's heartbeat thread runs before `run_trial` is looked up."""
     code = r'''
 import sys
-import orchestrator.sweep as sw
+import evolora.orchestrator.sweep.worker as sw
 seen = {}
 def claim(ctx, study):
-    seen["runner_at_claim"] = "orchestrator.runner" in sys.modules
+    seen["runner_at_claim"] = "evolora.orchestrator.run.trial" in sys.modules
     return None
 sw.claim = claim
 class Ctx:

@@ -13,11 +13,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from fitness import build_task
-from orchestrator.cli import main
-from orchestrator.studyfile import parse_study
-from orchestrator.trialspec import task_spec
-from orchestrator.registry import register_champion
+from evolora.fitness import build_task
+from evolora.orchestrator.cli.commands import main
+from evolora.orchestrator.study.load import parse_study
+from evolora.orchestrator.assembly import task_spec
+from evolora.orchestrator.tracking.models import register_champion
 
 from ..conftest import STSB, tiny_study
 
@@ -214,7 +214,7 @@ def test_causal_model_generates_and_scores_likelihood_like_evolora(tmp_path, cac
     }
     run_id, client, uri = _run(tmp_path, study, "--register", "tiny-lfm2")
     task = _champion_task(client, run_id, tmp_path / "dl", study)
-    from fitness import TextExample
+    from evolora.fitness import TextExample
 
     prompts = ["The president said", "Stocks fell", "A new study"]
     data = task.evaluator.encode([TextExample(prompt=p) for p in prompts])

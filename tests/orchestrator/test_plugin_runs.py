@@ -8,8 +8,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 import evolora
-from fitness import FITNESS_TERMS
-from orchestrator.storage import ATTR
+from evolora.fitness import FITNESS_TERMS
+from evolora.orchestrator.sweep.storage import ATTR
 
 from ..conftest import run_cli_in, tiny_study
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from evolution import Observer
-from evolution.checkpoint import load_checkpoint_file
+from evolora.evolution import Observer
+from evolora.evolution.checkpoint import load_checkpoint_file
 
 from ..conftest import STSB, THREADS, tiny_study, trial_checkpoint
 
@@ -48,7 +48,7 @@ def ray_env(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cluster(ray_env):
     """A Ray head on this machine (`ray start --head`) that the module's trials share by address."""
-    from orchestrator.ray_driver import LocalCluster
+    from evolora.orchestrator.distributed.driver import LocalCluster
 
     with LocalCluster(2 * THREADS) as c:
         yield c.address
@@ -56,8 +56,8 @@ def cluster(ray_env):
 
 def _trial(tmp_path, study: dict, name: str, actors: int, observers=(), **ray_over):
     """One untracked trial (checkpointed, so its loop state and lineage can be compared); its final state."""
-    from orchestrator.runner import RunSettings, Trial
-    from orchestrator.studyfile import parse_study
+    from evolora.orchestrator.run.trial import RunSettings, Trial
+    from evolora.orchestrator.study.load import parse_study
 
     study = {**study, "ray": {"actors": actors, **ray_over}} if actors else study
     ck = tmp_path / name / "trial.npz"
@@ -141,8 +141,8 @@ def test_an_actor_killed_mid_run_is_replaced_and_changes_nothing(tmp_path, clust
 
 
 def test_a_run_resumes_on_another_number_of_actors(tmp_path, cluster):
-    from orchestrator.runner import RunSettings, Trial
-    from orchestrator.studyfile import parse_study
+    from evolora.orchestrator.run.trial import RunSettings, Trial
+    from evolora.orchestrator.study.load import parse_study
 
     class CtrlC(Observer):
         def on_generation(self, row):
@@ -193,7 +193,7 @@ def test_a_bad_or_unreachable_cluster_address_exits_2_naming_the_field_and_write
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(study))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", str(path), "--no-progress",
+    proc = subprocess.run([sys.executable, "-m", "evolora", "run", str(path), "--no-progress",
                            "--tracking-uri", uri], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "ray.address" in proc.stderr and value in proc.stderr
@@ -242,8 +242,8 @@ def test_a_cluster_that_goes_away_fails_the_trial_and_the_sweep_goes_on(tmp_path
     import evolora
     import optuna
 
-    from orchestrator.ray_driver import LocalCluster
-    from orchestrator.storage import ATTR
+    from evolora.orchestrator.distributed.driver import LocalCluster
+    from evolora.orchestrator.sweep.storage import ATTR
 
     first, second = LocalCluster(2 * THREADS), LocalCluster(2 * THREADS)
     monkeypatch.setenv("RAY_ADDRESS", first.address)
@@ -278,10 +278,10 @@ def test_a_cluster_that_goes_away_fails_the_trial_and_the_sweep_goes_on(tmp_path
 
 def test_a_scoring_that_raises_in_an_actor_fails_with_its_error(ray_env, tmp_path, cluster):
     """A message the actor cannot read: the trial's error says what the actor raised."""
-    from orchestrator.config import resolved
-    from orchestrator.errors import ActorFailed
-    from orchestrator.ray_driver import RayDriver
-    from orchestrator.studyfile import parse_study
+    from evolora.orchestrator.study.sections import resolved
+    from evolora.orchestrator.errors import ActorFailed
+    from evolora.orchestrator.distributed.driver import RayDriver
+    from evolora.orchestrator.study.load import parse_study
 
     driver = RayDriver(resolved(parse_study(tiny_study(tmp_path, **ES))), 1, THREADS, cluster, 0.0, 1.0, 300.0)
     try:
@@ -298,7 +298,7 @@ def test_a_term_registered_in_this_process_cannot_reach_actors(tmp_path, monkeyp
     """Actors load fitness terms from installed packages (entry points); one registered by a script is refused
     before anything is written, naming ray.actors and the term."""
     import evolora
-    from fitness import FITNESS_TERMS
+    from evolora.fitness import FITNESS_TERMS
 
     from ..conftest import run_cli_in
 

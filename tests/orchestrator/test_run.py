@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from orchestrator.cli import main
+from evolora.orchestrator.cli.commands import main
 
 from ..conftest import STSB, THREADS, tiny_study
 
@@ -121,7 +121,7 @@ def test_quickstart_improves_test_spearman_over_the_base_model(tmp_path):
 
 @pytest.mark.parametrize("strategy", ["ga-speciated", "openai-es", "sep-cma-es"])
 def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, strategy):
-    from evolution.lineage import read_lineage
+    from evolora.evolution.lineage import read_lineage
 
     extra = {"ga-speciated": {"evolution__speciation": {"enabled": True, "target_species": 2}},
              "openai-es": {"evolution__strategy": "openai-es", "evolution__population": 5},
@@ -165,10 +165,10 @@ PER_PAIR = {"data__rotate": True, "data__train_subset": 8, "evolution__strategy"
 @pytest.mark.parametrize("genome,over", [("full", {}), ("xs", {}), ("full", PER_PAIR)],
                          ids=["full", "xs", "per-pair-trunk-memo"])
 def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(tmp_path, genome, over):
-    from evolution import Observer
-    from evolution.checkpoint import load_checkpoint_file
-    from orchestrator.studyfile import parse_study
-    from orchestrator.runner import RunSettings, run_trial
+    from evolora.evolution import Observer
+    from evolora.evolution.checkpoint import load_checkpoint_file
+    from evolora.orchestrator.study.load import parse_study
+    from evolora.orchestrator.run.trial import RunSettings, run_trial
 
     class CtrlC(Observer):
         def on_generation(self, row):
@@ -196,6 +196,6 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(
 
 
 def read_lineage_of(client, run_id, tmp_path):
-    from evolution.lineage import read_lineage
+    from evolora.evolution.lineage import read_lineage
 
     return read_lineage(client.download_artifacts(run_id, "lineage.parquet", str(tmp_path / "dl-lineage")))

@@ -18,7 +18,7 @@ import sqlalchemy
 import yaml
 from mlflow.tracking import MlflowClient
 
-from orchestrator.cli import main
+from evolora.orchestrator.cli.commands import main
 
 from ..conftest import tiny_study, trial_checkpoint
 from ..helpers.servers import free_port as _free_port
@@ -139,7 +139,7 @@ def test_two_hosts_on_one_postgresql_make_exactly_n_trials(tmp_path, postgres):
         d = tmp_path / host
         d.mkdir()
         (d / "s.yaml").write_text(yaml.safe_dump(study))
-        cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", "s.yaml", "--n-trials", "5", "--storage", postgres,
+        cmd = [sys.executable, "-m", "evolora", "sweep", "s.yaml", "--n-trials", "5", "--storage", postgres,
                "--no-progress", "--set", "model.threads=1"]
         procs.append(subprocess.Popen(cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
     for p in procs:
@@ -177,7 +177,7 @@ def test_a_connection_lost_inside_get_all_trials_is_retried_not_raised(postgres)
     import sqlalchemy
     from optuna.exceptions import StorageInternalError
 
-    from orchestrator.storage import open_storage
+    from evolora.orchestrator.sweep.storage import open_storage
 
     storage = open_storage(postgres)
     study = optuna.create_study(study_name="lost-mid-read", storage=storage)
@@ -285,7 +285,7 @@ def test_evolora_ui_serves_the_project_store(tmp_path):
     finally:
         os.chdir(cwd)
     port = _free_port()
-    ui = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "ui", "--port", str(port)], cwd=tmp_path,
+    ui = subprocess.Popen([sys.executable, "-m", "evolora", "ui", "--port", str(port)], cwd=tmp_path,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True, text=True)
     try:
         deadline, body = time.time() + 120, None
@@ -383,8 +383,8 @@ def test_soak_two_hosts_two_workers_each_three_sigkills(tmp_path, postgres):
     killed-and-resumed trial reproduces bit for bit."""
     import random
 
-    from evolution.checkpoint import load_checkpoint_file
-    from orchestrator.storage import open_storage  # opened under the schema lock the hosts also take
+    from evolora.evolution.checkpoint import load_checkpoint_file
+    from evolora.orchestrator.sweep.storage import open_storage  # opened under the schema lock the hosts also take
 
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"

@@ -3,9 +3,9 @@
 import optuna
 import pytest
 
-from evolution.errors import ConfigError
-from orchestrator.studyfile import parse_study
-from orchestrator.search import sample, trial_config
+from evolora.evolution.errors import ConfigError
+from evolora.orchestrator.study.load import parse_study
+from evolora.orchestrator.sweep.sampling import sample, trial_config
 
 SPACE = {
     "evolution.strategy": {"type": "categorical", "choices": ["ga", "openai-es", "sep-cma-es"]},

@@ -10,8 +10,8 @@ import time
 
 import yaml
 
-from evolution.checkpoint import load_checkpoint_file
-from orchestrator.mlflow_client import get_client
+from evolora.evolution.checkpoint import load_checkpoint_file
+from evolora.orchestrator.tracking.client import get_client
 
 from ..conftest import run_cli_in, tiny_study, trial_checkpoint
 from .test_sweep import _journal, _mlflow, _study
@@ -19,7 +19,7 @@ from .test_sweep import _journal, _mlflow, _study
 
 def _popen(tmp_path, argv):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *argv], cwd=tmp_path, env=env,
+    return subprocess.Popen([sys.executable, "-m", "evolora", *argv], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

@@ -13,12 +13,12 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from evolution import Observer
-from fitness import EncoderEvaluator, hold_out_sources, load_sts
-from fitness.splits import split_validation
-from orchestrator.cli import main
-from orchestrator.studyfile import parse_study
-from orchestrator.runner import RunSettings, run_trial
+from evolora.evolution import Observer
+from evolora.fitness import EncoderEvaluator, hold_out_sources, load_sts
+from evolora.fitness.splits import split_validation
+from evolora.orchestrator.cli.commands import main
+from evolora.orchestrator.study.load import parse_study
+from evolora.orchestrator.run.trial import RunSettings, run_trial
 
 from ..conftest import STSB, tiny_study
 
@@ -49,12 +49,12 @@ def test_validation_split_is_deterministic_disjoint_and_complete():
 
 
 def test_split_config_errors_name_the_field(tmp_path):
-    from evolution.errors import ConfigError
+    from evolora.evolution.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"^data\.val_fraction: .*not both"):
         parse_study({"data": {"val_fraction": 0.1, "dev_path": str(STSB / "sts-dev.csv")}})
-    from fitness.build import load_data
-    from orchestrator.trialspec import task_spec
+    from evolora.fitness.build import load_data
+    from evolora.orchestrator.assembly import task_spec
 
     missing = parse_study({"data": {"test_path": str(tmp_path / "nope.csv")}})  # the schema reads no file …
     with pytest.raises(ConfigError, match=r"^data\.test_path: data file not found"):
@@ -99,7 +99,7 @@ def test_test_split_never_reaches_fitness_or_selection_and_is_scored_once(tmp_pa
     after = [s for ended, s in log if ended]
     test_sentences = {x for p in test_pairs for x in p}
     assert not {x for s in during for p in s for x in p} & test_sentences  # no test sentence tokenised during the run
-    from orchestrator.registry import EXAMPLES
+    from evolora.orchestrator.tracking.models import EXAMPLES
 
     example = set(zip(EXAMPLES["encoder"]["sentence1"], EXAMPLES["encoder"]["sentence2"]))
     assert [s for s in after if s & test_pairs] == [test_pairs]  # the test split: scored once, at the end
@@ -121,7 +121,7 @@ def test_test_split_never_reaches_fitness_or_selection_and_is_scored_once(tmp_pa
 
 
 def test_hold_out_sources_takes_identical_pairs_of_other_sources_along():
-    from fitness import Pairs
+    from evolora.fitness import Pairs
 
     pairs = Pairs(("a", "b", "a", "c"), ("x", "y", "x", "z"), np.array([1.0, 2.0, 3.0, 4.0]),
                   ("news", "forum", "captions", "news"))
@@ -279,8 +279,8 @@ def test_the_test_split_is_also_scored_per_source_and_each_matches_stock_peft(tm
     table = json.loads(Path(client.download_artifacts(out.run_id, "test_by_source.json", str(tmp_path / "t"))).read_text())
     assert [r[0] for r in table["data"]] == list(by)
     # each source's value is stock peft's Spearman on that source's pairs, for an adapter far from the base
-    from fitness import build_task
-    from orchestrator.trialspec import task_spec
+    from evolora.fitness import build_task
+    from evolora.orchestrator.assembly import task_spec
 
     task = build_task(task_spec(parse_study(study)))
     genome = task.seed_genome() + np.random.default_rng(0).normal(0, 0.05, task.layout.size).astype(np.float32)

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from evolution.checkpoint import load_checkpoint_file
-from orchestrator.errors import TrialPruned
-from orchestrator.sweep import OptunaReporter
+from evolora.evolution.checkpoint import load_checkpoint_file
+from evolora.orchestrator.errors import TrialPruned
+from evolora.orchestrator.sweep.worker import OptunaReporter
 
 from ..conftest import run_cli_in as _in, tiny_study, trial_checkpoint
 
@@ -167,7 +167,7 @@ def test_a_retry_keeps_its_killed_trials_thread_count_so_nothing_completed_is_lo
 
 def _start_and_wait(tmp_path, path, min_gen=3, env=None):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(path), "--n-trials", "2", "--no-progress"]
+    cmd = [sys.executable, "-m", "evolora", "sweep", str(path), "--n-trials", "2", "--no-progress"]
     # SIGINT back to its default in the child: a test runner started in the background (`make test &`) has it
     # ignored, the child would inherit that and Python would then never raise KeyboardInterrupt
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -273,12 +273,12 @@ def test_reporter_prunes_a_trial_below_the_median():
 def test_failing_trials_back_off_1_2_4_8_s_then_the_sweep_stops_naming_the_failure(tmp_path, monkeypatch, capsys):
     """A failure that repeats (a server or disk gone for a while) must not spend the five tries at once: the
     worker waits 1, 2, 4, 8 s between them, measured between the storage's own trial timestamps."""
-    import orchestrator.runner
+    import evolora.orchestrator.run.trial as trial_module
 
     def broken(*a, **k):
         raise RuntimeError("the disk went away")
 
-    monkeypatch.setattr(orchestrator.runner, "Trial", broken)  # every trial fails as it is made
+    monkeypatch.setattr(trial_module, "Trial", broken)  # every trial fails as it is made
     path = _study(tmp_path)
     assert _in(tmp_path, ["sweep", str(path), "--n-trials", "8", "--no-progress"]) == 1
     assert "5 trials in a row failed; last: RuntimeError: the disk went away" in capsys.readouterr().err

@@ -21,9 +21,9 @@ import yaml  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from orchestrator.errors import TrackingUnavailable  # noqa: E402
-from orchestrator.mlflow_client import RetryingClient, transient  # noqa: E402
-from orchestrator.tracking import MlflowTracker  # noqa: E402
+from evolora.orchestrator.errors import TrackingUnavailable  # noqa: E402
+from evolora.orchestrator.tracking.client import RetryingClient, transient  # noqa: E402
+from evolora.orchestrator.tracking.runlog import MlflowTracker  # noqa: E402
 
 from ..conftest import tiny_study  # noqa: E402
 from ..helpers.faulty_proxy import FaultyProxy  # noqa: E402
@@ -149,7 +149,7 @@ def test_an_unreachable_tracking_server_is_said_at_once_and_bounded_by_evolora_s
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(tiny_study(tmp_path)))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
     env["EVOLORA_MLFLOW_RETRY_SECONDS"] = "4"
-    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", "s.yaml", "--no-progress",
+    out = subprocess.run([sys.executable, "-m", "evolora", "run", "s.yaml", "--no-progress",
                           "--tracking-uri", f"http://127.0.0.1:{port}"], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=240)
     assert out.returncode == 1

@@ -1,0 +1,7 @@
+"""``python -m evolora.orchestrator.cli``: the ``evolora`` command."""
+
+import sys
+
+from evolora.orchestrator.cli import main
+
+sys.exit(main())
