@@ -258,6 +258,22 @@ def _cmd_terms(args) -> int:
     return 0
 
 
+def _cmd_migrate(args) -> int:
+    from evolora.orchestrator.tracking.migrate import migrate_store
+    from evolora.orchestrator.tracking.runlog import default_tracking_uri, existing_tracking_uri
+
+    uri = existing_tracking_uri(args.tracking_uri)
+    if uri is None:
+        raise ConfigError("--tracking-uri", "no MLflow store there", default_tracking_uri())
+    rewritten, remote = migrate_store(uri)
+    for path in rewritten:
+        print(f"migrated: {path}")
+    for location in remote:
+        print(f"not a local artifact store, left as it is: {location}", file=sys.stderr)
+    print(f"{len(rewritten)} model(s) migrated")
+    return 0
+
+
 def _cmd_ui(args) -> int:
     from evolora.orchestrator.cli.ui import run_ui
 
@@ -326,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     restore = handle_sigterm()
     handler = {"run": _cmd_run, "export": _cmd_export, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce,
                "studies": _cmd_studies, "ui": _cmd_ui, "lineage": _cmd_lineage, "terms": _cmd_terms,
-               "schema": _cmd_schema}.get(args.command) or plugin_commands()[args.command].run
+               "schema": _cmd_schema, "migrate": _cmd_migrate}.get(args.command) or plugin_commands()[args.command].run
     try:
         _check_args(args)
         return _closed_pipe_is_fine(handler, args)

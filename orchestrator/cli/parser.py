@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "DEAP evolution on a frozen Hugging Face model, tracked in MLflow.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_sweep, _add_reproduce, _add_export, _add_lineage, _add_studies, _add_terms,
-                _add_schema, _add_ui):
+                _add_schema, _add_ui, _add_migrate):
         add(sub)
     for command in plugin_commands().values():  # installed commands (evolora's own bench among them)
         command.add_parser(sub)
@@ -143,6 +143,14 @@ def _add_ui(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address the servers listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=5000, help="the MLflow UI's port (default 5000)")
     p.add_argument("--dashboard-port", type=int, default=8080, help="optuna-dashboard's port (default 8080)")
+
+
+def _add_migrate(sub) -> None:
+    p = sub.add_parser("migrate", help="bring a store written by an earlier evolora up to date, in place",
+                       description="Rewrite what an earlier evolora stored under its old module names: every MLflow "
+                       "model whose MLmodel names the loader module fitness.serving now names evolora.fitness.serving "
+                       "(local artifact stores; nothing else in the file changes). Safe to run twice.")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: the SQLite store in ./mlruns/)")
 
 
 _STORAGE_HELP = ("Optuna storage: a journal file path (default ./mlruns/optuna-journal.log) or a database URL "

@@ -11,7 +11,7 @@ from evolora.orchestrator.tracking.client import get_client
 __all__ = ["log_model", "register_champion", "Registration", "MEASURE_TAG", "download_model", "CHAMPION_ALIAS", "LOADER_MODULE", "EXAMPLES"]
 
 CHAMPION_ALIAS = "champion"
-LOADER_MODULE = "fitness.serving"  # MLflow imports it from the installed evolora package: no pickle, no code in artifacts
+LOADER_MODULE = "evolora.fitness.serving"  # MLflow imports it from the installed evolora: no pickle, no code in artifacts
 
 
 def _signature(kind: str, max_new_tokens: int):

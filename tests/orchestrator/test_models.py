@@ -17,7 +17,7 @@ from evolora.fitness import build_task
 from evolora.orchestrator.cli.commands import main
 from evolora.orchestrator.study.load import parse_study
 from evolora.orchestrator.assembly import task_spec
-from evolora.orchestrator.tracking.models import register_champion
+from evolora.orchestrator.tracking.models import EXAMPLES, register_champion
 
 from ..conftest import STSB, tiny_study
 
@@ -100,7 +100,7 @@ def test_encoder_model_by_alias_in_a_fresh_process_predicts_what_evolora_scores(
     mdir = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(tmp_path / "m"),
                                                     tracking_uri=uri))
     mlmodel = yaml.safe_load((mdir / "MLmodel").read_text())
-    assert mlmodel["flavors"]["python_function"]["loader_module"] == "fitness.serving"
+    assert mlmodel["flavors"]["python_function"]["loader_module"] == "evolora.fitness.serving"
     assert "signature" in mlmodel and (mdir / "input_example.json").is_file()
     assert not list(mdir.rglob("*.pkl")) and not list(local.rglob("*.pkl"))
     meta = json.loads(next(mdir.glob("data/*/evolora_model.json")).read_text())
@@ -110,6 +110,29 @@ def test_encoder_model_by_alias_in_a_fresh_process_predicts_what_evolora_scores(
     # the exported adapter names its base portably
     cfg = json.loads(next(mdir.glob("data/*/adapter/adapter_config.json")).read_text())
     assert cfg["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_a_model_stored_under_the_old_module_name_loads_after_evolora_migrate(tmp_path):
+    """A store written before evolora's modules moved under ``evolora.`` names ``fitness.serving`` as the loader
+    module; that no longer imports, and ``evolora migrate`` rewrites it in place: the model loads and predicts as
+    before, a second migrate changes nothing."""
+    study = tiny_study(tmp_path, data__dev_path=str(_dev_file(tmp_path, 12)), data__dev_subset=None,
+                       evolution__generations=2)
+    run_id, client, uri = _run(tmp_path, study, "--register", "old-store")
+    model_uri = "models:/old-store@champion"
+    frame = {k: v[:1] for k, v in EXAMPLES["encoder"].items()}
+    before = _fresh_predict(tmp_path, uri, model_uri, frame)
+    files = sorted((tmp_path / "mlruns").rglob("MLmodel"))
+    assert files
+    for f in files:  # as an earlier evolora wrote it
+        f.write_text(f.read_text().replace("loader_module: evolora.fitness.serving", "loader_module: fitness.serving"))
+    with pytest.raises(AssertionError, match="No module named 'fitness'"):
+        _fresh_predict(tmp_path, uri, model_uri, frame)
+    assert main(["migrate", "--tracking-uri", uri]) == 0
+    assert all("loader_module: evolora.fitness.serving\n" in f.read_text() for f in files)
+    assert _fresh_predict(tmp_path, uri, model_uri, frame) == before
+    assert main(["migrate", "--tracking-uri", uri]) == 0  # nothing left to do
+    assert main(["migrate", "--tracking-uri", f"sqlite:///{tmp_path / 'nowhere.db'}"]) == 2
 
 
 def test_export_from_the_registry_equals_export_from_the_run(tmp_path):
