@@ -2,7 +2,7 @@
 
 Importing the package is light (no torch, transformers or peft): it registers the built-in fitness terms,
 so a study file can be validated in a fraction of a second; everything that needs torch is imported on
-first use of its name (``from fitness import build_task`` loads it then).
+first use of its name (``from evolora.fitness import build_task`` loads it then).
 """
 
 from importlib import import_module

@@ -1,4 +1,4 @@
-"""Study files: YAML (safe loader) → a validated :class:`~orchestrator.config.StudyConfig`, with
+"""Study files: YAML (safe loader) → a validated :class:`~evolora.orchestrator.study.sections.StudyConfig`, with
 ``--set PATH=VALUE`` overrides; the search space is checked against it (:mod:`.space`).
 
 Every error names the dotted config path and the bad value (``evolution.mutation_sigma: must be > 0, got

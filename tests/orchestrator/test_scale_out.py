@@ -158,7 +158,7 @@ def test_hosts_starting_at_once_on_a_fresh_postgresql_database(postgres):
     with psycopg.connect(postgres, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {fresh}")
     url = postgres.rsplit("/", 1)[0] + "/" + fresh
-    code = ("import sys, optuna\nfrom orchestrator.storage import open_storage\n"
+    code = ("import sys, optuna\nfrom evolora.orchestrator.sweep.storage import open_storage\n"
             "s = optuna.create_study(study_name='x', storage=open_storage(sys.argv[1]), load_if_exists=True)\n"
             "print(len(s.trials))")
     procs = [subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
