@@ -38,14 +38,13 @@ def _loop(cfg, actors: int, threads: int, address: str | None):
     from evolora.fitness import build_task
     from evolora.orchestrator.study.sections import resolved
     from evolora.orchestrator.distributed.pool import RayPool
-    from evolora.orchestrator.assembly import loop_params, strategy_factory, task_spec
+    from evolora.orchestrator.assembly import build_evolution, task_spec
 
     torch.set_num_threads(threads)
     task = build_task(task_spec(cfg))
     # num_cpus 0: the rows take turns, so idle actors of the other rows hold memory, not cores
     pool = RayPool(resolved(cfg), actors, threads, address, num_cpus=0) if actors else None
-    evo = Evolution(loop_params(cfg), None, task.seed_genome(), pool or task.evaluate, task.validate, seed=cfg.seed,
-                    observers=[pool] if pool else [], strategy=strategy_factory(cfg, task.layout))
+    evo = build_evolution(cfg, task, pool, [pool] if pool else [])
     return evo, pool, task
 
 

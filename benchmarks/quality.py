@@ -149,7 +149,7 @@ def _evolora_row(cfg, budget_s: float, out: Path) -> dict:
     from evolora.evolution import Evolution, Observer
     from evolora.fitness import build_task
     from evolora.orchestrator.run.trial import prepare_torch
-    from evolora.orchestrator.assembly import loop_params, strategy_factory, task_spec
+    from evolora.orchestrator.assembly import build_evolution, task_spec
 
     prepare_torch(cfg)
     task = build_task(task_spec(cfg))
@@ -160,8 +160,7 @@ def _evolora_row(cfg, budget_s: float, out: Path) -> dict:
         def on_generation(self, row: dict) -> None:
             curve.maybe(evo.champion["id"], lambda: evo.champion["genome"])
 
-    evo = Evolution(loop_params(cfg), None, task.seed_genome(), task.evaluate, task.validate, seed=cfg.seed,
-                    observers=[Sampler()], strategy=strategy_factory(cfg, task.layout))
+    evo = build_evolution(cfg, task, observers=[Sampler()])
     curve.maybe(0, task.seed_genome)  # the base model, at time 0
     evals = 0
     while evo.gen < cfg.evolution.generations - 1 and (evo.gen < 1 or not clock.over()):

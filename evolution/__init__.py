@@ -13,7 +13,7 @@ from evolora.evolution.observers import Observer
 from evolora.evolution.operators import cx_blend, mut_gaussian
 from evolora.evolution.seeding import TrialRandom
 from evolora.evolution.speciation import Speciation, SpeciationParams, allocate, distance
-from evolora.evolution.strategies import GAParams, GeneticAlgorithm, Strategy
+from evolora.evolution.strategies import STRATEGIES, GAParams, GeneticAlgorithm, Strategy, register_strategy
 
 __all__ = [
     "ConfigError", "EvoloraError", "RegistryError",
@@ -22,7 +22,7 @@ __all__ = [
     "Observer",
     "cx_blend", "mut_gaussian",
     "TrialRandom",
-    "GAParams", "GeneticAlgorithm", "Strategy",
+    "GAParams", "GeneticAlgorithm", "Strategy", "STRATEGIES", "register_strategy",
     "ESParams", "OpenAIES", "SepCMAES",
     "LineageRecorder", "ancestry", "read_lineage", "to_parquet",
     "Speciation", "SpeciationParams", "allocate", "distance",

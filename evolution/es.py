@@ -18,7 +18,7 @@ import numpy as np
 from evolora.evolution._deap import make_individual
 from evolora.evolution.es_params import ESParams
 from evolora.evolution.genome import GenomeLayout
-from evolora.evolution.strategies import Strategy
+from evolora.evolution.strategies import Strategy, register_strategy
 
 __all__ = ["ESParams", "OpenAIES", "cosine"]
 
@@ -84,6 +84,7 @@ class _MeanStrategy(Strategy):
         return pop, events + more
 
 
+@register_strategy
 class OpenAIES(_MeanStrategy):
     """Antithetic ES on the mean (Salimans et al. 2017): each generation scores pairs θ ± σε and steps the mean
     along the shaped differences with Adam, SGD or momentum.
@@ -104,7 +105,15 @@ class OpenAIES(_MeanStrategy):
       fitness values (``shaping="zscore"``; centred ranks of the samples otherwise), estimates the ascent
       direction with one forward per direction instead of two."""
 
+    name = "openai-es"
+    Params = ESParams
+    options = "es"
+    min_population = 2  # antithetic pairs
     drawn = ("eps", "z", "delta")
+
+    @classmethod
+    def create(cls, params, rng, new_id, layout=None, speciation=None) -> OpenAIES:
+        return cls(params, rng, new_id, layout)
 
     def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int],
                  layout: GenomeLayout | None = None) -> None:

@@ -4,8 +4,10 @@ checked by building :class:`ESParams` (a ConfigError names the option)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from evolora.evolution.errors import ConfigError
+from evolora.evolution.options import option
 
 __all__ = ["ESParams", "SHAPINGS", "OPTIMIZERS", "SCHEDULES", "PERTURB", "BATCHES", "BLOCKS", "SAMPLINGS",
            "PRECONDITIONS"]
@@ -25,31 +27,59 @@ _CHOICES = {"optimizer": OPTIMIZERS, "shaping": SHAPINGS, "schedule": SCHEDULES,
 
 @dataclass(frozen=True)
 class ESParams:
-    population: int = 16
-    sigma: float = 0.02  # perturbation std (openai-es) / initial step size (sep-cma-es)
-    learning_rate: float = 0.01  # openai-es
-    optimizer: str = "adam"  # adam | sgd | momentum
-    momentum: float = 0.9  # for optimizer=momentum
-    weight_decay: float = 0.0
-    shaping: str = "centered_rank"  # centered_rank | zscore (antithetic differences / their std: SPSA-like)
-    schedule: str = "constant"  # constant | cosine: learning rate (and sigma) over `horizon` generations
-    sigma_final: float = 1.0  # sigma at the horizon, as a fraction of `sigma` (cosine schedule)
-    lr_final: float = 0.0  # learning rate at the horizon, as a fraction of `learning_rate` (cosine schedule)
-    perturb: str = "all"  # all | B: perturb only the LoRA B factors (A stays at its initialisation)
-    a_scale: float = 1.0  # σ and step on the LoRA A genes as a fraction of those on B (LoRA+-style; perturb B = 0)
-    horizon: int = 0  # generations the schedule spans (the run's length); 0: no schedule
-    batches: str = "shared"  # shared | per_pair: each antithetic pair scored on its own fitness batch
-    blocks: str = "all"  # all | layer: each generation perturbs and updates one adapted layer's genes, in turn
-    sampling: str = "antithetic"  # antithetic pairs θ ± σε | one_sided: θ + σε against the mean scored on the same batch
-    #                               | cone: antithetic pairs along directions in a cone around the estimates' momentum
-    cone_angle: float = 80.0  # sampling cone: degrees between each direction and the momentum (ConMeZO)
-    cone_beta: float = 0.9  # sampling cone: the momentum's EMA coefficient over the ascent estimates
-    precondition: str = "none"  # none | hessian: per-gene σ and step from a diagonal curvature estimate (HiZOO)
-    curvature_rate: float = 0.05  # precondition hessian: EMA rate of the diagonal curvature per generation
-    project_every: int = 0  # DiZO: every k-th generation searches per-layer scales of the displacement; 0: never
-    project_sigma: float = 0.1  # DiZO: perturbation std of the per-layer ratios
-    project_step: float = 0.1  # DiZO: step of the ratios along the z-scored estimate
-    project_clip: float = 0.2  # DiZO: each ratio stays within [1 − clip, 1 + clip]
+    """The evolution strategies' parameters (openai-es; ``sigma`` also for sep-cma-es). Each field is the study
+    file's ``evolution.es`` key of its name, declared here once (the population and the horizon come from the
+    ``evolution`` section: its population and generations)."""
+
+    population: int = option(16, "genomes per generation (the evolution section's)")
+    sigma: float = option(0.02, "perturbation std (openai-es) / initial step size (sep-cma-es)", gt=0)
+    learning_rate: float = option(0.01, "openai-es: step size of the optimiser on the mean", gt=0)
+    optimizer: Literal[OPTIMIZERS] = option("adam", "openai-es: update of the mean")
+    momentum: float = option(0.9, "openai-es, optimizer=momentum: heavy-ball coefficient", ge=0, lt=1)
+    weight_decay: float = option(0.0, ge=0)
+    shaping: Literal[SHAPINGS] = option(
+        "centered_rank", "openai-es fitness shaping: centred ranks, or antithetic differences "
+        "f(θ+σε) − f(θ−σε) divided by their RMS over the pairs (SPSA/MeZO-like, scale-free)")
+    schedule: Literal[SCHEDULES] = option(
+        "constant", "openai-es: learning rate and σ constant, or decayed along a half cosine over "
+        "evolution.generations to lr_final × learning_rate and sigma_final × sigma")
+    lr_final: float = option(0.0, "cosine schedule: final learning rate / learning_rate", ge=0, le=1)
+    sigma_final: float = option(1.0, "cosine schedule: final σ / sigma", gt=0, le=1)
+    perturb: Literal[PERTURB] = option(
+        "all", "openai-es: perturb every gene, or only the LoRA B factors (A stays at its "
+        "initialisation; at B = 0 a change of A does nothing to first order, so perturbing it is pure noise)")
+    a_scale: float = option(
+        1.0, "openai-es: σ and step on the LoRA A genes as a fraction of those on B "
+        "(LoRA+-style; 1: the same, 0: A fixed, which is what perturb B does)", ge=0, le=1)
+    horizon: int = option(0, "generations the schedule spans (the evolution section's generations); 0: none")
+    batches: Literal[BATCHES] = option(
+        "shared", "openai-es: every pair on the generation's batch, or each antithetic pair on a "
+        "batch of its own (data.train_subset examples drawn from the generation and the pair): more directions "
+        "for the same number of example evaluations; needs shaping zscore and data.rotate")
+    blocks: Literal[BLOCKS] = option(
+        "all", "openai-es: perturb every gene each generation, or one adapted layer's genes per "
+        "generation in turn (block-coordinate ES): every member shares the mean's adapter below that layer, so the "
+        "layers beneath it run once per batch and each member only the layers from it up")
+    sampling: Literal[SAMPLINGS] = option(
+        "antithetic", "openai-es: antithetic pairs θ ± σε, or one_sided samples θ + σε scored against the "
+        "mean on the same batch (FZOO: with shaping zscore each difference to the mean's fitness is divided by the "
+        "samples' standard deviation): one forward per direction; needs batches: shared; or cone: antithetic pairs "
+        "along directions at cone_angle from the momentum of the past ascent estimates (ConMeZO)")
+    cone_angle: float = option(80.0, "sampling cone: degrees between every direction and the momentum (90: "
+                               "orthogonal to it)", gt=0, le=90)
+    cone_beta: float = option(0.9, "sampling cone: EMA coefficient of the momentum", ge=0, lt=1)
+    precondition: Literal[PRECONDITIONS] = option(
+        "none", "openai-es: none, or hessian (HiZOO-like): each gene's σ and step scaled by "
+        "1/√ of a diagonal curvature estimated from the same evaluations (f(θ+σε) + f(θ−σε) − 2f(θ)); needs an odd "
+        "population (the mean scored with the pairs), antithetic or cone sampling, batches shared, blocks all")
+    curvature_rate: float = option(0.05, "precondition hessian: EMA rate of the curvature estimate per "
+                                   "generation", gt=0, le=1)
+    project_every: int = option(0, "openai-es, DiZO: every k-th generation searches one ratio per adapted layer "
+                                "that scales the displacement from the seed genome, and takes one step on them; "
+                                "0: never", ge=0)
+    project_sigma: float = option(0.1, "DiZO: perturbation std of the per-layer ratios", gt=0)
+    project_step: float = option(0.1, "DiZO: step on the ratios (z-scored estimate)", gt=0)
+    project_clip: float = option(0.2, "DiZO: each ratio stays within 1 ± clip", gt=0, lt=1)
 
     def __post_init__(self) -> None:
         """The options' rules, in one place (the study file's ``evolution.es`` is checked by building this):

@@ -10,16 +10,22 @@ import numpy as np
 
 from evolora.evolution.es import _MeanStrategy, _state_hex
 from evolora.evolution.es_params import ESParams
+from evolora.evolution.strategies import register_strategy
 
 __all__ = ["SepCMAES"]
 
 
+@register_strategy
 class SepCMAES(_MeanStrategy):
     """Separable (diagonal) CMA-ES (Ros & Hansen 2008) with the default parameters of Hansen's tutorial and
     the (n + 2) / 3 learning-rate boost of the diagonal variant. Its whole state is arrays and numbers (mean,
     σ, diagonal covariance, both evolution paths), so it checkpoints as data; every draw comes from the
     trial's generator."""
 
+    name = "sep-cma-es"
+    Params = ESParams
+    options = "es"
+    reads = ("sigma",)  # its other parameters are Hansen's defaults
     drawn = ("z",)
 
     def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int]) -> None:

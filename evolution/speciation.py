@@ -12,23 +12,30 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from evolora.evolution.genome import GenomeLayout
+from evolora.evolution.options import option
 
 __all__ = ["SpeciationParams", "Speciation", "distance", "allocate"]
 
 
 @dataclass(frozen=True)
 class SpeciationParams:
-    distance: str = "l2"  # l2 | cosine | delta_l2 (on the LoRA deltas B·A)
-    threshold: float | None = None  # initial compatibility threshold; None: the first population's mean distance
-    target_species: int = 3
-    threshold_step: float = 0.1  # relative change per generation toward the target count
-    stagnation: int = 15
-    sharing: bool = True
-    elitism: int = 1  # per species
+    """NEAT-style speciation of the GA population: each field is the study file's ``evolution.speciation`` key of
+    its name, declared here once."""
+
+    distance: Literal["l2", "cosine", "delta_l2"] = option(
+        "l2", "compatibility distance: RMS gene difference, 1 − cosine, or RMS difference of the LoRA deltas B·A")
+    threshold: float | None = option(None, "initial compatibility threshold, adapted each generation toward "
+                                     "target_species (null: the first population's mean distance)", gt=0)
+    target_species: int = option(3, "the threshold moves toward this many species", ge=1)
+    threshold_step: float = option(0.1, "relative threshold change per generation", gt=0, lt=1)
+    stagnation: int = option(15, "generations without improvement before a species is removed", ge=1)
+    sharing: bool = option(True, "explicit fitness sharing (adjusted fitness = fitness / species size)")
+    elitism: int = option(1, "best members of each species copied unchanged", ge=0)
     min_threshold: float = 1e-6
 
 

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 from deap import base, tools
@@ -13,26 +14,57 @@ from deap import base, tools
 from evolora.evolution._deap import copy_individual, make_individual
 from evolora.evolution.genome import GenomeLayout
 from evolora.evolution.operators import cx_blend, mut_gaussian
+from evolora.evolution.options import option
 from evolora.evolution.speciation import Speciation, SpeciationParams, allocate
 
-__all__ = ["GAParams", "Strategy", "GeneticAlgorithm"]
+__all__ = ["GAParams", "Strategy", "GeneticAlgorithm", "STRATEGIES", "register_strategy"]
 
 
 @dataclass(frozen=True)
 class GAParams:
-    population: int = 16
-    tournament_size: int = 3
-    elitism: int = 1
-    crossover_prob: float = 0.5
-    mutation_prob: float = 0.9
-    mutation_sigma: float = 0.02
-    gene_prob: float = 1.0
-    blend_alpha: float = 0.5
+    """The GA's parameters: each field is the study file's ``evolution`` key of its name, declared here once."""
+
+    population: int = option(16, "genomes per generation", ge=2, le=100_000)
+    tournament_size: int = option(3, ge=1)
+    elitism: int = option(1, "best individuals copied unchanged into the next generation", ge=0)
+    crossover_prob: float = option(0.5, ge=0, le=1)
+    mutation_prob: float = option(0.9, ge=0, le=1)
+    mutation_sigma: float = option(0.02, "std of the Gaussian mutation", gt=0)
+    gene_prob: float = option(1.0, "probability that a gene is mutated", gt=0, le=1)
+    blend_alpha: float = option(0.5, "BLX-alpha crossover extent", ge=0)
 
 
 class Strategy(abc.ABC):
     """Two methods to implement: the generation-0 population, and the next population from an evaluated
-    one (unevaluated genomes have invalid fitness). Each returns (population, lineage birth events)."""
+    one (unevaluated genomes have invalid fitness). Each returns (population, lineage birth events).
+
+    A strategy a study can name is registered under its ``name`` (:func:`register_strategy`) and says what it
+    is built from: ``Params``, its parameter dataclass, whose fields it reads from the study's ``evolution``
+    section (``options = ""``) or one of its sub-sections (``options = "es"``); ``reads``, the names of those
+    fields it actually uses (None: all of them; what a run logs as its parameters)."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type] = type(None)
+    options: ClassVar[str] = ""
+    reads: ClassVar[tuple[str, ...] | None] = None
+    speciates: ClassVar[bool] = False  # takes the evolution section's NEAT-style speciation
+    min_population: ClassVar[int] = 1
+
+    @classmethod
+    def make_params(cls, population: int, generations: int, options: Mapping[str, Any]) -> Any:
+        """Its parameters from the study's values: the fields of ``Params`` named in ``options``, the population
+        and, where ``Params`` has one, the run's length as ``horizon``."""
+        names = {f.name for f in dataclasses.fields(cls.Params)}
+        given = {"population": population, "horizon": generations}
+        return cls.Params(**{k: v for k, v in options.items() if k in names and k not in given},
+                          **{k: v for k, v in given.items() if k in names})
+
+    @classmethod
+    def create(cls, params: Any, rng: np.random.Generator, new_id: Callable[[], int],
+               layout: GenomeLayout | None = None, speciation: SpeciationParams | None = None) -> Strategy:
+        """An instance for one trial (the loop's generator and id counter); the layout names the genome's
+        LoRA factors and layers for strategies that treat them apart."""
+        return cls(params, rng, new_id)
 
     def __init__(self, rng: np.random.Generator, new_id: Callable[[], int]) -> None:
         self.rng = rng
@@ -61,14 +93,37 @@ class Strategy(abc.ABC):
         pass
 
 
+STRATEGIES: dict[str, type[Strategy]] = {}  # name → class: what a study's `evolution.strategy` may name
+
+
+def register_strategy(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: make a :class:`Strategy` subclass nameable by ``cls.name`` (a second class under a
+    taken name is an error, not a silent replacement)."""
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)) or not cls.name:
+        raise TypeError(f"register_strategy takes a Strategy subclass with a name, got {cls!r}")
+    if STRATEGIES.get(cls.name, cls) is not cls:
+        raise ValueError(f"strategy {cls.name!r} is already registered ({STRATEGIES[cls.name].__qualname__})")
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
 def _draw(rng: np.random.Generator) -> str:
     """The generator state before a draw, as hex: with it, the draw can be replayed exactly."""
     return format(rng.bit_generator.state["state"]["state"], "x")
 
 
+@register_strategy
 class GeneticAlgorithm(Strategy):
     """DEAP GA: elitism, tournament selection, BLX crossover and Gaussian mutation (vectorised), optionally
     NEAT-style speciated (selection, crossover and elitism within species; offspring by shared fitness)."""
+
+    name = "ga"
+    Params = GAParams
+    speciates = True
+
+    @classmethod
+    def create(cls, params, rng, new_id, layout=None, speciation=None) -> GeneticAlgorithm:
+        return cls(params, rng, new_id, speciation, layout)
 
     def __init__(self, params: GAParams, rng: np.random.Generator, new_id: Callable[[], int],
                  speciation: SpeciationParams | None = None, layout: GenomeLayout | None = None) -> None:

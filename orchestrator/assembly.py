@@ -1,20 +1,20 @@
-"""The resolved study config → what the packages build from: the task's :class:`fitness.TaskSpec`, the
-loop's parameters, the search strategy. Shared by a trial (:mod:`.runner`), its Ray actors
-(:mod:`.ray_actor`) and the benchmarks, so that each builds the same things from the same config."""
+"""The resolved study config → what the packages build from: the task's :class:`~evolora.fitness.TaskSpec`,
+the loop's parameters, the strategy (by name, from the strategy registry) and the one :class:`Evolution`.
+Shared by a trial, its Ray actors and the benchmarks, so that each builds the same things from the same config."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from evolora.evolution import GAParams, GeneticAlgorithm, LoopParams
-from evolora.evolution.es import ESParams, OpenAIES
-from evolora.evolution.sepcma import SepCMAES
+from typing import Sequence
+
+from evolora.evolution import STRATEGIES, Evolution, LoopParams, Observer
 from evolora.evolution.speciation import SpeciationParams
 from evolora.fitness import TaskSpec
 
 from evolora.orchestrator.study.sections import BLOCK_MODULES, LoraConfig, StudyConfig, columns
 
-__all__ = ["task_spec", "loop_params", "ga_params", "from_section", "strategy_factory"]
+__all__ = ["task_spec", "loop_params", "strategy_params", "strategy_factory", "build_evolution"]
 
 
 _SPEC_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)}
@@ -67,27 +67,34 @@ def loop_params(cfg: StudyConfig, checkpoint_every: int = 0) -> LoopParams:
                       checkpoint_every=checkpoint_every)
 
 
-def from_section(cls, *sections, **extra):
-    """A parameter dataclass of the evolution package built from config sections by field name (the
-    sections take their defaults from the dataclass: one source of defaults)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    values = {k: getattr(sec, k) for sec in sections for k in type(sec).model_fields if k in names}
-    return cls(**{**values, **extra})
-
-
-def ga_params(cfg: StudyConfig) -> GAParams:
-    return from_section(GAParams, cfg.evolution)
+def strategy_params(cfg: StudyConfig):
+    """The configured strategy's parameters: its ``Params`` filled from the evolution section (or the
+    sub-section the strategy names), the population and the run's length."""
+    e = cfg.evolution
+    cls = STRATEGIES[e.strategy]
+    section = getattr(e, cls.options) if cls.options else e
+    options = {k: getattr(section, k) for k in type(section).model_fields}
+    return cls.make_params(e.population, e.generations, options)
 
 
 def strategy_factory(cfg: StudyConfig, layout):
-    """(rng, new_id) → the configured Strategy: the one place that maps config to search strategies."""
+    """(rng, new_id) → the configured Strategy, looked up by name in the strategy registry."""
     e = cfg.evolution
-    if e.strategy in ("openai-es", "sep-cma-es"):
-        es = from_section(ESParams, e.es, population=e.population, horizon=e.generations)
-        if e.strategy == "openai-es":
-            return lambda rng, new_id: OpenAIES(es, rng, new_id, layout)
-        return lambda rng, new_id: SepCMAES(es, rng, new_id)
-    sp = None
-    if e.speciation.enabled:
-        sp = from_section(SpeciationParams, e.speciation)
-    return lambda rng, new_id: GeneticAlgorithm(ga_params(cfg), rng, new_id, sp, layout)
+    cls, params = STRATEGIES[e.strategy], strategy_params(cfg)
+    speciation = None
+    if cls.speciates and e.speciation.enabled:
+        speciation = SpeciationParams(**{k: getattr(e.speciation, k) for k in type(e.speciation).model_fields
+                                         if k in _SPECIATION_FIELDS})
+    return lambda rng, new_id: cls.create(params, rng, new_id, layout, speciation)
+
+
+_SPECIATION_FIELDS = tuple(f.name for f in dataclasses.fields(SpeciationParams))
+
+
+def build_evolution(cfg: StudyConfig, task, evaluate=None, observers: Sequence[Observer] = (),
+                    checkpoint_every: int = 0) -> Evolution:
+    """The one generation loop a study makes (a trial, its benchmarks): the task's seed genome and
+    validation, the configured strategy, scored by ``evaluate`` (default: the task in this process)."""
+    return Evolution(loop_params(cfg, checkpoint_every), None, task.seed_genome(), evaluate or task.evaluate,
+                     task.validate, seed=cfg.seed, observers=list(observers),
+                     strategy=strategy_factory(cfg, task.layout))

@@ -31,7 +31,7 @@ from evolora.orchestrator.run.progress import ProgressBar
 from evolora.orchestrator.tracking.runlog import MlflowTracker, default_tracking_uri, library_versions
 from evolora.orchestrator.signals import deferred_signals
 from evolora.orchestrator.tracking.urls import sqlite_file
-from evolora.orchestrator.assembly import loop_params, strategy_factory, task_spec
+from evolora.orchestrator.assembly import build_evolution, task_spec
 
 __all__ = ["run_trial", "Trial", "RunSettings", "run_checkpoint", "CHECKPOINT_TAG", "INCOMPLETE_TAG", "prepare_torch", "Checkpointer", "load_checkpoint", "checkpoint_identity"]
 
@@ -315,8 +315,7 @@ class Trial:
             curves = CurvesImage(tracker, f"{cfg.name} (seed {cfg.seed})", cfg.evolution.generations, cfg.data.rotate)
             obs.append(curves)
         evaluate = self.pool if self.pool is not None else task.evaluate
-        evo = Evolution(loop_params(cfg, 1 if checkpoint is not None else 0), None, task.seed_genome(), evaluate,
-                        task.validate, seed=cfg.seed, observers=obs, strategy=strategy_factory(cfg, task.layout))
+        evo = build_evolution(cfg, task, evaluate, obs, checkpoint_every=1 if checkpoint is not None else 0)
         if self.ck:
             evo.load_state_dict(self.ck["loop"])
         return evo, basins, curves

@@ -12,6 +12,7 @@ drops a connection or dies mid-answer costs a wait, not the run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -20,6 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from evolora.evolution import STRATEGIES, GAParams
 from evolora.evolution.errors import ConfigError
 from evolora.evolution.observers import Observer
 
@@ -319,8 +321,8 @@ def experiment_names(tracking_uri: str) -> list[tuple[str, str]]:
     return [(e.experiment_id, e.name) for e in get_client(tracking_uri).search_experiments() if e.name != "Default"]
 
 
-_GA_ONLY = ("tournament_size", "elitism", "crossover_prob", "mutation_prob", "mutation_sigma", "gene_prob",
-            "blend_alpha", "hall_of_fame", "speciation")
+# what only the GA reads: its operators, the hall of fame, speciation
+_GA_ONLY = (*(f.name for f in dataclasses.fields(GAParams) if f.name != "population"), "hall_of_fame", "speciation")
 
 
 def compared_params(conf: dict) -> dict:
@@ -329,16 +331,16 @@ def compared_params(conf: dict) -> dict:
     its strategy reads (the GA's operators for ``ga``, speciation when enabled, ``es`` for the ES strategies). A
     sweep's trial adds the values Optuna sampled."""
     evo = dict(conf.get("evolution") or {})
-    strategy = evo.get("strategy")
-    if strategy != "ga":
+    strategy = STRATEGIES.get(evo.get("strategy"))
+    if strategy is not None and strategy.options:  # its options live in a sub-section: the GA's are not its
         for k in _GA_ONLY:
             evo.pop(k, None)
-    else:
+        if strategy.reads is not None:
+            evo[strategy.options] = {k: (evo.get(strategy.options) or {}).get(k) for k in strategy.reads}
+    elif strategy is not None:
         evo.pop("es", None)
         if not (evo.get("speciation") or {}).get("enabled"):
             evo.pop("speciation", None)
-    if strategy == "sep-cma-es":
-        evo["es"] = {"sigma": (evo.get("es") or {}).get("sigma")}
 
     def prune(d: dict) -> dict:
         out = {}

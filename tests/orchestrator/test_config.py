@@ -185,28 +185,56 @@ def test_help_explains_each_command(capsys):
     assert "--set" in capsys.readouterr().out
 
 
-def test_one_source_of_defaults_for_the_evolution_parameters():
-    """Every config field that an evolution parameter dataclass also has defaults to the dataclass's value,
-    and the runner builds the dataclasses from the config by field name (nothing declared twice)."""
+def test_each_evolution_setting_is_declared_once_on_the_dataclass_the_strategy_reads():
+    """The evolution section's settings are generated from the inner loop's parameter dataclasses (type,
+    default, description, bounds declared once, on the dataclass), and the assembly builds the dataclass a
+    strategy reads back from the study by name, with the study's values."""
     import dataclasses
 
-    from evolora.evolution import GAParams
-    from evolora.evolution.es import ESParams
+    import numpy as np
+
+    from evolora.evolution import STRATEGIES, GAParams, GeneticAlgorithm
+    from evolora.evolution.es import ESParams, OpenAIES
+    from evolora.evolution.sepcma import SepCMAES
     from evolora.evolution.speciation import SpeciationParams
-    from evolora.orchestrator.study.sections import ESConfig, EvolutionConfig, SpeciationConfig
+    from evolora.orchestrator.assembly import strategy_factory, strategy_params
     from evolora.orchestrator.study.load import parse_study
-    from evolora.orchestrator.assembly import from_section
+    from evolora.orchestrator.study.sections import ESConfig, EvolutionConfig, SpeciationConfig
 
     for section, cls in ((EvolutionConfig, GAParams), (ESConfig, ESParams), (SpeciationConfig, SpeciationParams)):
-        shared = {f.name for f in dataclasses.fields(cls)} & set(section.model_fields)
-        assert shared, section
-        for name in shared:
-            assert section.model_fields[name].default == getattr(cls(), name), f"{section.__name__}.{name}"
-    cfg = parse_study({"evolution": {"population": 8, "speciation": {"enabled": True, "target_species": 5},
-                                     "es": {"sigma": 0.07}}})
-    assert from_section(SpeciationParams, cfg.evolution.speciation).target_species == 5
-    assert from_section(GAParams, cfg.evolution).population == 8
-    assert from_section(ESParams, cfg.evolution.es, population=8).sigma == 0.07
+        declared = [f for f in dataclasses.fields(cls) if "doc" in f.metadata and f.name != "horizon"
+                    and not (cls is ESParams and f.name == "population")]
+        assert declared, section
+        for f in declared:
+            info = section.model_fields[f.name]
+            assert info.default == f.default and (info.description or "") == f.metadata["doc"], f.name
+            bounds = {k: getattr(m, k) for m in info.metadata for k in ("gt", "ge", "lt", "le") if hasattr(m, k)}
+            assert bounds == {k: f.metadata[k] for k in ("gt", "ge", "lt", "le") if k in f.metadata}, f.name
+    assert set(STRATEGIES) == {"ga", "openai-es", "sep-cma-es"}
+    assert EvolutionConfig.model_json_schema()["properties"]["strategy"]["enum"] == list(STRATEGIES)
+
+    cfg = parse_study({"evolution": {"population": 8, "generations": 7, "mutation_sigma": 0.3,
+                                     "speciation": {"enabled": True, "target_species": 5}, "es": {"sigma": 0.07}}})
+    ga = strategy_factory(cfg, None)(np.random.default_rng(0), iter(range(99)).__next__)
+    assert type(ga) is GeneticAlgorithm and ga.p == GAParams(population=8, mutation_sigma=0.3)
+    assert ga.speciation.p == SpeciationParams(target_species=5)
+    for name, kind in (("openai-es", OpenAIES), ("sep-cma-es", SepCMAES)):
+        es = parse_study({"evolution": {"strategy": name, "population": 8, "generations": 7, "es": {"sigma": 0.07}}})
+        assert strategy_params(es) == ESParams(population=8, horizon=7, sigma=0.07)
+        assert type(strategy_factory(es, None)(np.random.default_rng(0), iter(range(99)).__next__)) is kind
+
+
+def test_a_strategy_is_named_once_and_a_taken_name_is_refused():
+    from evolora.evolution import STRATEGIES, GeneticAlgorithm, register_strategy
+
+    class Mine(GeneticAlgorithm):
+        name = "ga"
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_strategy(Mine)
+    with pytest.raises(TypeError):
+        register_strategy(object)
+    assert STRATEGIES["ga"] is GeneticAlgorithm
 
 
 def test_a_bad_study_file_is_reported_before_torch_transformers_or_mlflow_load(tmp_path):
