@@ -34,11 +34,10 @@ def _loop(cfg, actors: int, threads: int, address: str | None):
     """(Evolution, pool or None) for ``cfg`` on ``actors`` actors (0: this process) at ``threads`` each."""
     import torch
 
-    from evolora.evolution import Evolution
     from evolora.fitness import build_task
-    from evolora.orchestrator.study.sections import resolved
-    from evolora.orchestrator.distributed.pool import RayPool
     from evolora.orchestrator.assembly import build_evolution, task_spec
+    from evolora.orchestrator.distributed.pool import RayPool
+    from evolora.orchestrator.study.sections import resolved
 
     torch.set_num_threads(threads)
     task = build_task(task_spec(cfg))
@@ -48,8 +47,14 @@ def _loop(cfg, actors: int, threads: int, address: str | None):
     return evo, pool, task
 
 
-def run_actors(actors=(1, 2), population: int = 32, generations: int = 6, threads: int = 2, tiny: bool = False,
-               log=print) -> list[dict]:
+def run_actors(
+    actors=(1, 2),
+    population: int = 32,
+    generations: int = 6,
+    threads: int = 2,
+    tiny: bool = False,
+    log=print,
+) -> list[dict]:
     """Rows: one process at ``threads``; each actor count n at max(1, threads // n) threads per actor; the
     ES at rank 16 on 2 actors (bytes only matter there); the GA on 2 actors."""
     import torch
@@ -60,23 +65,43 @@ def run_actors(actors=(1, 2), population: int = 32, generations: int = 6, thread
         population, generations = 4, 3
     specs = [("process", 0, threads, [])]
     specs += [(f"ray-{n}", n, max(1, threads // n), []) for n in actors]
-    specs += [("ray-2 rank-16", 2, max(1, threads // 2), ["lora.rank=16", "lora.alpha=32"]),
-              ("ray-2 ga", 2, max(1, threads // 2), ["evolution.strategy=ga", "evolution.tournament_size=2",
-                                                     "evolution.elitism=1"])]
+    specs += [
+        ("ray-2 rank-16", 2, max(1, threads // 2), ["lora.rank=16", "lora.alpha=32"]),
+        (
+            "ray-2 ga",
+            2,
+            max(1, threads // 2),
+            ["evolution.strategy=ga", "evolution.tournament_size=2", "evolution.elitism=1"],
+        ),
+    ]
     rows, runs = [], []
-    cluster = LocalCluster(os.cpu_count() or 1)  # one head for every row's actors (each row its own driver)
+    cluster = LocalCluster(
+        os.cpu_count() or 1
+    )  # one head for every row's actors (each row its own driver)
     try:
         for name, n, t, over in specs:
             cfg = _config(population, tiny, over)
             evo, pool, task = _loop(cfg, n, t, cluster.address)
-            runs.append({"name": name, "actors": n, "threads": t, "evo": evo, "pool": pool, "times": [],
-                         "bytes": [], "genes": task.layout.size})
+            runs.append(
+                {
+                    "name": name,
+                    "actors": n,
+                    "threads": t,
+                    "evo": evo,
+                    "pool": pool,
+                    "times": [],
+                    "bytes": [],
+                    "genes": task.layout.size,
+                }
+            )
             log(f"built {name}")
         for gen in range(generations):
             for r in runs:  # one generation of each row in turn
                 torch.set_num_threads(r["threads"])
                 row = r["evo"].step()
-                if 0 < gen < generations - 1:  # generation 0 syncs the actors, the last one validates
+                if (
+                    0 < gen < generations - 1
+                ):  # generation 0 syncs the actors, the last one validates
                     r["times"].append(row["gen_s"])
                     r["bytes"].append(row.get("ray_bytes_per_genome", 0.0))
             log(f"generation {gen} done")
@@ -88,20 +113,35 @@ def run_actors(actors=(1, 2), population: int = 32, generations: int = 6, thread
     base = statistics.median(runs[0]["times"])
     for r in runs:
         med = statistics.median(r["times"])
-        rows.append({"row": r["name"], "actors": r["actors"], "threads_per_actor": r["threads"], "genes": r["genes"],
-                     "population": population, "gen_s": med, "ratio": base / med if med else float("nan"),
-                     "bytes_per_genome": statistics.median(r["bytes"]) if r["actors"] else 0.0,
-                     "genome_bytes": 4 * r["genes"]})
+        rows.append(
+            {
+                "row": r["name"],
+                "actors": r["actors"],
+                "threads_per_actor": r["threads"],
+                "genes": r["genes"],
+                "population": population,
+                "gen_s": med,
+                "ratio": base / med if med else float("nan"),
+                "bytes_per_genome": statistics.median(r["bytes"]) if r["actors"] else 0.0,
+                "genome_bytes": 4 * r["genes"],
+            }
+        )
     return rows
 
 
 def format_actors(rows: list[dict]) -> str:
-    head = (f"{'row':<15}{'actors':>7}{'thr/actor':>10}{'genes':>8}{'gen s':>9}{'× process':>10}"
-            f"{'B/genome':>10}{'genome B':>10}")
+    head = (
+        f"{'row':<15}{'actors':>7}{'thr/actor':>10}{'genes':>8}{'gen s':>9}{'× process':>10}"
+        f"{'B/genome':>10}{'genome B':>10}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['row']:<15}{r['actors']:>7}{r['threads_per_actor']:>10}{r['genes']:>8}{r['gen_s']:>9.2f}"
-                     f"{r['ratio']:>9.2f}×{r['bytes_per_genome']:>10.0f}{r['genome_bytes']:>10}")
-    lines.append("gen s: median wall time of a generation (not generation 0 or the last); × process: the one-process "
-                 "row's time over this row's; B/genome: bytes sent to the actors per genome and generation")
+        lines.append(
+            f"{r['row']:<15}{r['actors']:>7}{r['threads_per_actor']:>10}{r['genes']:>8}{r['gen_s']:>9.2f}"
+            f"{r['ratio']:>9.2f}×{r['bytes_per_genome']:>10.0f}{r['genome_bytes']:>10}"
+        )
+    lines.append(
+        "gen s: median wall time of a generation (not generation 0 or the last); × process: the one-process "
+        "row's time over this row's; B/genome: bytes sent to the actors per genome and generation"
+    )
     return "\n".join(lines)

@@ -57,25 +57,53 @@ def _peak_rss_mb() -> float:
 
 def _specs(model: str, batch: int) -> tuple[TaskSpec, list[tuple[str, dict]]]:
     if model == "minilm":
-        base = TaskSpec(base="minilm", kind="encoder", train_path=str(PACKAGED_STSB / "sts-train.csv"),
-                        dev_path=str(PACKAGED_STSB / "sts-dev.csv"), train_subset=batch // 2, dev_subset=8,
-                        batch_size=batch, rank=4, alpha=8.0, target_modules=("query", "value"))
+        base = TaskSpec(
+            base="minilm",
+            kind="encoder",
+            train_path=str(PACKAGED_STSB / "sts-train.csv"),
+            dev_path=str(PACKAGED_STSB / "sts-dev.csv"),
+            train_subset=batch // 2,
+            dev_subset=8,
+            batch_size=batch,
+            rank=4,
+            alpha=8.0,
+            target_modules=("query", "value"),
+        )
         n = 6
     else:
-        base = TaskSpec(base="lfm2-tiny", kind="causal", train_path=str(PACKAGED_STSB / "sts-train.csv"),
-                        dev_path=str(PACKAGED_STSB / "sts-dev.csv"), train_genre="main-news", dev_genre="main-news",
-                        train_subset=batch, dev_subset=8, batch_size=batch, rank=4, alpha=8.0,
-                        target_modules=("q_proj", "v_proj", "in_proj", "out_proj"),
-                        terms=(("likelihood", 1.0),), validation="likelihood")
+        base = TaskSpec(
+            base="lfm2-tiny",
+            kind="causal",
+            train_path=str(PACKAGED_STSB / "sts-train.csv"),
+            dev_path=str(PACKAGED_STSB / "sts-dev.csv"),
+            train_genre="main-news",
+            dev_genre="main-news",
+            train_subset=batch,
+            dev_subset=8,
+            batch_size=batch,
+            rank=4,
+            alpha=8.0,
+            target_modules=("q_proj", "v_proj", "in_proj", "out_proj"),
+            terms=(("likelihood", 1.0),),
+            validation="likelihood",
+        )
         n = 6
-    paths = [("full", dict(layers=None, cache=False)), ("layer-blocks", dict(layers=None, cache=True)),
-             ("cached-1", dict(layers=(n - 1,), cache=True)),
-             ("cached-2", dict(layers=(n - 2, n - 1), cache=True)),
-             ("batched", dict(layers=None, cache=False, genomes_per_forward=None))]
+    paths = [
+        ("full", dict(layers=None, cache=False)),
+        ("layer-blocks", dict(layers=None, cache=True)),
+        ("cached-1", dict(layers=(n - 1,), cache=True)),
+        ("cached-2", dict(layers=(n - 2, n - 1), cache=True)),
+        ("batched", dict(layers=None, cache=False, genomes_per_forward=None)),
+    ]
     if model == "minilm":
-        paths += [("padded", dict(layers=(n - 2, n - 1), cache=True, packed=False)),
-                  ("per-pair", dict(layers=(n - 2, n - 1), cache=True, rotate=True, trunk_memo=False)),
-                  ("per-pair-memo", dict(layers=(n - 2, n - 1), cache=True, rotate=True, trunk_memo=True))]
+        paths += [
+            ("padded", dict(layers=(n - 2, n - 1), cache=True, packed=False)),
+            ("per-pair", dict(layers=(n - 2, n - 1), cache=True, rotate=True, trunk_memo=False)),
+            (
+                "per-pair-memo",
+                dict(layers=(n - 2, n - 1), cache=True, rotate=True, trunk_memo=True),
+            ),
+        ]
     return base, paths
 
 
@@ -132,7 +160,9 @@ class _Bound:
                     if hasattr(b, "inputs"):
                         ev.model(**b.inputs)
                     else:
-                        ev.model(input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False)
+                        ev.model(
+                            input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False
+                        )
 
 
 class _Naive:
@@ -141,7 +171,9 @@ class _Naive:
     def __init__(self, task) -> None:
         from peft import set_peft_model_state_dict
 
-        assert not task.flat.merged, "the naive path is stock peft: LoRA computed by peft's own layers"
+        assert not task.flat.merged, (
+            "the naive path is stock peft: LoRA computed by peft's own layers"
+        )
         self.task, self.set = task, set_peft_model_state_dict
         self.data = task.train_batch(0)
         self.model = task.flat.model
@@ -159,15 +191,31 @@ def _generation_jobs(population: int, rng: np.random.Generator, chunk: int = 8) 
     """The five generation paths on the tiny LFM2, each over the same genomes and prompts."""
     from peft import set_peft_model_state_dict
 
-    spec = TaskSpec(base="lfm2-tiny", kind="causal", train_path=str(PACKAGED_STSB / "sts-train.csv"),
-                    dev_path=str(PACKAGED_STSB / "sts-dev.csv"), train_genre="main-captions", dev_genre="main-captions",
-                    prompt_words=3, train_subset=GEN_PROMPTS, dev_subset=8, batch_size=GEN_PROMPTS, rank=4, alpha=8.0,
-                    target_modules=("q_proj", "v_proj", "in_proj", "out_proj"), max_new_tokens=GEN_TOKENS,
-                    terms=(("likelihood", 1.0),), validation="likelihood")
+    spec = TaskSpec(
+        base="lfm2-tiny",
+        kind="causal",
+        train_path=str(PACKAGED_STSB / "sts-train.csv"),
+        dev_path=str(PACKAGED_STSB / "sts-dev.csv"),
+        train_genre="main-captions",
+        dev_genre="main-captions",
+        prompt_words=3,
+        train_subset=GEN_PROMPTS,
+        dev_subset=8,
+        batch_size=GEN_PROMPTS,
+        rank=4,
+        alpha=8.0,
+        target_modules=("q_proj", "v_proj", "in_proj", "out_proj"),
+        max_new_tokens=GEN_TOKENS,
+        terms=(("likelihood", 1.0),),
+        validation="likelihood",
+    )
     ours, stock = build_task(spec), build_task(dataclasses.replace(spec, merge_weights=False))
     together = build_task(dataclasses.replace(spec, genomes_per_forward=chunk))
     data, stock_data = ours.train_batch(0), stock.train_batch(0)
-    genomes = [(ours.seed_genome() + rng.normal(0, 0.02, ours.layout.size)).astype(np.float32) for _ in range(population)]
+    genomes = [
+        (ours.seed_genome() + rng.normal(0, 0.02, ours.layout.size)).astype(np.float32)
+        for _ in range(population)
+    ]
 
     def bound():
         with ours.flat.base_only():
@@ -184,14 +232,22 @@ def _generation_jobs(population: int, rng: np.random.Generator, chunk: int = 8) 
             for g in genomes:
                 ours.flat.write(g)
                 method(data, GEN_TOKENS)
+
         return job
 
     def genomes_together():
         for i in range(0, len(genomes), chunk):
-            together.evaluator.generate_population(data, GEN_TOKENS, together._deltas, together._stack(genomes[i : i + chunk]))
+            together.evaluator.generate_population(
+                data, GEN_TOKENS, together._deltas, together._stack(genomes[i : i + chunk])
+            )
 
-    return {"gen-bound": bound, "gen-naive": naive, "gen-one-by-one": ours_with(ours.evaluator.generate_one_by_one),
-            "gen-batched": ours_with(ours.evaluator.generate), "gen-genomes": genomes_together}, ours.layout.size
+    return {
+        "gen-bound": bound,
+        "gen-naive": naive,
+        "gen-one-by-one": ours_with(ours.evaluator.generate_one_by_one),
+        "gen-batched": ours_with(ours.evaluator.generate),
+        "gen-genomes": genomes_together,
+    }, ours.layout.size
 
 
 def _measure(jobs: dict, n: int, repeats: int) -> dict[str, list[float]]:
@@ -229,10 +285,19 @@ def _overhead_seconds(population: int = 32, genes: int = 36_864, generations: in
         return out
 
     with tempfile.TemporaryDirectory() as tmp:
-        tracker = MlflowTracker(f"sqlite:///{tmp}/m.db", "bench", "overhead", {"bench": 1}, flush_every=5)
+        tracker = MlflowTracker(
+            f"sqlite:///{tmp}/m.db", "bench", "overhead", {"bench": 1}, flush_every=5
+        )
         marks = _Overhead()
-        loop = Evolution(LoopParams(generations=generations, validate_every=10**6), GAParams(population=population),
-                         np.zeros(genes, np.float32), evaluate, lambda g: 0.0, seed=0, observers=[tracker, marks])
+        loop = Evolution(
+            LoopParams(generations=generations, validate_every=10**6),
+            GAParams(population=population),
+            np.zeros(genes, np.float32),
+            evaluate,
+            lambda g: 0.0,
+            seed=0,
+            observers=[tracker, marks],
+        )
         t0 = time.perf_counter()
         loop.run()
         tracker.finish()
@@ -240,23 +305,45 @@ def _overhead_seconds(population: int = 32, genes: int = 36_864, generations: in
     return float(np.median(walls) - np.median(evals[1:]))
 
 
-def run_bench(models=("minilm", "lfm2-tiny"), population: int = 16, batch: int = 64, repeats: int = 5,
-              batched_chunk: int = 8, log=print) -> list[dict]:
+def run_bench(
+    models=("minilm", "lfm2-tiny"),
+    population: int = 16,
+    batch: int = 64,
+    repeats: int = 5,
+    batched_chunk: int = 8,
+    log=print,
+) -> list[dict]:
     torch.manual_seed(0)
     overhead_s = _overhead_seconds()
-    log(f"non-evaluation time per generation (pop 32, 36,864 genes, with tracking): {overhead_s * 1e3:.1f} ms")
+    log(
+        f"non-evaluation time per generation (pop 32, 36,864 genes, with tracking): {overhead_s * 1e3:.1f} ms"
+    )
     results = []
     for model in models:
         base, paths = _specs(model, batch)
-        tasks = {name: build_task(dataclasses.replace(base, **{**kw, "genomes_per_forward": batched_chunk
-                                                              if name == "batched" else 1}))
-                 for name, kw in paths}
-        naive_task = build_task(dataclasses.replace(base, layers=None, cache=False, merge_weights=False, packed=False))  # stock peft
+        tasks = {
+            name: build_task(
+                dataclasses.replace(
+                    base, **{**kw, "genomes_per_forward": batched_chunk if name == "batched" else 1}
+                )
+            )
+            for name, kw in paths
+        }
+        naive_task = build_task(
+            dataclasses.replace(base, layers=None, cache=False, merge_weights=False, packed=False)
+        )  # stock peft
         rng = np.random.default_rng(1)
-        genomes = {name: [(t.seed_genome() + rng.normal(0, 0.02, t.layout.size)).astype(np.float32)
-                          for _ in range(population)] for name, t in tasks.items()}
-        jobs = {"bound": partial(_Bound(tasks["full"]), genomes["full"]),
-                "naive": partial(_Naive(naive_task), genomes["full"])}
+        genomes = {
+            name: [
+                (t.seed_genome() + rng.normal(0, 0.02, t.layout.size)).astype(np.float32)
+                for _ in range(population)
+            ]
+            for name, t in tasks.items()
+        }
+        jobs = {
+            "bound": partial(_Bound(tasks["full"]), genomes["full"]),
+            "naive": partial(_Naive(naive_task), genomes["full"]),
+        }
         for name, t in tasks.items():
             if name.startswith("per-pair"):
                 jobs[name] = _PerPair(t, genomes[name])
@@ -270,45 +357,77 @@ def run_bench(models=("minilm", "lfm2-tiny"), population: int = 16, batch: int =
             med = statistics.median(r)
             engine = name not in ("bound", "naive")
             eval_s = 32 / med  # a generation of 32 genomes on this path
-            results.append({
-                "model": model, "path": name, "evals_per_s": round(med, 3), "min": round(min(r), 3),
-                "max": round(max(r), 3), "ratio_to_bound": round(med / bound, 3), "ratio_to_naive": round(med / naive, 3),
-                "overhead_share": round(overhead_s / (overhead_s + eval_s), 4) if engine else None,
-                "threads": torch.get_num_threads(), "peak_rss_mb": round(_peak_rss_mb(), 1),
-                "genome_size": tasks["full"].layout.size if name in ("bound", "naive") else tasks[name].layout.size,
-                "population": population, "batch": batch,
-            })
+            results.append(
+                {
+                    "model": model,
+                    "path": name,
+                    "evals_per_s": round(med, 3),
+                    "min": round(min(r), 3),
+                    "max": round(max(r), 3),
+                    "ratio_to_bound": round(med / bound, 3),
+                    "ratio_to_naive": round(med / naive, 3),
+                    "overhead_share": round(overhead_s / (overhead_s + eval_s), 4)
+                    if engine
+                    else None,
+                    "threads": torch.get_num_threads(),
+                    "peak_rss_mb": round(_peak_rss_mb(), 1),
+                    "genome_size": tasks["full"].layout.size
+                    if name in ("bound", "naive")
+                    else tasks[name].layout.size,
+                    "population": population,
+                    "batch": batch,
+                }
+            )
         if model == "lfm2-tiny":
             gen_jobs, genes = _generation_jobs(population, rng, batched_chunk)
             rates = _measure(gen_jobs, population, repeats)
-            bound, naive = statistics.median(rates["gen-bound"]), statistics.median(rates["gen-naive"])
+            bound, naive = (
+                statistics.median(rates["gen-bound"]),
+                statistics.median(rates["gen-naive"]),
+            )
             for name, r in rates.items():
                 med = statistics.median(r)
-                results.append({
-                    "model": model, "path": name, "evals_per_s": round(med, 3), "min": round(min(r), 3),
-                    "max": round(max(r), 3), "ratio_to_bound": round(med / bound, 3),
-                    "ratio_to_naive": round(med / naive, 3), "overhead_share": None,
-                    "tokens_per_s": round(med * GEN_PROMPTS * GEN_TOKENS, 1),
-                    "threads": torch.get_num_threads(), "peak_rss_mb": round(_peak_rss_mb(), 1),
-                    "genome_size": genes, "population": population, "batch": batch,
-                })
+                results.append(
+                    {
+                        "model": model,
+                        "path": name,
+                        "evals_per_s": round(med, 3),
+                        "min": round(min(r), 3),
+                        "max": round(max(r), 3),
+                        "ratio_to_bound": round(med / bound, 3),
+                        "ratio_to_naive": round(med / naive, 3),
+                        "overhead_share": None,
+                        "tokens_per_s": round(med * GEN_PROMPTS * GEN_TOKENS, 1),
+                        "threads": torch.get_num_threads(),
+                        "peak_rss_mb": round(_peak_rss_mb(), 1),
+                        "genome_size": genes,
+                        "population": population,
+                        "batch": batch,
+                    }
+                )
         log(f"{model}: done")
     return results
 
 
 def format_table(rows: list[dict]) -> str:
-    head = (f"{'model':10s} {'path':14s} {'genes':>7s} {'evals/s':>9s} {'min–max':>15s} {'×bound':>7s} {'×naive':>7s} "
-            f"{'overhead':>9s} {'tok/s':>8s}")
+    head = (
+        f"{'model':10s} {'path':14s} {'genes':>7s} {'evals/s':>9s} {'min–max':>15s} {'×bound':>7s} {'×naive':>7s} "
+        f"{'overhead':>9s} {'tok/s':>8s}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         ov = f"{100 * r['overhead_share']:.2f}%" if r["overhead_share"] is not None else "-"
         tok = f"{r['tokens_per_s']:.0f}" if r.get("tokens_per_s") is not None else "-"
-        lines.append(f"{r['model']:10s} {r['path']:14s} {r['genome_size']:7d} {r['evals_per_s']:9.2f} "
-                     f"{r['min']:7.2f}–{r['max']:<7.2f} {r['ratio_to_bound']:7.2f} {r['ratio_to_naive']:7.2f} {ov:>9s} {tok:>8s}")
+        lines.append(
+            f"{r['model']:10s} {r['path']:14s} {r['genome_size']:7d} {r['evals_per_s']:9.2f} "
+            f"{r['min']:7.2f}–{r['max']:<7.2f} {r['ratio_to_bound']:7.2f} {r['ratio_to_naive']:7.2f} {ov:>9s} {tok:>8s}"
+        )
     r0 = rows[0]
-    lines.append(f"population {r0['population']}, batch {r0['batch']} (sentences), torch threads {r0['threads']}, "
-                 f"peak RSS {max(r['peak_rss_mb'] for r in rows):.0f} MB; gen-* rows: {GEN_PROMPTS} prompts × "
-                 f"{GEN_TOKENS} new tokens per genome (evals/s = genomes/s)")
+    lines.append(
+        f"population {r0['population']}, batch {r0['batch']} (sentences), torch threads {r0['threads']}, "
+        f"peak RSS {max(r['peak_rss_mb'] for r in rows):.0f} MB; gen-* rows: {GEN_PROMPTS} prompts × "
+        f"{GEN_TOKENS} new tokens per genome (evals/s = genomes/s)"
+    )
     return "\n".join(lines)
 
 

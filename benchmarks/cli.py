@@ -7,39 +7,97 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="measure population-evaluation throughput of every engine path",
-                       description="Score one population on one batch through the base-model bound, a naive stock-peft "
-                       "loop and each evolora path (full, layer-blocks, cached-1, cached-2, batched, per-pair), alternating, on MiniLM and a "
-                       "tiny LFM2; print median evals/s, ratios, non-evaluation overhead share, threads, peak RSS.")
-    p.add_argument("--models", default="minilm,lfm2-tiny", help="comma-separated: minilm, lfm2-tiny")
-    p.add_argument("--population", type=int, default=None, help="genomes scored per round (default 8; the actors "
-                   "table: its ES population, default 32)")
+    p = sub.add_parser(
+        "bench",
+        help="measure population-evaluation throughput of every engine path",
+        description="Score one population on one batch through the base-model bound, a naive stock-peft "
+        "loop and each evolora path (full, layer-blocks, cached-1, cached-2, batched, per-pair), "
+        "alternating, on MiniLM and a "
+        "tiny LFM2; print median evals/s, ratios, non-evaluation overhead share, threads, peak RSS.",
+    )
+    p.add_argument(
+        "--models", default="minilm,lfm2-tiny", help="comma-separated: minilm, lfm2-tiny"
+    )
+    p.add_argument(
+        "--population",
+        type=int,
+        default=None,
+        help="genomes scored per round (default 8; the actors "
+        "table: its ES population, default 32)",
+    )
     p.add_argument("--batch", type=int, default=128, help="sentences per evaluation batch")
-    p.add_argument("--repeats", type=int, default=3, help="alternating rounds (the median is reported)")
-    p.add_argument("--batched-chunk", type=int, default=8, help="genomes per forward on the batched path")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="alternating rounds (the median is reported)"
+    )
+    p.add_argument(
+        "--batched-chunk", type=int, default=8, help="genomes per forward on the batched path"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
-    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                   help="print (or write to PATH) the results as JSON instead of a table")
-    q = p.add_argument_group("quality (--quality): test quality against wall-clock time, method by method")
-    q.add_argument("--quality", action="store_true", help="run the quality table instead of the speed table: "
-                   "gradient LoRA (the ceiling), slim-evo, evolora's strategies and shipped studies, and the peers "
-                   "(EvoTorch's PGPE and SNES, Nevergrad's NGOpt on the best study's task), each for --minutes, one "
-                   "process after another; test = sts-dev, chosen by nothing")
-    q.add_argument("--rows", default=None, help="comma-separated rows to run (default: every row: gradient, "
-                   "slim-evo, ga, openai-es, sep-cma-es, best, xs, quickstart, evotorch-pgpe, evotorch-snes, "
-                   "nevergrad-ngopt)")
-    q.add_argument("--test", action="append", default=None, metavar="FILE", help="a further test set (any data "
-                   "format the study files read; repeatable): each row's final adapter is scored on it once, beside "
-                   "sts-dev, and the table says where each row leads and trails")
-    q.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per row (default 10)")
-    q.add_argument("--out", default="bench-quality", help="directory for row results, adapters and quality.png")
-    q.add_argument("--best-study", default=None, help="the study of the `best` row (default studies/stsb-best.yaml)")
-    q.add_argument("--tiny", action="store_true", help="tiny data and budget: checks the contract, measures nothing")
-    a = p.add_argument_group("actors (--actors): one evolution's generation time on Ray actors against one process")
-    a.add_argument("--actors", default=None, metavar="N,N", help="run the actors table instead: the stsb-best task "
-                   "at --population (default 32) in one process and on each number of local Ray actors, a generation "
-                   "each in turn; median generation time, its ratio, bytes sent per genome (also rank 16 and a GA)")
-    a.add_argument("--generations", type=int, default=6, help="generations per row of the actors table")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="PATH",
+        help="print (or write to PATH) the results as JSON instead of a table",
+    )
+    q = p.add_argument_group(
+        "quality (--quality): test quality against wall-clock time, method by method"
+    )
+    q.add_argument(
+        "--quality",
+        action="store_true",
+        help="run the quality table instead of the speed table: "
+        "gradient LoRA (the ceiling), slim-evo, evolora's strategies and shipped studies, and the peers "
+        "(EvoTorch's PGPE and SNES, Nevergrad's NGOpt on the best study's task), each for --minutes, one "
+        "process after another; test = sts-dev, chosen by nothing",
+    )
+    q.add_argument(
+        "--rows",
+        default=None,
+        help="comma-separated rows to run (default: every row: gradient, "
+        "slim-evo, ga, openai-es, sep-cma-es, best, xs, quickstart, evotorch-pgpe, evotorch-snes, "
+        "nevergrad-ngopt)",
+    )
+    q.add_argument(
+        "--test",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="a further test set (any data "
+        "format the study files read; repeatable): each row's final adapter is scored on it once, beside "
+        "sts-dev, and the table says where each row leads and trails",
+    )
+    q.add_argument(
+        "--minutes", type=float, default=10.0, help="wall-clock budget per row (default 10)"
+    )
+    q.add_argument(
+        "--out", default="bench-quality", help="directory for row results, adapters and quality.png"
+    )
+    q.add_argument(
+        "--best-study",
+        default=None,
+        help="the study of the `best` row (default studies/stsb-best.yaml)",
+    )
+    q.add_argument(
+        "--tiny",
+        action="store_true",
+        help="tiny data and budget: checks the contract, measures nothing",
+    )
+    a = p.add_argument_group(
+        "actors (--actors): one evolution's generation time on Ray actors against one process"
+    )
+    a.add_argument(
+        "--actors",
+        default=None,
+        metavar="N,N",
+        help="run the actors table instead: the stsb-best task "
+        "at --population (default 32) in one process and on each number of local Ray actors, a generation "
+        "each in turn; median generation time, its ratio, bytes sent per genome (also rank 16 and a GA)",
+    )
+    a.add_argument(
+        "--generations", type=int, default=6, help="generations per row of the actors table"
+    )
 
 
 def run(args) -> int:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from evolora.evolution.errors import ConfigError
-
 from evolora.benchmarks.bench import format_table, main_json, run_bench
-from evolora.benchmarks.quality import BEST_STUDY, ROWS as QUALITY_ROWS, run_quality
+from evolora.benchmarks.quality import BEST_STUDY, run_quality
+from evolora.benchmarks.quality import ROWS as QUALITY_ROWS
 from evolora.benchmarks.quality_report import format_quality, plot_quality, time_ratios
+from evolora.evolution.errors import ConfigError
 
 __all__ = ["bench", "bench_quality", "bench_actors", "MODELS"]
 
@@ -56,10 +56,14 @@ def bench_quality(args) -> int:
         if not t.is_file():
             raise ConfigError("--test", "test file not found", str(t))
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    results = run_quality(rows, args.minutes, args.tiny, Path(args.out), args.threads, best, log=log, tests=tests)
+    results = run_quality(
+        rows, args.minutes, args.tiny, Path(args.out), args.threads, best, log=log, tests=tests
+    )
     png = plot_quality(results, Path(args.out) / "quality.png")
     ratios = time_ratios(results)
-    for r in results:  # each row's time to +0.5 / +1.0 and its ratios to the slowest peer and the gradient
+    for r in (
+        results
+    ):  # each row's time to +0.5 / +1.0 and its ratios to the slowest peer and the gradient
         r["time_to"] = {key: per_row[r["row"]] for key, per_row in ratios.items()}
     if args.json:
         main_json(results, None if args.json == "-" else args.json)
@@ -80,7 +84,11 @@ def bench_actors(args) -> int:
     if not actors or any(a < 1 for a in actors):
         raise ConfigError("--actors", "comma-separated actor counts ≥ 1", args.actors)
     if args.generations < 3:
-        raise ConfigError("--generations", "must be ≥ 3 (generation 0 and the last are not timed)", args.generations)
+        raise ConfigError(
+            "--generations",
+            "must be ≥ 3 (generation 0 and the last are not timed)",
+            args.generations,
+        )
     population = 32 if args.population is None else args.population
     if population < 2:
         raise ConfigError("--population", "must be ≥ 2", population)

@@ -34,14 +34,18 @@ RADIUS_PER_SPEED = 18.0  # EvoTorch's MuJoCo examples: radius_init 0.27 for max_
 
 
 def _fitness(task, genomes, gen: int) -> np.ndarray:
-    return np.array([f for f, _ in task.evaluate([np.asarray(g, np.float32) for g in genomes], gen)])
+    return np.array(
+        [f for f, _ in task.evaluate([np.asarray(g, np.float32) for g in genomes], gen)]
+    )
 
 
 class EvoTorchPeer:
     """An EvoTorch searcher (PGPE + ClipUp, or SNES) whose Problem scores each population with evolora's
     evaluator on the generation's fitness batch."""
 
-    def __init__(self, kind: str, task, x0: np.ndarray, sigma: float, popsize: int, seed: int) -> None:
+    def __init__(
+        self, kind: str, task, x0: np.ndarray, sigma: float, popsize: int, seed: int
+    ) -> None:
         import torch
         from evotorch import Problem
         from evotorch.algorithms import PGPE, SNES
@@ -49,20 +53,36 @@ class EvoTorchPeer:
         self.gen, self.evals = 0, 0
         n = x0.size
 
-        def objective(xs: torch.Tensor) -> torch.Tensor:  # vectorised: (population, genes) → (population,)
+        def objective(
+            xs: torch.Tensor,
+        ) -> torch.Tensor:  # vectorised: (population, genes) → (population,)
             fits = _fitness(task, xs.detach().cpu().numpy(), self.gen)
             self.evals += len(fits)
             return torch.as_tensor(fits, dtype=torch.float32)
 
-        problem = Problem("max", objective, solution_length=n, dtype=torch.float32, vectorized=True,
-                          initial_bounds=(-sigma, sigma), seed=seed)
+        problem = Problem(
+            "max",
+            objective,
+            solution_length=n,
+            dtype=torch.float32,
+            vectorized=True,
+            initial_bounds=(-sigma, sigma),
+            seed=seed,
+        )
         centre = torch.as_tensor(x0, dtype=torch.float32)
         if kind == "pgpe":
             radius = sigma * math.sqrt(n)
             speed = radius / RADIUS_PER_SPEED
-            self.searcher = PGPE(problem, popsize=popsize + popsize % 2, center_learning_rate=speed / 2,
-                                 stdev_learning_rate=0.1, radius_init=radius, optimizer="clipup",
-                                 optimizer_config={"max_speed": speed}, center_init=centre)
+            self.searcher = PGPE(
+                problem,
+                popsize=popsize + popsize % 2,
+                center_learning_rate=speed / 2,
+                stdev_learning_rate=0.1,
+                radius_init=radius,
+                optimizer="clipup",
+                optimizer_config={"max_speed": speed},
+                center_init=centre,
+            )
         else:
             self.searcher = SNES(problem, stdev_init=sigma, center_init=centre)
 
@@ -79,7 +99,9 @@ class NevergradPeer:
     (Nevergrad minimises). Its budget: the evaluations left in the wall-clock budget at the rate of a first
     timed population (the base genome ``workers`` times: a probe, counted against the time, not told)."""
 
-    def __init__(self, task, x0: np.ndarray, sigma: float, workers: int, seed: int, budget_s: float, clock) -> None:
+    def __init__(
+        self, task, x0: np.ndarray, sigma: float, workers: int, seed: int, budget_s: float, clock
+    ) -> None:
         import nevergrad as ng
 
         self.task, self.workers, self.gen, self.evals = task, workers, 0, 0
@@ -112,8 +134,8 @@ def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
     """The peer's run on ``cfg``'s task for ``budget_s`` seconds: its curve, generations, evaluations, the
     champion's validation, and its champion saved as a stock PEFT adapter in ``out / "adapter"``."""
     from evolora.fitness import build_task
-    from evolora.orchestrator.run.trial import prepare_torch
     from evolora.orchestrator.assembly import task_spec
+    from evolora.orchestrator.run.trial import prepare_torch
 
     prepare_torch(cfg)
     task = build_task(task_spec(cfg))
@@ -136,11 +158,22 @@ def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
             val = float(task.validate(centre))
             if val > champion["val"]:
                 champion = {"genome": centre, "val": val, "gen": peer.gen, "key": peer.gen}
-        curve.maybe(champion["key"], lambda: champion["genome"])
+        curve.maybe(champion["key"], lambda: champion["genome"])  # noqa: B023 (called now, if at all)
     curve.maybe(champion["key"], lambda: champion["genome"], force=True)
     task.save_adapter(champion["genome"], out / "adapter")
     library = row.split("-")[0]
     algorithm = peer.name() if isinstance(peer, NevergradPeer) else type(peer.searcher).__name__
-    return {"curve": curve.points, "generations": peer.gen, "evaluations": peer.evals, "val_final": champion["val"],
-            "val_base": base_val, "champion_gen": champion["gen"], "seconds": round(clock.elapsed(), 1),
-            "peer": {"algorithm": algorithm, "library": library, "version": importlib.metadata.version(library)}}
+    return {
+        "curve": curve.points,
+        "generations": peer.gen,
+        "evaluations": peer.evals,
+        "val_final": champion["val"],
+        "val_base": base_val,
+        "champion_gen": champion["gen"],
+        "seconds": round(clock.elapsed(), 1),
+        "peer": {
+            "algorithm": algorithm,
+            "library": library,
+            "version": importlib.metadata.version(library),
+        },
+    }

@@ -111,16 +111,26 @@ def study_dict(tiny: bool, out: Path) -> dict:
         lines = (PACKAGED_STSB / "sts-dev.csv").read_text(encoding="utf-8").splitlines()
         test.write_text("\n".join(lines[: TINY["test_pairs"]]) + "\n", encoding="utf-8")
     return {
-        "name": "bench-quality", "seed": 0,
+        "name": "bench-quality",
+        "seed": 0,
         "model": {"base": "minilm"},
         "lora": {"rank": 4, "alpha": 8, "target_modules": ["query", "value"], "layers": None},
-        "data": {"train_path": str(PACKAGED_STSB / "sts-train.csv"), "dev_path": None, "val_fraction": 0.1,
-                 "test_path": str(test), "seed": 0, "rotate": True,
-                 "train_subset": TINY["train_batch"] if tiny else 256,
-                 "dev_subset": TINY["val_pairs"] if tiny else None},
+        "data": {
+            "train_path": str(PACKAGED_STSB / "sts-train.csv"),
+            "dev_path": None,
+            "val_fraction": 0.1,
+            "test_path": str(test),
+            "seed": 0,
+            "rotate": True,
+            "train_subset": TINY["train_batch"] if tiny else 256,
+            "dev_subset": TINY["val_pairs"] if tiny else None,
+        },
         "fitness": {"terms": [{"name": "stsb_spearman", "weight": 1.0}]},
         "validation": {"metric": "stsb_spearman", "every": 1},
-        "evolution": {"generations": 10**6, **({"population": TINY["pop"], "tournament_size": 2} if tiny else {})},
+        "evolution": {
+            "generations": 10**6,
+            **({"population": TINY["pop"], "tournament_size": 2} if tiny else {}),
+        },
         "mlflow": {"experiment": "bench-quality"},
     }
 
@@ -146,10 +156,10 @@ def _config(row: str, tiny: bool, out: Path, best_study: Path):
 
 # ---- rows ---------------------------------------------------------------------------------------------
 def _evolora_row(cfg, budget_s: float, out: Path) -> dict:
-    from evolora.evolution import Evolution, Observer
+    from evolora.evolution import Observer
     from evolora.fitness import build_task
-    from evolora.orchestrator.run.trial import prepare_torch
     from evolora.orchestrator.assembly import build_evolution, task_spec
+    from evolora.orchestrator.run.trial import prepare_torch
 
     prepare_torch(cfg)
     task = build_task(task_spec(cfg))
@@ -168,9 +178,15 @@ def _evolora_row(cfg, budget_s: float, out: Path) -> dict:
     result = evo.result()
     curve.maybe(result.champion_id, lambda: result.champion, force=True)
     task.save_adapter(result.champion, out / "adapter")
-    return {"curve": curve.points, "generations": result.generations, "evaluations": evals,
-            "val_final": result.champion_val, "val_base": result.base_val, "champion_gen": result.champion_gen,
-            "seconds": round(clock.elapsed(), 1)}
+    return {
+        "curve": curve.points,
+        "generations": result.generations,
+        "evaluations": evals,
+        "val_final": result.champion_val,
+        "val_base": result.base_val,
+        "champion_gen": result.champion_gen,
+        "seconds": round(clock.elapsed(), 1),
+    }
 
 
 def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
@@ -178,11 +194,13 @@ def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
     from peft import set_peft_model_state_dict
 
     from evolora.fitness import build_task
-    from evolora.orchestrator.run.trial import prepare_torch
     from evolora.orchestrator.assembly import task_spec
+    from evolora.orchestrator.run.trial import prepare_torch
 
     prepare_torch(cfg)
-    task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))  # stock peft LoRA path, full model
+    task = build_task(
+        dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False)
+    )  # stock peft LoRA path, full model
     model = task.flat.model
     term = task.terms[0][2]
     clock = Clock(budget_s)
@@ -193,10 +211,23 @@ def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
 
     curve = Curve(clock, lambda x: task.test(np.asarray(x, np.float32)))
     x0 = task.seed_genome().astype(np.float64)
-    es = cma.CMAEvolutionStrategy(x0, cfg.evolution.es.sigma, {
-        "CMA_diagonal": True, "popsize": cfg.evolution.population, "seed": cfg.seed + 1, "verbose": -9,
-        "verb_log": 0, "verb_disp": 0, "tolx": 0, "tolfun": 0, "tolstagnation": 10**9, "tolflatfitness": 10**9,
-        "tolfunhist": 0})
+    es = cma.CMAEvolutionStrategy(
+        x0,
+        cfg.evolution.es.sigma,
+        {
+            "CMA_diagonal": True,
+            "popsize": cfg.evolution.population,
+            "seed": cfg.seed + 1,
+            "verbose": -9,
+            "verb_log": 0,
+            "verb_disp": 0,
+            "tolx": 0,
+            "tolfun": 0,
+            "tolstagnation": 10**9,
+            "tolflatfitness": 10**9,
+            "tolfunhist": 0,
+        },
+    )
     best, best_fit, best_key, gen, evals = x0, -math.inf, 0, 0, 0
     curve.maybe(0, lambda: x0)
     while gen < 1 or not clock.over():
@@ -209,22 +240,31 @@ def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
         if fits[i] > best_fit:
             best, best_fit, best_key = np.array(xs[i]), fits[i], (gen, i)
         gen += 1
-        curve.maybe(best_key, lambda: best)
+        curve.maybe(best_key, lambda: best)  # noqa: B023 (called now, if at all)
     curve.maybe(best_key, lambda: best, force=True)
     task.flat.save_adapter(np.asarray(best, np.float32), out / "adapter")
-    return {"curve": curve.points, "generations": gen, "evaluations": evals, "seconds": round(clock.elapsed(), 1)}
+    return {
+        "curve": curve.points,
+        "generations": gen,
+        "evaluations": evals,
+        "seconds": round(clock.elapsed(), 1),
+    }
 
 
-def _gradient_row(cfg, budget_s: float, out: Path, epochs: int = 2, batch: int = 32, lr: float = 1e-3) -> dict:
+def _gradient_row(
+    cfg, budget_s: float, out: Path, epochs: int = 2, batch: int = 32, lr: float = 1e-3
+) -> dict:
     import torch
     import torch.nn.functional as F
 
     from evolora.fitness import build_task, mean_pool
-    from evolora.orchestrator.run.trial import prepare_torch
     from evolora.orchestrator.assembly import task_spec
+    from evolora.orchestrator.run.trial import prepare_torch
 
     prepare_torch(cfg)
-    task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))  # stock peft LoRA path
+    task = build_task(
+        dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False)
+    )  # stock peft LoRA path
     model, tok = task.flat.model, task.evaluator.tok
     params = [p for n, p in model.named_parameters() if "lora_" in n]
     for p in params:
@@ -235,7 +275,13 @@ def _gradient_row(cfg, budget_s: float, out: Path, epochs: int = 2, batch: int =
     clock = Clock(budget_s)
 
     def embed(sentences) -> torch.Tensor:
-        enc = tok(list(sentences), padding=True, truncation=True, max_length=cfg.data.max_length, return_tensors="pt")
+        enc = tok(
+            list(sentences),
+            padding=True,
+            truncation=True,
+            max_length=cfg.data.max_length,
+            return_tensors="pt",
+        )
         enc = {k: v.to(task.flat.buffer.device) for k, v in enc.items()}
         return mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])  # (batch, hidden)
 
@@ -269,11 +315,17 @@ def _gradient_row(cfg, budget_s: float, out: Path, epochs: int = 2, batch: int =
     model.eval()
     curve.maybe(step, lambda: None, force=True)
     model.save_pretrained(str(out / "adapter"))
-    return {"curve": curve.points, "steps": step, "epochs": round(step * batch / len(train), 3),
-            "seconds": round(clock.elapsed(), 1)}
+    return {
+        "curve": curve.points,
+        "steps": step,
+        "epochs": round(step * batch / len(train), 3),
+        "seconds": round(clock.elapsed(), 1),
+    }
 
 
-def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = BEST_STUDY, tests=()) -> dict:
+def run_row(
+    row: str, minutes: float, tiny: bool, out: Path, best_study: Path = BEST_STUDY, tests=()
+) -> dict:
     """One row in this process: its config, its budget, its curve, its adapter in ``out / row``."""
     out = Path(out)
     cfg = _config(row, tiny, out, best_study)
@@ -303,16 +355,32 @@ def run_row(row: str, minutes: float, tiny: bool, out: Path, best_study: Path = 
     for th in THRESHOLDS:
         hit = next((t for t, v in curve if (v - base) * 100 >= th - 1e-9), None)
         reach[f"+{th}"] = hit
-    return {"row": row, "test_base": base, "test_final": final, "test_gain_points": (final - base) * 100,
-            "seconds_to": reach, "budget_s": budget,
-            "curve": [[t, v] for t, v in curve], "threads": torch.get_num_threads(),
-            "strategy": cfg.evolution.strategy if row not in ("gradient", "slim-evo", *PEERS) else row,
-            "adapter": str(row_dir / "adapter"), **res}
+    return {
+        "row": row,
+        "test_base": base,
+        "test_final": final,
+        "test_gain_points": (final - base) * 100,
+        "seconds_to": reach,
+        "budget_s": budget,
+        "curve": [[t, v] for t, v in curve],
+        "threads": torch.get_num_threads(),
+        "strategy": cfg.evolution.strategy if row not in ("gradient", "slim-evo", *PEERS) else row,
+        "adapter": str(row_dir / "adapter"),
+        **res,
+    }
 
 
 # ---- the table ----------------------------------------------------------------------------------------
-def run_quality(rows=ROWS, minutes: float = 10.0, tiny: bool = False, out: Path = Path("bench-quality"),
-                threads: int | None = None, best_study: Path = BEST_STUDY, log=print, tests=()) -> list[dict]:
+def run_quality(
+    rows=ROWS,
+    minutes: float = 10.0,
+    tiny: bool = False,
+    out: Path = Path("bench-quality"),
+    threads: int | None = None,
+    best_study: Path = BEST_STUDY,
+    log=print,
+    tests=(),
+) -> list[dict]:
     """Each row in its own process, one after another; returns the rows with ``share_of_gradient``."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -320,8 +388,21 @@ def run_quality(rows=ROWS, minutes: float = 10.0, tiny: bool = False, out: Path 
     for row in rows:
         log(f"{row}: {minutes:g} min …")
         dst = out / f"{row}.json"
-        cmd = [sys.executable, "-m", "evolora.benchmarks.quality", "--row", row, "--minutes", str(minutes), "--out", str(out),
-               "--best-study", str(best_study), "--result", str(dst)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "evolora.benchmarks.quality",
+            "--row",
+            row,
+            "--minutes",
+            str(minutes),
+            "--out",
+            str(out),
+            "--best-study",
+            str(best_study),
+            "--result",
+            str(dst),
+        ]
         if tiny:
             cmd.append("--tiny")
         if threads:
@@ -340,7 +421,9 @@ def run_quality(rows=ROWS, minutes: float = 10.0, tiny: bool = False, out: Path 
 
 
 def _main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="one row of evolora bench --quality (run by the bench itself)")
+    ap = argparse.ArgumentParser(
+        description="one row of evolora bench --quality (run by the bench itself)"
+    )
     ap.add_argument("--row", required=True, choices=ROWS)
     ap.add_argument("--minutes", type=float, required=True)
     ap.add_argument("--out", type=Path, required=True)

@@ -49,29 +49,57 @@ def _fmt_s(s) -> str:
 
 
 def format_quality(rows: list[dict]) -> str:
-    head = (f"{'row':15s} {'test base':>9s} {'test final':>10s} {'gain pts':>8s} {'×gradient':>9s} "
-            + " ".join(f"{'t(+' + str(t) + ')':>11s}" for t in THRESHOLDS) + f" {'evals/steps':>11s}")
+    head = (
+        f"{'row':15s} {'test base':>9s} {'test final':>10s} {'gain pts':>8s} {'×gradient':>9s} "
+        + " ".join(f"{'t(+' + str(t) + ')':>11s}" for t in THRESHOLDS)
+        + f" {'evals/steps':>11s}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
-        share = f"{100 * r['share_of_gradient']:.0f}%" if r.get("share_of_gradient") is not None else "-"
+        share = (
+            f"{100 * r['share_of_gradient']:.0f}%"
+            if r.get("share_of_gradient") is not None
+            else "-"
+        )
         work = r.get("evaluations", r.get("steps", 0))
-        lines.append(f"{r['row']:15s} {r['test_base']:9.5f} {r['test_final']:10.5f} {r['test_gain_points']:+8.2f} "
-                     f"{share:>9s} " + " ".join(f"{_fmt_s(r['seconds_to'][f'+{t}']):>11s}" for t in THRESHOLDS)
-                     + f" {work:11d}")
+        lines.append(
+            f"{r['row']:15s} {r['test_base']:9.5f} {r['test_final']:10.5f} {r['test_gain_points']:+8.2f} "
+            f"{share:>9s} "
+            + " ".join(f"{_fmt_s(r['seconds_to'][f'+{t}']):>11s}" for t in THRESHOLDS)
+            + f" {work:11d}"
+        )
     r0 = rows[0]
-    lines.append(f"budget {r0['budget_s'] / 60:g} min per row, torch threads {r0['threads']}; test = sts-dev "
-                 "(Spearman × 100), chosen by nothing")
+    lines.append(
+        f"budget {r0['budget_s'] / 60:g} min per row, torch threads {r0['threads']}; test = sts-dev "
+        "(Spearman × 100), chosen by nothing"
+    )
     lines += _ratio_lines(rows)
     sources = sorted({k for r in rows for k in r.get("test_by_source", {})})
-    if len(sources) > 1:  # where each row's gain comes from: the final answer's gain on each source's pairs
-        pairs = {k: next(r["test_by_source"][k]["pairs"] for r in rows if k in r.get("test_by_source", {}))
-                 for k in sources}
+    if (
+        len(sources) > 1
+    ):  # where each row's gain comes from: the final answer's gain on each source's pairs
+        pairs = {
+            k: next(
+                r["test_by_source"][k]["pairs"] for r in rows if k in r.get("test_by_source", {})
+            )
+            for k in sources
+        }
         head = f"{'gain pts by source':19s}" + " ".join(f"{k[:14]:>14s}" for k in sources)
-        lines += ["", head, f"{'(pairs)':19s}" + " ".join(f"{pairs[k]:>14d}" for k in sources), "-" * len(head)]
+        lines += [
+            "",
+            head,
+            f"{'(pairs)':19s}" + " ".join(f"{pairs[k]:>14d}" for k in sources),
+            "-" * len(head),
+        ]
         for r in rows:
             got = r.get("test_by_source", {})
-            lines.append(f"{r['row']:19s}" + " ".join(f"{got[k]['gain_points']:+14.2f}" if k in got else f"{'-':>14s}"
-                                                      for k in sources))
+            lines.append(
+                f"{r['row']:19s}"
+                + " ".join(
+                    f"{got[k]['gain_points']:+14.2f}" if k in got else f"{'-':>14s}"
+                    for k in sources
+                )
+            )
     lines += _test_set_lines(rows)
     return "\n".join(lines)
 
@@ -82,23 +110,38 @@ def _test_set_lines(rows: list[dict]) -> list[str]:
     names = sorted({k for r in rows for k in r.get("test_sets", {})})
     if not names:
         return []
-    head = f"{'gain pts by test set':21s}{'sts-dev':>14s}" + " ".join(f"{k[:14]:>14s}" for k in names)
+    head = f"{'gain pts by test set':21s}{'sts-dev':>14s}" + " ".join(
+        f"{k[:14]:>14s}" for k in names
+    )
     lines = ["", head, "-" * len(head)]
     for r in rows:
         got = r.get("test_sets", {})
-        lines.append(f"{r['row']:21s}{r['test_gain_points']:+14.2f}" + " ".join(
-            f"{got[k]['gain_points']:+14.2f}" if k in got else f"{'-':>14s}" for k in names))
+        lines.append(
+            f"{r['row']:21s}{r['test_gain_points']:+14.2f}"
+            + " ".join(
+                f"{got[k]['gain_points']:+14.2f}" if k in got else f"{'-':>14s}" for k in names
+            )
+        )
     for k in ["sts-dev", *names]:
-        gains = {r["row"]: (r["test_gain_points"] if k == "sts-dev" else r.get("test_sets", {}).get(k, {}).get(
-            "gain_points")) for r in rows}
+        gains = {
+            r["row"]: (
+                r["test_gain_points"]
+                if k == "sts-dev"
+                else r.get("test_sets", {}).get(k, {}).get("gain_points")
+            )
+            for r in rows
+        }
         gains = {n: g for n, g in gains.items() if g is not None}
         evo = {n: g for n, g in gains.items() if n != "gradient"}
         if not evo:
             continue
         lead = max(evo, key=evo.get)
         grad = gains.get("gradient")
-        where = ("" if grad is None else f"; {'ahead of' if evo[lead] > grad else 'behind'} the gradient "
-                 f"({grad:+.2f})")
+        where = (
+            ""
+            if grad is None
+            else f"; {'ahead of' if evo[lead] > grad else 'behind'} the gradient ({grad:+.2f})"
+        )
         lines.append(f"on {k}: {lead} leads the gradient-free rows at {evo[lead]:+.2f}{where}")
     return lines
 
@@ -115,7 +158,9 @@ def _ratio_lines(rows: list[dict]) -> list[str]:
                 continue
             bits = [f"{e['seconds'] / 60:.1f} min"]
             if "vs_slowest_peer" in e:
-                bits.append(f"{'≥' if e['at_least'] else ''}{e['vs_slowest_peer']:g}× sooner than {e['slowest_peer']}")
+                bits.append(
+                    f"{'≥' if e['at_least'] else ''}{e['vs_slowest_peer']:g}× sooner than {e['slowest_peer']}"
+                )
             if "x_gradient_time" in e:
                 bits.append(f"{e['x_gradient_time']:g}× the gradient's time")
             parts.append(f"{name} {', '.join(bits)}")
@@ -135,7 +180,15 @@ def plot_quality(rows: list[dict], path: Path) -> Path:
         t = [p[0] / 60 for p in r["curve"]]
         g = [(p[1] - r["test_base"]) * 100 for p in r["curve"]]
         ls = "--" if r["row"] == "gradient" else (":" if r["row"] in PEERS else "-")
-        ax.plot(t, g, marker="o", ms=3, label=r["row"], ls=ls, color=colours[(2 * i) % 20 + (2 * i) // 20])
+        ax.plot(
+            t,
+            g,
+            marker="o",
+            ms=3,
+            label=r["row"],
+            ls=ls,
+            color=colours[(2 * i) % 20 + (2 * i) // 20],
+        )
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("wall-clock minutes (test scoring excluded)")
     ax.set_ylabel("test gain over base (Spearman points)")

@@ -14,8 +14,8 @@ def _task_and_genome(cfg, adapter: Path, **values):
     from safetensors.numpy import load_file
 
     from evolora.fitness import build_task
-    from evolora.orchestrator.study.paths import with_values
     from evolora.orchestrator.assembly import task_spec
+    from evolora.orchestrator.study.paths import with_values
 
     task = build_task(task_spec(with_values(cfg, {"lora.genome": "full", **values})))
     weights = load_file(str(Path(adapter) / "adapter_model.safetensors"))
@@ -40,6 +40,10 @@ def on_test_sets(cfg, adapter: Path, paths) -> dict:
     for path in paths:
         task, genome = _task_and_genome(cfg, adapter, **{"data.test_path": str(path)})
         base, final = task.test(task.seed_genome()), task.test(genome)
-        out[Path(path).name] = {"pairs": task.test_size, "base": base, "final": final,
-                                "gain_points": 100 * (final - base)}
+        out[Path(path).name] = {
+            "pairs": task.test_size,
+            "base": base,
+            "final": final,
+            "gain_points": 100 * (final - base),
+        }
     return out

@@ -13,23 +13,48 @@ Installed packages can declare terms instead, under the entry-point group ``evol
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from evolora.evolution.errors import ConfigError, EvoloraError
-from evolora.fitness.plugins import (ENTRY_POINT_GROUP, FITNESS_TERMS, FitnessTermError, describe_terms, pair_metric,
-                             register_fitness, register_pair_metric, register_reward, reward)
+from evolora.fitness.plugins import (
+    ENTRY_POINT_GROUP,
+    FITNESS_TERMS,
+    FitnessTermError,
+    describe_terms,
+    pair_metric,
+    register_fitness,
+    register_pair_metric,
+    register_reward,
+    reward,
+)
 from evolora.fitness.registry import FitnessTerm
 
 if TYPE_CHECKING:
     import optuna
 
-    from evolora.orchestrator.study.sections import StudyConfig
     from evolora.orchestrator.run.outcome import RunOutcome
+    from evolora.orchestrator.study.sections import StudyConfig
 
-__all__ = ["reward", "pair_metric", "register_reward", "register_pair_metric", "register_fitness", "FitnessTerm",
-           "terms", "study", "run", "sweep", "export", "ConfigError", "EvoloraError", "FitnessTermError",
-           "ENTRY_POINT_GROUP", "FITNESS_TERMS"]
+__all__ = [
+    "reward",
+    "pair_metric",
+    "register_reward",
+    "register_pair_metric",
+    "register_fitness",
+    "FitnessTerm",
+    "terms",
+    "study",
+    "run",
+    "sweep",
+    "export",
+    "ConfigError",
+    "EvoloraError",
+    "FitnessTermError",
+    "ENTRY_POINT_GROUP",
+    "FITNESS_TERMS",
+]
 
 
 def terms() -> list[dict]:
@@ -37,25 +62,45 @@ def terms() -> list[dict]:
     return describe_terms()
 
 
-def study(source: str | Path | dict | StudyConfig, overrides: Sequence[str] = (), seed: int | None = None,
-          base_dir: str | Path = ".") -> StudyConfig:
+def study(
+    source: str | Path | dict | StudyConfig,
+    overrides: Sequence[str] = (),
+    seed: int | None = None,
+    base_dir: str | Path = ".",
+) -> StudyConfig:
     """A validated study from a YAML file, a dict shaped like one (relative paths from ``base_dir``) or a
     config, with ``--set``-style ``overrides`` ("evolution.generations=5")."""
-    from evolora.orchestrator.study.sections import StudyConfig, resolved
     from evolora.orchestrator.study.load import load_study, parse_study
+    from evolora.orchestrator.study.sections import StudyConfig, resolved
 
-    if isinstance(overrides, (str, bytes)):  # list("a=1") would be three overrides of one character each
-        raise ConfigError("overrides", "expected a list of PATH=VALUE strings, got one string (write [...])",
-                          overrides)
+    if isinstance(
+        overrides, (str, bytes)
+    ):  # list("a=1") would be three overrides of one character each
+        raise ConfigError(
+            "overrides",
+            "expected a list of PATH=VALUE strings, got one string (write [...])",
+            overrides,
+        )
     if isinstance(source, StudyConfig):
-        return parse_study(resolved(source), Path(base_dir), list(overrides), seed) if overrides or seed is not None else source
+        return (
+            parse_study(resolved(source), Path(base_dir), list(overrides), seed)
+            if overrides or seed is not None
+            else source
+        )
     if isinstance(source, dict):
         return parse_study(source, Path(base_dir).resolve(), list(overrides), seed)
     return load_study(source, list(overrides), seed)
 
 
-def run(source: str | Path | dict | StudyConfig, overrides: Sequence[str] = (), seed: int | None = None, *,
-        tracking_uri: str | None = None, progress: bool = True, base_dir: str | Path = ".") -> RunOutcome:
+def run(
+    source: str | Path | dict | StudyConfig,
+    overrides: Sequence[str] = (),
+    seed: int | None = None,
+    *,
+    tracking_uri: str | None = None,
+    progress: bool = True,
+    base_dir: str | Path = ".",
+) -> RunOutcome:
     """Evolve one adapter, as ``evolora run`` does: one MLflow run (``tracking_uri``, default ./mlruns/).
     Returns the outcome: ``result`` (champion genome, validation), ``test``, ``run_id``, ``model_uri``."""
     from evolora.orchestrator.cli.preflight import check_tracking_uri
@@ -67,14 +112,28 @@ def run(source: str | Path | dict | StudyConfig, overrides: Sequence[str] = (), 
     return run_trial(cfg, RunSettings(tracking_uri=tracking_uri, progress=progress))
 
 
-def sweep(source: str | Path | dict | StudyConfig, n_trials: int, overrides: Sequence[str] = (), *,
-          workers: int = 1, storage: str | None = None, tracking_uri: str | None = None,
-          timeout: float | None = None, checkpoint_dir: str | None = None, progress: bool = True,
-          base_dir: str | Path = ".") -> optuna.Study:
+def sweep(
+    source: str | Path | dict | StudyConfig,
+    n_trials: int,
+    overrides: Sequence[str] = (),
+    *,
+    workers: int = 1,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    timeout: float | None = None,
+    checkpoint_dir: str | None = None,
+    progress: bool = True,
+    base_dir: str | Path = ".",
+) -> optuna.Study:
     """Tune the evolution over the study's ``search:``, as ``evolora sweep`` does; returns the Optuna study.
     With ``workers`` > 1 the workers are new processes: terms they need must be registered at import of the
     script (module level) or come from an installed package's entry point."""
-    from evolora.orchestrator.cli.preflight import check_storage, check_timeout, check_tracking_uri, check_workers
+    from evolora.orchestrator.cli.preflight import (
+        check_storage,
+        check_timeout,
+        check_tracking_uri,
+        check_workers,
+    )
 
     if n_trials < 1:
         raise ConfigError("n_trials", "must be ≥ 1", n_trials)
@@ -86,8 +145,18 @@ def sweep(source: str | Path | dict | StudyConfig, n_trials: int, overrides: Seq
     from evolora.orchestrator.sweep.context import SweepContext
     from evolora.orchestrator.sweep.worker import run_sweep
 
-    return run_sweep(SweepContext(cfg, n_trials, storage, tracking_uri, workers, timeout, checkpoint_dir,
-                                  progress=progress))
+    return run_sweep(
+        SweepContext(
+            cfg,
+            n_trials,
+            storage,
+            tracking_uri,
+            workers,
+            timeout,
+            checkpoint_dir,
+            progress=progress,
+        )
+    )
 
 
 def export(run_id: str, out: str | Path, tracking_uri: str | None = None) -> Path:
@@ -96,4 +165,3 @@ def export(run_id: str, out: str | Path, tracking_uri: str | None = None) -> Pat
     from evolora.orchestrator.tracking.runlog import default_tracking_uri
 
     return Path(export_run(run_id, str(out), tracking_uri or default_tracking_uri()))
-

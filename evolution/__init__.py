@@ -4,26 +4,51 @@ Never imports torch, peft, mlflow, optuna or ``fitness``: it knows flat float32 
 """
 
 from evolora.evolution.errors import ConfigError, EvoloraError, RegistryError
-from evolora.evolution.genome import GenomeLayout, LoRASlice
 from evolora.evolution.es import ESParams, OpenAIES
-from evolora.evolution.sepcma import SepCMAES
+from evolora.evolution.genome import GenomeLayout, LoRASlice
 from evolora.evolution.lineage import LineageRecorder, ancestry, read_lineage, to_parquet
 from evolora.evolution.loop import Evolution, LoopParams, RunResult, Validation
 from evolora.evolution.observers import Observer
 from evolora.evolution.operators import cx_blend, mut_gaussian
 from evolora.evolution.seeding import TrialRandom
+from evolora.evolution.sepcma import SepCMAES
 from evolora.evolution.speciation import Speciation, SpeciationParams, allocate, distance
-from evolora.evolution.strategies import STRATEGIES, GAParams, GeneticAlgorithm, Strategy, register_strategy
+from evolora.evolution.strategies import (
+    STRATEGIES,
+    GAParams,
+    GeneticAlgorithm,
+    Strategy,
+    register_strategy,
+)
 
 __all__ = [
-    "ConfigError", "EvoloraError", "RegistryError",
-    "GenomeLayout", "LoRASlice",
-    "Evolution", "LoopParams", "RunResult", "Validation",
+    "ConfigError",
+    "EvoloraError",
+    "RegistryError",
+    "GenomeLayout",
+    "LoRASlice",
+    "Evolution",
+    "LoopParams",
+    "RunResult",
+    "Validation",
     "Observer",
-    "cx_blend", "mut_gaussian",
+    "cx_blend",
+    "mut_gaussian",
     "TrialRandom",
-    "GAParams", "GeneticAlgorithm", "Strategy", "STRATEGIES", "register_strategy",
-    "ESParams", "OpenAIES", "SepCMAES",
-    "LineageRecorder", "ancestry", "read_lineage", "to_parquet",
-    "Speciation", "SpeciationParams", "allocate", "distance",
+    "GAParams",
+    "GeneticAlgorithm",
+    "Strategy",
+    "STRATEGIES",
+    "register_strategy",
+    "ESParams",
+    "OpenAIES",
+    "SepCMAES",
+    "LineageRecorder",
+    "ancestry",
+    "read_lineage",
+    "to_parquet",
+    "Speciation",
+    "SpeciationParams",
+    "allocate",
+    "distance",
 ]

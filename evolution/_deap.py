@@ -15,7 +15,7 @@ Fitness = creator.EvoFitness
 Genome = creator.EvoGenome
 
 
-def make_individual(values: np.ndarray, gid: int) -> "Genome":
+def make_individual(values: np.ndarray, gid: int) -> Genome:
     # DEAP's numpy __new__ goes through a Python list (slow for 10^4+ genes): view a float32 copy instead.
     ind = np.array(values, dtype=np.float32, copy=True).view(Genome)
     ind.fitness = Fitness()
@@ -24,7 +24,7 @@ def make_individual(values: np.ndarray, gid: int) -> "Genome":
     return ind
 
 
-def copy_individual(ind: "Genome") -> "Genome":
+def copy_individual(ind: Genome) -> Genome:
     new = make_individual(ind, ind.gid)
     if ind.fitness.valid:
         new.fitness.values = ind.fitness.values

@@ -20,7 +20,15 @@ import numpy as np
 
 from evolora.evolution.errors import EvoloraError
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint_file", "encode", "decode", "pack", "unpack"]
+__all__ = [
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint_file",
+    "encode",
+    "decode",
+    "pack",
+    "unpack",
+]
 
 FORMAT = "evolora-checkpoint/1"
 
@@ -112,9 +120,13 @@ def load_checkpoint_file(path: str | Path) -> dict:
     except (KeyError, ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(f"checkpoint {path} is malformed: {e}") from None
     if doc.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path} has format {doc.get('format')!r}, expected {FORMAT!r}")
+        raise CheckpointError(
+            f"checkpoint {path} has format {doc.get('format')!r}, expected {FORMAT!r}"
+        )
     if _digest(body, arrays) != want:
-        raise CheckpointError(f"checkpoint {path} does not match its checksum (modified or corrupt); refusing it")
+        raise CheckpointError(
+            f"checkpoint {path} does not match its checksum (modified or corrupt); refusing it"
+        )
     return decode(doc["state"], files)
 
 
@@ -124,8 +136,10 @@ def pack(state: Any) -> bytes:
     arrays: list[np.ndarray] = []
     doc = encode(state, arrays)
     arrays = [np.ascontiguousarray(a) for a in arrays]
-    head = json.dumps({"format": FORMAT, "state": doc, "arrays": [[a.dtype.str, list(a.shape)] for a in arrays]},
-                      allow_nan=True).encode()
+    head = json.dumps(
+        {"format": FORMAT, "state": doc, "arrays": [[a.dtype.str, list(a.shape)] for a in arrays]},
+        allow_nan=True,
+    ).encode()
     return b"".join([len(head).to_bytes(8, "little"), head, *(a.tobytes() for a in arrays)])
 
 
@@ -142,8 +156,13 @@ def unpack(data: bytes) -> Any:
             size = dt.itemsize * int(np.prod(shape, dtype=np.int64))
             if pos + size > len(data):
                 raise ValueError("truncated")
-            arrays[f"a{i}"] = np.frombuffer(data, dtype=dt, count=size // dt.itemsize if dt.itemsize else 0,
-                                            offset=pos).reshape(shape).copy()
+            arrays[f"a{i}"] = (
+                np.frombuffer(
+                    data, dtype=dt, count=size // dt.itemsize if dt.itemsize else 0, offset=pos
+                )
+                .reshape(shape)
+                .copy()
+            )
             pos += size
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"not a packed state: {e}") from None

@@ -19,7 +19,7 @@ class ConfigError(EvoloraError):
         shown = "" if value is ... else f", got {_shown(value)}"
         super().__init__(f"{path}: {message}{shown}")
 
-    def under(self, prefix: str) -> "ConfigError":
+    def under(self, prefix: str) -> ConfigError:
         """The same error for an option read under ``prefix`` (``batches`` → ``evolution.es.batches``)."""
         return ConfigError(f"{prefix}.{self.path}", self.message, self.value)
 

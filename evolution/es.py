@@ -11,7 +11,7 @@ the best sample on a fixed fitness set).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -51,17 +51,28 @@ class _MeanStrategy(Strategy):
         super().__init__(rng, new_id)
         self.mean: np.ndarray | None = None  # set by initial()
         self.mean_id: int | None = None
-        self.draw_state: dict | None = None  # the generator's state before the current generation's draws
+        self.draw_state: dict | None = (
+            None  # the generator's state before the current generation's draws
+        )
 
     def _new_mean(self, mean: np.ndarray, gen: int, parents: list[int], op: str, **params) -> dict:
         self.mean = mean.astype(np.float32)
         self.mean_id = self.new_id()
-        return {"event": "birth", "gen": gen, "id": self.mean_id, "parents": parents, "op": op, "params": params}
+        return {
+            "event": "birth",
+            "gen": gen,
+            "id": self.mean_id,
+            "parents": parents,
+            "op": op,
+            "params": params,
+        }
 
     def candidate(self, population: list, best) -> tuple[np.ndarray, int]:
         return self.mean, self.mean_id
 
-    drawn: tuple[str, ...] = ()  # state entries a generation draws anew (a replica redraws them from draw_state)
+    drawn: tuple[
+        str, ...
+    ] = ()  # state entries a generation draws anew (a replica redraws them from draw_state)
 
     def replica_state(self) -> dict:
         """The state a replica needs to rebuild the current generation: everything but the draws."""
@@ -69,8 +80,15 @@ class _MeanStrategy(Strategy):
 
     def _sample(self, values: np.ndarray, gen: int, op: str, draw: str, **params):
         ind = make_individual(values, self.new_id())
-        return ind, {"event": "birth", "gen": gen, "id": ind.gid, "parents": [self.mean_id], "op": op,
-                     "params": params, "rng": draw}
+        return ind, {
+            "event": "birth",
+            "gen": gen,
+            "id": ind.gid,
+            "parents": [self.mean_id],
+            "op": op,
+            "params": params,
+            "rng": draw,
+        }
 
     # DEAP's ask/tell protocol, used by the loop through initial()/next_generation()
     def initial(self, seed_genome: np.ndarray):
@@ -115,8 +133,13 @@ class OpenAIES(_MeanStrategy):
     def create(cls, params, rng, new_id, layout=None, speciation=None) -> OpenAIES:
         return cls(params, rng, new_id, layout)
 
-    def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int],
-                 layout: GenomeLayout | None = None) -> None:
+    def __init__(
+        self,
+        params: ESParams,
+        rng: np.random.Generator,
+        new_id: Callable[[], int],
+        layout: GenomeLayout | None = None,
+    ) -> None:
         super().__init__(rng, new_id)
         self.p = params
         self.one_sided = params.sampling == "one_sided"
@@ -140,9 +163,15 @@ class OpenAIES(_MeanStrategy):
                 raise ValueError("blocks='layer' needs the genome layout")
             self.blocks = list(layout.layer_genes().items())
         self.cone = params.sampling == "cone"
-        self.direction: np.ndarray | None = None  # sampling cone: EMA of the ascent estimates, (genes,)
-        self.curv: np.ndarray | None = None  # precondition hessian: diagonal curvature estimate, (genes,)
-        self.z: np.ndarray | None = None  # precondition hessian: the unscaled draws of the generation
+        self.direction: np.ndarray | None = (
+            None  # sampling cone: EMA of the ascent estimates, (genes,)
+        )
+        self.curv: np.ndarray | None = (
+            None  # precondition hessian: diagonal curvature estimate, (genes,)
+        )
+        self.z: np.ndarray | None = (
+            None  # precondition hessian: the unscaled draws of the generation
+        )
         # DiZO: the layer index (0 … L−1) of every gene, the anchor θ₀ and the ratio draws of a projection generation
         self.gene_layer: np.ndarray | None = None
         self.origin: np.ndarray | None = None
@@ -215,14 +244,18 @@ class OpenAIES(_MeanStrategy):
         extra = {} if layer is None else {"layer": layer}
         pop, events = [], []
         if self.with_mean:
-            ind = make_individual(self.mean, self.mean_id)  # the mean itself, scored like any member
+            ind = make_individual(
+                self.mean, self.mean_id
+            )  # the mean itself, scored like any member
             pop.append(ind)
         per_pair = self.p.batches == "per_pair"
         for k in range(self.pairs):
-            for sign in ((1,) if self.one_sided else (1, -1)):
+            for sign in (1,) if self.one_sided else (1, -1):
                 values = self.mean.copy()
                 values[genes] += sign * sigma * self.eps[k]
-                ind, ev = self._sample(values, gen, "es-sample", draw, sigma=sigma, pair=k, sign=sign, **extra)
+                ind, ev = self._sample(
+                    values, gen, "es-sample", draw, sigma=sigma, pair=k, sign=sign, **extra
+                )
                 if per_pair:
                     ind.batch = k  # the evaluator scores both signs of pair k on the batch (gen, k)
                 pop.append(ind)
@@ -242,7 +275,9 @@ class OpenAIES(_MeanStrategy):
             for sign in (1, -1):
                 ratio = 1.0 + sign * self.p.project_sigma * self.delta[k]
                 values = (self.origin + ratio[self.gene_layer] * disp).astype(np.float32)
-                ind, ev = self._sample(values, gen, "dizo-sample", draw, sigma=self.p.project_sigma, pair=k, sign=sign)
+                ind, ev = self._sample(
+                    values, gen, "dizo-sample", draw, sigma=self.p.project_sigma, pair=k, sign=sign
+                )
                 if self.p.batches == "per_pair":
                     ind.batch = k
                 pop.append(ind)
@@ -256,10 +291,17 @@ class OpenAIES(_MeanStrategy):
         f = np.array([ind.fitness.values[0] for ind in samples])
         diff = f[0::2] - f[1::2]
         w = diff / (np.sqrt(np.mean(diff * diff)) + 1e-12)
-        ratio = np.clip(1.0 + self.p.project_step * (w @ self.delta) / self.pairs,
-                        1 - self.p.project_clip, 1 + self.p.project_clip)
+        ratio = np.clip(
+            1.0 + self.p.project_step * (w @ self.delta) / self.pairs,
+            1 - self.p.project_clip,
+            1 + self.p.project_clip,
+        )
         mean = self.origin + ratio[self.gene_layer] * (self.mean - self.origin)
-        return [self._new_mean(mean, gen, [self.mean_id], "dizo-project", ratios=[float(r) for r in ratio])]
+        return [
+            self._new_mean(
+                mean, gen, [self.mean_id], "dizo-project", ratios=[float(r) for r in ratio]
+            )
+        ]
 
     def update(self, population: list, gen: int) -> list[dict]:
         if self.projecting(gen - 1):
@@ -306,28 +348,47 @@ class OpenAIES(_MeanStrategy):
             step = step * (scale if self.p.optimizer == "adam" else (scale > 0))
         if self.cone:
             d = self.direction if self.direction is not None else np.zeros_like(grad)
-            self.direction = (self.p.cone_beta * d + (1 - self.p.cone_beta) * grad).astype(np.float32)
+            self.direction = (self.p.cone_beta * d + (1 - self.p.cone_beta) * grad).astype(
+                np.float32
+            )
         if self.curv is not None:
             self._update_curvature(f, population[0].fitness.values[0], sigma, scale)
         mean = self.mean.copy()
         mean[genes] += step
         extra = {} if layer is None else {"layer": layer}
-        return [self._new_mean(mean, gen, [self.mean_id], "es-update", lr=lr, sigma=sigma,
-                               optimizer=self.p.optimizer, shaping=self.p.shaping, **extra)]
+        return [
+            self._new_mean(
+                mean,
+                gen,
+                [self.mean_id],
+                "es-update",
+                lr=lr,
+                sigma=sigma,
+                optimizer=self.p.optimizer,
+                shaping=self.p.shaping,
+                **extra,
+            )
+        ]
 
-    def _update_curvature(self, f: np.ndarray, f_mean: float, sigma: float, scale: np.ndarray) -> None:
+    def _update_curvature(
+        self, f: np.ndarray, f_mean: float, sigma: float, scale: np.ndarray
+    ) -> None:
         """HiZOO-style diagonal curvature (Zhao et al. 2024) from the same three-point evaluations: pair k's
         second difference Δ_k = f(θ+σε_k) + f(θ−σε_k) − 2f(θ), ε = s ⊙ z, estimates the diagonal through
-        E[Δ (z_i² − 1)] = 2σ² s_i² H_ii (Stein's identity; Δ centred over the pairs); its magnitude, averaged over the pairs, enters an EMA
-        at ``curvature_rate``. Genes held fixed (s = 0) keep theirs."""
+        E[Δ (z_i² − 1)] = 2σ² s_i² H_ii (Stein's identity; Δ centred over the pairs); its magnitude, averaged
+        over the pairs, enters an EMA at ``curvature_rate``. Genes held fixed (s = 0) keep theirs."""
         delta = f[0::2] + f[1::2] - 2.0 * f_mean  # (pairs,)
-        delta = delta - np.mean(delta)  # a control variate: E[z² − 1] = 0, and Σ_j H_jj s_j² is common to every pair
+        delta = delta - np.mean(
+            delta
+        )  # a control variate: E[z² − 1] = 0, and Σ_j H_jj s_j² is common to every pair
         est = (delta @ (self.z.astype(np.float64) ** 2 - 1.0)) / (2.0 * sigma**2 * len(delta))
         s2 = scale.astype(np.float64) ** 2
         moving = s2 > 0
         h = np.abs(est[moving]) / s2[moving]
         a = self.p.curvature_rate
-        self.curv[moving] = (1 - a) * self.curv[moving] + a * (h / (np.mean(h) + 1e-30)) * np.mean(self.curv[moving])
+        self.curv[moving] = (1 - a) * self.curv[moving] + a * (h / (np.mean(h) + 1e-30)) * np.mean(
+            self.curv[moving]
+        )
 
     def _one_sided(self, f: np.ndarray, f_mean: float, sigma: float) -> np.ndarray:
         """The ascent direction from one-sided samples: zscore — (f_i − f(θ)) / std(f) (FZOO's normalisation:
@@ -338,12 +399,28 @@ class OpenAIES(_MeanStrategy):
         return (_centred_ranks(f).astype(np.float32) @ self.eps) / (len(f) * sigma)
 
     def state_dict(self) -> dict:
-        return {"mean": self.mean, "mean_id": self.mean_id, "eps": self.eps, "m": self.m, "v": self.v, "t": self.t,
-                "direction": self.direction, "curv": self.curv, "z": self.z, "origin": self.origin,
-                "delta": self.delta}
+        return {
+            "mean": self.mean,
+            "mean_id": self.mean_id,
+            "eps": self.eps,
+            "m": self.m,
+            "v": self.v,
+            "t": self.t,
+            "direction": self.direction,
+            "curv": self.curv,
+            "z": self.z,
+            "origin": self.origin,
+            "delta": self.delta,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.mean, self.mean_id, self.eps = state["mean"], state["mean_id"], state["eps"]
         self.m, self.v, self.t = state["m"], state["v"], state["t"]
-        for name in ("direction", "curv", "z", "origin", "delta"):  # absent in checkpoints from before the levers
+        for name in (
+            "direction",
+            "curv",
+            "z",
+            "origin",
+            "delta",
+        ):  # absent in checkpoints from before the levers
             setattr(self, name, state.get(name))

@@ -9,11 +9,10 @@ buffer with the same layout, so writing a genome into the model is a single copy
 from __future__ import annotations
 
 import hashlib
-
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from math import prod
-from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -53,7 +52,7 @@ class GenomeLayout:
     slices: tuple[LoRASlice, ...]
 
     @classmethod
-    def from_shapes(cls, shapes: Mapping[str, tuple[int, ...]]) -> "GenomeLayout":
+    def from_shapes(cls, shapes: Mapping[str, tuple[int, ...]]) -> GenomeLayout:
         """Lay the named matrices out back to back, in the given order."""
         out, offset = [], 0
         for key, shape in shapes.items():
@@ -108,13 +107,15 @@ class GenomeLayout:
 
     def check(self, genome: np.ndarray) -> None:
         if genome.ndim != 1 or genome.shape[0] != self.size:
-            raise ValueError(f"genome must be a flat vector of {self.size} genes, got shape {genome.shape}")
+            raise ValueError(
+                f"genome must be a flat vector of {self.size} genes, got shape {genome.shape}"
+            )
 
     def to_json(self) -> list[dict]:
         return [asdict(s) for s in self.slices]
 
     @classmethod
-    def from_json(cls, rows: list[dict]) -> "GenomeLayout":
+    def from_json(cls, rows: list[dict]) -> GenomeLayout:
         return cls(tuple(LoRASlice(r["key"], tuple(r["shape"]), int(r["offset"])) for r in rows))
 
 

@@ -11,7 +11,20 @@ from evolora.evolution.observers import Observer
 
 __all__ = ["LineageRecorder", "to_parquet", "read_lineage", "ancestry", "format_ancestry"]
 
-COLUMNS = ("event", "gen", "id", "parents", "op", "params", "rng", "fitness", "terms", "value", "guards", "excluded")
+COLUMNS = (
+    "event",
+    "gen",
+    "id",
+    "parents",
+    "op",
+    "params",
+    "rng",
+    "fitness",
+    "terms",
+    "value",
+    "guards",
+    "excluded",
+)
 
 
 class LineageRecorder(Observer):
@@ -26,7 +39,11 @@ class LineageRecorder(Observer):
             self.path.write_text("")
             return
         # resumed: keep what the checkpoint covers, drop what a killed run wrote after it
-        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["gen"] <= last]
+        kept = [
+            line
+            for line in self.path.read_text().splitlines()
+            if line and json.loads(line)["gen"] <= last
+        ]
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def on_events(self, events: list[dict]) -> None:
@@ -57,12 +74,18 @@ def to_parquet(jsonl: str | Path, out: str | Path) -> Path:
         "id": pa.array([r["id"] for r in rows], pa.int64()),
         "parents": pa.array([r.get("parents", []) for r in rows], pa.list_(pa.int64())),
         "op": pa.array([r.get("op") for r in rows], pa.string()),
-        "params": pa.array([json.dumps(r["params"]) if "params" in r else None for r in rows], pa.string()),
+        "params": pa.array(
+            [json.dumps(r["params"]) if "params" in r else None for r in rows], pa.string()
+        ),
         "rng": pa.array([r.get("rng") for r in rows], pa.string()),
         "fitness": pa.array([r.get("fitness") for r in rows], pa.float64()),
-        "terms": pa.array([json.dumps(r["terms"]) if "terms" in r else None for r in rows], pa.string()),
+        "terms": pa.array(
+            [json.dumps(r["terms"]) if "terms" in r else None for r in rows], pa.string()
+        ),
         "value": pa.array([r.get("value") for r in rows], pa.float64()),
-        "guards": pa.array([json.dumps(r["guards"]) if "guards" in r else None for r in rows], pa.string()),
+        "guards": pa.array(
+            [json.dumps(r["guards"]) if "guards" in r else None for r in rows], pa.string()
+        ),
         "excluded": pa.array([r.get("excluded") for r in rows], pa.string()),
     }
     pq.write_table(pa.table(cols), str(out), compression="zstd")
@@ -85,13 +108,23 @@ def ancestry(rows: list[dict], genome: int) -> list[dict]:
     for r in rows:
         if r["event"] == "eval":
             terms = r.get("terms")
-            evals.setdefault(r["id"], []).append({"gen": r["gen"], "fitness": r["fitness"],
-                                                  "terms": json.loads(terms) if isinstance(terms, str) else terms})
+            evals.setdefault(r["id"], []).append(
+                {
+                    "gen": r["gen"],
+                    "fitness": r["fitness"],
+                    "terms": json.loads(terms) if isinstance(terms, str) else terms,
+                }
+            )
         elif r["event"] == "validation":
             guards = r.get("guards")
-            vals.setdefault(r["id"], []).append({"gen": r["gen"], "value": r["value"],
-                                                 "guards": json.loads(guards) if isinstance(guards, str) else guards,
-                                                 "excluded": r.get("excluded")})
+            vals.setdefault(r["id"], []).append(
+                {
+                    "gen": r["gen"],
+                    "value": r["value"],
+                    "guards": json.loads(guards) if isinstance(guards, str) else guards,
+                    "excluded": r.get("excluded"),
+                }
+            )
     if genome not in births:
         raise KeyError(f"genome {genome} has no birth record")
     out, seen, todo = [], set(), [genome]
@@ -115,14 +148,22 @@ def format_ancestry(chain: list[dict]) -> list[str]:
     for r in chain:
         fit = f"{r['fitness']:.5f}" if r["fitness"] is not None else "-"
         parents = ",".join(str(p) for p in r["parents"]) or "-"
-        out.append(f"{r['gen']:>4} {r['id']:>6}  {r['op'] or '-':<20} {parents:<14} {fit:>10}  {r['params'] or ''}")
+        out.append(
+            f"{r['gen']:>4} {r['id']:>6}  {r['op'] or '-':<20} {parents:<14} {fit:>10}  {r['params'] or ''}"
+        )
         if r.get("rng"):
             out.append(f"{'':13}generator state before the draw: {r['rng']}")
         for e in r["evals"]:
             terms = ", ".join(f"{k} {v:.5f}" for k, v in (e["terms"] or {}).items())
-            out.append(f"{'':13}evaluated at gen {e['gen']}: fitness {e['fitness']:.5f}" + (f" ({terms})" if terms else ""))
+            out.append(
+                f"{'':13}evaluated at gen {e['gen']}: fitness {e['fitness']:.5f}"
+                + (f" ({terms})" if terms else "")
+            )
         for v in r["validations"]:
             guards = ", ".join(f"{k} {x:.5f}" for k, x in (v.get("guards") or {}).items())
-            out.append(f"{'':13}validated at gen {v['gen']}: {v['value']:.5f}" + (f" ({guards})" if guards else "")
-                       + (f"; excluded by the budget: {v['excluded']}" if v.get("excluded") else ""))
+            out.append(
+                f"{'':13}validated at gen {v['gen']}: {v['value']:.5f}"
+                + (f" ({guards})" if guards else "")
+                + (f"; excluded by the budget: {v['excluded']}" if v.get("excluded") else "")
+            )
     return out

@@ -21,8 +21,8 @@ generation always). The seed genome (the base model) is the champion until one b
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 from deap import tools
@@ -59,7 +59,9 @@ Validator = Callable[[np.ndarray], "float | Validation"]
 class LoopParams:
     generations: int = 10
     validate_every: int = 1
-    reevaluate: bool = False  # re-score survivors each generation (needed when the fitness batch rotates)
+    reevaluate: bool = (
+        False  # re-score survivors each generation (needed when the fitness batch rotates)
+    )
     hall_of_fame: int = 1
     checkpoint_every: int = 1
 
@@ -94,7 +96,9 @@ class Evolution:
         self.observers = list(observers)
         self.random = TrialRandom(seed)
         self._next_id = 0
-        factory = strategy or (lambda rng, new_id: GeneticAlgorithm(ga, rng, new_id))  # (rng, new_id) → Strategy
+        factory = strategy or (
+            lambda rng, new_id: GeneticAlgorithm(ga, rng, new_id)
+        )  # (rng, new_id) → Strategy
         self.strategy = factory(self.random.np, self._new_id)
         self.seed_genome = np.asarray(seed_genome, dtype=np.float32)
         self.hof = tools.HallOfFame(params.hall_of_fame, similar=np.array_equal)
@@ -118,9 +122,13 @@ class Evolution:
     def run(self) -> RunResult:
         resumed = self.gen >= 0
         for o in self.observers:
-            o.on_start({"resumed": resumed, "gen": self.gen, "genome_size": int(self.seed_genome.size)})
+            o.on_start(
+                {"resumed": resumed, "gen": self.gen, "genome_size": int(self.seed_genome.size)}
+            )
         if not resumed and self.params.checkpoint_every:
-            state = self.state_dict()  # the starting point: a run killed during generation 0 resumes from here
+            state = (
+                self.state_dict()
+            )  # the starting point: a run killed during generation 0 resumes from here
             for o in self.observers:
                 o.on_checkpoint(state)
         while self.gen < self.params.generations - 1:
@@ -147,7 +155,9 @@ class Evolution:
         row.update({f"term_{k}": float(v) for k, v in best.terms.items()})
         row["diversity"] = _diversity(pop)
         row.update(self.strategy.describe(pop, gen))
-        row.update(getattr(self.evaluate, "describe", dict)())  # e.g. a pool's actors and bytes sent
+        row.update(
+            getattr(self.evaluate, "describe", dict)()
+        )  # e.g. a pool's actors and bytes sent
         last = gen == self.params.generations - 1
         val_s = 0.0
         if gen == 0 or last or gen % self.params.validate_every == 0:
@@ -191,7 +201,15 @@ class Evolution:
         for ind, (fit, terms) in zip(todo, scores):
             ind.fitness.values = (float(fit),)
             ind.terms = dict(terms)
-            events.append({"event": "eval", "gen": gen, "id": ind.gid, "fitness": float(fit), "terms": dict(terms)})
+            events.append(
+                {
+                    "event": "eval",
+                    "gen": gen,
+                    "id": ind.gid,
+                    "fitness": float(fit),
+                    "terms": dict(terms),
+                }
+            )
         return len(todo), eval_s
 
     def _validate(self, pop: list, best, gen: int, row: dict, events: list) -> None:
@@ -200,18 +218,34 @@ class Evolution:
         cand, cand_id = self.strategy.candidate(pop, best)
         checked = _validation(self.validate(np.asarray(cand)))
         val = checked.value
-        self.candidate = {"genome": np.array(cand, dtype=np.float32), "id": cand_id, "gen": gen, "val": val}
+        self.candidate = {
+            "genome": np.array(cand, dtype=np.float32),
+            "id": cand_id,
+            "gen": gen,
+            "val": val,
+        }
         if gen == 0:
             # the seed genome (the base model) is always a candidate: evolution never answers worse than it
-            base = checked if np.array_equal(cand, self.seed_genome) else _validation(self.validate(self.seed_genome))
+            base = (
+                checked
+                if np.array_equal(cand, self.seed_genome)
+                else _validation(self.validate(self.seed_genome))
+            )
             self.base_val = base.value
             row["val_base"] = self.base_val
             row.update({f"val_base_{k}": float(v) for k, v in base.guards.items()})
-            self.champion = {"genome": self.seed_genome.copy(), "id": 0, "gen": 0, "val": self.base_val}
+            self.champion = {
+                "genome": self.seed_genome.copy(),
+                "id": 0,
+                "gen": 0,
+                "val": self.base_val,
+            }
         row["val"] = val
         row.update({f"val_{k}": float(v) for k, v in checked.guards.items()})
         event = {"event": "validation", "gen": gen, "id": cand_id, "value": val}
-        if checked.guards:  # a budgeted study: what the guards said, and whether it could be the champion
+        if (
+            checked.guards
+        ):  # a budgeted study: what the guards said, and whether it could be the champion
             row["val_admissible"] = float(checked.admissible)
             row["val_id"] = cand_id
             event.update(admissible=checked.admissible, guards=dict(checked.guards))
@@ -220,7 +254,12 @@ class Evolution:
                 event["excluded"] = checked.reason
         events.append(event)
         if checked.admissible and val > self.champion["val"]:
-            self.champion = {"genome": np.array(cand, dtype=np.float32), "id": cand_id, "gen": gen, "val": val}
+            self.champion = {
+                "genome": np.array(cand, dtype=np.float32),
+                "id": cand_id,
+                "gen": gen,
+                "val": val,
+            }
         row["val_champion"] = self.champion["val"]
         row["champion_id"] = self.champion["id"]
 
@@ -243,8 +282,13 @@ class Evolution:
         """Everything needed to continue exactly: population, hall of fame, logbook, RNG states, champion."""
 
         def pack(ind) -> dict:
-            return {"genes": np.array(ind, dtype=np.float32), "gid": ind.gid, "species": getattr(ind, "species", None),
-                    "fitness": ind.fitness.values if ind.fitness.valid else None, "terms": dict(ind.terms)}
+            return {
+                "genes": np.array(ind, dtype=np.float32),
+                "gid": ind.gid,
+                "species": getattr(ind, "species", None),
+                "fitness": ind.fitness.values if ind.fitness.valid else None,
+                "terms": dict(ind.terms),
+            }
 
         return {
             "gen": self.gen,

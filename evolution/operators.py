@@ -13,10 +13,14 @@ import numpy as np
 __all__ = ["cx_blend", "mut_gaussian"]
 
 
-def cx_blend(a: np.ndarray, b: np.ndarray, alpha: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def cx_blend(
+    a: np.ndarray, b: np.ndarray, alpha: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """BLX-alpha crossover: each gene of the children is drawn on the segment through the parents' genes,
     extended by ``alpha`` on both sides (as ``deap.tools.cxBlend``)."""
-    gamma = ((1.0 + 2.0 * alpha) * rng.random(a.shape[0], dtype=np.float32) - alpha).astype(np.float32)
+    gamma = ((1.0 + 2.0 * alpha) * rng.random(a.shape[0], dtype=np.float32) - alpha).astype(
+        np.float32
+    )
     diff = b - a  # (genes,)
     a_new = a + gamma * diff
     b_new = b - gamma * diff

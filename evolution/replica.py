@@ -13,7 +13,7 @@ built lets the sender check, bit for bit, that it built the same ones.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -24,7 +24,9 @@ __all__ = ["Replica", "digest", "replayable"]
 
 def digest(genome) -> str:
     """A 128-bit hash of a genome's float32 bytes."""
-    return hashlib.blake2b(np.ascontiguousarray(genome, dtype=np.float32).tobytes(), digest_size=16).hexdigest()
+    return hashlib.blake2b(
+        np.ascontiguousarray(genome, dtype=np.float32).tobytes(), digest_size=16
+    ).hexdigest()
 
 
 def replayable(strategy: Strategy) -> bool:
@@ -58,8 +60,10 @@ class Replica:
     def advance(self, fitness: Sequence[float], draw_state: dict, gen: int) -> list:
         """Generation ``gen``'s population from generation ``gen − 1``'s (held here) and its fitness values."""
         if self.gen != gen - 1 or len(fitness) != len(self.population):
-            raise ValueError(f"replica holds generation {self.gen} of {len(self.population)}; cannot advance "
-                             f"to {gen} with {len(fitness)} fitness values")
+            raise ValueError(
+                f"replica holds generation {self.gen} of {len(self.population)}; cannot advance "
+                f"to {gen} with {len(fitness)} fitness values"
+            )
         for ind, f in zip(self.population, fitness):
             ind.fitness.values = (float(f),)
         self.strategy.rng.bit_generator.state = draw_state

@@ -4,7 +4,7 @@ come from the trial's generator."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -28,13 +28,17 @@ class SepCMAES(_MeanStrategy):
     reads = ("sigma",)  # its other parameters are Hansen's defaults
     drawn = ("z",)
 
-    def __init__(self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int]) -> None:
+    def __init__(
+        self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int]
+    ) -> None:
         super().__init__(rng, new_id)
         self.p = params
         self.sigma = float(params.sigma)
         self.diag: np.ndarray | None = None  # (genes,) diagonal of C
         self.ps = self.pc = None  # evolution paths, (genes,)
-        self.z: np.ndarray | None = None  # (λ, genes) standard normal draws of the current generation
+        self.z: np.ndarray | None = (
+            None  # (λ, genes) standard normal draws of the current generation
+        )
         self.count = 0  # updates done
 
     def _constants(self, n: int) -> dict:
@@ -53,7 +57,17 @@ class SepCMAES(_MeanStrategy):
         if c1 + cmu > 1:
             c1, cmu = c1 / (c1 + cmu), cmu / (c1 + cmu)
         chi = np.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
-        return {"mu": mu, "w": w, "mueff": mueff, "cs": cs, "ds": ds, "cc": cc, "c1": c1, "cmu": cmu, "chi": chi}
+        return {
+            "mu": mu,
+            "w": w,
+            "mueff": mueff,
+            "cs": cs,
+            "ds": ds,
+            "cc": cc,
+            "c1": c1,
+            "cmu": cmu,
+            "chi": chi,
+        }
 
     def generate(self, gen: int):
         self.draw_state = self.rng.bit_generator.state  # a replica rebuilds this generation from it
@@ -80,19 +94,32 @@ class SepCMAES(_MeanStrategy):
         self.count += 1
         self.ps = (1 - c["cs"]) * self.ps + np.sqrt(c["cs"] * (2 - c["cs"]) * c["mueff"]) * zw
         norm = float(np.linalg.norm(self.ps))
-        hs = norm / np.sqrt(1 - (1 - c["cs"]) ** (2 * self.count)) < (1.4 + 2 / (self.mean.size + 1)) * c["chi"]
+        hs = (
+            norm / np.sqrt(1 - (1 - c["cs"]) ** (2 * self.count))
+            < (1.4 + 2 / (self.mean.size + 1)) * c["chi"]
+        )
         self.pc = (1 - c["cc"]) * self.pc + hs * np.sqrt(c["cc"] * (2 - c["cc"]) * c["mueff"]) * yw
         y = self.z[order] * sd  # (μ, genes)
-        self.diag = ((1 - c["c1"] - c["cmu"]) * self.diag
-                     + c["c1"] * (self.pc ** 2 + (1 - hs) * c["cc"] * (2 - c["cc"]) * self.diag)
-                     + c["cmu"] * (c["w"] @ (y * y)))
+        self.diag = (
+            (1 - c["c1"] - c["cmu"]) * self.diag
+            + c["c1"] * (self.pc**2 + (1 - hs) * c["cc"] * (2 - c["cc"]) * self.diag)
+            + c["cmu"] * (c["w"] @ (y * y))
+        )
         new_mean = self.mean.astype(np.float64) + self.sigma * yw
         self.sigma = float(self.sigma * np.exp(c["cs"] / c["ds"] * (norm / c["chi"] - 1)))
         return [self._new_mean(new_mean, gen, [self.mean_id], "cma-update", sigma=self.sigma)]
 
     def state_dict(self) -> dict:
-        return {"mean": self.mean, "mean_id": self.mean_id, "sigma": self.sigma, "diag": self.diag, "ps": self.ps,
-                "pc": self.pc, "z": self.z, "count": self.count}
+        return {
+            "mean": self.mean,
+            "mean_id": self.mean_id,
+            "sigma": self.sigma,
+            "diag": self.diag,
+            "ps": self.ps,
+            "pc": self.pc,
+            "z": self.z,
+            "count": self.count,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.mean, self.mean_id, self.sigma = state["mean"], state["mean_id"], float(state["sigma"])

@@ -28,13 +28,23 @@ class SpeciationParams:
     its name, declared here once."""
 
     distance: Literal["l2", "cosine", "delta_l2"] = option(
-        "l2", "compatibility distance: RMS gene difference, 1 − cosine, or RMS difference of the LoRA deltas B·A")
-    threshold: float | None = option(None, "initial compatibility threshold, adapted each generation toward "
-                                     "target_species (null: the first population's mean distance)", gt=0)
+        "l2",
+        "compatibility distance: RMS gene difference, 1 − cosine, or RMS difference of the LoRA deltas B·A",
+    )
+    threshold: float | None = option(
+        None,
+        "initial compatibility threshold, adapted each generation toward "
+        "target_species (null: the first population's mean distance)",
+        gt=0,
+    )
     target_species: int = option(3, "the threshold moves toward this many species", ge=1)
     threshold_step: float = option(0.1, "relative threshold change per generation", gt=0, lt=1)
-    stagnation: int = option(15, "generations without improvement before a species is removed", ge=1)
-    sharing: bool = option(True, "explicit fitness sharing (adjusted fitness = fitness / species size)")
+    stagnation: int = option(
+        15, "generations without improvement before a species is removed", ge=1
+    )
+    sharing: bool = option(
+        True, "explicit fitness sharing (adjusted fitness = fitness / species size)"
+    )
     elitism: int = option(1, "best members of each species copied unchanged", ge=0)
     min_threshold: float = 1e-6
 
@@ -46,11 +56,15 @@ def _delta(genome: np.ndarray, layout: GenomeLayout) -> np.ndarray:
     for s in layout:
         if s.kind == "A":
             b = arrays[s.key.replace(".lora_A.", ".lora_B.")]
-            parts.append((b.astype(np.float64) @ arrays[s.key].astype(np.float64)).ravel())  # (out, in)
+            parts.append(
+                (b.astype(np.float64) @ arrays[s.key].astype(np.float64)).ravel()
+            )  # (out, in)
     return np.concatenate(parts)
 
 
-def distance(a: np.ndarray, b: np.ndarray, kind: str = "l2", layout: GenomeLayout | None = None) -> float:
+def distance(
+    a: np.ndarray, b: np.ndarray, kind: str = "l2", layout: GenomeLayout | None = None
+) -> float:
     """Compatibility distance. ``l2``: RMS difference of the genes; ``cosine``: 1 − cos(a, b);
     ``delta_l2``: RMS difference of the LoRA deltas B·A (needs the layout)."""
     if kind == "delta_l2":
@@ -122,7 +136,9 @@ class Speciation:
             s = self.species[sid]
             if fitness[top] > s["best"]:
                 s["best"], s["since"] = float(fitness[top]), gen
-            s["rep"] = np.array(genomes[top], copy=True)  # the species' best represents it next generation
+            s["rep"] = np.array(
+                genomes[top], copy=True
+            )  # the species' best represents it next generation
             stagnant = gen - s["since"] >= self.p.stagnation
             if stagnant and labels[best_overall] != sid and len(present) - len(removed) > 1:
                 removed.append(sid)
@@ -140,7 +156,9 @@ class Speciation:
             "species": n,
             # JSON strings: rows stay flat numbers-or-strings (DEAP's Logbook takes dict values as chapters)
             "species_sizes": json.dumps({str(s): int(c) for s, c in zip(present, sizes)}),
-            "species_best": json.dumps({str(s): float(fitness[labels == s].max()) for s in present}),
+            "species_best": json.dumps(
+                {str(s): float(fitness[labels == s].max()) for s in present}
+            ),
             "species_mean_distance": self.mean_distance(genomes),
             "species_entropy": float(-(prob * np.log(prob)).sum()),
             "species_threshold": float(self.threshold),
@@ -155,7 +173,9 @@ class Speciation:
         if len(pairs) > max_pairs:
             step = len(pairs) / max_pairs
             pairs = [pairs[int(k * step)] for k in range(max_pairs)]
-        return float(np.mean([self.dist(genomes[i], genomes[j]) for i, j in pairs])) if pairs else 0.0
+        return (
+            float(np.mean([self.dist(genomes[i], genomes[j]) for i, j in pairs])) if pairs else 0.0
+        )
 
     def adjusted(self, fitness: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Explicit fitness sharing: (fitness − min + ε) / species size (plain shifted fitness if off)."""

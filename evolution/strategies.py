@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 from deap import base, tools
@@ -56,12 +57,20 @@ class Strategy(abc.ABC):
         and, where ``Params`` has one, the run's length as ``horizon``."""
         names = {f.name for f in dataclasses.fields(cls.Params)}
         given = {"population": population, "horizon": generations}
-        return cls.Params(**{k: v for k, v in options.items() if k in names and k not in given},
-                          **{k: v for k, v in given.items() if k in names})
+        return cls.Params(
+            **{k: v for k, v in options.items() if k in names and k not in given},
+            **{k: v for k, v in given.items() if k in names},
+        )
 
     @classmethod
-    def create(cls, params: Any, rng: np.random.Generator, new_id: Callable[[], int],
-               layout: GenomeLayout | None = None, speciation: SpeciationParams | None = None) -> Strategy:
+    def create(
+        cls,
+        params: Any,
+        rng: np.random.Generator,
+        new_id: Callable[[], int],
+        layout: GenomeLayout | None = None,
+        speciation: SpeciationParams | None = None,
+    ) -> Strategy:
         """An instance for one trial (the loop's generator and id counter); the layout names the genome's
         LoRA factors and layers for strategies that treat them apart."""
         return cls(params, rng, new_id)
@@ -71,12 +80,10 @@ class Strategy(abc.ABC):
         self.new_id = new_id
 
     @abc.abstractmethod
-    def initial(self, seed_genome: np.ndarray) -> tuple[list, list[dict]]:
-        ...
+    def initial(self, seed_genome: np.ndarray) -> tuple[list, list[dict]]: ...
 
     @abc.abstractmethod
-    def next_generation(self, population: list, gen: int) -> tuple[list, list[dict]]:
-        ...
+    def next_generation(self, population: list, gen: int) -> tuple[list, list[dict]]: ...
 
     def describe(self, population: list, gen: int) -> dict:
         """Extra per-generation numbers for the row (after evaluation), e.g. species statistics."""
@@ -89,11 +96,13 @@ class Strategy(abc.ABC):
     def state_dict(self) -> dict:
         return {}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:  # noqa: B027 (a default: a strategy that holds no state)
         pass
 
 
-STRATEGIES: dict[str, type[Strategy]] = {}  # name → class: what a study's `evolution.strategy` may name
+STRATEGIES: dict[
+    str, type[Strategy]
+] = {}  # name → class: what a study's `evolution.strategy` may name
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
@@ -102,7 +111,9 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
     if not (isinstance(cls, type) and issubclass(cls, Strategy)) or not cls.name:
         raise TypeError(f"register_strategy takes a Strategy subclass with a name, got {cls!r}")
     if STRATEGIES.get(cls.name, cls) is not cls:
-        raise ValueError(f"strategy {cls.name!r} is already registered ({STRATEGIES[cls.name].__qualname__})")
+        raise ValueError(
+            f"strategy {cls.name!r} is already registered ({STRATEGIES[cls.name].__qualname__})"
+        )
     STRATEGIES[cls.name] = cls
     return cls
 
@@ -125,13 +136,21 @@ class GeneticAlgorithm(Strategy):
     def create(cls, params, rng, new_id, layout=None, speciation=None) -> GeneticAlgorithm:
         return cls(params, rng, new_id, speciation, layout)
 
-    def __init__(self, params: GAParams, rng: np.random.Generator, new_id: Callable[[], int],
-                 speciation: SpeciationParams | None = None, layout: GenomeLayout | None = None) -> None:
+    def __init__(
+        self,
+        params: GAParams,
+        rng: np.random.Generator,
+        new_id: Callable[[], int],
+        speciation: SpeciationParams | None = None,
+        layout: GenomeLayout | None = None,
+    ) -> None:
         super().__init__(rng, new_id)
         self.p = params
         tb = base.Toolbox()
         tb.register("mate", cx_blend, alpha=params.blend_alpha, rng=rng)
-        tb.register("mutate", mut_gaussian, sigma=params.mutation_sigma, indpb=params.gene_prob, rng=rng)
+        tb.register(
+            "mutate", mut_gaussian, sigma=params.mutation_sigma, indpb=params.gene_prob, rng=rng
+        )
         tb.register("select", tools.selTournament)
         tb.register("elite", tools.selBest)
         self.toolbox = tb
@@ -143,18 +162,30 @@ class GeneticAlgorithm(Strategy):
         ind.gid = self.new_id()
         del ind.fitness.values
         ind.terms = {}
-        return {"event": "birth", "gen": gen, "id": ind.gid, "parents": parents, "op": op, "params": params, "rng": draw}
+        return {
+            "event": "birth",
+            "gen": gen,
+            "id": ind.gid,
+            "parents": parents,
+            "op": op,
+            "params": params,
+            "rng": draw,
+        }
 
     def initial(self, seed_genome: np.ndarray) -> tuple[list, list[dict]]:
         # Individual 0 is the seed genome itself (LoRA B = 0: exactly the base model); the rest are its mutants.
         first = make_individual(seed_genome, self.new_id())
-        events = [{"event": "birth", "gen": 0, "id": first.gid, "parents": [], "op": "seed", "params": {}}]
+        events = [
+            {"event": "birth", "gen": 0, "id": first.gid, "parents": [], "op": "seed", "params": {}}
+        ]
         pop = [first]
         for _ in range(self.p.population - 1):
             child = make_individual(seed_genome, first.gid)
             draw = _draw(self.rng)
             self.toolbox.mutate(child)
-            events.append(self._birth(child, 0, [first.gid], "mutation", draw, sigma=self.p.mutation_sigma))
+            events.append(
+                self._birth(child, 0, [first.gid], "mutation", draw, sigma=self.p.mutation_sigma)
+            )
             pop.append(child)
         return pop, events
 
@@ -164,9 +195,14 @@ class GeneticAlgorithm(Strategy):
         tb, p = self.toolbox, self.p
         elites = min(elites, n, len(pool))
         out = [copy_individual(i) for i in tb.elite(pool, elites)]
-        offspring = [copy_individual(i) for i in tb.select(pool, n - elites, tournsize=min(p.tournament_size, len(pool)))]
+        offspring = [
+            copy_individual(i)
+            for i in tb.select(pool, n - elites, tournsize=min(p.tournament_size, len(pool)))
+        ]
         events: list[dict] = []
-        info = {id(o): {"parents": [o.gid], "ops": [], "params": {}, "rng": None} for o in offspring}
+        info = {
+            id(o): {"parents": [o.gid], "ops": [], "params": {}, "rng": None} for o in offspring
+        }
         for a, b in zip(offspring[::2], offspring[1::2]):
             if self.rng.random() < p.crossover_prob:
                 draw = _draw(self.rng)
@@ -185,7 +221,9 @@ class GeneticAlgorithm(Strategy):
                 i["params"]["sigma"] = p.mutation_sigma
                 i["rng"] = i["rng"] or draw
             if i["ops"]:
-                events.append(self._birth(c, gen, i["parents"], "+".join(i["ops"]), i["rng"], **i["params"]))
+                events.append(
+                    self._birth(c, gen, i["parents"], "+".join(i["ops"]), i["rng"], **i["params"])
+                )
         return out + offspring, events
 
     def next_generation(self, population: list, gen: int) -> tuple[list, list[dict]]:
@@ -223,7 +261,11 @@ class GeneticAlgorithm(Strategy):
     def state_dict(self) -> dict:
         if self.speciation is None:
             return {}
-        return {"speciation": self.speciation.state_dict(), "labels": self._labels, "removed": self._removed}
+        return {
+            "speciation": self.speciation.state_dict(),
+            "labels": self._labels,
+            "removed": self._removed,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if self.speciation is not None and state:

@@ -8,25 +8,71 @@ first use of its name (``from evolora.fitness import build_task`` loads it then)
 from importlib import import_module
 
 from evolora.fitness import causal_terms, pairs  # noqa: F401  (register the built-in fitness terms; neither imports torch)
-from evolora.fitness.pairs import PACKAGED_STSB, PairOutputs, Pairs, hold_out_sources, load_pairs, load_sts
-from evolora.fitness.plugins import (FITNESS_TERMS, FitnessTermError, describe_terms, pair_metric, register_fitness,
-                      register_pair_metric, register_reward, reward)
+from evolora.fitness.pairs import (
+    PACKAGED_STSB,
+    PairOutputs,
+    Pairs,
+    hold_out_sources,
+    load_pairs,
+    load_sts,
+)
+from evolora.fitness.plugins import (
+    FITNESS_TERMS,
+    FitnessTermError,
+    describe_terms,
+    pair_metric,
+    register_fitness,
+    register_pair_metric,
+    register_reward,
+    reward,
+)
 from evolora.fitness.registry import FitnessTerm, Registry
 from evolora.fitness.tables import Columns, read_table
 
 _LAZY = {
-    "CausalEvaluator": "causal", "EncodedTexts": "causal", "TextExample": "causal", "load_texts": "causal",
+    "CausalEvaluator": "causal",
+    "EncodedTexts": "causal",
+    "TextExample": "causal",
+    "load_texts": "causal",
     "CausalTask": "causal_task",
-    "EncodedPairs": "encoder", "EncoderEvaluator": "encoder", "mean_pool": "encoder",
-    "FlatLoRA": "lora", "attach_lora": "lora",
-    "MODEL_LOADERS": "models", "find_layers": "models", "load_base": "models", "pick_device": "models",
+    "EncodedPairs": "encoder",
+    "EncoderEvaluator": "encoder",
+    "mean_pool": "encoder",
+    "FlatLoRA": "lora",
+    "attach_lora": "lora",
+    "MODEL_LOADERS": "models",
+    "find_layers": "models",
+    "load_base": "models",
+    "pick_device": "models",
     "resolve_base": "models",
-    "PairTask": "tasks", "Task": "tasks", "TaskSpec": "spec", "build_task": "build", "make_terms": "spec",
+    "PairTask": "tasks",
+    "Task": "tasks",
+    "TaskSpec": "spec",
+    "build_task": "build",
+    "make_terms": "spec",
 }
 
-__all__ = [*_LAZY, "PACKAGED_STSB", "PairOutputs", "Pairs", "hold_out_sources", "load_pairs", "load_sts",
-           "FITNESS_TERMS", "FitnessTerm", "FitnessTermError", "Registry", "register_fitness", "register_reward",
-           "register_pair_metric", "reward", "pair_metric", "describe_terms", "Columns", "read_table"]
+__all__ = [
+    *_LAZY,
+    "PACKAGED_STSB",
+    "PairOutputs",
+    "Pairs",
+    "hold_out_sources",
+    "load_pairs",
+    "load_sts",
+    "FITNESS_TERMS",
+    "FitnessTerm",
+    "FitnessTermError",
+    "Registry",
+    "register_fitness",
+    "register_reward",
+    "register_pair_metric",
+    "reward",
+    "pair_metric",
+    "describe_terms",
+    "Columns",
+    "read_table",
+]
 
 
 def __getattr__(name: str):

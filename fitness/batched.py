@@ -9,7 +9,7 @@ sequential path (measured 0.82× here) and exists so that the GPU path is tested
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -46,12 +46,16 @@ class PopulationDeltas:
             def hook(module, inputs, output, A=A, B=B, scale=scale):
                 x = inputs[0]  # (P*batch, ..., in)
                 xp = x.reshape(P, -1, x.shape[-1])  # (P, batch*seq, in)
-                delta = torch.bmm(torch.bmm(xp, A.transpose(1, 2)), B.transpose(1, 2))  # (P, batch*seq, out)
+                delta = torch.bmm(
+                    torch.bmm(xp, A.transpose(1, 2)), B.transpose(1, 2)
+                )  # (P, batch*seq, out)
                 return output + (delta * scale).reshape(*x.shape[:-1], -1)
 
             handles.append(mod.register_forward_hook(hook))
         try:
-            with self.flat.base_only():  # W₀ and peft's LoRA path off: the hooks add every genome's delta
+            with (
+                self.flat.base_only()
+            ):  # W₀ and peft's LoRA path off: the hooks add every genome's delta
                 yield P
         finally:
             for h in handles:
@@ -62,7 +66,9 @@ def repeat_batch(obj, P: int, batch: int):
     """Repeat every tensor whose leading dimension is the batch size P times along it (genome-major);
     recurse into tuples, lists and dicts; leave anything else as it is."""
     if isinstance(obj, torch.Tensor):
-        return obj.repeat(P, *([1] * (obj.dim() - 1))) if obj.dim() and obj.shape[0] == batch else obj
+        return (
+            obj.repeat(P, *([1] * (obj.dim() - 1))) if obj.dim() and obj.shape[0] == batch else obj
+        )
     if isinstance(obj, tuple):
         return tuple(repeat_batch(o, P, batch) for o in obj)
     if isinstance(obj, list):

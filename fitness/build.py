@@ -9,7 +9,6 @@ import functools
 import numpy as np
 
 from evolora.evolution.errors import ConfigError
-
 from evolora.fitness.causal import CausalEvaluator, load_texts
 from evolora.fitness.causal_task import CausalTask
 from evolora.fitness.encoder import EncoderEvaluator
@@ -30,20 +29,44 @@ def build_task(spec: TaskSpec) -> PairTask | CausalTask:
     input, before the model loads where the input alone shows it (data files, term names and params)."""
     causal = spec.kind == "causal"
     splits = load_data(spec)
-    terms = build_terms(spec, CausalTask.kind if causal else PairTask.kind)  # built once, before the model loads
+    terms = build_terms(
+        spec, CausalTask.kind if causal else PairTask.kind
+    )  # built once, before the model loads
     device = pick_device(spec.device)
     model, tok = load_base(spec.kind, spec.base, device)
     check_lengths(spec, model)
-    peft_model = attach_lora(model, spec.rank, spec.alpha, spec.target_modules, spec.layers, spec.seed,
-                             blocks=spec.blocks)
+    peft_model = attach_lora(
+        model,
+        spec.rank,
+        spec.alpha,
+        spec.target_modules,
+        spec.layers,
+        spec.seed,
+        blocks=spec.blocks,
+    )
     flat = FlatLoRA(peft_model, merged=spec.merge_weights)
     if causal:
-        evaluator = CausalEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length,
-                                    spec.cache)
+        evaluator = CausalEvaluator(
+            peft_model,
+            tok,
+            flat.adapted_layers,
+            device,
+            spec.batch_size,
+            spec.max_length,
+            spec.cache,
+        )
         train, dev, test, reference = splits
         return CausalTask(spec, evaluator, flat, terms, train, dev, reference, test)
     train, dev, test = splits
-    return PairTask(spec, _encoder_evaluator(spec, peft_model, tok, flat, device, train), flat, terms, train, dev, test)
+    return PairTask(
+        spec,
+        _encoder_evaluator(spec, peft_model, tok, flat, device, train),
+        flat,
+        terms,
+        train,
+        dev,
+        test,
+    )
 
 
 def load_data(spec: TaskSpec) -> tuple:
@@ -57,10 +80,16 @@ def _pair_splits(spec: TaskSpec):
     load = functools.partial(load_pairs, fmt=spec.format, columns=spec.columns)
     train, dev = load_splits(spec, load)
     test = load(spec.test_path, "data.test_path") if spec.test_path else None
-    scale = score_range([train, dev, *([test] if spec.score_range is not None and test is not None else [])],
-                        spec.score_range)  # the labels' scale: from the data, never assumed
+    scale = score_range(
+        [train, dev, *([test] if spec.score_range is not None and test is not None else [])],
+        spec.score_range,
+    )  # the labels' scale: from the data, never assumed
     _check_correlation_defined(spec, dev)
-    return train.with_range(scale), dev.with_range(scale), test.with_range(scale) if test is not None else None
+    return (
+        train.with_range(scale),
+        dev.with_range(scale),
+        test.with_range(scale) if test is not None else None,
+    )
 
 
 def _check_correlation_defined(spec: TaskSpec, dev) -> None:
@@ -68,27 +97,55 @@ def _check_correlation_defined(spec: TaskSpec, dev) -> None:
     with every score equal: refused here, before a model loads, naming the split."""
     if not getattr(FITNESS_TERMS.get(spec.validation), "correlation", False):
         return
-    field, value = (("data.val_fraction", spec.val_fraction) if spec.val_fraction is not None
-                    else ("data.dev_path", spec.dev_path))
+    field, value = (
+        ("data.val_fraction", spec.val_fraction)
+        if spec.val_fraction is not None
+        else ("data.dev_path", spec.dev_path)
+    )
     if len(dev) < 2 or float(np.ptp(dev.gold)) == 0.0:
         why = f"{len(dev)} pair" if len(dev) < 2 else f"every score is {float(dev.gold[0]):g}"
-        raise ConfigError(field, f"{spec.validation} is undefined on the validation split ({why}): nothing could "
-                          "be chosen", value)
+        raise ConfigError(
+            field,
+            f"{spec.validation} is undefined on the validation split ({why}): nothing could "
+            "be chosen",
+            value,
+        )
 
 
 def _text_splits(spec: TaskSpec):
-    load = functools.partial(load_texts, prompt_words=spec.prompt_words, fmt=spec.format, columns=spec.columns)
+    load = functools.partial(
+        load_texts, prompt_words=spec.prompt_words, fmt=spec.format, columns=spec.columns
+    )
     train, dev = load_splits(spec, load, train=(spec.train_genre,), dev=(spec.dev_genre,))
-    test = load(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre) if spec.test_path else None
-    reference = (load_texts(spec.reference_path, "data.reference_path", fmt=spec.format, columns=spec.columns)
-                 if spec.reference_path else None)
+    test = (
+        load(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre)
+        if spec.test_path
+        else None
+    )
+    reference = (
+        load_texts(
+            spec.reference_path, "data.reference_path", fmt=spec.format, columns=spec.columns
+        )
+        if spec.reference_path
+        else None
+    )
     return train, dev, test, reference
 
 
-def _encoder_evaluator(spec: TaskSpec, peft_model, tok, flat: FlatLoRA, device, train) -> EncoderEvaluator:
+def _encoder_evaluator(
+    spec: TaskSpec, peft_model, tok, flat: FlatLoRA, device, train
+) -> EncoderEvaluator:
     try:
-        evaluator = EncoderEvaluator(peft_model, tok, flat.adapted_layers, device, spec.batch_size, spec.max_length,
-                                     spec.cache, packed=spec.packed)
+        evaluator = EncoderEvaluator(
+            peft_model,
+            tok,
+            flat.adapted_layers,
+            device,
+            spec.batch_size,
+            spec.max_length,
+            spec.cache,
+            packed=spec.packed,
+        )
     except PackedUnsupported as e:
         raise ConfigError("model.packed", str(e), spec.packed) from None
     if spec.trunk_memo:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
 from evolora.evolution.errors import ConfigError
-
 from evolora.fitness.batched import repeat_batch
 from evolora.fitness.tables import Columns, data_path, detect_format, read_table
 from evolora.fitness.trunk import TrunkCache
@@ -31,7 +31,9 @@ class TextExample:
     prompt: str = ""  # conditioning text (not scored)
     target: str = ""  # scored by likelihood; empty for generation-only examples
     answer: str | None = None  # expected generation (exact match)
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)  # the data's other columns (plug-ins)
+    extra: Mapping[str, Any] = field(
+        default_factory=dict, compare=False
+    )  # the data's other columns (plug-ins)
 
     def columns(self) -> dict[str, Any]:
         """What a reward plug-in gets besides the prompt and completion: ``target`` and ``answer`` where this
@@ -42,8 +44,14 @@ class TextExample:
         return {**out, **self.extra}
 
 
-def load_texts(path: str | Path, field: str, genre: str | None = None, prompt_words: int | None = None,
-               fmt: str = "auto", columns: Columns = Columns()) -> list[TextExample]:
+def load_texts(
+    path: str | Path,
+    field: str,
+    genre: str | None = None,
+    prompt_words: int | None = None,
+    fmt: str = "auto",
+    columns: Columns = Columns(),
+) -> list[TextExample]:
     """Texts and prompts from any table :func:`fitness.data.read_table` reads — columns ``prompt``,
     ``completion`` (or ``target``) and ``answer`` as ``columns`` maps them, every other column kept for
     plug-ins — or from an STS-B file, whose sentences become targets (``genre`` filters its first column, e.g.
@@ -60,29 +68,49 @@ def load_texts(path: str | Path, field: str, genre: str | None = None, prompt_wo
         if prompt_words is None:
             return [TextExample(target=t) for t in texts]
         split = [t.split() for t in texts]
-        return [TextExample(prompt=" ".join(w[:prompt_words]), target=" " + " ".join(w[prompt_words:]))
-                for w in split if len(w) > prompt_words]
+        return [
+            TextExample(prompt=" ".join(w[:prompt_words]), target=" " + " ".join(w[prompt_words:]))
+            for w in split
+            if len(w) > prompt_words
+        ]
     if genre is not None or prompt_words is not None:
-        raise ConfigError(field, f"genres and prompt_words split STS-B files; {p} is {fmt} (give it prompt and "
-                          "completion columns)", str(path))
+        raise ConfigError(
+            field,
+            f"genres and prompt_words split STS-B files; {p} is {fmt} (give it prompt and "
+            "completion columns)",
+            str(path),
+        )
     t = read_table(p, field, fmt)
     roles = {r: columns.name(r, t.header) for r in ("prompt", "completion", "answer")}
     for role, col in roles.items():
         if col is not None:
             t.require(col, role)
     if roles["prompt"] is None and roles["completion"] is None:
-        raise ConfigError(field, f"{p}: needs a prompt or a completion/target column (columns: "
-                          f"{', '.join(t.header)}; map yours with data.columns)", str(path))
+        raise ConfigError(
+            field,
+            f"{p}: needs a prompt or a completion/target column (columns: "
+            f"{', '.join(t.header)}; map yours with data.columns)",
+            str(path),
+        )
     used = set(roles.values())
     out = []
     for i, row in enumerate(t.rows):
-        text = {r: (t.text(i, c) if c is not None and row.get(c) is not None else None)
-                for r, c in roles.items() if r != "answer"}
+        text = {
+            r: (t.text(i, c) if c is not None and row.get(c) is not None else None)
+            for r, c in roles.items()
+            if r != "answer"
+        }
         answer = row.get(roles["answer"]) if roles["answer"] is not None else None
         if text["prompt"] is None and text["completion"] is None:
             raise ConfigError(field, f"{t.where(i)}: neither a prompt nor a completion", row)
-        out.append(TextExample(text["prompt"] or "", text["completion"] or "", None if answer is None else str(answer),
-                               {k: v for k, v in row.items() if k not in used}))
+        out.append(
+            TextExample(
+                text["prompt"] or "",
+                text["completion"] or "",
+                None if answer is None else str(answer),
+                {k: v for k, v in row.items() if k not in used},
+            )
+        )
     return out
 
 
@@ -91,7 +119,9 @@ class _Batch:
     rows: list[int]  # example indices
     input_ids: torch.Tensor  # (batch, seq), right-padded
     attention_mask: torch.Tensor  # (batch, seq)
-    score_mask: torch.Tensor  # (batch, seq-1): which next-token predictions are scored (target tokens)
+    score_mask: (
+        torch.Tensor
+    )  # (batch, seq-1): which next-token predictions are scored (target tokens)
 
 
 @dataclass
@@ -103,13 +133,28 @@ class EncodedTexts:
 
 
 class CausalEvaluator:
-    def __init__(self, model: torch.nn.Module, tokenizer, adapted_layers: list[int], device: torch.device,
-                 batch_size: int = 32, max_length: int = 128, cache: bool | str = "auto", cache_entries: int = 6) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        adapted_layers: list[int],
+        device: torch.device,
+        batch_size: int = 32,
+        max_length: int = 128,
+        cache: bool | str = "auto",
+        cache_entries: int = 6,
+    ) -> None:
         self.model, self.tok, self.device = model, tokenizer, device
         self.batch_size, self.max_length = batch_size, max_length
         self.head = _head(model)
-        self.trunk = TrunkCache(model, adapted_layers, cache, cache_entries, supported=self.head is not None,
-                                why=" and a known final norm")
+        self.trunk = TrunkCache(
+            model,
+            adapted_layers,
+            cache,
+            cache_entries,
+            supported=self.head is not None,
+            why=" and a known final norm",
+        )
         self.layers, self.first = self.trunk.layers, self.trunk.first
         self.use_cache = self.trunk.enabled
         self._tokens: dict[str, list[int]] = {}  # text → token ids
@@ -144,8 +189,12 @@ class CausalEvaluator:
                 ids[r, : len(s)] = torch.tensor(s)
                 att[r, : len(s)] = 1
                 score[r, max(starts[i], 1) - 1 : len(s) - 1] = True  # predictions of target tokens
-            batches.append(_Batch(rows, ids.to(self.device), att.to(self.device), score.to(self.device)))
-        key = hashlib.sha256(json.dumps([[e.prompt, e.target] for e in examples]).encode()).hexdigest()
+            batches.append(
+                _Batch(rows, ids.to(self.device), att.to(self.device), score.to(self.device))
+            )
+        key = hashlib.sha256(
+            json.dumps([[e.prompt, e.target] for e in examples]).encode()
+        ).hexdigest()
         return EncodedTexts(key, examples, batches, prompts)
 
     def _ids(self, text: str) -> list[int]:
@@ -168,7 +217,13 @@ class CausalEvaluator:
         out = []
         for b, batch in enumerate(data.batches):
             if trunk is None:
-                out.append(self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits)
+                out.append(
+                    self.model(
+                        input_ids=batch.input_ids,
+                        attention_mask=batch.attention_mask,
+                        use_cache=False,
+                    ).logits
+                )
             else:
                 hidden, per_layer = trunk[b]
                 for layer, (args, kwargs) in zip(self.layers[self.trunk.start :], per_layer):
@@ -178,7 +233,9 @@ class CausalEvaluator:
         return out
 
     @torch.inference_mode()
-    def logits_population(self, data: EncodedTexts, deltas, genomes: torch.Tensor) -> list[list[torch.Tensor]]:
+    def logits_population(
+        self, data: EncodedTexts, deltas, genomes: torch.Tensor
+    ) -> list[list[torch.Tensor]]:
         """Per genome, per batch: logits for P genomes in one forward per batch (see :mod:`fitness.batched`)."""
         P = genomes.shape[0]
         trunk = self._trunk(data) if self.use_cache else None
@@ -187,20 +244,27 @@ class CausalEvaluator:
             for b, batch in enumerate(data.batches):
                 nb = batch.input_ids.shape[0]
                 if trunk is None:
-                    lg = self.model(input_ids=batch.input_ids.repeat(P, 1),
-                                    attention_mask=batch.attention_mask.repeat(P, 1), use_cache=False).logits
+                    lg = self.model(
+                        input_ids=batch.input_ids.repeat(P, 1),
+                        attention_mask=batch.attention_mask.repeat(P, 1),
+                        use_cache=False,
+                    ).logits
                 else:
                     hidden, per_layer = trunk[b]
                     hidden = repeat_batch(hidden, P, nb)
                     for layer, (args, kwargs) in zip(self.layers[self.trunk.start :], per_layer):
-                        hidden = layer(hidden, *repeat_batch(args, P, nb), **repeat_batch(kwargs, P, nb))
+                        hidden = layer(
+                            hidden, *repeat_batch(args, P, nb), **repeat_batch(kwargs, P, nb)
+                        )
                         hidden = hidden[0] if isinstance(hidden, tuple) else hidden
                     lg = self.head(hidden)
                 for p, chunk in enumerate(lg.view(P, nb, *lg.shape[1:])):
                     per_genome[p].append(chunk)
         return per_genome
 
-    def mean_logprobs(self, data: EncodedTexts, logits: list[torch.Tensor] | None = None) -> np.ndarray:
+    def mean_logprobs(
+        self, data: EncodedTexts, logits: list[torch.Tensor] | None = None
+    ) -> np.ndarray:
         """(examples,) mean log-probability of each example's target tokens (NaN if it has none)."""
         logits = logits if logits is not None else self.logits(data)
         res = np.full(len(data.examples), np.nan)
@@ -209,15 +273,24 @@ class CausalEvaluator:
             rows = m.nonzero()[:, 0]  # (scored,) which example each scored position belongs to
             scored = lg[:, :-1][m]  # (scored, vocab): scored positions only
             target = scored.gather(-1, batch.input_ids[:, 1:][m][:, None]).squeeze(-1)  # (scored,)
-            tok_lp = (target - torch.logsumexp(scored, dim=-1)).double()  # log-softmax at the target only
-            sums = torch.zeros(m.shape[0], dtype=torch.float64, device=lg.device).index_add_(0, rows, tok_lp)
+            tok_lp = (
+                target - torch.logsumexp(scored, dim=-1)
+            ).double()  # log-softmax at the target only
+            sums = torch.zeros(m.shape[0], dtype=torch.float64, device=lg.device).index_add_(
+                0, rows, tok_lp
+            )
             counts = m.sum(1)
             for r, i in enumerate(batch.rows):
                 if counts[r] > 0:
                     res[i] = float(sums[r] / counts[r])
         return res
 
-    def kl(self, data: EncodedTexts, base_logp: list[torch.Tensor], logits: list[torch.Tensor] | None = None) -> float:
+    def kl(
+        self,
+        data: EncodedTexts,
+        base_logp: list[torch.Tensor],
+        logits: list[torch.Tensor] | None = None,
+    ) -> float:
         """Mean over real next-token positions of KL(adapted ‖ base)."""
         logits = logits if logits is not None else self.logits(data)
         total, count = 0.0, 0
@@ -230,8 +303,10 @@ class CausalEvaluator:
 
     def base_logprobs(self, data: EncodedTexts) -> list[torch.Tensor]:
         """The frozen base's log-probabilities at the real positions, per batch: (real, vocab)."""
-        return [torch.log_softmax(lg[:, :-1][b.attention_mask[:, 1:].bool()].double(), dim=-1)
-                for b, lg in zip(data.batches, self.logits(data))]
+        return [
+            torch.log_softmax(lg[:, :-1][b.attention_mask[:, 1:].bool()].double(), dim=-1)
+            for b, lg in zip(data.batches, self.logits(data))
+        ]
 
     # ---- generation ---------------------------------------------------------------------------------
     def generate(self, data: EncodedTexts, max_new_tokens: int) -> list[str]:
@@ -242,7 +317,9 @@ class CausalEvaluator:
         alone (:meth:`generate_one_by_one`)."""
         return self._generate(data, max_new_tokens)[0]
 
-    def generate_population(self, data: EncodedTexts, max_new_tokens: int, deltas, genomes: torch.Tensor) -> list[list[str]]:
+    def generate_population(
+        self, data: EncodedTexts, max_new_tokens: int, deltas, genomes: torch.Tensor
+    ) -> list[list[str]]:
         """Per genome, :meth:`generate`'s texts, for P genomes decoded together: each batch of prompts is
         repeated once per genome (genome-major) and every cached decoding step runs all P adapters at once
         through the per-genome deltas (:mod:`fitness.batched`). Unlike the teacher-forced batched path this pays
@@ -262,14 +339,21 @@ class CausalEvaluator:
             ids = torch.full((len(rows), width), pad, dtype=torch.long)
             att = torch.zeros((len(rows), width), dtype=torch.long)
             for r, i in enumerate(rows):
-                ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
-                att[r, width - len(prompts[i]):] = 1
-            out = self.model.generate(input_ids=ids.repeat(P, 1).to(self.device), attention_mask=att.repeat(P, 1).to(self.device),
-                                      max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
-                                      eos_token_id=self.tok.eos_token_id)
+                ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+                att[r, width - len(prompts[i]) :] = 1
+            out = self.model.generate(
+                input_ids=ids.repeat(P, 1).to(self.device),
+                attention_mask=att.repeat(P, 1).to(self.device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad,
+                eos_token_id=self.tok.eos_token_id,
+            )
             for p in range(P):
                 for r, i in enumerate(rows):
-                    texts[p][i] = self.tok.decode(out[p * len(rows) + r, width:], skip_special_tokens=True)
+                    texts[p][i] = self.tok.decode(
+                        out[p * len(rows) + r, width:], skip_special_tokens=True
+                    )
         return texts
 
     @torch.inference_mode()
@@ -278,15 +362,22 @@ class CausalEvaluator:
         :meth:`generate` is tested and benchmarked against."""
         texts = []
         for p in data.prompts:
-            out = self.model.generate(input_ids=p, attention_mask=torch.ones_like(p), max_new_tokens=max_new_tokens,
-                                      do_sample=False, pad_token_id=self.tok.pad_token_id,
-                                      eos_token_id=self.tok.eos_token_id)
-            texts.append(self.tok.decode(out[0, p.shape[1]:], skip_special_tokens=True))
+            out = self.model.generate(
+                input_ids=p,
+                attention_mask=torch.ones_like(p),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tok.pad_token_id,
+                eos_token_id=self.tok.eos_token_id,
+            )
+            texts.append(self.tok.decode(out[0, p.shape[1] :], skip_special_tokens=True))
         return texts
 
     # ---- trunk cache --------------------------------------------------------------------------------
     def _trunk(self, data: EncodedTexts) -> list:
-        return self.trunk.get(self.trunk.key(data.key), lambda: self._capture(data, self.trunk.start))
+        return self.trunk.get(
+            self.trunk.key(data.key), lambda: self._capture(data, self.trunk.start)
+        )
 
     def _capture(self, data: EncodedTexts, start: int) -> list:
         """Per batch: the hidden state entering layer ``start`` and the own (args, kwargs) of every layer
@@ -299,15 +390,22 @@ class CausalEvaluator:
                 if i == start:
                     current["hidden"] = args[0]
                 current.setdefault("layers", []).append((tuple(args[1:]), dict(kwargs)))
+
             return hook
 
-        handles = [self.layers[i].register_forward_pre_hook(grab(i), with_kwargs=True)
-                   for i in range(start, len(self.layers))]
+        handles = [
+            self.layers[i].register_forward_pre_hook(grab(i), with_kwargs=True)
+            for i in range(start, len(self.layers))
+        ]
         try:
             with torch.inference_mode():
                 for batch in data.batches:
                     current.clear()
-                    self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
+                    self.model(
+                        input_ids=batch.input_ids,
+                        attention_mask=batch.attention_mask,
+                        use_cache=False,
+                    )
                     captured.append((current["hidden"], current["layers"]))
         finally:
             for h in handles:

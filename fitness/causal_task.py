@@ -16,15 +16,30 @@ __all__ = ["CausalTask"]
 class CausalTask(Task):
     kind = "causal"
 
-    def __init__(self, spec: TaskSpec, evaluator: CausalEvaluator, flat: FlatLoRA, terms: tuple, train, dev,
-                 reference=None, test=None) -> None:
+    def __init__(
+        self,
+        spec: TaskSpec,
+        evaluator: CausalEvaluator,
+        flat: FlatLoRA,
+        terms: tuple,
+        train,
+        dev,
+        reference=None,
+        test=None,
+    ) -> None:
         super().__init__(spec, evaluator, flat, terms, train, dev, test)
         self.reference: EncodedTexts | None = None
         self.base_logp = None
-        wanted = ([name for name, *_ in spec.terms] + [spec.validation] + [name for name, _ in spec.objectives]
-                  + [name for name, *_ in spec.budget])
+        wanted = (
+            [name for name, *_ in spec.terms]
+            + [spec.validation]
+            + [name for name, _ in spec.objectives]
+            + [name for name, *_ in spec.budget]
+        )
         if "kl_to_base" in wanted:
-            self.reference = evaluator.encode(reference if reference is not None else list(train)[:64])
+            self.reference = evaluator.encode(
+                reference if reference is not None else list(train)[:64]
+            )
             self.write(self._seed_genome)
             self.base_logp = evaluator.base_logprobs(self.reference)  # the frozen base, once
 
@@ -40,8 +55,14 @@ class CausalTask(Task):
                 out.append(ex)
             else:
                 words = ex.target.split()
-                out.append(TextExample(prompt=" ".join(words[: self.PROMPT_WORDS]),
-                                       target=" " + " ".join(words[self.PROMPT_WORDS:]), answer=ex.answer, extra=ex.extra))
+                out.append(
+                    TextExample(
+                        prompt=" ".join(words[: self.PROMPT_WORDS]),
+                        target=" " + " ".join(words[self.PROMPT_WORDS :]),
+                        answer=ex.answer,
+                        extra=ex.extra,
+                    )
+                )
         return out
 
     def samples(self, genome) -> list[dict]:
@@ -67,7 +88,9 @@ class CausalTask(Task):
             yield {"input_ids": b.input_ids, "attention_mask": b.attention_mask}, b.attention_mask
 
     def _outputs(self, data: EncodedTexts) -> CausalOutputs:
-        return CausalOutputs(self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp)
+        return CausalOutputs(
+            self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp
+        )
 
     def _outputs_population(self, data: EncodedTexts, genomes) -> list[CausalOutputs]:
         stacked = self._stack(genomes)
@@ -75,8 +98,20 @@ class CausalTask(Task):
 
         @functools.cache
         def generations():  # every genome's greedy texts in one batched decoding, only if a term asks
-            return self.evaluator.generate_population(data, self.spec.max_new_tokens, self._deltas, stacked)
+            return self.evaluator.generate_population(
+                data, self.spec.max_new_tokens, self._deltas, stacked
+            )
 
-        return [CausalOutputs(self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp,
-                              logits=lg, load_genome=lambda g=g: self.write(g), generate=lambda p=p: generations()[p])
-                for p, (g, lg) in enumerate(zip(genomes, logits))]
+        return [
+            CausalOutputs(
+                self.evaluator,
+                data,
+                self.spec.max_new_tokens,
+                self.reference,
+                self.base_logp,
+                logits=lg,
+                load_genome=lambda g=g: self.write(g),
+                generate=lambda p=p: generations()[p],
+            )
+            for p, (g, lg) in enumerate(zip(genomes, logits))
+        ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,16 +12,26 @@ import numpy as np
 from evolora.fitness.plugins import register_fitness
 from evolora.fitness.registry import FitnessTerm
 
-if TYPE_CHECKING:  # registering the terms must not import torch (study files are validated before it loads)
+if (
+    TYPE_CHECKING
+):  # registering the terms must not import torch (study files are validated before it loads)
     from evolora.fitness.causal import CausalEvaluator, EncodedTexts
 
 __all__ = ["CausalOutputs"]
 
 
 class CausalOutputs:
-    def __init__(self, evaluator: CausalEvaluator, data: EncodedTexts, max_new_tokens: int,
-                 reference: EncodedTexts | None = None, base_logp: list | None = None,
-                 logits: list | None = None, load_genome=None, generate=None) -> None:
+    def __init__(
+        self,
+        evaluator: CausalEvaluator,
+        data: EncodedTexts,
+        max_new_tokens: int,
+        reference: EncodedTexts | None = None,
+        base_logp: list | None = None,
+        logits: list | None = None,
+        load_genome=None,
+        generate=None,
+    ) -> None:
         """``logits``: precomputed (batched path); ``generate``: this genome's generations from the batched
         path (called only if a term reads them); ``load_genome``: puts this genome into the model before
         anything that must run it alone (KL on other texts)."""
@@ -84,7 +93,12 @@ class Likelihood(_CausalTerm):
 class Keyword(_CausalTerm):
     """Fraction of greedy generations that contain one of ``keywords`` (or match ``regex``)."""
 
-    def __init__(self, keywords: list[str] | None = None, regex: str | None = None, case_sensitive: bool = False) -> None:
+    def __init__(
+        self,
+        keywords: list[str] | None = None,
+        regex: str | None = None,
+        case_sensitive: bool = False,
+    ) -> None:
         if not keywords and not regex:
             raise ValueError("keyword needs `keywords` or `regex`")
         flags = 0 if case_sensitive else re.IGNORECASE
@@ -92,7 +106,9 @@ class Keyword(_CausalTerm):
             try:
                 re.compile(regex)
             except re.error as e:
-                raise ValueError(f"regex {regex!r} is not a valid regular expression ({e})") from None
+                raise ValueError(
+                    f"regex {regex!r} is not a valid regular expression ({e})"
+                ) from None
         parts = [re.escape(k) for k in keywords or []] + ([regex] if regex else [])
         self.pattern = re.compile("|".join(f"(?:{p})" for p in parts), flags)
 
@@ -106,7 +122,9 @@ class ExactMatch(_CausalTerm):
     """Fraction of examples whose greedy generation, first line stripped, equals the example's ``answer``."""
 
     def __call__(self, out: CausalOutputs) -> float:
-        pairs = [(g, e.answer) for g, e in zip(out.generations, out.examples) if e.answer is not None]
+        pairs = [
+            (g, e.answer) for g, e in zip(out.generations, out.examples) if e.answer is not None
+        ]
         if not pairs:
             raise ValueError("exact_match needs examples with an `answer`")
         first = lambda s: (s.strip().splitlines() or [""])[0].strip()  # noqa: E731

@@ -26,9 +26,16 @@ import torch
 import torch.nn.functional as F
 
 from evolora.fitness.batched import repeat_batch
-from evolora.fitness.packed import PackedBatches, PackedUnsupported, pack, run_layers, unpack, why_unsupported
-from evolora.fitness.trunk import TrunkCache
+from evolora.fitness.packed import (
+    PackedBatches,
+    PackedUnsupported,
+    pack,
+    run_layers,
+    unpack,
+    why_unsupported,
+)
 from evolora.fitness.pairs import PairOutputs, Pairs
+from evolora.fitness.trunk import TrunkCache
 
 __all__ = ["EncodedPairs", "EncoderEvaluator", "mean_pool"]
 
@@ -58,7 +65,9 @@ class EncodedPairs:
     i1: torch.Tensor  # (pairs,) index of each pair's first sentence
     i2: torch.Tensor
     gold: np.ndarray  # (pairs,)
-    packed: PackedBatches | None = None  # where each batch's real tokens sit when packed (``fitness.packed``)
+    packed: PackedBatches | None = (
+        None  # where each batch's real tokens sit when packed (``fitness.packed``)
+    )
     pairs: Pairs | None = None  # the pairs encoded (texts and columns, for fitness plug-ins)
 
 
@@ -69,7 +78,12 @@ class _StopForward(Exception):
 def _same(a, b) -> bool:
     """Structural equality of captured layer arguments (tensors compared exactly)."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+        return (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.shape == b.shape
+            and torch.equal(a, b)
+        )
     if isinstance(a, (tuple, list)):
         return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, dict):
@@ -78,23 +92,38 @@ def _same(a, b) -> bool:
 
 
 class EncoderEvaluator:
-    def __init__(self, model: torch.nn.Module, tokenizer, adapted_layers: list[int], device: torch.device,
-                 batch_size: int = 64, max_length: int = 128, cache: bool | str = "auto", cache_entries: int = 4,
-                 packed: bool | str = "auto") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        adapted_layers: list[int],
+        device: torch.device,
+        batch_size: int = 64,
+        max_length: int = 128,
+        cache: bool | str = "auto",
+        cache_entries: int = 4,
+        packed: bool | str = "auto",
+    ) -> None:
         self.model, self.tok, self.device = model, tokenizer, device
         self.batch_size, self.max_length = batch_size, max_length
         self.trunk = TrunkCache(model, adapted_layers, cache, cache_entries)
         self.layers, self.first = self.trunk.layers, self.trunk.first
         self.use_cache = self.trunk.enabled
-        why = why_unsupported(model.get_base_model() if hasattr(model, "get_base_model") else model, self.layers)
+        why = why_unsupported(
+            model.get_base_model() if hasattr(model, "get_base_model") else model, self.layers
+        )
         if packed is True and why:
             raise PackedUnsupported(f"the packed forward cannot run this model: {why}")
         self.packed = bool(packed) and not why  # padding-free layers (``fitness.packed``)
         self._tokens: dict[str, dict] = {}  # sentence → tokenizer features
-        self._chunk_of: dict[str, int] | None = None  # trunk memo: sentence → its fixed chunk (None: no memo)
+        self._chunk_of: dict[str, int] | None = (
+            None  # trunk memo: sentence → its fixed chunk (None: no memo)
+        )
         self._chunks: list[list[str]] = []
         self._span: dict[str, tuple[int, int]] = {}  # sentence → (first row, tokens) in the store
-        self._store: torch.Tensor | None = None  # (train tokens, hidden) states entering layer ``first``
+        self._store: torch.Tensor | None = (
+            None  # (train tokens, hidden) states entering layer ``first``
+        )
         self._filled: list[bool] = []
         self.memo_chunks_computed = 0  # for tests and benchmarks
 
@@ -109,7 +138,9 @@ class EncoderEvaluator:
 
     # ---- data ------------------------------------------------------------------------------------
     def _tokenise(self, sentences: list[str]) -> list[dict]:
-        new = [s for s in dict.fromkeys(sentences) if s not in self._tokens]  # each sentence once per evaluator
+        new = [
+            s for s in dict.fromkeys(sentences) if s not in self._tokens
+        ]  # each sentence once per evaluator
         if new:
             enc = self.tok(new, truncation=True, max_length=self.max_length)
             for i, s in enumerate(new):
@@ -118,7 +149,11 @@ class EncoderEvaluator:
 
     def _pad(self, feats: list[dict]) -> dict[str, torch.Tensor]:
         padded = self.tok.pad(feats, return_tensors="pt")
-        return {k: v.to(self.device) for k, v in padded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        return {
+            k: v.to(self.device)
+            for k, v in padded.items()
+            if k in ("input_ids", "attention_mask", "token_type_ids")
+        }
 
     def encode(self, pairs: Pairs) -> EncodedPairs:
         sentences = list(dict.fromkeys(pairs.s1 + pairs.s2))  # unique, first-seen order
@@ -129,14 +164,24 @@ class EncoderEvaluator:
         batches = []
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            batches.append(_Batch(torch.as_tensor(rows, device=self.device), self._pad([feats_all[i] for i in rows])))
+            batches.append(
+                _Batch(
+                    torch.as_tensor(rows, device=self.device),
+                    self._pad([feats_all[i] for i in rows]),
+                )
+            )
         h = hashlib.sha256("\x1f".join(sentences).encode()).hexdigest()
         return EncodedPairs(
-            key=h, sentences=sentences, batches=batches, n_sentences=len(sentences),
+            key=h,
+            sentences=sentences,
+            batches=batches,
+            n_sentences=len(sentences),
             i1=torch.tensor([pos[s] for s in pairs.s1], device=self.device),
             i2=torch.tensor([pos[s] for s in pairs.s2], device=self.device),
             gold=pairs.gold,  # read-only (Pairs): what terms get cannot change the stored labels
-            packed=PackedBatches.from_masks([b.inputs["attention_mask"] for b in batches]) if self.packed else None,
+            packed=PackedBatches.from_masks([b.inputs["attention_mask"] for b in batches])
+            if self.packed
+            else None,
             pairs=pairs,
         )
 
@@ -155,14 +200,20 @@ class EncoderEvaluator:
                 hidden = self._top(*trunk[b])
             emb = mean_pool(hidden, batch.inputs["attention_mask"])  # (batch, hidden)
             if out is None:
-                out = torch.empty(data.n_sentences, emb.shape[1], dtype=emb.dtype, device=emb.device)
+                out = torch.empty(
+                    data.n_sentences, emb.shape[1], dtype=emb.dtype, device=emb.device
+                )
             out[batch.rows] = emb
         return out
 
     def _embed_packed(self, data: EncodedPairs) -> torch.Tensor:
         """:meth:`embed` through the padding-free layers: every batch's real tokens in one matrix."""
         start = self.trunk.start if self.use_cache else 0
-        entering = self._trunk(data) if self.use_cache else self._capture([b.inputs for b in data.batches], 0)
+        entering = (
+            self._trunk(data)
+            if self.use_cache
+            else self._capture([b.inputs for b in data.batches], 0)
+        )
         where = data.packed
         x = run_layers(self.layers[start:], pack([h for h, _, _ in entering], where), where)
         out = torch.empty(data.n_sentences, x.shape[-1], dtype=x.dtype, device=x.device)
@@ -180,13 +231,21 @@ class EncoderEvaluator:
             for b, batch in enumerate(data.batches):
                 nb = batch.inputs["input_ids"].shape[0]
                 if trunk is None:
-                    hidden = self.model(**{k: v.repeat(P, 1) for k, v in batch.inputs.items()}).last_hidden_state
+                    hidden = self.model(
+                        **{k: v.repeat(P, 1) for k, v in batch.inputs.items()}
+                    ).last_hidden_state
                 else:
                     h, args, kwargs = trunk[b]
-                    hidden = self._top(repeat_batch(h, P, nb), repeat_batch(args, P, nb), repeat_batch(kwargs, P, nb))
+                    hidden = self._top(
+                        repeat_batch(h, P, nb),
+                        repeat_batch(args, P, nb),
+                        repeat_batch(kwargs, P, nb),
+                    )
                 emb = mean_pool(hidden, batch.inputs["attention_mask"].repeat(P, 1)).view(P, nb, -1)
                 if out is None:
-                    out = torch.empty(P, data.n_sentences, emb.shape[-1], dtype=emb.dtype, device=emb.device)
+                    out = torch.empty(
+                        P, data.n_sentences, emb.shape[-1], dtype=emb.dtype, device=emb.device
+                    )
                 out[:, batch.rows] = emb
         return out
 
@@ -194,8 +253,13 @@ class EncoderEvaluator:
         emb = self.embed(data) if emb is None else emb  # (sentences, hidden), L2-normalised
         e1, e2 = emb[data.i1], emb[data.i2]  # (pairs, hidden)
         cos = (e1 * e2).sum(dim=1)  # (pairs,)
-        return PairOutputs(cos=cos.double().cpu().numpy(), gold=data.gold, pairs=data.pairs,
-                           emb1=e1.float().cpu().numpy(), emb2=e2.float().cpu().numpy())
+        return PairOutputs(
+            cos=cos.double().cpu().numpy(),
+            gold=data.gold,
+            pairs=data.pairs,
+            emb1=e1.float().cpu().numpy(),
+            emb2=e2.float().cpu().numpy(),
+        )
 
     def _top(self, hidden: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
         for layer in self.layers[self.trunk.start :]:
@@ -207,9 +271,15 @@ class EncoderEvaluator:
     def _trunk(self, data: EncodedPairs) -> list:
         chunk_of = self._chunk_of
         start = self.trunk.start
-        if start == self.first and chunk_of is not None and all(s in chunk_of for s in data.sentences):
+        if (
+            start == self.first
+            and chunk_of is not None
+            and all(s in chunk_of for s in data.sentences)
+        ):
             return self._assemble(data)
-        return self.trunk.get(self.trunk.key(data.key), lambda: self._capture([b.inputs for b in data.batches], start))
+        return self.trunk.get(
+            self.trunk.key(data.key), lambda: self._capture([b.inputs for b in data.batches], start)
+        )
 
     def _capture(self, inputs: list[dict], layer: int | None = None) -> list:
         """Per batch of ``inputs``: (hidden states entering layer ``layer`` (default ``first``), its other
@@ -220,7 +290,9 @@ class EncoderEvaluator:
             captured.append((args[0], tuple(args[1:]), dict(kwargs)))
             raise _StopForward
 
-        handle = self.layers[self.first if layer is None else layer].register_forward_pre_hook(grab, with_kwargs=True)
+        handle = self.layers[self.first if layer is None else layer].register_forward_pre_hook(
+            grab, with_kwargs=True
+        )
         try:
             for batch in inputs:
                 try:
@@ -242,8 +314,8 @@ class EncoderEvaluator:
             return "it needs a right-padding tokenizer"
         probe = self._pad(self._tokenise(["a short probe sentence", "a probe"]))
         with torch.inference_mode():
-            (_, a0, k0), = self._capture([probe], 0)
-            (_, a1, k1), = self._capture([probe])
+            ((_, a0, k0),) = self._capture([probe], 0)
+            ((_, a1, k1),) = self._capture([probe])
         if not _same(a0, a1) or not _same(k0, k1):
             return f"layer {self.first} is called with other arguments than layer 0"
         return ""
@@ -258,10 +330,15 @@ class EncoderEvaluator:
         unique = list(dict.fromkeys(sentences))
         lengths = np.array([len(f["input_ids"]) for f in self._tokenise(unique)])
         order = np.argsort(lengths, kind="stable")
-        self._chunks = [[unique[i] for i in order[c : c + self.batch_size]] for c in range(0, len(order), self.batch_size)]
+        self._chunks = [
+            [unique[i] for i in order[c : c + self.batch_size]]
+            for c in range(0, len(order), self.batch_size)
+        ]
         self._chunk_of = {s: c for c, chunk in enumerate(self._chunks) for s in chunk}
         starts = np.concatenate([[0], np.cumsum(lengths)])
-        self._span = {s: (int(starts[i]), int(lengths[i])) for i, s in enumerate(unique)}  # rows in the store
+        self._span = {
+            s: (int(starts[i]), int(lengths[i])) for i, s in enumerate(unique)
+        }  # rows in the store
         self._tokens_total = int(starts[-1])
         self._filled = [False] * len(self._chunks)
         self._store = None
@@ -274,9 +351,11 @@ class EncoderEvaluator:
                 continue
             chunk = self._chunks[c]
             inputs = self._pad(self._tokenise(chunk))
-            (h, _, _), = self._capture([inputs])
+            ((h, _, _),) = self._capture([inputs])
             if self._store is None:  # one block for every train token: no per-sentence allocations
-                self._store = torch.empty(self._tokens_total, h.shape[-1], dtype=h.dtype, device=h.device)
+                self._store = torch.empty(
+                    self._tokens_total, h.shape[-1], dtype=h.dtype, device=h.device
+                )
             for j, s in enumerate(chunk):
                 start, n = self._span[s]
                 self._store[start : start + n] = h[j, :n]
@@ -288,7 +367,9 @@ class EncoderEvaluator:
         self.fill_memo(list({self._chunk_of[s] for s in data.sentences}))
         out = []
         # the embeddings only, for the layer's other arguments (masks) of each batch
-        for batch, (emb, args, kwargs) in zip(data.batches, self._capture([b.inputs for b in data.batches], 0)):
+        for batch, (emb, args, kwargs) in zip(
+            data.batches, self._capture([b.inputs for b in data.batches], 0)
+        ):
             hidden = torch.zeros_like(emb)
             for j, r in enumerate(batch.rows.tolist()):
                 start, n = self._span[data.sentences[r]]

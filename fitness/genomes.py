@@ -22,19 +22,24 @@ device, and a checkpoint resumed elsewhere means the same adapter.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import torch
 
 from evolora.evolution.errors import ConfigError
 from evolora.evolution.genome import GenomeLayout
-
 from evolora.fitness.lora import FlatLoRA
 
-__all__ = ["GenomeMap", "FullGenome", "XSGenome", "SubspaceGenome", "consumer_directions", "make_genome_map",
-           "eva_seed"]
-
+__all__ = [
+    "GenomeMap",
+    "FullGenome",
+    "XSGenome",
+    "SubspaceGenome",
+    "consumer_directions",
+    "make_genome_map",
+    "eva_seed",
+]
 
 
 class GenomeMap:
@@ -99,7 +104,9 @@ class XSGenome(GenomeMap):
             bases.append((b, basis))
         self.layout = GenomeLayout.from_shapes(shapes)
         self._full = full
-        self._blocks = [(core, b, basis) for core, (b, basis) in zip(self.layout, bases)]  # (core, B slice, U_r Σ_r)
+        self._blocks = [
+            (core, b, basis) for core, (b, basis) in zip(self.layout, bases)
+        ]  # (core, B slice, U_r Σ_r)
 
     def expand(self, genome: np.ndarray) -> np.ndarray:
         self.layout.check(genome)
@@ -118,8 +125,12 @@ def make_genome_map(kind: str, flat: FlatLoRA) -> GenomeMap:
 
 
 @torch.inference_mode()
-def eva_seed(flat: FlatLoRA, seed: np.ndarray, batches: Iterable[tuple[dict, torch.Tensor]],
-             subspace: int | None = None):
+def eva_seed(
+    flat: FlatLoRA,
+    seed: np.ndarray,
+    batches: Iterable[tuple[dict, torch.Tensor]],
+    subspace: int | None = None,
+):
     """``seed`` (a full genome, B = 0) with every LoRA A replaced by the top-r principal directions of the
     inputs its module sees on ``batches`` — data-driven A in the spirit of EVA (Paischer et al. 2024,
     "explained variance adaptation"). ``batches`` yields (model keyword arguments, token mask); the frozen
@@ -165,13 +176,19 @@ def eva_seed(flat: FlatLoRA, seed: np.ndarray, batches: Iterable[tuple[dict, tor
         rank, width = s.shape
         k = subspace or rank
         if not rank <= k <= width:
-            raise ConfigError("lora.a_subspace", f"must be between lora.rank ({rank}) and the input width of "
-                              f"{s.key[: -len('.lora_A.weight')]} ({width})", k)
+            raise ConfigError(
+                "lora.a_subspace",
+                f"must be between lora.rank ({rank}) and the input width of "
+                f"{s.key[: -len('.lora_A.weight')]} ({width})",
+                k,
+            )
         vals, vecs = np.linalg.eigh(c)  # ascending
         top = vecs[:, ::-1][:, :k].T.copy()  # (k, in)
         top *= np.sign(top[np.arange(k), np.abs(top).argmax(axis=1)])[:, None]
         captured = float(vals[::-1][:rank].sum())
-        scale = np.sqrt(rank * float(np.trace(c)) / (3.0 * width) / captured) if captured > 0 else 0.0
+        scale = (
+            np.sqrt(rank * float(np.trace(c)) / (3.0 * width) / captured) if captured > 0 else 0.0
+        )
         out[s.offset : s.offset + s.size] = (top[:rank] * scale).astype(np.float32).ravel()
         dirs[s.key] = top.astype(np.float32)
     return (out, dirs) if subspace else out
@@ -180,8 +197,11 @@ def eva_seed(flat: FlatLoRA, seed: np.ndarray, batches: Iterable[tuple[dict, tor
 # Where a value projection's output goes: the linear layer that reads it channel for channel (attention mixes
 # tokens, not channels), by the value module's name → the consumer's name. BERT-family encoders and
 # LFM2 / Llama-family causal models.
-VALUE_CONSUMERS = ((".attention.self.value", ".attention.output.dense"), (".self_attn.v_proj", ".self_attn.out_proj"),
-                   (".self_attn.v_proj", ".self_attn.o_proj"))
+VALUE_CONSUMERS = (
+    (".attention.self.value", ".attention.output.dense"),
+    (".self_attn.v_proj", ".self_attn.out_proj"),
+    (".self_attn.v_proj", ".self_attn.o_proj"),
+)
 
 
 def consumer_directions(flat: FlatLoRA, k: int) -> dict[str, np.ndarray]:
@@ -198,30 +218,59 @@ def consumer_directions(flat: FlatLoRA, k: int) -> dict[str, np.ndarray]:
         if s.kind != "B":
             continue
         name = s.key[: -len(".lora_B.weight")]
-        consumer = next((name[: -len(v)] + c for v, c in VALUE_CONSUMERS
-                         if name.endswith(v) and name[: -len(v)] + c in modules), None)
+        consumer = next(
+            (
+                name[: -len(v)] + c
+                for v, c in VALUE_CONSUMERS
+                if name.endswith(v) and name[: -len(v)] + c in modules
+            ),
+            None,
+        )
         if consumer is None:
             continue
         width = s.shape[0]
         if not s.shape[1] <= k <= width:
-            raise ConfigError("lora.b_subspace", f"must be between lora.rank ({s.shape[1]}) and the output width of "
-                              f"{name} ({width})", k)
+            raise ConfigError(
+                "lora.b_subspace",
+                f"must be between lora.rank ({s.shape[1]}) and the output width of "
+                f"{name} ({width})",
+                k,
+            )
         # (hidden, heads·hd); an adapted consumer's frozen W₀, never its merged weights
-        w = pristine.get(consumer + ".lora_A.weight", modules[consumer].weight).detach().to("cpu", torch.float64)
+        w = (
+            pristine.get(consumer + ".lora_A.weight", modules[consumer].weight)
+            .detach()
+            .to("cpu", torch.float64)
+        )
         if w.shape[1] != width:
             # grouped-query attention: KV value heads, each read by `rep` consecutive query heads' columns of W_o;
             # a direction's strength is what all of them pass on, so stack those column blocks: (rep·hidden, KV·hd)
-            rep, hd = w.shape[1] // width, getattr(modules[name.rsplit(".", 1)[0]], "head_dim", None)
+            rep, hd = (
+                w.shape[1] // width,
+                getattr(modules[name.rsplit(".", 1)[0]], "head_dim", None),
+            )
             if hd is None or rep * width != w.shape[1] or width % hd:
-                raise ConfigError("lora.b_subspace", f"cannot match the {width} value channels of {name} to the "
-                                  f"{w.shape[1]} inputs of its output projection", k)
-            w = w.reshape(w.shape[0], width // hd, rep, hd).permute(2, 0, 1, 3).reshape(rep * w.shape[0], width)
+                raise ConfigError(
+                    "lora.b_subspace",
+                    f"cannot match the {width} value channels of {name} to the "
+                    f"{w.shape[1]} inputs of its output projection",
+                    k,
+                )
+            w = (
+                w.reshape(w.shape[0], width // hd, rep, hd)
+                .permute(2, 0, 1, 3)
+                .reshape(rep * w.shape[0], width)
+            )
         _, _, vh = torch.linalg.svd(w, full_matrices=False)
         v = vh[:k].T  # (out, k)
         out[s.key] = (v * _column_signs(v)).numpy().astype(np.float32)
     if not out:
-        raise ConfigError("lora.b_subspace", "holds the B of value projections (BERT `value`, LFM2 / Llama "
-                          "`v_proj`) in the directions their output's consumer reads; no adapted module is one", k)
+        raise ConfigError(
+            "lora.b_subspace",
+            "holds the B of value projections (BERT `value`, LFM2 / Llama "
+            "`v_proj`) in the directions their output's consumer reads; no adapted module is one",
+            k,
+        )
     return out
 
 
@@ -230,8 +279,9 @@ class SubspaceGenome(GenomeMap):
 
     * ``lora.a_subspace: k`` (with ``lora.init: eva``): each LoRA A moves only within the top-k principal
       directions of its module's inputs, A = R V_kᵀ, the genome holding the r×k coordinates R. A gradient LoRA's
-      A reads its inputs almost only along those directions, so an ES perturbation of A elsewhere measures nothing the train data constrains and leaves noise
-      where unseen text may look; here it cannot, and A has k / in of its genes.
+      A reads its inputs almost only along those directions, so an ES perturbation of A elsewhere measures
+      nothing the train data constrains and leaves noise where unseen text may look; here it cannot, and A has
+      k / in of its genes.
     * ``lora.b_subspace: k``: each value projection's B moves only within the top-k directions its consumer
       reads (:func:`consumer_directions`), B = U_k Q, the genome holding the k×r coordinates Q: an antithetic
       pair measures its direction where a change of B reaches the output, with k / out of B's genes.
@@ -240,8 +290,13 @@ class SubspaceGenome(GenomeMap):
     orthonormal, so |B A|_F is |Q R|_F: distances between genomes (speciation's ``delta_l2``) mean what they mean
     for a full genome."""
 
-    def __init__(self, flat: FlatLoRA, full_seed: np.ndarray, a_dirs: dict[str, np.ndarray] | None = None,
-                 b_dirs: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        flat: FlatLoRA,
+        full_seed: np.ndarray,
+        a_dirs: dict[str, np.ndarray] | None = None,
+        b_dirs: dict[str, np.ndarray] | None = None,
+    ) -> None:
         a_dirs, b_dirs = a_dirs or {}, b_dirs or {}
         shapes, self._blocks, self._copy = {}, [], []
         for s in flat.layout:
@@ -276,7 +331,9 @@ class SubspaceGenome(GenomeMap):
             full[f.offset : f.offset + f.size] = genome[g.offset : g.offset + g.size]
         for g, f, d, kind in self._blocks:
             x = g.view(genome)
-            full[f.offset : f.offset + f.size] = (x @ d if kind == "A" else d @ x).ravel()  # A = R V_kᵀ, B = U_k Q
+            full[f.offset : f.offset + f.size] = (
+                x @ d if kind == "A" else d @ x
+            ).ravel()  # A = R V_kᵀ, B = U_k Q
         return full
 
     def seed(self) -> np.ndarray:

@@ -22,7 +22,15 @@ import torch
 
 from evolora.fitness.pairs import PACKAGED_STSB
 
-__all__ = ["tiny_config", "build_tokenizer", "build_tiny", "build_demo", "cache_dir", "sts_sentences", "BUILDERS"]
+__all__ = [
+    "tiny_config",
+    "build_tokenizer",
+    "build_tiny",
+    "build_demo",
+    "cache_dir",
+    "sts_sentences",
+    "BUILDERS",
+]
 
 LAYER_TYPES = ["conv", "conv", "full_attention", "conv", "conv", "full_attention"]
 
@@ -31,7 +39,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EVOLORA_CACHE", Path.home() / ".cache" / "evolora"))
 
 
-def sts_sentences(path: Path = PACKAGED_STSB / "sts-train.csv", genre: str | None = None) -> list[str]:
+def sts_sentences(
+    path: Path = PACKAGED_STSB / "sts-train.csv", genre: str | None = None
+) -> list[str]:
     """Unique sentences of an STS-B file, optionally of one genre (main-captions, main-news, main-forums)."""
     out: dict[str, None] = {}
     with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is not part of the first genre
@@ -45,10 +55,20 @@ def sts_sentences(path: Path = PACKAGED_STSB / "sts-train.csv", genre: str | Non
 def tiny_config(vocab_size: int = 1024, **over):
     from transformers import Lfm2Config
 
-    kw = dict(vocab_size=vocab_size, hidden_size=128, intermediate_size=256, num_hidden_layers=6,
-              num_attention_heads=4, num_key_value_heads=2, layer_types=list(LAYER_TYPES),
-              max_position_embeddings=256, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-              tie_word_embeddings=True)
+    kw = dict(
+        vocab_size=vocab_size,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        layer_types=list(LAYER_TYPES),
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=True,
+    )
     kw.update(over)
     return Lfm2Config(**kw)
 
@@ -60,11 +80,20 @@ def build_tokenizer(vocab_size: int = 1024):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|pad|>", "<|bos|>", "<|eos|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|pad|>", "<|bos|>", "<|eos|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(sts_sentences(), trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>",
-                                   pad_token="<|pad|>", padding_side="right")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|bos|>",
+        eos_token="<|eos|>",
+        pad_token="<|pad|>",
+        padding_side="right",
+    )
 
 
 def _save(model, tok, out: Path) -> Path:
@@ -132,7 +161,9 @@ def build_demo(out: Path | None = None, steps: int = 600, seed: int = 0, log=pri
         opt.step()
         sched.step()
         if step % 250 == 0 or step == steps - 1:
-            log(f"lfm2-demo pre-training: step {step + 1}/{steps}, loss {loss.item():.3f}, {time.time() - t0:.0f}s")
+            log(
+                f"lfm2-demo pre-training: step {step + 1}/{steps}, loss {loss.item():.3f}, {time.time() - t0:.0f}s"
+            )
     return _save(model.eval(), tok, out)
 
 

@@ -11,8 +11,8 @@ import contextlib
 import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -22,18 +22,25 @@ from safetensors.torch import save_file
 
 from evolora.evolution.errors import ConfigError
 from evolora.evolution.genome import GenomeLayout, layer_of
-
 from evolora.fitness.models import find_layers
 
 __all__ = ["attach_lora", "FlatLoRA", "block_targets", "BLOCK_OF"]
 
 # parent-module name → block type (LFM2: self_attn / conv / feed_forward; Llama-like: self_attn / mlp)
-BLOCK_OF = {"self_attn": "attention", "attention": "attention", "attn": "attention", "conv": "conv",
-            "feed_forward": "feed_forward", "mlp": "feed_forward"}
+BLOCK_OF = {
+    "self_attn": "attention",
+    "attention": "attention",
+    "attn": "attention",
+    "conv": "conv",
+    "feed_forward": "feed_forward",
+    "mlp": "feed_forward",
+}
 _LAYER_NAME = re.compile(r"\.(\d+)\.(\w+)\.(\w+)$")
 
 
-def block_targets(model: torch.nn.Module, blocks: dict[str, dict]) -> tuple[list[str], dict[str, int], dict[str, float]]:
+def block_targets(
+    model: torch.nn.Module, blocks: dict[str, dict]
+) -> tuple[list[str], dict[str, int], dict[str, float]]:
     """Resolve block-type targeting to explicit module names (so ``out_proj`` of an attention block and of a
     conv block are told apart by the layer they live in), with a rank and alpha per block type.
 
@@ -47,16 +54,28 @@ def block_targets(model: torch.nn.Module, blocks: dict[str, dict]) -> tuple[list
     names, ranks, alphas = [], {}, {}
     for btype, spec in blocks.items():
         if btype not in found:
-            raise ConfigError(f"lora.blocks.{btype}", f"this model has no such blocks (has: {', '.join(sorted(found))})", btype)
+            raise ConfigError(
+                f"lora.blocks.{btype}",
+                f"this model has no such blocks (has: {', '.join(sorted(found))})",
+                btype,
+            )
         have = {leaf for _, leaf, _ in found[btype]}
         bad = [x for x in spec["modules"] if x not in have]
         if bad:
-            raise ConfigError(f"lora.blocks.{btype}.modules", f"not in {btype} blocks (has: {', '.join(sorted(have))})", bad)
+            raise ConfigError(
+                f"lora.blocks.{btype}.modules",
+                f"not in {btype} blocks (has: {', '.join(sorted(have))})",
+                bad,
+            )
         layers_here = sorted({i for i, _, _ in found[btype]})
         if spec.get("layers") is not None:
             missing = [i for i in spec["layers"] if i not in layers_here]
             if missing:
-                raise ConfigError(f"lora.blocks.{btype}.layers", f"{btype} blocks are in layers {layers_here}", missing)
+                raise ConfigError(
+                    f"lora.blocks.{btype}.layers",
+                    f"{btype} blocks are in layers {layers_here}",
+                    missing,
+                )
         for i, leaf, name in found[btype]:
             if leaf in spec["modules"] and (spec.get("layers") is None or i in spec["layers"]):
                 names.append(name)
@@ -82,18 +101,33 @@ def attach_lora(
     With ``blocks``, targets are chosen by block type (see :func:`block_targets`) instead."""
     if blocks:
         names, ranks, alphas = block_targets(model, blocks)
-        cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=names, rank_pattern=ranks, alpha_pattern=alphas,
-                         lora_dropout=dropout, bias="none")
+        cfg = LoraConfig(
+            r=rank,
+            lora_alpha=alpha,
+            target_modules=names,
+            rank_pattern=ranks,
+            alpha_pattern=alphas,
+            lora_dropout=dropout,
+            bias="none",
+        )
         return _wrap(model, cfg, seed)
     n_layers = len(find_layers(model))
     if layers is not None:
         bad = [i for i in layers if not 0 <= i < n_layers]
         if bad:
-            raise ConfigError("lora.layers", f"layer indices must be in [0, {n_layers - 1}]", list(layers))
-    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+            raise ConfigError(
+                "lora.layers", f"layer indices must be in [0, {n_layers - 1}]", list(layers)
+            )
+    names = {
+        n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+    }
     missing = [t for t in target_modules if t not in names]
     if missing:
-        raise ConfigError("lora.target_modules", f"no such Linear module in this model (has: {', '.join(sorted(names))})", missing)
+        raise ConfigError(
+            "lora.target_modules",
+            f"no such Linear module in this model (has: {', '.join(sorted(names))})",
+            missing,
+        )
     cfg = LoraConfig(
         r=rank,
         lora_alpha=alpha,
@@ -113,13 +147,24 @@ def _wrap(model: torch.nn.Module, cfg: LoraConfig, seed: int) -> PeftModel:
     finally:
         torch.random.set_rng_state(state)
     peft_model.eval()
-    for name, module in peft_model.named_modules():  # a rank past a matrix's smaller side adds nothing but genes
-        r = getattr(module, "r", {}).get("default") if isinstance(getattr(module, "r", None), dict) else None
+    for (
+        name,
+        module,
+    ) in peft_model.named_modules():  # a rank past a matrix's smaller side adds nothing but genes
+        r = (
+            getattr(module, "r", {}).get("default")
+            if isinstance(getattr(module, "r", None), dict)
+            else None
+        )
         base = getattr(module, "base_layer", None)
         if r and isinstance(base, torch.nn.Linear) and r > min(base.in_features, base.out_features):
             field = "lora.blocks" if cfg.rank_pattern else "lora.rank"
-            raise ConfigError(field, f"rank {r} is larger than {name.removeprefix('base_model.model.')}'s smaller "
-                              f"dimension ({min(base.in_features, base.out_features)})", r)
+            raise ConfigError(
+                field,
+                f"rank {r} is larger than {name.removeprefix('base_model.model.')}'s smaller "
+                f"dimension ({min(base.in_features, base.out_features)})",
+                r,
+            )
     return peft_model
 
 
@@ -140,7 +185,9 @@ class FlatLoRA:
 
     def __init__(self, peft_model: PeftModel, merged: bool = False) -> None:
         self.model = peft_model
-        saved = get_peft_model_state_dict(peft_model)  # stock PEFT keys, e.g. "...query.lora_A.weight"
+        saved = get_peft_model_state_dict(
+            peft_model
+        )  # stock PEFT keys, e.g. "...query.lora_A.weight"
         params = dict(peft_model.named_parameters())
         pairs = []
         for key in saved:
@@ -165,10 +212,15 @@ class FlatLoRA:
                 mod = modules[s.key[: -len(".lora_A.weight")]]
                 b = by_key[s.key.replace(".lora_A.", ".lora_B.")]
                 self._pristine[s.key] = mod.base_layer.weight.detach().clone()
-                self._merge.append((mod.base_layer.weight, self._pristine[s.key],
-                                    self.buffer[b.offset : b.offset + b.size].view(b.shape),
-                                    self.buffer[s.offset : s.offset + s.size].view(s.shape),
-                                    float(mod.scaling["default"])))
+                self._merge.append(
+                    (
+                        mod.base_layer.weight,
+                        self._pristine[s.key],
+                        self.buffer[b.offset : b.offset + b.size].view(b.shape),
+                        self.buffer[s.offset : s.offset + s.size].view(s.shape),
+                        float(mod.scaling["default"]),
+                    )
+                )
         self.merged = False
         if merged:
             self.set_merged(True)
@@ -226,7 +278,9 @@ class FlatLoRA:
         """Genome → PEFT adapter state dict (stock keys), independent of the model's buffer."""
         return {k: torch.from_numpy(v) for k, v in self.layout.to_arrays(genome).items()}
 
-    def save_adapter(self, genome: np.ndarray, out: str | Path, base_name: str | None = None) -> Path:
+    def save_adapter(
+        self, genome: np.ndarray, out: str | Path, base_name: str | None = None
+    ) -> Path:
         """Write a stock PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
         ``base_name`` replaces the base's local path in ``base_model_name_or_path`` (a hub id, portably)."""
         out = Path(out)
@@ -237,9 +291,14 @@ class FlatLoRA:
         cfg.save_pretrained(str(out))
         weights = out / "adapter_model.safetensors"
         save_file(self.state_dict(genome), str(weights), metadata={"format": "pt"})
-        weights.chmod(0o666 & ~_umask())  # safetensors writes through a private temp file (0600): as any new file
+        weights.chmod(
+            0o666 & ~_umask()
+        )  # safetensors writes through a private temp file (0600): as any new file
         return out
 
     def describe(self) -> dict:
-        return {"genome_size": self.layout.size, "lora_matrices": len(self.layout), "adapted_layers": self.adapted_layers}
-
+        return {
+            "genome_size": self.layout.size,
+            "lora_matrices": len(self.layout),
+            "adapted_layers": self.adapted_layers,
+        }

@@ -13,15 +13,22 @@ from pathlib import Path
 import torch
 
 from evolora.evolution.errors import ConfigError
-
 from evolora.fitness.aliases import ALIASES, BUILT, HUB_IDS, PACKAGES
 from evolora.fitness.registry import Registry
 
-__all__ = ["ALIASES", "BUILT", "HUB_IDS", "PACKAGES", "resolve_base", "MODEL_LOADERS", "load_base", "pick_device", "find_layers"]
+__all__ = [
+    "ALIASES",
+    "BUILT",
+    "HUB_IDS",
+    "PACKAGES",
+    "resolve_base",
+    "MODEL_LOADERS",
+    "load_base",
+    "pick_device",
+    "find_layers",
+]
 
 MODEL_LOADERS: Registry = Registry("model kind")
-
-
 
 
 def resolve_base(base: str) -> Path:
@@ -41,8 +48,12 @@ def resolve_base(base: str) -> Path:
     except (OSError, ValueError):  # a name the system refuses (too long, a NUL byte)
         found = False
     if not found:
-        raise ConfigError("model.base", f"must be one of {', '.join(ALIASES)} or a local Hugging Face model directory "
-                          "with a config.json", base)
+        raise ConfigError(
+            "model.base",
+            f"must be one of {', '.join(ALIASES)} or a local Hugging Face model directory "
+            "with a config.json",
+            base,
+        )
     return p.resolve()
 
 
@@ -51,11 +62,23 @@ def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     d = torch.device(device)
-    if d.type == "cuda" and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()):
-        have = f"{torch.cuda.device_count()} CUDA device(s)" if torch.cuda.is_available() else "no CUDA (a CPU-only torch or no GPU)"
-        raise ConfigError("model.device", f"not on this machine: this torch has {have}; use auto or cpu", device)
-    if d.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ConfigError("model.device", "not on this machine: no MPS device; use auto or cpu", device)
+    if d.type == "cuda" and (
+        not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()
+    ):
+        have = (
+            f"{torch.cuda.device_count()} CUDA device(s)"
+            if torch.cuda.is_available()
+            else "no CUDA (a CPU-only torch or no GPU)"
+        )
+        raise ConfigError(
+            "model.device", f"not on this machine: this torch has {have}; use auto or cpu", device
+        )
+    if d.type == "mps" and not (
+        hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    ):
+        raise ConfigError(
+            "model.device", "not on this machine: no MPS device; use auto or cpu", device
+        )
     return d
 
 

@@ -30,9 +30,13 @@ class PackedUnsupported(ValueError):
 
 
 def why_unsupported(model: torch.nn.Module, layers) -> str:
-    """"" if :func:`run_layers` can run these layers of ``model``, else the reason it cannot."""
+    """ "" if :func:`run_layers` can run these layers of ``model``, else the reason it cannot."""
     config = getattr(model, "config", None)
-    if config is None or getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
+    if (
+        config is None
+        or getattr(config, "is_decoder", False)
+        or getattr(config, "add_cross_attention", False)
+    ):
         return "it runs encoder self-attention only"
     impl = getattr(config, "_attn_implementation", None) or "eager"
     if impl not in ("sdpa", "eager"):
@@ -41,8 +45,9 @@ def why_unsupported(model: torch.nn.Module, layers) -> str:
         sa = getattr(getattr(layer, "attention", None), "self", None)
         out = getattr(getattr(layer, "attention", None), "output", None)
         parts = (sa, out, getattr(layer, "intermediate", None), getattr(layer, "output", None))
-        if any(p is None for p in parts) or not all(hasattr(sa, n) for n in ("query", "key", "value", "scaling",
-                                                                               "num_attention_heads")):
+        if any(p is None for p in parts) or not all(
+            hasattr(sa, n) for n in ("query", "key", "value", "scaling", "num_attention_heads")
+        ):
             return f"layer {i} ({type(layer).__name__}) does not have BERT's layer structure"
         if getattr(sa, "position_embedding_type", "absolute") != "absolute":
             return f"layer {i} uses relative position embeddings"
@@ -58,10 +63,12 @@ class PackedBatches:
     offsets: list[int]  # first packed row of each batch
     keep: list[torch.Tensor]  # (real tokens,) flat positions in the batch's (batch × seq) layout
     shapes: list[tuple[int, int]]  # (batch, seq) of each padded batch
-    masks: list[torch.Tensor | None]  # (batch, 1, 1, seq) bool key mask; None where nothing is padded
+    masks: list[
+        torch.Tensor | None
+    ]  # (batch, 1, 1, seq) bool key mask; None where nothing is padded
 
     @classmethod
-    def from_masks(cls, attention_masks: list[torch.Tensor]) -> "PackedBatches":
+    def from_masks(cls, attention_masks: list[torch.Tensor]) -> PackedBatches:
         offsets, keep, shapes, masks, off = [], [], [], [], 0
         for m in attention_masks:
             b, s = m.shape
@@ -98,10 +105,12 @@ def _attention(sa, x: torch.Tensor, where: PackedBatches) -> torch.Tensor:
     for b, mask in enumerate(where.masks):
         n, s = where.shapes[b]
 
-        def heads_of(t):  # (batch, heads, seq, head dim)
+        def heads_of(t, b=b, n=n, s=s):  # (batch, heads, seq, head dim) of batch b
             return unpack(t, where, b).view(n, s, heads, -1).transpose(1, 2)
 
-        o = F.scaled_dot_product_attention(heads_of(q), heads_of(k), heads_of(v), attn_mask=mask, scale=sa.scaling)
+        o = F.scaled_dot_product_attention(
+            heads_of(q), heads_of(k), heads_of(v), attn_mask=mask, scale=sa.scaling
+        )
         off, keep = where.offsets[b], where.keep[b]
         ctx[off : off + keep.numel()] = o.transpose(1, 2).reshape(n * s, -1)[keep]
     return ctx

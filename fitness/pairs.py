@@ -11,13 +11,21 @@ from typing import Any
 import numpy as np
 
 from evolora.evolution.errors import ConfigError
-
-from evolora.fitness.tables import ENCODING, Columns, data_path, detect_format, read_table
 from evolora.fitness.plugins import register_fitness
 from evolora.fitness.registry import FitnessTerm
+from evolora.fitness.tables import ENCODING, Columns, data_path, detect_format, read_table
 
-__all__ = ["Pairs", "PairOutputs", "load_pairs", "load_sts", "hold_out_sources", "PACKAGED_STSB", "STSB_RANGE",
-           "score_range", "read_only"]
+__all__ = [
+    "Pairs",
+    "PairOutputs",
+    "load_pairs",
+    "load_sts",
+    "hold_out_sources",
+    "PACKAGED_STSB",
+    "STSB_RANGE",
+    "score_range",
+    "read_only",
+]
 
 PACKAGED_STSB = Path(__file__).parent / "data" / "stsbenchmark"
 
@@ -31,9 +39,15 @@ class Pairs:
     s1: tuple[str, ...]
     s2: tuple[str, ...]
     gold: np.ndarray  # (pairs,) float64, read-only
-    source: tuple[str, ...] = ()  # each pair's source (STS-B column 2: MSRpar, headlines, …), when known
-    columns: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # the data's other columns (plug-ins read them)
-    score_range: tuple[float, float] | None = None  # (lowest, highest) score the labels' scale has; None: not known yet
+    source: tuple[
+        str, ...
+    ] = ()  # each pair's source (STS-B column 2: MSRpar, headlines, …), when known
+    columns: dict[str, tuple[Any, ...]] = field(
+        default_factory=dict
+    )  # the data's other columns (plug-ins read them)
+    score_range: tuple[float, float] | None = (
+        None  # (lowest, highest) score the labels' scale has; None: not known yet
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gold", read_only(np.asarray(self.gold, dtype=np.float64)))
@@ -41,20 +55,31 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.s1)
 
-    def take(self, idx: np.ndarray) -> "Pairs":
-        return Pairs(tuple(self.s1[i] for i in idx), tuple(self.s2[i] for i in idx), self.gold[idx],
-                     tuple(self.source[i] for i in idx) if self.source else (),
-                     {k: tuple(v[i] for i in idx) for k, v in self.columns.items()}, self.score_range)
+    def take(self, idx: np.ndarray) -> Pairs:
+        return Pairs(
+            tuple(self.s1[i] for i in idx),
+            tuple(self.s2[i] for i in idx),
+            self.gold[idx],
+            tuple(self.source[i] for i in idx) if self.source else (),
+            {k: tuple(v[i] for i in idx) for k, v in self.columns.items()},
+            self.score_range,
+        )
 
-    def __add__(self, other: "Pairs") -> "Pairs":
+    def __add__(self, other: Pairs) -> Pairs:
         """Both sets of pairs, ``self``'s first (the source column, and each other column, is kept only when
         both have it)."""
         both = self.source and other.source
         cols = {k: v + other.columns[k] for k, v in self.columns.items() if k in other.columns}
-        return Pairs(self.s1 + other.s1, self.s2 + other.s2, np.concatenate([self.gold, other.gold]),
-                     self.source + other.source if both else (), cols, self.score_range or other.score_range)
+        return Pairs(
+            self.s1 + other.s1,
+            self.s2 + other.s2,
+            np.concatenate([self.gold, other.gold]),
+            self.source + other.source if both else (),
+            cols,
+            self.score_range or other.score_range,
+        )
 
-    def with_range(self, score_range: tuple[float, float]) -> "Pairs":
+    def with_range(self, score_range: tuple[float, float]) -> Pairs:
         return dataclasses.replace(self, score_range=(float(score_range[0]), float(score_range[1])))
 
 
@@ -70,7 +95,9 @@ def read_only(a: np.ndarray | None) -> np.ndarray | None:
 STSB_RANGE = (0.0, 5.0)  # the STS benchmark's similarity scale
 
 
-def score_range(splits: list["Pairs"], given: tuple[float, float] | None, field: str = "data.score_range") -> tuple[float, float]:
+def score_range(
+    splits: list[Pairs], given: tuple[float, float] | None, field: str = "data.score_range"
+) -> tuple[float, float]:
     """The labels' scale: ``given`` (``data.score_range``; every label of every split must lie within it), the
     STS-B scale for STS-B files, else the lowest and highest label of the splits (train and validation)."""
     if given is not None:
@@ -78,7 +105,11 @@ def score_range(splits: list["Pairs"], given: tuple[float, float] | None, field:
         for p in splits:
             out = p.gold[(p.gold < lo) | (p.gold > hi)]
             if out.size:
-                raise ConfigError(field, f"a label lies outside [{lo:g}, {hi:g}] (e.g. {float(out[0]):g})", list(given))
+                raise ConfigError(
+                    field,
+                    f"a label lies outside [{lo:g}, {hi:g}] (e.g. {float(out[0]):g})",
+                    list(given),
+                )
         return lo, hi
     known = {p.score_range for p in splits if p.score_range is not None}
     if len(known) == 1 and all(p.score_range is not None for p in splits):
@@ -86,7 +117,9 @@ def score_range(splits: list["Pairs"], given: tuple[float, float] | None, field:
     gold = np.concatenate([p.gold for p in splits])
     lo, hi = float(gold.min()), float(gold.max())
     if not lo < hi:
-        raise ConfigError(field, f"every label is {lo:g}: the scores have no range (set data.score_range)", None)
+        raise ConfigError(
+            field, f"every label is {lo:g}: the scores have no range (set data.score_range)", None
+        )
     return lo, hi
 
 
@@ -98,25 +131,37 @@ class PairOutputs:
     cos: np.ndarray  # (pairs,)
     gold: np.ndarray  # (pairs,)
     pairs: Pairs | None = None  # texts, sources and other columns of these pairs
-    emb1: np.ndarray | None = None  # (pairs, hidden) L2-normalised embedding of each pair's first sentence
+    emb1: np.ndarray | None = (
+        None  # (pairs, hidden) L2-normalised embedding of each pair's first sentence
+    )
     emb2: np.ndarray | None = None
     score_range: tuple[float, float] | None = None  # the labels' scale (default: the pairs')
 
-    def __post_init__(self) -> None:  # every array read-only: terms (a user's among them) read, never write
+    def __post_init__(
+        self,
+    ) -> None:  # every array read-only: terms (a user's among them) read, never write
         for name in ("cos", "gold", "emb1", "emb2"):
             object.__setattr__(self, name, read_only(getattr(self, name)))
         if self.score_range is None and self.pairs is not None:
             object.__setattr__(self, "score_range", self.pairs.score_range)
 
-    def take(self, idx: np.ndarray) -> "PairOutputs":
+    def take(self, idx: np.ndarray) -> PairOutputs:
         """The outputs of the pairs at ``idx`` (indices or a boolean mask)."""
         idx = np.flatnonzero(idx) if np.asarray(idx).dtype == bool else np.asarray(idx)
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
-        return PairOutputs(self.cos[idx], self.gold[idx], None if self.pairs is None else self.pairs.take(idx),
-                           pick(self.emb1), pick(self.emb2), self.score_range)
+        return PairOutputs(
+            self.cos[idx],
+            self.gold[idx],
+            None if self.pairs is None else self.pairs.take(idx),
+            pick(self.emb1),
+            pick(self.emb2),
+            self.score_range,
+        )
 
 
-def load_pairs(path: str | Path, field: str, fmt: str = "auto", columns: Columns = Columns()) -> Pairs:
+def load_pairs(
+    path: str | Path, field: str, fmt: str = "auto", columns: Columns = Columns()
+) -> Pairs:
     """Sentence pairs from an STS-B file or any table :func:`fitness.data.read_table` reads, with the columns
     ``columns`` maps (defaults ``sentence1``, ``sentence2``, ``score``, and ``source`` if there is one); every
     other column is kept for plug-ins."""
@@ -151,15 +196,24 @@ def load_sts(path: str | Path, field: str) -> Pairs:
         with p.open(encoding=ENCODING) as fh:
             for lineno, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
                 if len(row) < 7:
-                    raise ConfigError(field, f"{p}: line {lineno}: expected ≥7 tab-separated columns (STS-B), got "
-                                      f"{len(row)}", row[:7])
+                    raise ConfigError(
+                        field,
+                        f"{p}: line {lineno}: expected ≥7 tab-separated columns (STS-B), got "
+                        f"{len(row)}",
+                        row[:7],
+                    )
                 try:
                     score = float(row[4])
                 except ValueError:
-                    raise ConfigError(field, f"{p}: line {lineno}: score (column 5) is not a number", row[4]) from None
+                    raise ConfigError(
+                        field, f"{p}: line {lineno}: score (column 5) is not a number", row[4]
+                    ) from None
                 if not 0.0 <= score <= 5.0:  # STS-B's scale (a NaN fails this too)
-                    raise ConfigError(field, f"{p}: line {lineno}: score (column 5) is outside STS-B's range [0, 5]",
-                                      row[4])
+                    raise ConfigError(
+                        field,
+                        f"{p}: line {lineno}: score (column 5) is outside STS-B's range [0, 5]",
+                        row[4],
+                    )
                 gold.append(score)
                 source.append(row[1])
                 s1.append(row[5])
@@ -170,7 +224,13 @@ def load_sts(path: str | Path, field: str) -> Pairs:
         raise ConfigError(field, f"{p}: malformed STS-B file ({e})", str(path)) from None
     if not gold:
         raise ConfigError(field, "data file is empty", str(path))
-    return Pairs(tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64), tuple(source), score_range=STSB_RANGE)
+    return Pairs(
+        tuple(s1),
+        tuple(s2),
+        np.asarray(gold, dtype=np.float64),
+        tuple(source),
+        score_range=STSB_RANGE,
+    )
 
 
 def hold_out_sources(pairs: Pairs, sources, field: str = "data.val_sources") -> tuple[Pairs, Pairs]:
@@ -180,11 +240,15 @@ def hold_out_sources(pairs: Pairs, sources, field: str = "data.val_sources") -> 
     ``field``."""
     wanted = list(dict.fromkeys(sources))
     if not isinstance(pairs, Pairs) or not pairs.source:
-        raise ConfigError(field, "needs sentence pairs with a source column (STS-B format, column 2)", wanted)
+        raise ConfigError(
+            field, "needs sentence pairs with a source column (STS-B format, column 2)", wanted
+        )
     known = sorted(set(pairs.source))
     unknown = [s for s in wanted if s not in known]
     if unknown:
-        raise ConfigError(field, f"no such source in the train data (has: {', '.join(known)})", unknown)
+        raise ConfigError(
+            field, f"no such source in the train data (has: {', '.join(known)})", unknown
+        )
     keys = list(zip(pairs.s1, pairs.s2))
     held_keys = {k for k, src in zip(keys, pairs.source) if src in wanted}
     held = np.array([i for i, k in enumerate(keys) if k in held_keys], dtype=np.int64)
@@ -202,7 +266,9 @@ class SpearmanTerm(FitnessTerm):
     correlation = True
 
     def __call__(self, outputs: PairOutputs) -> float:
-        from scipy.stats import spearmanr  # here, not at import: study files validate without loading scipy
+        from scipy.stats import (
+            spearmanr,
+        )  # here, not at import: study files validate without loading scipy
 
         return float(spearmanr(outputs.cos, outputs.gold).statistic)
 

@@ -11,8 +11,9 @@ import abc
 import contextlib
 import re
 import sys
+from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from evolora.evolution.errors import RegistryError
 
@@ -30,8 +31,7 @@ class FitnessTerm(abc.ABC):
     correlation: bool = False  # a correlation with the labels: undefined where they do not vary
 
     @abc.abstractmethod
-    def __call__(self, outputs) -> float:
-        ...
+    def __call__(self, outputs) -> float: ...
 
 
 class Registry(Generic[T]):
@@ -39,8 +39,9 @@ class Registry(Generic[T]):
     group are plug-ins too: listed by name without importing them, loaded (and passed through ``adapt``) on
     first use of their name."""
 
-    def __init__(self, kind: str, group: str | None = None,
-                 adapt: Callable[[str, Any, str], T] | None = None) -> None:
+    def __init__(
+        self, kind: str, group: str | None = None, adapt: Callable[[str, Any, str], T] | None = None
+    ) -> None:
         self.kind, self.group, self.adapt = kind, group, adapt
         self._items: dict[str, T] = {}
         self._origin: dict[str, str] = {}
@@ -63,7 +64,9 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T, origin: str) -> None:
         self._check_name(self.kind, name)
         if name in self._items:
-            raise RegistryError(f"{self.kind} {name!r} is already registered ({self._origin[name]})")
+            raise RegistryError(
+                f"{self.kind} {name!r} is already registered ({self._origin[name]})"
+            )
         self._items[name] = obj
         self._origin[name] = origin
 
@@ -76,12 +79,21 @@ class Registry(Generic[T]):
         return {name: ep for name, ep in self._scanned.items() if name not in self._items}
 
     def _load(self, ep: EntryPoint) -> T:
-        origin = f"entry point {ep.value}" + (f" ({ep.dist.name} {ep.dist.version})" if ep.dist else "")
+        origin = f"entry point {ep.value}" + (
+            f" ({ep.dist.name} {ep.dist.version})" if ep.dist else ""
+        )
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # what a package prints at import is not our output
+            with contextlib.redirect_stdout(
+                sys.stderr
+            ):  # what a package prints at import is not our output
                 obj = ep.load()
-        except (Exception, SystemExit) as e:  # the user's package failed to import (or exited): say which, and why
-            raise RegistryError(f"{self.kind} {ep.name!r} ({origin}) failed to load: {type(e).__name__}: {e}") from None
+        except (
+            Exception,
+            SystemExit,
+        ) as e:  # the user's package failed to import (or exited): say which, and why
+            raise RegistryError(
+                f"{self.kind} {ep.name!r} ({origin}) failed to load: {type(e).__name__}: {e}"
+            ) from None
         self.add(ep.name, self.adapt(ep.name, obj, origin) if self.adapt else obj, origin)
         return self._items[ep.name]
 

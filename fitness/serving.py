@@ -28,11 +28,17 @@ from typing import Any
 import numpy as np
 
 from evolora.evolution.errors import ConfigError
-
 from evolora.fitness.models import ALIASES, HUB_IDS, PACKAGES, resolve_base
 
-__all__ = ["MODEL_FILE", "base_reference", "resolve_reference", "hash_model_dir", "write_model_dir",
-           "ServedModel", "load_model_dir"]
+__all__ = [
+    "MODEL_FILE",
+    "base_reference",
+    "resolve_reference",
+    "hash_model_dir",
+    "write_model_dir",
+    "ServedModel",
+    "load_model_dir",
+]
 
 MODEL_FILE = "evolora_model.json"
 FORMAT = 1
@@ -68,12 +74,19 @@ def resolve_reference(ref: dict[str, str]) -> str:
         return ref["alias"]
     path = Path(ref["path"])
     if not (path / "config.json").is_file():
-        raise ConfigError("base.path", "the base model directory this adapter was evolved on is not on this machine",
-                          str(path))
+        raise ConfigError(
+            "base.path",
+            "the base model directory this adapter was evolved on is not on this machine",
+            str(path),
+        )
     got = hash_model_dir(path)
     if got != ref["sha256"]:
-        raise ConfigError("base.sha256", f"the base model at {path} is not the one this adapter was evolved on "
-                          f"(sha256 {got[:12]}…, expected {ref['sha256'][:12]}…)", str(path))
+        raise ConfigError(
+            "base.sha256",
+            f"the base model at {path} is not the one this adapter was evolved on "
+            f"(sha256 {got[:12]}…, expected {ref['sha256'][:12]}…)",
+            str(path),
+        )
     return str(path)
 
 
@@ -83,8 +96,15 @@ def write_model_dir(task, genome: np.ndarray, out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     task.save_adapter(genome, out / "adapter")
     spec = task.spec
-    meta = {"format": FORMAT, "kind": spec.kind, "task": task.kind, "base": base_reference(spec.base),
-            "max_length": spec.max_length, "batch_size": spec.batch_size, "max_new_tokens": spec.max_new_tokens}
+    meta = {
+        "format": FORMAT,
+        "kind": spec.kind,
+        "task": task.kind,
+        "base": base_reference(spec.base),
+        "max_length": spec.max_length,
+        "batch_size": spec.batch_size,
+        "max_new_tokens": spec.max_new_tokens,
+    }
     (out / MODEL_FILE).write_text(json.dumps(meta, indent=1))
     return out
 
@@ -103,7 +123,9 @@ class ServedModel:
         path = Path(path)
         meta_file = path / MODEL_FILE
         if not meta_file.is_file():
-            raise ConfigError("model", f"not an evolora model directory (no {MODEL_FILE})", str(path))
+            raise ConfigError(
+                "model", f"not an evolora model directory (no {MODEL_FILE})", str(path)
+            )
         self.meta = meta = json.loads(meta_file.read_text())
         if meta.get("format") != FORMAT:
             raise ConfigError("model", f"unsupported {MODEL_FILE} format", meta.get("format"))
@@ -114,7 +136,9 @@ class ServedModel:
             p.requires_grad_(False)
         self.kind, self.max_new_tokens = meta["kind"], int(meta["max_new_tokens"])
         ev = EncoderEvaluator if self.kind == "encoder" else CausalEvaluator
-        self.evaluator = ev(self.model, tok, [], dev, meta["batch_size"], meta["max_length"], cache=False)
+        self.evaluator = ev(
+            self.model, tok, [], dev, meta["batch_size"], meta["max_length"], cache=False
+        )
         self._torch = torch
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None):
@@ -156,8 +180,12 @@ class ServedModel:
         from evolora.fitness.causal import TextExample
 
         (texts,) = self._columns(df, ("text",))
-        prompts = [str(v) for v in df["prompt"].tolist()] if "prompt" in df.columns else [""] * len(texts)
-        data = self.evaluator.encode([TextExample(prompt=p, target=t) for p, t in zip(prompts, texts)])
+        prompts = (
+            [str(v) for v in df["prompt"].tolist()] if "prompt" in df.columns else [""] * len(texts)
+        )
+        data = self.evaluator.encode(
+            [TextExample(prompt=p, target=t) for p, t in zip(prompts, texts)]
+        )
         return self.evaluator.mean_logprobs(data)
 
 

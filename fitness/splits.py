@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from evolora.evolution.errors import ConfigError
-
 from evolora.fitness.pairs import Pairs, hold_out_sources
 from evolora.fitness.spec import TaskSpec
 
@@ -23,7 +22,9 @@ def split_validation(items, fraction: float, seed: int, field: str = "data.val_f
     distinct = list(dict.fromkeys(keys))
     n_val = int(round(fraction * len(distinct)))
     if n_val < 1 or n_val >= len(distinct):
-        raise ConfigError(field, f"leaves an empty split of {len(distinct)} distinct examples", fraction)
+        raise ConfigError(
+            field, f"leaves an empty split of {len(distinct)} distinct examples", fraction
+        )
     rng = np.random.Generator(np.random.PCG64([seed, _VAL_STREAM]))
     val_keys = {distinct[int(i)] for i in rng.permutation(len(distinct))[:n_val]}
     val_idx = np.array([i for i, k in enumerate(keys) if k in val_keys])
@@ -48,7 +49,11 @@ def load_splits(spec: TaskSpec, load, **genres):
         train, val = split_validation(rest, spec.val_fraction, spec.data_seed)
         return train, val + held
     if not spec.dev_path:
-        raise ConfigError("data.dev_path", "no validation data: give data.dev_path or data.val_fraction", spec.dev_path)
+        raise ConfigError(
+            "data.dev_path",
+            "no validation data: give data.dev_path or data.val_fraction",
+            spec.dev_path,
+        )
     return train, load(spec.dev_path, "data.dev_path", *genres.get("dev", ()))
 
 

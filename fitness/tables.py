@@ -16,11 +16,27 @@ from typing import Any
 
 from evolora.evolution.errors import ConfigError
 
-__all__ = ["FORMATS", "ENCODING", "Columns", "Table", "read_table", "detect_format", "data_path", "check_text"]
+__all__ = [
+    "FORMATS",
+    "ENCODING",
+    "Columns",
+    "Table",
+    "read_table",
+    "detect_format",
+    "data_path",
+    "check_text",
+]
 
 FORMATS = ("auto", "stsb", "csv", "tsv", "jsonl", "parquet", "hf")
-_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
-           ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIX = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 @dataclass(frozen=True)
@@ -32,7 +48,9 @@ class Columns:
     score: str | None = None
     source: str | None = None
     prompt: str | None = None
-    completion: str | None = None  # causal: the text scored by likelihood (alias: a ``target`` column)
+    completion: str | None = (
+        None  # causal: the text scored by likelihood (alias: a ``target`` column)
+    )
     answer: str | None = None
 
     def name(self, role: str, header: list[str]) -> str | None:
@@ -40,7 +58,7 @@ class Columns:
         mapped = getattr(self, role)
         if mapped is not None:
             return mapped
-        for conventional in ({"completion": ("completion", "target")}.get(role, (role,))):
+        for conventional in {"completion": ("completion", "target")}.get(role, (role,)):
             if conventional in header:
                 return conventional
         return None
@@ -63,8 +81,12 @@ class Table:
 
     def require(self, column: str, role: str) -> None:
         if column not in self.header:
-            raise ConfigError(f"{self.field}", f"{self.path}: no column {column!r} for {role} (columns: "
-                              f"{', '.join(self.header) or 'none'}; map yours with data.columns.{role})", column)
+            raise ConfigError(
+                f"{self.field}",
+                f"{self.path}: no column {column!r} for {role} (columns: "
+                f"{', '.join(self.header) or 'none'}; map yours with data.columns.{role})",
+                column,
+            )
 
     def text(self, i: int, column: str) -> str:
         v = self.rows[i].get(column)
@@ -77,13 +99,19 @@ class Table:
         try:
             x = float(v) if not isinstance(v, bool) else math.nan
         except (TypeError, ValueError):
-            raise ConfigError(self.field, f"{self.where(i)}, column {column!r}: not a number", v) from None
+            raise ConfigError(
+                self.field, f"{self.where(i)}, column {column!r}: not a number", v
+            ) from None
         if not math.isfinite(x):
-            raise ConfigError(self.field, f"{self.where(i)}, column {column!r}: not a finite number", v)
+            raise ConfigError(
+                self.field, f"{self.where(i)}, column {column!r}: not a finite number", v
+            )
         return x
 
 
-ENCODING = "utf-8-sig"  # UTF-8, with or without the byte-order mark Excel writes at the start of a CSV
+ENCODING = (
+    "utf-8-sig"  # UTF-8, with or without the byte-order mark Excel writes at the start of a CSV
+)
 
 
 def data_path(path: str | Path, field: str) -> Path:
@@ -93,8 +121,11 @@ def data_path(path: str | Path, field: str) -> Path:
     if not p.exists():
         raise ConfigError(field, "data file not found", str(path))
     if not (p.is_file() or p.is_dir()):
-        raise ConfigError(field, "is not a regular file or directory (a FIFO, device or socket cannot be read as "
-                          "data)", str(path))
+        raise ConfigError(
+            field,
+            "is not a regular file or directory (a FIFO, device or socket cannot be read as data)",
+            str(path),
+        )
     return p
 
 
@@ -105,8 +136,12 @@ def check_text(value: Any, field: str, where: str) -> None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as e:
-            raise ConfigError(field, f"{where}: holds a lone surrogate (U+{ord(value[e.start]):04X} at character "
-                              f"{e.start}), not text", value[:80].encode("utf-8", "backslashreplace").decode()) from None
+            raise ConfigError(
+                field,
+                f"{where}: holds a lone surrogate (U+{ord(value[e.start]):04X} at character "
+                f"{e.start}), not text",
+                value[:80].encode("utf-8", "backslashreplace").decode(),
+            ) from None
     elif isinstance(value, dict):
         for k, v in value.items():
             check_text(k, field, where)
@@ -135,8 +170,12 @@ def detect_format(path: Path) -> str:
             except ValueError:
                 pass
     if fmt is None:
-        raise ConfigError("data.format", f"cannot tell the format of {path} from its name; set data.format to one "
-                          f"of {', '.join(FORMATS[1:])}", "auto")
+        raise ConfigError(
+            "data.format",
+            f"cannot tell the format of {path} from its name; set data.format to one "
+            f"of {', '.join(FORMATS[1:])}",
+            "auto",
+        )
     return fmt
 
 
@@ -146,7 +185,13 @@ def read_table(path: str | Path, field: str, fmt: str = "auto") -> Table:
     fmt = detect_format(p) if fmt == "auto" else fmt
     if fmt == "stsb":
         raise ValueError("STS-B files are read by fitness.pairs.load_sts")
-    reader = {"csv": _delimited, "tsv": _delimited, "jsonl": _jsonl, "parquet": _parquet, "hf": _hf}[fmt]
+    reader = {
+        "csv": _delimited,
+        "tsv": _delimited,
+        "jsonl": _jsonl,
+        "parquet": _parquet,
+        "hf": _hf,
+    }[fmt]
     if fmt != "hf" and not p.is_file():
         raise ConfigError(field, f"is a directory, not a {fmt} file", str(path))
     try:
@@ -162,21 +207,34 @@ def _delimited(p: Path, field: str, fmt: str) -> Table:
     rows, lines = [], []
     with p.open(encoding=ENCODING, newline="") as fh:
         # TSV as TSV: a tab separates, a line ends a row, and quotes are characters (no quoting)
-        reader = (csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if fmt == "tsv"
-                  else csv.DictReader(fh, delimiter=","))
+        reader = (
+            csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+            if fmt == "tsv"
+            else csv.DictReader(fh, delimiter=",")
+        )
         try:
             header = list(reader.fieldnames or [])
             for row in reader:
                 if None in row:  # more fields than the header names
-                    raise ConfigError(field, f"{p}: line {reader.line_num}: {len(header) + len(row[None])} fields, the "
-                                      f"header names {len(header)}", row[None])
+                    raise ConfigError(
+                        field,
+                        f"{p}: line {reader.line_num}: {len(header) + len(row[None])} fields, the "
+                        f"header names {len(header)}",
+                        row[None],
+                    )
                 if any(v is None for v in row.values()):
-                    raise ConfigError(field, f"{p}: line {reader.line_num}: fewer fields than the header's "
-                                      f"{len(header)}", [v for v in row.values() if v is not None])
+                    raise ConfigError(
+                        field,
+                        f"{p}: line {reader.line_num}: fewer fields than the header's "
+                        f"{len(header)}",
+                        [v for v in row.values() if v is not None],
+                    )
                 rows.append(row)
                 lines.append(reader.line_num)
         except csv.Error as e:
-            raise ConfigError(field, f"{p}: line {reader.line_num}: malformed {fmt.upper()} ({e})", str(p)) from None
+            raise ConfigError(
+                field, f"{p}: line {reader.line_num}: malformed {fmt.upper()} ({e})", str(p)
+            ) from None
     if len(set(header)) != len(header):
         raise ConfigError(field, f"{p}: the header names a column twice", header)
     return Table(p, field, fmt, header, rows, lines)
@@ -188,7 +246,9 @@ def _jsonl(p: Path, field: str, fmt: str) -> Table:
         try:
             records = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ConfigError(field, f"{p}: not valid JSON (line {e.lineno}: {e.msg})", str(p)) from None
+            raise ConfigError(
+                field, f"{p}: not valid JSON (line {e.lineno}: {e.msg})", str(p)
+            ) from None
         lines = None
     else:
         records, lines = [], []
@@ -205,7 +265,9 @@ def _jsonl(p: Path, field: str, fmt: str) -> Table:
     for i, r in enumerate(records):
         where = f"line {lines[i]}" if lines else f"item {i + 1}"
         if not isinstance(r, dict):
-            raise ConfigError(field, f"{p}: {where} is not a JSON object", r if not isinstance(r, str) else r[:80])
+            raise ConfigError(
+                field, f"{p}: {where} is not a JSON object", r if not isinstance(r, str) else r[:80]
+            )
         check_text(r, field, f"{p}: {where}")
     header = list(dict.fromkeys(k for r in records for k in r))
     return Table(p, field, "jsonl", header, records, lines)
@@ -217,7 +279,9 @@ def _parquet(p: Path, field: str, fmt: str) -> Table:
     try:
         t = pq.read_table(p)
     except Exception as e:  # pyarrow's own errors: not a Parquet file, truncated, …
-        raise ConfigError(field, f"{p}: not a readable Parquet file ({type(e).__name__}: {e})", str(p)) from None
+        raise ConfigError(
+            field, f"{p}: not a readable Parquet file ({type(e).__name__}: {e})", str(p)
+        ) from None
     return Table(p, field, "parquet", list(t.column_names), t.to_pylist())
 
 
@@ -225,15 +289,22 @@ def _hf(p: Path, field: str, fmt: str) -> Table:
     """A ``datasets`` directory written by ``Dataset.save_to_disk`` (arrow files + JSON; nothing executed)."""
     if (p / "dataset_dict.json").is_file():
         splits = json.loads((p / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
-        raise ConfigError(field, f"{p} holds a DatasetDict: point at one of its splits ({', '.join(str(p / s) for s in splits)})",
-                          str(p))
+        raise ConfigError(
+            field,
+            f"{p} holds a DatasetDict: point at one of its splits ({', '.join(str(p / s) for s in splits)})",
+            str(p),
+        )
     if not (p / "dataset_info.json").is_file() and not (p / "state.json").is_file():
-        raise ConfigError(field, f"{p} is not a directory written by datasets' save_to_disk", str(p))
+        raise ConfigError(
+            field, f"{p} is not a directory written by datasets' save_to_disk", str(p)
+        )
     import datasets
 
     datasets.disable_progress_bars()
     try:
         ds = datasets.load_from_disk(str(p))
     except Exception as e:
-        raise ConfigError(field, f"{p}: datasets could not read it ({type(e).__name__}: {e})", str(p)) from None
+        raise ConfigError(
+            field, f"{p}: datasets could not read it ({type(e).__name__}: {e})", str(p)
+        ) from None
     return Table(p, field, "hf", list(ds.column_names), ds.to_list())

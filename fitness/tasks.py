@@ -6,14 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from evolora.evolution.genome import GenomeLayout
 from evolora.evolution.loop import Validation
-
 from evolora.fitness.batched import PopulationDeltas
 from evolora.fitness.encoder import EncodedPairs
 from evolora.fitness.genomes import SubspaceGenome, consumer_directions, eva_seed, make_genome_map
@@ -41,25 +40,38 @@ class Task:
 
     kind = ""
 
-    def __init__(self, spec: TaskSpec, evaluator, flat: FlatLoRA, terms: tuple, train, dev, test=None) -> None:
+    def __init__(
+        self, spec: TaskSpec, evaluator, flat: FlatLoRA, terms: tuple, train, dev, test=None
+    ) -> None:
         """``terms``: :func:`fitness.spec.build_terms` of ``spec`` (the builder makes them once, before the model)."""
         self.spec, self.evaluator, self.flat = spec, evaluator, flat
-        self.genome = make_genome_map(spec.genome, flat)  # genome → the LoRA weights the model computes with
-        self._test_items, self._test = test, None  # encoded on first use: after the run, never before
+        self.genome = make_genome_map(
+            spec.genome, flat
+        )  # genome → the LoRA weights the model computes with
+        self._test_items, self._test = (
+            test,
+            None,
+        )  # encoded on first use: after the run, never before
         self._seed_genome = self.genome.seed()  # exactly the base model (B = 0)
         self.terms, self.val_term, self.objective_terms, self.guard_terms = terms
         self._base_guards: dict[str, float] | None = None
         self._base_validation: float | Validation | None = None  # the seed genome's, once computed
         self.train = train
-        if spec.init == "eva":  # the options' rules: fitness.spec.check_genome (a TaskSpec is checked when made)
+        if (
+            spec.init == "eva"
+        ):  # the options' rules: fitness.spec.check_genome (a TaskSpec is checked when made)
             batches = self._eva_batches(self._eva_items())
             if spec.a_subspace:
-                self._seed_genome, a_dirs = eva_seed(flat, self._seed_genome, batches, spec.a_subspace)
+                self._seed_genome, a_dirs = eva_seed(
+                    flat, self._seed_genome, batches, spec.a_subspace
+                )
             else:
                 self._seed_genome = eva_seed(flat, self._seed_genome, batches)
         if spec.a_subspace or spec.b_subspace:
             b_dirs = consumer_directions(flat, spec.b_subspace) if spec.b_subspace else None
-            self.genome = SubspaceGenome(flat, self._seed_genome, a_dirs if spec.a_subspace else None, b_dirs)
+            self.genome = SubspaceGenome(
+                flat, self._seed_genome, a_dirs if spec.a_subspace else None, b_dirs
+            )
             self._seed_genome = self.genome.seed()
         rng = np.random.Generator(np.random.PCG64(spec.data_seed))
         self._fixed = None
@@ -72,7 +84,9 @@ class Task:
         k = spec.genomes_per_forward
         self.genomes_per_forward = k if k is not None else (8 if flat.buffer.is_cuda else 1)
         self._deltas = PopulationDeltas(flat) if self.genomes_per_forward > 1 else None
-        self._layer_genes: dict[int, np.ndarray] | None = None  # adapted layer → its genes (full LoRA layout)
+        self._layer_genes: dict[int, np.ndarray] | None = (
+            None  # adapted layer → its genes (full LoRA layout)
+        )
 
     def _encode(self, items):
         raise NotImplementedError
@@ -114,17 +128,24 @@ class Task:
         if batch is not None:
             if self._fixed is not None:
                 raise ValueError("per-pair fitness batches need data.rotate: true")
-            if (gen, batch) != self._pair_key:  # both signs of a pair are scored one after the other
+            if (
+                gen,
+                batch,
+            ) != self._pair_key:  # both signs of a pair are scored one after the other
                 # batch + 1: SeedSequence reads its words as one integer, so [seed, gen, 0] would be [seed, gen]
                 rng = np.random.Generator(np.random.PCG64([self.spec.data_seed, gen, batch + 1]))
-                self._pair_batch = self._encode(take(self.train, _subset(len(self.train), self.spec.train_subset, rng)))
+                self._pair_batch = self._encode(
+                    take(self.train, _subset(len(self.train), self.spec.train_subset, rng))
+                )
                 self._pair_key = (gen, batch)
             return self._pair_batch
         if self._fixed is not None:
             return self._fixed
         if gen != self._batch_gen:
             rng = np.random.Generator(np.random.PCG64([self.spec.data_seed, gen]))
-            self._batch = self._encode(take(self.train, _subset(len(self.train), self.spec.train_subset, rng)))
+            self._batch = self._encode(
+                take(self.train, _subset(len(self.train), self.spec.train_subset, rng))
+            )
             self._batch_gen = gen
         return self._batch
 
@@ -136,8 +157,9 @@ class Task:
         self.write(genome)
         return self._combine(self._outputs(data))
 
-    def evaluate(self, genomes: Sequence[np.ndarray], gen: int,
-                 batches: Sequence[int | None] | None = None) -> list[tuple[float, dict[str, float]]]:
+    def evaluate(
+        self, genomes: Sequence[np.ndarray], gen: int, batches: Sequence[int | None] | None = None
+    ) -> list[tuple[float, dict[str, float]]]:
         """Fitness of each genome on generation ``gen``'s batch, or with ``batches`` each on its own
         (:meth:`train_batch`); consecutive genomes of one batch are scored together."""
         if batches is None:
@@ -148,7 +170,9 @@ class Task:
             j = i + 1
             while j < len(genomes) and batches[j] == batches[i]:
                 j += 1
-            res += self._evaluate_on(self.train_batch(gen, batches[i]), [np.asarray(g) for g in genomes[i:j]])
+            res += self._evaluate_on(
+                self.train_batch(gen, batches[i]), [np.asarray(g) for g in genomes[i:j]]
+            )
             i = j
         return res
 
@@ -159,10 +183,14 @@ class Task:
             if k <= 1:
                 return [self.score(g, data) for g in genomes]
             if prefix:
-                self.write(genomes[0])  # the batched path's trunk runs the model as it is: with the shared prefix
+                self.write(
+                    genomes[0]
+                )  # the batched path's trunk runs the model as it is: with the shared prefix
             res = []
             for i in range(0, len(genomes), k):
-                res += [self._combine(out) for out in self._outputs_population(data, genomes[i : i + k])]
+                res += [
+                    self._combine(out) for out in self._outputs_population(data, genomes[i : i + k])
+                ]
             return res
 
     def _shared_prefix(self, genomes: list[np.ndarray]) -> tuple[int, str]:
@@ -186,11 +214,15 @@ class Task:
         if start <= trunk.first:
             return trunk.first, ""
         below = np.concatenate([self._layer_genes[layer] for layer in layers if layer < start])
-        return start, hashlib.sha256(np.ascontiguousarray(full[0][below], dtype=np.float32).tobytes()).hexdigest()
+        return start, hashlib.sha256(
+            np.ascontiguousarray(full[0][below], dtype=np.float32).tobytes()
+        ).hexdigest()
 
     def _stack(self, genomes: Sequence[np.ndarray]) -> torch.Tensor:
         full = [self.genome.expand(np.asarray(g)) for g in genomes]
-        return torch.from_numpy(np.stack(full).astype(np.float32)).to(self.flat.buffer.device)  # (P, LoRA genes)
+        return torch.from_numpy(np.stack(full).astype(np.float32)).to(
+            self.flat.buffer.device
+        )  # (P, LoRA genes)
 
     def validate(self, genome: np.ndarray) -> float | Validation:
         """The validation metric of ``genome`` on the validation split; in a budgeted study (``spec.budget``)
@@ -224,7 +256,9 @@ class Task:
             self._base_guards = self._guards(self._outputs(self.dev))
         return self._base_guards
 
-    def _judge(self, guards: dict[str, float], base: dict[str, float]) -> tuple[bool, dict[str, float], str]:
+    def _judge(
+        self, guards: dict[str, float], base: dict[str, float]
+    ) -> tuple[bool, dict[str, float], str]:
         """(within budget, the guards, why not): each guard against its bounds (``max_drop`` below the base's
         value, an absolute ``min``); a non-finite guard is out of budget."""
         why = []
@@ -234,7 +268,9 @@ class Task:
                 why.append(f"{name} is {v}")
                 continue
             if max_drop is not None and v < base[name] - max_drop:
-                why.append(f"{name} {v:.5f} < {base[name] - max_drop:.5f} (base {base[name]:.5f} - max_drop {max_drop:g})")
+                why.append(
+                    f"{name} {v:.5f} < {base[name] - max_drop:.5f} (base {base[name]:.5f} - max_drop {max_drop:g})"
+                )
             if floor is not None and v < floor:
                 why.append(f"{name} {v:.5f} < min {floor:g}")
         return not why, guards, "; ".join(why)
@@ -285,7 +321,9 @@ class Task:
         the held-out sources apart from the ones fitness saw). The whole-split value is :meth:`validate`'s."""
         return self._scores(genome, self.dev, self.val_items)
 
-    def _scores(self, genome: np.ndarray, data, items) -> tuple[float, dict[str, tuple[float, int]]]:
+    def _scores(
+        self, genome: np.ndarray, data, items
+    ) -> tuple[float, dict[str, tuple[float, int]]]:
         """The validation metric of ``genome`` on encoded ``data`` as a whole and on each source of ``items``."""
         self.write(genome)
         out = self._outputs(data)
@@ -308,13 +346,18 @@ class Task:
     def validation_measure(self) -> str:
         """What a validation value was measured with — the metric, its params and the validation examples
         themselves — as a short digest: two values compare only when their measures are equal."""
-        what = {"metric": self.spec.validation, "params": self.spec.validation_params,
-                "examples": self._records(self.val_items)}
+        what = {
+            "metric": self.spec.validation,
+            "params": self.spec.validation_params,
+            "examples": self._records(self.val_items),
+        }
         text = json.dumps(what, sort_keys=True, ensure_ascii=False, default=str)
         return f"{self.spec.validation}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
     def save_adapter(self, genome: np.ndarray, out) -> None:
-        self.flat.save_adapter(self.genome.expand(np.asarray(genome)), out, HUB_IDS.get(self.spec.base))
+        self.flat.save_adapter(
+            self.genome.expand(np.asarray(genome)), out, HUB_IDS.get(self.spec.base)
+        )
 
 
 class PairTask(Task):
@@ -326,7 +369,10 @@ class PairTask(Task):
         return self.evaluator.encode(pairs)
 
     def _records(self, pairs: Pairs) -> list[dict]:
-        return [{"sentence1": a, "sentence2": b, "score": float(g)} for a, b, g in zip(pairs.s1, pairs.s2, pairs.gold)]
+        return [
+            {"sentence1": a, "sentence2": b, "score": float(g)}
+            for a, b, g in zip(pairs.s1, pairs.s2, pairs.gold)
+        ]
 
     def _outputs(self, data: EncodedPairs):
         return self.evaluator.pair_outputs(data)
@@ -343,7 +389,7 @@ class PairTask(Task):
         return by
 
     def _outputs_population(self, data: EncodedPairs, genomes):
-        emb = self.evaluator.embed_population(data, self._deltas, self._stack(genomes))  # (P, sentences, hidden)
+        emb = self.evaluator.embed_population(
+            data, self._deltas, self._stack(genomes)
+        )  # (P, sentences, hidden)
         return [self.evaluator.pair_outputs(data, e) for e in emb]
-
-

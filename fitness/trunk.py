@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -23,19 +24,30 @@ __all__ = ["TrunkCache"]
 
 
 class TrunkCache:
-    def __init__(self, model: torch.nn.Module, adapted_layers: list[int], cache: bool | str = "auto",
-                 entries: int = 4, supported: bool = True, why: str = "") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        adapted_layers: list[int],
+        cache: bool | str = "auto",
+        entries: int = 4,
+        supported: bool = True,
+        why: str = "",
+    ) -> None:
         self.layers = find_layers(model)
         n = len(self.layers)
         self.first = min(adapted_layers) if adapted_layers else n
         ok = sorted(adapted_layers) == list(range(self.first, n)) and supported
         if cache is True and not ok:
-            raise ValueError(f"the trunk cache needs LoRA on a top slice of layers{why}, got layers {adapted_layers}")
+            raise ValueError(
+                f"the trunk cache needs LoRA on a top slice of layers{why}, got layers {adapted_layers}"
+            )
         self.enabled = ok if cache == "auto" else bool(cache)
         self._lru: OrderedDict[str, Any] = OrderedDict()
         self._entries = entries
         self.computations = 0  # how many times a trunk was (re)computed: for tests and benchmarks
-        self.start = self.first  # the layer each genome's own forward starts at (``shared_below`` raises it)
+        self.start = (
+            self.first
+        )  # the layer each genome's own forward starts at (``shared_below`` raises it)
         self._prefix = ""  # hash of the adapter below ``start`` that every genome in scope shares
 
     @contextlib.contextmanager
@@ -46,7 +58,9 @@ class TrunkCache:
             yield
             return
         if layer >= len(self.layers):
-            raise ValueError(f"shared_below: layer {layer} is beyond the model's {len(self.layers)} layers")
+            raise ValueError(
+                f"shared_below: layer {layer} is beyond the model's {len(self.layers)} layers"
+            )
         self.start, self._prefix = layer, prefix
         try:
             yield

@@ -5,37 +5,52 @@ Shared by a trial, its Ray actors and the benchmarks, so that each builds the sa
 from __future__ import annotations
 
 import dataclasses
-
-from typing import Sequence
+from collections.abc import Sequence
 
 from evolora.evolution import STRATEGIES, Evolution, LoopParams, Observer
 from evolora.evolution.speciation import SpeciationParams
 from evolora.fitness import TaskSpec
-
 from evolora.orchestrator.study.sections import BLOCK_MODULES, LoraConfig, StudyConfig, columns
 
 __all__ = ["task_spec", "loop_params", "strategy_params", "strategy_factory", "build_evolution"]
 
 
 _SPEC_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)}
-_SPEC_SECTIONS = ("model", "lora", "data", "fitness")  # their keys fill the TaskSpec fields of the same name
+_SPEC_SECTIONS = (
+    "model",
+    "lora",
+    "data",
+    "fitness",
+)  # their keys fill the TaskSpec fields of the same name
 
 
 def task_spec(cfg: StudyConfig) -> TaskSpec:
     """The resolved config → the plain values ``fitness`` builds a task from: every key of the model, lora,
     data and fitness sections named as a TaskSpec field is copied by name; the rest is derived here."""
-    named = {k: _plain(getattr(sec, k)) for sec in (getattr(cfg, n) for n in _SPEC_SECTIONS)
-             for k in type(sec).model_fields if k in _SPEC_FIELDS and k != "seed"}  # data.seed is data_seed
+    named = {
+        k: _plain(getattr(sec, k))
+        for sec in (getattr(cfg, n) for n in _SPEC_SECTIONS)
+        for k in type(sec).model_fields
+        if k in _SPEC_FIELDS and k != "seed"
+    }  # data.seed is data_seed
     v = cfg.validation
-    return TaskSpec(**{
-        **named, "seed": cfg.seed, "data_seed": cfg.data.seed, "val_sources": tuple(cfg.data.val_sources or ()),
-        "columns": columns(cfg.data), "blocks": _blocks(cfg.lora), "trunk_memo": _trunk_memo(cfg),
-        "terms": tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms),
-        "validation": v.metric, "validation_params": dict(v.params),
-        "budget": tuple((g.metric, dict(g.params), g.max_drop, g.min) for g in v.budget)
-        + tuple((w.metric, dict(w.params), None, None) for w in v.watch),
-        "objectives": tuple((o.metric, dict(o.params)) for o in cfg.sweep.objectives or ()),
-    })
+    return TaskSpec(
+        **{
+            **named,
+            "seed": cfg.seed,
+            "data_seed": cfg.data.seed,
+            "val_sources": tuple(cfg.data.val_sources or ()),
+            "columns": columns(cfg.data),
+            "blocks": _blocks(cfg.lora),
+            "trunk_memo": _trunk_memo(cfg),
+            "terms": tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms),
+            "validation": v.metric,
+            "validation_params": dict(v.params),
+            "budget": tuple((g.metric, dict(g.params), g.max_drop, g.min) for g in v.budget)
+            + tuple((w.metric, dict(w.params), None, None) for w in v.watch),
+            "objectives": tuple((o.metric, dict(o.params)) for o in cfg.sweep.objectives or ()),
+        }
+    )
 
 
 def _plain(value):
@@ -56,15 +71,26 @@ def _trunk_memo(cfg: StudyConfig) -> bool | str:
 def _blocks(lora: LoraConfig) -> dict | None:
     if lora.blocks is None:
         return None
-    return {name: {"modules": b.modules or BLOCK_MODULES[name], "rank": b.rank or lora.rank,
-                   "alpha": b.alpha or lora.alpha, "layers": b.layers}
-            for name, b in lora.blocks.items() if b.enabled}
+    return {
+        name: {
+            "modules": b.modules or BLOCK_MODULES[name],
+            "rank": b.rank or lora.rank,
+            "alpha": b.alpha or lora.alpha,
+            "layers": b.layers,
+        }
+        for name, b in lora.blocks.items()
+        if b.enabled
+    }
 
 
 def loop_params(cfg: StudyConfig, checkpoint_every: int = 0) -> LoopParams:
-    return LoopParams(generations=cfg.evolution.generations, validate_every=cfg.validation.every,
-                      reevaluate=cfg.data.rotate, hall_of_fame=cfg.evolution.hall_of_fame,
-                      checkpoint_every=checkpoint_every)
+    return LoopParams(
+        generations=cfg.evolution.generations,
+        validate_every=cfg.validation.every,
+        reevaluate=cfg.data.rotate,
+        hall_of_fame=cfg.evolution.hall_of_fame,
+        checkpoint_every=checkpoint_every,
+    )
 
 
 def strategy_params(cfg: StudyConfig):
@@ -83,18 +109,35 @@ def strategy_factory(cfg: StudyConfig, layout):
     cls, params = STRATEGIES[e.strategy], strategy_params(cfg)
     speciation = None
     if cls.speciates and e.speciation.enabled:
-        speciation = SpeciationParams(**{k: getattr(e.speciation, k) for k in type(e.speciation).model_fields
-                                         if k in _SPECIATION_FIELDS})
+        speciation = SpeciationParams(
+            **{
+                k: getattr(e.speciation, k)
+                for k in type(e.speciation).model_fields
+                if k in _SPECIATION_FIELDS
+            }
+        )
     return lambda rng, new_id: cls.create(params, rng, new_id, layout, speciation)
 
 
 _SPECIATION_FIELDS = tuple(f.name for f in dataclasses.fields(SpeciationParams))
 
 
-def build_evolution(cfg: StudyConfig, task, evaluate=None, observers: Sequence[Observer] = (),
-                    checkpoint_every: int = 0) -> Evolution:
+def build_evolution(
+    cfg: StudyConfig,
+    task,
+    evaluate=None,
+    observers: Sequence[Observer] = (),
+    checkpoint_every: int = 0,
+) -> Evolution:
     """The one generation loop a study makes (a trial, its benchmarks): the task's seed genome and
     validation, the configured strategy, scored by ``evaluate`` (default: the task in this process)."""
-    return Evolution(loop_params(cfg, checkpoint_every), None, task.seed_genome(), evaluate or task.evaluate,
-                     task.validate, seed=cfg.seed, observers=list(observers),
-                     strategy=strategy_factory(cfg, task.layout))
+    return Evolution(
+        loop_params(cfg, checkpoint_every),
+        None,
+        task.seed_genome(),
+        evaluate or task.evaluate,
+        task.validate,
+        seed=cfg.seed,
+        observers=list(observers),
+        strategy=strategy_factory(cfg, task.layout),
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["Terminated", "handle_sigterm", "deferred_signals"]
 

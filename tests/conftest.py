@@ -6,7 +6,9 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 # processes at one thread finish sooner than one at two, and never oversubscribe a 2-core machine); a plain
 # `pytest` run uses two. EVOLORA_TEST_THREADS overrides either. Processes a test starts get the same through
 # OMP_NUM_THREADS (set, not defaulted: the xdist controller imports this file too, and its workers inherit its env).
-THREADS = int(os.environ.get("EVOLORA_TEST_THREADS") or (1 if os.environ.get("PYTEST_XDIST_WORKER") else 2))
+THREADS = int(
+    os.environ.get("EVOLORA_TEST_THREADS") or (1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+)
 os.environ["OMP_NUM_THREADS"] = str(THREADS)
 
 from pathlib import Path  # noqa: E402
@@ -38,9 +40,19 @@ def tiny_study(tmp_path: Path, **over) -> dict:
         "name": "tiny",
         "seed": 3,
         "lora": {"rank": 2, "alpha": 4, "target_modules": ["query", "value"], "layers": [5]},
-        "data": {"train_path": str(STSB / "sts-train.csv"), "dev_path": str(STSB / "sts-dev.csv"),
-                 "train_subset": 24, "dev_subset": 40, "batch_size": 16},
-        "evolution": {"population": 4, "generations": 3, "tournament_size": 2, "mutation_sigma": 0.05},
+        "data": {
+            "train_path": str(STSB / "sts-train.csv"),
+            "dev_path": str(STSB / "sts-dev.csv"),
+            "train_subset": 24,
+            "dev_subset": 40,
+            "batch_size": 16,
+        },
+        "evolution": {
+            "population": 4,
+            "generations": 3,
+            "tournament_size": 2,
+            "mutation_sigma": 0.05,
+        },
         "mlflow": {"experiment": "tests", "flush_every": 2},
     }
     for path, value in over.items():

@@ -14,15 +14,34 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = ("evolution", "fitness", "orchestrator", "benchmarks")  # installed as evolora.<folder>
 FORBIDDEN = {
-    "evolution": {"torch", "peft", "mlflow", "optuna", "transformers", "evolora.fitness", "evolora.orchestrator",
-                  "evolora.benchmarks"},
+    "evolution": {
+        "torch",
+        "peft",
+        "mlflow",
+        "optuna",
+        "transformers",
+        "evolora.fitness",
+        "evolora.orchestrator",
+        "evolora.benchmarks",
+    },
     "fitness": {"evolora.orchestrator", "evolora.benchmarks", "mlflow", "optuna"},
-    "orchestrator": {"evolora.benchmarks"},  # the bench is a command the CLI discovers (an entry point)
+    "orchestrator": {
+        "evolora.benchmarks"
+    },  # the bench is a command the CLI discovers (an entry point)
 }
 # The orchestrator's rooms, lowest first: a module imports from its own room or a lower one, never a higher one
 # nor a sibling of the same rank.
-ROOMS = {"errors": 0, "signals": 0, "study": 1, "tracking": 1, "assembly": 2, "distributed": 3, "run": 4,
-         "sweep": 5, "cli": 6}
+ROOMS = {
+    "errors": 0,
+    "signals": 0,
+    "study": 1,
+    "tracking": 1,
+    "assembly": 2,
+    "distributed": 3,
+    "run": 4,
+    "sweep": 5,
+    "cli": 6,
+}
 
 
 def _module_name(path: Path) -> str:
@@ -81,8 +100,19 @@ def test_nothing_imports_the_facade():
 def test_the_folders_are_imported_as_evolora_sub_packages_only():
     """``import fitness`` would load a second copy of a package beside ``evolora.fitness``: no source, test or
     example names a folder as a top-level module (installed, there is none)."""
-    files = [p for d in (*FOLDERS, "evolora", "tests", "examples", "docs") for p in (ROOT / d).rglob("*.py")]
-    bad = sorted({str(f.relative_to(ROOT)) for f in files for m, _ in _statements(f) if m.split(".")[0] in FOLDERS})
+    files = [
+        p
+        for d in (*FOLDERS, "evolora", "tests", "examples", "docs")
+        for p in (ROOT / d).rglob("*.py")
+    ]
+    bad = sorted(
+        {
+            str(f.relative_to(ROOT))
+            for f in files
+            for m, _ in _statements(f)
+            if m.split(".")[0] in FOLDERS
+        }
+    )
     assert not bad, bad
 
 
@@ -93,8 +123,12 @@ def _room(module: str) -> str | None:
 
 def test_the_orchestrator_rooms_import_downwards_only():
     files = sorted((ROOT / "orchestrator").rglob("*.py"))
-    rooms = {p.stem if p.parent == ROOT / "orchestrator" else p.parent.name for p in files} - {"__init__"}
-    assert rooms == set(ROOMS), f"a room without a rank (or a rank without a room): {rooms ^ set(ROOMS)}"
+    rooms = {p.stem if p.parent == ROOT / "orchestrator" else p.parent.name for p in files} - {
+        "__init__"
+    }
+    assert rooms == set(ROOMS), (
+        f"a room without a rank (or a rank without a room): {rooms ^ set(ROOMS)}"
+    )
     bad = []
     for f in files:
         mine = _room(_module_name(f))
@@ -107,7 +141,9 @@ def test_the_orchestrator_rooms_import_downwards_only():
 
 def test_the_room_check_sees_an_upward_import(tmp_path):
     assert ROOMS["run"] > ROOMS["assembly"] and ROOMS["sweep"] > ROOMS["run"]
-    assert _room("evolora.orchestrator.run.trial") == "run" and _room("evolora.fitness.tasks") is None
+    assert (
+        _room("evolora.orchestrator.run.trial") == "run" and _room("evolora.fitness.tasks") is None
+    )
 
 
 # ---- module graph: no circles, nothing heavy at the CLI's import, no trial concepts in the inner loop -----
@@ -187,25 +223,38 @@ def test_the_inner_loop_raises_no_tracking_or_optuna_concepts():
     words = ("trial", "prune", "fence", "tracking", "optuna", "mlflow")
     for path in (ROOT / "evolution").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ClassDef) and any(isinstance(b, ast.Name) and b.id.endswith(("Error", "Exception"))
-                                                      or b.id in ("EvoloraError",) for b in node.bases
-                                                      if isinstance(b, ast.Name)):
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(b, ast.Name)
+                and b.id.endswith(("Error", "Exception"))
+                or b.id in ("EvoloraError",)
+                for b in node.bases
+                if isinstance(b, ast.Name)
+            ):
                 assert not any(w in node.name.lower() for w in words), (path.name, node.name)
 
 
 def test_no_module_over_400_lines():
     """A module holds one job: past 400 lines it holds two (split it by job, as orchestrator/ and fitness/ are)."""
-    long = {str(p.relative_to(ROOT)): n for pkg in (*FOLDERS, "evolora") for p in (ROOT / pkg).rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > 400}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for pkg in (*FOLDERS, "evolora")
+        for p in (ROOT / pkg).rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
     assert not long, long
 
 
 def test_no_function_over_60_lines():
     """A function does one thing a reader holds at once: past 60 lines it is several steps to name (as a
     trial's run is: its loop, its scoring, how it stopped)."""
-    long = {f"{p.relative_to(ROOT)}::{n.name}": n.end_lineno - n.lineno + 1 for pkg in (*FOLDERS, "evolora")
-            for p in (ROOT / pkg).rglob("*.py") for n in ast.walk(ast.parse(p.read_text()))
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 60}
+    long = {
+        f"{p.relative_to(ROOT)}::{n.name}": n.end_lineno - n.lineno + 1
+        for pkg in (*FOLDERS, "evolora")
+        for p in (ROOT / pkg).rglob("*.py")
+        for n in ast.walk(ast.parse(p.read_text()))
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and n.end_lineno - n.lineno + 1 > 60
+    }
     assert not long, long
 
 
@@ -220,9 +269,20 @@ def test_every_study_section_key_a_task_spec_field_names_is_copied_by_name():
     cfg = load_study(ROOT / "studies" / "stsb-best.yaml")
     spec = task_spec(cfg)
     fields = {f.name for f in dataclasses.fields(spec)}
-    derived = {"seed", "trunk_memo", "blocks", "columns", "val_sources", "terms"}  # computed from the section
-    shared = [(name, k) for name in _SPEC_SECTIONS for k in type(getattr(cfg, name)).model_fields
-              if k in fields and k not in derived]
+    derived = {
+        "seed",
+        "trunk_memo",
+        "blocks",
+        "columns",
+        "val_sources",
+        "terms",
+    }  # computed from the section
+    shared = [
+        (name, k)
+        for name in _SPEC_SECTIONS
+        for k in type(getattr(cfg, name)).model_fields
+        if k in fields and k not in derived
+    ]
     assert len(shared) >= 30, shared
     for name, k in shared:
         value = getattr(getattr(cfg, name), k)

@@ -11,16 +11,47 @@ from evolora.orchestrator.cli.commands import main
 def test_bench_json_has_one_object_per_model_and_path(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EVOLORA_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "bench.json"
-    assert main(["bench", "--population", "2", "--batch", "8", "--repeats", "1", "--batched-chunk", "2",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--population",
+                "2",
+                "--batch",
+                "8",
+                "--repeats",
+                "1",
+                "--batched-chunk",
+                "2",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())
-    keys = {"model", "path", "evals_per_s", "min", "max", "ratio_to_bound", "ratio_to_naive", "overhead_share",
-            "threads", "peak_rss_mb"}
+    keys = {
+        "model",
+        "path",
+        "evals_per_s",
+        "min",
+        "max",
+        "ratio_to_bound",
+        "ratio_to_naive",
+        "overhead_share",
+        "threads",
+        "peak_rss_mb",
+    }
     gen = ("gen-bound", "gen-naive", "gen-one-by-one", "gen-batched", "gen-genomes")
-    assert {(r["model"], r["path"]) for r in rows} == {(m, p) for m in ("minilm", "lfm2-tiny")
-                                                       for p in ("bound", "naive", "full", "layer-blocks", "cached-1", "cached-2", "batched")
-                                                       } | {("lfm2-tiny", p) for p in gen} | {
-                                                       ("minilm", "per-pair"), ("minilm", "per-pair-memo"), ("minilm", "padded")}
+    assert {(r["model"], r["path"]) for r in rows} == {
+        (m, p)
+        for m in ("minilm", "lfm2-tiny")
+        for p in ("bound", "naive", "full", "layer-blocks", "cached-1", "cached-2", "batched")
+    } | {("lfm2-tiny", p) for p in gen} | {
+        ("minilm", "per-pair"),
+        ("minilm", "per-pair-memo"),
+        ("minilm", "padded"),
+    }
     for r in rows:
         assert keys <= set(r)
         assert r["min"] <= r["evals_per_s"] <= r["max"] and r["evals_per_s"] > 0
@@ -43,7 +74,15 @@ def test_bench_actors_rows_and_the_es_bytes_do_not_grow_with_the_genome(tmp_path
     rows = {r["row"]: r for r in json.loads(out.read_text())}
     assert list(rows) == ["process", "ray-1", "ray-2", "ray-2 rank-16", "ray-2 ga"]
     for r in rows.values():
-        assert {"actors", "threads_per_actor", "genes", "gen_s", "ratio", "bytes_per_genome", "genome_bytes"} <= set(r)
+        assert {
+            "actors",
+            "threads_per_actor",
+            "genes",
+            "gen_s",
+            "ratio",
+            "bytes_per_genome",
+            "genome_bytes",
+        } <= set(r)
         assert r["gen_s"] > 0 and r["ratio"] > 0
     assert rows["process"]["bytes_per_genome"] == 0 and rows["process"]["ratio"] == 1
     small, big = rows["ray-2"], rows["ray-2 rank-16"]

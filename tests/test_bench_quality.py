@@ -16,22 +16,61 @@ from evolora.orchestrator.cli.commands import main
 from .conftest import THREADS
 
 HELPER = Path(__file__).resolve().parent / "helpers" / "score_adapter.py"
-KEYS = {"row", "test_base", "test_final", "test_gain_points", "seconds_to", "seconds", "budget_s", "curve",
-        "threads", "adapter", "share_of_gradient", "test_by_source"}
+KEYS = {
+    "row",
+    "test_base",
+    "test_final",
+    "test_gain_points",
+    "seconds_to",
+    "seconds",
+    "budget_s",
+    "curve",
+    "threads",
+    "adapter",
+    "share_of_gradient",
+    "test_by_source",
+}
 
 
 @pytest.mark.slow
 def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, minilm_dir):
     out = tmp_path / "q"
     js = tmp_path / "quality.json"
-    second = tmp_path / "more-pairs.jsonl"  # a user's own test set beside sts-dev: 30 pairs of another file
+    second = (
+        tmp_path / "more-pairs.jsonl"
+    )  # a user's own test set beside sts-dev: 30 pairs of another file
     from evolora.fitness import PACKAGED_STSB, load_sts
 
     pairs = load_sts(PACKAGED_STSB / "sts-train.csv", "t")
-    second.write_text("".join(json.dumps({"sentence1": pairs.s1[i], "sentence2": pairs.s2[i],
-                                          "score": float(pairs.gold[i])}) + "\n" for i in range(0, 300, 10)))
-    assert main(["bench", "--quality", "--tiny", "--minutes", "0.04", "--threads", str(THREADS), "--out", str(out),
-                 "--json", str(js), "--test", str(second)]) == 0
+    second.write_text(
+        "".join(
+            json.dumps(
+                {"sentence1": pairs.s1[i], "sentence2": pairs.s2[i], "score": float(pairs.gold[i])}
+            )
+            + "\n"
+            for i in range(0, 300, 10)
+        )
+    )
+    assert (
+        main(
+            [
+                "bench",
+                "--quality",
+                "--tiny",
+                "--minutes",
+                "0.04",
+                "--threads",
+                str(THREADS),
+                "--out",
+                str(out),
+                "--json",
+                str(js),
+                "--test",
+                str(second),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(js.read_text())
     assert [r["row"] for r in rows] == list(ROWS)
     assert (out / "quality.png").stat().st_size > 10_000
@@ -49,22 +88,52 @@ def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, mini
         if grad > 0:
             assert abs(r["share_of_gradient"] - r["test_gain_points"] / grad) < 1e-3
         # the row's answer, as a stock PEFT adapter, in a fresh process without evolora
-        proc = subprocess.run([sys.executable, str(HELPER), str(minilm_dir), r["adapter"],
-                               str(out / "sts-dev-tiny.csv"), str(tmp_path / "idx.npy")], capture_output=True,
-                              text=True, env={**os.environ, "PYTHONPATH": ""}, cwd=tmp_path)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(HELPER),
+                str(minilm_dir),
+                r["adapter"],
+                str(out / "sts-dev-tiny.csv"),
+                str(tmp_path / "idx.npy"),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": ""},
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert abs(float(proc.stdout.strip().splitlines()[-1]) - r["test_final"]) < 1e-5, r["row"]
         # the tiny test split is one source (its first 40 pairs): that source's gain is the row's gain
-        assert list(r["test_by_source"]) == ["MSRvid"] and r["test_by_source"]["MSRvid"]["pairs"] == 40
-        assert abs(r["test_by_source"]["MSRvid"]["gain_points"] - r["test_gain_points"]) < 1e-3, r["row"]
-        assert list(r["test_sets"]) == ["more-pairs.jsonl"] and r["test_sets"]["more-pairs.jsonl"]["pairs"] == 30
-        assert r["test_sets"]["more-pairs.jsonl"]["base"] == rows[0]["test_sets"]["more-pairs.jsonl"]["base"]
-        assert set(r["time_to"]) == {"+0.5", "+1.0"} and r["time_to"]["+0.5"]["seconds"] == r["seconds_to"]["+0.5"]
+        assert (
+            list(r["test_by_source"]) == ["MSRvid"] and r["test_by_source"]["MSRvid"]["pairs"] == 40
+        )
+        assert abs(r["test_by_source"]["MSRvid"]["gain_points"] - r["test_gain_points"]) < 1e-3, r[
+            "row"
+        ]
+        assert (
+            list(r["test_sets"]) == ["more-pairs.jsonl"]
+            and r["test_sets"]["more-pairs.jsonl"]["pairs"] == 30
+        )
+        assert (
+            r["test_sets"]["more-pairs.jsonl"]["base"]
+            == rows[0]["test_sets"]["more-pairs.jsonl"]["base"]
+        )
+        assert (
+            set(r["time_to"]) == {"+0.5", "+1.0"}
+            and r["time_to"]["+0.5"]["seconds"] == r["seconds_to"]["+0.5"]
+        )
     assert rows[0]["steps"] > 0 and all(r["evaluations"] > 0 for r in rows[1:])
     peers = {r["row"]: r["peer"] for r in rows if "peer" in r}
     assert set(peers) == {"evotorch-pgpe", "evotorch-snes", "nevergrad-ngopt"}
-    assert peers["evotorch-pgpe"]["algorithm"] == "PGPE" and peers["evotorch-snes"]["algorithm"] == "SNES"
-    assert peers["evotorch-pgpe"]["version"] == "0.6.1" and peers["nevergrad-ngopt"]["version"] == "1.0.12"
+    assert (
+        peers["evotorch-pgpe"]["algorithm"] == "PGPE"
+        and peers["evotorch-snes"]["algorithm"] == "SNES"
+    )
+    assert (
+        peers["evotorch-pgpe"]["version"] == "0.6.1"
+        and peers["nevergrad-ngopt"]["version"] == "1.0.12"
+    )
 
 
 def test_curve_samples_densely_early_then_evenly():
@@ -85,7 +154,7 @@ def test_curve_samples_densely_early_then_evenly():
     curve = Curve(clock, lambda answer: scored.append(answer) or answer)
     for second in range(0, 1981):
         clock.now = float(second)
-        curve.maybe(second // 100, lambda: float(second // 100))
+        curve.maybe(second // 100, lambda second=second: float(second // 100))
     curve.maybe(19, lambda: 19.0, force=True)
     times = [t for t, _ in curve.points]
     assert times[:7] == [0.0, 15.0, 30.0, 60.0, 120.0, 240.0, 480.0] and times[-1] == 1980.0
@@ -105,21 +174,52 @@ def test_the_table_shows_each_rows_gain_by_source_when_the_test_split_has_severa
     from evolora.benchmarks.quality_report import format_quality
 
     def row(name, gain, by):
-        return {"row": name, "test_base": 0.8, "test_final": 0.8 + gain / 100, "test_gain_points": gain,
-                "share_of_gradient": None, "seconds_to": {f"+{t}": None for t in THRESHOLDS}, "steps": 1,
-                "budget_s": 60.0, "threads": 2, "test_by_source": by}
+        return {
+            "row": name,
+            "test_base": 0.8,
+            "test_final": 0.8 + gain / 100,
+            "test_gain_points": gain,
+            "share_of_gradient": None,
+            "seconds_to": {f"+{t}": None for t in THRESHOLDS},
+            "steps": 1,
+            "budget_s": 60.0,
+            "threads": 2,
+            "test_by_source": by,
+        }
 
-    text = format_quality([row("gradient", 2.4, {"MSRpar": {"pairs": 250, "gain_points": 11.68},
-                                                 "answers-forums": {"pairs": 375, "gain_points": 1.17}}),
-                           row("best", 1.35, {"MSRpar": {"pairs": 250, "gain_points": 5.52},
-                                              "answers-forums": {"pairs": 375, "gain_points": -0.22}})])
+    text = format_quality(
+        [
+            row(
+                "gradient",
+                2.4,
+                {
+                    "MSRpar": {"pairs": 250, "gain_points": 11.68},
+                    "answers-forums": {"pairs": 375, "gain_points": 1.17},
+                },
+            ),
+            row(
+                "best",
+                1.35,
+                {
+                    "MSRpar": {"pairs": 250, "gain_points": 5.52},
+                    "answers-forums": {"pairs": 375, "gain_points": -0.22},
+                },
+            ),
+        ]
+    )
     lines = text.splitlines()
     i = next(n for n, ln in enumerate(lines) if ln.startswith("gain pts by source"))
     assert lines[i].split()[-2:] == ["MSRpar", "answers-forums"]
     assert lines[i + 1].split()[-2:] == ["250", "375"]
-    assert lines[i + 3].split() == ["gradient", "+11.68", "+1.17"] and lines[i + 4].split() == ["best", "+5.52", "-0.22"]
+    assert lines[i + 3].split() == ["gradient", "+11.68", "+1.17"] and lines[i + 4].split() == [
+        "best",
+        "+5.52",
+        "-0.22",
+    ]
     # one source only (the tiny split): no by-source table
-    assert "by source" not in format_quality([row("best", 1.0, {"MSRvid": {"pairs": 40, "gain_points": 1.0}})])
+    assert "by source" not in format_quality(
+        [row("best", 1.0, {"MSRvid": {"pairs": 40, "gain_points": 1.0}})]
+    )
 
 
 def test_time_to_quality_ratios_against_the_slowest_peer_and_the_gradient():
@@ -128,22 +228,65 @@ def test_time_to_quality_ratios_against_the_slowest_peer_and_the_gradient():
     from evolora.benchmarks.quality_report import format_quality, time_ratios
 
     def row(name, t05, t10):
-        return {"row": name, "seconds_to": {"+0.5": t05, "+1.0": t10, "+2.0": None}, "budget_s": 600.0,
-                "test_base": 0.8, "test_final": 0.81, "test_gain_points": 1.0, "threads": 1, "evaluations": 1}
+        return {
+            "row": name,
+            "seconds_to": {"+0.5": t05, "+1.0": t10, "+2.0": None},
+            "budget_s": 600.0,
+            "test_base": 0.8,
+            "test_final": 0.81,
+            "test_gain_points": 1.0,
+            "threads": 1,
+            "evaluations": 1,
+        }
 
-    rows = [row("gradient", 30.0, 60.0), row("best", 60.0, 120.0), row("evotorch-pgpe", 300.0, None),
-            row("evotorch-snes", 100.0, None), row("nevergrad-ngopt", None, None)]
+    rows = [
+        row("gradient", 30.0, 60.0),
+        row("best", 60.0, 120.0),
+        row("evotorch-pgpe", 300.0, None),
+        row("evotorch-snes", 100.0, None),
+        row("nevergrad-ngopt", None, None),
+    ]
     r = time_ratios(rows)
-    assert r["+0.5"]["best"] == {"seconds": 60.0, "vs_slowest_peer": 10.0, "slowest_peer": "nevergrad-ngopt",
-                                 "at_least": True, "x_gradient_time": 2.0}
-    assert r["+1.0"]["best"]["vs_slowest_peer"] == 5.0 and r["+1.0"]["best"]["x_gradient_time"] == 2.0
-    assert r["+0.5"]["evotorch-snes"]["vs_slowest_peer"] == 6.0 and r["+0.5"]["nevergrad-ngopt"] == {"seconds": None}
+    assert r["+0.5"]["best"] == {
+        "seconds": 60.0,
+        "vs_slowest_peer": 10.0,
+        "slowest_peer": "nevergrad-ngopt",
+        "at_least": True,
+        "x_gradient_time": 2.0,
+    }
+    assert (
+        r["+1.0"]["best"]["vs_slowest_peer"] == 5.0 and r["+1.0"]["best"]["x_gradient_time"] == 2.0
+    )
+    assert r["+0.5"]["evotorch-snes"]["vs_slowest_peer"] == 6.0 and r["+0.5"][
+        "nevergrad-ngopt"
+    ] == {"seconds": None}
     text = format_quality(rows)
-    assert "time to +1.0 test points: gradient 1.0 min, ≥10× sooner than every peer, 1× the gradient's time" in text
-    assert "best 2.0 min, ≥5× sooner than every peer, 2× the gradient's time; evotorch-pgpe not reached" in text
+    assert (
+        "time to +1.0 test points: gradient 1.0 min, ≥10× sooner than every peer, 1× the gradient's time"
+        in text
+    )
+    assert (
+        "best 2.0 min, ≥5× sooner than every peer, 2× the gradient's time; evotorch-pgpe not reached"
+        in text
+    )
     assert "time to +0.5 test points: gradient 0.5 min, ≥20× sooner than nevergrad-ngopt" in text
 
 
 def test_a_missing_further_test_set_is_exit_2_before_any_row_runs(tmp_path, capsys):
-    assert main(["bench", "--quality", "--tiny", "--out", str(tmp_path / "q"), "--test", str(tmp_path / "no.csv")]) == 2
-    assert "--test: test file not found" in capsys.readouterr().err and not (tmp_path / "q").exists()
+    assert (
+        main(
+            [
+                "bench",
+                "--quality",
+                "--tiny",
+                "--out",
+                str(tmp_path / "q"),
+                "--test",
+                str(tmp_path / "no.csv"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        "--test: test file not found" in capsys.readouterr().err and not (tmp_path / "q").exists()
+    )

@@ -22,19 +22,41 @@ def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
     mkdocs = Path(sys.executable).parent / "mkdocs"
     if not mkdocs.exists():
-        pytest.fail(f"{mkdocs} is missing: `make setup` installs the docs tools (pip install -e '.[dev]')")
-    proc = subprocess.run([str(mkdocs), "build", "--strict", "--site-dir", str(out)], cwd=ROOT, capture_output=True,
-                          text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+        pytest.fail(
+            f"{mkdocs} is missing: `make setup` installs the docs tools (pip install -e '.[dev]')"
+        )
+    proc = subprocess.run(
+        [str(mkdocs), "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
 
 
 def test_the_site_builds_strictly_with_every_page(site):
-    for page in ("index", "getting-started", "studies", "reference/study-file", "strategies", "fitness", "causal",
-                 "sweeps", "tracking", "benchmarks", "architecture", "api", "results/index"):
+    for page in (
+        "index",
+        "getting-started",
+        "studies",
+        "reference/study-file",
+        "strategies",
+        "fitness",
+        "causal",
+        "sweeps",
+        "tracking",
+        "benchmarks",
+        "architecture",
+        "api",
+        "results/index",
+    ):
         assert (site / f"{page}.html").is_file(), page
     api = (site / "api.html").read_text(encoding="utf-8")
-    assert "register_reward" in api and "Evolve one adapter" in api  # mkdocstrings rendered the docstrings
+    assert (
+        "register_reward" in api and "Evolve one adapter" in api
+    )  # mkdocstrings rendered the docstrings
 
 
 def test_the_built_site_needs_no_network(site):
@@ -53,7 +75,13 @@ def test_the_site_reads_offline_in_a_browser_with_navigation_and_search(site, tm
     try:
         driver.get((site / "index.html").as_uri())  # from disk: no server, no network
         nav = wait_text(driver, "Sweeps and scale-out")
-        for title in ("Getting started", "Study files", "Fitness terms and plug-ins", "Results", "Python API"):
+        for title in (
+            "Getting started",
+            "Study files",
+            "Fitness terms and plug-ins",
+            "Results",
+            "Python API",
+        ):
             assert title in nav
         driver.find_element(By.LINK_TEXT, "Getting started").click()
         wait_text(driver, "What the quickstart leaves")
@@ -62,10 +90,16 @@ def test_the_site_reads_offline_in_a_browser_with_navigation_and_search(site, tm
         box.send_keys("speciation")
 
         def results():
-            items = [i for i in driver.find_elements(By.CSS_SELECTOR, ".md-search-result__item") if i.text]
+            items = [
+                i
+                for i in driver.find_elements(By.CSS_SELECTOR, ".md-search-result__item")
+                if i.text
+            ]
             return items if items else None
 
-        hits = wait_for(driver, results, "search results for 'speciation'")  # the index, searched in a worker
+        hits = wait_for(
+            driver, results, "search results for 'speciation'"
+        )  # the index, searched in a worker
         assert any("speciation" in h.text.lower() for h in hits)
         driver.save_screenshot(str(tmp_path / "docs-search.png"))
         box.send_keys(Keys.ENTER)  # opens the first result, the term highlighted
@@ -77,11 +111,22 @@ def test_the_site_reads_offline_in_a_browser_with_navigation_and_search(site, tm
 
 def test_the_study_file_reference_page_is_the_schema():
     page = (ROOT / REFERENCE_PAGE).read_text(encoding="utf-8")
-    assert page == study_reference(), ("docs/reference/study-file.md is not the schema's reference: run "
-                                       "`evolora schema > docs/reference/study-file.md`")
+    assert page == study_reference(), (
+        "docs/reference/study-file.md is not the schema's reference: run "
+        "`evolora schema > docs/reference/study-file.md`"
+    )
     from evolora.orchestrator.study.sections import StudyConfig
 
-    for section in ("model", "lora", "data", "fitness", "validation", "evolution", "mlflow", "sweep"):
+    for section in (
+        "model",
+        "lora",
+        "data",
+        "fitness",
+        "validation",
+        "evolution",
+        "mlflow",
+        "sweep",
+    ):
         model = StudyConfig.model_fields[section].default.__class__
         for key in model.model_fields:
             assert f"| `{key}` |" in page.split(f"## `{section}`", 1)[1], f"{section}.{key}"
@@ -89,7 +134,9 @@ def test_the_study_file_reference_page_is_the_schema():
 
 def test_every_shipped_study_is_documented_on_the_studies_page():
     page = (ROOT / "docs" / "studies.md").read_text(encoding="utf-8")
-    for study in sorted((ROOT / "studies").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml")):
+    for study in sorted((ROOT / "studies").glob("*.yaml")) + sorted(
+        (ROOT / "examples").glob("*.yaml")
+    ):
         assert f"`{study.relative_to(ROOT)}`" in page, study.name
 
 

@@ -16,9 +16,22 @@ from transformers import AutoModelForCausalLM
 
 ROOT = Path(__file__).resolve().parent.parent
 EVOLORA = [sys.executable, "-m", "evolora"]
-TINY = ["--set", "model.base=lfm2-tiny", "--set", "evolution.generations=2", "--set", "evolution.population=4",
-        "--set", "data.train_subset=8", "--set", "data.dev_subset=16", "--set", "validation.every=1",
-        "--set", "data.batch_size=16"]
+TINY = [
+    "--set",
+    "model.base=lfm2-tiny",
+    "--set",
+    "evolution.generations=2",
+    "--set",
+    "evolution.population=4",
+    "--set",
+    "data.train_subset=8",
+    "--set",
+    "data.dev_subset=16",
+    "--set",
+    "validation.every=1",
+    "--set",
+    "data.batch_size=16",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +39,22 @@ def plugin():
     try:
         return distribution("evolora-example-plugin")
     except PackageNotFoundError:
-        pytest.fail("the example plug-in package is not installed in this environment: run `make setup` "
-                    "(it runs pip install -e examples/evolora-example-plugin)")
+        pytest.fail(
+            "the example plug-in package is not installed in this environment: run `make setup` "
+            "(it runs pip install -e examples/evolora-example-plugin)"
+        )
 
 
 def _evolora(tmp_path, *argv, check=True):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EVOLORA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([*EVOLORA, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "EVOLORA_CACHE": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+    }
+    out = subprocess.run(
+        [*EVOLORA, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
     if check:
         assert out.returncode == 0, out.stderr[-3000:]
     return out
@@ -40,9 +62,14 @@ def _evolora(tmp_path, *argv, check=True):
 
 def test_evolora_terms_lists_the_installed_plugins_with_kind_origin_and_params(tmp_path, plugin):
     rows = {r["name"]: r for r in json.loads(_evolora(tmp_path, "terms", "--json").stdout)}
-    assert rows["concise_caption"]["task"] == "causal, batch" and rows["concise_caption"]["params"] == "max_words=4"
-    assert rows["concise_caption"]["origin"] == \
-        f"entry point evolora_example.rewards:concise_caption (evolora-example-plugin {plugin.version})"
+    assert (
+        rows["concise_caption"]["task"] == "causal, batch"
+        and rows["concise_caption"]["params"] == "max_words=4"
+    )
+    assert (
+        rows["concise_caption"]["origin"]
+        == f"entry point evolora_example.rewards:concise_caption (evolora-example-plugin {plugin.version})"
+    )
     assert rows["paraphrase_accuracy"]["task"] == "pairs, batch"
     assert rows["likelihood"]["origin"] == "built-in"
 
@@ -51,17 +78,45 @@ def test_evolora_terms_lists_the_installed_plugins_with_kind_origin_and_params(t
 def test_a_reward_study_on_the_example_plugin_runs_sweeps_registers_and_exports(tmp_path, plugin):
     study = str(ROOT / "examples" / "concise-captions.yaml")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run = _evolora(tmp_path, "run", study, *TINY, "--tracking-uri", uri, "--no-progress", "--register")
-    assert "validation (concise_caption)" in run.stdout and "budget (likelihood at most 0.1 below the base)" in run.stdout
-    sweep = _evolora(tmp_path, "sweep", study, *TINY, "--n-trials", "2", "--tracking-uri", uri, "--no-progress",
-                     "--storage", str(tmp_path / "journal.log"), "--checkpoint-dir", str(tmp_path / "checkpoints"))
+    run = _evolora(
+        tmp_path, "run", study, *TINY, "--tracking-uri", uri, "--no-progress", "--register"
+    )
+    assert (
+        "validation (concise_caption)" in run.stdout
+        and "budget (likelihood at most 0.1 below the base)" in run.stdout
+    )
+    sweep = _evolora(
+        tmp_path,
+        "sweep",
+        study,
+        *TINY,
+        "--n-trials",
+        "2",
+        "--tracking-uri",
+        uri,
+        "--no-progress",
+        "--storage",
+        str(tmp_path / "journal.log"),
+        "--checkpoint-dir",
+        str(tmp_path / "checkpoints"),
+    )
     assert "2 complete" in sweep.stdout and "models:/concise-captions@champion" in sweep.stdout
     out = tmp_path / "adapter"
-    _evolora(tmp_path, "export", "models:/concise-captions@champion", "--out", str(out), "--tracking-uri", uri)
+    _evolora(
+        tmp_path,
+        "export",
+        "models:/concise-captions@champion",
+        "--out",
+        str(out),
+        "--tracking-uri",
+        uri,
+    )
     mask = os.umask(0)
     os.umask(mask)
-    assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == \
-        {"adapter_config.json": 0o666 & ~mask, "adapter_model.safetensors": 0o666 & ~mask}  # as any file written
+    assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == {
+        "adapter_config.json": 0o666 & ~mask,
+        "adapter_model.safetensors": 0o666 & ~mask,
+    }  # as any file written
     base = AutoModelForCausalLM.from_pretrained(tmp_path / "cache" / "lfm2-tiny")
     model = PeftModel.from_pretrained(base, str(out)).eval()  # stock peft, no evolora
     with torch.inference_mode():
@@ -73,11 +128,12 @@ def test_the_readmes_python_example_builds_its_study(plugin):
     (the run itself is what `evolora run` does, tested elsewhere)."""
     import re
 
-    import evolora
     from evolora.fitness import FITNESS_TERMS
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "evolora.register_reward" in b)
+    block = next(
+        b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "evolora.register_reward" in b
+    )
     before_run = block.split("outcome = ")[0]
     scope: dict = {}
     cwd = os.getcwd()
@@ -87,4 +143,7 @@ def test_the_readmes_python_example_builds_its_study(plugin):
     finally:
         os.chdir(cwd)
         FITNESS_TERMS.unregister("reward_len")
-    assert scope["study"].fitness.terms[0].name == "reward_len" and scope["study"].validation.metric == "reward_len"
+    assert (
+        scope["study"].fitness.terms[0].name == "reward_len"
+        and scope["study"].validation.metric == "reward_len"
+    )

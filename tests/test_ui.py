@@ -22,7 +22,9 @@ from mlflow.tracking import MlflowClient
 from evolora.orchestrator.cli.commands import main
 
 from .conftest import tiny_study
-from .helpers.browser import browser as _browser, wait_for as _wait_for, wait_text as _wait_text
+from .helpers.browser import browser as _browser
+from .helpers.browser import wait_for as _wait_for
+from .helpers.browser import wait_text as _wait_text
 
 pytestmark = pytest.mark.slow
 
@@ -62,28 +64,65 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
 
     study = tiny_study(tmp_path, name="ui-demo", evolution__generations=3)
     study["sweep"] = {"pruner": "none", "sampler": "random"}
-    study["search"] = {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.2, "log": True}}
+    study["search"] = {
+        "evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.2, "log": True}
+    }
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(study))
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     storage = str(tmp_path / "mlruns" / "optuna-journal.log")
-    assert main(["sweep", str(path), "--n-trials", "2", "--no-progress", "--tracking-uri", uri, "--storage", storage]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                str(path),
+                "--n-trials",
+                "2",
+                "--no-progress",
+                "--tracking-uri",
+                uri,
+                "--storage",
+                storage,
+            ]
+        )
+        == 0
+    )
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("tests")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([exp.experiment_id])
     parent = next(r for r in runs if r.data.tags.get("evolora.role") == "sweep")
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 2 and len({c.info.run_name for c in children}) == 2  # told apart by name
-    for r in (parent, *children):  # params: what a user compares runs by; the whole study is study.yaml
+    assert (
+        len(children) == 2 and len({c.info.run_name for c in children}) == 2
+    )  # told apart by name
+    for r in (
+        parent,
+        *children,
+    ):  # params: what a user compares runs by; the whole study is study.yaml
         assert len(r.data.params) <= 60 and "None" not in r.data.params.values()
         assert not any(k.startswith(("search.", "mlflow.")) for k in r.data.params)
 
     port, dport = _free_port(), _free_port()
     log = open(tmp_path / "ui.log", "w")
     evolora = str(Path(sys.executable).parent / "evolora")
-    ui = subprocess.Popen([evolora, "ui", "--tracking-uri", uri, "--storage", storage, "--port", str(port),
-                           "--dashboard-port", str(dport)], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    ui = subprocess.Popen(
+        [
+            evolora,
+            "ui",
+            "--tracking-uri",
+            uri,
+            "--storage",
+            storage,
+            "--port",
+            str(port),
+            "--dashboard-port",
+            str(dport),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     shots = tmp_path / "screenshots"
     shots.mkdir()
     driver = None
@@ -93,10 +132,17 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
         driver = _browser(tmp_path / "chrome")  # a fresh profile: what a first visit sees
         # the printed address, then a click on the experiment and on a run: Model training, not the GenAI view
         driver.get(base)
-        home = _wait_text(driver, "Model registry")  # in the sidebar of the Model training view only
-        assert "Information about UI telemetry" not in home  # the server evolora starts collects nothing
-        _wait_for(driver, lambda: [a for a in driver.find_elements(By.TAG_NAME, "a") if a.text == "tests"],
-                  "the experiment in the home page's list")[0].click()
+        home = _wait_text(
+            driver, "Model registry"
+        )  # in the sidebar of the Model training view only
+        assert (
+            "Information about UI telemetry" not in home
+        )  # the server evolora starts collects nothing
+        _wait_for(
+            driver,
+            lambda: [a for a in driver.find_elements(By.TAG_NAME, "a") if a.text == "tests"],
+            "the experiment in the home page's list",
+        )[0].click()
         _wait_for(driver, lambda: "/runs" in driver.current_url, "the runs table")
         assert "workflowType=machine_learning" in driver.current_url
         table = _wait_text(driver, parent.info.run_name)
@@ -105,20 +151,28 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
         overview = _wait_text(driver, "Parameters (")
         assert "Overview" in overview and "Traces 0" not in overview
         n_params = int(re.search(r"Parameters \((\d+)\)", overview).group(1))
-        assert n_params == len(parent.data.params) <= 60  # what a user compares, not every null of the schema
+        assert (
+            n_params == len(parent.data.params) <= 60
+        )  # what a user compares, not every null of the schema
         # the runs table: the sweep's parent run, its trials nested under it (shown when expanded)
         driver.get(f"{base}/#/experiments/{exp.experiment_id}?{ML}")
         _wait_text(driver, parent.info.run_name)
         text = driver.find_element("tag name", "body").text
         assert not any(c.info.run_name in text for c in children)  # collapsed under the parent
-        row = driver.find_element(By.XPATH, f"//a[normalize-space()='{parent.info.run_name}']/ancestor::*[@role='row'][1]")
-        row.find_element(By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']").click()
+        row = driver.find_element(
+            By.XPATH, f"//a[normalize-space()='{parent.info.run_name}']/ancestor::*[@role='row'][1]"
+        )
+        row.find_element(
+            By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']"
+        ).click()
         for c in children:
             _wait_text(driver, c.info.run_name)
         driver.save_screenshot(str(shots / "runs.png"))
         # a trial's curves, drawn
         child = children[0]
-        driver.get(f"{base}/#/experiments/{exp.experiment_id}/runs/{child.info.run_id}/model-metrics?{ML}")
+        driver.get(
+            f"{base}/#/experiments/{exp.experiment_id}/runs/{child.info.run_id}/model-metrics?{ML}"
+        )
         text = _wait_text(driver, "fit_best")
         _wait_text(driver, "Step")  # an axis: the chart rendered, not a spinner
         assert "champion_id" not in text and "nevals" not in text  # ids are not drawn as curves
@@ -126,16 +180,35 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
         # a run summary reads as a value (a bar), not a one-dot line; the curves picture is among the charts
         search = driver.find_element(By.CSS_SELECTOR, "input[placeholder*='Search metric charts']")
         search.send_keys("val_best")
-        _wait_for(driver, lambda: "fit_best" not in driver.find_element(By.TAG_NAME, "body").text, "the search applied")
-        _wait_for(driver, lambda: driver.find_elements(By.CSS_SELECTOR, "g.barlayer g.trace.bars"), "a bar for val_best")
+        _wait_for(
+            driver,
+            lambda: "fit_best" not in driver.find_element(By.TAG_NAME, "body").text,
+            "the search applied",
+        )
+        _wait_for(
+            driver,
+            lambda: driver.find_elements(By.CSS_SELECTOR, "g.barlayer g.trace.bars"),
+            "a bar for val_best",
+        )
         assert not driver.find_elements(By.CSS_SELECTOR, "g.scatterlayer g.trace.scatter")
         search.send_keys(Keys.CONTROL, "a")
         search.send_keys(Keys.BACKSPACE)
         search.send_keys("curves")
-        _wait_for(driver, lambda: "val_best" not in driver.find_element(By.TAG_NAME, "body").text, "the search applied")
-        _wait_for(driver, lambda: [i for i in driver.find_elements(By.TAG_NAME, "img")
-                                   if "images%2Fcurves" in (i.get_attribute("src") or "")
-                                   and int(i.get_attribute("naturalWidth") or 0) > 0], "the curves image, loaded")
+        _wait_for(
+            driver,
+            lambda: "val_best" not in driver.find_element(By.TAG_NAME, "body").text,
+            "the search applied",
+        )
+        _wait_for(
+            driver,
+            lambda: [
+                i
+                for i in driver.find_elements(By.TAG_NAME, "img")
+                if "images%2Fcurves" in (i.get_attribute("src") or "")
+                and int(i.get_attribute("naturalWidth") or 0) > 0
+            ],
+            "the curves image, loaded",
+        )
         driver.save_screenshot(str(shots / "trial-curves.png"))
         # the registered model and its champion alias
         best = client.get_model_version_by_alias("ui-demo", "champion")
@@ -152,20 +225,28 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
     finally:
         if driver is not None:
             driver.quit()
-        pgids = [int(line.split()[1]) for line in subprocess.run(
-            ["ps", "-eo", "pid,pgid,ppid"], capture_output=True, text=True).stdout.splitlines()[1:]
-            if int(line.split()[2]) == ui.pid]  # the servers `evolora ui` started, each its own group
+        pgids = [
+            int(line.split()[1])
+            for line in subprocess.run(
+                ["ps", "-eo", "pid,pgid,ppid"], capture_output=True, text=True
+            ).stdout.splitlines()[1:]
+            if int(line.split()[2]) == ui.pid
+        ]  # the servers `evolora ui` started, each its own group
         ui.send_signal(signal.SIGTERM)
         ui.wait(timeout=60)
         log.close()
     printed = (tmp_path / "ui.log").read_text()
     assert pgids, printed[-2000:]
-    assert f"#/experiments/{exp.experiment_id}?{ML}" in printed  # the link opens the model-training view
+    assert (
+        f"#/experiments/{exp.experiment_id}?{ML}" in printed
+    )  # the link opens the model-training view
     end = time.time() + 15
     while any(_group_alive(g) for g in pgids) and time.time() < end:
         time.sleep(0.2)
     assert not any(_group_alive(g) for g in pgids), "server processes outlived `evolora ui`"
-    with socket.socket() as s:  # nothing listens on the port any more (TIME_WAIT of closed connections aside)
+    with (
+        socket.socket() as s
+    ):  # nothing listens on the port any more (TIME_WAIT of closed connections aside)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
         s.listen()

@@ -9,11 +9,12 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # "Loading weights" bars would bury our own output
+os.environ.setdefault(
+    "HF_HUB_DISABLE_PROGRESS_BARS", "1"
+)  # "Loading weights" bars would bury our own output
 
-from evolora.evolution.errors import ConfigError, EvoloraError  # noqa: E402
-
-from evolora.orchestrator.cli.parser import build_parser, plugin_commands  # noqa: E402
+from evolora.evolution.errors import ConfigError, EvoloraError
+from evolora.orchestrator.cli.parser import build_parser, plugin_commands
 
 __all__ = ["main", "build_parser"]
 
@@ -22,8 +23,14 @@ def _cmd_run(args) -> int:
     from evolora.orchestrator.run.progress import guard_text, source_gains_text
     from evolora.orchestrator.study.load import load_study, validation_source
 
-    cfg = load_study(args.study, args.overrides, args.seed)  # before torch, transformers and mlflow load
-    from evolora.orchestrator.cli.preflight import check_experiment, check_locations, check_model_name
+    cfg = load_study(
+        args.study, args.overrides, args.seed
+    )  # before torch, transformers and mlflow load
+    from evolora.orchestrator.cli.preflight import (
+        check_experiment,
+        check_locations,
+        check_model_name,
+    )
     from evolora.orchestrator.run.trial import RunSettings, run_trial
     from evolora.orchestrator.tracking.runlog import default_tracking_uri
 
@@ -34,23 +41,45 @@ def _cmd_run(args) -> int:
 
     print(validation_source(cfg), flush=True)
     checkpoint = _resumed_checkpoint(args, cfg) if args.resume else None
-    outcome = run_trial(cfg, RunSettings(tracking_uri=args.tracking_uri, progress=not args.no_progress,
-                                         checkpoint=checkpoint, own_checkpoint=checkpoint is not None))
+    outcome = run_trial(
+        cfg,
+        RunSettings(
+            tracking_uri=args.tracking_uri,
+            progress=not args.no_progress,
+            checkpoint=checkpoint,
+            own_checkpoint=checkpoint is not None,
+        ),
+    )
     r = outcome.result
     print(f"run_id: {outcome.run_id}")
-    print(f"validation ({cfg.validation.metric}): base {r.base_val:.5f} -> champion {r.champion_val:.5f} "
-          f"(gain {r.champion_val - r.base_val:+.5f}, champion from generation {r.champion_gen})")
+    print(
+        f"validation ({cfg.validation.metric}): base {r.base_val:.5f} -> champion {r.champion_val:.5f} "
+        f"(gain {r.champion_val - r.base_val:+.5f}, champion from generation {r.champion_gen})"
+    )
     if outcome.excluded is not None:
         n, b = len(outcome.excluded), cfg.validation.budget
-        print(f"budget ({', '.join(guard_text(g) for g in b)}): {n} validated genome(s) excluded"
-              + (": " + "; ".join(f"gen {e['gen']} genome {e['genome']} ({cfg.validation.metric} {e['value']:.5f}): "
-                                 f"{e['why']}" for e in outcome.excluded[:3]) + (" ..." if n > 3 else "") if n else ""))
+        print(
+            f"budget ({', '.join(guard_text(g) for g in b)}): {n} validated genome(s) excluded"
+            + (
+                ": "
+                + "; ".join(
+                    f"gen {e['gen']} genome {e['genome']} ({cfg.validation.metric} {e['value']:.5f}): "
+                    f"{e['why']}"
+                    for e in outcome.excluded[:3]
+                )
+                + (" ..." if n > 3 else "")
+                if n
+                else ""
+            )
+        )
     if outcome.val_by_source:
         print("validation gain by source: " + source_gains_text(outcome.val_by_source))
     if outcome.test is not None:
         t = outcome.test
-        print(f"test ({cfg.validation.metric}, scored once, chose nothing): base {t['base']:.5f} -> champion "
-              f"{t['champion']:.5f} (gain {t['gain']:+.5f})")
+        print(
+            f"test ({cfg.validation.metric}, scored once, chose nothing): base {t['base']:.5f} -> champion "
+            f"{t['champion']:.5f} (gain {t['gain']:+.5f})"
+        )
         for k, v in t.get("guards", {}).items():
             print(f"test guard {k}: base {v['base']:.5f} -> champion {v['champion']:.5f}")
         if t.get("by_source"):
@@ -62,11 +91,27 @@ def _cmd_run(args) -> int:
 
         name = args.register or registered_name(cfg)
         tags = {"run": outcome.run_id, "study": cfg.name, **outcome.version_tags()}
-        reg = register_champion(args.tracking_uri or default_tracking_uri(), name, outcome.model_uri,
-                                outcome.run_id, r.champion_val, tags=tags, force=True, measure=outcome.measure)
-        print(f"registered: models:/{name}/{reg.version}" + (f" (alias champion → models:/{name}@champion)" if reg.moved
-              else f" (alias unchanged: {reg.why})"))
-    print(f"export: evolora export --run-id {outcome.run_id} --out adapters/{cfg.name}-{outcome.run_id[:8]}")
+        reg = register_champion(
+            args.tracking_uri or default_tracking_uri(),
+            name,
+            outcome.model_uri,
+            outcome.run_id,
+            r.champion_val,
+            tags=tags,
+            force=True,
+            measure=outcome.measure,
+        )
+        print(
+            f"registered: models:/{name}/{reg.version}"
+            + (
+                f" (alias champion → models:/{name}@champion)"
+                if reg.moved
+                else f" (alias unchanged: {reg.why})"
+            )
+        )
+    print(
+        f"export: evolora export --run-id {outcome.run_id} --out adapters/{cfg.name}-{outcome.run_id[:8]}"
+    )
     return 0
 
 
@@ -75,9 +120,8 @@ def _resumed_checkpoint(args, cfg):
     from pathlib import Path
 
     from evolora.evolution.checkpoint import CheckpointError
-
-    from evolora.orchestrator.study.sections import resolved
     from evolora.orchestrator.run.trial import CHECKPOINT_TAG, checkpoint_identity, load_checkpoint
+    from evolora.orchestrator.study.sections import resolved
     from evolora.orchestrator.tracking.runlog import find_run
 
     uri = _reading_tracking_uri(args)
@@ -88,12 +132,17 @@ def _resumed_checkpoint(args, cfg):
         raise ConfigError("--resume", "that run finished: there is nothing to resume", args.resume)
     path = run.data.tags.get(CHECKPOINT_TAG)
     if not path or not Path(path).is_file():
-        raise ConfigError("--resume", f"that run left no checkpoint ({path or 'none recorded'})", args.resume)
+        raise ConfigError(
+            "--resume", f"that run left no checkpoint ({path or 'none recorded'})", args.resume
+        )
     try:
         load_checkpoint(Path(path), checkpoint_identity(resolved(cfg)))
     except CheckpointError as e:
-        raise ConfigError("--resume", f"{e} (resume with the study and --set values the run was started with)",
-                          args.resume) from None
+        raise ConfigError(
+            "--resume",
+            f"{e} (resume with the study and --set values the run was started with)",
+            args.resume,
+        ) from None
     return Path(path)
 
 
@@ -111,8 +160,11 @@ def _reading_tracking_uri(args) -> str:
 
     uri = existing_tracking_uri(args.tracking_uri)
     if uri is None:
-        raise ConfigError("--tracking-uri", "no MLflow store here yet (run a study, or name the store)",
-                          default_tracking_uri())
+        raise ConfigError(
+            "--tracking-uri",
+            "no MLflow store here yet (run a study, or name the store)",
+            default_tracking_uri(),
+        )
     return uri
 
 
@@ -129,10 +181,12 @@ def _cmd_export(args) -> int:
         print(f"wrote PEFT adapter of {args.study} to {out}")
         return 0
     if (run_id is None) == (args.trial is None):
-        raise ConfigError("--run-id/--trial", "give exactly one of --run-id ID or STUDY --trial N|best")
+        raise ConfigError(
+            "--run-id/--trial", "give exactly one of --run-id ID or STUDY --trial N|best"
+        )
     if args.trial is not None:
-        from evolora.orchestrator.sweep.reproduce import find_trial, load_study_by_name
         from evolora.orchestrator.sweep.record import TrialRecord
+        from evolora.orchestrator.sweep.reproduce import find_trial, load_study_by_name
 
         if not args.study:
             raise ConfigError("STUDY", "--trial needs the study name or file")
@@ -146,15 +200,21 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
+    from evolora.orchestrator.cli.preflight import (
+        check_experiment,
+        check_locations,
+        check_timeout,
+        check_workers,
+    )
     from evolora.orchestrator.study.load import load_study
-
-    from evolora.orchestrator.cli.preflight import check_experiment, check_locations, check_timeout, check_workers
 
     if args.n_trials < 1:
         raise ConfigError("--n-trials", "must be ≥ 1", args.n_trials)
     check_workers(args.workers, args.n_trials)
     check_timeout(args.timeout)
-    cfg = load_study(args.study, args.overrides, args.seed)  # before torch, transformers and mlflow load
+    cfg = load_study(
+        args.study, args.overrides, args.seed
+    )  # before torch, transformers and mlflow load
     from evolora.orchestrator.tracking.runlog import default_tracking_uri
 
     check_locations(args.tracking_uri or default_tracking_uri(), args.checkpoint_dir)
@@ -164,15 +224,25 @@ def _cmd_sweep(args) -> int:
     from evolora.orchestrator.sweep.context import SweepContext
     from evolora.orchestrator.sweep.worker import run_sweep
 
-    ctx = SweepContext(cfg, args.n_trials, args.storage, args.tracking_uri, args.workers, args.timeout,
-                       args.checkpoint_dir, progress=not args.no_progress)
+    ctx = SweepContext(
+        cfg,
+        args.n_trials,
+        args.storage,
+        args.tracking_uri,
+        args.workers,
+        args.timeout,
+        args.checkpoint_dir,
+        progress=not args.no_progress,
+    )
     study = run_sweep(ctx)
     from evolora.orchestrator.sweep.parent import summary_lines
 
     print("\n".join(summary_lines(cfg, study, args.study)))
     trials = study.get_trials(deepcopy=False)
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    running = sum(t.state == TrialState.RUNNING for t in trials)  # the last trials of other hosts' workers
+    running = sum(
+        t.state == TrialState.RUNNING for t in trials
+    )  # the last trials of other hosts' workers
     if done < args.n_trials and running:
         print(f"{running} trial(s) still running on other workers")
     return 0 if done + running >= args.n_trials or args.timeout else 1
@@ -197,7 +267,6 @@ def _cmd_lineage(args) -> int:
     import tempfile
 
     from evolora.evolution.lineage import ancestry, format_ancestry, read_lineage
-
     from evolora.orchestrator.tracking.runlog import download_artifact, find_run
 
     uri = _reading_tracking_uri(args)
@@ -209,7 +278,9 @@ def _cmd_lineage(args) -> int:
         try:
             rows = read_lineage(download_artifact(uri, args.run_id, "lineage.parquet", tmp))
         except Exception:
-            raise ConfigError("RUN_ID", "run has no lineage.parquet artifact", args.run_id) from None
+            raise ConfigError(
+                "RUN_ID", "run has no lineage.parquet artifact", args.run_id
+            ) from None
     try:
         chain = ancestry(rows, genome)
     except KeyError:
@@ -326,7 +397,9 @@ def _closed_pipe_is_fine(handler, args) -> int:
     finally:
         safe.flush()
         sys.stdout = stdout
-        if safe._gone:  # Python's own flush at exit would report the closed pipe: point the descriptor nowhere
+        if (
+            safe._gone
+        ):  # Python's own flush at exit would report the closed pipe: point the descriptor nowhere
             try:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
             except (OSError, ValueError):
@@ -340,9 +413,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_libraries()
     restore = handle_sigterm()
-    handler = {"run": _cmd_run, "export": _cmd_export, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce,
-               "studies": _cmd_studies, "ui": _cmd_ui, "lineage": _cmd_lineage, "terms": _cmd_terms,
-               "schema": _cmd_schema, "migrate": _cmd_migrate}.get(args.command) or plugin_commands()[args.command].run
+    handler = {
+        "run": _cmd_run,
+        "export": _cmd_export,
+        "sweep": _cmd_sweep,
+        "reproduce": _cmd_reproduce,
+        "studies": _cmd_studies,
+        "ui": _cmd_ui,
+        "lineage": _cmd_lineage,
+        "terms": _cmd_terms,
+        "schema": _cmd_schema,
+        "migrate": _cmd_migrate,
+    }.get(args.command) or plugin_commands()[args.command].run
     try:
         _check_args(args)
         return _closed_pipe_is_fine(handler, args)

@@ -15,7 +15,9 @@ from evolora.evolution.errors import ConfigError
 __all__ = ["run_ui"]
 
 
-def run_ui(tracking_uri: str | None, storage_arg: str | None, host: str, port: int, dashboard_port: int) -> int:
+def run_ui(
+    tracking_uri: str | None, storage_arg: str | None, host: str, port: int, dashboard_port: int
+) -> int:
     """The MLflow UI on the tracking store and, when installed, optuna-dashboard on the Optuna storage. Each
     server runs in its own process group; Ctrl-C or SIGTERM stops every process they started."""
     import signal
@@ -32,19 +34,29 @@ def run_ui(tracking_uri: str | None, storage_arg: str | None, host: str, port: i
     def stop(*_):
         raise KeyboardInterrupt
 
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}  # no usage reporting, no telemetry banner in the UI
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }  # no usage reporting, no telemetry banner in the UI
     _check_port_free(host, port, "--port")
     if "Optuna dashboard" in servers:
         _check_port_free(host, dashboard_port, "--dashboard-port")
     old = signal.signal(signal.SIGTERM, stop)
     try:
-        for name, cmd in servers.items():
-            procs.append(subprocess.Popen(cmd, start_new_session=True, env=env))  # a group of its own: killed as one
+        for cmd in servers.values():
+            procs.append(
+                subprocess.Popen(cmd, start_new_session=True, env=env)
+            )  # a group of its own: killed as one
         if not _wait_until_serving(procs[0], host, port):
-            print(f"evolora: error: the MLflow UI did not start (exit code {procs[0].returncode}; its output is above)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"evolora: error: the MLflow UI did not start (exit code {procs[0].returncode}; its output is above)",
+                file=sys.stderr,
+                flush=True,
+            )
             return 1
-        _announce(uri, storage, host, port, dashboard_port, "Optuna dashboard" in servers, no_studies)
+        _announce(
+            uri, storage, host, port, dashboard_port, "Optuna dashboard" in servers, no_studies
+        )
         return _watch(procs)
     except KeyboardInterrupt:
         return 0
@@ -53,38 +65,83 @@ def run_ui(tracking_uri: str | None, storage_arg: str | None, host: str, port: i
         _stop_groups(procs)
 
 
-def _servers(uri: str, storage: str, host: str, port: int, dashboard_port: int) -> tuple[dict[str, list[str]], bool]:
+def _servers(
+    uri: str, storage: str, host: str, port: int, dashboard_port: int
+) -> tuple[dict[str, list[str]], bool]:
     """name → command of each server to start, and whether the Optuna storage holds no study yet."""
     import importlib.util
     import shutil
 
     from evolora.orchestrator.tracking.runlog import artifact_root
 
-    servers = {"MLflow UI": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
-                             "--port", str(port), "--workers", "1", "--app-name", "evolora"]}
+    servers = {
+        "MLflow UI": [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--app-name",
+            "evolora",
+        ]
+    }
     if (root := artifact_root(uri)) is not None:
         servers["MLflow UI"] += ["--default-artifact-root", root]
-    dashboard = shutil.which("optuna-dashboard", path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                                       os.environ.get("PATH", "")]))
-    no_studies = "://" not in storage and not Path(storage).is_file()  # a journal file no sweep has written yet
+    dashboard = shutil.which(
+        "optuna-dashboard",
+        path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    )
+    no_studies = (
+        "://" not in storage and not Path(storage).is_file()
+    )  # a journal file no sweep has written yet
     if dashboard and importlib.util.find_spec("optuna_dashboard") is not None and not no_studies:
-        servers["Optuna dashboard"] = [dashboard, storage, "--host", host, "--port", str(dashboard_port)]
+        servers["Optuna dashboard"] = [
+            dashboard,
+            storage,
+            "--host",
+            host,
+            "--port",
+            str(dashboard_port),
+        ]
     return servers, no_studies
 
 
-def _announce(uri: str, storage: str, host: str, port: int, dashboard_port: int, dashboard: bool,
-              no_studies: bool) -> None:
+def _announce(
+    uri: str,
+    storage: str,
+    host: str,
+    port: int,
+    dashboard_port: int,
+    dashboard: bool,
+    no_studies: bool,
+) -> None:
     """The addresses, once the MLflow UI answers: the store, each experiment's runs table, the dashboard."""
     print(f"MLflow UI on {uri}: http://{host}:{port}", flush=True)
-    for exp_id, name in _experiments(uri):  # links that open on the runs table and charts, not the GenAI view
-        print(f"  {name}: http://{host}:{port}/#/experiments/{exp_id}?workflowType=machine_learning", flush=True)
+    for exp_id, name in _experiments(
+        uri
+    ):  # links that open on the runs table and charts, not the GenAI view
+        print(
+            f"  {name}: http://{host}:{port}/#/experiments/{exp_id}?workflowType=machine_learning",
+            flush=True,
+        )
     if dashboard:
         print(f"Optuna dashboard on {storage}: http://{host}:{dashboard_port}", flush=True)
     elif no_studies:
-        print(f"Optuna dashboard: no Optuna storage at {storage} yet (run a sweep first)", flush=True)
+        print(
+            f"Optuna dashboard: no Optuna storage at {storage} yet (run a sweep first)", flush=True
+        )
     else:
-        print("Optuna dashboard: not installed (pip install 'evolora[dashboard]' or pip install optuna-dashboard)",
-              flush=True)
+        print(
+            "Optuna dashboard: not installed (pip install 'evolora[dashboard]' or pip install optuna-dashboard)",
+            flush=True,
+        )
 
 
 def _watch(procs: list) -> int:
@@ -92,7 +149,10 @@ def _watch(procs: list) -> int:
     told = False
     while procs[0].poll() is None:
         if len(procs) > 1 and procs[1].poll() is not None and not told:
-            print(f"Optuna dashboard exited (code {procs[1].returncode}); the MLflow UI stays up", flush=True)
+            print(
+                f"Optuna dashboard exited (code {procs[1].returncode}); the MLflow UI stays up",
+                flush=True,
+            )
             told = True
         time.sleep(0.5)
     return procs[0].returncode or 1
@@ -102,12 +162,18 @@ def _check_port_free(host: str, port: int, field: str) -> None:
     """A server would fail on a taken port only after its start-up; say it first (exit 2)."""
     import socket
 
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: a TIME_WAIT is no owner
+    with socket.socket(
+        socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM
+    ) as sock:
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+        )  # as the server will: a TIME_WAIT is no owner
         try:
             sock.bind((host, port))
         except OSError as e:
-            raise ConfigError(field, f"cannot listen on {host}:{port} ({e.strerror or e})", port) from None
+            raise ConfigError(
+                field, f"cannot listen on {host}:{port} ({e.strerror or e})", port
+            ) from None
 
 
 def _wait_until_serving(proc, host: str, port: int, seconds: float = 120.0) -> bool:
@@ -118,7 +184,7 @@ def _wait_until_serving(proc, host: str, port: int, seconds: float = 120.0) -> b
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/health"
     while time.time() < deadline and proc.poll() is None:
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (our own server on a local address)
+            with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
                     return True
         except OSError:

@@ -22,8 +22,10 @@ UI_DEFAULTS = {
     "mlflow.telemetry.info.alert.dismissed_v1": True,
 }
 
-_SCRIPT = ("<script>(function(){var d=%s;try{for(var k in d){if(localStorage.getItem(k)===null)"
-           "{localStorage.setItem(k,JSON.stringify(d[k]));}}}catch(e){}})();</script>")
+_SCRIPT = (
+    "<script>(function(){var d=%s;try{for(var k in d){if(localStorage.getItem(k)===null)"
+    "{localStorage.setItem(k,JSON.stringify(d[k]));}}}catch(e){}})();</script>"
+)
 
 
 def _with_defaults(html: str) -> str:

@@ -20,9 +20,8 @@ class Scorer:
         import torch
 
         from evolora.fitness import build_task
-
-        from evolora.orchestrator.study.sections import StudyConfig
         from evolora.orchestrator.assembly import strategy_factory, task_spec
+        from evolora.orchestrator.study.sections import StudyConfig
 
         torch.set_num_threads(threads)
         cfg = StudyConfig.model_validate(conf)
@@ -49,6 +48,15 @@ class Scorer:
                 raise ValueError(f"replica built {len(pop)} genomes, the driver has {m['count']}")
             genomes = [np.asarray(g, dtype=np.float32) for g in pop[lo:hi]]
         batches = m["batches"]
-        scores = self.task.evaluate(genomes, gen, batches) if batches is not None else self.task.evaluate(genomes, gen)
-        return pack({"fitness": [float(f) for f, _ in scores], "terms": [dict(t) for _, t in scores],
-                     "digests": [digest(g) for g in genomes]})
+        scores = (
+            self.task.evaluate(genomes, gen, batches)
+            if batches is not None
+            else self.task.evaluate(genomes, gen)
+        )
+        return pack(
+            {
+                "fitness": [float(f) for f, _ in scores],
+                "terms": [dict(t) for _, t in scores],
+                "digests": [digest(g) for g in genomes],
+            }
+        )

@@ -31,7 +31,6 @@ import numpy as np
 
 from evolora.evolution import ConfigError
 from evolora.evolution.checkpoint import pack, unpack
-
 from evolora.orchestrator.errors import ActorFailed, ClusterLost
 from evolora.orchestrator.signals import deferred_signals
 
@@ -61,18 +60,43 @@ def _bytes(data: bytes) -> np.ndarray:
 class RayDriver:
     """The parent's side: one child process holding ``actors`` Ray actors of :class:`orchestrator.ray_pool.Scorer`."""
 
-    def __init__(self, conf: dict, actors: int, threads: int, address: str | None, num_gpus: float, num_cpus: float,
-                 ready_timeout: float) -> None:
+    def __init__(
+        self,
+        conf: dict,
+        actors: int,
+        threads: int,
+        address: str | None,
+        num_gpus: float,
+        num_cpus: float,
+        ready_timeout: float,
+    ) -> None:
         self._log = tempfile.NamedTemporaryFile(prefix="evolora-ray-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([sys.executable, "-m", "evolora.orchestrator.distributed.driver"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._log, env=_child_env(address),
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "evolora.orchestrator.distributed.driver"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=_child_env(address),
+            start_new_session=True,
+        )
         self._token = 0
         self.pids: list[int] = []
         try:
-            reply = self._ask({"op": "start", "conf": conf, "actors": actors, "threads": threads, "address": address,
-                               "num_gpus": num_gpus, "num_cpus": num_cpus, "ready_timeout": ready_timeout})
-        except BaseException:  # Ctrl-C or SIGTERM during start-up: the child (its own session) and its Ray go too
+            reply = self._ask(
+                {
+                    "op": "start",
+                    "conf": conf,
+                    "actors": actors,
+                    "threads": threads,
+                    "address": address,
+                    "num_gpus": num_gpus,
+                    "num_cpus": num_cpus,
+                    "ready_timeout": ready_timeout,
+                }
+            )
+        except (
+            BaseException
+        ):  # Ctrl-C or SIGTERM during start-up: the child (its own session) and its Ray go too
             with deferred_signals():
                 self.close()
             raise
@@ -88,7 +112,9 @@ class RayDriver:
     def score(self, actor: int, message: bytes) -> int:
         """Send ``message`` to actor ``actor``'s ``score``; the token :meth:`wait` returns its answer under."""
         self._token += 1
-        self._tell({"op": "score", "actor": actor, "token": self._token, "message": _bytes(message)})
+        self._tell(
+            {"op": "score", "actor": actor, "token": self._token, "message": _bytes(message)}
+        )
         return self._token
 
     def wait(self) -> tuple[int, bool, bytes | str]:
@@ -150,8 +176,10 @@ class RayDriver:
             code = self.proc.wait()
         why = _last_words(Path(self._log.name))
         self.close()
-        raise ClusterLost(f"the Ray cluster went away: its driver process ended (exit code {code})"
-                          + (f"; Ray said: {why}" if why else ""))
+        raise ClusterLost(
+            f"the Ray cluster went away: its driver process ended (exit code {code})"
+            + (f"; Ray said: {why}" if why else "")
+        )
 
 
 def _last_words(log: Path, keep: int = 2) -> str:
@@ -176,13 +204,19 @@ def start_ray(address: str | None, num_cpus: float | None = None) -> None:
         _listening(address)
     try:
         if address is None:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)  # "local": never a cluster /tmp/ray last recorded
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )  # "local": never a cluster /tmp/ray last recorded
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise ConfigError("ray.address", f"no Ray cluster reachable there ({type(e).__name__}: {e})",
-                          address) from None
+        raise ConfigError(
+            "ray.address", f"no Ray cluster reachable there ({type(e).__name__}: {e})", address
+        ) from None
 
 
 def _child_env(address: str | None) -> dict:
@@ -191,8 +225,15 @@ def _child_env(address: str | None) -> dict:
     (Ray 2.60): follow ``ray start``'s rule (read when ray is imported, so set here); a cluster without
     authentication accepts a client that sends a token. An explicit ``RAY_AUTH_MODE`` is kept."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if address is not None and "RAY_AUTH_MODE" not in env and (
-            env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH") or (Path.home() / ".ray" / "auth_token").is_file()):
+    if (
+        address is not None
+        and "RAY_AUTH_MODE" not in env
+        and (
+            env.get("RAY_AUTH_TOKEN")
+            or env.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").is_file()
+        )
+    ):
         env["RAY_AUTH_MODE"] = "token"
     return env
 
@@ -216,8 +257,13 @@ class LocalCluster:
     """A Ray head on this machine (``ray start --head --block`` in a session of its own) that several trials or
     benchmark rows share by its :attr:`address`; :meth:`stop` kills its session (GCS, raylet, workers)."""
 
-    def __init__(self, num_cpus: float, port: int | None = None, env: dict | None = None,
-                 timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        num_cpus: float,
+        port: int | None = None,
+        env: dict | None = None,
+        timeout: float = 120.0,
+    ) -> None:
         if port is None:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
@@ -225,11 +271,23 @@ class LocalCluster:
         self.address = f"127.0.0.1:{port}"
         ray_cli = Path(sys.executable).with_name("ray")
         self._log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}",
-                                      "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}",
-                                      "--include-dashboard=false", "--disable-usage-stats", "--block"],
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     env={**os.environ, **(env or {})})
+        self.proc = subprocess.Popen(
+            [
+                str(ray_cli),
+                "start",
+                "--head",
+                f"--port={port}",
+                "--node-ip-address=127.0.0.1",
+                f"--num-cpus={num_cpus}",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+                "--block",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -249,7 +307,7 @@ class LocalCluster:
         self.proc.wait()
         self._log.close()
 
-    def __enter__(self) -> "LocalCluster":
+    def __enter__(self) -> LocalCluster:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -269,18 +327,30 @@ class _Child:
         self.conf, self.threads = start["conf"], int(start["threads"])
         local_cpus = max(os.cpu_count() or 1, int(start["actors"]) * float(start["num_cpus"]))
         start_ray(start["address"], local_cpus)
-        self.cls = ray.remote(num_cpus=start["num_cpus"], num_gpus=start["num_gpus"], max_restarts=0,
-                              max_task_retries=0)(Scorer)
-        self.actors = [self.cls.remote(self.conf, self.threads) for _ in range(int(start["actors"]))]
+        self.cls = ray.remote(
+            num_cpus=start["num_cpus"],
+            num_gpus=start["num_gpus"],
+            max_restarts=0,
+            max_task_retries=0,
+        )(Scorer)
+        self.actors = [
+            self.cls.remote(self.conf, self.threads) for _ in range(int(start["actors"]))
+        ]
         self.pending: dict = {}  # ObjectRef → token
 
     def ready(self, timeout: float) -> dict:
         ray = self.ray
         try:
-            return {"status": "ready", "pids": ray.get([a.pid.remote() for a in self.actors], timeout=timeout)}
+            return {
+                "status": "ready",
+                "pids": ray.get([a.pid.remote() for a in self.actors], timeout=timeout),
+            }
         except ray.exceptions.GetTimeoutError:
-            return {"status": "lost", "error": f"{len(self.actors)} Ray actors were not all placed within "
-                    f"{timeout:.0f} s: the cluster lacks the resources (ray.threads CPUs and ray.num_gpus GPUs each)"}
+            return {
+                "status": "lost",
+                "error": f"{len(self.actors)} Ray actors were not all placed within "
+                f"{timeout:.0f} s: the cluster lacks the resources (ray.threads CPUs and ray.num_gpus GPUs each)",
+            }
         except ray.exceptions.RayError as e:
             return {"status": "lost", "error": f"the Ray actors could not build the task: {e}"}
 
@@ -296,7 +366,7 @@ class _Child:
             i = int(req["actor"])
             try:
                 self.ray.kill(self.actors[i])
-            except Exception:  # noqa: BLE001 - it is dead already
+            except Exception:
                 pass
             self.actors[i] = self.cls.remote(self.conf, self.threads)
             return {"status": "ok"}
@@ -311,7 +381,11 @@ class _Child:
         try:
             return {"status": "ok", "token": token, "answer": _bytes(ray.get(ready[0]))}
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
-            return {"status": "died", "token": token, "error": f"{type(e).__name__}: {str(e)[:300]}"}
+            return {
+                "status": "died",
+                "token": token,
+                "error": f"{type(e).__name__}: {str(e)[:300]}",
+            }
         except ray.exceptions.RayTaskError as e:
             cause = e.cause if getattr(e, "cause", None) is not None else e
             return {"status": "failed", "token": token, "error": f"{type(cause).__name__}: {cause}"}
@@ -320,7 +394,7 @@ class _Child:
         for a in self.actors:
             try:
                 self.ray.kill(a)
-            except Exception:  # noqa: BLE001 - gone already
+            except Exception:
                 pass
         self.ray.shutdown()
 
@@ -337,8 +411,15 @@ def main() -> None:
     try:
         child = _Child(start)
     except ConfigError as e:
-        _send(out, {"status": "config_error", "field": e.path, "message": e.message,
-                    "value": None if e.value is ... else str(e.value)})
+        _send(
+            out,
+            {
+                "status": "config_error",
+                "field": e.path,
+                "message": e.message,
+                "value": None if e.value is ... else str(e.value),
+            },
+        )
         return
     _send(out, child.ready(float(start["ready_timeout"])))
     try:

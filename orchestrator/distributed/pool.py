@@ -14,23 +14,23 @@ An actor returns its chunk's fitness values and terms and a digest of each genom
 checks each digest against its own genome, so a replica that drifted is caught (and sent the vectors)
 rather than trusted. An actor that dies is replaced and its chunk scored again by the new one; every
 member's score is taken once. The actors are reached through the trial's driver process
-(:mod:`evolora.orchestrator.distributed.driver`), so a cluster that goes away fails the trial, never the process running it.
+(:mod:`evolora.orchestrator.distributed.driver`), so a cluster that goes away fails the trial, never the
+process running it.
 Validation, checkpoints and the adapter stay with the driver, so a run resumes unchanged on any number of
 actors.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from evolora.evolution import ConfigError, Observer
 from evolora.evolution.checkpoint import pack, unpack
 from evolora.evolution.replica import digest, replayable
-
-from evolora.orchestrator.errors import ClusterLost
 from evolora.orchestrator.distributed.driver import RayDriver
+from evolora.orchestrator.errors import ClusterLost
 
 __all__ = ["RayPool", "check_terms_reach_actors"]
 
@@ -43,17 +43,29 @@ def check_terms_reach_actors(cfg) -> None:
     for i, term in enumerate(cfg.fitness.terms):
         origin = FITNESS_TERMS.origin(term.name)
         if origin.startswith("python "):
-            raise ConfigError("ray.actors", f"fitness.terms.{i} {term.name!r} was registered in this process "
-                              f"({origin}); Ray actors load terms from installed packages: publish it as an entry "
-                              "point in the group evolora.fitness (docs/fitness.md), or set ray.actors: 0",
-                              cfg.ray.actors)
+            raise ConfigError(
+                "ray.actors",
+                f"fitness.terms.{i} {term.name!r} was registered in this process "
+                f"({origin}); Ray actors load terms from installed packages: publish it as an entry "
+                "point in the group evolora.fitness (docs/fitness.md), or set ray.actors: 0",
+                cfg.ray.actors,
+            )
 
 
 class RayPool(Observer):
     """The loop's evaluator on Ray actors (and an observer, to read the loop's strategy and last population)."""
 
-    def __init__(self, conf: dict, actors: int, threads: int, address: str | None = None, num_gpus: float = 0.0,
-                 retries: int = 3, num_cpus: float | None = None, ready_timeout: float = 900.0) -> None:
+    def __init__(
+        self,
+        conf: dict,
+        actors: int,
+        threads: int,
+        address: str | None = None,
+        num_gpus: float = 0.0,
+        retries: int = 3,
+        num_cpus: float | None = None,
+        ready_timeout: float = 900.0,
+    ) -> None:
         """``num_cpus`` each actor reserves (default: its ``threads``, so a cluster places actors by cores)."""
         cpus = threads if num_cpus is None else num_cpus
         self.driver = RayDriver(conf, actors, threads, address, num_gpus, cpus, ready_timeout)
@@ -76,7 +88,9 @@ class RayPool(Observer):
         self.driver.close()
 
     # ---- one generation -----------------------------------------------------------------------------
-    def __call__(self, genomes: Sequence, gen: int, batches: Sequence[int | None] | None = None) -> list:
+    def __call__(
+        self, genomes: Sequence, gen: int, batches: Sequence[int | None] | None = None
+    ) -> list:
         n = len(genomes)
         bounds = np.linspace(0, n, min(self.n_actors, n) + 1).round().astype(int)
         want = [digest(g) for g in genomes]
@@ -98,8 +112,10 @@ class RayPool(Observer):
             if not ok:  # its actor died: a new one scores the chunk again (a replica: synced first)
                 lost += 1
                 if lost > self.retries:
-                    raise ClusterLost(f"generation {gen}: {lost} Ray actors died (ray.retries is {self.retries}); "
-                                      f"the last: {answer}")
+                    raise ClusterLost(
+                        f"generation {gen}: {lost} Ray actors died (ray.retries is {self.retries}); "
+                        f"the last: {answer}"
+                    )
                 self.driver.replace(i)
                 self.held[i] = None
                 self.replaced += 1
@@ -107,14 +123,20 @@ class RayPool(Observer):
                 continue
             out = unpack(answer)
             if out["digests"] != want[chunk[0] : chunk[1]]:
-                self.held[i] = None  # its replica drifted from the driver's strategy: the vectors instead
+                self.held[i] = (
+                    None  # its replica drifted from the driver's strategy: the vectors instead
+                )
                 send(i, chunk, True)
                 continue
             self.held[i] = None if vectors else gen
             for k, (f, t) in enumerate(zip(out["fitness"], out["terms"])):
                 results[chunk[0] + k] = (f, t)
-        self._figures = {"ray_actors": float(self.n_actors), "ray_bytes_sent": float(self._sent),
-                         "ray_bytes_per_genome": self._sent / max(n, 1), "ray_replaced": float(self.replaced)}
+        self._figures = {
+            "ray_actors": float(self.n_actors),
+            "ray_bytes_sent": float(self._sent),
+            "ray_bytes_per_genome": self._sent / max(n, 1),
+            "ray_replaced": float(self.replaced),
+        }
         return [results[k] for k in range(n)]
 
     def _replay_plan(self, genomes: Sequence, gen: int) -> dict | None:
@@ -124,19 +146,44 @@ class RayPool(Observer):
         if strategy is None or not replayable(strategy):
             return None
         prev = self.loop.population
-        fitness = ([ind.fitness.values[0] for ind in prev] if prev and self.loop.gen == gen - 1
-                   and all(ind.fitness.valid for ind in prev) else None)
-        return {"draw": strategy.draw_state, "count": len(genomes), "fitness": fitness, "strategy": strategy}
+        fitness = (
+            [ind.fitness.values[0] for ind in prev]
+            if prev and self.loop.gen == gen - 1 and all(ind.fitness.valid for ind in prev)
+            else None
+        )
+        return {
+            "draw": strategy.draw_state,
+            "count": len(genomes),
+            "fitness": fitness,
+            "strategy": strategy,
+        }
 
-    def _message(self, i: int, chunk: tuple[int, int], genomes: Sequence, gen: int, batches,
-                 replay: dict | None) -> bytes:
+    def _message(
+        self,
+        i: int,
+        chunk: tuple[int, int],
+        genomes: Sequence,
+        gen: int,
+        batches,
+        replay: dict | None,
+    ) -> bytes:
         """Actor ``i``'s message for ``chunk``: the genomes themselves without a replay plan; else ``advance``
         when its replica holds the previous generation, ``sync`` (the strategy's state) when it does not."""
         lo, hi = chunk
-        head = {"gen": gen, "lo": lo, "hi": hi, "batches": None if batches is None else list(batches[lo:hi])}
+        head = {
+            "gen": gen,
+            "lo": lo,
+            "hi": hi,
+            "batches": None if batches is None else list(batches[lo:hi]),
+        }
         if replay is None:
-            return pack({**head, "mode": "genomes",
-                         "genomes": np.stack([np.asarray(g, np.float32) for g in genomes[lo:hi]])})
+            return pack(
+                {
+                    **head,
+                    "mode": "genomes",
+                    "genomes": np.stack([np.asarray(g, np.float32) for g in genomes[lo:hi]]),
+                }
+            )
         head.update(draw=replay["draw"], count=replay["count"])
         if self.held[i] == gen - 1 and replay["fitness"] is not None:
             return pack({**head, "mode": "advance", "fitness": replay["fitness"]})

@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 from evolora.evolution.errors import ConfigError
-
 from evolora.orchestrator.tracking.models import download_model
 from evolora.orchestrator.tracking.runlog import artifact_names, download_artifact, find_run
 
@@ -25,7 +24,9 @@ def _check_out(out: Path) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError("--out", f"cannot create its parent directory ({e.strerror})", str(out)) from None
+        raise ConfigError(
+            "--out", f"cannot create its parent directory ({e.strerror})", str(out)
+        ) from None
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise ConfigError("--out", f"{out.parent} is not writable", str(out))
 
@@ -47,7 +48,9 @@ def export_model(model_uri: str, out: str | Path, tracking_uri: str) -> Path:
         try:
             local = download_model(tracking_uri, model_uri, Path(tmp))
         except LookupError as e:
-            raise ConfigError("MODEL_URI", f"cannot resolve in {tracking_uri}: {e}", model_uri) from None
+            raise ConfigError(
+                "MODEL_URI", f"cannot resolve in {tracking_uri}: {e}", model_uri
+            ) from None
         found = [p.parent for p in local.glob(f"data/*/{MODEL_FILE}")]
         if len(found) != 1 or not (found[0] / "adapter" / "adapter_model.safetensors").is_file():
             raise ConfigError("MODEL_URI", "not an evolora model (no data/*/adapter)", model_uri)

@@ -13,7 +13,7 @@ import numpy as np
 from evolora.evolution.observers import Observer
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 __all__ = ["plot_curves", "plot_study", "BasinRecorder", "plot_basins", "plot_species", "close"]
 
@@ -34,16 +34,33 @@ def plot_curves(logbook: list[dict], title: str, redrawn: bool = False):
     std = [r.get("fit_std", 0.0) for r in logbook]
     ax_f.plot(gens, best, label="best", color="tab:blue")
     ax_f.plot(gens, mean, label="mean", color="tab:blue", alpha=0.5, ls="--")
-    ax_f.fill_between(gens, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                      color="tab:blue", alpha=0.12, label="mean ± std")
-    ax_f.set_ylabel("fitness (train batch,\nredrawn every generation)" if redrawn else "fitness (train batch)")
+    ax_f.fill_between(
+        gens,
+        [m - s for m, s in zip(mean, std)],
+        [m + s for m, s in zip(mean, std)],
+        color="tab:blue",
+        alpha=0.12,
+        label="mean ± std",
+    )
+    ax_f.set_ylabel(
+        "fitness (train batch,\nredrawn every generation)" if redrawn else "fitness (train batch)"
+    )
     ax_f.set_title(title)
     ax_f.legend(fontsize=8, loc="lower right")
     vrows = [r for r in logbook if "val" in r]
     if vrows:
         vg = [r["gen"] for r in vrows]
-        ax_v.plot(vg, [r["val"] for r in vrows], "o-", ms=3, color="tab:red", label="generation best")
-        ax_v.step(vg, [r["val_champion"] for r in vrows], where="post", color="black", lw=1.2, label="champion")
+        ax_v.plot(
+            vg, [r["val"] for r in vrows], "o-", ms=3, color="tab:red", label="generation best"
+        )
+        ax_v.step(
+            vg,
+            [r["val_champion"] for r in vrows],
+            where="post",
+            color="black",
+            lw=1.2,
+            label="champion",
+        )
         base = logbook[0].get("val_base")
         if base is not None:
             ax_v.axhline(base, color="grey", lw=1, ls=":", label="base model")
@@ -69,30 +86,52 @@ def plot_study(study, out_dir: Path, names: list[str] | None = None) -> list[Pat
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written, notes = [], []
-    figures = [("optimization_history", vis.plot_optimization_history, _history_png),
-               ("param_importances", vis.plot_param_importances, vis_mpl.plot_param_importances),
-               ("parallel_coordinate", vis.plot_parallel_coordinate, vis_mpl.plot_parallel_coordinate)]
+    figures = [
+        ("optimization_history", vis.plot_optimization_history, _history_png),
+        ("param_importances", vis.plot_param_importances, vis_mpl.plot_param_importances),
+        ("parallel_coordinate", vis.plot_parallel_coordinate, vis_mpl.plot_parallel_coordinate),
+    ]
     if len(study.directions) > 1:
         names = list(names or [f"objective {i}" for i in range(len(study.directions))])
         first = {"target": lambda t: t.values[0], "target_name": names[0]}
-        figures = [(n, functools.partial(fn, **first), functools.partial(fn_mpl, **first)) for n, fn, fn_mpl in figures]
-        figures.insert(0, ("pareto_front", functools.partial(vis.plot_pareto_front, target_names=names),
-                           functools.partial(vis_mpl.plot_pareto_front, target_names=names)))
+        figures = [
+            (n, functools.partial(fn, **first), functools.partial(fn_mpl, **first))
+            for n, fn, fn_mpl in figures
+        ]
+        figures.insert(
+            0,
+            (
+                "pareto_front",
+                functools.partial(vis.plot_pareto_front, target_names=names),
+                functools.partial(vis_mpl.plot_pareto_front, target_names=names),
+            ),
+        )
     for name, fn, fn_mpl in figures:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                fn(study).write_html(str(out_dir / f"{name}.html"), include_plotlyjs=True)  # embedded: opens offline
+                fn(study).write_html(
+                    str(out_dir / f"{name}.html"), include_plotlyjs=True
+                )  # embedded: opens offline
                 written.append(out_dir / f"{name}.html")
                 ax = fn_mpl(study)
                 fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-                fig.set_size_inches(10, 6) if name == "parallel_coordinate" else fig.set_size_inches(8, 5)
-                if name == "parallel_coordinate":  # long dotted paths: shortened and slanted, never overlapping
+                fig.set_size_inches(
+                    10, 6
+                ) if name == "parallel_coordinate" else fig.set_size_inches(8, 5)
+                if (
+                    name == "parallel_coordinate"
+                ):  # long dotted paths: shortened and slanted, never overlapping
                     fig.canvas.draw()  # tick labels are filled in at draw time
                     names = sorted({k for t in study.trials for k in t.params})
                     for a in fig.axes[:1]:
-                        a.set_xticks(a.get_xticks(), [_short(_full(t.get_text(), names)) for t in a.get_xticklabels()],
-                                     rotation=25, ha="right", fontsize=8)
+                        a.set_xticks(
+                            a.get_xticks(),
+                            [_short(_full(t.get_text(), names)) for t in a.get_xticklabels()],
+                            rotation=25,
+                            ha="right",
+                            fontsize=8,
+                        )
                 fig.tight_layout()
                 fig.savefig(out_dir / f"{name}.png", dpi=110)
                 plt.close(fig)
@@ -129,13 +168,24 @@ def _history_png(study, target=None, target_name: str = "objective (validation)"
     value = target or (lambda t: t.value)
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    pruned = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED and t.intermediate_values]
+    pruned = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state == TrialState.PRUNED and t.intermediate_values
+    ]
     if not done and not pruned:
         raise ValueError("no finished trials yet")
-    ax.plot([t.number for t in done], [value(t) for t in done], "o", color="tab:blue", label="complete")
+    ax.plot(
+        [t.number for t in done], [value(t) for t in done], "o", color="tab:blue", label="complete"
+    )
     if pruned:
-        ax.plot([t.number for t in pruned], [t.intermediate_values[max(t.intermediate_values)] for t in pruned], "x",
-                color="tab:red", label="pruned (last reported)")
+        ax.plot(
+            [t.number for t in pruned],
+            [t.intermediate_values[max(t.intermediate_values)] for t in pruned],
+            "x",
+            color="tab:red",
+            label="pruned (last reported)",
+        )
     if done:
         better = max if study.directions[0].name == "MAXIMIZE" else min
         best, xs, ys = None, [], []
@@ -157,7 +207,9 @@ class BasinRecorder(Observer):
     """Keeps the population (genomes, species, fitness) at a few generations for the basin map."""
 
     def __init__(self, generations: int, snapshots: int = 4) -> None:
-        self.at = sorted({round(i * (generations - 1) / max(snapshots - 1, 1)) for i in range(snapshots)})
+        self.at = sorted(
+            {round(i * (generations - 1) / max(snapshots - 1, 1)) for i in range(snapshots)}
+        )
         self.snaps: dict[int, dict] = {}
 
     def on_population(self, gen: int, population: list) -> None:
@@ -185,10 +237,17 @@ def plot_basins(rec: BasinRecorder, champion: np.ndarray, title: str):
     # a 2-column grid, not one long row: readable at the width MLflow's artifact viewer shows it
     ncols = 2 if len(gens) > 1 else 1
     nrows = -(-len(gens) // ncols)
-    fig, grid = plt.subplots(nrows, ncols, figsize=(4.6 * ncols + 1.2, 4.0 * nrows), dpi=110, sharex=True,
-                             sharey=True, squeeze=False)
+    fig, grid = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(4.6 * ncols + 1.2, 4.0 * nrows),
+        dpi=110,
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
     axes = [list(grid.flat)[: len(gens)]]
-    for extra in list(grid.flat)[len(gens):]:
+    for extra in list(grid.flat)[len(gens) :]:
         extra.set_visible(False)
     cmap = plt.get_cmap("tab10")
     for i, (ax, g) in enumerate(zip(axes[0], gens)):
@@ -196,7 +255,9 @@ def plot_basins(rec: BasinRecorder, champion: np.ndarray, title: str):
         xy = proj(s["genomes"])
         for sid in sorted(set(s["species"].tolist())):
             m = s["species"] == sid
-            ax.scatter(xy[m, 0], xy[m, 1], s=30, color=cmap(sid % 10), label=f"species {sid}", alpha=0.8)
+            ax.scatter(
+                xy[m, 0], xy[m, 1], s=30, color=cmap(sid % 10), label=f"species {sid}", alpha=0.8
+            )
         ax.scatter([star[0]], [star[1]], marker="*", s=260, color="black", label="champion")
         ax.set_title(f"generation {g}", fontsize=11)
         if i // ncols == nrows - 1 or i + ncols >= len(gens):
@@ -205,15 +266,24 @@ def plot_basins(rec: BasinRecorder, champion: np.ndarray, title: str):
             ax.set_ylabel("PC 2", fontsize=10)
         ax.grid(alpha=0.3)
     pad = 0.05 * (all_xy.max(0) - all_xy.min(0) + 1e-12)
-    axes[0][0].set_xlim(min(all_xy[:, 0].min(), star[0]) - pad[0], max(all_xy[:, 0].max(), star[0]) + pad[0])
-    axes[0][0].set_ylim(min(all_xy[:, 1].min(), star[1]) - pad[1], max(all_xy[:, 1].max(), star[1]) + pad[1])
+    axes[0][0].set_xlim(
+        min(all_xy[:, 0].min(), star[0]) - pad[0], max(all_xy[:, 0].max(), star[0]) + pad[0]
+    )
+    axes[0][0].set_ylim(
+        min(all_xy[:, 1].min(), star[1]) - pad[1], max(all_xy[:, 1].max(), star[1]) + pad[1]
+    )
     legend: dict = {}
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(lab, h)
-    order = sorted(legend, key=lambda s: (s == "champion", int(s.split()[-1]) if s.startswith("species") else 0))
+    order = sorted(
+        legend,
+        key=lambda s: (s == "champion", int(s.split()[-1]) if s.startswith("species") else 0),
+    )
     fig.legend([legend[k] for k in order], order, loc="upper right", fontsize=9)
-    fig.suptitle(f"{title}: population in genome space\n(PCA fitted once on all panels)", fontsize=11)
+    fig.suptitle(
+        f"{title}: population in genome space\n(PCA fitted once on all panels)", fontsize=11
+    )
     fig.tight_layout(rect=(0, 0, 1 - 1.2 / (4.6 * ncols + 1.2), 0.93))
     return fig
 
@@ -222,7 +292,11 @@ def plot_species(logbook: list[dict], title: str):
     """Species sizes over generations as a stacked area (only for speciated runs)."""
     import json
 
-    rows = [(r["gen"], json.loads(r["species_sizes"])) for r in logbook if isinstance(r.get("species_sizes"), str)]
+    rows = [
+        (r["gen"], json.loads(r["species_sizes"]))
+        for r in logbook
+        if isinstance(r.get("species_sizes"), str)
+    ]
     if not rows:
         return None
     sids = sorted({int(s) for _, sz in rows for s in sz})
@@ -230,7 +304,13 @@ def plot_species(logbook: list[dict], title: str):
     sizes = np.array([[sz.get(str(s), 0) for _, sz in rows] for s in sids])
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     cmap = plt.get_cmap("tab10")
-    ax.stackplot(gens, sizes, labels=[f"species {s}" for s in sids], colors=[cmap(s % 10) for s in sids], alpha=0.85)
+    ax.stackplot(
+        gens,
+        sizes,
+        labels=[f"species {s}" for s in sids],
+        colors=[cmap(s % 10) for s in sids],
+        alpha=0.85,
+    )
     ax.set_xlabel("generation")
     ax.set_ylabel("genomes")
     ax.set_title(f"{title}: species sizes")

@@ -25,7 +25,11 @@ class ProgressBar(Observer):
     def on_generation(self, row: dict) -> None:
         if "val" in row:
             self.last_val = row["val"]
-        self.bar.set_postfix(best=f"{row['fit_best']:.4f}", val=f"{self.last_val:.4f}", evals_s=f"{row['evals_per_s']:.1f}")
+        self.bar.set_postfix(
+            best=f"{row['fit_best']:.4f}",
+            val=f"{self.last_val:.4f}",
+            evals_s=f"{row['evals_per_s']:.1f}",
+        )
         self.bar.update(1)
 
     def on_end(self, result) -> None:
@@ -38,19 +42,23 @@ def quiet_libraries() -> None:
     import warnings
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers loads
-    if "transformers" in sys.modules:  # already loaded (main() called in-process): switch its bars off now
+    if (
+        "transformers" in sys.modules
+    ):  # already loaded (main() called in-process): switch its bars off now
         sys.modules["transformers"].utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
 def guard_text(g) -> str:
-    bounds = ([f"at most {g.max_drop:g} below the base"] if g.max_drop is not None else []) + \
-             ([f"at least {g.min:g}"] if g.min is not None else [])
+    bounds = ([f"at most {g.max_drop:g} below the base"] if g.max_drop is not None else []) + (
+        [f"at least {g.min:g}"] if g.min is not None else []
+    )
     return f"{g.metric} {' and '.join(bounds)}"
 
 
 def source_gains_text(by_source: dict) -> str:
     """``captions +1.23 pts (500 pairs), …``; a source the metric is undefined on reads ``n/a``."""
+
     def one(k: str, v: dict) -> str:
         gain = "n/a" if v["gain"] is None else f"{100 * v['gain']:+.2f} pts"
         return f"{k} {gain} ({v['pairs']} pair{'s' if v['pairs'] != 1 else ''})"

@@ -9,31 +9,53 @@ from __future__ import annotations
 import math
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from evolora.evolution import Evolution, Observer
+from evolora.evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
 from evolora.evolution.errors import ConfigError
 from evolora.evolution.lineage import LineageRecorder
-from evolora.evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
 from evolora.fitness import build_task
-
-from evolora.orchestrator.study.sections import StudyConfig, resolved
-from evolora.orchestrator.run.outcome import (Report, RunOutcome, budget_exclusions, log_champion, log_report, score_objectives, score_test,
-                      score_validation_by_source)
+from evolora.orchestrator.assembly import build_evolution, task_spec
 from evolora.orchestrator.errors import TrackingUnavailable, TrialFenced, TrialPruned
+from evolora.orchestrator.run.outcome import (
+    Report,
+    RunOutcome,
+    budget_exclusions,
+    log_champion,
+    log_report,
+    score_objectives,
+    score_test,
+    score_validation_by_source,
+)
 from evolora.orchestrator.run.plots import BasinRecorder, plot_curves
 from evolora.orchestrator.run.plots import close as close_figure
 from evolora.orchestrator.run.progress import ProgressBar
-from evolora.orchestrator.tracking.runlog import MlflowTracker, default_tracking_uri, library_versions
 from evolora.orchestrator.signals import deferred_signals
+from evolora.orchestrator.study.sections import StudyConfig, resolved
+from evolora.orchestrator.tracking.runlog import (
+    MlflowTracker,
+    default_tracking_uri,
+    library_versions,
+)
 from evolora.orchestrator.tracking.urls import sqlite_file
-from evolora.orchestrator.assembly import build_evolution, task_spec
 
-__all__ = ["run_trial", "Trial", "RunSettings", "run_checkpoint", "CHECKPOINT_TAG", "INCOMPLETE_TAG", "prepare_torch", "Checkpointer", "load_checkpoint", "checkpoint_identity"]
+__all__ = [
+    "run_trial",
+    "Trial",
+    "RunSettings",
+    "run_checkpoint",
+    "CHECKPOINT_TAG",
+    "INCOMPLETE_TAG",
+    "prepare_torch",
+    "Checkpointer",
+    "load_checkpoint",
+    "checkpoint_identity",
+]
 
 
 def prepare_torch(cfg: StudyConfig) -> int:
@@ -53,8 +75,15 @@ class Checkpointer(Observer):
 
     def on_checkpoint(self, state: dict) -> None:
         # data only (arrays + JSON + checksum), written atomically: a kill mid-write keeps the previous one
-        save_checkpoint(self.path, {"loop": state, "run_id": self.run_id, "config": self.config,
-                                    "basins": self.basins.snaps})
+        save_checkpoint(
+            self.path,
+            {
+                "loop": state,
+                "run_id": self.run_id,
+                "config": self.config,
+                "basins": self.basins.snaps,
+            },
+        )
 
 
 class SampleTable(Observer):
@@ -78,7 +107,10 @@ class SampleTable(Observer):
             return
         rows = []
         for who, g in (("candidate", self.evo.candidate), ("champion", self.evo.champion)):
-            rows += [{"gen": row["gen"], "who": who, "genome": int(g["id"]), **r} for r in self.task.samples(g["genome"])]
+            rows += [
+                {"gen": row["gen"], "who": who, "genome": int(g["id"]), **r}
+                for r in self.task.samples(g["genome"])
+            ]
         self.tracker.log_table(rows, self.FILE)
 
 
@@ -119,8 +151,12 @@ class CurvesImage(Observer):
         close_figure(fig)
 
 
-CHECKPOINT_TAG = "evolora.checkpoint"  # where a run's checkpoint is (`evolora run --resume RUN_ID` reads it)
-INCOMPLETE_TAG = "evolora.incomplete"  # set on a run stopped before its end: its champion is of what completed
+CHECKPOINT_TAG = (
+    "evolora.checkpoint"  # where a run's checkpoint is (`evolora run --resume RUN_ID` reads it)
+)
+INCOMPLETE_TAG = (
+    "evolora.incomplete"  # set on a run stopped before its end: its champion is of what completed
+)
 
 
 def run_checkpoint(tracking_uri: str, run_id: str) -> Path:
@@ -135,15 +171,25 @@ def check_validation_defined(cfg: StudyConfig, task) -> None:
     """The validation metric must be a number for the base model, or no champion can be chosen: a split where
     it is undefined (every score equal, a single pair, a term that cannot score it) is refused before anything
     is written, naming the split."""
-    v = task.validate(task.seed_genome())  # the loop's generation 0 reuses it (Task keeps the base's)
+    v = task.validate(
+        task.seed_genome()
+    )  # the loop's generation 0 reuses it (Task keeps the base's)
     value = float(getattr(v, "value", v))
     if not math.isfinite(value):
         d = cfg.data
-        field, what = (("data.val_fraction", d.val_fraction) if d.val_fraction is not None else ("data.dev_path", d.dev_path))
-        raise ConfigError(field, f"{cfg.validation.metric} of the base model on the validation split "
-                          f"({len(task.val_items)} examples) is {value}: the metric is undefined there (every score "
-                          "equal, fewer than two examples, or a term that cannot score them), so nothing could be "
-                          "chosen", what)
+        field, what = (
+            ("data.val_fraction", d.val_fraction)
+            if d.val_fraction is not None
+            else ("data.dev_path", d.dev_path)
+        )
+        raise ConfigError(
+            field,
+            f"{cfg.validation.metric} of the base model on the validation split "
+            f"({len(task.val_items)} examples) is {value}: the metric is undefined there (every score "
+            "equal, fewer than two examples, or a term that cannot score them), so nothing could be "
+            "chosen",
+            what,
+        )
 
 
 def checkpoint_identity(conf: dict, owner: dict | None = None) -> dict:
@@ -162,7 +208,9 @@ def load_checkpoint(path: Path | None, config: dict) -> dict | None:
     if not isinstance(ck, dict) or not {"loop", "run_id", "config"} <= set(ck):
         raise CheckpointError(f"checkpoint {path} lacks its loop state, run id or config")
     if ck["config"] != config:
-        raise CheckpointError(f"checkpoint {path} was written for another config; delete it to start over")
+        raise CheckpointError(
+            f"checkpoint {path} was written for another config; delete it to start over"
+        )
     return ck
 
 
@@ -178,9 +226,15 @@ class RunSettings:
     tags: dict = field(default_factory=dict)
     params: dict | None = None  # logged beside the study's own (a sweep trial's sampled values)
     progress: bool = True
-    checkpoint: Path | None = None  # loop state saved after every generation; resumed from when it exists
-    checkpoint_owner: dict = field(default_factory=dict)  # whose checkpoint it is besides the config (a sweep's study)
-    own_checkpoint: bool = False  # the checkpoint is the run's own (a resumed plain run): dropped when it finishes
+    checkpoint: Path | None = (
+        None  # loop state saved after every generation; resumed from when it exists
+    )
+    checkpoint_owner: dict = field(
+        default_factory=dict
+    )  # whose checkpoint it is besides the config (a sweep's study)
+    own_checkpoint: bool = (
+        False  # the checkpoint is the run's own (a resumed plain run): dropped when it finishes
+    )
 
 
 class Trial:
@@ -198,7 +252,9 @@ class Trial:
         self.identity = checkpoint_identity(self.conf, settings.checkpoint_owner)
         self.ck = load_checkpoint(settings.checkpoint, self.identity)
         self.tracker: MlflowTracker | None = None
-        self.checkpoint: Path | None = settings.checkpoint  # a plain tracked run's own is chosen when its run opens
+        self.checkpoint: Path | None = (
+            settings.checkpoint
+        )  # a plain tracked run's own is chosen when its run opens
         self._champion_logged = False
         self.lineage_path: Path | None = None  # the run's lineage file, once the run has opened
         self.pool = None  # the Ray actors scoring the populations (ray.actors ≥ 1), started last
@@ -207,8 +263,14 @@ class Trial:
 
             check_terms_reach_actors(cfg)
             r = cfg.ray
-            self.pool = RayPool(self.conf, r.actors, r.threads or cfg.model.threads or 1, r.address, r.num_gpus,
-                                r.retries)
+            self.pool = RayPool(
+                self.conf,
+                r.actors,
+                r.threads or cfg.model.threads or 1,
+                r.address,
+                r.num_gpus,
+                r.retries,
+            )
 
     def close(self) -> None:
         """Stop the trial's Ray actors (if any); the task stays usable in this process."""
@@ -221,21 +283,39 @@ class Trial:
         s, cfg = self.settings, self.cfg
         if self.tracker is None and s.track:
             task = self.task
-            tags = {"evolora.seed": str(cfg.seed), "evolora.torch_threads": str(self.threads), "evolora.study": cfg.name,
-                    "evolora.genome_size": str(task.layout.size), "evolora.trunk_cache": str(task.evaluator.use_cache),
-                    "evolora.trunk_memo": str(getattr(task.evaluator, "memoised", False)),
-                    "evolora.ray_actors": str(cfg.ray.actors),
-                    **{f"version.{k}": v for k, v in library_versions().items()}, **s.tags}
-            with deferred_signals():  # a run is never left half-made (RUNNING, nobody to end it) by a signal
-                self.tracker = MlflowTracker(s.tracking_uri or default_tracking_uri(), cfg.mlflow.experiment,
-                                             s.run_name or default_run_name(cfg), self.conf, tags, s.parent_run_id,
-                                             cfg.mlflow.flush_every, run_id=self.ck["run_id"] if self.ck else None,
-                                             extra_params=s.params, system_metrics=cfg.mlflow.system_metrics)
+            tags = {
+                "evolora.seed": str(cfg.seed),
+                "evolora.torch_threads": str(self.threads),
+                "evolora.study": cfg.name,
+                "evolora.genome_size": str(task.layout.size),
+                "evolora.trunk_cache": str(task.evaluator.use_cache),
+                "evolora.trunk_memo": str(getattr(task.evaluator, "memoised", False)),
+                "evolora.ray_actors": str(cfg.ray.actors),
+                **{f"version.{k}": v for k, v in library_versions().items()},
+                **s.tags,
+            }
+            with (
+                deferred_signals()
+            ):  # a run is never left half-made (RUNNING, nobody to end it) by a signal
+                self.tracker = MlflowTracker(
+                    s.tracking_uri or default_tracking_uri(),
+                    cfg.mlflow.experiment,
+                    s.run_name or default_run_name(cfg),
+                    self.conf,
+                    tags,
+                    s.parent_run_id,
+                    cfg.mlflow.flush_every,
+                    run_id=self.ck["run_id"] if self.ck else None,
+                    extra_params=s.params,
+                    system_metrics=cfg.mlflow.system_metrics,
+                )
                 if self.ck:  # resumed: it is no longer a stopped run
                     self.tracker.delete_tag(INCOMPLETE_TAG)
         return self.tracker
 
-    def run(self, observers: Sequence[Observer] = (), guards: Sequence[Observer] = ()) -> RunOutcome:
+    def run(
+        self, observers: Sequence[Observer] = (), guards: Sequence[Observer] = ()
+    ) -> RunOutcome:
         """Evolve, score and end the run. ``guards`` see each generation first (a sweep's fence), the
         ``observers`` last. A tracked run checkpoints every generation (a sweep's trial where its sweep says, a
         plain run beside its tracking store, dropped when it finishes); a run stopped by a signal or an error
@@ -247,8 +327,11 @@ class Trial:
             if self.checkpoint is None and tracker is not None:
                 self.checkpoint = run_checkpoint(tracker.tracking_uri, tracker.run_id)
             lineage_dir = None if self.checkpoint is not None else tempfile.TemporaryDirectory()
-            lineage_path = (Path(self.checkpoint).with_suffix(".lineage.jsonl") if lineage_dir is None
-                            else Path(lineage_dir.name) / "lineage.jsonl")
+            lineage_path = (
+                Path(self.checkpoint).with_suffix(".lineage.jsonl")
+                if lineage_dir is None
+                else Path(lineage_dir.name) / "lineage.jsonl"
+            )
             self.lineage_path = lineage_path  # the stopped run's salvage logs it
             if tracker:
                 tracker.set_tags({CHECKPOINT_TAG: str(self.checkpoint)})
@@ -259,7 +342,9 @@ class Trial:
             result = evo.run()
             outcome = self._score(result, lineage_path, basins, curves)
         except BaseException as e:
-            with deferred_signals():  # a second Ctrl-C or SIGTERM waits until the run has its final status
+            with (
+                deferred_signals()
+            ):  # a second Ctrl-C or SIGTERM waits until the run has its final status
                 try:
                     self._salvage(evo, e)
                 finally:
@@ -269,7 +354,9 @@ class Trial:
         self.close()
         if tracker:
             tracker.finish("FINISHED")
-        if (self.settings.checkpoint is None or self.settings.own_checkpoint) and self.checkpoint is not None:
+        if (
+            self.settings.checkpoint is None or self.settings.own_checkpoint
+        ) and self.checkpoint is not None:
             # a plain run's own checkpoint: done with
             Path(self.checkpoint).unlink(missing_ok=True)
             lineage_path.unlink(missing_ok=True)
@@ -281,18 +368,31 @@ class Trial:
         """A run stopped before its end (a signal, a failing term) logs the champion it had, as a finished run
         would (adapter, model, lineage), tagged as from an incomplete run; what stopped it ends it after."""
         tracker = self.tracker
-        if (tracker is None or evo is None or evo.champion is None or evo.gen < 0 or self._champion_logged
-                or isinstance(e, (TrialFenced, TrackingUnavailable, TrialPruned))):
+        if (
+            tracker is None
+            or evo is None
+            or evo.champion is None
+            or evo.gen < 0
+            or self._champion_logged
+            or isinstance(e, (TrialFenced, TrackingUnavailable, TrialPruned))
+        ):
             return  # nothing to log, nowhere to log it, or logged already (a failure after the evolution's end)
         try:
             why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
-            tracker.set_tags({INCOMPLETE_TAG: f"stopped after generation {evo.gen} of "
-                              f"{self.cfg.evolution.generations - 1} ({why[:200]}); champion of the generations "
-                              "completed"})
+            tracker.set_tags(
+                {
+                    INCOMPLETE_TAG: f"stopped after generation {evo.gen} of "
+                    f"{self.cfg.evolution.generations - 1} ({why[:200]}); champion of the generations "
+                    "completed"
+                }
+            )
             if self.lineage_path is not None and self.lineage_path.is_file():
                 log_champion(tracker, self.task, self.conf, evo.result(), self.lineage_path)
         except Exception as err:  # the run still ends with its status; what was logged stays
-            warnings.warn(f"could not log the stopped run's champion: {type(err).__name__}: {err}", stacklevel=2)
+            warnings.warn(
+                f"could not log the stopped run's champion: {type(err).__name__}: {err}",
+                stacklevel=2,
+            )
 
     def _loop(self, lineage_path: Path, observers: Sequence[Observer], guards: Sequence[Observer]):
         """The generation loop with its observers, in the order they must see each generation: guards,
@@ -301,21 +401,37 @@ class Trial:
         lineage, basins = LineageRecorder(lineage_path), BasinRecorder(cfg.evolution.generations)
         if self.ck:
             basins.snaps = dict(self.ck.get("basins", {}))
-        obs: list[Observer] = [*([self.pool] if self.pool else []), *guards, lineage, *([tracker] if tracker else []),
-                               basins]
+        obs: list[Observer] = [
+            *([self.pool] if self.pool else []),
+            *guards,
+            lineage,
+            *([tracker] if tracker else []),
+            basins,
+        ]
         if checkpoint is not None:
-            obs.append(Checkpointer(checkpoint, self.identity, tracker.run_id if tracker else None,
-                                    basins))
-        obs += [ProgressBar(cfg.evolution.generations, desc=self.settings.run_name or cfg.name,
-                            disable=not self.settings.progress), *observers]
+            obs.append(
+                Checkpointer(checkpoint, self.identity, tracker.run_id if tracker else None, basins)
+            )
+        obs += [
+            ProgressBar(
+                cfg.evolution.generations,
+                desc=self.settings.run_name or cfg.name,
+                disable=not self.settings.progress,
+            ),
+            *observers,
+        ]
         curves = None
         if tracker:
             if hasattr(task, "samples"):
                 obs.append(SampleTable(task, tracker))
-            curves = CurvesImage(tracker, f"{cfg.name} (seed {cfg.seed})", cfg.evolution.generations, cfg.data.rotate)
+            curves = CurvesImage(
+                tracker, f"{cfg.name} (seed {cfg.seed})", cfg.evolution.generations, cfg.data.rotate
+            )
             obs.append(curves)
         evaluate = self.pool if self.pool is not None else task.evaluate
-        evo = build_evolution(cfg, task, evaluate, obs, checkpoint_every=1 if checkpoint is not None else 0)
+        evo = build_evolution(
+            cfg, task, evaluate, obs, checkpoint_every=1 if checkpoint is not None else 0
+        )
         if self.ck:
             evo.load_state_dict(self.ck["loop"])
         return evo, basins, curves
@@ -324,19 +440,43 @@ class Trial:
         """What the evolution made is logged first; what comes after (test scoring, tables, pictures) fails
         alone, each step's failure reported, the run then failed."""
         task, tracker = self.task, self.tracker
-        model_uri = log_champion(tracker, task, self.conf, result, lineage_path) if tracker else None
+        model_uri = (
+            log_champion(tracker, task, self.conf, result, lineage_path) if tracker else None
+        )
         self._champion_logged = True
         report = Report()
         excluded = budget_exclusions(result, bool(self.cfg.validation.budget))
         test = report.step("test scoring", score_test, task, result)
-        val_by_source = report.step("validation by source", score_validation_by_source, task, result)
+        val_by_source = report.step(
+            "validation by source", score_validation_by_source, task, result
+        )
         objectives = report.step("objectives", score_objectives, task, result)
         if tracker:
-            log_report(report, tracker, task, self.conf, result, basins, test, curves, val_by_source, excluded,
-                       objectives, model_uri)
+            log_report(
+                report,
+                tracker,
+                task,
+                self.conf,
+                result,
+                basins,
+                test,
+                curves,
+                val_by_source,
+                excluded,
+                objectives,
+                model_uri,
+            )
         report.raise_if_failed()
-        return RunOutcome(tracker.run_id if tracker else None, result, test, model_uri, objectives, val_by_source,
-                          excluded, task.validation_measure())
+        return RunOutcome(
+            tracker.run_id if tracker else None,
+            result,
+            test,
+            model_uri,
+            objectives,
+            val_by_source,
+            excluded,
+            task.validation_measure(),
+        )
 
     def _stopped(self, e: BaseException) -> None:
         """The run's status for what stopped it: the one mapping."""
@@ -347,7 +487,9 @@ class Trial:
             # fenced: declared dead elsewhere, its retry owns the checkpoint and the run; tracking gone: nothing
             # more can be written, the run stays RUNNING and a sweep's retry resumes it from the checkpoint
             tracker.close()
-        elif isinstance(e, TrialPruned):  # stopped early by choice: FINISHED, tagged optuna.state=PRUNED by the sweep
+        elif isinstance(
+            e, TrialPruned
+        ):  # stopped early by choice: FINISHED, tagged optuna.state=PRUNED by the sweep
             tracker.set_tags({"evolora.pruned": str(e)})
             tracker.finish("FINISHED", None)
         elif isinstance(e, KeyboardInterrupt):
@@ -358,8 +500,12 @@ class Trial:
             tracker.finish("FAILED", e)
 
 
-def run_trial(cfg: StudyConfig, settings: RunSettings = RunSettings(), observers: Sequence[Observer] = (),
-              guards: Sequence[Observer] = ()) -> RunOutcome:
+def run_trial(
+    cfg: StudyConfig,
+    settings: RunSettings = RunSettings(),
+    observers: Sequence[Observer] = (),
+    guards: Sequence[Observer] = (),
+) -> RunOutcome:
     """Evolve one adapter: :class:`Trial` made, run, ended. With ``settings.checkpoint``, the loop state is
     saved there after every generation and, if the file exists, the run resumes from it (same MLflow run,
     same random streams)."""
@@ -373,14 +519,20 @@ def default_run_name(cfg: StudyConfig) -> str:
 
 def _run_note(cfg: StudyConfig) -> str:
     v = cfg.validation.metric
-    return (f"**{cfg.name}**: {cfg.evolution.strategy}, population {cfg.evolution.population}, "
-            f"{cfg.evolution.generations} generations, LoRA rank {cfg.lora.rank} on {cfg.model.base}.\n\n"
-            f"* `fit_*`: fitness on the train batch"
-            f"{', redrawn every generation (it zig-zags by design)' if cfg.data.rotate else ''}.\n"
-            f"* `val`, `val_champion`, `val_base`: {v} on the validation split every {cfg.validation.every} "
-            f"generation(s); the champion is the best on validation.\n"
-            + (f"* `test_*`: {v} on the test split, scored once at the end; it chose nothing.\n" if cfg.data.test_path else "")
-            + "* The champion is logged as an MLflow model (`model`) and as a stock PEFT adapter (`adapter/`).")
+    return (
+        f"**{cfg.name}**: {cfg.evolution.strategy}, population {cfg.evolution.population}, "
+        f"{cfg.evolution.generations} generations, LoRA rank {cfg.lora.rank} on {cfg.model.base}.\n\n"
+        f"* `fit_*`: fitness on the train batch"
+        f"{', redrawn every generation (it zig-zags by design)' if cfg.data.rotate else ''}.\n"
+        f"* `val`, `val_champion`, `val_base`: {v} on the validation split every {cfg.validation.every} "
+        f"generation(s); the champion is the best on validation.\n"
+        + (
+            f"* `test_*`: {v} on the test split, scored once at the end; it chose nothing.\n"
+            if cfg.data.test_path
+            else ""
+        )
+        + "* The champion is logged as an MLflow model (`model`) and as a stock PEFT adapter (`adapter/`)."
+    )
 
 
 def log_datasets(tracker: MlflowTracker, cfg: StudyConfig, task) -> None:
@@ -388,7 +540,10 @@ def log_datasets(tracker: MlflowTracker, cfg: StudyConfig, task) -> None:
     import pandas as pd
 
     d = cfg.data
-    sources = {"train": d.train_path, "validation": d.train_path if d.val_fraction is not None else d.dev_path,
-               "test": d.test_path}
+    sources = {
+        "train": d.train_path,
+        "validation": d.train_path if d.val_fraction is not None else d.dev_path,
+        "test": d.test_path,
+    }
     splits = {k: (pd.DataFrame(rows), sources[k]) for k, rows in task.split_records().items()}
     tracker.log_datasets(splits)

@@ -31,23 +31,34 @@ def declared_fields(params: type, exclude: tuple[str, ...] = ()) -> dict[str, tu
         if "doc" not in f.metadata or f.name in exclude:
             continue
         bounds = {k: f.metadata[k] for k in BOUNDS if k in f.metadata}
-        out[f.name] = (hints[f.name], Field(f.default, description=f.metadata["doc"] or None, **bounds))
+        out[f.name] = (
+            hints[f.name],
+            Field(f.default, description=f.metadata["doc"] or None, **bounds),
+        )
     return out
 
 
 def _section(name: str, doc: str, fields: dict, **validators) -> type[Strict]:
-    return create_model(name, __base__=Strict, __doc__=doc, __module__=__name__, __validators__=validators,
-                        **fields)
+    return create_model(
+        name, __base__=Strict, __doc__=doc, __module__=__name__, __validators__=validators, **fields
+    )
 
 
 SpeciationConfig = _section(
-    "SpeciationConfig", "NEAT-style speciation of the GA population (compatibility distance, adaptive threshold, "
+    "SpeciationConfig",
+    "NEAT-style speciation of the GA population (compatibility distance, adaptive threshold, "
     "sharing).",
-    {"enabled": (bool, Field(False, description="NEAT-style speciation of the GA population")),
-     **declared_fields(SpeciationParams)})
+    {
+        "enabled": (bool, Field(False, description="NEAT-style speciation of the GA population")),
+        **declared_fields(SpeciationParams),
+    },
+)
 
-ESConfig = _section("ESConfig", "The evolution strategies' settings (openai-es; sigma also for sep-cma-es).",
-                    declared_fields(ESParams, exclude=("population", "horizon")))
+ESConfig = _section(
+    "ESConfig",
+    "The evolution strategies' settings (openai-es; sigma also for sep-cma-es).",
+    declared_fields(ESParams, exclude=("population", "horizon")),
+)
 
 
 def es_params(es, population: int) -> ESParams:
@@ -62,29 +73,48 @@ def es_params(es, population: int) -> ESParams:
 def _check(self):
     cls = STRATEGIES[self.strategy]
     if self.population < cls.min_population:
-        raise ConfigError("evolution.population", f"{self.strategy} needs ≥ {cls.min_population}", self.population)
+        raise ConfigError(
+            "evolution.population", f"{self.strategy} needs ≥ {cls.min_population}", self.population
+        )
     if self.speciation.enabled and not cls.speciates:
-        raise ConfigError("evolution.speciation.enabled", f"speciation applies to the ga strategy, not "
-                          f"{self.strategy}", True)
+        raise ConfigError(
+            "evolution.speciation.enabled",
+            f"speciation applies to the ga strategy, not {self.strategy}",
+            True,
+        )
     if self.tournament_size > self.population:
-        raise ConfigError("evolution.tournament_size", f"must be ≤ evolution.population ({self.population})",
-                          self.tournament_size)
+        raise ConfigError(
+            "evolution.tournament_size",
+            f"must be ≤ evolution.population ({self.population})",
+            self.tournament_size,
+        )
     if self.elitism >= self.population:
-        raise ConfigError("evolution.elitism", f"must be < evolution.population ({self.population})", self.elitism)
+        raise ConfigError(
+            "evolution.elitism", f"must be < evolution.population ({self.population})", self.elitism
+        )
     es_params(self.es, self.population)  # the section's rules, with the population they depend on
     return self
 
 
 _GA = declared_fields(GAParams)
 EvolutionConfig = _section(
-    "EvolutionConfig", "The inner loop: strategy, population, generations and the GA's operators.",
-    {"strategy": (Literal[tuple(STRATEGIES)], Field(
-        "ga", description="ga: DEAP GA (optionally speciated); openai-es: antithetic ES with rank shaping and "
-        "Adam; sep-cma-es: diagonal CMA-ES (cma package). ES variants validate the distribution mean.")),
-     "population": _GA.pop("population"),
-     "generations": (int, Field(10, ge=1, description="generations including generation 0")),
-     **_GA,
-     "hall_of_fame": (int, Field(1, ge=1)),
-     "speciation": (SpeciationConfig, SpeciationConfig()),
-     "es": (ESConfig, ESConfig())},
-    check=model_validator(mode="after")(_check))
+    "EvolutionConfig",
+    "The inner loop: strategy, population, generations and the GA's operators.",
+    {
+        "strategy": (
+            Literal[tuple(STRATEGIES)],
+            Field(
+                "ga",
+                description="ga: DEAP GA (optionally speciated); openai-es: antithetic ES with rank shaping and "
+                "Adam; sep-cma-es: diagonal CMA-ES (cma package). ES variants validate the distribution mean.",
+            ),
+        ),
+        "population": _GA.pop("population"),
+        "generations": (int, Field(10, ge=1, description="generations including generation 0")),
+        **_GA,
+        "hall_of_fame": (int, Field(1, ge=1)),
+        "speciation": (SpeciationConfig, SpeciationConfig()),
+        "es": (ESConfig, ESConfig()),
+    },
+    check=model_validator(mode="after")(_check),
+)

@@ -18,12 +18,18 @@ from pydantic import ValidationError
 from evolora.evolution.errors import ConfigError
 from evolora.fitness import PACKAGED_STSB
 from evolora.fitness.aliases import ALIASES
-
-from evolora.orchestrator.study.sections import StudyConfig
 from evolora.orchestrator.study.paths import set_path, validation_error
+from evolora.orchestrator.study.sections import StudyConfig
 from evolora.orchestrator.study.space import check_search
 
-__all__ = ["load_study", "load_raw", "parse_study", "apply_overrides", "validation_source", "DEFAULT_VAL_FRACTION"]
+__all__ = [
+    "load_study",
+    "load_raw",
+    "parse_study",
+    "apply_overrides",
+    "validation_source",
+    "DEFAULT_VAL_FRACTION",
+]
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -41,7 +47,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-DEFAULT_VAL_FRACTION = 0.1  # validation drawn from a user's own train data when the study names none
+DEFAULT_VAL_FRACTION = (
+    0.1  # validation drawn from a user's own train data when the study names none
+)
 
 
 def _resolve_paths(raw: dict, base_dir: Path) -> dict:
@@ -49,7 +57,11 @@ def _resolve_paths(raw: dict, base_dir: Path) -> dict:
     if isinstance(data, dict):
         for field in ("train_path", "dev_path", "test_path", "reference_path"):
             if isinstance(data.get(field), str):
-                data[field] = _usable(f"data.{field}", data[field], lambda v: str((base_dir / Path(v).expanduser()).resolve()))
+                data[field] = _usable(
+                    f"data.{field}",
+                    data[field],
+                    lambda v: str((base_dir / Path(v).expanduser()).resolve()),
+                )
         if data.get("dev_path") is None and data.get("val_fraction") is None:
             # validation is never a packaged stand-in for the user's data: the packaged sts-dev only beside the
             # packaged sts-train; a user's own train data gives up a fraction of itself
@@ -58,10 +70,19 @@ def _resolve_paths(raw: dict, base_dir: Path) -> dict:
             else:
                 data["val_fraction"] = DEFAULT_VAL_FRACTION
     model = raw.get("model")
-    if isinstance(model, dict) and isinstance(model.get("base"), str) and model["base"] not in ALIASES:
+    if (
+        isinstance(model, dict)
+        and isinstance(model.get("base"), str)
+        and model["base"] not in ALIASES
+    ):
+
         def local(v: str) -> str:
             p = Path(v).expanduser()
-            return str((base_dir / p).resolve()) if not p.is_absolute() and (base_dir / p).exists() else v
+            return (
+                str((base_dir / p).resolve())
+                if not p.is_absolute() and (base_dir / p).exists()
+                else v
+            )
 
         model["base"] = _usable("model.base", model["base"], local)
     return raw
@@ -73,18 +94,26 @@ def _usable(field: str, value: str, resolve) -> str:
     try:
         return resolve(value)
     except (OSError, ValueError) as e:
-        raise ConfigError(field, f"not a usable path ({getattr(e, 'strerror', None) or e})", value) from None
+        raise ConfigError(
+            field, f"not a usable path ({getattr(e, 'strerror', None) or e})", value
+        ) from None
 
 
 def _merge(defaults: dict, raw: dict) -> dict:
     """The study's values over the defaults (so ``--set`` can reach a default list item); lists replace."""
     out = dict(defaults)
     for k, v in raw.items():
-        out[k] = _merge(defaults[k], v) if isinstance(v, dict) and isinstance(defaults.get(k), dict) else v
+        out[k] = (
+            _merge(defaults[k], v)
+            if isinstance(v, dict) and isinstance(defaults.get(k), dict)
+            else v
+        )
     return out
 
 
-def parse_study(raw: Any, base_dir: Path = Path("."), overrides: list[str] = (), seed: int | None = None) -> StudyConfig:
+def parse_study(
+    raw: Any, base_dir: Path = Path("."), overrides: list[str] = (), seed: int | None = None
+) -> StudyConfig:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -99,7 +128,9 @@ def parse_study(raw: Any, base_dir: Path = Path("."), overrides: list[str] = (),
         raise validation_error(err) from None
     pinned = {item.split("=", 1)[0].strip() for item in overrides}
     if pinned & set(cfg.search):  # a --set on a searched path fixes it
-        cfg = cfg.model_copy(update={"search": {k: v for k, v in cfg.search.items() if k not in pinned}})
+        cfg = cfg.model_copy(
+            update={"search": {k: v for k, v in cfg.search.items() if k not in pinned}}
+        )
     check_search(cfg)
     return cfg
 
@@ -110,8 +141,12 @@ MAX_NODES = 100_000  # a study file is a few hundred nodes; aliases may not expa
 _CORE_SCALARS = [  # YAML 1.2's core schema: only these plain scalars are not strings
     ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
     ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
-    ("tag:yaml.org,2002:float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+.0123456789"),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+.0123456789",
+    ),
     ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     ("tag:yaml.org,2002:merge", r"^(?:<<)$", ["<"]),  # merge keys, as YAML 1.1 and PyYAML have them
 ]
@@ -148,15 +183,17 @@ class _StrictLoader(yaml.SafeLoader):
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 m = key_node.start_mark
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", m)
+                    None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", m
+                )
             seen.setdefault(key, key_node.start_mark.line)
         return super().construct_mapping(node, deep)
 
     def get_single_node(self):
         node = super().get_single_node()
         if node is not None and _expanded_size(node) > MAX_NODES:
-            raise yaml.composer.ComposerError(None, None, f"expands to more than {MAX_NODES:,} nodes (aliases)",
-                                              node.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, f"expands to more than {MAX_NODES:,} nodes (aliases)", node.start_mark
+            )
         return node
 
 
@@ -189,7 +226,9 @@ def read_yaml(path: Path):
         with path.open(encoding="utf-8") as fh:  # the stream's name is the file's: errors say where
             return yaml.load(fh, Loader=_StrictLoader)
     except UnicodeDecodeError as e:
-        raise ConfigError("<study>", f"{path}: not UTF-8 text (byte {e.start})", str(path)) from None
+        raise ConfigError(
+            "<study>", f"{path}: not UTF-8 text (byte {e.start})", str(path)
+        ) from None
     except yaml.YAMLError as e:
         raise ConfigError("<study>", f"not valid YAML: {_short(e)}", str(path)) from None
     except RecursionError:
@@ -200,7 +239,10 @@ def _short(e: yaml.YAMLError) -> str:
     """A YAML error in one line, without the offending text it may quote at length."""
     mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
     where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    return where + str(getattr(e, "problem", None) or getattr(e, "context", None) or e).splitlines()[0][:200]
+    return (
+        where
+        + str(getattr(e, "problem", None) or getattr(e, "context", None) or e).splitlines()[0][:200]
+    )
 
 
 def validation_source(cfg: StudyConfig) -> str:
@@ -209,8 +251,10 @@ def validation_source(cfg: StudyConfig) -> str:
     if d.val_fraction is None:
         return f"validation: {d.dev_path} (data.dev_path)"
     held = f", plus every train pair of {', '.join(d.val_sources)}" if d.val_sources else ""
-    return (f"validation: {d.val_fraction:.0%} of the distinct examples of {d.train_path} (data.val_fraction, drawn "
-            f"by data.seed{held}); they never reach a fitness batch")
+    return (
+        f"validation: {d.val_fraction:.0%} of the distinct examples of {d.train_path} (data.val_fraction, drawn "
+        f"by data.seed{held}); they never reach a fitness batch"
+    )
 
 
 def load_raw(path: str | Path) -> dict:

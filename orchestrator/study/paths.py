@@ -9,7 +9,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from evolora.evolution.errors import ConfigError
-
 from evolora.orchestrator.study.sections import StudyConfig, resolved
 
 __all__ = ["set_path", "with_values", "leaf_paths", "value_at", "validation_error"]
@@ -36,10 +35,19 @@ def _did_you_mean(loc: tuple) -> str:
         if field is None:
             return ""
         ann = field.annotation
-        model = next((a for a in (ann, *getattr(ann, "__args__", ())) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        model = next(
+            (
+                a
+                for a in (ann, *getattr(ann, "__args__", ()))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
         if model is None:
             return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(getattr(model, "model_fields", {})), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(
+        str(loc[-1]), list(getattr(model, "model_fields", {})), n=1, cutoff=0.6
+    )
     return f" (did you mean {close[0]}?)" if close else ""
 
 
@@ -88,10 +96,12 @@ def with_values(cfg: StudyConfig, values: dict[str, Any]) -> StudyConfig:
         raise validation_error(err) from None
 
 
-
-
 def choice_label(choice: Any) -> Any:
-    return choice if choice is None or isinstance(choice, (str, int, float, bool)) else json.dumps(choice)
+    return (
+        choice
+        if choice is None or isinstance(choice, (str, int, float, bool))
+        else json.dumps(choice)
+    )
 
 
 def value_at(conf: dict, path: str) -> Any:

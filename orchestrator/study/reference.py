@@ -1,7 +1,7 @@
-"""The study-file reference, generated from the schema (:class:`~evolora.orchestrator.study.sections.StudyConfig`): every key
-with its type, default, bounds and description, section by section. ``evolora schema`` prints it (Markdown, or
-the JSON Schema with ``--json``); ``docs/reference/study-file.md`` is this module's output, and a test fails
-when the two disagree."""
+"""The study-file reference, generated from the schema
+(:class:`~evolora.orchestrator.study.sections.StudyConfig`): every key with its type, default, bounds and
+description, section by section. ``evolora schema`` prints it (Markdown, or the JSON Schema with ``--json``);
+``docs/reference/study-file.md`` is this module's output, and a test fails when the two disagree."""
 
 from __future__ import annotations
 
@@ -95,7 +95,12 @@ def _default_text(info: FieldInfo) -> str:
 def _bounds_text(info: FieldInfo) -> str:
     parts = []
     for m in info.metadata:
-        for kind, attr, sym in ((at.Ge, "ge", "≥"), (at.Gt, "gt", ">"), (at.Le, "le", "≤"), (at.Lt, "lt", "<")):
+        for kind, attr, sym in (
+            (at.Ge, "ge", "≥"),
+            (at.Gt, "gt", ">"),
+            (at.Le, "le", "≤"),
+            (at.Lt, "lt", "<"),
+        ):
             if isinstance(m, kind):
                 v = getattr(m, attr)
                 parts.append(f"{sym} {'2⁶³' if v == 2**63 else v}")
@@ -113,8 +118,12 @@ def _cell(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
 
 
-def _section(path: str, model: type[BaseModel], out: list[str], seen: set[tuple[str, type]]) -> None:
-    doc = (model.__dict__.get("__doc__") or "").strip()  # the section's own docstring, not a base class's
+def _section(
+    path: str, model: type[BaseModel], out: list[str], seen: set[tuple[str, type]]
+) -> None:
+    doc = (
+        model.__dict__.get("__doc__") or ""
+    ).strip()  # the section's own docstring, not a base class's
     out += [f"## `{path}`" if path else "## top level", ""]
     if doc and model.__name__ != "StudyConfig":
         out += [" ".join(doc.split()), ""]
@@ -132,8 +141,10 @@ def _section(path: str, model: type[BaseModel], out: list[str], seen: set[tuple[
                 seen.add((child, sub))
                 nested.append((child, sub))
             kind = kind.replace(sub.__name__, f"section [`{child}`](#{_anchor(child)})")
-        out.append(f"| `{name}` | {_cell(kind)} | {_cell(_default_text(info))} | {_cell(_bounds_text(info))} | "
-                   f"{_cell(info.description or '')} |")
+        out.append(
+            f"| `{name}` | {_cell(kind)} | {_cell(_default_text(info))} | {_cell(_bounds_text(info))} | "
+            f"{_cell(info.description or '')} |"
+        )
     out.append("")
     for child, sub in nested:
         _section(child, sub, out, seen)
@@ -157,4 +168,7 @@ def study_json_schema() -> str:
     """The study schema as JSON Schema (for editors: a YAML language server validates a study file with it)."""
     from evolora.orchestrator.study.sections import StudyConfig
 
-    return json.dumps(StudyConfig.model_json_schema(), indent=2, ensure_ascii=False, default=str) + "\n"
+    return (
+        json.dumps(StudyConfig.model_json_schema(), indent=2, ensure_ascii=False, default=str)
+        + "\n"
+    )

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from evolora.evolution.errors import ConfigError
-
-from evolora.orchestrator.study.sections import StudyConfig, resolved
 from evolora.orchestrator.study.paths import choice_label, leaf_paths, value_at, with_values
+from evolora.orchestrator.study.sections import StudyConfig, resolved
 
 __all__ = ["check_search", "baseline_params"]
 
@@ -27,10 +26,16 @@ def check_search(cfg: StudyConfig) -> None:
             if cond not in leaves:
                 raise ConfigError(f"search.{path}.when", "not a config path", cond)
             if not accepted:
-                raise ConfigError(f"search.{path}.when.{cond}", "must list at least one value", accepted)
+                raise ConfigError(
+                    f"search.{path}.when.{cond}", "must list at least one value", accepted
+                )
             if cond in cfg.search and order.index(cond) >= i:
-                raise ConfigError(f"search.{path}.when", "a condition on a searched path must come after that "
-                                  "path in `search` (entries are sampled in file order)", cond)
+                raise ConfigError(
+                    f"search.{path}.when",
+                    "a condition on a searched path must come after that "
+                    "path in `search` (entries are sampled in file order)",
+                    cond,
+                )
         context = _where_sampled(cfg, path)
         for v in spec.extremes():
             try:
@@ -52,9 +57,17 @@ def _check_path_choices(path: str, spec) -> None:
     if spec.type != "categorical" or not _is_path_field(path):
         return
     for c in spec.choices:
-        if isinstance(c, str) and ("/" in c or path != "model.base") and not Path(c).expanduser().is_absolute():
-            raise ConfigError(f"search.{path}.choices", "a path among the choices must be absolute (sampled "
-                              "values are not resolved from the study file's directory)", c)
+        if (
+            isinstance(c, str)
+            and ("/" in c or path != "model.base")
+            and not Path(c).expanduser().is_absolute()
+        ):
+            raise ConfigError(
+                f"search.{path}.choices",
+                "a path among the choices must be absolute (sampled "
+                "values are not resolved from the study file's directory)",
+                c,
+            )
 
 
 def _where_sampled(cfg: StudyConfig, path: str) -> dict[str, Any]:
@@ -64,7 +77,7 @@ def _where_sampled(cfg: StudyConfig, path: str) -> dict[str, Any]:
     todo = [path]
     while todo:
         spec = cfg.search.get(todo.pop())
-        for c, accepted in ((spec.when or {}).items() if spec else ()):
+        for c, accepted in (spec.when or {}).items() if spec else ():
             if c not in out:
                 out[c] = accepted[0]
                 todo.append(c)
@@ -85,15 +98,30 @@ def baseline_params(cfg: StudyConfig) -> dict[str, Any]:
         if spec.type == "categorical":
             labels = [choice_label(c) for c in spec.choices]
             if choice_label(v) not in labels:
-                raise ConfigError(f"search.{path}", f"sweep.baseline runs the file's value, which is not among "
-                                  f"the choices {spec.choices}", v)
+                raise ConfigError(
+                    f"search.{path}",
+                    f"sweep.baseline runs the file's value, which is not among "
+                    f"the choices {spec.choices}",
+                    v,
+                )
             out[path] = choice_label(v)
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not spec.low <= v <= spec.high:
-            raise ConfigError(f"search.{path}", f"sweep.baseline runs the file's value, which is outside "
-                              f"[{spec.low:g}, {spec.high:g}]", v)
-        if spec.step is not None and abs((v - spec.low) / spec.step - round((v - spec.low) / spec.step)) > 1e-9:
-            raise ConfigError(f"search.{path}", f"sweep.baseline runs the file's value, which is not on the "
-                              f"grid low + k × step ({spec.low:g} + k × {spec.step:g})", v)
+            raise ConfigError(
+                f"search.{path}",
+                f"sweep.baseline runs the file's value, which is outside "
+                f"[{spec.low:g}, {spec.high:g}]",
+                v,
+            )
+        if (
+            spec.step is not None
+            and abs((v - spec.low) / spec.step - round((v - spec.low) / spec.step)) > 1e-9
+        ):
+            raise ConfigError(
+                f"search.{path}",
+                f"sweep.baseline runs the file's value, which is not on the "
+                f"grid low + k × step ({spec.low:g} + k × {spec.step:g})",
+                v,
+            )
         out[path] = int(v) if spec.type == "int" else float(v)
     return out

@@ -61,7 +61,12 @@ class Strict(BaseModel):
         if isinstance(value, bool) and _numeric(ann) and not _admits_bool(ann):
             raise ValueError(BOOL_NOT_A_NUMBER)
         item = _item_type(ann)
-        if isinstance(value, list) and item is not None and _numeric(item) and not _admits_bool(item):
+        if (
+            isinstance(value, list)
+            and item is not None
+            and _numeric(item)
+            and not _admits_bool(item)
+        ):
             if any(isinstance(v, bool) for v in value):
                 raise ValueError(f"{BOOL_NOT_A_NUMBER}: every item must be a number")
         return value

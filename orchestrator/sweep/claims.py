@@ -23,20 +23,32 @@ from optuna.trial import TrialState
 from evolora.evolution import Observer
 from evolora.evolution.errors import EvoloraError
 from evolora.orchestrator.errors import TrialFenced
-
 from evolora.orchestrator.study.sections import StudyConfig
-from evolora.orchestrator.sweep.sampling import make_sampler
 from evolora.orchestrator.study.space import baseline_params
 from evolora.orchestrator.sweep.record import TrialRecord, attrs, key, store
+from evolora.orchestrator.sweep.sampling import make_sampler
 from evolora.orchestrator.sweep.storage import open_storage, storage_lock
 
 if TYPE_CHECKING:
     from evolora.orchestrator.sweep.context import SweepContext
 
-__all__ = ["RETRIABLE", "TRACKING_FAILURE", "failure_cap", "check_failures", "host_id", "recover", "claim", "Liveness", "Fence", "beat_interval"]
+__all__ = [
+    "RETRIABLE",
+    "TRACKING_FAILURE",
+    "failure_cap",
+    "check_failures",
+    "host_id",
+    "recover",
+    "claim",
+    "Liveness",
+    "Fence",
+    "beat_interval",
+]
 
 
-TRACKING_FAILURE = "tracking unavailable"  # the MLflow server stayed unreachable past the retry window
+TRACKING_FAILURE = (
+    "tracking unavailable"  # the MLflow server stayed unreachable past the retry window
+)
 RETRIABLE = ("worker died", "interrupted", TRACKING_FAILURE)
 
 
@@ -58,7 +70,9 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-def recover(study: optuna.Study, cfg: StudyConfig, storage: optuna.storages.BaseStorage) -> list[int]:
+def recover(
+    study: optuna.Study, cfg: StudyConfig, storage: optuna.storages.BaseStorage
+) -> list[int]:
     """Fail RUNNING trials whose worker is gone and queue a retry (same params, same root → same seed and
     checkpoint) for each died or interrupted trial not yet retried. Returns the retried trial numbers.
     ``storage`` is the study's storage (Optuna's public storage API changes another worker's trial)."""
@@ -66,7 +80,11 @@ def recover(study: optuna.Study, cfg: StudyConfig, storage: optuna.storages.Base
     study_id = storage.get_study_id_from_name(study.study_name)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         rec = TrialRecord.of(t)
-        beat = rec.heartbeat if rec.heartbeat is not None else (t.datetime_start.timestamp() if t.datetime_start else now)
+        beat = (
+            rec.heartbeat
+            if rec.heartbeat is not None
+            else (t.datetime_start.timestamp() if t.datetime_start else now)
+        )
         same_host_dead = rec.host == host and not _alive(rec.pid)
         if same_host_dead or now - beat > cfg.sweep.stale_after:
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
@@ -81,13 +99,24 @@ def recover(study: optuna.Study, cfg: StudyConfig, storage: optuna.storages.Base
             continue
         if rec.retries >= cfg.sweep.max_retries:
             continue
-        retry = {"root": rec.root if rec.root is not None else t.number, "retries": rec.retries + 1,
-                 "retry_of": t.number}
+        retry = {
+            "root": rec.root if rec.root is not None else t.number,
+            "retries": rec.retries + 1,
+            "retry_of": t.number,
+        }
         threads = (rec.config or {}).get("model", {}).get("threads")
-        if threads is not None:  # the retry runs at the killed trial's thread count: its checkpoint matches
+        if (
+            threads is not None
+        ):  # the retry runs at the killed trial's thread count: its checkpoint matches
             retry["threads"] = int(threads)
-        study.add_trial(optuna.trial.create_trial(
-            state=TrialState.WAITING, params=t.params, distributions=t.distributions, user_attrs=attrs(**retry)))
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=t.params,
+                distributions=t.distributions,
+                user_attrs=attrs(**retry),
+            )
+        )
         queued.append(t.number)
     return queued
 
@@ -100,11 +129,16 @@ def failure_cap(n_trials: int) -> int:
 
 def check_failures(ctx: SweepContext, study: optuna.Study) -> None:
     """EvoloraError once the study holds :func:`failure_cap` failed trials that will not be retried."""
-    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-              if TrialRecord.of(t).failure not in RETRIABLE]
+    failed = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if TrialRecord.of(t).failure not in RETRIABLE
+    ]
     if len(failed) >= failure_cap(ctx.n_trials):
-        raise EvoloraError(f"{len(failed)} trials of study '{ctx.cfg.name}' failed (a sweep stops after "
-                           f"{failure_cap(ctx.n_trials)}); last: {TrialRecord.of(failed[-1]).failure}")
+        raise EvoloraError(
+            f"{len(failed)} trials of study '{ctx.cfg.name}' failed (a sweep stops after "
+            f"{failure_cap(ctx.n_trials)}); last: {TrialRecord.of(failed[-1]).failure}"
+        )
 
 
 def claim(ctx: SweepContext, study: optuna.Study) -> optuna.Trial | None:
@@ -113,9 +147,15 @@ def claim(ctx: SweepContext, study: optuna.Study) -> optuna.Trial | None:
         recover(study, ctx.cfg, open_storage(ctx.storage_url))
         check_failures(ctx, study)
         n = Counter(t.state for t in study.get_trials(deepcopy=False))
-        if n[TrialState.WAITING] == 0 and n[TrialState.COMPLETE] + n[TrialState.PRUNED] + n[TrialState.RUNNING] >= ctx.n_trials:
+        if (
+            n[TrialState.WAITING] == 0
+            and n[TrialState.COMPLETE] + n[TrialState.PRUNED] + n[TrialState.RUNNING]
+            >= ctx.n_trials
+        ):
             return None
-        if ctx.cfg.sweep.baseline and not n:  # a new study: its first trial runs the file's own values
+        if (
+            ctx.cfg.sweep.baseline and not n
+        ):  # a new study: its first trial runs the file's own values
             study.enqueue_trial(baseline_params(ctx.cfg), user_attrs=attrs(baseline=True))
         study.sampler = make_sampler(ctx.cfg, len(study.trials))
         trial = study.ask()
@@ -128,13 +168,23 @@ class Liveness:
     on how long a generation takes. Each beat first reads the trial's state; when another worker has declared
     it dead (no longer RUNNING), ``fenced`` is set and beating stops, and :class:`Fence` stops the run."""
 
-    def __init__(self, storage: optuna.storages.BaseStorage, study: optuna.Study, number: int, interval: float) -> None:
+    def __init__(
+        self,
+        storage: optuna.storages.BaseStorage,
+        study: optuna.Study,
+        number: int,
+        interval: float,
+    ) -> None:
         self.storage, self.interval = storage, interval
-        self.trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+        self.trial_id = storage.get_trial_id_from_study_id_trial_number(
+            storage.get_study_id_from_name(study.study_name), number
+        )
         self.fenced, self._stop = threading.Event(), threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"evolora-heartbeat-{number}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"evolora-heartbeat-{number}", daemon=True
+        )
 
-    def start(self) -> "Liveness":
+    def start(self) -> Liveness:
         self._beat()
         self._thread.start()
         return self
@@ -145,7 +195,10 @@ class Liveness:
 
     def still_ours(self) -> bool:
         """Read the trial's state now; False (and ``fenced`` set) once it is no longer RUNNING."""
-        if not self.fenced.is_set() and self.storage.get_trial(self.trial_id).state != TrialState.RUNNING:
+        if (
+            not self.fenced.is_set()
+            and self.storage.get_trial(self.trial_id).state != TrialState.RUNNING
+        ):
             self.fenced.set()
         return not self.fenced.is_set()
 
@@ -160,7 +213,9 @@ class Liveness:
             try:
                 if not self._beat():
                     return
-            except Exception:  # declared dead between the read and the write, or a storage hiccup: look again
+            except (
+                Exception
+            ):  # declared dead between the read and the write, or a storage hiccup: look again
                 continue
 
 
@@ -174,8 +229,10 @@ class Fence(Observer):
 
     def _check(self, *_) -> None:
         if not self.live.still_ours():  # read now, right before this generation's writes
-            raise TrialFenced("this trial was declared dead by another worker; it stops writing and is retried "
-                              "from its checkpoint")
+            raise TrialFenced(
+                "this trial was declared dead by another worker; it stops writing and is retried "
+                "from its checkpoint"
+            )
 
     on_population = on_events = on_generation = on_checkpoint = on_end = _check
 

@@ -29,7 +29,9 @@ class SweepContext:
     checkpoint_dir: str | None = None
     progress: bool = True
     parent_run_id: str | None = None  # set by run_sweep
-    study_uid: str = ""  # the Optuna study's own id (set by open_study): a checkpoint belongs to one study
+    study_uid: str = (
+        ""  # the Optuna study's own id (set by open_study): a checkpoint belongs to one study
+    )
     # torch threads of the process that starts the sweep, read once: a trial sets its own pinned count, which
     # must not become the next trial's
     own_threads: int = field(default_factory=_torch_threads_now)
@@ -43,7 +45,11 @@ class SweepContext:
         return self.tracking_uri or default_tracking_uri()
 
     def checkpoint(self, root: int) -> Path:
-        base = Path(self.checkpoint_dir) if self.checkpoint_dir else Path.cwd() / "mlruns" / "checkpoints"
+        base = (
+            Path(self.checkpoint_dir)
+            if self.checkpoint_dir
+            else Path.cwd() / "mlruns" / "checkpoints"
+        )
         study = base / self.cfg.name
         return (study / self.study_uid if self.study_uid else study) / f"trial-{root}.npz"
 

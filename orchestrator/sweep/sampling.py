@@ -9,18 +9,30 @@ from typing import Any
 import numpy as np
 import optuna
 
-from evolora.orchestrator.study.sections import SearchSpec, StudyConfig, resolved
 from evolora.orchestrator.study.paths import choice_label, value_at, with_values
+from evolora.orchestrator.study.sections import SearchSpec, StudyConfig, resolved
 from evolora.orchestrator.study.space import baseline_params
 
-__all__ = ["objectives", "suggest", "sample", "baseline_params", "decode", "trial_seed", "trial_config", "make_sampler", "make_pruner"]
+__all__ = [
+    "objectives",
+    "suggest",
+    "sample",
+    "baseline_params",
+    "decode",
+    "trial_seed",
+    "trial_config",
+    "make_sampler",
+    "make_pruner",
+]
 
 
 def suggest(trial: optuna.Trial, path: str, spec: SearchSpec) -> Any:
     if spec.type == "float":
         return trial.suggest_float(path, spec.low, spec.high, log=spec.log, step=spec.step)
     if spec.type == "int":
-        return trial.suggest_int(path, int(spec.low), int(spec.high), log=spec.log, step=int(spec.step or 1))
+        return trial.suggest_int(
+            path, int(spec.low), int(spec.high), log=spec.log, step=int(spec.step or 1)
+        )
     labels = [choice_label(c) for c in spec.choices]
     return spec.choices[labels.index(trial.suggest_categorical(path, labels))]
 
@@ -82,7 +94,11 @@ def make_pruner(cfg: StudyConfig) -> optuna.pruners.BasePruner:
     if cfg.sweep.objectives:
         return optuna.pruners.NopPruner()
     if cfg.sweep.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=cfg.sweep.pruner_warmup)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=2, n_warmup_steps=cfg.sweep.pruner_warmup
+        )
     if cfg.sweep.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=cfg.evolution.generations)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=cfg.evolution.generations
+        )
     return optuna.pruners.NopPruner()

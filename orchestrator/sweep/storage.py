@@ -18,7 +18,15 @@ from optuna.trial import TrialState
 from evolora.orchestrator.tracking.retry import retry
 from evolora.orchestrator.tracking.urls import sqlite_file
 
-__all__ = ["ATTR", "default_storage", "open_storage", "open_existing_storage", "storage_lock", "ResilientStorage", "PATIENCE"]
+__all__ = [
+    "ATTR",
+    "default_storage",
+    "open_storage",
+    "open_existing_storage",
+    "storage_lock",
+    "ResilientStorage",
+    "PATIENCE",
+]
 
 JOURNAL = "optuna-journal.log"
 ATTR = "evolora:"  # prefix of evolora's study and trial user attributes in a storage
@@ -60,7 +68,9 @@ def open_existing_storage(url: str | None) -> optuna.storages.BaseStorage | None
     if path is not None and not path.is_file():
         if url is None:
             return None
-        raise ConfigError("--storage", "no Optuna storage there (nothing is created by a command that reads)", url)
+        raise ConfigError(
+            "--storage", "no Optuna storage there (nothing is created by a command that reads)", url
+        )
     return open_storage(url)
 
 
@@ -69,8 +79,12 @@ def _open(url: str) -> optuna.storages.BaseStorage:
         if (db := sqlite_file(url)) is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
         kwargs = None if url.startswith("sqlite") else {"pool_pre_ping": True}
-        if url.startswith(("postgresql://", "postgresql+")):  # hosts starting at once on a fresh database
-            with _pg_advisory_lock(url, "<schema>"):  # would race creating Optuna's tables and types
+        if url.startswith(
+            ("postgresql://", "postgresql+")
+        ):  # hosts starting at once on a fresh database
+            with _pg_advisory_lock(
+                url, "<schema>"
+            ):  # would race creating Optuna's tables and types
                 return ResilientStorage(optuna.storages.RDBStorage(url, engine_kwargs=kwargs), url)
         return ResilientStorage(optuna.storages.RDBStorage(url, engine_kwargs=kwargs), url)
     from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -118,7 +132,9 @@ def _pg_advisory_lock(url: str, study: str, patience: float = PATIENCE):
     released the lock with the session, so releasing it is skipped rather than failing the caller."""
     import sqlalchemy
 
-    key = int.from_bytes(hashlib.sha256(f"evolora|{study}".encode()).digest()[:8], "big", signed=True)
+    key = int.from_bytes(
+        hashlib.sha256(f"evolora|{study}".encode()).digest()[:8], "big", signed=True
+    )
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
         conn = retry_transient(lambda: _locked(engine, key), "pg_advisory_lock", patience)
@@ -156,30 +172,51 @@ def _transient(e: BaseException) -> bool:
     import sqlalchemy.exc as sa
 
     cause = e.__cause__ if isinstance(e, StorageInternalError) else e
-    if isinstance(cause, sa.PendingRollbackError):  # the session went on after its connection failed (Optuna's
-        return cause.__context__ is not None and _transient(cause.__context__)  # get_all_trials queries again)
+    if isinstance(
+        cause, sa.PendingRollbackError
+    ):  # the session went on after its connection failed (Optuna's
+        return cause.__context__ is not None and _transient(
+            cause.__context__
+        )  # get_all_trials queries again)
     orig = getattr(cause, "orig", None)
-    if type(orig).__module__ == "sqlite3":  # a local file: only a busy database passes; anything else is real
+    if (
+        type(orig).__module__ == "sqlite3"
+    ):  # a local file: only a busy database passes; anything else is real
         return "locked" in str(orig) or "busy" in str(orig)
     return isinstance(cause, (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError)) or (
-        isinstance(cause, sa.DBAPIError) and cause.connection_invalidated)
+        isinstance(cause, sa.DBAPIError) and cause.connection_invalidated
+    )
 
 
 def retry_transient(fn, what: str, patience: float = PATIENCE, after_loss=None) -> Any:
     """``fn()`` until it does not fail on a lost or refused database connection (waiting 0.2 s, doubling to
     5 s, for up to ``patience`` seconds); other errors are raised at once. ``after_loss()``, when given, runs
     once the database answers again after a loss and may settle the call by returning ``(True, result)``."""
+
     def say(e: BaseException, attempt: int, wait: float) -> None:
         if attempt == 1:
-            print(f"evolora: the Optuna storage database is unreachable ({what}: "
-                  f"{str(e.__cause__ or e).strip().splitlines()[0][:160]}); retrying for up to {patience:.0f} s",
-                  file=sys.stderr)
+            print(
+                f"evolora: the Optuna storage database is unreachable ({what}: "
+                f"{str(e.__cause__ or e).strip().splitlines()[0][:160]}); retrying for up to {patience:.0f} s",
+                file=sys.stderr,
+            )
 
     def recovered() -> None:
-        print(f"evolora: the Optuna storage database answers again ({what} went through)", file=sys.stderr)
+        print(
+            f"evolora: the Optuna storage database answers again ({what} went through)",
+            file=sys.stderr,
+        )
 
-    return retry(fn, transient=_transient, patience=patience, first=0.2, cap=5.0, settled=after_loss,
-                 on_retry=say, on_recovered=recovered)
+    return retry(
+        fn,
+        transient=_transient,
+        patience=patience,
+        first=0.2,
+        cap=5.0,
+        settled=after_loss,
+        on_retry=say,
+        on_recovered=recovered,
+    )
 
 
 class _Delegating(BaseStorage):
@@ -197,20 +234,42 @@ def _forward(name: str):
     return method
 
 
-for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
-              "get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
-              "get_study_system_attrs", "get_all_studies", "set_trial_param", "get_trial_id_from_study_id_trial_number",
-              "get_trial_number_from_id", "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
-              "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials", "get_best_trial",
-              "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs", "remove_session"):
+for _name in (
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_all_studies",
+    "set_trial_param",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial_number_from_id",
+    "get_trial_param",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial",
+    "get_all_trials",
+    "get_n_trials",
+    "get_best_trial",
+    "get_trial_params",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "remove_session",
+):
     setattr(_Delegating, _name, _forward(_name))
 abc.update_abstractmethods(_Delegating)
 
 
 class ResilientStorage(_Delegating):
     """An RDB storage that rides out its database going away: a call that fails on a lost or refused
-    connection waits and retries until the database answers again (:func:`retry_transient`). Optuna's RDBStorage raises on the first lost
-    connection (``pool_pre_ping`` only replaces connections that died while idle in the pool).
+    connection waits and retries until the database answers again (:func:`retry_transient`). Optuna's
+    RDBStorage raises on the first lost connection (``pool_pre_ping`` only replaces connections that died
+    while idle in the pool).
 
     Reads and attribute/param/intermediate-value writes are idempotent and simply retried. The two writes
     that are not are checked after a lost connection, for a commit that landed although its answer was lost:
@@ -237,9 +296,17 @@ class ResilientStorage(_Delegating):
 
         def landed():  # the study gained a trial although the answer was lost: that is ours
             n = self._inner.get_n_trials(study_id)
-            return (True, self._inner.get_trial_id_from_study_id_trial_number(study_id, before)) if n > before else (False, None)
+            return (
+                (True, self._inner.get_trial_id_from_study_id_trial_number(study_id, before))
+                if n > before
+                else (False, None)
+            )
 
-        return self._retry(lambda: self._inner.create_new_trial(study_id, template_trial), "create_new_trial", landed)
+        return self._retry(
+            lambda: self._inner.create_new_trial(study_id, template_trial),
+            "create_new_trial",
+            landed,
+        )
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
         def landed():
@@ -250,5 +317,8 @@ class ResilientStorage(_Delegating):
                 return True, True
             return (list(values) == list(t.values or []) if values is not None else True), True
 
-        return self._retry(lambda: self._inner.set_trial_state_values(trial_id, state, values),
-                           "set_trial_state_values", landed)
+        return self._retry(
+            lambda: self._inner.set_trial_state_values(trial_id, state, values),
+            "set_trial_state_values",
+            landed,
+        )

@@ -19,19 +19,31 @@ import optuna
 from optuna.trial import TrialState
 
 from evolora.evolution import Observer
-from evolora.evolution.genome import genome_sha256
 from evolora.evolution.errors import ConfigError, EvoloraError
-
-from evolora.orchestrator.sweep.claims import TRACKING_FAILURE, Fence, Liveness, beat_interval, claim
-from evolora.orchestrator.study.sections import resolved
-from evolora.orchestrator.sweep.context import SweepContext
+from evolora.evolution.genome import genome_sha256
 from evolora.orchestrator.errors import TrackingUnavailable, TrialFenced, TrialPruned
 from evolora.orchestrator.signals import Terminated, handle_sigterm
-from evolora.orchestrator.tracking.retry import backoff
+from evolora.orchestrator.study.sections import resolved
+from evolora.orchestrator.sweep.claims import (
+    TRACKING_FAILURE,
+    Fence,
+    Liveness,
+    beat_interval,
+    claim,
+)
+from evolora.orchestrator.sweep.context import SweepContext
 from evolora.orchestrator.sweep.parent import finish_parent, log_trial, parent_run, register
-from evolora.orchestrator.sweep.sampling import make_pruner, make_sampler, objectives, sample, trial_config, trial_seed
 from evolora.orchestrator.sweep.record import BASE_CONFIG, TrialRecord, store
+from evolora.orchestrator.sweep.sampling import (
+    make_pruner,
+    make_sampler,
+    objectives,
+    sample,
+    trial_config,
+    trial_seed,
+)
 from evolora.orchestrator.sweep.storage import open_storage, storage_lock
+from evolora.orchestrator.tracking.retry import backoff
 from evolora.orchestrator.tracking.runlog import MlflowTracker
 
 __all__ = ["run_sweep", "open_study", "worker", "OptunaReporter"]
@@ -46,9 +58,17 @@ def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
     storage = open_storage(ctx.storage_url)
     cfg = ctx.cfg
     if not create:
-        return optuna.load_study(study_name=cfg.name, storage=storage, sampler=make_sampler(cfg), pruner=make_pruner(cfg))
-    study = optuna.create_study(study_name=cfg.name, storage=storage, sampler=make_sampler(cfg), pruner=make_pruner(cfg),
-                                directions=[d for _, d in objectives(cfg)], load_if_exists=True)
+        return optuna.load_study(
+            study_name=cfg.name, storage=storage, sampler=make_sampler(cfg), pruner=make_pruner(cfg)
+        )
+    study = optuna.create_study(
+        study_name=cfg.name,
+        storage=storage,
+        sampler=make_sampler(cfg),
+        pruner=make_pruner(cfg),
+        directions=[d for _, d in objectives(cfg)],
+        load_if_exists=True,
+    )
     stored = study.user_attrs.get(BASE_CONFIG)
     conf = resolved(cfg)
     ctx.study_uid = _study_uid(ctx, study)
@@ -56,8 +76,12 @@ def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
         study.set_user_attr(BASE_CONFIG, conf)
     elif stored != conf:
         diff = next(k for k in sorted(set(stored) | set(conf)) if stored.get(k) != conf.get(k))
-        raise ConfigError(diff, f"study '{cfg.name}' already exists in {ctx.storage_url} with a different value here; "
-                          "change `name` to start a new study", conf.get(diff))
+        raise ConfigError(
+            diff,
+            f"study '{cfg.name}' already exists in {ctx.storage_url} with a different value here; "
+            "change `name` to start a new study",
+            conf.get(diff),
+        )
     return study
 
 
@@ -89,7 +113,9 @@ class OptunaReporter(Observer):
         if "val_champion" in row and gen > 0 and gen % self.every == 0:
             self.trial.report(row["val_champion"], step=gen)
             if self.trial.should_prune():
-                raise TrialPruned(f"pruned at generation {gen} (best validation {row['val_champion']:.5f})")
+                raise TrialPruned(
+                    f"pruned at generation {gen} (best validation {row['val_champion']:.5f})"
+                )
 
 
 class ResumeNote(Observer):
@@ -120,13 +146,22 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
     """A trial's life, as Optuna's own ``_run_trial`` lives it: run, map what happened to one state, tell once
     (:func:`_end`). A trial fenced off (declared dead while it ran; its retry owns it) writes nothing more."""
     # beat first: nothing slow may come between the claim (its first beat) and the heartbeat thread
-    live = Liveness(open_storage(ctx.storage_url), study, trial.number, beat_interval(ctx.cfg)).start()
-    from evolora.orchestrator.run.trial import RunSettings, Trial  # imported by worker() before its first claim: instant here
+    live = Liveness(
+        open_storage(ctx.storage_url), study, trial.number, beat_interval(ctx.cfg)
+    ).start()
+    from evolora.orchestrator.run.trial import (
+        RunSettings,
+        Trial,
+    )  # imported by worker() before its first claim: instant here
 
     rec = TrialRecord.of(trial)
     root = rec.root if rec.root is not None else trial.number
     seed = ctx.cfg.seed if ctx.cfg.sweep.seeds == "study" else trial_seed(ctx.cfg.seed, root)
-    tags = {"optuna.study": ctx.cfg.name, "optuna.trial_number": str(trial.number), "optuna.trial_root": str(root)}
+    tags = {
+        "optuna.study": ctx.cfg.name,
+        "optuna.trial_number": str(trial.number),
+        "optuna.trial_root": str(root),
+    }
     if rec.retry_of is not None:
         tags["optuna.retry_of"] = str(rec.retry_of)
     run: Trial | None = None
@@ -136,29 +171,62 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         cfg = trial_config(ctx.cfg, trial.params, seed, _threads(ctx, trial))
         store(trial, root=root, seed=seed, config=resolved(cfg))
         assert set(params) == set(trial.params)
-        run = Trial(cfg, RunSettings(tracking_uri=ctx.uri, parent_run_id=ctx.parent_run_id, tags=tags,
-                                     run_name=f"t{root:03d}-{cfg.evolution.strategy}-s{seed}", params=trial.params,
-                                     progress=ctx.progress, checkpoint=ctx.checkpoint(root),
-                                     checkpoint_owner=ctx.checkpoint_owner))
+        run = Trial(
+            cfg,
+            RunSettings(
+                tracking_uri=ctx.uri,
+                parent_run_id=ctx.parent_run_id,
+                tags=tags,
+                run_name=f"t{root:03d}-{cfg.evolution.strategy}-s{seed}",
+                params=trial.params,
+                progress=ctx.progress,
+                checkpoint=ctx.checkpoint(root),
+                checkpoint_owner=ctx.checkpoint_owner,
+            ),
+        )
         store(trial, run_id=run.open_run().run_id)
-        reporter = [] if ctx.cfg.sweep.objectives else [OptunaReporter(trial, ctx.cfg.sweep.report_every)]
+        reporter = (
+            [] if ctx.cfg.sweep.objectives else [OptunaReporter(trial, ctx.cfg.sweep.report_every)]
+        )
         outcome = run.run(observers=[ResumeNote(trial), *reporter], guards=[Fence(live)])
     except TrialFenced:
-        return TrialState.FAIL  # another worker owns the retry now: write nothing more, tell nothing
+        return (
+            TrialState.FAIL
+        )  # another worker owns the retry now: write nothing more, tell nothing
     except KeyboardInterrupt:
         _end(ctx, study, trial, _runs(run), root, TrialState.FAIL, {"failure": "interrupted"})
         raise
-    except (EvoloraError, ValueError, RuntimeError) as e:  # TrialPruned and TrackingUnavailable among them
+    except (
+        EvoloraError,
+        ValueError,
+        RuntimeError,
+    ) as e:  # TrialPruned and TrackingUnavailable among them
         error = e
     finally:
         live.stop()
     if live.fenced.is_set():  # e.g. Optuna refusing a report on a trial declared dead meanwhile
         return TrialState.FAIL
-    if error is not None and not isinstance(error, (TrialPruned, TrackingUnavailable)) and not _runs(run):
-        _failed_run(ctx, trial, tags, error)  # failed before its run existed (an invalid sampled combination)
+    if (
+        error is not None
+        and not isinstance(error, (TrialPruned, TrackingUnavailable))
+        and not _runs(run)
+    ):
+        _failed_run(
+            ctx, trial, tags, error
+        )  # failed before its run existed (an invalid sampled combination)
     state, fields, values = _outcome(ctx, error, outcome)
-    return _end(ctx, study, trial, _runs(run), root, state, fields, values, outcome,
-                tag=not isinstance(error, TrackingUnavailable))  # the tracking server is gone: tag nothing
+    return _end(
+        ctx,
+        study,
+        trial,
+        _runs(run),
+        root,
+        state,
+        fields,
+        values,
+        outcome,
+        tag=not isinstance(error, TrackingUnavailable),
+    )  # the tracking server is gone: tag nothing
 
 
 def _runs(run) -> list[MlflowTracker]:
@@ -166,20 +234,36 @@ def _runs(run) -> list[MlflowTracker]:
     return [run.tracker] if run is not None and run.tracker is not None else []
 
 
-def _outcome(ctx: SweepContext, error: BaseException | None, outcome) -> tuple[TrialState, dict, list | None]:
+def _outcome(
+    ctx: SweepContext, error: BaseException | None, outcome
+) -> tuple[TrialState, dict, list | None]:
     """What happened → (the trial's state, the record fields it stores, its values): the one mapping."""
     if isinstance(error, TrialPruned):
         return TrialState.PRUNED, {"pruned": str(error)}, None
-    if isinstance(error, TrackingUnavailable):  # retriable: the retry resumes from the checkpoint, same run
+    if isinstance(
+        error, TrackingUnavailable
+    ):  # retriable: the retry resumes from the checkpoint, same run
         return TrialState.FAIL, {"failure": TRACKING_FAILURE, "failure_detail": str(error)}, None
     if error is not None:
         return TrialState.FAIL, {"failure": f"{type(error).__name__}: {error}"}, None
     r = outcome.result
-    if not math.isfinite(r.champion_val):  # Optuna fails a nan value itself: say so here, and count it as failed
-        return TrialState.FAIL, {"failure": f"the validation metric is {r.champion_val} (undefined)"}, None
-    fields = {"champion_sha256": genome_sha256(r.champion), "best_fitness": r.best_fitness, "val_base": r.base_val,
-              "val_champion": r.champion_val}
-    if outcome.test is not None:  # recorded beside the trial; the objective below is validation only
+    if not math.isfinite(
+        r.champion_val
+    ):  # Optuna fails a nan value itself: say so here, and count it as failed
+        return (
+            TrialState.FAIL,
+            {"failure": f"the validation metric is {r.champion_val} (undefined)"},
+            None,
+        )
+    fields = {
+        "champion_sha256": genome_sha256(r.champion),
+        "best_fitness": r.best_fitness,
+        "val_base": r.base_val,
+        "val_champion": r.champion_val,
+    }
+    if (
+        outcome.test is not None
+    ):  # recorded beside the trial; the objective below is validation only
         fields["test"] = outcome.test
     values = [r.champion_val]
     if outcome.objectives:  # a Pareto sweep: each objective on validation, for the champion
@@ -188,8 +272,18 @@ def _outcome(ctx: SweepContext, error: BaseException | None, outcome) -> tuple[T
     return TrialState.COMPLETE, fields, values
 
 
-def _end(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, trackers: list[MlflowTracker], root: int,
-         state: TrialState, fields: dict, values: list | None = None, outcome=None, tag: bool = True) -> TrialState:
+def _end(
+    ctx: SweepContext,
+    study: optuna.Study,
+    trial: optuna.Trial,
+    trackers: list[MlflowTracker],
+    root: int,
+    state: TrialState,
+    fields: dict,
+    values: list | None = None,
+    outcome=None,
+    tag: bool = True,
+) -> TrialState:
     """The trial's end, once: its record, its runs tagged, one tell; then a finished trial's checkpoint dropped,
     its line on the parent run, and a new best registered."""
     try:
@@ -198,7 +292,10 @@ def _end(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, trackers: 
             study.tell(trial, values)
         else:
             study.tell(trial, state=state)
-    except (ValueError, RuntimeError):  # declared dead after its last beat: the retry resumes at the end
+    except (
+        ValueError,
+        RuntimeError,
+    ):  # declared dead after its last beat: the retry resumes at the end
         return TrialState.FAIL
     if tag:
         _tag(trackers, state.name, trial.number)
@@ -222,8 +319,15 @@ def _tag(trackers: list[MlflowTracker], state: str, number: int) -> None:
 
 
 def _failed_run(ctx: SweepContext, trial: optuna.Trial, tags: dict, err: BaseException) -> None:
-    t = MlflowTracker(ctx.uri, ctx.cfg.mlflow.experiment, f"trial-{trial.number}", resolved(ctx.cfg), tags,
-                      ctx.parent_run_id, extra_params=trial.params)
+    t = MlflowTracker(
+        ctx.uri,
+        ctx.cfg.mlflow.experiment,
+        f"trial-{trial.number}",
+        resolved(ctx.cfg),
+        tags,
+        ctx.parent_run_id,
+        extra_params=trial.params,
+    )
     store(trial, run_id=t.run_id)
     t.set_tags({"optuna.state": "FAIL"})
     t.finish("FAILED", err)
@@ -250,8 +354,11 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
             if not running:
                 break
             if not waiting:
-                print(f"evolora: the budget is claimed; waiting for {running} trial(s) still running (their retry "
-                      "is taken here if a worker dies)", flush=True)
+                print(
+                    f"evolora: the budget is claimed; waiting for {running} trial(s) still running (their retry "
+                    "is taken here if a worker dies)",
+                    flush=True,
+                )
             waiting = True
             time.sleep(min(beat_interval(ctx.cfg), 5.0))
             continue
@@ -260,7 +367,9 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
         done[state.name] += 1
         failures_in_a_row = failures_in_a_row + 1 if state == TrialState.FAIL else 0
         if failures_in_a_row >= 5:
-            raise EvoloraError(f"5 trials in a row failed; last: {TrialRecord.of(study.trials[trial.number]).failure}")
+            raise EvoloraError(
+                f"5 trials in a row failed; last: {TrialRecord.of(study.trials[trial.number]).failure}"
+            )
         if failures_in_a_row:
             # back off before the next claim (1, 2, 4, 8 s): a failure from an unreachable server or storage
             # would otherwise repeat at once and spend the five tries inside one short outage
@@ -289,7 +398,6 @@ def _stop_workers(procs: list, signal_them: bool) -> None:
 def check_data(cfg) -> None:
     """The study's data read and checked once before anything is written (a trial reads them again)."""
     from evolora.fitness.build import load_data
-
     from evolora.orchestrator.assembly import task_spec
 
     load_data(task_spec(cfg))
@@ -302,9 +410,15 @@ def script_terms(cfg) -> list[str]:
     from evolora.fitness import FITNESS_TERMS
 
     v = cfg.validation
-    names = [t.name for t in cfg.fitness.terms] + [v.metric] + [g.metric for g in (*v.budget, *v.watch)]
+    names = (
+        [t.name for t in cfg.fitness.terms] + [v.metric] + [g.metric for g in (*v.budget, *v.watch)]
+    )
     names += [o.metric for o in cfg.sweep.objectives or ()]
-    return [n for n in dict.fromkeys(names) if n in FITNESS_TERMS and FITNESS_TERMS.origin(n).startswith("python ")]
+    return [
+        n
+        for n in dict.fromkeys(names)
+        if n in FITNESS_TERMS and FITNESS_TERMS.origin(n).startswith("python ")
+    ]
 
 
 def _terms_in_new_process(names: list[str]) -> list[str]:
@@ -323,9 +437,13 @@ def check_workers_see_terms(ctx: SweepContext) -> None:
     with mp.get_context("spawn").Pool(1) as pool:
         missing = pool.apply(_terms_in_new_process, (names,))
     if missing:
-        raise ConfigError("workers", f"term(s) {', '.join(missing)} registered by this script do not exist in "
-                          "worker processes (they are new processes: register at module level, not under if "
-                          "__name__ == '__main__'; or install them as an entry point; or use one worker)", ctx.workers)
+        raise ConfigError(
+            "workers",
+            f"term(s) {', '.join(missing)} registered by this script do not exist in "
+            "worker processes (they are new processes: register at module level, not under if "
+            "__name__ == '__main__'; or install them as an entry point; or use one worker)",
+            ctx.workers,
+        )
 
 
 def run_sweep(ctx: SweepContext) -> optuna.Study:
@@ -336,7 +454,9 @@ def run_sweep(ctx: SweepContext) -> optuna.Study:
         from evolora.orchestrator.distributed.driver import check_ray
         from evolora.orchestrator.distributed.pool import check_terms_reach_actors
 
-        check_terms_reach_actors(ctx.cfg)  # terms actors cannot load, an unreachable cluster: exit 2 as well
+        check_terms_reach_actors(
+            ctx.cfg
+        )  # terms actors cannot load, an unreachable cluster: exit 2 as well
         check_ray(ctx.cfg)
     study = open_study(ctx)
     ctx.parent_run_id = parent_run(ctx, study)
@@ -346,14 +466,22 @@ def run_sweep(ctx: SweepContext) -> optuna.Study:
             worker(ctx, study=study)
         else:
             spawn = mp.get_context("spawn")
-            procs = [spawn.Process(target=_worker_entry, args=(ctx, i + 1), name=f"evolora-worker-{i}") for i in range(ctx.workers)]
+            procs = [
+                spawn.Process(target=_worker_entry, args=(ctx, i + 1), name=f"evolora-worker-{i}")
+                for i in range(ctx.workers)
+            ]
             for p in procs:
                 p.start()
             for p in procs:
                 p.join()
-                if p.exitcode and p.exitcode < 0:  # killed by a signal: its trial is retried by a live worker
-                    print(f"evolora: {p.name} was killed by signal {-p.exitcode}; its trial is retried from its "
-                          "checkpoint by a worker still running (or by the next sweep command)", flush=True)
+                if (
+                    p.exitcode and p.exitcode < 0
+                ):  # killed by a signal: its trial is retried by a live worker
+                    print(
+                        f"evolora: {p.name} was killed by signal {-p.exitcode}; its trial is retried from its "
+                        "checkpoint by a worker still running (or by the next sweep command)",
+                        flush=True,
+                    )
     except KeyboardInterrupt as e:
         status = "KILLED"
         _stop_workers(procs, signal_them=isinstance(e, Terminated))
@@ -361,5 +489,3 @@ def run_sweep(ctx: SweepContext) -> optuna.Study:
     finally:
         finish_parent(ctx, study, status)
     return study
-
-

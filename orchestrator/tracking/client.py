@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 
 from evolora.evolution.errors import ConfigError
-
 from evolora.orchestrator.errors import TrackingUnavailable
 from evolora.orchestrator.tracking.retry import retry
 from evolora.orchestrator.tracking.urls import sqlite_file
@@ -33,7 +32,9 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 RETRY_ENV = "EVOLORA_MLFLOW_RETRY_SECONDS"
-CREATE_KEY = "evolora.create_key"  # a run's creation token: a retried create_run adopts the run it made
+CREATE_KEY = (
+    "evolora.create_key"  # a run's creation token: a retried create_run adopts the run it made
+)
 
 
 def retry_seconds() -> float:
@@ -58,9 +59,16 @@ def transient(error: BaseException) -> bool:
     import requests
     import urllib3
 
-    kinds = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-             requests.exceptions.Timeout, requests.exceptions.RetryError, urllib3.exceptions.HTTPError,
-             http.client.HTTPException, ConnectionError, TimeoutError)
+    kinds = (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.Timeout,
+        requests.exceptions.RetryError,
+        urllib3.exceptions.HTTPError,
+        http.client.HTTPException,
+        ConnectionError,
+        TimeoutError,
+    )
     seen: set[int] = set()
     e: BaseException | None = error
     while e is not None and id(e) not in seen:
@@ -92,32 +100,57 @@ class RetryingClient:
     def _call(self, name: str, fn, *args, _landed=None, **kwargs):
         """``fn(*args, **kwargs)``, retried on transient failures. ``_landed()``: before a retry, whether the
         failed attempt took effect after all (its answer lost) → its result, else None."""
+
         def settled():
             done = _landed()
             return done is not None, done
 
         def say(e: BaseException, attempt: int, wait: float) -> None:
-            print(f"evolora: MLflow {name} failed ({str(e).splitlines()[0][:200]}); retry {attempt} in "
-                  f"{wait:g} s", file=sys.stderr, flush=True)
+            print(
+                f"evolora: MLflow {name} failed ({str(e).splitlines()[0][:200]}); retry {attempt} in "
+                f"{wait:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
         def unavailable(e: BaseException) -> BaseException:
-            return TrackingUnavailable(f"MLflow tracking store {self.tracking_uri} unreachable for "
-                                       f"{self.seconds:g} s ({name}: {str(e).splitlines()[0][:300]})")
+            return TrackingUnavailable(
+                f"MLflow tracking store {self.tracking_uri} unreachable for "
+                f"{self.seconds:g} s ({name}: {str(e).splitlines()[0][:300]})"
+            )
 
-        return retry(lambda: fn(*args, **kwargs), transient=transient, patience=self.seconds, first=1.0, cap=30.0,
-                     settled=settled if _landed is not None else None, on_retry=say, give_up=unavailable)
+        return retry(
+            lambda: fn(*args, **kwargs),
+            transient=transient,
+            patience=self.seconds,
+            first=1.0,
+            cap=30.0,
+            settled=settled if _landed is not None else None,
+            on_retry=say,
+            give_up=unavailable,
+        )
 
-    def create_run(self, experiment_id: str, run_name: str | None = None, tags: dict | None = None, **kwargs):
+    def create_run(
+        self, experiment_id: str, run_name: str | None = None, tags: dict | None = None, **kwargs
+    ):
         key = uuid.uuid4().hex
         tags = {**(tags or {}), CREATE_KEY: key}
 
         def landed():
-            found = self._client.search_runs([experiment_id], filter_string=f"tags.`{CREATE_KEY}` = '{key}'",
-                                             max_results=1)
+            found = self._client.search_runs(
+                [experiment_id], filter_string=f"tags.`{CREATE_KEY}` = '{key}'", max_results=1
+            )
             return found[0] if found else None
 
-        return self._call("create_run", self._client.create_run, experiment_id, run_name=run_name, tags=tags,
-                          _landed=landed, **kwargs)
+        return self._call(
+            "create_run",
+            self._client.create_run,
+            experiment_id,
+            run_name=run_name,
+            tags=tags,
+            _landed=landed,
+            **kwargs,
+        )
 
     def log_table(self, run_id: str, data, artifact_file: str):
         import tempfile
@@ -125,16 +158,23 @@ class RetryingClient:
         rows = json.loads(data.to_json(orient="split", index=False, date_format="iso"))["data"]
 
         def landed():  # MLflow appends to an existing table: the rows already at its end mean it landed
-            if artifact_file not in {f.path for f in self._client.list_artifacts(run_id, posixpath.dirname(artifact_file) or None)}:
+            if artifact_file not in {
+                f.path
+                for f in self._client.list_artifacts(
+                    run_id, posixpath.dirname(artifact_file) or None
+                )
+            }:
                 return None
             with tempfile.TemporaryDirectory() as tmp:
                 path = self._client.download_artifacts(run_id, artifact_file, tmp)
                 have = json.loads(Path(path).read_text())["data"]
             # the rows are there; if the lost answer came before MLflow marked the file as a table, the next
             # append marks it (MLflow's own tag is never written by hand)
-            return True if rows and have[-len(rows):] == rows else None
+            return True if rows and have[-len(rows) :] == rows else None
 
-        return self._call("log_table", self._client.log_table, run_id, data, artifact_file, _landed=landed)
+        return self._call(
+            "log_table", self._client.log_table, run_id, data, artifact_file, _landed=landed
+        )
 
 
 def get_client(tracking_uri: str) -> RetryingClient:
@@ -143,7 +183,9 @@ def get_client(tracking_uri: str) -> RetryingClient:
     db = sqlite_file(tracking_uri)
     if db is not None:
         with _sqlite_store_lock(db):
-            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)  # opens (first: creates) the store
+            client = MlflowClient(
+                tracking_uri=tracking_uri, registry_uri=tracking_uri
+            )  # opens (first: creates) the store
     else:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     return RetryingClient(client, tracking_uri)

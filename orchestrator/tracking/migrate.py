@@ -16,7 +16,9 @@ from evolora.orchestrator.tracking.client import get_client
 
 __all__ = ["MOVED_MODULES", "migrate_store", "migrate_mlmodel"]
 
-MOVED_MODULES = {"fitness.serving": "evolora.fitness.serving"}  # what a stored model may name → where it is now
+MOVED_MODULES = {
+    "fitness.serving": "evolora.fitness.serving"
+}  # what a stored model may name → where it is now
 
 
 def migrate_mlmodel(path: Path) -> bool:
@@ -28,7 +30,9 @@ def migrate_mlmodel(path: Path) -> bool:
     if old not in MOVED_MODULES:
         return False
     line = f"loader_module: {old}\n"
-    if text.count(line) != 1:  # the file is not laid out as MLflow writes it: leave it for a person to read
+    if (
+        text.count(line) != 1
+    ):  # the file is not laid out as MLflow writes it: leave it for a person to read
         raise ValueError(f"{path}: loader_module {old!r} is not on a line of its own")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".MLmodel.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -8,10 +8,20 @@ from typing import Any, NamedTuple
 
 from evolora.orchestrator.tracking.client import get_client
 
-__all__ = ["log_model", "register_champion", "Registration", "MEASURE_TAG", "download_model", "CHAMPION_ALIAS", "LOADER_MODULE", "EXAMPLES"]
+__all__ = [
+    "log_model",
+    "register_champion",
+    "Registration",
+    "MEASURE_TAG",
+    "download_model",
+    "CHAMPION_ALIAS",
+    "LOADER_MODULE",
+    "EXAMPLES",
+]
 
 CHAMPION_ALIAS = "champion"
-LOADER_MODULE = "evolora.fitness.serving"  # MLflow imports it from the installed evolora: no pickle, no code in artifacts
+# MLflow imports it from the installed evolora: no pickle, no code in the artifacts
+LOADER_MODULE = "evolora.fitness.serving"
 
 
 def _signature(kind: str, max_new_tokens: int):
@@ -19,18 +29,29 @@ def _signature(kind: str, max_new_tokens: int):
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     if kind == "encoder":
-        return ModelSignature(inputs=Schema([ColSpec("string", "sentence1"), ColSpec("string", "sentence2")]),
-                              outputs=Schema([ColSpec("double", "similarity")]))
+        return ModelSignature(
+            inputs=Schema([ColSpec("string", "sentence1"), ColSpec("string", "sentence2")]),
+            outputs=Schema([ColSpec("double", "similarity")]),
+        )
     return ModelSignature(
-        inputs=Schema([ColSpec("string", "prompt", required=False), ColSpec("string", "text", required=False)]),
+        inputs=Schema(
+            [ColSpec("string", "prompt", required=False), ColSpec("string", "text", required=False)]
+        ),
         outputs=Schema([ColSpec("string")]),
-        params=ParamSchema([ParamSpec("mode", "string", "generate"),
-                            ParamSpec("max_new_tokens", "long", int(max_new_tokens))]))
+        params=ParamSchema(
+            [
+                ParamSpec("mode", "string", "generate"),
+                ParamSpec("max_new_tokens", "long", int(max_new_tokens)),
+            ]
+        ),
+    )
 
 
 EXAMPLES = {
-    "encoder": {"sentence1": ["A man is playing a guitar.", "A woman is slicing an onion."],
-                "sentence2": ["A person plays the guitar.", "A dog runs across a field."]},
+    "encoder": {
+        "sentence1": ["A man is playing a guitar.", "A woman is slicing an onion."],
+        "sentence2": ["A person plays the guitar.", "A dog runs across a field."],
+    },
     "causal": {"prompt": ["The weather today is", "In the news:"]},
 }
 
@@ -39,8 +60,17 @@ def _requirements(base_ref: dict) -> list[str]:
     import importlib.metadata as md
 
     reqs = []
-    for pkg in ("evolora", "torch", "transformers", "peft", "safetensors", "pandas", "numpy", "scipy",
-                *([base_ref["package"]] if "package" in base_ref else [])):
+    for pkg in (
+        "evolora",
+        "torch",
+        "transformers",
+        "peft",
+        "safetensors",
+        "pandas",
+        "numpy",
+        "scipy",
+        *([base_ref["package"]] if "package" in base_ref else []),
+    ):
         try:
             reqs.append(f"{pkg}=={md.version(pkg)}")
         except md.PackageNotFoundError:
@@ -60,12 +90,19 @@ def log_model(tracking_uri: str, run_id: str, model_dir: Path, meta: dict, step:
     example = pd.DataFrame(EXAMPLES[kind])
 
     def log():
-        with mlflow.start_run(run_id=run_id, log_system_metrics=False):  # on exit the run reads FINISHED until finish() sets its status
+        with mlflow.start_run(
+            run_id=run_id, log_system_metrics=False
+        ):  # on exit the run reads FINISHED until finish() sets its status
             return mlflow.pyfunc.log_model(
-                name="model", loader_module=LOADER_MODULE, data_path=str(model_dir),
-                signature=_signature(kind, meta["max_new_tokens"]), input_example=example,
-                pip_requirements=_requirements(meta["base"]), step=step,
-                metadata={"evolora": {"task": meta["task"], "base": meta["base"]}})
+                name="model",
+                loader_module=LOADER_MODULE,
+                data_path=str(model_dir),
+                signature=_signature(kind, meta["max_new_tokens"]),
+                input_example=example,
+                pip_requirements=_requirements(meta["base"]),
+                step=step,
+                metadata={"evolora": {"task": meta["task"], "base": meta["base"]}},
+            )
 
     return get_client(tracking_uri)._call("log_model", log).model_uri
 
@@ -86,9 +123,17 @@ class Registration(NamedTuple):
 MEASURE_TAG = "val_measure"  # the validation measurement a version's `val` was taken with (metric, params, data)
 
 
-def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str, value: float,
-                      direction: str = "maximize", tags: dict[str, Any] | None = None,
-                      force: bool = False, measure: str | None = None) -> Registration:
+def register_champion(
+    tracking_uri: str,
+    name: str,
+    model_uri: str,
+    run_id: str,
+    value: float,
+    direction: str = "maximize",
+    tags: dict[str, Any] | None = None,
+    force: bool = False,
+    measure: str | None = None,
+) -> Registration:
     """Register ``model_uri`` as a new version of ``name`` and point the ``champion`` alias at it if its
     ``value`` (validation) beats the version the alias points at (or there is none). Values are compared only
     when both were taken by the same ``measure`` (:func:`orchestrator.outcome.validation_measure`: the same
@@ -98,8 +143,11 @@ def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str,
 
     client = get_client(tracking_uri)
     try:
-        client.create_registered_model(name, description="evolora champions: each version a LoRA adapter evolved "
-                                       "on a frozen base; the alias `champion` points at the best on validation.")
+        client.create_registered_model(
+            name,
+            description="evolora champions: each version a LoRA adapter evolved "
+            "on a frozen base; the alias `champion` points at the best on validation.",
+        )
     except MlflowException as e:
         if e.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
@@ -111,21 +159,34 @@ def register_champion(tracking_uri: str, name: str, model_uri: str, run_id: str,
     why = ""
     if current is not None and current.tags.get(MEASURE_TAG) != measure:
         better = False
-        why = (f"the current champion (version {current.version}) was validated on another measurement (metric, "
-               f"params or validation data: {current.tags.get(MEASURE_TAG, 'not recorded')} vs {measure}); "
-               "its value and this one are not comparable")
+        why = (
+            f"the current champion (version {current.version}) was validated on another measurement (metric, "
+            f"params or validation data: {current.tags.get(MEASURE_TAG, 'not recorded')} vs {measure}); "
+            "its value and this one are not comparable"
+        )
     else:
-        cur_val = float(current.tags["val"]) if current is not None and "val" in current.tags else None
+        cur_val = (
+            float(current.tags["val"]) if current is not None and "val" in current.tags else None
+        )
         better = cur_val is None or _better(value, cur_val, direction)
         if not better:
             why = f"the current champion (version {current.version}) is as good or better on validation ({cur_val:.5f})"
     comparable = current is None or current.tags.get(MEASURE_TAG) == measure
-    if comparable and not better and not force:  # not comparable: registered all the same, the alias stays
+    if (
+        comparable and not better and not force
+    ):  # not comparable: registered all the same, the alias stays
         return Registration(None, False, why)
-    model_id = model_uri[len("models:/"):] if model_uri.startswith("models:/m-") else None  # a logged model
-    version_tags = {"val": repr(float(value)), **({MEASURE_TAG: measure} if measure else {}),
-                    **{k: str(v) for k, v in (tags or {}).items()}}
-    version = client.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id, tags=version_tags)
+    model_id = (
+        model_uri[len("models:/") :] if model_uri.startswith("models:/m-") else None
+    )  # a logged model
+    version_tags = {
+        "val": repr(float(value)),
+        **({MEASURE_TAG: measure} if measure else {}),
+        **{k: str(v) for k, v in (tags or {}).items()},
+    }
+    version = client.create_model_version(
+        name, source=model_uri, run_id=run_id, model_id=model_id, tags=version_tags
+    )
     if better:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version.version))
     return Registration(str(version.version), better, why)
@@ -139,7 +200,7 @@ def _registered_source(tracking_uri: str, model_uri: str) -> str:
 
     if not model_uri.startswith("models:/") or model_uri.startswith("models:/m-"):
         return model_uri
-    ref = model_uri[len("models:/"):].strip("/")
+    ref = model_uri[len("models:/") :].strip("/")
     client = get_client(tracking_uri)
     try:
         if "@" in ref:
@@ -148,7 +209,9 @@ def _registered_source(tracking_uri: str, model_uri: str) -> str:
         elif "/" in ref:
             name, version = ref.split("/", 1)
             if not version.isdigit():
-                raise LookupError(f"{version!r} is not a version number (stages are not used; name@alias is)")
+                raise LookupError(
+                    f"{version!r} is not a version number (stages are not used; name@alias is)"
+                )
         else:
             raise LookupError("expected models:/NAME@ALIAS or models:/NAME/VERSION")
         return client.get_model_version_download_uri(name, version)
@@ -164,7 +227,10 @@ def download_model(tracking_uri: str, model_uri: str, dst: Path) -> Path:
 
     source = _registered_source(tracking_uri, model_uri)
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst),
-                                                        tracking_uri=tracking_uri))
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=str(dst), tracking_uri=tracking_uri
+            )
+        )
     except MlflowException as e:
         raise LookupError(e.message.splitlines()[0]) from None

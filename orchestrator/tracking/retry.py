@@ -5,7 +5,8 @@ wait and call again, the wait doubling up to a cap, until a deadline."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["retry", "backoff"]
 
@@ -15,11 +16,18 @@ def backoff(attempt: int, first: float, cap: float) -> float:
     return min(first * 2.0 ** (attempt - 1), cap)
 
 
-def retry(fn: Callable[[], Any], *, transient: Callable[[BaseException], bool], patience: float, first: float,
-          cap: float, settled: Callable[[], tuple[bool, Any]] | None = None,
-          on_retry: Callable[[BaseException, int, float], None] | None = None,
-          on_recovered: Callable[[], None] | None = None,
-          give_up: Callable[[BaseException], BaseException | None] | None = None) -> Any:
+def retry(
+    fn: Callable[[], Any],
+    *,
+    transient: Callable[[BaseException], bool],
+    patience: float,
+    first: float,
+    cap: float,
+    settled: Callable[[], tuple[bool, Any]] | None = None,
+    on_retry: Callable[[BaseException, int, float], None] | None = None,
+    on_recovered: Callable[[], None] | None = None,
+    give_up: Callable[[BaseException], BaseException | None] | None = None,
+) -> Any:
     """``fn()`` until it returns or fails with an error that is not ``transient``; between attempts wait
     :func:`backoff` seconds while ``patience`` allows, then raise ``give_up(error)`` (or the error itself).
     ``settled()``, before each retry: whether the failed attempt took effect after all (its answer lost) →

@@ -24,18 +24,33 @@ from typing import Any
 from evolora.evolution import STRATEGIES, GAParams
 from evolora.evolution.errors import ConfigError
 from evolora.evolution.observers import Observer
-
 from evolora.orchestrator.errors import TrackingUnavailable
 from evolora.orchestrator.tracking.client import get_client
 from evolora.orchestrator.tracking.urls import sqlite_file
 
-__all__ = ["default_tracking_uri", "existing_tracking_uri", "MlflowTracker", "flatten", "compared_params", "get_or_create_experiment",
-           "library_versions", "find_run", "resume_run", "artifact_names", "download_artifact", "experiment_names"]
+__all__ = [
+    "default_tracking_uri",
+    "existing_tracking_uri",
+    "MlflowTracker",
+    "flatten",
+    "compared_params",
+    "get_or_create_experiment",
+    "library_versions",
+    "find_run",
+    "resume_run",
+    "artifact_names",
+    "download_artifact",
+    "experiment_names",
+]
 
 
 MLRUNS = "mlruns"
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
-NOT_CURVES = {"gen", "champion_id", "nevals"}  # ids and counts: in logbook.json, not drawn as charts
+NOT_CURVES = {
+    "gen",
+    "champion_id",
+    "nevals",
+}  # ids and counts: in logbook.json, not drawn as charts
 
 
 def default_tracking_uri(root: str | Path | None = None) -> str:
@@ -51,7 +66,11 @@ def existing_tracking_uri(uri: str | None) -> str | None:
     if db is not None and not db.is_file():
         if uri is None:
             return None
-        raise ConfigError("--tracking-uri", "no MLflow store there (nothing is created by a command that reads)", uri)
+        raise ConfigError(
+            "--tracking-uri",
+            "no MLflow store there (nothing is created by a command that reads)",
+            uri,
+        )
     return resolved
 
 
@@ -68,8 +87,11 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     if exp is None:
         root = artifact_root(tracking_uri)
         try:
-            exp_id = client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
-                                              tags={EXPERIMENT_KIND: MODEL_TRAINING})
+            exp_id = client.create_experiment(
+                name,
+                artifact_location=f"{root}/{name}" if root else None,
+                tags={EXPERIMENT_KIND: MODEL_TRAINING},
+            )
             return exp_id
         except Exception:  # another process created it first
             exp = client.get_experiment_by_name(name)
@@ -107,10 +129,20 @@ def library_versions() -> dict[str, str]:
 class MlflowTracker(Observer):
     """One MLflow run: params at start, buffered per-generation metrics, artifacts and status at the end."""
 
-    def __init__(self, tracking_uri: str, experiment: str, run_name: str, params: dict[str, Any],
-                 tags: dict[str, str] | None = None, parent_run_id: str | None = None, flush_every: int = 5,
-                 run_id: str | None = None, extra_params: dict[str, Any] | None = None,
-                 system_metrics: bool = False, attach: bool = False) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        run_name: str,
+        params: dict[str, Any],
+        tags: dict[str, str] | None = None,
+        parent_run_id: str | None = None,
+        flush_every: int = 5,
+        run_id: str | None = None,
+        extra_params: dict[str, Any] | None = None,
+        system_metrics: bool = False,
+        attach: bool = False,
+    ) -> None:
         """``run_id``: resume that run (status back to RUNNING); with ``attach``, only log into it."""
         from mlflow.entities import Param
 
@@ -121,8 +153,12 @@ class MlflowTracker(Observer):
         self.flush_every = flush_every
         self._buffer: list = []
         self._since_flush = 0
-        self._logged_upto = -1  # generations already in the run (a resumed run never logs a step twice)
-        if run_id is not None and attach:  # log into a run another process owns (a sweep's parent run)
+        self._logged_upto = (
+            -1
+        )  # generations already in the run (a resumed run never logs a step twice)
+        if (
+            run_id is not None and attach
+        ):  # log into a run another process owns (a sweep's parent run)
             self.run_id = run_id
             return
         if run_id is not None:  # resume an existing run (a retried trial)
@@ -138,7 +174,10 @@ class MlflowTracker(Observer):
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(exp_id, run_name=run_name, tags=all_tags)
         self.run_id = run.info.run_id
-        merged = {**flatten(compared_params(params)), **{k: str(v) for k, v in (extra_params or {}).items()}}
+        merged = {
+            **flatten(compared_params(params)),
+            **{k: str(v) for k, v in (extra_params or {}).items()},
+        }
         flat = [Param(k, v[:6000]) for k, v in merged.items()]
         for i in range(0, len(flat), 100):
             self.client.log_batch(self.run_id, params=flat[i : i + 100])
@@ -150,7 +189,9 @@ class MlflowTracker(Observer):
             return
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-        self._monitor = SystemMetricsMonitor(self.run_id, resume_logging=resume, tracking_uri=self.tracking_uri)
+        self._monitor = SystemMetricsMonitor(
+            self.run_id, resume_logging=resume, tracking_uri=self.tracking_uri
+        )
         self._monitor.start()
 
     @property
@@ -173,22 +214,37 @@ class MlflowTracker(Observer):
 
         inputs = []
         for context, (df, source) in splits.items():
-            with warnings.catch_warnings():  # "source can be interpreted in multiple ways": both are local files
+            with (
+                warnings.catch_warnings()
+            ):  # "source can be interpreted in multiple ways": both are local files
                 warnings.simplefilter("ignore", UserWarning)
-                ds = mlflow.data.from_pandas(df, source=str(Path(str(source)).resolve()),
-                                             name=f"{Path(str(source)).stem}:{context}",
-                                             targets="score" if "score" in df.columns else None)
+                ds = mlflow.data.from_pandas(
+                    df,
+                    source=str(Path(str(source)).resolve()),
+                    name=f"{Path(str(source)).stem}:{context}",
+                    targets="score" if "score" in df.columns else None,
+                )
             d = ds.to_dict()  # the public record of a dataset → the entity a client logs
-            entity = Dataset(name=d["name"], digest=d["digest"], source_type=d["source_type"], source=d["source"],
-                             schema=d.get("schema"), profile=d.get("profile"))
+            entity = Dataset(
+                name=d["name"],
+                digest=d["digest"],
+                source_type=d["source_type"],
+                source=d["source"],
+                schema=d.get("schema"),
+                profile=d.get("profile"),
+            )
             inputs.append(DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
-        for attempt in range(4):  # two workers logging the same dataset at once race on the store's unique
-            try:                  # key; the loser finds it registered on the next try
+        for attempt in range(
+            4
+        ):  # two workers logging the same dataset at once race on the store's unique
+            try:  # key; the loser finds it registered on the next try
                 self.client.log_inputs(self.run_id, datasets=inputs)
                 return
             except Exception as e:  # the data's record is a convenience: it never fails a trial
                 if attempt == 3:
-                    warnings.warn(f"could not log the dataset inputs of run {self.run_id}: {e}", stacklevel=2)
+                    warnings.warn(
+                        f"could not log the dataset inputs of run {self.run_id}: {e}", stacklevel=2
+                    )
                 else:
                     time.sleep(0.2 * (attempt + 1))
 
@@ -198,7 +254,9 @@ class MlflowTracker(Observer):
 
         ts = int(time.time() * 1000)
         step = int(row["gen"])
-        if step <= self._logged_upto:  # logged by the attempt that was killed after flushing, before its checkpoint
+        if (
+            step <= self._logged_upto
+        ):  # logged by the attempt that was killed after flushing, before its checkpoint
             return
         for k, v in row.items():
             if k not in NOT_CURVES and isinstance(v, (int, float)) and v == v:  # skip NaN
@@ -230,17 +288,28 @@ class MlflowTracker(Observer):
     def log_metric(self, key: str, value: float, step: int) -> None:
         self.client.log_metric(self.run_id, key, float(value), step=step)
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0, model_uri: str | None = None,
-                    timestamp: int | None = None) -> None:
+    def log_metrics(
+        self,
+        metrics: dict[str, float],
+        step: int = 0,
+        model_uri: str | None = None,
+        timestamp: int | None = None,
+    ) -> None:
         """Metrics of the run at ``step``; with ``model_uri`` (a logged model, ``models:/m-…``) also the model's,
         so its page in the UI and the registry's versions show them. Logged again with the same ``timestamp``,
         a metric the run already holds is not repeated."""
         from mlflow.entities import Metric
 
         ts = timestamp if timestamp is not None else int(time.time() * 1000)
-        model_id = model_uri[len("models:/"):] if model_uri and model_uri.startswith("models:/m-") else None
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step, model_id=model_id)
-                                                    for k, v in metrics.items()])
+        model_id = (
+            model_uri[len("models:/") :]
+            if model_uri and model_uri.startswith("models:/m-")
+            else None
+        )
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(k, float(v), ts, step, model_id=model_id) for k, v in metrics.items()],
+        )
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -274,14 +343,20 @@ class MlflowTracker(Observer):
         from PIL import Image
 
         fig.canvas.draw()
-        image = Image.frombuffer("RGBA", fig.canvas.get_width_height(physical=True), fig.canvas.buffer_rgba())
-        self.client.log_image(self.run_id, image.convert("RGB"), key=key, step=int(step), synchronous=True)
+        image = Image.frombuffer(
+            "RGBA", fig.canvas.get_width_height(physical=True), fig.canvas.buffer_rgba()
+        )
+        self.client.log_image(
+            self.run_id, image.convert("RGB"), key=key, step=int(step), synchronous=True
+        )
 
     def finish(self, status: str = "FINISHED", error: BaseException | None = None) -> None:
         try:
             self.close()
             self.flush()
-            if error is not None:  # an interruption is not an error: a resumed run that completes has no error.txt
+            if (
+                error is not None
+            ):  # an interruption is not an error: a resumed run that completes has no error.txt
                 name = "interrupted.txt" if status == "KILLED" else "error.txt"
                 self.log_text("".join(traceback.format_exception(error)), name)
         finally:
@@ -318,11 +393,19 @@ def download_artifact(tracking_uri: str, run_id: str, path: str, dst: str | Path
 
 def experiment_names(tracking_uri: str) -> list[tuple[str, str]]:
     """(id, name) of every experiment but MLflow's empty Default one."""
-    return [(e.experiment_id, e.name) for e in get_client(tracking_uri).search_experiments() if e.name != "Default"]
+    return [
+        (e.experiment_id, e.name)
+        for e in get_client(tracking_uri).search_experiments()
+        if e.name != "Default"
+    ]
 
 
 # what only the GA reads: its operators, the hall of fame, speciation
-_GA_ONLY = (*(f.name for f in dataclasses.fields(GAParams) if f.name != "population"), "hall_of_fame", "speciation")
+_GA_ONLY = (
+    *(f.name for f in dataclasses.fields(GAParams) if f.name != "population"),
+    "hall_of_fame",
+    "speciation",
+)
 
 
 def compared_params(conf: dict) -> dict:
@@ -332,11 +415,15 @@ def compared_params(conf: dict) -> dict:
     sweep's trial adds the values Optuna sampled."""
     evo = dict(conf.get("evolution") or {})
     strategy = STRATEGIES.get(evo.get("strategy"))
-    if strategy is not None and strategy.options:  # its options live in a sub-section: the GA's are not its
+    if (
+        strategy is not None and strategy.options
+    ):  # its options live in a sub-section: the GA's are not its
         for k in _GA_ONLY:
             evo.pop(k, None)
         if strategy.reads is not None:
-            evo[strategy.options] = {k: (evo.get(strategy.options) or {}).get(k) for k in strategy.reads}
+            evo[strategy.options] = {
+                k: (evo.get(strategy.options) or {}).get(k) for k in strategy.reads
+            }
     elif strategy is not None:
         evo.pop("es", None)
         if not (evo.get("speciation") or {}).get("enabled"):

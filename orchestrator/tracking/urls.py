@@ -12,4 +12,4 @@ SQLITE = "sqlite:///"
 
 def sqlite_file(url: str) -> Path | None:
     """``sqlite:///PATH`` → ``Path(PATH)``; any other URL → None."""
-    return Path(url[len(SQLITE):]) if url.startswith(SQLITE) else None
+    return Path(url[len(SQLITE) :]) if url.startswith(SQLITE) else None

@@ -14,9 +14,17 @@ def _state():
     rng = np.random.Generator(np.random.PCG64(7))
     rng.random(3)
     random.seed(3)
-    return {"gen": 4, "python": random.getstate(), "numpy": rng.bit_generator.state,
-            "genes": np.linspace(0, 1, 5, dtype=np.float32), "fitness": (0.5,), "nan": float("nan"),
-            "species": {3: {"rep": np.ones(2), "best": np.float32(0.25)}}, "none": None, "rows": [{"a": 1}]}
+    return {
+        "gen": 4,
+        "python": random.getstate(),
+        "numpy": rng.bit_generator.state,
+        "genes": np.linspace(0, 1, 5, dtype=np.float32),
+        "fitness": (0.5,),
+        "nan": float("nan"),
+        "species": {3: {"rep": np.ones(2), "best": np.float32(0.25)}},
+        "none": None,
+        "rows": [{"a": 1}],
+    }
 
 
 def test_round_trip_is_exact(tmp_path):
@@ -45,7 +53,11 @@ def test_tampered_truncated_and_pickled_checkpoints_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="unreadable"):
         load_checkpoint_file(tmp_path / "half.npz")
     # an object array (what a pickle payload inside an .npz looks like) is refused, never unpickled
-    np.savez(tmp_path / "obj.npz", state_json=np.array([{"x": 1}], dtype=object), sha256=np.zeros(1, np.uint8))
+    np.savez(
+        tmp_path / "obj.npz",
+        state_json=np.array([{"x": 1}], dtype=object),
+        sha256=np.zeros(1, np.uint8),
+    )
     with pytest.raises(CheckpointError):
         load_checkpoint_file(tmp_path / "obj.npz")
     (tmp_path / "p.npz").write_bytes(pickle.dumps({"loop": 1}))

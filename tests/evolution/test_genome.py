@@ -5,7 +5,9 @@ from evolora.evolution import GenomeLayout
 
 
 def layout():
-    return GenomeLayout.from_shapes({"l0.lora_A.weight": (2, 5), "l0.lora_B.weight": (5, 2), "l1.lora_A.weight": (3, 4)})
+    return GenomeLayout.from_shapes(
+        {"l0.lora_A.weight": (2, 5), "l0.lora_B.weight": (5, 2), "l1.lora_A.weight": (3, 4)}
+    )
 
 
 def test_offsets_are_contiguous_and_sizes_add_up():

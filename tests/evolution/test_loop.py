@@ -1,6 +1,7 @@
 """The loop on a toy problem (no torch): it climbs, is deterministic, resumes exactly, records lineage."""
 
 import numpy as np
+
 from evolora.evolution import Evolution, GAParams, LoopParams, Observer, cx_blend, mut_gaussian
 
 TARGET = np.linspace(-1, 1, 50).astype(np.float32)
@@ -30,7 +31,15 @@ class Rows(Observer):
 
 def make(seed=1, generations=15, obs=()):
     ga = GAParams(population=12, tournament_size=3, elitism=1, mutation_sigma=0.1)
-    return Evolution(LoopParams(generations=generations), ga, np.zeros(50, np.float32), sphere, validate, seed, obs)
+    return Evolution(
+        LoopParams(generations=generations),
+        ga,
+        np.zeros(50, np.float32),
+        sphere,
+        validate,
+        seed,
+        obs,
+    )
 
 
 def test_ga_improves_a_toy_problem():
@@ -104,7 +113,9 @@ def test_operators_match_their_definitions():
     a, b = np.zeros(10_000, np.float32), np.ones(10_000, np.float32)
     s = a + b
     cx_blend(a, b, 0.5, rng)
-    assert np.allclose(a + b, s, atol=1e-6)  # BLX children are symmetric around the parents' midpoint
+    assert np.allclose(
+        a + b, s, atol=1e-6
+    )  # BLX children are symmetric around the parents' midpoint
     assert a.min() >= -0.5 - 1e-6 and a.max() <= 1.5 + 1e-6 and a.min() < -0.4 and a.max() > 1.4
 
 
@@ -116,18 +127,26 @@ def test_a_validation_out_of_budget_is_never_the_champion():
 
     def budgeted(g):
         m = float(np.mean(g))
-        return Validation(validate(g), m < -0.9, {"mean_gene": m}, "" if m < -0.9 else f"mean_gene {m:.3f} ≥ -0.9")
+        return Validation(
+            validate(g), m < -0.9, {"mean_gene": m}, "" if m < -0.9 else f"mean_gene {m:.3f} ≥ -0.9"
+        )
 
     rows = Rows()
     ga = GAParams(population=12, tournament_size=3, elitism=1, mutation_sigma=0.1)
-    res = Evolution(LoopParams(generations=15), ga, np.zeros(50, np.float32) - 1, sphere, budgeted, 1, [rows]).run()
+    res = Evolution(
+        LoopParams(generations=15), ga, np.zeros(50, np.float32) - 1, sphere, budgeted, 1, [rows]
+    ).run()
     vals = [e for e in rows.events if e["event"] == "validation"]
     inside = [e for e in vals if e["admissible"]]
     outside = [e for e in vals if not e["admissible"]]
-    assert outside and max(e["value"] for e in outside) > max(e["value"] for e in inside)  # the budget bit
+    assert outside and max(e["value"] for e in outside) > max(
+        e["value"] for e in inside
+    )  # the budget bit
     best_inside = max(inside, key=lambda e: e["value"])
     assert res.champion_id == best_inside["id"] and res.champion_val == best_inside["value"]
     assert np.mean(res.champion) < -0.9
-    assert all(e["excluded"].startswith("mean_gene") and e["guards"]["mean_gene"] >= -0.9 for e in outside)
+    assert all(
+        e["excluded"].startswith("mean_gene") and e["guards"]["mean_gene"] >= -0.9 for e in outside
+    )
     assert [r["val_admissible"] for r in rows.rows] == [float(e["admissible"]) for e in vals]
     assert all("val_mean_gene" in r for r in rows.rows)

@@ -4,8 +4,17 @@ import json
 
 import numpy as np
 
-from evolora.evolution import (Evolution, GAParams, GenomeLayout, GeneticAlgorithm, LoopParams, Speciation,
-                       SpeciationParams, allocate, distance)
+from evolora.evolution import (
+    Evolution,
+    GAParams,
+    GeneticAlgorithm,
+    GenomeLayout,
+    LoopParams,
+    Speciation,
+    SpeciationParams,
+    allocate,
+    distance,
+)
 from evolora.evolution._deap import make_individual
 
 
@@ -22,7 +31,10 @@ def test_two_planted_clusters_give_two_species():
     res = sp.assign(genomes, np.zeros(len(genomes)), gen=0)
     labels = res["labels"]
     assert len(set(labels[:10])) == 1 and len(set(labels[10:])) == 1 and labels[0] != labels[10]
-    assert res["stats"]["species"] == 2 and json.loads(res["stats"]["species_sizes"]) == {"0": 10, "1": 10}
+    assert res["stats"]["species"] == 2 and json.loads(res["stats"]["species_sizes"]) == {
+        "0": 10,
+        "1": 10,
+    }
     assert abs(res["stats"]["species_entropy"] - np.log(2)) < 1e-12
 
 
@@ -33,7 +45,10 @@ def test_threshold_adapts_toward_the_target_count():
     n = too_many.assign(genomes, np.zeros(20), 0)["stats"]["species"]
     assert n > 2 and too_many.threshold == before * 1.5
     too_few = Speciation(SpeciationParams(threshold=100.0, target_species=4, threshold_step=0.5))
-    assert too_few.assign(genomes, np.zeros(20), 0)["stats"]["species"] == 1 and too_few.threshold == 50.0
+    assert (
+        too_few.assign(genomes, np.zeros(20), 0)["stats"]["species"] == 1
+        and too_few.threshold == 50.0
+    )
     # iterating on the same population converges to the target
     sp = Speciation(SpeciationParams(threshold=100.0, target_species=2, threshold_step=0.3))
     counts = [sp.assign(genomes, np.zeros(20), g)["stats"]["species"] for g in range(40)]
@@ -80,8 +95,12 @@ def test_sharing_divides_by_species_size_and_allocation_follows_it():
 def test_speciated_ga_breeds_within_species_by_shared_fitness():
     rng = np.random.default_rng(0)
     ids = iter(range(10_000))
-    ga = GeneticAlgorithm(GAParams(population=20, tournament_size=2, crossover_prob=0.0, mutation_prob=0.0),
-                          rng, lambda: next(ids), SpeciationParams(threshold=0.5, target_species=2, elitism=1))
+    ga = GeneticAlgorithm(
+        GAParams(population=20, tournament_size=2, crossover_prob=0.0, mutation_prob=0.0),
+        rng,
+        lambda: next(ids),
+        SpeciationParams(threshold=0.5, target_species=2, elitism=1),
+    )
     pop = [make_individual(g, next(ids)) for g in _clusters()]
     for i, ind in enumerate(pop):
         ind.fitness.values = (2.0 if i < 10 else 1.0,)
@@ -94,7 +113,11 @@ def test_speciated_ga_breeds_within_species_by_shared_fitness():
 
 def test_distances():
     a, b = np.ones(8, np.float32), -np.ones(8, np.float32)
-    assert distance(a, b, "l2") == 2.0 and abs(distance(a, b, "cosine") - 2.0) < 1e-12 and distance(a, a, "cosine") < 1e-12
+    assert (
+        distance(a, b, "l2") == 2.0
+        and abs(distance(a, b, "cosine") - 2.0) < 1e-12
+        and distance(a, a, "cosine") < 1e-12
+    )
     lay = GenomeLayout.from_shapes({"m.lora_A.weight": (1, 2), "m.lora_B.weight": (2, 1)})
     g1 = np.array([1, 0, 1, 0], np.float32)  # A = [1, 0], B = [1, 0]^T → delta [[1, 0], [0, 0]]
     g2 = np.array([2, 0, 0.5, 0], np.float32)  # A = [2, 0], B = [0.5, 0]^T → the same delta
@@ -114,13 +137,30 @@ def test_speciated_run_is_deterministic_and_emits_species_rows():
             def __getattr__(self, name):
                 return lambda *a: rows.append(a[0]) if name == "on_generation" else None
 
-        strat = lambda rng, new_id: GeneticAlgorithm(GAParams(population=12, mutation_sigma=0.2), rng, new_id,  # noqa: E731
-                                                     SpeciationParams(target_species=3))
-        res = Evolution(LoopParams(generations=12), None, np.zeros(30, np.float32), ev, lambda g: ev([g], 0)[0][0],
-                        seed, [R()], strategy=strat).run()
+        def strat(rng, new_id):
+            return GeneticAlgorithm(
+                GAParams(population=12, mutation_sigma=0.2),
+                rng,
+                new_id,
+                SpeciationParams(target_species=3),
+            )
+
+        res = Evolution(
+            LoopParams(generations=12),
+            None,
+            np.zeros(30, np.float32),
+            ev,
+            lambda g: ev([g], 0)[0][0],
+            seed,
+            [R()],
+            strategy=strat,
+        ).run()
         return res, rows
 
     (a, rows), (b, _) = run(4), run(4)
     assert a.champion.tobytes() == b.champion.tobytes()
-    assert all({"species", "species_sizes", "species_entropy", "species_mean_distance"} <= set(r) for r in rows)
+    assert all(
+        {"species", "species_sizes", "species_entropy", "species_mean_distance"} <= set(r)
+        for r in rows
+    )
     assert rows[-1]["fit_best"] > rows[0]["fit_best"]

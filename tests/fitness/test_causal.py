@@ -19,8 +19,12 @@ from evolora.fitness.lfm2 import build_tiny
 
 from ..conftest import STSB
 
-PROMPTS = [TextExample("A man is", " playing a guitar.", "playing"), TextExample("The cat", " sat on the mat.", "sat"),
-           TextExample("", "Stocks fell sharply on Monday.", None), TextExample("News:", " the president spoke.", "the")]
+PROMPTS = [
+    TextExample("A man is", " playing a guitar.", "playing"),
+    TextExample("The cat", " sat on the mat.", "sat"),
+    TextExample("", "Stocks fell sharply on Monday.", None),
+    TextExample("News:", " the president spoke.", "the"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +41,28 @@ def data(tmp_path_factory):
 
 
 def _spec(tiny, data, **kw):
-    base = dict(base=str(tiny), kind="causal", train_path=str(data / "train.jsonl"), dev_path=str(data / "dev.jsonl"),
-                train_subset=None, dev_subset=None, batch_size=3, rank=2, alpha=4.0, seed=1,
-                target_modules=("q_proj", "v_proj", "in_proj", "w2"), max_new_tokens=6,
-                terms=(("likelihood", 1.0), ("kl_to_base", 0.3), ("distinct_n", 0.1, {"n": 1}),
-                       ("keyword", 0.2, {"keywords": ["the"], "regex": r"\d"}), ("exact_match", 0.1)),
-                validation="likelihood")
+    base = dict(
+        base=str(tiny),
+        kind="causal",
+        train_path=str(data / "train.jsonl"),
+        dev_path=str(data / "dev.jsonl"),
+        train_subset=None,
+        dev_subset=None,
+        batch_size=3,
+        rank=2,
+        alpha=4.0,
+        seed=1,
+        target_modules=("q_proj", "v_proj", "in_proj", "w2"),
+        max_new_tokens=6,
+        terms=(
+            ("likelihood", 1.0),
+            ("kl_to_base", 0.3),
+            ("distinct_n", 0.1, {"n": 1}),
+            ("keyword", 0.2, {"keywords": ["the"], "regex": r"\d"}),
+            ("exact_match", 0.1),
+        ),
+        validation="likelihood",
+    )
     base.update(kw)
     return TaskSpec(**base)
 
@@ -55,9 +75,17 @@ def _genome(task, seed=0, scale=0.3):
 def _stock(tiny, task, genome):
     """A fresh stock peft model with the genome's adapter (and the plain base for KL)."""
     cfg = task.flat.model.peft_config["default"]
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny), LoraConfig(
-        r=cfg.r, lora_alpha=cfg.lora_alpha, target_modules=cfg.target_modules,
-        layers_to_transform=cfg.layers_to_transform, rank_pattern=cfg.rank_pattern, alpha_pattern=cfg.alpha_pattern)).eval()
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny),
+        LoraConfig(
+            r=cfg.r,
+            lora_alpha=cfg.lora_alpha,
+            target_modules=cfg.target_modules,
+            layers_to_transform=cfg.layers_to_transform,
+            rank_pattern=cfg.rank_pattern,
+            alpha_pattern=cfg.alpha_pattern,
+        ),
+    ).eval()
     set_peft_model_state_dict(model, task.flat.state_dict(genome))
     return model
 
@@ -69,16 +97,23 @@ def _direct_terms(tiny, task, genome):
     lps, kls, gens = [], [], []
     with torch.inference_mode():
         for ex in PROMPTS:  # one example at a time: no padding at all
-            p = [tok.bos_token_id] + (tok(ex.prompt, add_special_tokens=False)["input_ids"] if ex.prompt else [])
+            p = [tok.bos_token_id] + (
+                tok(ex.prompt, add_special_tokens=False)["input_ids"] if ex.prompt else []
+            )
             t = tok(ex.target, add_special_tokens=False)["input_ids"]
             ids = torch.tensor([p + t])
             logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].double(), -1)
             blogp = torch.log_softmax(base(input_ids=ids).logits[0, :-1].double(), -1)
-            lps.append(float(logp[len(p) - 1 :].gather(-1, ids[0, len(p):, None]).mean()))
+            lps.append(float(logp[len(p) - 1 :].gather(-1, ids[0, len(p) :, None]).mean()))
             kls.append((logp.exp() * (logp - blogp)).sum(-1))
-            out = model.generate(input_ids=torch.tensor([p]), max_new_tokens=6, do_sample=False,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-            gens.append(tok.decode(out[0, len(p):], skip_special_tokens=True))
+            out = model.generate(
+                input_ids=torch.tensor([p]),
+                max_new_tokens=6,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+            gens.append(tok.decode(out[0, len(p) :], skip_special_tokens=True))
     words = [w for g in gens for w in g.split()]
     first = [(g.strip().splitlines() or [""])[0].strip() for g in gens]
     answered = [(f, e.answer) for f, e in zip(first, PROMPTS) if e.answer is not None]
@@ -93,12 +128,22 @@ def _direct_terms(tiny, task, genome):
 
 def test_block_type_targeting_puts_lora_exactly_on_the_requested_modules(tiny):
     model = AutoModelForCausalLM.from_pretrained(tiny)
-    blocks = {"attention": {"modules": ["q_proj", "out_proj"], "rank": 4, "alpha": 8.0, "layers": [5]},
-              "conv": {"modules": ["out_proj"], "rank": 2, "alpha": 2.0, "layers": [0, 3]}}
+    blocks = {
+        "attention": {"modules": ["q_proj", "out_proj"], "rank": 4, "alpha": 8.0, "layers": [5]},
+        "conv": {"modules": ["out_proj"], "rank": 2, "alpha": 2.0, "layers": [0, 3]},
+    }
     peft_model = attach_lora(model, 8, 8.0, ["unused"], None, 0, blocks=blocks)
-    wrapped = {n.removeprefix("base_model.model."): m for n, m in peft_model.named_modules() if isinstance(m, LoraLayer)}
-    assert set(wrapped) == {"model.layers.5.self_attn.q_proj", "model.layers.5.self_attn.out_proj",
-                            "model.layers.0.conv.out_proj", "model.layers.3.conv.out_proj"}
+    wrapped = {
+        n.removeprefix("base_model.model."): m
+        for n, m in peft_model.named_modules()
+        if isinstance(m, LoraLayer)
+    }
+    assert set(wrapped) == {
+        "model.layers.5.self_attn.q_proj",
+        "model.layers.5.self_attn.out_proj",
+        "model.layers.0.conv.out_proj",
+        "model.layers.3.conv.out_proj",
+    }
     assert wrapped["model.layers.5.self_attn.out_proj"].lora_A["default"].weight.shape[0] == 4
     assert wrapped["model.layers.3.conv.out_proj"].lora_A["default"].weight.shape[0] == 2
     assert wrapped["model.layers.3.conv.out_proj"].scaling["default"] == 1.0
@@ -107,9 +152,25 @@ def test_block_type_targeting_puts_lora_exactly_on_the_requested_modules(tiny):
 def test_block_targeting_errors_name_the_field(tiny):
     model = AutoModelForCausalLM.from_pretrained(tiny)
     with pytest.raises(ConfigError, match=r"lora.blocks.conv.modules.*q_proj"):
-        attach_lora(model, 2, 2.0, [], None, 0, blocks={"conv": {"modules": ["q_proj"], "rank": 2, "alpha": 2.0, "layers": None}})
+        attach_lora(
+            model,
+            2,
+            2.0,
+            [],
+            None,
+            0,
+            blocks={"conv": {"modules": ["q_proj"], "rank": 2, "alpha": 2.0, "layers": None}},
+        )
     with pytest.raises(ConfigError, match=r"lora.blocks.attention.layers.*\[0\]"):
-        attach_lora(model, 2, 2.0, [], None, 0, blocks={"attention": {"modules": ["q_proj"], "rank": 2, "alpha": 2.0, "layers": [0]}})
+        attach_lora(
+            model,
+            2,
+            2.0,
+            [],
+            None,
+            0,
+            blocks={"attention": {"modules": ["q_proj"], "rank": 2, "alpha": 2.0, "layers": [0]}},
+        )
 
 
 def test_every_causal_plugin_matches_a_direct_computation(tiny, data):
@@ -122,7 +183,10 @@ def test_every_causal_plugin_matches_a_direct_computation(tiny, data):
     for name in ("distinct_n", "keyword", "exact_match"):
         assert terms[name] == direct[name], name
     assert abs(fit - sum(w * terms[n] for n, w, *_ in task.spec.terms)) < 1e-12
-    assert terms["kl_to_base"] < 0 and task.evaluate([task.seed_genome()], 0)[0][1]["kl_to_base"] == 0.0
+    assert (
+        terms["kl_to_base"] < 0
+        and task.evaluate([task.seed_genome()], 0)[0][1]["kl_to_base"] == 0.0
+    )
 
 
 @pytest.mark.parametrize("layers", [(5,), (4, 5), None])
@@ -134,7 +198,9 @@ def test_cached_trunk_matches_stock_peft(tiny, data, layers):
     assert abs(lp - _direct_terms(tiny, cached, g)["likelihood"]) < 1e-6
     assert cached.evaluator.trunk_computations == 1
     other = [TextExample("", "A completely different sentence here.")]
-    cached.evaluator.mean_logprobs(cached.evaluator.encode(other))  # a new batch → a new trunk, not a stale one
+    cached.evaluator.mean_logprobs(
+        cached.evaluator.encode(other)
+    )  # a new batch → a new trunk, not a stale one
     assert cached.evaluator.trunk_computations == 2
     assert cached.evaluate([g], 0)[0][0] == lp
 
@@ -170,10 +236,21 @@ def test_unknown_term_params_are_config_errors(tiny, data):
 
 
 def test_sts_sentences_of_a_genre_as_causal_data(tiny):
-    task = build_task(TaskSpec(base=str(tiny), kind="causal", train_path=str(STSB / "sts-train.csv"),
-                               dev_path=str(STSB / "sts-dev.csv"), train_genre="main-news", dev_genre="main-news",
-                               train_subset=8, dev_subset=8, target_modules=("q_proj",), terms=(("likelihood", 1.0),),
-                               validation="likelihood"))
+    task = build_task(
+        TaskSpec(
+            base=str(tiny),
+            kind="causal",
+            train_path=str(STSB / "sts-train.csv"),
+            dev_path=str(STSB / "sts-dev.csv"),
+            train_genre="main-news",
+            dev_genre="main-news",
+            train_subset=8,
+            dev_subset=8,
+            target_modules=("q_proj",),
+            terms=(("likelihood", 1.0),),
+            validation="likelihood",
+        )
+    )
     assert len(task.train) > 3000 and all(e.prompt == "" for e in task.train[:5])
     assert np.isfinite(task.validate(task.seed_genome()))
 
@@ -187,7 +264,9 @@ def test_batched_population_path_matches_the_sequential_path(tiny, data, layers,
     genomes = [_genome(seq, seed=s) for s in range(3)]
     for (fa, ta), (fb, tb) in zip(seq.evaluate(genomes, 0), bat.evaluate(genomes, 0)):
         assert abs(fa - fb) < 1e-5
-        for k in ta:  # likelihood, KL (from the batched logits) and the generation terms (genome reloaded)
+        for k in (
+            ta
+        ):  # likelihood, KL (from the batched logits) and the generation terms (genome reloaded)
             assert abs(ta[k] - tb[k]) < 1e-5, k
 
 
@@ -197,8 +276,11 @@ def test_batched_cached_generation_equals_model_generate_prompt_by_prompt(tiny, 
     model's cache (conv states + KV), give exactly the texts `model.generate` gives for each prompt alone."""
     task = build_task(_spec(tiny, data, batch_size=batch_size))
     ev = task.evaluator
-    prompts = PROMPTS + [TextExample("A very long prompt that keeps going on and on about", ""),
-                         TextExample("Two", " dogs."), TextExample("Stocks", "")]
+    prompts = PROMPTS + [
+        TextExample("A very long prompt that keeps going on and on about", ""),
+        TextExample("Two", " dogs."),
+        TextExample("Stocks", ""),
+    ]
     enc = ev.encode(prompts)
     assert len({p.shape[1] for p in enc.prompts}) >= 4  # really different widths
     for seed in range(3):
@@ -216,7 +298,9 @@ def test_generation_batched_across_genomes_equals_each_genome_alone(tiny, data, 
 
     seq = build_task(_spec(tiny, data, layers=layers, batch_size=3))
     bat = build_task(dataclasses.replace(seq.spec, genomes_per_forward=3))
-    enc = seq.evaluator.encode(PROMPTS + [TextExample("Two", " dogs."), TextExample("A very long prompt about", "")])
+    enc = seq.evaluator.encode(
+        PROMPTS + [TextExample("Two", " dogs."), TextExample("A very long prompt about", "")]
+    )
     genomes = [_genome(seq, seed=s, scale=0.5) for s in range(3)]
     n = seq.spec.max_new_tokens  # what the task's outputs generate
     together = bat.evaluator.generate_population(enc, n, bat._deltas, bat._stack(genomes))
@@ -231,18 +315,31 @@ def test_generation_batched_across_genomes_equals_each_genome_alone(tiny, data, 
 
 
 def test_prompt_words_split_sts_sentences_into_prompt_and_target(tiny):
-    task = build_task(TaskSpec(base=str(tiny), kind="causal", train_path=str(STSB / "sts-train.csv"),
-                               dev_path=str(STSB / "sts-dev.csv"), train_genre="main-captions",
-                               dev_genre="main-captions", prompt_words=3, train_subset=8, dev_subset=8,
-                               target_modules=("q_proj",), terms=(("keyword", 1.0, {"keywords": ["guitar"]}),),
-                               validation="likelihood"))
+    task = build_task(
+        TaskSpec(
+            base=str(tiny),
+            kind="causal",
+            train_path=str(STSB / "sts-train.csv"),
+            dev_path=str(STSB / "sts-dev.csv"),
+            train_genre="main-captions",
+            dev_genre="main-captions",
+            prompt_words=3,
+            train_subset=8,
+            dev_subset=8,
+            target_modules=("q_proj",),
+            terms=(("keyword", 1.0, {"keywords": ["guitar"]}),),
+            validation="likelihood",
+        )
+    )
     ex = task.train[2]
     assert (ex.prompt, ex.target) == ("A man is", " playing a large flute.")
     assert all(len(e.prompt.split()) == 3 and e.target.startswith(" ") for e in task.train)
     assert 0.0 <= task.evaluate([task.seed_genome()], 0)[0][0] <= 1.0
 
 
-def test_eva_init_on_the_hybrid_model_keeps_the_base_and_spans_orthogonal_input_directions(tiny, data):
+def test_eva_init_on_the_hybrid_model_keeps_the_base_and_spans_orthogonal_input_directions(
+    tiny, data
+):
     """``lora.init: eva`` on LFM2 (attention, conv and feed-forward modules): every A is r orthogonal rows
     (principal directions of that module's input tokens on the train texts), B stays 0 so generation 0 is
     the base model, and two builds agree to the bit."""
@@ -256,7 +353,9 @@ def test_eva_init_on_the_hybrid_model_keeps_the_base_and_spans_orthogonal_input_
             assert not v.any()
             continue
         gram = v @ v.T
-        np.testing.assert_allclose(gram, np.diag(np.diag(gram)), atol=1e-6 * gram.max())  # orthogonal rows
+        np.testing.assert_allclose(
+            gram, np.diag(np.diag(gram)), atol=1e-6 * gram.max()
+        )  # orthogonal rows
         assert not np.allclose(v, s.view(kaiming))
     with task.flat.base_only():
         base = float(task.val_term(task._outputs(task.dev)))
@@ -264,7 +363,9 @@ def test_eva_init_on_the_hybrid_model_keeps_the_base_and_spans_orthogonal_input_
     assert build_task(spec).seed_genome().tobytes() == seed.tobytes()
 
 
-def test_b_subspace_on_grouped_query_attention_reads_the_value_through_every_head_that_uses_it(tiny, data):
+def test_b_subspace_on_grouped_query_attention_reads_the_value_through_every_head_that_uses_it(
+    tiny, data
+):
     """LFM2's attention has 4 query heads on 2 KV heads: each value channel is read by two heads' columns of
     out_proj. ``lora.b_subspace`` stacks those column blocks, so B's columns lie in the top-k right singular span of
     the (2·hidden, KV·hd) stack; v_proj's B alone is reduced, and the seed is exactly the base model."""
@@ -283,11 +384,17 @@ def test_b_subspace_on_grouped_query_attention_reads_the_value_through_every_hea
             continue
         reduced += 1
         attn = modules[f.key.split(".v_proj")[0]]
-        w = attn.out_proj.weight.detach().double()  # (hidden, heads·hd); out_proj is not adapted here
+        w = (
+            attn.out_proj.weight.detach().double()
+        )  # (hidden, heads·hd); out_proj is not adapted here
         width, hd = f.shape[0], attn.head_dim
         rep = w.shape[1] // width
         assert rep == 2
-        stack = w.reshape(w.shape[0], width // hd, rep, hd).permute(2, 0, 1, 3).reshape(rep * w.shape[0], width)
+        stack = (
+            w.reshape(w.shape[0], width // hd, rep, hd)
+            .permute(2, 0, 1, 3)
+            .reshape(rep * w.shape[0], width)
+        )
         v = np.linalg.svd(stack.numpy(), full_matrices=False)[2][:4].T  # (width, 4)
         b = f.view(full).astype(np.float64)
         np.testing.assert_allclose(v @ v.T @ b, b, atol=1e-5)  # B's columns within the top-4 span

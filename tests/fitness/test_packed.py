@@ -18,8 +18,17 @@ from ..conftest import STSB
 
 
 def _spec(**kw):
-    base = dict(train_path=str(STSB / "sts-train.csv"), dev_path=str(STSB / "sts-dev.csv"), train_subset=40,
-                dev_subset=60, batch_size=8, rank=2, alpha=4.0, seed=1, rotate=True)
+    base = dict(
+        train_path=str(STSB / "sts-train.csv"),
+        dev_path=str(STSB / "sts-dev.csv"),
+        train_subset=40,
+        dev_subset=60,
+        batch_size=8,
+        rank=2,
+        alpha=4.0,
+        seed=1,
+        rotate=True,
+    )
     base.update(kw)
     return TaskSpec(**base)
 
@@ -36,18 +45,32 @@ def test_pack_and_unpack_keep_each_real_token_in_place():
     where = PackedBatches.from_masks(masks)
     x = pack(hidden, where)
     assert x.shape == (5 + 4, 3) and where.tokens == 9 and where.offsets == [0, 5]
-    assert where.masks[1] is None and where.masks[0].shape == (2, 1, 1, 3)  # nothing padded: no mask
+    assert where.masks[1] is None and where.masks[0].shape == (
+        2,
+        1,
+        1,
+        3,
+    )  # nothing padded: no mask
     back = unpack(x, where, 0)
     assert torch.equal(back[0], hidden[0][0]) and torch.equal(back[1, :2], hidden[0][1, :2])
-    assert torch.equal(back[1, 2], torch.zeros(3))  # the padded row is zero, not whatever the padding held
+    assert torch.equal(
+        back[1, 2], torch.zeros(3)
+    )  # the padded row is zero, not whatever the padding held
     assert torch.equal(unpack(x, where, 1), hidden[1])
 
 
-@pytest.mark.parametrize("kw", [
-    dict(layers=(3, 4, 5)),  # a top slice: the trunk cache feeds the packed layers
-    dict(layers=None, merge_weights=False),  # every layer (no cache, from the embeddings on), peft's own LoRA path
-    dict(layers=(2, 3, 4, 5), target_modules=("value",), init="eva"),  # the shape of studies/stsb-best.yaml
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(layers=(3, 4, 5)),  # a top slice: the trunk cache feeds the packed layers
+        dict(
+            layers=None, merge_weights=False
+        ),  # every layer (no cache, from the embeddings on), peft's own LoRA path
+        dict(
+            layers=(2, 3, 4, 5), target_modules=("value",), init="eva"
+        ),  # the shape of studies/stsb-best.yaml
+    ],
+)
 def test_packed_forward_gives_the_padded_forwards_numbers(kw):
     packed = build_task(_spec(**kw))
     padded = build_task(dataclasses.replace(_spec(**kw), packed=False))
@@ -61,7 +84,9 @@ def test_packed_forward_gives_the_padded_forwards_numbers(kw):
     ea, eb = packed.evaluator.embed(data), padded.evaluator.embed(padded.train_batch(0))
     assert ea.shape == eb.shape and torch.allclose(ea, eb, rtol=0, atol=1e-5)
     assert packed.validate(genomes[1]) == pytest.approx(padded.validate(genomes[1]), abs=1e-6)
-    assert packed.validate(packed.seed_genome()) == pytest.approx(padded.validate(padded.seed_genome()), abs=1e-6)
+    assert packed.validate(packed.seed_genome()) == pytest.approx(
+        padded.validate(padded.seed_genome()), abs=1e-6
+    )
 
 
 def test_packed_layers_refuse_training_mode():
@@ -79,7 +104,9 @@ def distilbert_dir(tmp_path_factory, minilm_dir):
     """A tiny DistilBERT (an encoder without BERT's layer structure), with MiniLM's tokenizer (same vocab)."""
     d = tmp_path_factory.mktemp("distilbert")
     torch.manual_seed(0)
-    DistilBertModel(DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64)).save_pretrained(d)
+    DistilBertModel(DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64)).save_pretrained(
+        d
+    )
     AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(d)
     yield d
     shutil.rmtree(d, ignore_errors=True)
@@ -90,7 +117,13 @@ def test_a_model_without_bert_layers_keeps_the_padded_forward_or_fails_clearly(d
     task = build_task(_spec(**kw))  # packed: auto → off, and the run works as before
     assert not task.evaluator.packed
     assert np.isfinite(task.evaluate(_genomes(task, 2), 0)[0][0])
-    assert "BERT's layer structure" in why_unsupported(task.flat.model.get_base_model(), task.evaluator.layers)
+    assert "BERT's layer structure" in why_unsupported(
+        task.flat.model.get_base_model(), task.evaluator.layers
+    )
     with pytest.raises(ConfigError) as err:
         build_task(_spec(packed=True, **kw))
-    assert err.value.path == "model.packed" and "BERT's layer structure" in str(err.value) and "got True" in str(err.value)
+    assert (
+        err.value.path == "model.packed"
+        and "BERT's layer structure" in str(err.value)
+        and "got True" in str(err.value)
+    )

@@ -22,17 +22,34 @@ class _CausalSample:
     kl = 0.25
 
 
-SAMPLES = {"pairs": PairOutputs(cos=np.array([0.1, 0.5, 0.9, 0.4]), gold=np.array([0.5, 2.5, 4.5, 3.0]), score_range=(0.0, 5.0)),
-           "causal": _CausalSample()}
-EXPECTED = {"stsb_spearman": 0.8, "stsb_neg_mse": -np.mean((np.array([0.1, 0.5, 0.9, 0.4]) - np.array([0.1, 0.5, 0.9, 0.6])) ** 2),
-            "stsb_pearson": float(np.corrcoef([0.1, 0.5, 0.9, 0.4], [0.5, 2.5, 4.5, 3.0])[0, 1]),
-            "likelihood": -3.0, "keyword": 0.5, "exact_match": 0.5, "distinct_n": 3 / 4, "kl_to_base": -0.25}
+SAMPLES = {
+    "pairs": PairOutputs(
+        cos=np.array([0.1, 0.5, 0.9, 0.4]),
+        gold=np.array([0.5, 2.5, 4.5, 3.0]),
+        score_range=(0.0, 5.0),
+    ),
+    "causal": _CausalSample(),
+}
+EXPECTED = {
+    "stsb_spearman": 0.8,
+    "stsb_neg_mse": -np.mean(
+        (np.array([0.1, 0.5, 0.9, 0.4]) - np.array([0.1, 0.5, 0.9, 0.6])) ** 2
+    ),
+    "stsb_pearson": float(np.corrcoef([0.1, 0.5, 0.9, 0.4], [0.5, 2.5, 4.5, 3.0])[0, 1]),
+    "likelihood": -3.0,
+    "keyword": 0.5,
+    "exact_match": 0.5,
+    "distinct_n": 3 / 4,
+    "kl_to_base": -0.25,
+}
 
 
 def test_every_built_in_term_is_covered_here():
     from evolora.fitness.registry import BUILT_IN
 
-    assert {n for n in FITNESS_TERMS.names() if FITNESS_TERMS.origin(n) == BUILT_IN} == set(EXPECTED)
+    assert {n for n in FITNESS_TERMS.names() if FITNESS_TERMS.origin(n) == BUILT_IN} == set(
+        EXPECTED
+    )
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -67,9 +84,14 @@ def test_term_arguments_are_checked():
         FITNESS_TERMS.get("distinct_n")(n=0)
 
 
-@pytest.mark.parametrize("params,says", [({"keywords": []}, "needs `keywords` or `regex`"),
-                                         ({"regex": "(unclosed"}, "not a valid regular expression"),
-                                         ({"keywords": ["a"], "regex": "[z-a]"}, "not a valid regular expression")])
+@pytest.mark.parametrize(
+    "params,says",
+    [
+        ({"keywords": []}, "needs `keywords` or `regex`"),
+        ({"regex": "(unclosed"}, "not a valid regular expression"),
+        ({"keywords": ["a"], "regex": "[z-a]"}, "not a valid regular expression"),
+    ],
+)
 def test_bad_reward_config_is_a_config_error_naming_the_field(params, says):
     from evolora.evolution.errors import ConfigError
     from evolora.fitness.spec import make_terms

@@ -12,17 +12,28 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 def browser(profile: Path):
     for exe in (CHROMIUM, CHROMEDRIVER):
         if not Path(exe).exists():
-            pytest.fail(f"{exe} is missing: `make setup` installs Debian's chromium and chromium-driver "
-                        "(apt-get install chromium chromium-driver)")
+            pytest.fail(
+                f"{exe} is missing: `make setup` installs Debian's chromium and chromium-driver "
+                "(apt-get install chromium chromium-driver)"
+            )
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
     opts = Options()
     opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--window-size=1400,900", f"--user-data-dir={profile}"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,900",
+        f"--user-data-dir={profile}",
+    ):
         opts.add_argument(a)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
 
@@ -42,5 +53,7 @@ def wait_for(driver, found, what: str, timeout: float = 60):
         if hit:
             return hit
         time.sleep(0.5)
-    raise AssertionError(f"{what} never appeared on {driver.current_url}; the page shows:\n"
-                         f"{driver.find_element('tag name', 'body').text[:2000]}")
+    raise AssertionError(
+        f"{what} never appeared on {driver.current_url}; the page shows:\n"
+        f"{driver.find_element('tag name', 'body').text[:2000]}"
+    )

@@ -15,7 +15,14 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade"}
+HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "proxy-connection",
+    "upgrade",
+}
 
 
 class FaultyProxy:
@@ -73,7 +80,9 @@ class FaultyProxy:
     def add(self, name: str, method: str, path_contains: str, mode: str, times: int = 1) -> None:
         """Break the next ``times`` ``method`` requests whose path contains ``path_contains``."""
         with self._lock:
-            self.rules.append({"name": name, "method": method, "path": path_contains, "mode": mode, "left": times})
+            self.rules.append(
+                {"name": name, "method": method, "path": path_contains, "mode": mode, "left": times}
+            )
             self.fired.setdefault(name, 0)
 
     def down(self, seconds: float) -> None:

@@ -4,7 +4,6 @@ are logged with why."""
 
 import json
 
-import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -31,14 +30,29 @@ def planted(tmp_path, monkeypatch):
     evolora.register_reward("drift", drift)
     words = [s.split() for s in sts_sentences(STSB / "sts-train.csv", "main-captions")[:60]]
     examples = [TextExample(" ".join(w[:3]), " " + " ".join(w[3:])) for w in words if len(w) > 3]
-    task = build_task(TaskSpec(base="lfm2-tiny", kind="causal", train_path=str(STSB / "sts-train.csv"),
-                               dev_path=str(STSB / "sts-dev.csv"), train_genre="main-captions",
-                               dev_genre="main-captions", dev_subset=2, train_subset=2, max_new_tokens=NEW,
-                               terms=(("likelihood", 1.0),), validation="likelihood", rank=2,
-                               target_modules=("q_proj",)))
+    task = build_task(
+        TaskSpec(
+            base="lfm2-tiny",
+            kind="causal",
+            train_path=str(STSB / "sts-train.csv"),
+            dev_path=str(STSB / "sts-dev.csv"),
+            train_genre="main-captions",
+            dev_genre="main-captions",
+            dev_subset=2,
+            train_subset=2,
+            max_new_tokens=NEW,
+            terms=(("likelihood", 1.0),),
+            validation="likelihood",
+            rank=2,
+            target_modules=("q_proj",),
+        )
+    )
     task.write(task.seed_genome())
     base = task.evaluator.generate(task.evaluator.encode(examples), NEW)
-    rows = [{"prompt": e.prompt, "target": e.target, "base_completion": b} for e, b in zip(examples, base)]
+    rows = [
+        {"prompt": e.prompt, "target": e.target, "base_completion": b}
+        for e, b in zip(examples, base)
+    ]
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:32]))
     (tmp_path / "val.jsonl").write_text("\n".join(json.dumps(r) for r in rows[32:]))
     yield tmp_path
@@ -46,14 +60,32 @@ def planted(tmp_path, monkeypatch):
 
 
 def _study(max_drop):
-    return {"name": "budget", "seed": 4, "model": {"base": "lfm2-tiny", "kind": "causal"},
-            "lora": {"rank": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj", "in_proj", "w2"]},
-            "data": {"train_path": "train.jsonl", "dev_path": "val.jsonl", "train_subset": None, "batch_size": 16,
-                     "max_length": 32},
-            "fitness": {"max_new_tokens": NEW, "terms": [{"name": "drift"}]},
-            "validation": {"metric": "drift", "every": 1, "budget": [{"metric": "likelihood", "max_drop": max_drop}]},
-            "evolution": {"population": 6, "generations": 2, "tournament_size": 2, "mutation_sigma": 0.05},
-            "mlflow": {"experiment": "tests", "system_metrics": False}}
+    return {
+        "name": "budget",
+        "seed": 4,
+        "model": {"base": "lfm2-tiny", "kind": "causal"},
+        "lora": {"rank": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj", "in_proj", "w2"]},
+        "data": {
+            "train_path": "train.jsonl",
+            "dev_path": "val.jsonl",
+            "train_subset": None,
+            "batch_size": 16,
+            "max_length": 32,
+        },
+        "fitness": {"max_new_tokens": NEW, "terms": [{"name": "drift"}]},
+        "validation": {
+            "metric": "drift",
+            "every": 1,
+            "budget": [{"metric": "likelihood", "max_drop": max_drop}],
+        },
+        "evolution": {
+            "population": 6,
+            "generations": 2,
+            "tournament_size": 2,
+            "mutation_sigma": 0.05,
+        },
+        "mlflow": {"experiment": "tests", "system_metrics": False},
+    }
 
 
 def test_the_champion_is_the_best_reward_within_the_likelihood_budget(planted, capsys):
@@ -63,23 +95,47 @@ def test_the_champion_is_the_best_reward_within_the_likelihood_budget(planted, c
     out = capsys.readouterr().out
     client = MlflowClient(uri)
     run = client.search_runs([client.get_experiment_by_name("tests").experiment_id])[0]
-    logbook = json.loads(open(client.download_artifacts(run.info.run_id, "logbook.json", str(planted))).read())
+    logbook = json.loads(
+        open(client.download_artifacts(run.info.run_id, "logbook.json", str(planted))).read()
+    )
     base_lik = logbook[0]["val_base_likelihood"]
     validated = [r for r in logbook if "val_admissible" in r]
     inside = [r for r in validated if r["val_admissible"]]
     outside = [r for r in validated if not r["val_admissible"]]
     # the rule: within budget ⇔ held-out likelihood no more than max_drop below the base's
-    assert all((r["val_likelihood"] >= base_lik - 0.01) == bool(r["val_admissible"]) for r in validated)
-    print([(r["gen"], r["val"], round(r["val_likelihood"], 4), r["val_admissible"]) for r in validated], base_lik)
+    assert all(
+        (r["val_likelihood"] >= base_lik - 0.01) == bool(r["val_admissible"]) for r in validated
+    )
+    print(
+        [
+            (r["gen"], r["val"], round(r["val_likelihood"], 4), r["val_admissible"])
+            for r in validated
+        ],
+        base_lik,
+    )
     assert outside and inside
-    best_inside = max([r["val"] for r in inside] + [0.0])  # the base (reward 0 against itself) is always in budget
-    assert max(r["val"] for r in outside) > best_inside  # the budget kept a higher reward from being chosen
+    best_inside = max(
+        [r["val"] for r in inside] + [0.0]
+    )  # the base (reward 0 against itself) is always in budget
+    assert (
+        max(r["val"] for r in outside) > best_inside
+    )  # the budget kept a higher reward from being chosen
     assert run.data.metrics["val_best"] == best_inside > 0.0  # and an adapted genome won within it
     champion_gen = int(run.data.metrics["champion_gen"])
-    assert logbook[champion_gen]["val"] == best_inside and logbook[champion_gen]["val_admissible"] == 1.0
-    excluded = json.loads(open(client.download_artifacts(run.info.run_id, "budget_excluded.json", str(planted))).read())
+    assert (
+        logbook[champion_gen]["val"] == best_inside
+        and logbook[champion_gen]["val_admissible"] == 1.0
+    )
+    excluded = json.loads(
+        open(
+            client.download_artifacts(run.info.run_id, "budget_excluded.json", str(planted))
+        ).read()
+    )
     assert len(excluded["data"]) == len(outside) == run.data.metrics["budget_excluded"]
-    assert all("likelihood" in row[excluded["columns"].index("why")] and "max_drop 0.01" in row[excluded["columns"].index("why")]
-               for row in excluded["data"])
+    assert all(
+        "likelihood" in row[excluded["columns"].index("why")]
+        and "max_drop 0.01" in row[excluded["columns"].index("why")]
+        for row in excluded["data"]
+    )
     assert f"{len(outside)} validated genome(s) excluded: gen " in out
     assert "val_likelihood" in run.data.metrics  # the guard's curve

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from evolora.orchestrator.cli.commands import main
-from evolora.orchestrator.study.sections import resolved
 from evolora.orchestrator.study.load import load_study
+from evolora.orchestrator.study.sections import resolved
 
 from ..conftest import tiny_study
 
@@ -24,7 +24,12 @@ BAD = [
     ({"validation__metric": "accuracy"}, [], "validation.metric", "accuracy"),
     ({"data__train_path": "nowhere/train.csv"}, [], "data.train_path", "nowhere/train.csv"),
     ({"lora__rank": 0}, [], "lora.rank", "0"),
-    ({"lora__blocks": {"attention": {"enabled": True}}}, [], "lora.blocks", "['attention']"),  # encoders: no blocks
+    (
+        {"lora__blocks": {"attention": {"enabled": True}}},
+        [],
+        "lora.blocks",
+        "['attention']",
+    ),  # encoders: no blocks
     ({"lora__layers": [9]}, [], "lora.layers", "[9]"),
     ({"lora__target_modules": ["q_proj"]}, [], "lora.target_modules", "q_proj"),
     ({"evolution__tournament_size": 9}, [], "evolution.tournament_size", "9"),
@@ -35,64 +40,232 @@ BAD = [
     ({"lora__init_examples": 0}, [], "lora.init_examples", "0"),
     ({"lora__genome": "xs", "lora__init": "eva"}, [], "lora.init", "eva"),
     ({"lora__a_subspace": 16}, [], "lora.a_subspace", "16"),  # needs the eva directions
-    ({"lora__init": "eva", "lora__rank": 4, "lora__a_subspace": 2}, [], "lora.a_subspace", "2"),  # below the rank
-    ({"lora__init": "eva", "lora__a_subspace": 500}, [], "lora.a_subspace", "500"),  # wider than MiniLM's 384 inputs
+    (
+        {"lora__init": "eva", "lora__rank": 4, "lora__a_subspace": 2},
+        [],
+        "lora.a_subspace",
+        "2",
+    ),  # below the rank
+    (
+        {"lora__init": "eva", "lora__a_subspace": 500},
+        [],
+        "lora.a_subspace",
+        "500",
+    ),  # wider than MiniLM's 384 inputs
     ({"lora__rank": 4, "lora__b_subspace": 2}, [], "lora.b_subspace", "2"),  # below the rank
-    ({"lora__b_subspace": 500}, [], "lora.b_subspace", "500"),  # wider than MiniLM's 384 value channels
-    ({"lora__target_modules": ["query"], "lora__b_subspace": 16}, [], "lora.b_subspace", "16"),  # no value projection
+    (
+        {"lora__b_subspace": 500},
+        [],
+        "lora.b_subspace",
+        "500",
+    ),  # wider than MiniLM's 384 value channels
+    (
+        {"lora__target_modules": ["query"], "lora__b_subspace": 16},
+        [],
+        "lora.b_subspace",
+        "16",
+    ),  # no value projection
     ({"lora__genome": "xs", "lora__b_subspace": 16}, [], "lora.b_subspace", "16"),
-    ({"lora__genome": "xs", "evolution__strategy": "openai-es", "evolution__es": {"perturb": "B"}}, [],
-     "evolution.es.perturb", "B"),
-    ({"lora__genome": "xs", "evolution__strategy": "openai-es", "evolution__es": {"a_scale": 0.1}}, [],
-     "evolution.es.a_scale", "0.1"),
-    ({"evolution__strategy": "openai-es", "evolution__es": {"perturb": "B", "a_scale": 0.1}}, [],
-     "evolution.es.a_scale", "0.1"),
+    (
+        {
+            "lora__genome": "xs",
+            "evolution__strategy": "openai-es",
+            "evolution__es": {"perturb": "B"},
+        },
+        [],
+        "evolution.es.perturb",
+        "B",
+    ),
+    (
+        {
+            "lora__genome": "xs",
+            "evolution__strategy": "openai-es",
+            "evolution__es": {"a_scale": 0.1},
+        },
+        [],
+        "evolution.es.a_scale",
+        "0.1",
+    ),
+    (
+        {"evolution__strategy": "openai-es", "evolution__es": {"perturb": "B", "a_scale": 0.1}},
+        [],
+        "evolution.es.a_scale",
+        "0.1",
+    ),
     ({"evolution__es": {"a_scale": 1.5}}, [], "evolution.es.a_scale", "1.5"),
-    ({"lora__genome": "xs", "evolution__speciation": {"enabled": True, "distance": "delta_l2"}}, [],
-     "evolution.speciation.distance", "delta_l2"),
-    ({"evolution__es": {"batches": "per_pair", "shaping": "zscore"}, "data__rotate": True}, [],
-     "evolution.es.batches", "per_pair"),  # the default strategy is ga
-    ({"evolution__strategy": "openai-es", "evolution__es": {"batches": "per_pair"}, "data__rotate": True}, [],
-     "evolution.es.batches", "per_pair"),  # centred ranks would rank the batches
-    ({"evolution__strategy": "openai-es", "evolution__es": {"batches": "per_pair", "shaping": "zscore"}}, [],
-     "evolution.es.batches", "per_pair"),  # a fixed batch: nothing to draw per pair
+    (
+        {"lora__genome": "xs", "evolution__speciation": {"enabled": True, "distance": "delta_l2"}},
+        [],
+        "evolution.speciation.distance",
+        "delta_l2",
+    ),
+    (
+        {"evolution__es": {"batches": "per_pair", "shaping": "zscore"}, "data__rotate": True},
+        [],
+        "evolution.es.batches",
+        "per_pair",
+    ),  # the default strategy is ga
+    (
+        {
+            "evolution__strategy": "openai-es",
+            "evolution__es": {"batches": "per_pair"},
+            "data__rotate": True,
+        },
+        [],
+        "evolution.es.batches",
+        "per_pair",
+    ),  # centred ranks would rank the batches
+    (
+        {
+            "evolution__strategy": "openai-es",
+            "evolution__es": {"batches": "per_pair", "shaping": "zscore"},
+        },
+        [],
+        "evolution.es.batches",
+        "per_pair",
+    ),  # a fixed batch: nothing to draw per pair
     ({"evolution__es": {"batches": "each"}}, [], "evolution.es.batches", "each"),
-    ({"data__val_sources": ["deft-forum"]}, [], "data.val_sources", "deft-forum"),  # needs val_fraction
-    ({"data__dev_path": None, "data__val_fraction": 0.1, "data__val_sources": ["answers-forums"]}, [],
-     "data.val_sources", "answers-forums"),  # sts-train holds no such source
-    ({"data__dev_path": None, "data__val_fraction": 0.1,
-      "data__val_sources": ["MSRpar", "MSRvid", "deft-forum", "deft-news", "headlines", "images"]}, [],
-     "data.val_sources", "MSRpar"),  # nothing left for fitness
-    ({"model__kind": "causal", "model__base": "lfm2-tiny", "fitness__terms": [{"name": "likelihood"}],
-      "validation__metric": "likelihood", "data__dev_path": None, "data__val_fraction": 0.1,
-      "data__val_sources": ["deft-forum"]}, [], "data.val_sources", "deft-forum"),
+    (
+        {"data__val_sources": ["deft-forum"]},
+        [],
+        "data.val_sources",
+        "deft-forum",
+    ),  # needs val_fraction
+    (
+        {
+            "data__dev_path": None,
+            "data__val_fraction": 0.1,
+            "data__val_sources": ["answers-forums"],
+        },
+        [],
+        "data.val_sources",
+        "answers-forums",
+    ),  # sts-train holds no such source
+    (
+        {
+            "data__dev_path": None,
+            "data__val_fraction": 0.1,
+            "data__val_sources": [
+                "MSRpar",
+                "MSRvid",
+                "deft-forum",
+                "deft-news",
+                "headlines",
+                "images",
+            ],
+        },
+        [],
+        "data.val_sources",
+        "MSRpar",
+    ),  # nothing left for fitness
+    (
+        {
+            "model__kind": "causal",
+            "model__base": "lfm2-tiny",
+            "fitness__terms": [{"name": "likelihood"}],
+            "validation__metric": "likelihood",
+            "data__dev_path": None,
+            "data__val_fraction": 0.1,
+            "data__val_sources": ["deft-forum"],
+        },
+        [],
+        "data.val_sources",
+        "deft-forum",
+    ),
     ({"model__trunk_memo": "often"}, [], "model.trunk_memo", "often"),
-    ({"model__trunk_memo": True, "lora__layers": [0, 5]}, [], "model.trunk_memo", "True"),  # no trunk below layer 0
-    ({"model__trunk_memo": True, "model__kind": "causal", "model__base": "lfm2-tiny",
-      "fitness__terms": [{"name": "likelihood"}], "validation__metric": "likelihood"}, [], "model.trunk_memo", "True"),
-    ({"validation__budget": [{"metric": "stsb_pearson"}]}, [], "validation.budget", "stsb_pearson"),  # no bound
-    ({"validation__budget": [{"metric": "bleu", "min": 0.5}]}, [], "validation.budget.0.metric", "bleu"),
-    ({"validation__budget": [{"metric": "likelihood", "min": 0.5}]}, [], "validation.budget.0.metric", "likelihood"),
-    ({"validation__budget": [{"metric": "stsb_pearson", "min": 0.5}, {"metric": "stsb_pearson", "max_drop": 0.1}]},
-     [], "validation.budget.1.metric", "stsb_pearson"),
-    ({"validation__budget": [{"metric": "stsb_pearson", "max_drop": -0.1}]}, [], "validation.budget.0.max_drop", "-0.1"),
-    ({"validation__budget": [{"metric": "stsb_pearson", "max_drop": float("nan")}]}, [],
-     "validation.budget.0.max_drop", "nan"),
+    (
+        {"model__trunk_memo": True, "lora__layers": [0, 5]},
+        [],
+        "model.trunk_memo",
+        "True",
+    ),  # no trunk below layer 0
+    (
+        {
+            "model__trunk_memo": True,
+            "model__kind": "causal",
+            "model__base": "lfm2-tiny",
+            "fitness__terms": [{"name": "likelihood"}],
+            "validation__metric": "likelihood",
+        },
+        [],
+        "model.trunk_memo",
+        "True",
+    ),
+    (
+        {"validation__budget": [{"metric": "stsb_pearson"}]},
+        [],
+        "validation.budget",
+        "stsb_pearson",
+    ),  # no bound
+    (
+        {"validation__budget": [{"metric": "bleu", "min": 0.5}]},
+        [],
+        "validation.budget.0.metric",
+        "bleu",
+    ),
+    (
+        {"validation__budget": [{"metric": "likelihood", "min": 0.5}]},
+        [],
+        "validation.budget.0.metric",
+        "likelihood",
+    ),
+    (
+        {
+            "validation__budget": [
+                {"metric": "stsb_pearson", "min": 0.5},
+                {"metric": "stsb_pearson", "max_drop": 0.1},
+            ]
+        },
+        [],
+        "validation.budget.1.metric",
+        "stsb_pearson",
+    ),
+    (
+        {"validation__budget": [{"metric": "stsb_pearson", "max_drop": -0.1}]},
+        [],
+        "validation.budget.0.max_drop",
+        "-0.1",
+    ),
+    (
+        {"validation__budget": [{"metric": "stsb_pearson", "max_drop": float("nan")}]},
+        [],
+        "validation.budget.0.max_drop",
+        "nan",
+    ),
     ({"validation__metric": "keyword"}, [], "validation.metric", "keyword"),  # a causal term
-    ({"model__kind": "causal", "model__base": "lfm2-tiny", "fitness__terms": [{"name": "likelihood"}],
-      "validation__metric": "keyword"}, [], "validation.params", "{}"),  # keyword needs its keywords
+    (
+        {
+            "model__kind": "causal",
+            "model__base": "lfm2-tiny",
+            "fitness__terms": [{"name": "likelihood"}],
+            "validation__metric": "keyword",
+        },
+        [],
+        "validation.params",
+        "{}",
+    ),  # keyword needs its keywords
     ({"data__format": "xlsx"}, [], "data.format", "xlsx"),
     ({"data__columns": {"sentence": "a"}}, [], "data.columns.sentence", "a"),
     ({"name": ".."}, [], "name", "'..'"),  # a name becomes a directory: never the parent
     ({"name": "x" * 101}, [], "name", "xxxx"),
     ({"mlflow__experiment": "../.."}, [], "mlflow.experiment", "../.."),
     ({"mlflow__registered_model": "a/b"}, [], "mlflow.registered_model", "a/b"),
-    ({"seed": 2 ** 64}, [], "seed", str(2 ** 64)),
-    ({"evolution__population": 10 ** 9}, [], "evolution.population", str(10 ** 9)),
-    ({"fitness__terms": [{"name": "stsb_spearman", "weight": float("nan")}]}, [], "fitness.terms.0.weight", "nan"),
+    ({"seed": 2**64}, [], "seed", str(2**64)),
+    ({"evolution__population": 10**9}, [], "evolution.population", str(10**9)),
+    (
+        {"fitness__terms": [{"name": "stsb_spearman", "weight": float("nan")}]},
+        [],
+        "fitness.terms.0.weight",
+        "nan",
+    ),
     ({"lora__alpha": float("inf")}, [], "lora.alpha", "inf"),
     ({}, ["--set", "evolution.mutation_sigma=.nan"], "evolution.mutation_sigma", "nan"),
-    ({"model__device": "cuda:99"}, [], "model.device", "cuda:99"),  # no such device on any machine here
+    (
+        {"model__device": "cuda:99"},
+        [],
+        "model.device",
+        "cuda:99",
+    ),  # no such device on any machine here
     ({"lora__rank": 1000}, [], "lora.rank", "1000"),  # past MiniLM's 384-wide matrices
     ({"data__max_length": 600}, [], "data.max_length", "600"),  # past MiniLM's 512 positions
     ({}, ["--tracking-uri", "some/dir"], "--tracking-uri", "some/dir"),
@@ -103,7 +276,9 @@ BAD = [
 
 
 @pytest.mark.parametrize("over,extra,path,value", BAD, ids=[b[2] + ":" + b[3] for b in BAD])
-def test_bad_input_exits_2_names_path_and_value_writes_nothing(tmp_path, capsys, over, extra, path, value):
+def test_bad_input_exits_2_names_path_and_value_writes_nothing(
+    tmp_path, capsys, over, extra, path, value
+):
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(tiny_study(tmp_path, **over)))
     cwd = os.getcwd()
@@ -142,10 +317,15 @@ def test_an_empty_study_file_is_an_error_not_a_run_of_all_defaults(tmp_path, cap
     assert not (tmp_path / "mlruns").exists()
 
 
-@pytest.mark.parametrize("over,hint", [({"evolution__populaton": 8}, "did you mean population?"),
-                                       ({"evolushun": {}}, "did you mean evolution?"),
-                                       ({"evolution__es__sigmaa": 0.1}, "did you mean sigma?"),
-                                       ({"zzzz": 1}, None)])
+@pytest.mark.parametrize(
+    "over,hint",
+    [
+        ({"evolution__populaton": 8}, "did you mean population?"),
+        ({"evolushun": {}}, "did you mean evolution?"),
+        ({"evolution__es__sigmaa": 0.1}, "did you mean sigma?"),
+        ({"zzzz": 1}, None),
+    ],
+)
 def test_an_unknown_key_suggests_the_nearest_valid_key(tmp_path, capsys, over, hint):
     study = tmp_path / "s.yaml"
     study.write_text(yaml.safe_dump(tiny_study(tmp_path, **over)))
@@ -158,9 +338,22 @@ def test_an_unknown_key_suggests_the_nearest_valid_key(tmp_path, capsys, over, h
 def test_overrides_and_seed_are_applied_and_typed(tmp_path):
     study = tmp_path / "s.yaml"
     study.write_text(yaml.safe_dump(tiny_study(tmp_path)))
-    cfg = load_study(study, ["evolution.generations=5", "data.train_subset=64", "lora.layers=[4, 5]",
-                             "fitness.terms.0.weight=0.5"], seed=7)
-    assert (cfg.evolution.generations, cfg.data.train_subset, cfg.lora.layers, cfg.seed) == (5, 64, [4, 5], 7)
+    cfg = load_study(
+        study,
+        [
+            "evolution.generations=5",
+            "data.train_subset=64",
+            "lora.layers=[4, 5]",
+            "fitness.terms.0.weight=0.5",
+        ],
+        seed=7,
+    )
+    assert (cfg.evolution.generations, cfg.data.train_subset, cfg.lora.layers, cfg.seed) == (
+        5,
+        64,
+        [4, 5],
+        7,
+    )
     assert cfg.fitness.terms[0].weight == 0.5
     r = resolved(cfg)
     assert r["evolution"]["population"] == 4 and Path(r["data"]["train_path"]).is_absolute()
@@ -201,27 +394,66 @@ def test_each_evolution_setting_is_declared_once_on_the_dataclass_the_strategy_r
     from evolora.orchestrator.study.load import parse_study
     from evolora.orchestrator.study.sections import ESConfig, EvolutionConfig, SpeciationConfig
 
-    for section, cls in ((EvolutionConfig, GAParams), (ESConfig, ESParams), (SpeciationConfig, SpeciationParams)):
-        declared = [f for f in dataclasses.fields(cls) if "doc" in f.metadata and f.name != "horizon"
-                    and not (cls is ESParams and f.name == "population")]
+    for section, cls in (
+        (EvolutionConfig, GAParams),
+        (ESConfig, ESParams),
+        (SpeciationConfig, SpeciationParams),
+    ):
+        declared = [
+            f
+            for f in dataclasses.fields(cls)
+            if "doc" in f.metadata
+            and f.name != "horizon"
+            and not (cls is ESParams and f.name == "population")
+        ]
         assert declared, section
         for f in declared:
             info = section.model_fields[f.name]
-            assert info.default == f.default and (info.description or "") == f.metadata["doc"], f.name
-            bounds = {k: getattr(m, k) for m in info.metadata for k in ("gt", "ge", "lt", "le") if hasattr(m, k)}
-            assert bounds == {k: f.metadata[k] for k in ("gt", "ge", "lt", "le") if k in f.metadata}, f.name
+            assert info.default == f.default and (info.description or "") == f.metadata["doc"], (
+                f.name
+            )
+            bounds = {
+                k: getattr(m, k)
+                for m in info.metadata
+                for k in ("gt", "ge", "lt", "le")
+                if hasattr(m, k)
+            }
+            assert bounds == {
+                k: f.metadata[k] for k in ("gt", "ge", "lt", "le") if k in f.metadata
+            }, f.name
     assert set(STRATEGIES) == {"ga", "openai-es", "sep-cma-es"}
     assert EvolutionConfig.model_json_schema()["properties"]["strategy"]["enum"] == list(STRATEGIES)
 
-    cfg = parse_study({"evolution": {"population": 8, "generations": 7, "mutation_sigma": 0.3,
-                                     "speciation": {"enabled": True, "target_species": 5}, "es": {"sigma": 0.07}}})
+    cfg = parse_study(
+        {
+            "evolution": {
+                "population": 8,
+                "generations": 7,
+                "mutation_sigma": 0.3,
+                "speciation": {"enabled": True, "target_species": 5},
+                "es": {"sigma": 0.07},
+            }
+        }
+    )
     ga = strategy_factory(cfg, None)(np.random.default_rng(0), iter(range(99)).__next__)
     assert type(ga) is GeneticAlgorithm and ga.p == GAParams(population=8, mutation_sigma=0.3)
     assert ga.speciation.p == SpeciationParams(target_species=5)
     for name, kind in (("openai-es", OpenAIES), ("sep-cma-es", SepCMAES)):
-        es = parse_study({"evolution": {"strategy": name, "population": 8, "generations": 7, "es": {"sigma": 0.07}}})
+        es = parse_study(
+            {
+                "evolution": {
+                    "strategy": name,
+                    "population": 8,
+                    "generations": 7,
+                    "es": {"sigma": 0.07},
+                }
+            }
+        )
         assert strategy_params(es) == ESParams(population=8, horizon=7, sigma=0.07)
-        assert type(strategy_factory(es, None)(np.random.default_rng(0), iter(range(99)).__next__)) is kind
+        assert (
+            type(strategy_factory(es, None)(np.random.default_rng(0), iter(range(99)).__next__))
+            is kind
+        )
 
 
 def test_a_strategy_is_named_once_and_a_taken_name_is_refused():
@@ -244,25 +476,40 @@ def test_a_bad_study_file_is_reported_before_torch_transformers_or_mlflow_load(t
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("evolution:\n  populaton: 3\n")
-    code = ("import sys\nfrom evolora.orchestrator.cli import main\nrc = main(['run', sys.argv[1]])\n"
-            "print(rc, sorted(m for m in ('torch', 'transformers', 'peft', 'mlflow', 'optuna', 'scipy') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys\nfrom evolora.orchestrator.cli import main\nrc = main(['run', sys.argv[1]])\n"
+        "heavy = ('torch', 'transformers', 'peft', 'mlflow', 'optuna', 'scipy')\n"
+        "print(rc, sorted(m for m in heavy if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120
+    )
     assert proc.stdout.strip().splitlines()[-1] == "2 []", proc.stdout + proc.stderr
     assert "did you mean population?" in proc.stderr
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+)
 
 
-@pytest.mark.parametrize("text,says", [
-    ("name: a\nseed: 1\nname: b\n", r"s\.yaml, line 3, column 1: duplicate key 'name' \(first at line 1\)"),
-    ("evolution:\n  population: 4\n  population: 8\n", r"line 3, column 3: duplicate key 'population'"),
-    (BOMB, r"expands to more than 100,000 nodes \(aliases\)"),
-    ("name: [unclosed\n", r"s\.yaml, line 2, column 1: expected ',' or ']'"),
-    (b"\xff\xfen\x00a\x00m\x00e\x00", r"s\.yaml: not UTF-8 text \(byte 0\)"),
-    (b"name: \x80\x81\n", r"not UTF-8 text \(byte 6\)"),
-])
+@pytest.mark.parametrize(
+    "text,says",
+    [
+        (
+            "name: a\nseed: 1\nname: b\n",
+            r"s\.yaml, line 3, column 1: duplicate key 'name' \(first at line 1\)",
+        ),
+        (
+            "evolution:\n  population: 4\n  population: 8\n",
+            r"line 3, column 3: duplicate key 'population'",
+        ),
+        (BOMB, r"expands to more than 100,000 nodes \(aliases\)"),
+        ("name: [unclosed\n", r"s\.yaml, line 2, column 1: expected ',' or ']'"),
+        (b"\xff\xfen\x00a\x00m\x00e\x00", r"s\.yaml: not UTF-8 text \(byte 0\)"),
+        (b"name: \x80\x81\n", r"not UTF-8 text \(byte 6\)"),
+    ],
+)
 def test_malformed_yaml_exits_2_in_one_short_line_naming_the_file(tmp_path, capsys, text, says):
     import re
 
@@ -273,16 +520,36 @@ def test_malformed_yaml_exits_2_in_one_short_line_naming_the_file(tmp_path, caps
     assert len(err) == 1 and len(err[0]) < 400 and re.search(says, err[0]), err
 
 
-@pytest.mark.parametrize("over,path", [({"data__train_path": "nowhere/train.csv"}, "data.train_path"),
-                                       ({"data__test_path": "nowhere/test.csv"}, "data.test_path"),
-                                       ({"data__dev_path": None, "data__val_fraction": 0.1,
-                                         "data__val_sources": ["answers-forums"]}, "data.val_sources")])
-def test_the_schema_reads_no_data_file_and_a_sweep_refuses_bad_data_before_writing(tmp_path, capsys, over, path):
+@pytest.mark.parametrize(
+    "over,path",
+    [
+        ({"data__train_path": "nowhere/train.csv"}, "data.train_path"),
+        ({"data__test_path": "nowhere/test.csv"}, "data.test_path"),
+        (
+            {
+                "data__dev_path": None,
+                "data__val_fraction": 0.1,
+                "data__val_sources": ["answers-forums"],
+            },
+            "data.val_sources",
+        ),
+    ],
+)
+def test_the_schema_reads_no_data_file_and_a_sweep_refuses_bad_data_before_writing(
+    tmp_path, capsys, over, path
+):
     """Data are checked once, where they are loaded: the schema accepts the study (its validators read no
     file), and a sweep (like a run) exits 2 naming the field before its study, parent run or checkpoint exist."""
     study = tmp_path / "s.yaml"
-    study.write_text(yaml.safe_dump(tiny_study(tmp_path, search={"evolution.mutation_sigma": {
-        "type": "float", "low": 0.01, "high": 0.1}}, **over)))
+    study.write_text(
+        yaml.safe_dump(
+            tiny_study(
+                tmp_path,
+                search={"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1}},
+                **over,
+            )
+        )
+    )
     load_study(study)  # no file read: accepted
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -292,4 +559,6 @@ def test_the_schema_reads_no_data_file_and_a_sweep_refuses_bad_data_before_writi
         os.chdir(cwd)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"evolora: error: {path}:"), err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # no mlruns/, no journal, no checkpoints
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "s.yaml"
+    ]  # no mlruns/, no journal, no checkpoints

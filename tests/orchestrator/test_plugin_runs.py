@@ -27,7 +27,9 @@ def flaky():
 
 
 def _write(tmp_path, **over):
-    s = tiny_study(tmp_path, **{"fitness__terms": [{"name": "flaky_pairs", "params": {"fail": True}}], **over})
+    s = tiny_study(
+        tmp_path, **{"fitness__terms": [{"name": "flaky_pairs", "params": {"fail": True}}], **over}
+    )
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(s))
     return path
@@ -37,34 +39,59 @@ def test_a_run_whose_plugin_returns_nan_fails_with_the_term_and_value(tmp_path, 
     path = _write(tmp_path)
     assert run_cli_in(tmp_path, ["run", str(path), "--no-progress"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == "evolora: error: fitness term 'flaky_pairs' returned nan for the batch: not finite"
+    assert (
+        err[-1]
+        == "evolora: error: fitness term 'flaky_pairs' returned nan for the batch: not finite"
+    )
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    run, = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
     assert run.info.status == "FAILED"
-    assert not any(a.path == "adapter" for a in client.list_artifacts(run.info.run_id))  # nothing half-written
+    assert not any(
+        a.path == "adapter" for a in client.list_artifacts(run.info.run_id)
+    )  # nothing half-written
 
 
 def test_a_sweep_fails_the_trial_whose_plugin_breaks_and_goes_on(tmp_path, flaky):
-    path = _write(tmp_path, search={"fitness.terms.0.params.fail": {"type": "categorical", "choices": [True, False]}},
-                  sweep={"pruner": "none", "baseline": True, "sampler": "random"}, name="flaky")
-    evolora.sweep(path, n_trials=2, progress=False, storage=str(tmp_path / "journal.log"),
-                  tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", checkpoint_dir=str(tmp_path / "checkpoints"))
-    study = optuna.load_study(study_name="flaky", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))))
+    path = _write(
+        tmp_path,
+        search={"fitness.terms.0.params.fail": {"type": "categorical", "choices": [True, False]}},
+        sweep={"pruner": "none", "baseline": True, "sampler": "random"},
+        name="flaky",
+    )
+    evolora.sweep(
+        path,
+        n_trials=2,
+        progress=False,
+        storage=str(tmp_path / "journal.log"),
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        checkpoint_dir=str(tmp_path / "checkpoints"),
+    )
+    study = optuna.load_study(
+        study_name="flaky",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))
+        ),
+    )
     trials = study.get_trials()
     # two complete trials asked for; the failed ones do not count, and the sweep went on past each
-    assert len(trials) > 2 and trials[0].params == {"fitness.terms.0.params.fail": True}  # the file's own value first
+    assert len(trials) > 2 and trials[0].params == {
+        "fitness.terms.0.params.fail": True
+    }  # the file's own value first
     for t in trials:
         if t.params["fitness.terms.0.params.fail"]:
             assert t.state == optuna.trial.TrialState.FAIL
-            assert t.user_attrs[ATTR + "failure"] == ("FitnessTermError: fitness term 'flaky_pairs' returned nan "
-                                                      "for the batch: not finite")
+            assert t.user_attrs[ATTR + "failure"] == (
+                "FitnessTermError: fitness term 'flaky_pairs' returned nan "
+                "for the batch: not finite"
+            )
         else:
             assert t.state == optuna.trial.TrialState.COMPLETE
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 2
 
 
-def test_a_failure_in_test_scoring_keeps_the_champion_logged_and_fails_the_run_with_the_reason(tmp_path, capsys):
+def test_a_failure_in_test_scoring_keeps_the_champion_logged_and_fails_the_run_with_the_reason(
+    tmp_path, capsys
+):
     """The late failure: the validation metric is a plug-in that breaks only on the test split (its size
     tells it apart). The evolution's champion — adapter, model, genome, lineage — is logged first, the
     pictures after the failure still are, and the run is FAILED with the reason."""
@@ -81,23 +108,37 @@ def test_a_failure_in_test_scoring_keeps_the_champion_logged_and_fails_the_run_w
     try:
         lines = (STSB / "sts-dev.csv").read_text(encoding="utf-8").splitlines()[-n_test:]
         (tmp_path / "test.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        s = tiny_study(tmp_path, validation__metric="planted", data__test_path=str(tmp_path / "test.csv"))
+        s = tiny_study(
+            tmp_path, validation__metric="planted", data__test_path=str(tmp_path / "test.csv")
+        )
         (tmp_path / "s.yaml").write_text(yaml.safe_dump(s))
         assert run_cli_in(tmp_path, ["run", "s.yaml", "--no-progress"]) == 1
     finally:
         FITNESS_TERMS.unregister("planted")
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == ("evolora: error: the champion is logged (adapter, model, genome); then test scoring: "
-                   "FitnessTermError: fitness term 'planted' (python tests.orchestrator.test_plugin_runs."
-                   "test_a_failure_in_test_scoring_keeps_the_champion_logged_and_fails_the_run_with_the_reason."
-                   "<locals>.planted) raised RuntimeError: the test split broke me")
+    assert err == (
+        "evolora: error: the champion is logged (adapter, model, genome); then test scoring: "
+        "FitnessTermError: fitness term 'planted' (python tests.orchestrator.test_plugin_runs."
+        "test_a_failure_in_test_scoring_keeps_the_champion_logged_and_fails_the_run_with_the_reason."
+        "<locals>.planted) raised RuntimeError: the test split broke me"
+    )
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    run, = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
     assert run.info.status == "FAILED"
     logged = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"adapter", "champion.npy", "lineage.parquet", "logbook.json", "curves.png", "basins.png", "error.txt"} <= logged
+    assert {
+        "adapter",
+        "champion.npy",
+        "lineage.parquet",
+        "logbook.json",
+        "curves.png",
+        "basins.png",
+        "error.txt",
+    } <= logged
     assert run.data.tags.get("evolora.model_uri", "").startswith("models:/")
-    assert "evolora.incomplete" not in run.data.tags  # the evolution completed: its champion is logged once
+    assert (
+        "evolora.incomplete" not in run.data.tags
+    )  # the evolution completed: its champion is logged once
     assert len(client.search_logged_models([run.info.experiment_id])) == 1
     assert "val_best" in run.data.metrics and "test_gain" not in run.data.metrics
     error = open(client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path))).read()

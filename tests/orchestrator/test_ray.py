@@ -20,9 +20,15 @@ from ..conftest import STSB, THREADS, tiny_study, trial_checkpoint
 
 pytestmark = pytest.mark.slow
 
-ES = {"evolution__strategy": "openai-es", "evolution__population": 7, "evolution__generations": 4,
-      "evolution__es": {"sigma": 0.05, "learning_rate": 0.05}, "data__rotate": True, "data__train_subset": 16,
-      "model__threads": THREADS}
+ES = {
+    "evolution__strategy": "openai-es",
+    "evolution__population": 7,
+    "evolution__generations": 4,
+    "evolution__es": {"sigma": 0.05, "learning_rate": 0.05},
+    "data__rotate": True,
+    "data__train_subset": 16,
+    "model__threads": THREADS,
+}
 GA = {"evolution__population": 5, "evolution__generations": 3, "model__threads": THREADS}
 
 
@@ -81,8 +87,13 @@ def _same_loop(a: dict, b: dict) -> None:
             va, vb = sa[k], sb[k]
             assert (va.tobytes() == vb.tobytes()) if isinstance(va, np.ndarray) else va == vb, k
     clock = ("evals_per_s", "gen_s", "overhead_share")
-    rows = [[{k: v for k, v in r.items() if k not in clock and not k.startswith("ray_")} for r in s["logbook"]]
-            for s in (a, b)]
+    rows = [
+        [
+            {k: v for k, v in r.items() if k not in clock and not k.startswith("ray_")}
+            for r in s["logbook"]
+        ]
+        for s in (a, b)
+    ]
     assert rows[0] == rows[1]
 
 
@@ -91,11 +102,15 @@ def _lineage(path) -> list[dict]:
 
 
 @pytest.mark.parametrize("kind", ["es", "ga"])
-def test_two_actors_give_the_single_process_result_to_the_last_bit(tmp_path, ray_env, cluster, kind):
+def test_two_actors_give_the_single_process_result_to_the_last_bit(
+    tmp_path, ray_env, cluster, kind
+):
     """The ES on a local Ray the trial starts itself (ray.address null), the GA on a cluster by address."""
     study = tiny_study(tmp_path, **(ES if kind == "es" else GA))
     one, loop1, lin1, _ = _trial(tmp_path, study, "one", 0)
-    two, loop2, lin2, _ = _trial(tmp_path, study, "two", 2, **({} if kind == "es" else {"address": cluster}))
+    two, loop2, lin2, _ = _trial(
+        tmp_path, study, "two", 2, **({} if kind == "es" else {"address": cluster})
+    )
     assert one.result.champion.tobytes() == two.result.champion.tobytes()
     assert one.result.champion_val == two.result.champion_val
     _same_loop(loop1, loop2)
@@ -103,7 +118,9 @@ def test_two_actors_give_the_single_process_result_to_the_last_bit(tmp_path, ray
     rows = loop2["logbook"]
     assert all(r["ray_actors"] == 2 for r in rows)
     genome_bytes = 4 * one.result.champion.size
-    if kind == "es":  # after generation 0 the ES sends fitness values and a generator state, not genomes
+    if (
+        kind == "es"
+    ):  # after generation 0 the ES sends fitness values and a generator state, not genomes
         assert all(r["ray_bytes_per_genome"] < genome_bytes / 20 for r in rows[1:])
     else:  # the GA's genomes travel
         assert all(r["ray_bytes_per_genome"] > genome_bytes for r in rows)
@@ -137,7 +154,9 @@ def test_an_actor_killed_mid_run_is_replaced_and_changes_nothing(tmp_path, clust
     assert one.result.champion.tobytes() == two.result.champion.tobytes()
     _same_loop(loop1, loop2)
     evals = [e for e in _lineage(lin2) if e["event"] == "eval"]
-    assert len(evals) == len({e["id"] for e in evals}) == 5 * 7  # every member scored once, none twice
+    assert (
+        len(evals) == len({e["id"] for e in evals}) == 5 * 7
+    )  # every member scored once, none twice
 
 
 def test_a_run_resumes_on_another_number_of_actors(tmp_path, cluster):
@@ -146,19 +165,25 @@ def test_a_run_resumes_on_another_number_of_actors(tmp_path, cluster):
 
     class CtrlC(Observer):
         def on_generation(self, row):
-            if row["gen"] == 2:  # before generation 2's checkpoint: the run resumes from generation 1's
+            if (
+                row["gen"] == 2
+            ):  # before generation 2's checkpoint: the run resumes from generation 1's
                 raise KeyboardInterrupt
 
     study = tiny_study(tmp_path, **ES)
     one, loop1, _, _ = _trial(tmp_path, study, "one", 0)
     ck = tmp_path / "resumed" / "trial.npz"
-    first = Trial(parse_study({**study, "ray": {"actors": 2, "address": cluster}}),
-                  RunSettings(track=False, progress=False, checkpoint=ck))
+    first = Trial(
+        parse_study({**study, "ray": {"actors": 2, "address": cluster}}),
+        RunSettings(track=False, progress=False, checkpoint=ck),
+    )
     with pytest.raises(KeyboardInterrupt):
         first.run(observers=[CtrlC()])
     assert load_checkpoint_file(ck)["loop"]["gen"] == 1
-    again = Trial(parse_study({**study, "ray": {"actors": 1, "address": cluster}}),
-                  RunSettings(track=False, progress=False, checkpoint=ck))
+    again = Trial(
+        parse_study({**study, "ray": {"actors": 1, "address": cluster}}),
+        RunSettings(track=False, progress=False, checkpoint=ck),
+    )
     out = again.run()
     assert out.result.champion.tobytes() == one.result.champion.tobytes()
     _same_loop(loop1, load_checkpoint_file(ck)["loop"])
@@ -166,16 +191,38 @@ def test_a_run_resumes_on_another_number_of_actors(tmp_path, cluster):
 
 def test_the_tiny_lfm2_es_on_two_actors_matches_one_process(tmp_path, ray_env):
     study = {
-        "name": "lfm2-ray", "seed": 4, "model": {"base": "lfm2-tiny", "kind": "causal", "threads": THREADS},
-        "lora": {"rank": 2, "alpha": 4, "blocks": {"attention": {"modules": ["q_proj", "v_proj"]},
-                                                    "conv": {"enabled": False}, "feed_forward": {"enabled": False}}},
-        "data": {"train_path": str(STSB / "sts-train.csv"), "dev_path": str(STSB / "sts-dev.csv"),
-                 "train_genre": "main-news", "dev_genre": "main-news", "train_subset": 8, "dev_subset": 12,
-                 "batch_size": 8, "max_length": 32},
-        "fitness": {"terms": [{"name": "likelihood", "weight": 1.0}, {"name": "kl_to_base", "weight": 0.1}]},
+        "name": "lfm2-ray",
+        "seed": 4,
+        "model": {"base": "lfm2-tiny", "kind": "causal", "threads": THREADS},
+        "lora": {
+            "rank": 2,
+            "alpha": 4,
+            "blocks": {
+                "attention": {"modules": ["q_proj", "v_proj"]},
+                "conv": {"enabled": False},
+                "feed_forward": {"enabled": False},
+            },
+        },
+        "data": {
+            "train_path": str(STSB / "sts-train.csv"),
+            "dev_path": str(STSB / "sts-dev.csv"),
+            "train_genre": "main-news",
+            "dev_genre": "main-news",
+            "train_subset": 8,
+            "dev_subset": 12,
+            "batch_size": 8,
+            "max_length": 32,
+        },
+        "fitness": {
+            "terms": [{"name": "likelihood", "weight": 1.0}, {"name": "kl_to_base", "weight": 0.1}]
+        },
         "validation": {"metric": "likelihood"},
-        "evolution": {"strategy": "openai-es", "population": 5, "generations": 3,
-                      "es": {"sigma": 0.05, "learning_rate": 0.05}},
+        "evolution": {
+            "strategy": "openai-es",
+            "population": 5,
+            "generations": 3,
+            "es": {"sigma": 0.05, "learning_rate": 0.05},
+        },
         "mlflow": {"experiment": "tests"},
     }
     one, loop1, lin1, _ = _trial(tmp_path, study, "one", 0)
@@ -186,15 +233,22 @@ def test_the_tiny_lfm2_es_on_two_actors_matches_one_process(tmp_path, ray_env):
 
 
 @pytest.mark.parametrize("value", ["nowhere", "127.0.0.1:9"])
-def test_a_bad_or_unreachable_cluster_address_exits_2_naming_the_field_and_writes_nothing(tmp_path, value):
+def test_a_bad_or_unreachable_cluster_address_exits_2_naming_the_field_and_writes_nothing(
+    tmp_path, value
+):
     """In a process of its own (one Ray connection per process): `evolora run` with ray.address malformed or
     pointing where no cluster listens."""
     study = tiny_study(tmp_path, ray={"actors": 2, "address": value})
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(study))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = subprocess.run([sys.executable, "-m", "evolora", "run", str(path), "--no-progress",
-                           "--tracking-uri", uri], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "evolora", "run", str(path), "--no-progress", "--tracking-uri", uri],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "ray.address" in proc.stderr and value in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
@@ -203,24 +257,43 @@ def test_a_bad_or_unreachable_cluster_address_exits_2_naming_the_field_and_write
 def test_a_sweep_of_ray_trials_logs_each_generations_actors_and_bytes(tmp_path, cluster):
     """Two trials of a sweep, each its own actors on a shared cluster: both complete, and every generation's
     wall time, actors and bytes sent are in its MLflow run's metrics."""
-    import evolora
     import optuna
     from mlflow.tracking import MlflowClient
 
-    study = tiny_study(tmp_path, **ES, name="ray-sweep", ray={"actors": 2, "address": cluster},
-                       search={"evolution.es.sigma": {"type": "float", "low": 0.03, "high": 0.06}},
-                       sweep={"pruner": "none", "sampler": "random"})
+    import evolora
+
+    study = tiny_study(
+        tmp_path,
+        **ES,
+        name="ray-sweep",
+        ray={"actors": 2, "address": cluster},
+        search={"evolution.es.sigma": {"type": "float", "low": 0.03, "high": 0.06}},
+        sweep={"pruner": "none", "sampler": "random"},
+    )
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(study))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    evolora.sweep(path, n_trials=2, progress=False, storage=str(tmp_path / "journal.log"), tracking_uri=uri,
-                  checkpoint_dir=str(tmp_path / "checkpoints"))
-    trials = optuna.load_study(study_name="ray-sweep", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log")))).get_trials()
+    evolora.sweep(
+        path,
+        n_trials=2,
+        progress=False,
+        storage=str(tmp_path / "journal.log"),
+        tracking_uri=uri,
+        checkpoint_dir=str(tmp_path / "checkpoints"),
+    )
+    trials = optuna.load_study(
+        study_name="ray-sweep",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))
+        ),
+    ).get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
     client = MlflowClient(uri)
-    runs = [r for r in client.search_runs([client.get_experiment_by_name("tests").experiment_id])
-            if r.data.tags.get("mlflow.parentRunId")]
+    runs = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+        if r.data.tags.get("mlflow.parentRunId")
+    ]
     assert len(runs) == 2
     genome_bytes = None
     for r in runs:
@@ -229,24 +302,32 @@ def test_a_sweep_of_ray_trials_logs_each_generations_actors_and_bytes(tmp_path, 
             hist = client.get_metric_history(r.info.run_id, key)
             assert len(hist) == ES["evolution__generations"], key  # one per generation
         assert {m.value for m in client.get_metric_history(r.info.run_id, "ray_actors")} == {2.0}
-        per_genome = [m.value for m in sorted(client.get_metric_history(r.info.run_id, "ray_bytes_per_genome"),
-                                              key=lambda m: m.step)]
+        per_genome = [
+            m.value
+            for m in sorted(
+                client.get_metric_history(r.info.run_id, "ray_bytes_per_genome"),
+                key=lambda m: m.step,
+            )
+        ]
         genome_bytes = 4 * int(r.data.tags["evolora.genome_size"])
         assert per_genome[0] > max(per_genome[1:]) and max(per_genome[1:]) < genome_bytes / 20
 
 
-def test_a_cluster_that_goes_away_fails_the_trial_and_the_sweep_goes_on(tmp_path, ray_env, monkeypatch):
+def test_a_cluster_that_goes_away_fails_the_trial_and_the_sweep_goes_on(
+    tmp_path, ray_env, monkeypatch
+):
     """`ray.address: auto` (RAY_ADDRESS names the cluster): the first trial's cluster is killed while it runs —
     that trial fails saying the cluster went away, the sweep's process lives on, and the next trials run on the
     cluster RAY_ADDRESS names by then."""
-    import evolora
     import optuna
 
+    import evolora
     from evolora.orchestrator.distributed.driver import LocalCluster
     from evolora.orchestrator.sweep.storage import ATTR
 
     first, second = LocalCluster(2 * THREADS), LocalCluster(2 * THREADS)
     monkeypatch.setenv("RAY_ADDRESS", first.address)
+
     def kill_when_trial_0_runs():
         while not trial_checkpoint(tmp_path / "checkpoints", "ray-gone", 0).exists():
             threading.Event().wait(0.1)
@@ -255,21 +336,35 @@ def test_a_cluster_that_goes_away_fails_the_trial_and_the_sweep_goes_on(tmp_path
 
     killer = threading.Thread(target=kill_when_trial_0_runs, daemon=True)
     killer.start()
-    study = tiny_study(tmp_path, **{**ES, "evolution__generations": 12}, name="ray-gone",
-                       ray={"actors": 2, "address": "auto"},
-                       search={"evolution.es.sigma": {"type": "float", "low": 0.03, "high": 0.06}},
-                       sweep={"pruner": "none", "sampler": "random"})
+    study = tiny_study(
+        tmp_path,
+        **{**ES, "evolution__generations": 12},
+        name="ray-gone",
+        ray={"actors": 2, "address": "auto"},
+        search={"evolution.es.sigma": {"type": "float", "low": 0.03, "high": 0.06}},
+        sweep={"pruner": "none", "sampler": "random"},
+    )
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(study))
     try:
-        evolora.sweep(path, n_trials=2, progress=False, storage=str(tmp_path / "journal.log"),
-                      tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", checkpoint_dir=str(tmp_path / "checkpoints"))
+        evolora.sweep(
+            path,
+            n_trials=2,
+            progress=False,
+            storage=str(tmp_path / "journal.log"),
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            checkpoint_dir=str(tmp_path / "checkpoints"),
+        )
     finally:
         killer.join(timeout=5)
         first.stop()
         second.stop()
-    trials = optuna.load_study(study_name="ray-gone", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log")))).get_trials()
+    trials = optuna.load_study(
+        study_name="ray-gone",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))
+        ),
+    ).get_trials()
     assert trials[0].state == optuna.trial.TrialState.FAIL
     failure = trials[0].user_attrs[ATTR + "failure"]
     assert failure.startswith("ClusterLost: ") and "Ray cluster went away" in failure
@@ -278,12 +373,14 @@ def test_a_cluster_that_goes_away_fails_the_trial_and_the_sweep_goes_on(tmp_path
 
 def test_a_scoring_that_raises_in_an_actor_fails_with_its_error(ray_env, tmp_path, cluster):
     """A message the actor cannot read: the trial's error says what the actor raised."""
-    from evolora.orchestrator.study.sections import resolved
-    from evolora.orchestrator.errors import ActorFailed
     from evolora.orchestrator.distributed.driver import RayDriver
+    from evolora.orchestrator.errors import ActorFailed
     from evolora.orchestrator.study.load import parse_study
+    from evolora.orchestrator.study.sections import resolved
 
-    driver = RayDriver(resolved(parse_study(tiny_study(tmp_path, **ES))), 1, THREADS, cluster, 0.0, 1.0, 300.0)
+    driver = RayDriver(
+        resolved(parse_study(tiny_study(tmp_path, **ES))), 1, THREADS, cluster, 0.0, 1.0, 300.0
+    )
     try:
         assert len(driver.pids) == 1 and driver.actor_pids() == driver.pids
         driver.score(0, b"not a packed message")
@@ -302,9 +399,13 @@ def test_a_term_registered_in_this_process_cannot_reach_actors(tmp_path, monkeyp
 
     from ..conftest import run_cli_in
 
-    evolora.register_pair_metric("script_only", lambda cosines, score, **kw: float(np.mean(cosines)))
+    evolora.register_pair_metric(
+        "script_only", lambda cosines, score, **kw: float(np.mean(cosines))
+    )
     try:
-        study = tiny_study(tmp_path, fitness={"terms": [{"name": "script_only"}]}, ray={"actors": 2})
+        study = tiny_study(
+            tmp_path, fitness={"terms": [{"name": "script_only"}]}, ray={"actors": 2}
+        )
         path = tmp_path / "s.yaml"
         path.write_text(yaml.safe_dump(study))
         assert run_cli_in(tmp_path, ["run", str(path), "--no-progress"]) == 2
@@ -321,7 +422,9 @@ def test_a_missing_ray_package_exits_2_naming_the_field(tmp_path, monkeypatch, c
     from ..conftest import run_cli_in
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(tiny_study(tmp_path, ray={"actors": 2})))
     assert run_cli_in(tmp_path, ["run", str(path), "--no-progress"]) == 2

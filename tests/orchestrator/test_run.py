@@ -30,7 +30,9 @@ def _run(tmp_path, study: dict, *extra) -> tuple[str, MlflowClient]:
     finally:
         os.chdir(cwd)
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id], order_by=["start_time DESC"])
+    runs = client.search_runs(
+        [client.get_experiment_by_name("tests").experiment_id], order_by=["start_time DESC"]
+    )
     return runs[0].info.run_id, client
 
 
@@ -42,7 +44,10 @@ def test_same_seed_same_result_and_the_run_is_fully_recorded(tmp_path):
     a, client = _run(tmp_path / "a", tiny_study(tmp_path))
     b, client_b = _run(tmp_path / "b", tiny_study(tmp_path))
     c, client_c = _run(tmp_path / "c", tiny_study(tmp_path), "--seed", "4")
-    ga, gb, gc = (_champion(cl, r, tmp_path / f"dl{i}") for i, (cl, r) in enumerate([(client, a), (client_b, b), (client_c, c)]))
+    ga, gb, gc = (
+        _champion(cl, r, tmp_path / f"dl{i}")
+        for i, (cl, r) in enumerate([(client, a), (client_b, b), (client_c, c)])
+    )
     assert ga.tobytes() == gb.tobytes()
     assert ga.tobytes() != gc.tobytes()
     ra, rb = client.get_run(a), client_b.get_run(b)
@@ -60,24 +65,40 @@ def test_same_seed_same_result_and_the_run_is_fully_recorded(tmp_path):
     # run summaries: one value each at step 0, which MLflow's UI draws as a value (a bar), not a one-dot curve
     for key in ("val_best", "val_gain", "val_base_final", "best_fitness", "champion_gen"):
         assert [m.step for m in client.get_metric_history(a, key)] == [0], key
-    assert not {"champion_id", "nevals", "gen"} & set(ra.data.metrics)  # ids and counts are no curves
+    assert not {"champion_id", "nevals", "gen"} & set(
+        ra.data.metrics
+    )  # ids and counts are no curves
     # the curves picture (validation: generation best, champion, base together) among the metric charts
-    assert ra.data.tags.get("mlflow.loggedImages") == "True"  # MLflow's mark: the UI shows image charts
+    assert (
+        ra.data.tags.get("mlflow.loggedImages") == "True"
+    )  # MLflow's mark: the UI shows image charts
     images = [f.path for f in client.list_artifacts(a, "images") if f.path.endswith(".png")]
     assert images and all(Path(p).name.startswith("curves+step+0+") for p in images)
-    assert len(images) == 3  # redrawn at each validation (every ceil(3/10) = 1 generation), not twice at the end
+    assert (
+        len(images) == 3
+    )  # redrawn at each validation (every ceil(3/10) = 1 generation), not twice at the end
     arts = {f.path for f in client.list_artifacts(a)}
     assert {"adapter", "study.yaml", "logbook.json", "champion.npy", "layout.json"} <= arts
-    logged = yaml.safe_load(Path(client.download_artifacts(a, "study.yaml", str(tmp_path / "dl9"))).read_text())
+    logged = yaml.safe_load(
+        Path(client.download_artifacts(a, "study.yaml", str(tmp_path / "dl9"))).read_text()
+    )
     assert logged["evolution"]["population"] == 4
-    logbook = json.loads(Path(client.download_artifacts(a, "logbook.json", str(tmp_path / "dl8"))).read_text())
+    logbook = json.loads(
+        Path(client.download_artifacts(a, "logbook.json", str(tmp_path / "dl8"))).read_text()
+    )
     assert [r["gen"] for r in logbook] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("genome", ["full", "xs"])
-def test_exported_adapter_reproduces_logged_validation_in_a_fresh_process(tmp_path, minilm_dir, genome):
-    run_id, client = _run(tmp_path, tiny_study(tmp_path, evolution__generations=4, lora__genome=genome))
-    if genome == "xs":  # one 2×2 core per adapted matrix (query, value of layer 5), exported as A and B
+def test_exported_adapter_reproduces_logged_validation_in_a_fresh_process(
+    tmp_path, minilm_dir, genome
+):
+    run_id, client = _run(
+        tmp_path, tiny_study(tmp_path, evolution__generations=4, lora__genome=genome)
+    )
+    if (
+        genome == "xs"
+    ):  # one 2×2 core per adapted matrix (query, value of layer 5), exported as A and B
         assert client.get_run(run_id).data.tags["evolora.genome_size"] == "8"
     out = tmp_path / "adapter"
     uri = client._tracking_client.tracking_uri
@@ -89,15 +110,30 @@ def test_exported_adapter_reproduces_logged_validation_in_a_fresh_process(tmp_pa
     n_dev = sum(1 for _ in open(STSB / "sts-dev.csv", encoding="utf-8"))
     rng.choice(n_train, size=24, replace=False)
     np.save(tmp_path / "idx.npy", np.sort(rng.choice(n_dev, size=40, replace=False)))
-    proc = subprocess.run([sys.executable, str(HELPER), str(minilm_dir), str(out), str(STSB / "sts-dev.csv"),
-                           str(tmp_path / "idx.npy")], capture_output=True, text=True, check=True,
-                          env={**os.environ, "PYTHONPATH": ""}, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(HELPER),
+            str(minilm_dir),
+            str(out),
+            str(STSB / "sts-dev.csv"),
+            str(tmp_path / "idx.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": ""},
+        cwd=tmp_path,
+    )
     score = float(proc.stdout.strip().splitlines()[-1])
     logged = client.get_run(run_id).data.metrics["val_best"]
     assert abs(score - logged) < 1e-5
     # exporting again onto a non-empty directory is refused, and leaves it as it was
     assert main(["export", "--run-id", run_id, "--out", str(out), "--tracking-uri", uri]) == 2
-    assert main(["export", "--run-id", "0" * 32, "--out", str(tmp_path / "x"), "--tracking-uri", uri]) == 2
+    assert (
+        main(["export", "--run-id", "0" * 32, "--out", str(tmp_path / "x"), "--tracking-uri", uri])
+        == 2
+    )
 
 
 @pytest.mark.slow
@@ -109,12 +145,16 @@ def test_quickstart_improves_test_spearman_over_the_base_model(tmp_path):
     run = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id])[0]
     m = run.data.metrics
     assert m["val_best"] > m["val_base_final"]  # chosen on validation (10 % of sts-train)
-    assert abs(m["test_base"] - 0.8671631) < 1e-5  # the base model's Spearman on the whole sts-dev (test)
-    assert m["test_gain"] > 0.0050  # half the +1.00 points the README reports for this machine; nothing chose it
+    assert (
+        abs(m["test_base"] - 0.8671631) < 1e-5
+    )  # the base model's Spearman on the whole sts-dev (test)
+    assert (
+        m["test_gain"] > 0.0050
+    )  # half the +1.00 points the README reports for this machine; nothing chose it
     # what the README tells the user to load after `make run`: the champion, registered
     version = client.get_model_version_by_alias("quickstart", "champion")
     assert version.run_id == run.info.run_id
-    model_id = run.data.tags["evolora.model_uri"][len("models:/"):]
+    model_id = run.data.tags["evolora.model_uri"][len("models:/") :]
     logged = {m.key: m.value for m in client.get_logged_model(model_id).metrics}
     assert logged["test_gain"] == m["test_gain"] and logged["val_best"] == m["val_best"]
 
@@ -123,9 +163,11 @@ def test_quickstart_improves_test_spearman_over_the_base_model(tmp_path):
 def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, strategy):
     from evolora.evolution.lineage import read_lineage
 
-    extra = {"ga-speciated": {"evolution__speciation": {"enabled": True, "target_species": 2}},
-             "openai-es": {"evolution__strategy": "openai-es", "evolution__population": 5},
-             "sep-cma-es": {"evolution__strategy": "sep-cma-es"}}[strategy]
+    extra = {
+        "ga-speciated": {"evolution__speciation": {"enabled": True, "target_species": 2}},
+        "openai-es": {"evolution__strategy": "openai-es", "evolution__population": 5},
+        "sep-cma-es": {"evolution__strategy": "sep-cma-es"},
+    }[strategy]
     run_id, client = _run(tmp_path, tiny_study(tmp_path, evolution__generations=4, **extra))
     arts = {f.path for f in client.list_artifacts(run_id)}
     assert {"lineage.parquet", "curves.png", "basins.png"} <= arts
@@ -135,7 +177,9 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
     assert all(p in births for b in births.values() for p in b["parents"])  # every parent id exists
     evals = [r for r in rows if r["event"] == "eval"]
     assert evals and all(r["fitness"] is not None and json.loads(r["terms"]) for r in evals)
-    assert all(b["rng"] for b in births.values() if b["op"] not in ("seed", "es-update", "cma-update"))
+    assert all(
+        b["rng"] for b in births.values() if b["op"] not in ("seed", "es-update", "cma-update")
+    )
     capsys.readouterr()
     uri = client._tracking_client.tracking_uri
     # the champion (or, when evolution did not beat the base, any evaluated genome) traces back to generation 0
@@ -145,10 +189,16 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
         assert main(["lineage", run_id, "--genome", str(genome), "--tracking-uri", uri]) == 0
         out = capsys.readouterr().out.strip().splitlines()
         births_out = [line for line in out[2:] if not line.startswith(" " * 13)]
-        assert births_out[-1].split()[0] == "0" and "seed" in births_out[-1]  # the oldest: generation 0's seed
+        assert (
+            births_out[-1].split()[0] == "0" and "seed" in births_out[-1]
+        )  # the oldest: generation 0's seed
         text = "\n".join(out)
-        assert "evaluated at gen" in text or "validated at gen" in text  # ES/CMA means are validated only
-        if strategy.startswith("ga"):  # sampled offspring: fitness terms and the generator state of the draw
+        assert (
+            "evaluated at gen" in text or "validated at gen" in text
+        )  # ES/CMA means are validated only
+        if strategy.startswith(
+            "ga"
+        ):  # sampled offspring: fitness terms and the generator state of the draw
             assert "evaluated at gen" in text and "generator state before the draw" in text
     assert main(["lineage", run_id, "--best", "--tracking-uri", uri]) == 0
     assert "validated at gen" in capsys.readouterr().out  # the champion was chosen on validation
@@ -158,17 +208,31 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
         assert m["species"] >= 1 and "species_entropy" in m
 
 
-PER_PAIR = {"data__rotate": True, "data__train_subset": 8, "evolution__strategy": "openai-es",
-            "evolution__es": {"shaping": "zscore", "batches": "per_pair", "sigma": 0.05, "learning_rate": 0.05}}
+PER_PAIR = {
+    "data__rotate": True,
+    "data__train_subset": 8,
+    "evolution__strategy": "openai-es",
+    "evolution__es": {
+        "shaping": "zscore",
+        "batches": "per_pair",
+        "sigma": 0.05,
+        "learning_rate": 0.05,
+    },
+}
 
 
-@pytest.mark.parametrize("genome,over", [("full", {}), ("xs", {}), ("full", PER_PAIR)],
-                         ids=["full", "xs", "per-pair-trunk-memo"])
-def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(tmp_path, genome, over):
+@pytest.mark.parametrize(
+    "genome,over",
+    [("full", {}), ("xs", {}), ("full", PER_PAIR)],
+    ids=["full", "xs", "per-pair-trunk-memo"],
+)
+def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(
+    tmp_path, genome, over
+):
     from evolora.evolution import Observer
     from evolora.evolution.checkpoint import load_checkpoint_file
-    from evolora.orchestrator.study.load import parse_study
     from evolora.orchestrator.run.trial import RunSettings, run_trial
+    from evolora.orchestrator.study.load import parse_study
 
     class CtrlC(Observer):
         def on_generation(self, row):
@@ -179,16 +243,27 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ck = tmp_path / "ck" / "trial.npz"
     with pytest.raises(KeyboardInterrupt):
-        run_trial(cfg, RunSettings(tracking_uri=uri, progress=False, checkpoint=ck), observers=[CtrlC()])
+        run_trial(
+            cfg, RunSettings(tracking_uri=uri, progress=False, checkpoint=ck), observers=[CtrlC()]
+        )
     assert load_checkpoint_file(ck)["loop"]["gen"] == 2
     client = MlflowClient(uri)
-    run_id = client.search_runs([client.get_experiment_by_name("tests").experiment_id])[0].info.run_id
+    run_id = client.search_runs([client.get_experiment_by_name("tests").experiment_id])[
+        0
+    ].info.run_id
     assert client.get_run(run_id).info.status == "KILLED"
     resumed = run_trial(cfg, RunSettings(tracking_uri=uri, progress=False, checkpoint=ck))
     assert resumed.run_id == run_id and client.get_run(run_id).info.status == "FINISHED"
-    assert client.get_run(run_id).data.tags["evolora.trunk_memo"] == str(bool(over))  # a fresh memo after the stop
+    assert client.get_run(run_id).data.tags["evolora.trunk_memo"] == str(
+        bool(over)
+    )  # a fresh memo after the stop
     assert [m.step for m in client.get_metric_history(run_id, "fit_best")] == list(range(6))
-    assert sorted(load_checkpoint_file(ck)["basins"]) == [0, 2, 3, 5]  # snapshots from before the stop kept
+    assert sorted(load_checkpoint_file(ck)["basins"]) == [
+        0,
+        2,
+        3,
+        5,
+    ]  # snapshots from before the stop kept
     full = run_trial(cfg, RunSettings(tracking_uri=uri, progress=False))
     assert full.result.champion.tobytes() == resumed.result.champion.tobytes()
     births = [r for r in read_lineage_of(client, run_id, tmp_path) if r["event"] == "birth"]
@@ -198,4 +273,6 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(
 def read_lineage_of(client, run_id, tmp_path):
     from evolora.evolution.lineage import read_lineage
 
-    return read_lineage(client.download_artifacts(run_id, "lineage.parquet", str(tmp_path / "dl-lineage")))
+    return read_lineage(
+        client.download_artifacts(run_id, "lineage.parquet", str(tmp_path / "dl-lineage"))
+    )

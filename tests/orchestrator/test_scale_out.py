@@ -8,8 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -37,9 +37,16 @@ _PG: dict = {}  # the running server's pg_ctl and data directory, for tests that
 
 def _restart_postgres(down: float) -> None:
     """Fast shutdown (every connection dropped), ``down`` seconds with no server at all, then start again."""
-    def pg_ctl(*args: str) -> None:  # output to DEVNULL: a pipe would hang, the started server inherits it
-        subprocess.run(_as_postgres([_PG["pg_ctl"], "-D", _PG["data"], "-w", *args]), check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def pg_ctl(
+        *args: str,
+    ) -> None:  # output to DEVNULL: a pipe would hang, the started server inherits it
+        subprocess.run(
+            _as_postgres([_PG["pg_ctl"], "-D", _PG["data"], "-w", *args]),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     pg_ctl("-m", "fast", "stop")
     time.sleep(down)
@@ -57,7 +64,9 @@ class _ConnectionPeak:
         self._baseline = self._count()
 
     def _count(self) -> int:
-        query = sqlalchemy.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        query = sqlalchemy.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        )
         with self.engine.connect() as conn:
             return conn.execute(query).scalar() - 1  # less its own
 
@@ -69,7 +78,9 @@ class _ConnectionPeak:
         while not self._stop.wait(0.2):
             try:
                 self.value = max(self.value, self._count() - self._baseline)
-            except sqlalchemy.exc.OperationalError:  # the server is down or full: the next sample tells
+            except (
+                sqlalchemy.exc.OperationalError
+            ):  # the server is down or full: the next sample tells
                 pass
 
     def stop(self) -> None:
@@ -80,30 +91,63 @@ class _ConnectionPeak:
 
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory):
-    initdb = shutil.which("initdb") or (str(PG_BIN / "initdb") if (PG_BIN / "initdb").exists() else None)
-    pg_ctl = shutil.which("pg_ctl") or (str(PG_BIN / "pg_ctl") if (PG_BIN / "pg_ctl").exists() else None)
+    initdb = shutil.which("initdb") or (
+        str(PG_BIN / "initdb") if (PG_BIN / "initdb").exists() else None
+    )
+    pg_ctl = shutil.which("pg_ctl") or (
+        str(PG_BIN / "pg_ctl") if (PG_BIN / "pg_ctl").exists() else None
+    )
     if not initdb or not pg_ctl:  # a required real component: fail, never skip
-        pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are missing: apt-get install postgresql")
-    import psycopg  # noqa: F401  (installed by `make setup` through the dev extra)
+        pytest.fail(
+            "PostgreSQL server binaries (initdb, pg_ctl) are missing: apt-get install postgresql"
+        )
     import tempfile
 
-    base = Path(tempfile.mkdtemp(prefix="evolora-pg-"))  # directly under /tmp: reachable by the postgres user
+    import psycopg  # noqa: F401  (installed by `make setup` through the dev extra)
+
+    base = Path(
+        tempfile.mkdtemp(prefix="evolora-pg-")
+    )  # directly under /tmp: reachable by the postgres user
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     if os.geteuid() == 0:
         shutil.chown(base, "postgres")
         shutil.chown(sock, "postgres")
-    subprocess.run(_as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust"]), check=True,
-                   capture_output=True)
+    subprocess.run(
+        _as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust"]),
+        check=True,
+        capture_output=True,
+    )
     port = _free_port()
     options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1"
-    subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-w", "-l", str(base / "log"), "-o", options, "start"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [pg_ctl, "-D", str(data), "-w", "-l", str(base / "log"), "-o", options, "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
     _PG.update(pg_ctl=pg_ctl, data=str(data), log=str(base / "log"), options=options)
-    subprocess.run(_as_postgres([str(Path(pg_ctl).resolve().parent / "createdb"), "-h", str(sock), "-p", str(port),
-                                 "-U", "postgres", "optuna"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [
+                str(Path(pg_ctl).resolve().parent / "createdb"),
+                "-h",
+                str(sock),
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "optuna",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
-    subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+    subprocess.run(
+        _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+    )
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -111,17 +155,36 @@ def postgres(tmp_path_factory):
 def test_two_workers_on_postgresql_make_exactly_n_trials(tmp_path, postgres):
     study = tiny_study(tmp_path, evolution__generations=2)
     study["name"] = "pg-sweep"
-    study["search"] = {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
+    study["search"] = {
+        "evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}
+    }
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(study))
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        assert main(["sweep", str(path), "--n-trials", "4", "--workers", "2", "--storage", postgres, "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "sweep",
+                    str(path),
+                    "--n-trials",
+                    "4",
+                    "--workers",
+                    "2",
+                    "--storage",
+                    postgres,
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     finally:
         os.chdir(cwd)
     trials = optuna.load_study(study_name="pg-sweep", storage=postgres).trials
-    assert sorted(t.number for t in trials) == [0, 1, 2, 3] and all(t.state.name == "COMPLETE" for t in trials)
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3] and all(
+        t.state.name == "COMPLETE" for t in trials
+    )
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
     assert len([r for r in runs if "mlflow.parentRunId" in r.data.tags]) == 4
@@ -133,19 +196,37 @@ def test_two_hosts_on_one_postgresql_make_exactly_n_trials(tmp_path, postgres):
     database, so the study still ends with exactly N trials."""
     study = tiny_study(tmp_path, evolution__generations=2)
     study["name"] = "pg-hosts"
-    study["search"] = {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
+    study["search"] = {
+        "evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}
+    }
     procs = []
     for host in ("a", "b"):
         d = tmp_path / host
         d.mkdir()
         (d / "s.yaml").write_text(yaml.safe_dump(study))
-        cmd = [sys.executable, "-m", "evolora", "sweep", "s.yaml", "--n-trials", "5", "--storage", postgres,
-               "--no-progress", "--set", "model.threads=1"]
-        procs.append(subprocess.Popen(cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        cmd = [
+            sys.executable,
+            "-m",
+            "evolora",
+            "sweep",
+            "s.yaml",
+            "--n-trials",
+            "5",
+            "--storage",
+            postgres,
+            "--no-progress",
+            "--set",
+            "model.threads=1",
+        ]
+        procs.append(
+            subprocess.Popen(cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        )
     for p in procs:
         assert p.wait(timeout=600) == 0, p.stderr.read().decode()[-2000:]
     trials = optuna.load_study(study_name="pg-hosts", storage=postgres).trials
-    assert sorted(t.number for t in trials) == [0, 1, 2, 3, 4] and all(t.state.name == "COMPLETE" for t in trials)
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3, 4] and all(
+        t.state.name == "COMPLETE" for t in trials
+    )
     assert len({t.user_attrs["evolora:pid"] for t in trials}) == 2  # both hosts took trials
 
 
@@ -158,11 +239,20 @@ def test_hosts_starting_at_once_on_a_fresh_postgresql_database(postgres):
     with psycopg.connect(postgres, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {fresh}")
     url = postgres.rsplit("/", 1)[0] + "/" + fresh
-    code = ("import sys, optuna\nfrom evolora.orchestrator.sweep.storage import open_storage\n"
-            "s = optuna.create_study(study_name='x', storage=open_storage(sys.argv[1]), load_if_exists=True)\n"
-            "print(len(s.trials))")
-    procs = [subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(4)]
+    code = (
+        "import sys, optuna\nfrom evolora.orchestrator.sweep.storage import open_storage\n"
+        "s = optuna.create_study(study_name='x', storage=open_storage(sys.argv[1]), load_if_exists=True)\n"
+        "print(len(s.trials))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err[-2000:]
@@ -191,7 +281,9 @@ def test_a_connection_lost_inside_get_all_trials_is_retried_not_raised(postgres)
             pid = conn.connection.dbapi_connection.info.backend_pid
             with psycopg.connect(postgres, autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-                while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+                while admin.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchone():
                     time.sleep(0.05)
 
     engine = storage._inner.engine
@@ -215,22 +307,44 @@ def test_a_sweep_survives_postgresql_restarting_and_makes_exactly_n_trials(tmp_p
     claim lock is taken again, and the study still ends with exactly N complete trials and nothing failed."""
     study = tiny_study(tmp_path, evolution__generations=4, name="pg-restart")
     study["sweep"] = {"pruner": "none", "sampler": "random"}
-    study["search"] = {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
+    study["search"] = {
+        "evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}
+    }
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
-    sweep = subprocess.Popen([str(Path(sys.executable).parent / "evolora"), "sweep", "s.yaml", "--n-trials", "4",
-                              "--storage", postgres, "--no-progress", "--workers", "2"], cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    sweep = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "evolora"),
+            "sweep",
+            "s.yaml",
+            "--n-trials",
+            "4",
+            "--storage",
+            postgres,
+            "--no-progress",
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     # One observer storage without a pool: each look opens and closes its connection, so polling adds nothing to
     # the server's connection count (a new `load_study(storage=url)` per poll keeps its pooled connection until
     # the garbage collector runs, and enough of them hit max_connections).
-    observer = optuna.storages.RDBStorage(postgres, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool})
+    observer = optuna.storages.RDBStorage(
+        postgres, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool}
+    )
     peak = _ConnectionPeak(postgres).start()
     try:
         deadline = time.time() + 300
         while time.time() < deadline:
             try:
-                done = [t for t in optuna.load_study(study_name="pg-restart", storage=observer).trials
-                        if t.state.name == "COMPLETE"]
+                done = [
+                    t
+                    for t in optuna.load_study(study_name="pg-restart", storage=observer).trials
+                    if t.state.name == "COMPLETE"
+                ]
             except KeyError:  # not created yet
                 done = []
             if done:
@@ -246,7 +360,9 @@ def test_a_sweep_survives_postgresql_restarting_and_makes_exactly_n_trials(tmp_p
             sweep.kill()
     assert sweep.returncode == 0, out[-3000:]
     trials = optuna.load_study(study_name="pg-restart", storage=observer).trials
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 4, [(t.number, t.state.name, t.user_attrs) for t in trials]
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4, [
+        (t.number, t.state.name, t.user_attrs) for t in trials
+    ]
     assert "database" in out.lower()  # the outage was noticed and said, not hidden
     # Every host and worker shares the server's max_connections (100 by default): a sweep holds a bounded few
     # (measured here: 4 with one worker, 8 with two, across the restart), never one more per trial or retry.
@@ -264,11 +380,19 @@ def test_runs_through_a_real_mlflow_tracking_server(tmp_path):
         assert main(["run", str(path), "--no-progress", "--tracking-uri", uri]) == 0
         client = MlflowClient(uri)
         run = client.search_runs([client.get_experiment_by_name("tests").experiment_id])[0]
-        assert run.info.status == "FINISHED" and len(client.get_metric_history(run.info.run_id, "fit_best")) == 2
+        assert (
+            run.info.status == "FINISHED"
+            and len(client.get_metric_history(run.info.run_id, "fit_best")) == 2
+        )
         out = tmp_path / "adapter"
-        assert main(["export", "--run-id", run.info.run_id, "--out", str(out), "--tracking-uri", uri]) == 0
+        assert (
+            main(["export", "--run-id", run.info.run_id, "--out", str(out), "--tracking-uri", uri])
+            == 0
+        )
         assert (out / "adapter_model.safetensors").is_file()
-        assert any((tmp_path / "server-artifacts").rglob("adapter_model.safetensors"))  # stored by the server
+        assert any(
+            (tmp_path / "server-artifacts").rglob("adapter_model.safetensors")
+        )  # stored by the server
     finally:
         os.killpg(server.pid, 9)
         server.wait()
@@ -285,18 +409,32 @@ def test_evolora_ui_serves_the_project_store(tmp_path):
     finally:
         os.chdir(cwd)
     port = _free_port()
-    ui = subprocess.Popen([sys.executable, "-m", "evolora", "ui", "--port", str(port)], cwd=tmp_path,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True, text=True)
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "evolora", "ui", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+    )
     try:
         deadline, body = time.time() + 120, None
         while time.time() < deadline and body is None:
             try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10",
-                                              timeout=2).read().decode()
+                body = (
+                    urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10",
+                        timeout=2,
+                    )
+                    .read()
+                    .decode()
+                )
             except OSError:
                 time.sleep(0.5)
         assert body is not None and '"tests"' in body
-        said = _read_until(ui.stdout, "Optuna dashboard", 60)  # what `evolora ui` prints once its server answers
+        said = _read_until(
+            ui.stdout, "Optuna dashboard", 60
+        )  # what `evolora ui` prints once its server answers
     finally:
         ui.send_signal(signal.SIGTERM)  # stops the servers it started, then itself
         out = said + ui.communicate(timeout=60)[0]
@@ -311,7 +449,9 @@ def _read_until(stream, needle: str, seconds: float) -> str:
     while needle.encode() not in out and time.time() < deadline:
         ready, _, _ = select.select([stream.fileno()], [], [], 0.5)
         if ready:
-            chunk = os.read(stream.fileno(), 65536)  # the pipe itself: nothing left in a reader's buffer
+            chunk = os.read(
+                stream.fileno(), 65536
+            )  # the pipe itself: nothing left in a reader's buffer
             if not chunk:
                 break
             out += chunk
@@ -330,11 +470,28 @@ def test_a_sweep_survives_its_mlflow_server_being_killed_and_restarted(tmp_path)
     study = tiny_study(tmp_path, evolution__generations=gens, name="mlflow-restart")
     study["mlflow"]["flush_every"] = 1
     study["sweep"] = {"pruner": "none", "sampler": "random"}
-    study["search"] = {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
+    study["search"] = {
+        "evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}
+    }
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
-    sweep = subprocess.Popen([str(Path(sys.executable).parent / "evolora"), "sweep", "s.yaml", "--n-trials", "3",
-                              "--tracking-uri", uri, "--storage", str(tmp_path / "journal.log"), "--no-progress"],
-                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "evolora"),
+            "sweep",
+            "s.yaml",
+            "--n-trials",
+            "3",
+            "--tracking-uri",
+            uri,
+            "--storage",
+            str(tmp_path / "journal.log"),
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         client = MlflowClient(uri)
         wait_for_a_logged_generation(client)  # the first trial is logging generations
@@ -351,24 +508,41 @@ def test_a_sweep_survives_its_mlflow_server_being_killed_and_restarted(tmp_path)
         server.wait()
     server = _start_mlflow_server(tmp_path, port)
     try:
-        trials = optuna.load_study(study_name="mlflow-restart", storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log")))).trials
+        trials = optuna.load_study(
+            study_name="mlflow-restart",
+            storage=optuna.storages.JournalStorage(
+                optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))
+            ),
+        ).trials
         assert [t.state.name for t in trials] == ["COMPLETE"] * 3
         runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
         assert len(children) == 3 and all(r.info.status == "FINISHED" for r in children)
         for r in children:
             steps = [m.step for m in client.get_metric_history(r.info.run_id, "fit_best")]
-            assert sorted(steps) == list(range(gens)), (r.info.run_name, steps)  # whole history, no step twice
+            assert sorted(steps) == list(range(gens)), (
+                r.info.run_name,
+                steps,
+            )  # whole history, no step twice
         assert client.get_model_version_by_alias("mlflow-restart", "champion") is not None
         # loaded by name from the tracking server, in a fresh process outside the repository
-        code = ("import sys, mlflow, pandas as pd\nmlflow.set_tracking_uri(sys.argv[1])\n"
-                "m = mlflow.pyfunc.load_model('models:/mlflow-restart@champion')\n"
-                "print(float(m.predict(pd.DataFrame({'sentence1': ['A man plays.'], 'sentence2': ['A man plays.']}))[0]))")
-        proc = subprocess.run([sys.executable, "-c", code, uri], capture_output=True, text=True, cwd=tmp_path,
-                              timeout=300, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+        code = (
+            "import sys, mlflow, pandas as pd\nmlflow.set_tracking_uri(sys.argv[1])\n"
+            "m = mlflow.pyfunc.load_model('models:/mlflow-restart@champion')\n"
+            "print(float(m.predict(pd.DataFrame({'sentence1': ['A man plays.'], 'sentence2': ['A man plays.']}))[0]))"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code, uri],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=300,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
-        assert abs(float(proc.stdout.strip().splitlines()[-1]) - 1.0) < 1e-5  # a sentence against itself
+        assert (
+            abs(float(proc.stdout.strip().splitlines()[-1]) - 1.0) < 1e-5
+        )  # a sentence against itself
     finally:
         os.killpg(server.pid, 9)
         server.wait()
@@ -384,7 +558,9 @@ def test_soak_two_hosts_two_workers_each_three_sigkills(tmp_path, postgres):
     import random
 
     from evolora.evolution.checkpoint import load_checkpoint_file
-    from evolora.orchestrator.sweep.storage import open_storage  # opened under the schema lock the hosts also take
+    from evolora.orchestrator.sweep.storage import (
+        open_storage,
+    )  # opened under the schema lock the hosts also take
 
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
@@ -392,7 +568,9 @@ def test_soak_two_hosts_two_workers_each_three_sigkills(tmp_path, postgres):
     gens, n = 6, 12
     study = tiny_study(tmp_path, evolution__generations=gens, name="soak")
     study["sweep"] = {"pruner": "none", "sampler": "random", "stale_after": 10}
-    study["search"] = {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
+    study["search"] = {
+        "evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1, "log": True}
+    }
     shared = tmp_path / "checkpoints"
     hosts, logs = [], []
     try:
@@ -401,10 +579,30 @@ def test_soak_two_hosts_two_workers_each_three_sigkills(tmp_path, postgres):
             d.mkdir()
             (d / "s.yaml").write_text(yaml.safe_dump(study))
             logs.append(open(d / "out.log", "w"))
-            hosts.append(subprocess.Popen(
-                [str(Path(sys.executable).parent / "evolora"), "sweep", "s.yaml", "--n-trials", str(n), "--workers",
-                 "2", "--storage", postgres, "--tracking-uri", uri, "--checkpoint-dir", str(shared), "--no-progress"],
-                cwd=d, env={**os.environ, "EVOLORA_HOST": f"host-{name}"}, stdout=logs[-1], stderr=subprocess.STDOUT))
+            hosts.append(
+                subprocess.Popen(
+                    [
+                        str(Path(sys.executable).parent / "evolora"),
+                        "sweep",
+                        "s.yaml",
+                        "--n-trials",
+                        str(n),
+                        "--workers",
+                        "2",
+                        "--storage",
+                        postgres,
+                        "--tracking-uri",
+                        uri,
+                        "--checkpoint-dir",
+                        str(shared),
+                        "--no-progress",
+                    ],
+                    cwd=d,
+                    env={**os.environ, "EVOLORA_HOST": f"host-{name}"},
+                    stdout=logs[-1],
+                    stderr=subprocess.STDOUT,
+                )
+            )
         rng, killed, deadline = random.Random(7), {}, time.time() + 900
         while len(killed) < 3 and time.time() < deadline and any(h.poll() is None for h in hosts):
             time.sleep(rng.uniform(0.5, 3.0))
@@ -414,9 +612,17 @@ def test_soak_two_hosts_two_workers_each_three_sigkills(tmp_path, postgres):
                 continue
             victims = []
             for t in trials:
-                pid, root = t.user_attrs.get("evolora:pid"), t.user_attrs.get("evolora:root", t.number)
+                pid, root = (
+                    t.user_attrs.get("evolora:pid"),
+                    t.user_attrs.get("evolora:root", t.number),
+                )
                 ck = trial_checkpoint(shared, "soak", root)
-                if t.state.name != "RUNNING" or pid is None or pid in killed.values() or not ck.is_file():
+                if (
+                    t.state.name != "RUNNING"
+                    or pid is None
+                    or pid in killed.values()
+                    or not ck.is_file()
+                ):
                     continue
                 try:
                     gen = int(load_checkpoint_file(ck)["loop"]["gen"])
@@ -441,26 +647,58 @@ def test_soak_two_hosts_two_workers_each_three_sigkills(tmp_path, postgres):
         for number in killed:
             assert trials[number].user_attrs["evolora:failure"] == "worker died"
             retry = trials[number]
-            while retry.state.name != "COMPLETE":  # a retry may itself have been killed: follow the chain
-                retry = next(t for t in trials if t.user_attrs.get("evolora:retry_of") == retry.number)
+            while (
+                retry.state.name != "COMPLETE"
+            ):  # a retry may itself have been killed: follow the chain
+                retry = next(
+                    t for t in trials if t.user_attrs.get("evolora:retry_of") == retry.number
+                )
             assert retry.user_attrs["evolora:resumed_from_gen"] >= 1
         assert len({t.user_attrs["evolora:host"] for t in trials}) == 2  # both hosts worked
         client = MlflowClient(uri)
-        runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id], "tags.`optuna.study` = 'soak'")
+        runs = client.search_runs(
+            [client.get_experiment_by_name("tests").experiment_id], "tags.`optuna.study` = 'soak'"
+        )
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-        assert len(children) == n and len({r.data.tags["mlflow.parentRunId"] for r in children}) == 1
+        assert (
+            len(children) == n and len({r.data.tags["mlflow.parentRunId"] for r in children}) == 1
+        )
         for r in children:
             assert r.info.status == "FINISHED", r.info.run_name
             steps = [m.step for m in client.get_metric_history(r.info.run_id, "fit_best")]
-            assert sorted(steps) == list(range(gens)), (r.info.run_name, steps)  # whole history, no step twice
-        resumed = next(t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("evolora:resumed_from_gen"))
-        rep = subprocess.run([str(Path(sys.executable).parent / "evolora"), "reproduce", "soak", "--trial",
-                              str(resumed.number), "--storage", postgres, "--no-progress"], cwd=tmp_path / "a",
-                             capture_output=True, text=True, timeout=600)
-        assert rep.returncode == 0 and "identical" in rep.stdout, rep.stdout[-3000:] + rep.stderr[-2000:]
-        print(f"soak: {dict(states)}; killed trials {sorted(killed)}; per host "
-              f"{dict(Counter(t.user_attrs['evolora:host'] for t in trials))}; reproduced trial {resumed.number} "
-              f"(resumed from generation {resumed.user_attrs['evolora:resumed_from_gen']}) bit for bit")
+            assert sorted(steps) == list(range(gens)), (
+                r.info.run_name,
+                steps,
+            )  # whole history, no step twice
+        resumed = next(
+            t
+            for t in trials
+            if t.state.name == "COMPLETE" and t.user_attrs.get("evolora:resumed_from_gen")
+        )
+        rep = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "evolora"),
+                "reproduce",
+                "soak",
+                "--trial",
+                str(resumed.number),
+                "--storage",
+                postgres,
+                "--no-progress",
+            ],
+            cwd=tmp_path / "a",
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert rep.returncode == 0 and "identical" in rep.stdout, (
+            rep.stdout[-3000:] + rep.stderr[-2000:]
+        )
+        print(
+            f"soak: {dict(states)}; killed trials {sorted(killed)}; per host "
+            f"{dict(Counter(t.user_attrs['evolora:host'] for t in trials))}; reproduced trial {resumed.number} "
+            f"(resumed from generation {resumed.user_attrs['evolora:resumed_from_gen']}) bit for bit"
+        )
     finally:
         for h in hosts:
             if h.poll() is None:

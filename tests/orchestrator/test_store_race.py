@@ -18,8 +18,24 @@ def test_two_runs_at_once_on_a_fresh_sqlite_store_both_finish(tmp_path):
     for seed in (1, 2):
         path = tmp_path / f"s{seed}.yaml"
         path.write_text(yaml.safe_dump(tiny_study(tmp_path, seed=seed, evolution__generations=2)))
-        procs.append(subprocess.Popen([sys.executable, "-m", "evolora", "run", str(path), "--no-progress",
-                                       "--tracking-uri", uri], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "evolora",
+                    "run",
+                    str(path),
+                    "--no-progress",
+                    "--tracking-uri",
+                    uri,
+                ],
+                env=env,
+                cwd=tmp_path,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     errs = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n---\n".join(e[-3000:] for e in errs)
     client = MlflowClient(uri)

@@ -4,5 +4,9 @@
 def concise_caption(completions, max_words=4, **kwargs):
     """1.0 for a completion that ends its sentence within `max_words` words, 0.0 otherwise; None (no opinion)
     for an empty completion."""
-    return [None if not c.split() else float(any(w.endswith((".", "!", "?")) for w in c.split()[:max_words]))
-            for c in completions]
+    return [
+        None
+        if not c.split()
+        else float(any(w.endswith((".", "!", "?")) for w in c.split()[:max_words]))
+        for c in completions
+    ]
