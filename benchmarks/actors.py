@@ -59,25 +59,14 @@ def run_actors(
     ES at rank 16 on 2 actors (bytes only matter there); the GA on 2 actors."""
     import torch
 
-    from evolora.orchestrator.distributed.driver import LocalCluster
+    from evolora.orchestrator.distributed.cluster import LocalCluster
 
     if tiny:
         population, generations = 4, 3
-    specs = [("process", 0, threads, [])]
-    specs += [(f"ray-{n}", n, max(1, threads // n), []) for n in actors]
-    specs += [
-        ("ray-2 rank-16", 2, max(1, threads // 2), ["lora.rank=16", "lora.alpha=32"]),
-        (
-            "ray-2 ga",
-            2,
-            max(1, threads // 2),
-            ["evolution.strategy=ga", "evolution.tournament_size=2", "evolution.elitism=1"],
-        ),
-    ]
-    rows, runs = [], []
-    cluster = LocalCluster(
-        os.cpu_count() or 1
-    )  # one head for every row's actors (each row its own driver)
+    specs = _row_specs(actors, threads)
+    runs = []
+    # one head for every row's actors (each row its own driver)
+    cluster = LocalCluster(os.cpu_count() or 1)
     try:
         for name, n, t, over in specs:
             cfg = _config(population, tiny, over)
@@ -99,9 +88,8 @@ def run_actors(
             for r in runs:  # one generation of each row in turn
                 torch.set_num_threads(r["threads"])
                 row = r["evo"].step()
-                if (
-                    0 < gen < generations - 1
-                ):  # generation 0 syncs the actors, the last one validates
+                # generation 0 syncs the actors, the last one validates
+                if 0 < gen < generations - 1:
                     r["times"].append(row["gen_s"])
                     r["bytes"].append(row.get("ray_bytes_per_genome", 0.0))
             log(f"generation {gen} done")
@@ -110,6 +98,29 @@ def run_actors(
             if r["pool"] is not None:
                 r["pool"].close()
         cluster.stop()
+    rows = _table(runs, population)
+    return rows
+
+
+def _row_specs(actors, threads: int) -> list[tuple[str, int, int, list[str]]]:
+    """(row, actors, threads per actor, overrides) of every row."""
+    specs = [("process", 0, threads, [])]
+    specs += [(f"ray-{n}", n, max(1, threads // n), []) for n in actors]
+    specs += [
+        ("ray-2 rank-16", 2, max(1, threads // 2), ["lora.rank=16", "lora.alpha=32"]),
+        (
+            "ray-2 ga",
+            2,
+            max(1, threads // 2),
+            ["evolution.strategy=ga", "evolution.tournament_size=2", "evolution.elitism=1"],
+        ),
+    ]
+    return specs
+
+
+def _table(runs: list[dict], population: int) -> list[dict]:
+    """Each row's median generation time, its ratio to one process, and bytes sent per genome."""
+    rows = []
     base = statistics.median(runs[0]["times"])
     for r in runs:
         med = statistics.median(r["times"])

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from evolora.benchmarks.engines import Bound, LayerBlocks, Naive, PerPair
 from evolora.evolution import Evolution, GAParams, LoopParams, Observer
 from evolora.fitness import PACKAGED_STSB, TaskSpec, build_task
 
@@ -107,91 +108,12 @@ def _specs(model: str, batch: int) -> tuple[TaskSpec, list[tuple[str, dict]]]:
     return base, paths
 
 
-class _PerPair:
-    """A population scored as ES pairs, each pair on its own train batch, a new generation every call."""
-
-    def __init__(self, task, genomes) -> None:
-        self.task, self.genomes, self.gen = task, genomes, 0
-        if task.evaluator.memoised:
-            task.evaluator.fill_memo()  # steady state: the one trunk pass over the train split is not timed
-        self.batches = [i // 2 for i in range(len(genomes))]
-
-    def __call__(self) -> None:
-        self.gen += 1
-        self.task.evaluate(self.genomes, self.gen, self.batches)
-
-
-class _LayerBlocks:
-    """A population scored as block-coordinate ES generations: round k's genomes equal a new mean except in
-    the genes of layer k mod n (drawn up front, so drawing costs no timed time)."""
-
-    def __init__(self, task, rounds: int, population: int, rng: np.random.Generator) -> None:
-        self.task, self.k = task, 0
-        layers = list(task.flat.layout.layer_genes().items())
-        self.rounds = []
-        for k in range(rounds):
-            mean = (task.seed_genome() + rng.normal(0, 0.02, task.layout.size)).astype(np.float32)
-            _, genes = layers[k % len(layers)]
-            pop = []
-            for _ in range(population):
-                g = mean.copy()
-                g[genes] += rng.normal(0, 0.02, genes.size).astype(np.float32)
-                pop.append(g)
-            self.rounds.append(pop)
-
-    def __call__(self) -> None:
-        self.task.evaluate(self.rounds[self.k % len(self.rounds)], 0)
-        self.k += 1
-
-
-class _Bound:
-    """The base model alone on the same batches: one forward per genome."""
-
-    def __init__(self, task) -> None:
-        self.task = task
-        self.data = task.train_batch(0)
-
-    @torch.inference_mode()
-    def __call__(self, genomes) -> None:
-        ev = self.task.evaluator
-        with self.task.flat.base_only():
-            for _ in genomes:
-                for b in self.data.batches:
-                    if hasattr(b, "inputs"):
-                        ev.model(**b.inputs)
-                    else:
-                        ev.model(
-                            input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False
-                        )
-
-
-class _Naive:
-    """Stock peft per genome: build the state dict, set_peft_model_state_dict, forward, score."""
-
-    def __init__(self, task) -> None:
-        from peft import set_peft_model_state_dict
-
-        assert not task.flat.merged, (
-            "the naive path is stock peft: LoRA computed by peft's own layers"
-        )
-        self.task, self.set = task, set_peft_model_state_dict
-        self.data = task.train_batch(0)
-        self.model = task.flat.model
-
-    def __call__(self, genomes) -> None:
-        for g in genomes:
-            self.set(self.model, self.task.flat.state_dict(g))
-            self.task._combine(self.task._outputs(self.data))
-
-
 GEN_PROMPTS, GEN_TOKENS = 16, 16
 
 
-def _generation_jobs(population: int, rng: np.random.Generator, chunk: int = 8) -> dict:
-    """The five generation paths on the tiny LFM2, each over the same genomes and prompts."""
-    from peft import set_peft_model_state_dict
-
-    spec = TaskSpec(
+def _generation_spec() -> TaskSpec:
+    """The tiny LFM2 on three-word caption prompts: the generation paths' task."""
+    return TaskSpec(
         base="lfm2-tiny",
         kind="causal",
         train_path=str(PACKAGED_STSB / "sts-train.csv"),
@@ -209,6 +131,13 @@ def _generation_jobs(population: int, rng: np.random.Generator, chunk: int = 8) 
         terms=(("likelihood", 1.0),),
         validation="likelihood",
     )
+
+
+def _generation_jobs(population: int, rng: np.random.Generator, chunk: int = 8) -> dict:
+    """The five generation paths on the tiny LFM2, each over the same genomes and prompts."""
+    from peft import set_peft_model_state_dict
+
+    spec = _generation_spec()
     ours, stock = build_task(spec), build_task(dataclasses.replace(spec, merge_weights=False))
     together = build_task(dataclasses.replace(spec, genomes_per_forward=chunk))
     data, stock_data = ours.train_batch(0), stock.train_batch(0)
@@ -316,97 +245,115 @@ def run_bench(
     torch.manual_seed(0)
     overhead_s = _overhead_seconds()
     log(
-        f"non-evaluation time per generation (pop 32, 36,864 genes, with tracking): {overhead_s * 1e3:.1f} ms"
+        "non-evaluation time per generation (pop 32, 36,864 genes, with tracking): "
+        f"{overhead_s * 1e3:.1f} ms"
     )
     results = []
     for model in models:
-        base, paths = _specs(model, batch)
-        tasks = {
-            name: build_task(
-                dataclasses.replace(
-                    base, **{**kw, "genomes_per_forward": batched_chunk if name == "batched" else 1}
-                )
-            )
-            for name, kw in paths
-        }
-        naive_task = build_task(
-            dataclasses.replace(base, layers=None, cache=False, merge_weights=False, packed=False)
-        )  # stock peft
-        rng = np.random.default_rng(1)
-        genomes = {
-            name: [
-                (t.seed_genome() + rng.normal(0, 0.02, t.layout.size)).astype(np.float32)
-                for _ in range(population)
-            ]
-            for name, t in tasks.items()
-        }
-        jobs = {
-            "bound": partial(_Bound(tasks["full"]), genomes["full"]),
-            "naive": partial(_Naive(naive_task), genomes["full"]),
-        }
-        for name, t in tasks.items():
-            if name.startswith("per-pair"):
-                jobs[name] = _PerPair(t, genomes[name])
-            elif name == "layer-blocks":
-                jobs[name] = _LayerBlocks(t, repeats + 1, population, rng)
-            else:
-                jobs[name] = partial(t.evaluate, genomes[name], 0)
+        tasks, jobs, rng = _engine_jobs(model, population, batch, repeats, batched_chunk)
         rates = _measure(jobs, population, repeats)
-        bound, naive = statistics.median(rates["bound"]), statistics.median(rates["naive"])
-        for name, r in rates.items():
-            med = statistics.median(r)
-            engine = name not in ("bound", "naive")
-            eval_s = 32 / med  # a generation of 32 genomes on this path
-            results.append(
-                {
-                    "model": model,
-                    "path": name,
-                    "evals_per_s": round(med, 3),
-                    "min": round(min(r), 3),
-                    "max": round(max(r), 3),
-                    "ratio_to_bound": round(med / bound, 3),
-                    "ratio_to_naive": round(med / naive, 3),
-                    "overhead_share": round(overhead_s / (overhead_s + eval_s), 4)
-                    if engine
-                    else None,
-                    "threads": torch.get_num_threads(),
-                    "peak_rss_mb": round(_peak_rss_mb(), 1),
-                    "genome_size": tasks["full"].layout.size
-                    if name in ("bound", "naive")
-                    else tasks[name].layout.size,
-                    "population": population,
-                    "batch": batch,
-                }
-            )
+        results += _engine_rows(model, rates, tasks, overhead_s, population, batch)
         if model == "lfm2-tiny":
             gen_jobs, genes = _generation_jobs(population, rng, batched_chunk)
             rates = _measure(gen_jobs, population, repeats)
-            bound, naive = (
-                statistics.median(rates["gen-bound"]),
-                statistics.median(rates["gen-naive"]),
-            )
-            for name, r in rates.items():
-                med = statistics.median(r)
-                results.append(
-                    {
-                        "model": model,
-                        "path": name,
-                        "evals_per_s": round(med, 3),
-                        "min": round(min(r), 3),
-                        "max": round(max(r), 3),
-                        "ratio_to_bound": round(med / bound, 3),
-                        "ratio_to_naive": round(med / naive, 3),
-                        "overhead_share": None,
-                        "tokens_per_s": round(med * GEN_PROMPTS * GEN_TOKENS, 1),
-                        "threads": torch.get_num_threads(),
-                        "peak_rss_mb": round(_peak_rss_mb(), 1),
-                        "genome_size": genes,
-                        "population": population,
-                        "batch": batch,
-                    }
-                )
+            results += _generation_rows(model, rates, genes, population, batch)
         log(f"{model}: done")
     return results
+
+
+def _engine_jobs(model: str, population: int, batch: int, repeats: int, batched_chunk: int):
+    """Every evaluation path's task and job on one model, over the same genomes: (tasks, jobs, rng)."""
+    base, paths = _specs(model, batch)
+    tasks = {
+        name: build_task(
+            dataclasses.replace(
+                base, **{**kw, "genomes_per_forward": batched_chunk if name == "batched" else 1}
+            )
+        )
+        for name, kw in paths
+    }
+    naive_task = build_task(  # stock peft
+        dataclasses.replace(base, layers=None, cache=False, merge_weights=False, packed=False)
+    )
+    rng = np.random.default_rng(1)
+    genomes = {
+        name: [
+            (t.seed_genome() + rng.normal(0, 0.02, t.layout.size)).astype(np.float32)
+            for _ in range(population)
+        ]
+        for name, t in tasks.items()
+    }
+    jobs = {
+        "bound": partial(Bound(tasks["full"]), genomes["full"]),
+        "naive": partial(Naive(naive_task), genomes["full"]),
+    }
+    for name, t in tasks.items():
+        if name.startswith("per-pair"):
+            jobs[name] = PerPair(t, genomes[name])
+        elif name == "layer-blocks":
+            jobs[name] = LayerBlocks(t, repeats + 1, population, rng)
+        else:
+            jobs[name] = partial(t.evaluate, genomes[name], 0)
+    return tasks, jobs, rng
+
+
+def _row(model: str, name: str, r: list[float], bound: float, naive: float, **more) -> dict:
+    med = statistics.median(r)
+    return {
+        "model": model,
+        "path": name,
+        "evals_per_s": round(med, 3),
+        "min": round(min(r), 3),
+        "max": round(max(r), 3),
+        "ratio_to_bound": round(med / bound, 3),
+        "ratio_to_naive": round(med / naive, 3),
+        **more,
+    }
+
+
+def _engine_rows(model, rates, tasks, overhead_s, population, batch) -> list[dict]:
+    bound, naive = statistics.median(rates["bound"]), statistics.median(rates["naive"])
+    rows = []
+    for name, r in rates.items():
+        engine = name not in ("bound", "naive")
+        eval_s = 32 / statistics.median(r)  # a generation of 32 genomes on this path
+        rows.append(
+            _row(
+                model,
+                name,
+                r,
+                bound,
+                naive,
+                overhead_share=round(overhead_s / (overhead_s + eval_s), 4) if engine else None,
+                threads=torch.get_num_threads(),
+                peak_rss_mb=round(_peak_rss_mb(), 1),
+                genome_size=tasks["full" if not engine else name].layout.size,
+                population=population,
+                batch=batch,
+            )
+        )
+    return rows
+
+
+def _generation_rows(model, rates, genes, population, batch) -> list[dict]:
+    bound, naive = statistics.median(rates["gen-bound"]), statistics.median(rates["gen-naive"])
+    return [
+        _row(
+            model,
+            name,
+            r,
+            bound,
+            naive,
+            overhead_share=None,
+            tokens_per_s=round(statistics.median(r) * GEN_PROMPTS * GEN_TOKENS, 1),
+            threads=torch.get_num_threads(),
+            peak_rss_mb=round(_peak_rss_mb(), 1),
+            genome_size=genes,
+            population=population,
+            batch=batch,
+        )
+        for name, r in rates.items()
+    ]
 
 
 def format_table(rows: list[dict]) -> str:

@@ -41,6 +41,12 @@ def add_parser(sub) -> None:
         metavar="PATH",
         help="print (or write to PATH) the results as JSON instead of a table",
     )
+    _add_quality(p)
+    _add_actors(p)
+
+
+def _add_quality(p) -> None:
+    """``--quality``: test quality against wall-clock time, method by method."""
     q = p.add_argument_group(
         "quality (--quality): test quality against wall-clock time, method by method"
     )
@@ -84,6 +90,10 @@ def add_parser(sub) -> None:
         action="store_true",
         help="tiny data and budget: checks the contract, measures nothing",
     )
+
+
+def _add_actors(p) -> None:
+    """``--actors``: one evolution's generation time on Ray actors against one process."""
     a = p.add_argument_group(
         "actors (--actors): one evolution's generation time on Ray actors against one process"
     )

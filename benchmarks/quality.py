@@ -26,19 +26,18 @@ split is not counted against the budget. Each row saves its final answer as a st
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["ROWS", "THRESHOLDS", "run_quality"]
 
+from evolora.benchmarks.curves import Clock, Curve
 from evolora.benchmarks.peers import PEERS
 
 ROWS = ("gradient", "slim-evo", "ga", "openai-es", "sep-cma-es", "best", "xs", "quickstart", *PEERS)
@@ -46,58 +45,7 @@ THRESHOLDS = (0.5, 1.0, 2.0)  # test points (Spearman × 100) over the base mode
 BEST_STUDY = Path(__file__).resolve().parent.parent / "studies" / "stsb-best.yaml"
 XS_STUDY = BEST_STUDY.with_name("stsb-xs.yaml")
 QUICKSTART = BEST_STUDY.with_name("quickstart.yaml")
-SAMPLES = 6  # evenly spaced test samples per row (plus one at the start and one at the end) …
-FIRST = 15.0  # … and before them, samples at 15 s, 30 s, 60 s, … while that is denser (a fast row is seen early)
 TINY = {"test_pairs": 40, "val_pairs": 32, "train_batch": 16, "pop": 4}
-
-
-class Clock:
-    """Elapsed seconds of a row, not counting the time spent scoring the test split."""
-
-    def __init__(self, budget_s: float) -> None:
-        self.budget = budget_s
-        self.t0, self.paused = time.perf_counter(), 0.0
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0 - self.paused
-
-    def over(self) -> bool:
-        return self.elapsed() >= self.budget
-
-    @contextlib.contextmanager
-    def pause(self):
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.paused += time.perf_counter() - t
-
-
-class Curve:
-    """(elapsed seconds, test score) samples: at 0, then at 15 s, 30 s, 60 s, … (doubling) for as long as that
-    is denser than the budget's even spacing (budget / SAMPLES), then evenly spaced, and at the end. So the time
-    to a threshold is resolved to within a factor of two early on whatever the budget: with even spacing alone, a
-    row that is done in 4 of its 33 minutes was sampled only at its start and end."""
-
-    def __init__(self, clock: Clock, score) -> None:
-        self.clock, self.score = clock, score  # score(answer) -> test value
-        self.points: list[tuple[float, float]] = []
-        self._next = 0.0
-        self._last_key, self._last_value = None, None
-
-    def maybe(self, key, answer_fn, force: bool = False) -> None:
-        """Sample if the next point of the schedule is due; ``key`` identifies the answer (re-scored only
-        when it changed)."""
-        now = self.clock.elapsed()
-        if not force and now < self._next:
-            return
-        if force and self.points and key == self._last_key and now - self.points[-1][0] < 1.0:
-            return  # this answer was sampled a moment ago: that is the last point
-        with self.clock.pause():
-            if key is None or key != self._last_key:
-                self._last_value, self._last_key = float(self.score(answer_fn())), key
-            self.points.append((round(now, 2), self._last_value))
-        self._next = now + min(self.clock.budget / SAMPLES, max(FIRST, now))
 
 
 # ---- the data every row shares ------------------------------------------------------------------------
@@ -251,21 +199,31 @@ def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
     }
 
 
+def _embed(task, sentences, max_length: int):
+    """Mean-pooled embeddings of ``sentences`` through the task's model, with gradients: (batch, hidden)."""
+    from evolora.fitness import mean_pool
+
+    enc = task.evaluator.tok(
+        list(sentences), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+    enc = {k: v.to(task.flat.buffer.device) for k, v in enc.items()}
+    return mean_pool(task.flat.model(**enc).last_hidden_state, enc["attention_mask"])
+
+
 def _gradient_row(
     cfg, budget_s: float, out: Path, epochs: int = 2, batch: int = 32, lr: float = 1e-3
 ) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from evolora.fitness import build_task, mean_pool
+    from evolora.fitness import build_task
     from evolora.orchestrator.assembly import task_spec
     from evolora.orchestrator.run.trial import prepare_torch
 
     prepare_torch(cfg)
-    task = build_task(
-        dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False)
-    )  # stock peft LoRA path
-    model, tok = task.flat.model, task.evaluator.tok
+    # stock peft LoRA path
+    task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))
+    model = task.flat.model
     params = [p for n, p in model.named_parameters() if "lora_" in n]
     for p in params:
         p.requires_grad_(True)
@@ -273,17 +231,6 @@ def _gradient_row(
     train = task.train  # the train split (validation pairs removed)
     rng = np.random.Generator(np.random.PCG64(cfg.seed))
     clock = Clock(budget_s)
-
-    def embed(sentences) -> torch.Tensor:
-        enc = tok(
-            list(sentences),
-            padding=True,
-            truncation=True,
-            max_length=cfg.data.max_length,
-            return_tensors="pt",
-        )
-        enc = {k: v.to(task.flat.buffer.device) for k, v in enc.items()}
-        return mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])  # (batch, hidden)
 
     def test(_):
         model.eval()
@@ -305,7 +252,9 @@ def _gradient_row(
             s1 = [train.s1[j] for j in idx]
             s2 = [train.s2[j] for j in idx]
             gold = torch.tensor(train.gold[idx] / 5.0, dtype=torch.float32)
-            cos = (embed(s1) * embed(s2)).sum(dim=1)  # (batch,)
+            cos = (
+                _embed(task, s1, cfg.data.max_length) * _embed(task, s2, cfg.data.max_length)
+            ).sum(dim=1)  # (batch,)
             loss = F.mse_loss(cos, gold)
             opt.zero_grad()
             loss.backward()

@@ -143,7 +143,7 @@ def sweep(
     check_tracking_uri(tracking_uri, "tracking_uri")
     cfg = study(source, overrides, None, base_dir)
     from evolora.orchestrator.sweep.context import SweepContext
-    from evolora.orchestrator.sweep.worker import run_sweep
+    from evolora.orchestrator.sweep.launch import run_sweep
 
     return run_sweep(
         SweepContext(

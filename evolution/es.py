@@ -18,92 +18,16 @@ import numpy as np
 from evolora.evolution._deap import make_individual
 from evolora.evolution.es_params import ESParams
 from evolora.evolution.genome import GenomeLayout
-from evolora.evolution.strategies import Strategy, register_strategy
+from evolora.evolution.mean import MeanStrategy, centred_ranks, cosine, state_hex
+from evolora.evolution.strategies import register_strategy
 
 __all__ = ["ESParams", "OpenAIES", "cosine"]
 
 _SCALE_CLIP = 4.0  # hessian preconditioner: a gene's σ stays within [1/4, 4] × the mean's
 
 
-def cosine(start: float, final_ratio: float, gen: int, horizon: int) -> float:
-    """``start`` decayed along a half cosine to ``start * final_ratio`` at generation ``horizon - 1``."""
-    if horizon <= 1:
-        return start
-    frac = min(max(gen, 0) / (horizon - 1), 1.0)
-    return start * (final_ratio + (1 - final_ratio) * 0.5 * (1 + np.cos(np.pi * frac)))
-
-
-def _centred_ranks(f: np.ndarray) -> np.ndarray:
-    """The ranks of ``f`` (ties in order) scaled to [-0.5, 0.5]."""
-    ranks = np.empty(len(f))
-    ranks[np.argsort(f, kind="stable")] = np.arange(len(f))
-    return ranks / max(len(f) - 1, 1) - 0.5
-
-
-def _state_hex(rng: np.random.Generator) -> str:
-    return format(rng.bit_generator.state["state"]["state"], "x")
-
-
-class _MeanStrategy(Strategy):
-    """Shared bookkeeping: the mean as a genome with an id, its lineage events, the validation candidate."""
-
-    def __init__(self, rng: np.random.Generator, new_id: Callable[[], int]) -> None:
-        super().__init__(rng, new_id)
-        self.mean: np.ndarray | None = None  # set by initial()
-        self.mean_id: int | None = None
-        self.draw_state: dict | None = (
-            None  # the generator's state before the current generation's draws
-        )
-
-    def _new_mean(self, mean: np.ndarray, gen: int, parents: list[int], op: str, **params) -> dict:
-        self.mean = mean.astype(np.float32)
-        self.mean_id = self.new_id()
-        return {
-            "event": "birth",
-            "gen": gen,
-            "id": self.mean_id,
-            "parents": parents,
-            "op": op,
-            "params": params,
-        }
-
-    def candidate(self, population: list, best) -> tuple[np.ndarray, int]:
-        return self.mean, self.mean_id
-
-    drawn: tuple[
-        str, ...
-    ] = ()  # state entries a generation draws anew (a replica redraws them from draw_state)
-
-    def replica_state(self) -> dict:
-        """The state a replica needs to rebuild the current generation: everything but the draws."""
-        return {k: (None if k in self.drawn else v) for k, v in self.state_dict().items()}
-
-    def _sample(self, values: np.ndarray, gen: int, op: str, draw: str, **params):
-        ind = make_individual(values, self.new_id())
-        return ind, {
-            "event": "birth",
-            "gen": gen,
-            "id": ind.gid,
-            "parents": [self.mean_id],
-            "op": op,
-            "params": params,
-            "rng": draw,
-        }
-
-    # DEAP's ask/tell protocol, used by the loop through initial()/next_generation()
-    def initial(self, seed_genome: np.ndarray):
-        first = self._new_mean(np.asarray(seed_genome), 0, [], "seed")
-        pop, events = self.generate(0)
-        return pop, [first, *events]
-
-    def next_generation(self, population: list, gen: int):
-        events = self.update(population, gen)
-        pop, more = self.generate(gen)
-        return pop, events + more
-
-
 @register_strategy
-class OpenAIES(_MeanStrategy):
+class OpenAIES(MeanStrategy):
     """Antithetic ES on the mean (Salimans et al. 2017): each generation scores pairs θ ± σε and steps the mean
     along the shaped differences with Adam, SGD or momentum.
 
@@ -230,7 +154,7 @@ class OpenAIES(_MeanStrategy):
             self.origin = self.mean.copy()  # DiZO's anchor: the seed genome
         if self.projecting(gen):
             return self._generate_projection(gen)
-        draw = _state_hex(self.rng)
+        draw = state_hex(self.rng)
         layer, genes = self.block_at(gen)
         n = self.mean.size if layer is None else len(genes)
         if self.p.precondition == "hessian" and self.curv is None:
@@ -265,7 +189,7 @@ class OpenAIES(_MeanStrategy):
     def _generate_projection(self, gen: int):
         """DiZO (Tan et al. 2025): antithetic draws of one ratio per adapted layer, each sample the anchor plus
         the current displacement scaled layer by layer, θ₀ + (1 ± σ_p δ)[layer] ⊙ (θ − θ₀)."""
-        draw = _state_hex(self.rng)
+        draw = state_hex(self.rng)
         layers = int(self.gene_layer.max()) + 1
         self.delta = self.rng.standard_normal((self.pairs, layers))
         disp = self.mean - self.origin
@@ -311,36 +235,11 @@ class OpenAIES(_MeanStrategy):
         sigma = self.sigma_at(gen - 1)  # the generation that was just scored
         layer, genes = self.block_at(gen - 1)
         scale = self.scale(genes)  # the generation's own (before the curvature moves)
-        if self.one_sided:
-            grad = self._one_sided(f, population[0].fitness.values[0], sigma)
-        elif self.p.shaping == "zscore":
-            diff = f[0::2] - f[1::2]  # (pairs,)
-            w = (diff / (np.sqrt(np.mean(diff * diff)) + 1e-12)).astype(np.float32)
-            grad = (w @ self.eps) / self.pairs  # unit-scale ascent direction, (genes,)
-        else:
-            u = _centred_ranks(f)
-            w = (u[0::2] - u[1::2]).astype(np.float32)  # antithetic pairs: (+ε, −ε)
-            grad = (w @ self.eps) / (len(f) * sigma)  # ascent direction, (genes,)
+        grad = self._ascent(f, population[0].fitness.values[0], sigma)
         if self.p.weight_decay:
             grad = grad - self.p.weight_decay * self.mean[genes]
         lr = self.lr_at(gen - 1)
-        if self.m is None and self.p.optimizer != "sgd":
-            self.m = np.zeros_like(self.mean)
-            if self.p.optimizer == "adam":
-                self.v = np.zeros_like(self.mean)
-        self.t += 1
-        if self.p.optimizer == "momentum":
-            m = self.m[genes] = self.p.momentum * self.m[genes] + grad
-            step = lr * m
-        elif self.p.optimizer == "adam":
-            # a block's own step count: the blocks are visited in turn, one per update
-            t = self.t if layer is None else (self.t - 1) // len(self.blocks) + 1
-            b1, b2 = 0.9, 0.999
-            m = self.m[genes] = b1 * self.m[genes] + (1 - b1) * grad
-            v = self.v[genes] = b2 * self.v[genes] + (1 - b2) * grad * grad
-            step = lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + 1e-8)
-        else:
-            step = lr * grad
+        step = self._step(grad, lr, layer, genes)
         if scale is not None:
             # The update of ``u`` with θ = θ₀ + s ⊙ u (s: the mask times the preconditioner): the estimate above
             # (``eps`` holds s ⊙ ε) is s ⊙ ĝ_u, which Adam's per-gene normalisation undoes, so its step is scaled
@@ -370,6 +269,37 @@ class OpenAIES(_MeanStrategy):
             )
         ]
 
+    def _ascent(self, f: np.ndarray, f_mean: float, sigma: float) -> np.ndarray:
+        """The ascent direction estimated from the generation's (shaped) fitness values, (genes,)."""
+        if self.one_sided:
+            return self._one_sided(f, f_mean, sigma)
+        if self.p.shaping == "zscore":
+            diff = f[0::2] - f[1::2]  # (pairs,)
+            w = (diff / (np.sqrt(np.mean(diff * diff)) + 1e-12)).astype(np.float32)
+            return (w @ self.eps) / self.pairs  # unit-scale ascent direction
+        u = centred_ranks(f)
+        w = (u[0::2] - u[1::2]).astype(np.float32)  # antithetic pairs: (+ε, −ε)
+        return (w @ self.eps) / (len(f) * sigma)
+
+    def _step(self, grad: np.ndarray, lr: float, layer, genes) -> np.ndarray:
+        """The optimiser's step on the genes updated this generation (Adam: one step count per block)."""
+        if self.m is None and self.p.optimizer != "sgd":
+            self.m = np.zeros_like(self.mean)
+            if self.p.optimizer == "adam":
+                self.v = np.zeros_like(self.mean)
+        self.t += 1
+        if self.p.optimizer == "momentum":
+            m = self.m[genes] = self.p.momentum * self.m[genes] + grad
+            return lr * m
+        if self.p.optimizer == "adam":
+            # a block's own step count: the blocks are visited in turn, one per update
+            t = self.t if layer is None else (self.t - 1) // len(self.blocks) + 1
+            b1, b2 = 0.9, 0.999
+            m = self.m[genes] = b1 * self.m[genes] + (1 - b1) * grad
+            v = self.v[genes] = b2 * self.v[genes] + (1 - b2) * grad * grad
+            return lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + 1e-8)
+        return lr * grad
+
     def _update_curvature(
         self, f: np.ndarray, f_mean: float, sigma: float, scale: np.ndarray
     ) -> None:
@@ -396,7 +326,7 @@ class OpenAIES(_MeanStrategy):
         if self.p.shaping == "zscore":
             w = ((f - f_mean) / (np.std(f) + 1e-12)).astype(np.float32)
             return (w @ self.eps) / self.pairs
-        return (_centred_ranks(f).astype(np.float32) @ self.eps) / (len(f) * sigma)
+        return (centred_ranks(f).astype(np.float32) @ self.eps) / (len(f) * sigma)
 
     def state_dict(self) -> dict:
         return {

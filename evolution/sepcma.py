@@ -8,15 +8,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from evolora.evolution.es import _MeanStrategy, _state_hex
 from evolora.evolution.es_params import ESParams
+from evolora.evolution.mean import MeanStrategy, state_hex
 from evolora.evolution.strategies import register_strategy
 
 __all__ = ["SepCMAES"]
 
 
 @register_strategy
-class SepCMAES(_MeanStrategy):
+class SepCMAES(MeanStrategy):
     """Separable (diagonal) CMA-ES (Ros & Hansen 2008) with the default parameters of Hansen's tutorial and
     the (n + 2) / 3 learning-rate boost of the diagonal variant. Its whole state is arrays and numbers (mean,
     σ, diagonal covariance, both evolution paths), so it checkpoints as data; every draw comes from the
@@ -74,7 +74,7 @@ class SepCMAES(_MeanStrategy):
         n = self.mean.size
         if self.diag is None:
             self.diag, self.ps, self.pc = np.ones(n), np.zeros(n), np.zeros(n)
-        draw = _state_hex(self.rng)
+        draw = state_hex(self.rng)
         self.z = self.rng.standard_normal((self.p.population, n))  # (λ, genes)
         xs = self.mean + self.sigma * self.z * np.sqrt(self.diag)
         pop, events = [], []

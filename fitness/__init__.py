@@ -32,8 +32,8 @@ from evolora.fitness.tables import Columns, read_table
 _LAZY = {
     "CausalEvaluator": "causal",
     "EncodedTexts": "causal",
-    "TextExample": "causal",
-    "load_texts": "causal",
+    "TextExample": "texts",
+    "load_texts": "texts",
     "CausalTask": "causal_task",
     "EncodedPairs": "encoder",
     "EncoderEvaluator": "encoder",

@@ -10,108 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from evolora.evolution.errors import ConfigError
 from evolora.fitness.batched import repeat_batch
-from evolora.fitness.tables import Columns, data_path, detect_format, read_table
+from evolora.fitness.texts import TextExample, load_texts
 from evolora.fitness.trunk import TrunkCache
 
 __all__ = ["TextExample", "EncodedTexts", "CausalEvaluator", "load_texts"]
-
-
-@dataclass(frozen=True)
-class TextExample:
-    prompt: str = ""  # conditioning text (not scored)
-    target: str = ""  # scored by likelihood; empty for generation-only examples
-    answer: str | None = None  # expected generation (exact match)
-    extra: Mapping[str, Any] = field(
-        default_factory=dict, compare=False
-    )  # the data's other columns (plug-ins)
-
-    def columns(self) -> dict[str, Any]:
-        """What a reward plug-in gets besides the prompt and completion: ``target`` and ``answer`` where this
-        example has them, and every other column of its data under its own name."""
-        out = {"target": self.target} if self.target else {}
-        if self.answer is not None:
-            out["answer"] = self.answer
-        return {**out, **self.extra}
-
-
-def load_texts(
-    path: str | Path,
-    field: str,
-    genre: str | None = None,
-    prompt_words: int | None = None,
-    fmt: str = "auto",
-    columns: Columns = Columns(),
-) -> list[TextExample]:
-    """Texts and prompts from any table :func:`fitness.data.read_table` reads — columns ``prompt``,
-    ``completion`` (or ``target``) and ``answer`` as ``columns`` maps them, every other column kept for
-    plug-ins — or from an STS-B file, whose sentences become targets (``genre`` filters its first column, e.g.
-    ``main-news``), or with ``prompt_words`` = N, prompts (the first N words) and targets (the rest, with its
-    leading space; sentences of ≤ N words are left out)."""
-    from evolora.fitness.lfm2 import sts_sentences
-
-    p = data_path(path, field)
-    fmt = detect_format(p) if fmt == "auto" else fmt
-    if fmt == "stsb":
-        texts = sts_sentences(p, genre)
-        if not texts:
-            raise ConfigError(field, f"no sentences of genre {genre!r}", str(path))
-        if prompt_words is None:
-            return [TextExample(target=t) for t in texts]
-        split = [t.split() for t in texts]
-        return [
-            TextExample(prompt=" ".join(w[:prompt_words]), target=" " + " ".join(w[prompt_words:]))
-            for w in split
-            if len(w) > prompt_words
-        ]
-    if genre is not None or prompt_words is not None:
-        raise ConfigError(
-            field,
-            f"genres and prompt_words split STS-B files; {p} is {fmt} (give it prompt and "
-            "completion columns)",
-            str(path),
-        )
-    t = read_table(p, field, fmt)
-    roles = {r: columns.name(r, t.header) for r in ("prompt", "completion", "answer")}
-    for role, col in roles.items():
-        if col is not None:
-            t.require(col, role)
-    if roles["prompt"] is None and roles["completion"] is None:
-        raise ConfigError(
-            field,
-            f"{p}: needs a prompt or a completion/target column (columns: "
-            f"{', '.join(t.header)}; map yours with data.columns)",
-            str(path),
-        )
-    used = set(roles.values())
-    out = []
-    for i, row in enumerate(t.rows):
-        text = {
-            r: (t.text(i, c) if c is not None and row.get(c) is not None else None)
-            for r, c in roles.items()
-            if r != "answer"
-        }
-        answer = row.get(roles["answer"]) if roles["answer"] is not None else None
-        if text["prompt"] is None and text["completion"] is None:
-            raise ConfigError(field, f"{t.where(i)}: neither a prompt nor a completion", row)
-        out.append(
-            TextExample(
-                text["prompt"] or "",
-                text["completion"] or "",
-                None if answer is None else str(answer),
-                {k: v for k, v in row.items() if k not in used},
-            )
-        )
-    return out
 
 
 @dataclass

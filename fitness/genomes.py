@@ -124,27 +124,10 @@ def make_genome_map(kind: str, flat: FlatLoRA) -> GenomeMap:
     return XSGenome(flat) if kind == "xs" else FullGenome(flat)
 
 
-@torch.inference_mode()
-def eva_seed(
-    flat: FlatLoRA,
-    seed: np.ndarray,
-    batches: Iterable[tuple[dict, torch.Tensor]],
-    subspace: int | None = None,
-):
-    """``seed`` (a full genome, B = 0) with every LoRA A replaced by the top-r principal directions of the
-    inputs its module sees on ``batches`` — data-driven A in the spirit of EVA (Paischer et al. 2024,
-    "explained variance adaptation"). ``batches`` yields (model keyword arguments, token mask); the frozen
-    base model runs on each, and the uncentred second moment C = E[x xᵀ] of each adapted module's input
-    tokens (mask 1) is accumulated in float64. A's rows are C's top-r eigenvectors (sign: largest |entry|
-    positive), scaled so that E|A x|² equals what peft's kaiming-uniform A gives in expectation,
-    r · tr(C) / (3 · in): σ and the learning rate keep their meaning, and the perturbations of B now move
-    the outputs along the directions the inputs actually occupy (a random A spends most of its rows on
-    directions that carry about 1 / in of the input variance each). B = 0 is untouched, so the result is still
-    exactly the base model. Deterministic: same weights, examples and thread count → the same bits.
-    With ``subspace`` k: also each module's top-k directions, (k, in) with orthonormal rows, as
-    (genome, {A key: directions}) for :class:`SubspaceGenome`."""
+def _input_moments(flat: FlatLoRA, a_slices: list, batches) -> tuple[dict, dict]:
+    """The uncentred second moment (summed, float64) and token count of each adapted module's inputs, the
+    frozen base running on ``batches``."""
     modules = dict(flat.model.named_modules())
-    a_slices = [s for s in flat.layout if s.kind == "A"]
     moments: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     mask_now: list[torch.Tensor] = []
@@ -167,6 +150,30 @@ def eva_seed(
     finally:
         for h in hooks:
             h.remove()
+    return moments, counts
+
+
+@torch.inference_mode()
+def eva_seed(
+    flat: FlatLoRA,
+    seed: np.ndarray,
+    batches: Iterable[tuple[dict, torch.Tensor]],
+    subspace: int | None = None,
+):
+    """``seed`` (a full genome, B = 0) with every LoRA A replaced by the top-r principal directions of the
+    inputs its module sees on ``batches`` — data-driven A in the spirit of EVA (Paischer et al. 2024,
+    "explained variance adaptation"). ``batches`` yields (model keyword arguments, token mask); the frozen
+    base model runs on each, and the uncentred second moment C = E[x xᵀ] of each adapted module's input
+    tokens (mask 1) is accumulated in float64. A's rows are C's top-r eigenvectors (sign: largest |entry|
+    positive), scaled so that E|A x|² equals what peft's kaiming-uniform A gives in expectation,
+    r · tr(C) / (3 · in): σ and the learning rate keep their meaning, and the perturbations of B now move
+    the outputs along the directions the inputs actually occupy (a random A spends most of its rows on
+    directions that carry about 1 / in of the input variance each). B = 0 is untouched, so the result is still
+    exactly the base model. Deterministic: same weights, examples and thread count → the same bits.
+    With ``subspace`` k: also each module's top-k directions, (k, in) with orthonormal rows, as
+    (genome, {A key: directions}) for :class:`SubspaceGenome`."""
+    a_slices = [s for s in flat.layout if s.kind == "A"]
+    moments, counts = _input_moments(flat, a_slices, batches)
     out = np.array(seed, dtype=np.float32, copy=True)
     dirs = {}
     for s in a_slices:
@@ -202,6 +209,26 @@ VALUE_CONSUMERS = (
     (".self_attn.v_proj", ".self_attn.out_proj"),
     (".self_attn.v_proj", ".self_attn.o_proj"),
 )
+
+
+def _grouped_query_columns(
+    w: torch.Tensor, width: int, name: str, hd: int | None, k: int
+) -> torch.Tensor:
+    """Grouped-query attention: KV value heads, each read by `rep` consecutive query heads' columns of W_o; a
+    direction's strength is what all of them pass on, so those column blocks are stacked: (rep·hidden, KV·hd)."""
+    rep = w.shape[1] // width
+    if hd is None or rep * width != w.shape[1] or width % hd:
+        raise ConfigError(
+            "lora.b_subspace",
+            f"cannot match the {width} value channels of {name} to the "
+            f"{w.shape[1]} inputs of its output projection",
+            k,
+        )
+    return (
+        w.reshape(w.shape[0], width // hd, rep, hd)
+        .permute(2, 0, 1, 3)
+        .reshape(rep * w.shape[0], width)
+    )
 
 
 def consumer_directions(flat: FlatLoRA, k: int) -> dict[str, np.ndarray]:
@@ -243,23 +270,8 @@ def consumer_directions(flat: FlatLoRA, k: int) -> dict[str, np.ndarray]:
             .to("cpu", torch.float64)
         )
         if w.shape[1] != width:
-            # grouped-query attention: KV value heads, each read by `rep` consecutive query heads' columns of W_o;
-            # a direction's strength is what all of them pass on, so stack those column blocks: (rep·hidden, KV·hd)
-            rep, hd = (
-                w.shape[1] // width,
-                getattr(modules[name.rsplit(".", 1)[0]], "head_dim", None),
-            )
-            if hd is None or rep * width != w.shape[1] or width % hd:
-                raise ConfigError(
-                    "lora.b_subspace",
-                    f"cannot match the {width} value channels of {name} to the "
-                    f"{w.shape[1]} inputs of its output projection",
-                    k,
-                )
-            w = (
-                w.reshape(w.shape[0], width // hd, rep, hd)
-                .permute(2, 0, 1, 3)
-                .reshape(rep * w.shape[0], width)
+            w = _grouped_query_columns(
+                w, width, name, getattr(modules[name.rsplit(".", 1)[0]], "head_dim", None), k
             )
         _, _, vh = torch.linalg.svd(w, full_matrices=False)
         v = vh[:k].T  # (out, k)

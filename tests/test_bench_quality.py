@@ -139,7 +139,7 @@ def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, mini
 def test_curve_samples_densely_early_then_evenly():
     """A 33-minute budget: samples at 0, 15, 30, 60, 120, 240, 480 s (doubling while a gap is shorter than
     budget / SAMPLES = 330 s), then every 330 s, then the end; the test split is scored once per answer."""
-    from evolora.benchmarks.quality import SAMPLES, Clock, Curve
+    from evolora.benchmarks.curves import SAMPLES, Clock, Curve
 
     class Manual(Clock):  # a clock the test moves by hand
         def __init__(self, budget_s):

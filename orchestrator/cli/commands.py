@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -15,12 +14,21 @@ os.environ.setdefault(
 
 from evolora.evolution.errors import ConfigError, EvoloraError
 from evolora.orchestrator.cli.parser import build_parser, plugin_commands
+from evolora.orchestrator.cli.reading import (
+    cmd_export,
+    cmd_lineage,
+    cmd_migrate,
+    cmd_reproduce,
+    cmd_schema,
+    cmd_studies,
+    cmd_terms,
+    reading_tracking_uri,
+)
 
 __all__ = ["main", "build_parser"]
 
 
 def _cmd_run(args) -> int:
-    from evolora.orchestrator.run.progress import guard_text, source_gains_text
     from evolora.orchestrator.study.load import load_study, validation_source
 
     cfg = load_study(
@@ -50,6 +58,18 @@ def _cmd_run(args) -> int:
             own_checkpoint=checkpoint is not None,
         ),
     )
+    _print_outcome(cfg, outcome)
+    _register_run(args, cfg, outcome)
+    print(
+        f"export: evolora export --run-id {outcome.run_id} --out adapters/{cfg.name}-{outcome.run_id[:8]}"
+    )
+    return 0
+
+
+def _print_outcome(cfg, outcome) -> None:
+    """What a run made: its id, validation, budget exclusions, gains by source, test, the model."""
+    from evolora.orchestrator.run.progress import guard_text, source_gains_text
+
     r = outcome.result
     print(f"run_id: {outcome.run_id}")
     print(
@@ -85,34 +105,36 @@ def _cmd_run(args) -> int:
         if t.get("by_source"):
             print("test gain by source: " + source_gains_text(t["by_source"]))
     print(f"model: {outcome.model_uri} (mlflow.pyfunc.load_model)")
-    if args.register is not None or cfg.mlflow.register_run:
-        from evolora.orchestrator.sweep.parent import registered_name
-        from evolora.orchestrator.tracking.models import register_champion
 
-        name = args.register or registered_name(cfg)
-        tags = {"run": outcome.run_id, "study": cfg.name, **outcome.version_tags()}
-        reg = register_champion(
-            args.tracking_uri or default_tracking_uri(),
-            name,
-            outcome.model_uri,
-            outcome.run_id,
-            r.champion_val,
-            tags=tags,
-            force=True,
-            measure=outcome.measure,
-        )
-        print(
-            f"registered: models:/{name}/{reg.version}"
-            + (
-                f" (alias champion → models:/{name}@champion)"
-                if reg.moved
-                else f" (alias unchanged: {reg.why})"
-            )
-        )
-    print(
-        f"export: evolora export --run-id {outcome.run_id} --out adapters/{cfg.name}-{outcome.run_id[:8]}"
+
+def _register_run(args, cfg, outcome) -> None:
+    """``--register`` (or ``mlflow.register_run``): the champion as a new version; the alias moves if it won."""
+    if args.register is None and not cfg.mlflow.register_run:
+        return
+    from evolora.orchestrator.sweep.parent import registered_name
+    from evolora.orchestrator.tracking.models import register_champion
+    from evolora.orchestrator.tracking.runlog import default_tracking_uri
+
+    name = args.register or registered_name(cfg)
+    tags = {"run": outcome.run_id, "study": cfg.name, **outcome.version_tags()}
+    reg = register_champion(
+        args.tracking_uri or default_tracking_uri(),
+        name,
+        outcome.model_uri,
+        outcome.run_id,
+        outcome.result.champion_val,
+        tags=tags,
+        force=True,
+        measure=outcome.measure,
     )
-    return 0
+    print(
+        f"registered: models:/{name}/{reg.version}"
+        + (
+            f" (alias champion → models:/{name}@champion)"
+            if reg.moved
+            else f" (alias unchanged: {reg.why})"
+        )
+    )
 
 
 def _resumed_checkpoint(args, cfg):
@@ -124,7 +146,7 @@ def _resumed_checkpoint(args, cfg):
     from evolora.orchestrator.study.sections import resolved
     from evolora.orchestrator.tracking.runlog import find_run
 
-    uri = _reading_tracking_uri(args)
+    uri = reading_tracking_uri(args)
     run = find_run(uri, args.resume)
     if run is None:
         raise ConfigError("--resume", f"no such run in {uri}", args.resume)
@@ -144,59 +166,6 @@ def _resumed_checkpoint(args, cfg):
             args.resume,
         ) from None
     return Path(path)
-
-
-def _study_name(arg: str) -> str:
-    if arg.endswith((".yaml", ".yml")):
-        from evolora.orchestrator.study.load import load_study
-
-        return load_study(arg).name
-    return arg
-
-
-def _reading_tracking_uri(args) -> str:
-    """The store a reading command (export, lineage) reads from; it must exist: nothing is created."""
-    from evolora.orchestrator.tracking.runlog import default_tracking_uri, existing_tracking_uri
-
-    uri = existing_tracking_uri(args.tracking_uri)
-    if uri is None:
-        raise ConfigError(
-            "--tracking-uri",
-            "no MLflow store here yet (run a study, or name the store)",
-            default_tracking_uri(),
-        )
-    return uri
-
-
-def _cmd_export(args) -> int:
-    from evolora.orchestrator.run.export import export_run
-
-    run_id = args.run_id
-    if args.study and args.study.startswith("models:/"):
-        from evolora.orchestrator.run.export import export_model
-
-        if run_id is not None or args.trial is not None:
-            raise ConfigError("--run-id/--trial", "give a models:/ URI alone")
-        out = export_model(args.study, args.out, _reading_tracking_uri(args))
-        print(f"wrote PEFT adapter of {args.study} to {out}")
-        return 0
-    if (run_id is None) == (args.trial is None):
-        raise ConfigError(
-            "--run-id/--trial", "give exactly one of --run-id ID or STUDY --trial N|best"
-        )
-    if args.trial is not None:
-        from evolora.orchestrator.sweep.record import TrialRecord
-        from evolora.orchestrator.sweep.reproduce import find_trial, load_study_by_name
-
-        if not args.study:
-            raise ConfigError("STUDY", "--trial needs the study name or file")
-        trial = find_trial(load_study_by_name(_study_name(args.study), args.storage), args.trial)
-        run_id = TrialRecord.of(trial).run_id
-        if not run_id:
-            raise ConfigError("--trial", "trial has no recorded MLflow run", args.trial)
-    out = export_run(run_id, args.out, _reading_tracking_uri(args))
-    print(f"wrote PEFT adapter of run {run_id} to {out}")
-    return 0
 
 
 def _cmd_sweep(args) -> int:
@@ -222,7 +191,7 @@ def _cmd_sweep(args) -> int:
     from optuna.trial import TrialState
 
     from evolora.orchestrator.sweep.context import SweepContext
-    from evolora.orchestrator.sweep.worker import run_sweep
+    from evolora.orchestrator.sweep.launch import run_sweep
 
     ctx = SweepContext(
         cfg,
@@ -246,103 +215,6 @@ def _cmd_sweep(args) -> int:
     if done < args.n_trials and running:
         print(f"{running} trial(s) still running on other workers")
     return 0 if done + running >= args.n_trials or args.timeout else 1
-
-
-def _cmd_reproduce(args) -> int:
-    from evolora.orchestrator.sweep.reproduce import find_trial, load_study_by_name, reproduce
-
-    study = load_study_by_name(_study_name(args.study), args.storage)
-    trial = find_trial(study, args.trial)
-    rep = reproduce(study, trial, progress=not args.no_progress)
-    width = max(len(r[0]) for r in rep.rows)
-    print(f"trial {trial.number} of study {study.study_name}")
-    print(f"{'':{width}}  {'logged':<66}  reproduced")
-    for name, logged, again in rep.rows:
-        print(f"{name:{width}}  {logged:<66}  {again}{'' if logged == again else '   <-- differs'}")
-    print("identical" if rep.identical else "NOT identical")
-    return 0 if rep.identical else 1
-
-
-def _cmd_lineage(args) -> int:
-    import tempfile
-
-    from evolora.evolution.lineage import ancestry, format_ancestry, read_lineage
-    from evolora.orchestrator.tracking.runlog import download_artifact, find_run
-
-    uri = _reading_tracking_uri(args)
-    run = find_run(uri, args.run_id)
-    if run is None:
-        raise ConfigError("RUN_ID", "no such run", args.run_id)
-    genome = int(run.data.tags.get("evolora.champion_id", -1)) if args.best else args.genome
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            rows = read_lineage(download_artifact(uri, args.run_id, "lineage.parquet", tmp))
-        except Exception:
-            raise ConfigError(
-                "RUN_ID", "run has no lineage.parquet artifact", args.run_id
-            ) from None
-    try:
-        chain = ancestry(rows, genome)
-    except KeyError:
-        raise ConfigError("--genome", "no such genome in this run's lineage", genome) from None
-    print(f"ancestry of genome {genome} (run {args.run_id}), newest first")
-    print("\n".join(format_ancestry(chain)))
-    return 0
-
-
-def _cmd_studies(args) -> int:
-    import optuna
-
-    from evolora.orchestrator.sweep.storage import default_storage, open_existing_storage
-
-    storage = open_existing_storage(args.storage)
-    summaries = optuna.get_all_study_summaries(storage) if storage is not None else []
-    print(f"storage: {args.storage or default_storage()}")
-    if not summaries:
-        print("no studies")
-    for s in summaries:
-        best = f"{s.best_trial.value:.5f} (trial {s.best_trial.number})" if s.best_trial else "-"
-        print(f"{s.study_name:30s} trials {s.n_trials:4d}  best {best}")
-    return 0
-
-
-def _cmd_schema(args) -> int:
-    from evolora.orchestrator.study.reference import study_json_schema, study_reference
-
-    sys.stdout.write(study_json_schema() if args.json else study_reference())
-    return 0
-
-
-def _cmd_terms(args) -> int:
-    from evolora.fitness import describe_terms
-
-    rows = describe_terms()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in ("name", "task", "origin")}
-    print("  ".join(f"{k:{widths[k]}}" for k in widths) + "  params")
-    for r in rows:
-        print("  ".join(f"{r[k]:{widths[k]}}" for k in widths) + f"  {r['params'] or '-'}")
-        if r["doc"]:
-            print(f"{'':{widths['name']}}  {r['doc'][:110]}")
-    return 0
-
-
-def _cmd_migrate(args) -> int:
-    from evolora.orchestrator.tracking.migrate import migrate_store
-    from evolora.orchestrator.tracking.runlog import default_tracking_uri, existing_tracking_uri
-
-    uri = existing_tracking_uri(args.tracking_uri)
-    if uri is None:
-        raise ConfigError("--tracking-uri", "no MLflow store there", default_tracking_uri())
-    rewritten, remote = migrate_store(uri)
-    for path in rewritten:
-        print(f"migrated: {path}")
-    for location in remote:
-        print(f"not a local artifact store, left as it is: {location}", file=sys.stderr)
-    print(f"{len(rewritten)} model(s) migrated")
-    return 0
 
 
 def _cmd_ui(args) -> int:
@@ -415,15 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     restore = handle_sigterm()
     handler = {
         "run": _cmd_run,
-        "export": _cmd_export,
+        "export": cmd_export,
         "sweep": _cmd_sweep,
-        "reproduce": _cmd_reproduce,
-        "studies": _cmd_studies,
+        "reproduce": cmd_reproduce,
+        "studies": cmd_studies,
         "ui": _cmd_ui,
-        "lineage": _cmd_lineage,
-        "terms": _cmd_terms,
-        "schema": _cmd_schema,
-        "migrate": _cmd_migrate,
+        "lineage": cmd_lineage,
+        "terms": cmd_terms,
+        "schema": cmd_schema,
+        "migrate": cmd_migrate,
     }.get(args.command) or plugin_commands()[args.command].run
     try:
         _check_args(args)

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,10 +29,11 @@ import numpy as np
 
 from evolora.evolution import ConfigError
 from evolora.evolution.checkpoint import pack, unpack
+from evolora.orchestrator.distributed.cluster import listening
 from evolora.orchestrator.errors import ActorFailed, ClusterLost
 from evolora.orchestrator.signals import deferred_signals
 
-__all__ = ["LocalCluster", "RayDriver", "check_ray", "start_ray"]
+__all__ = ["RayDriver", "check_ray", "start_ray"]
 
 
 def _send(stream: BinaryIO, obj: dict) -> None:
@@ -201,7 +200,7 @@ def start_ray(address: str | None, num_cpus: float | None = None) -> None:
     if ray.is_initialized():
         return
     if address is not None and address != "auto":
-        _listening(address)
+        listening(address)
     try:
         if address is None:
             ray.init(
@@ -238,80 +237,10 @@ def _child_env(address: str | None) -> dict:
     return env
 
 
-def _listening(address: str, timeout: float = 5.0) -> None:
-    """Something accepts connections at ``address`` (ray.init itself would retry for minutes)."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise ConfigError("ray.address", f"nothing listens there ({e})", address) from None
-
-
 def check_ray(cfg) -> None:
     """Before a sweep writes anything: the cluster of ``cfg.ray.address`` answers (a local Ray needs no check)."""
     if cfg.ray.actors and cfg.ray.address is not None:
         RayDriver({}, 0, 1, cfg.ray.address, 0.0, 1.0, 60.0).close()
-
-
-class LocalCluster:
-    """A Ray head on this machine (``ray start --head --block`` in a session of its own) that several trials or
-    benchmark rows share by its :attr:`address`; :meth:`stop` kills its session (GCS, raylet, workers)."""
-
-    def __init__(
-        self,
-        num_cpus: float,
-        port: int | None = None,
-        env: dict | None = None,
-        timeout: float = 120.0,
-    ) -> None:
-        if port is None:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-        self.address = f"127.0.0.1:{port}"
-        ray_cli = Path(sys.executable).with_name("ray")
-        self._log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [
-                str(ray_cli),
-                "start",
-                "--head",
-                f"--port={port}",
-                "--node-ip-address=127.0.0.1",
-                f"--num-cpus={num_cpus}",
-                "--include-dashboard=false",
-                "--disable-usage-stats",
-                "--block",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                _listening(self.address, timeout=1.0)
-                return
-            except ConfigError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"ray start --head on port {port} did not come up") from None
-                time.sleep(0.5)
-
-    def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        self._log.close()
-
-    def __enter__(self) -> LocalCluster:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 # ---- the child ---------------------------------------------------------------------------------------

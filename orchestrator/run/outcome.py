@@ -225,23 +225,9 @@ def log_champion(
     return model_uri
 
 
-def log_report(
-    report: Report,
-    tracker: MlflowTracker,
-    task,
-    conf: dict,
-    result: RunResult,
-    basins: BasinRecorder,
-    test: dict | None,
-    curves,
-    val_by_source: dict | None,
-    excluded: list[dict] | None,
-    objectives: dict | None,
-    model_uri: str | None = None,
-) -> None:
-    """The run's report after its champion: test and budget summaries, the per-source and excluded tables,
-    what the champion writes, and the pictures (``curves``: the run's curves image) — each a step of ``report``
-    on its own."""
+def _summary_metrics(conf: dict, test: dict | None, excluded, objectives: dict | None) -> dict:
+    """The run's end figures, logged at step 0 (MLflow's UI shows them as values, bars, not one-dot curves):
+    test, budget exclusions, Pareto objectives."""
     final = {}
     if test is not None:
         final.update(
@@ -264,13 +250,32 @@ def log_report(
         )
     if excluded is not None:
         final["budget_excluded"] = len(excluded)
-    if (
-        objectives
-    ):  # summaries at step 0: MLflow's UI shows them as values (bars), not one-dot curves
+    if objectives:
         final.update(
             {f"objective_{k}": v["champion"] for k, v in objectives.items()}
             | {f"objective_{k}_base": v["base"] for k, v in objectives.items()}
         )
+    return final
+
+
+def log_report(
+    report: Report,
+    tracker: MlflowTracker,
+    task,
+    conf: dict,
+    result: RunResult,
+    basins: BasinRecorder,
+    test: dict | None,
+    curves,
+    val_by_source: dict | None,
+    excluded: list[dict] | None,
+    objectives: dict | None,
+    model_uri: str | None = None,
+) -> None:
+    """The run's report after its champion: test and budget summaries, the per-source and excluded tables,
+    what the champion writes, and the pictures (``curves``: the run's curves image) — each a step of ``report``
+    on its own."""
+    final = _summary_metrics(conf, test, excluded, objectives)
     if final:
         report.step("summary metrics", tracker.log_metrics, final, 0, model_uri)
     tables = {

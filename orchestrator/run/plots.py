@@ -110,31 +110,10 @@ def plot_study(study, out_dir: Path, names: list[str] | None = None) -> list[Pat
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                fn(study).write_html(
-                    str(out_dir / f"{name}.html"), include_plotlyjs=True
-                )  # embedded: opens offline
+                # embedded plotly: opens offline
+                fn(study).write_html(str(out_dir / f"{name}.html"), include_plotlyjs=True)
                 written.append(out_dir / f"{name}.html")
-                ax = fn_mpl(study)
-                fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-                fig.set_size_inches(
-                    10, 6
-                ) if name == "parallel_coordinate" else fig.set_size_inches(8, 5)
-                if (
-                    name == "parallel_coordinate"
-                ):  # long dotted paths: shortened and slanted, never overlapping
-                    fig.canvas.draw()  # tick labels are filled in at draw time
-                    names = sorted({k for t in study.trials for k in t.params})
-                    for a in fig.axes[:1]:
-                        a.set_xticks(
-                            a.get_xticks(),
-                            [_short(_full(t.get_text(), names)) for t in a.get_xticklabels()],
-                            rotation=25,
-                            ha="right",
-                            fontsize=8,
-                        )
-                fig.tight_layout()
-                fig.savefig(out_dir / f"{name}.png", dpi=110)
-                plt.close(fig)
+                _save_png(study, name, fn_mpl(study), out_dir / f"{name}.png")
                 written.append(out_dir / f"{name}.png")
         except Exception as e:  # not enough trials / parameters for this figure yet
             notes.append(f"{name}: not drawn ({type(e).__name__}: {e})")
@@ -142,6 +121,26 @@ def plot_study(study, out_dir: Path, names: list[str] | None = None) -> list[Pat
         (out_dir / "notes.txt").write_text("\n".join(notes) + "\n")
         written.append(out_dir / "notes.txt")
     return written
+
+
+def _save_png(study, name: str, ax, path: Path) -> None:
+    """A matplotlib study figure as a PNG (parallel coordinates: long dotted paths shortened and slanted)."""
+    fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+    fig.set_size_inches(10, 6) if name == "parallel_coordinate" else fig.set_size_inches(8, 5)
+    if name == "parallel_coordinate":  # long dotted paths: shortened and slanted, never overlapping
+        fig.canvas.draw()  # tick labels are filled in at draw time
+        names = sorted({k for t in study.trials for k in t.params})
+        for a in fig.axes[:1]:
+            a.set_xticks(
+                a.get_xticks(),
+                [_short(_full(t.get_text(), names)) for t in a.get_xticklabels()],
+                rotation=25,
+                ha="right",
+                fontsize=8,
+            )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _full(label: str, names: list[str]) -> str:
@@ -272,8 +271,18 @@ def plot_basins(rec: BasinRecorder, champion: np.ndarray, title: str):
     axes[0][0].set_ylim(
         min(all_xy[:, 1].min(), star[1]) - pad[1], max(all_xy[:, 1].max(), star[1]) + pad[1]
     )
+    _shared_legend(fig, axes[0])
+    fig.suptitle(
+        f"{title}: population in genome space\n(PCA fitted once on all panels)", fontsize=11
+    )
+    fig.tight_layout(rect=(0, 0, 1 - 1.2 / (4.6 * ncols + 1.2), 0.93))
+    return fig
+
+
+def _shared_legend(fig, axes) -> None:
+    """One legend for every panel: species in order, the champion last."""
     legend: dict = {}
-    for ax in axes[0]:
+    for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(lab, h)
     order = sorted(
@@ -281,11 +290,6 @@ def plot_basins(rec: BasinRecorder, champion: np.ndarray, title: str):
         key=lambda s: (s == "champion", int(s.split()[-1]) if s.startswith("species") else 0),
     )
     fig.legend([legend[k] for k in order], order, loc="upper right", fontsize=9)
-    fig.suptitle(
-        f"{title}: population in genome space\n(PCA fitted once on all panels)", fontsize=11
-    )
-    fig.tight_layout(rect=(0, 0, 1 - 1.2 / (4.6 * ncols + 1.2), 0.93))
-    return fig
 
 
 def plot_species(logbook: list[dict], title: str):

@@ -16,12 +16,20 @@ from pathlib import Path
 import torch
 
 from evolora.evolution import Evolution, Observer
-from evolora.evolution.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
 from evolora.evolution.errors import ConfigError
 from evolora.evolution.lineage import LineageRecorder
 from evolora.fitness import build_task
 from evolora.orchestrator.assembly import build_evolution, task_spec
 from evolora.orchestrator.errors import TrackingUnavailable, TrialFenced, TrialPruned
+from evolora.orchestrator.run.checkpoints import (
+    CHECKPOINT_TAG,
+    INCOMPLETE_TAG,
+    checkpoint_identity,
+    load_checkpoint,
+    run_checkpoint,
+)
+from evolora.orchestrator.run.describe import default_run_name, log_datasets, run_note
+from evolora.orchestrator.run.observers import Checkpointer, CurvesImage, SampleTable
 from evolora.orchestrator.run.outcome import (
     Report,
     RunOutcome,
@@ -32,8 +40,7 @@ from evolora.orchestrator.run.outcome import (
     score_test,
     score_validation_by_source,
 )
-from evolora.orchestrator.run.plots import BasinRecorder, plot_curves
-from evolora.orchestrator.run.plots import close as close_figure
+from evolora.orchestrator.run.plots import BasinRecorder
 from evolora.orchestrator.run.progress import ProgressBar
 from evolora.orchestrator.signals import deferred_signals
 from evolora.orchestrator.study.sections import StudyConfig, resolved
@@ -42,7 +49,6 @@ from evolora.orchestrator.tracking.runlog import (
     default_tracking_uri,
     library_versions,
 )
-from evolora.orchestrator.tracking.urls import sqlite_file
 
 __all__ = [
     "run_trial",
@@ -64,107 +70,6 @@ def prepare_torch(cfg: StudyConfig) -> int:
         torch.set_num_threads(cfg.model.threads)
     torch.manual_seed(cfg.seed)
     return torch.get_num_threads()
-
-
-class Checkpointer(Observer):
-    """Writes the loop state, the MLflow run id and the basin snapshots atomically after each checkpointed
-    generation."""
-
-    def __init__(self, path: Path, config: dict, run_id: str | None, basins: BasinRecorder) -> None:
-        self.path, self.config, self.run_id, self.basins = Path(path), config, run_id, basins
-
-    def on_checkpoint(self, state: dict) -> None:
-        # data only (arrays + JSON + checksum), written atomically: a kill mid-write keeps the previous one
-        save_checkpoint(
-            self.path,
-            {
-                "loop": state,
-                "run_id": self.run_id,
-                "config": self.config,
-                "basins": self.basins.snaps,
-            },
-        )
-
-
-class SampleTable(Observer):
-    """Tasks that generate text (causal): at every validation, greedy generations for a fixed set of
-    held-out prompts, with each fitness term, appended to the run's ``samples.json`` table — text next to the
-    curves while the run goes. Two genomes each time: the ``candidate`` this generation validated (what the
-    evolution climbs to: GA's best, ES's mean) and the ``champion`` (best validation so far), so a reward
-    being gamed shows in the candidate's text even when validation keeps the champion at the base."""
-
-    FILE = "samples.json"
-
-    def __init__(self, task, tracker: MlflowTracker) -> None:
-        self.task, self.tracker, self.evo = task, tracker, None
-        self.after = tracker.logged_upto  # a resumed run does not repeat what it already logged
-
-    def bind(self, loop) -> None:
-        self.evo = loop
-
-    def on_generation(self, row: dict) -> None:
-        if "val" not in row or row["gen"] <= self.after:
-            return
-        rows = []
-        for who, g in (("candidate", self.evo.candidate), ("champion", self.evo.champion)):
-            rows += [
-                {"gen": row["gen"], "who": who, "genome": int(g["id"]), **r}
-                for r in self.task.samples(g["genome"])
-            ]
-        self.tracker.log_table(rows, self.FILE)
-
-
-class CurvesImage(Observer):
-    """The run's ``curves.png`` picture (fitness; generation-best validation, champion and base together) as
-    the MLflow image ``curves``, shown among the run's metric charts: redrawn at validations while the run
-    goes (about ten times a run) and at its end. Always logged at step 0, where MLflow's image chart shows
-    the latest picture logged (at several steps it would open on the first)."""
-
-    KEY = "curves"
-
-    def __init__(self, tracker: MlflowTracker, title: str, generations: int, redrawn: bool) -> None:
-        self.tracker, self.title, self.redrawn = tracker, title, redrawn
-        self.every = max(1, -(-generations // 10))
-        self.evo, self.last = None, tracker.logged_upto
-
-    def bind(self, loop) -> None:
-        self.evo = loop
-
-    def _figure(self):
-        return plot_curves(list(self.evo.logbook), self.title, redrawn=self.redrawn)
-
-    def on_generation(self, row: dict) -> None:
-        if "val" in row and row["gen"] - self.last >= self.every:
-            fig = self._figure()
-            self.tracker.log_image(fig, self.KEY, step=0)
-            close_figure(fig)
-            self.last = row["gen"]
-
-    def finish(self, gen: int) -> None:
-        """The run's end: one drawing, logged as the image (unless generation ``gen`` was drawn already) and
-        as the ``curves.png`` artifact."""
-        fig = self._figure()
-        if gen > self.last:
-            self.tracker.log_image(fig, self.KEY, step=0)
-            self.last = gen
-        self.tracker.log_figure(fig, "curves.png")
-        close_figure(fig)
-
-
-CHECKPOINT_TAG = (
-    "evolora.checkpoint"  # where a run's checkpoint is (`evolora run --resume RUN_ID` reads it)
-)
-INCOMPLETE_TAG = (
-    "evolora.incomplete"  # set on a run stopped before its end: its champion is of what completed
-)
-
-
-def run_checkpoint(tracking_uri: str, run_id: str) -> Path:
-    """A plain run's checkpoint: beside a local tracking store (``checkpoints/runs/RUN_ID.npz`` next to its
-    database), else under ``./mlruns/checkpoints/runs``."""
-    db = sqlite_file(tracking_uri)
-    base = db.parent if db is not None else Path.cwd() / "mlruns"
-    return base / "checkpoints" / "runs" / f"{run_id}.npz"
 
 
 def check_validation_defined(cfg: StudyConfig, task) -> None:
@@ -190,28 +95,6 @@ def check_validation_defined(cfg: StudyConfig, task) -> None:
             "chosen",
             what,
         )
-
-
-def checkpoint_identity(conf: dict, owner: dict | None = None) -> dict:
-    """What a checkpoint must have been written for: the resolved config but for how the populations are
-    scored (``ray``), which does not change the result; and its ``owner`` when it has one (a sweep's study)."""
-    ident = {k: v for k, v in conf.items() if k != "ray"}
-    return {**ident, "evolora.owner": owner} if owner else ident
-
-
-def load_checkpoint(path: Path | None, config: dict) -> dict | None:
-    """The checkpoint at ``path`` (None if there is none); refused if malformed, tampered or written for
-    another config."""
-    if path is None or not Path(path).is_file():
-        return None
-    ck = load_checkpoint_file(path)
-    if not isinstance(ck, dict) or not {"loop", "run_id", "config"} <= set(ck):
-        raise CheckpointError(f"checkpoint {path} lacks its loop state, run id or config")
-    if ck["config"] != config:
-        raise CheckpointError(
-            f"checkpoint {path} was written for another config; delete it to start over"
-        )
-    return ck
 
 
 @dataclass(frozen=True)
@@ -336,7 +219,7 @@ class Trial:
             if tracker:
                 tracker.set_tags({CHECKPOINT_TAG: str(self.checkpoint)})
             if tracker and not self.ck:
-                tracker.set_tags({"mlflow.note.content": _run_note(self.cfg)})
+                tracker.set_tags({"mlflow.note.content": run_note(self.cfg)})
                 log_datasets(tracker, self.cfg, self.task)
             evo, basins, curves = self._loop(lineage_path, observers, guards)
             result = evo.run()
@@ -510,40 +393,3 @@ def run_trial(
     saved there after every generation and, if the file exists, the run resumes from it (same MLflow run,
     same random streams)."""
     return Trial(cfg, settings).run(observers, guards)
-
-
-def default_run_name(cfg: StudyConfig) -> str:
-    """Runs of one study told apart in the MLflow table: study, strategy, seed."""
-    return f"{cfg.name}-{cfg.evolution.strategy}-s{cfg.seed}"
-
-
-def _run_note(cfg: StudyConfig) -> str:
-    v = cfg.validation.metric
-    return (
-        f"**{cfg.name}**: {cfg.evolution.strategy}, population {cfg.evolution.population}, "
-        f"{cfg.evolution.generations} generations, LoRA rank {cfg.lora.rank} on {cfg.model.base}.\n\n"
-        f"* `fit_*`: fitness on the train batch"
-        f"{', redrawn every generation (it zig-zags by design)' if cfg.data.rotate else ''}.\n"
-        f"* `val`, `val_champion`, `val_base`: {v} on the validation split every {cfg.validation.every} "
-        f"generation(s); the champion is the best on validation.\n"
-        + (
-            f"* `test_*`: {v} on the test split, scored once at the end; it chose nothing.\n"
-            if cfg.data.test_path
-            else ""
-        )
-        + "* The champion is logged as an MLflow model (`model`) and as a stock PEFT adapter (`adapter/`)."
-    )
-
-
-def log_datasets(tracker: MlflowTracker, cfg: StudyConfig, task) -> None:
-    """Train, validation and (when there is one) test split as the run's dataset inputs."""
-    import pandas as pd
-
-    d = cfg.data
-    sources = {
-        "train": d.train_path,
-        "validation": d.train_path if d.val_fraction is not None else d.dev_path,
-        "test": d.test_path,
-    }
-    splits = {k: (pd.DataFrame(rows), sources[k]) for k, rows in task.split_records().items()}
-    tracker.log_datasets(splits)

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import importlib
 import math
-import multiprocessing as mp
 import time
-import uuid
 from collections import Counter
 
 import optuna
 from optuna.trial import TrialState
 
 from evolora.evolution import Observer
-from evolora.evolution.errors import ConfigError, EvoloraError
+from evolora.evolution.errors import EvoloraError
 from evolora.evolution.genome import genome_sha256
 from evolora.orchestrator.errors import TrackingUnavailable, TrialFenced, TrialPruned
-from evolora.orchestrator.signals import Terminated, handle_sigterm
 from evolora.orchestrator.study.sections import resolved
 from evolora.orchestrator.sweep.claims import (
     TRACKING_FAILURE,
@@ -32,73 +29,25 @@ from evolora.orchestrator.sweep.claims import (
     claim,
 )
 from evolora.orchestrator.sweep.context import SweepContext
-from evolora.orchestrator.sweep.parent import finish_parent, log_trial, parent_run, register
-from evolora.orchestrator.sweep.record import BASE_CONFIG, TrialRecord, store
+from evolora.orchestrator.sweep.optuna_study import open_study
+from evolora.orchestrator.sweep.parent import log_trial, register
+from evolora.orchestrator.sweep.record import TrialRecord, store
 from evolora.orchestrator.sweep.sampling import (
-    make_pruner,
-    make_sampler,
     objectives,
     sample,
     trial_config,
     trial_seed,
 )
-from evolora.orchestrator.sweep.storage import open_storage, storage_lock
+from evolora.orchestrator.sweep.storage import open_storage
 from evolora.orchestrator.tracking.retry import backoff
 from evolora.orchestrator.tracking.runlog import MlflowTracker
 
-__all__ = ["run_sweep", "open_study", "worker", "OptunaReporter"]
+__all__ = ["open_study", "worker", "OptunaReporter"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 # ---- the study --------------------------------------------------------------------------------------
-
-
-def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
-    storage = open_storage(ctx.storage_url)
-    cfg = ctx.cfg
-    if not create:
-        return optuna.load_study(
-            study_name=cfg.name, storage=storage, sampler=make_sampler(cfg), pruner=make_pruner(cfg)
-        )
-    study = optuna.create_study(
-        study_name=cfg.name,
-        storage=storage,
-        sampler=make_sampler(cfg),
-        pruner=make_pruner(cfg),
-        directions=[d for _, d in objectives(cfg)],
-        load_if_exists=True,
-    )
-    stored = study.user_attrs.get(BASE_CONFIG)
-    conf = resolved(cfg)
-    ctx.study_uid = _study_uid(ctx, study)
-    if stored is None:
-        study.set_user_attr(BASE_CONFIG, conf)
-    elif stored != conf:
-        diff = next(k for k in sorted(set(stored) | set(conf)) if stored.get(k) != conf.get(k))
-        raise ConfigError(
-            diff,
-            f"study '{cfg.name}' already exists in {ctx.storage_url} with a different value here; "
-            "change `name` to start a new study",
-            conf.get(diff),
-        )
-    return study
-
-
-STUDY_UID = "evolora.study_uid"
-
-
-def _study_uid(ctx: SweepContext, study: optuna.Study) -> str:
-    """The study's own random id, made once under the storage lock (hosts creating it at once agree): its
-    trials' checkpoints live under it and record it, so a study of the same name in another storage never
-    adopts them. A study made before ids existed keeps "" (its checkpoints where they were)."""
-    with storage_lock(ctx.storage_url, f"uid-{ctx.cfg.name}"):
-        attrs = study.user_attrs  # read from the storage, under the lock
-        if STUDY_UID in attrs:
-            return attrs[STUDY_UID]
-        uid = "" if study.trials else uuid.uuid4().hex[:16]
-        study.set_user_attr(STUDY_UID, uid)
-        return uid
 
 
 # ---- one trial --------------------------------------------------------------------------------------
@@ -149,21 +98,10 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
     live = Liveness(
         open_storage(ctx.storage_url), study, trial.number, beat_interval(ctx.cfg)
     ).start()
-    from evolora.orchestrator.run.trial import (
-        RunSettings,
-        Trial,
-    )  # imported by worker() before its first claim: instant here
+    # imported by worker() before its first claim: instant here
+    from evolora.orchestrator.run.trial import Trial
 
-    rec = TrialRecord.of(trial)
-    root = rec.root if rec.root is not None else trial.number
-    seed = ctx.cfg.seed if ctx.cfg.sweep.seeds == "study" else trial_seed(ctx.cfg.seed, root)
-    tags = {
-        "optuna.study": ctx.cfg.name,
-        "optuna.trial_number": str(trial.number),
-        "optuna.trial_root": str(root),
-    }
-    if rec.retry_of is not None:
-        tags["optuna.retry_of"] = str(rec.retry_of)
+    root, seed, tags = _identity(ctx, trial)
     run: Trial | None = None
     outcome, error = None, None
     try:
@@ -171,28 +109,14 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         cfg = trial_config(ctx.cfg, trial.params, seed, _threads(ctx, trial))
         store(trial, root=root, seed=seed, config=resolved(cfg))
         assert set(params) == set(trial.params)
-        run = Trial(
-            cfg,
-            RunSettings(
-                tracking_uri=ctx.uri,
-                parent_run_id=ctx.parent_run_id,
-                tags=tags,
-                run_name=f"t{root:03d}-{cfg.evolution.strategy}-s{seed}",
-                params=trial.params,
-                progress=ctx.progress,
-                checkpoint=ctx.checkpoint(root),
-                checkpoint_owner=ctx.checkpoint_owner,
-            ),
-        )
+        run = _new_trial(ctx, trial, cfg, root, tags)
         store(trial, run_id=run.open_run().run_id)
         reporter = (
             [] if ctx.cfg.sweep.objectives else [OptunaReporter(trial, ctx.cfg.sweep.report_every)]
         )
         outcome = run.run(observers=[ResumeNote(trial), *reporter], guards=[Fence(live)])
-    except TrialFenced:
-        return (
-            TrialState.FAIL
-        )  # another worker owns the retry now: write nothing more, tell nothing
+    except TrialFenced:  # another worker owns the retry now: write nothing more, tell nothing
+        return TrialState.FAIL
     except KeyboardInterrupt:
         _end(ctx, study, trial, _runs(run), root, TrialState.FAIL, {"failure": "interrupted"})
         raise
@@ -200,7 +124,7 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         EvoloraError,
         ValueError,
         RuntimeError,
-    ) as e:  # TrialPruned and TrackingUnavailable among them
+    ) as e:  # TrialPruned, TrackingUnavailable among them
         error = e
     finally:
         live.stop()
@@ -211,10 +135,10 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         and not isinstance(error, (TrialPruned, TrackingUnavailable))
         and not _runs(run)
     ):
-        _failed_run(
-            ctx, trial, tags, error
-        )  # failed before its run existed (an invalid sampled combination)
+        # failed before its run existed (an invalid sampled combination)
+        _failed_run(ctx, trial, tags, error)
     state, fields, values = _outcome(ctx, error, outcome)
+    # the tracking server gone: tag nothing
     return _end(
         ctx,
         study,
@@ -226,7 +150,41 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
         values,
         outcome,
         tag=not isinstance(error, TrackingUnavailable),
-    )  # the tracking server is gone: tag nothing
+    )
+
+
+def _identity(ctx: SweepContext, trial: optuna.Trial) -> tuple[int, int, dict[str, str]]:
+    """A trial's root (the number of its first try: a retry runs as its root), seed and MLflow tags."""
+    rec = TrialRecord.of(trial)
+    root = rec.root if rec.root is not None else trial.number
+    seed = ctx.cfg.seed if ctx.cfg.sweep.seeds == "study" else trial_seed(ctx.cfg.seed, root)
+    tags = {
+        "optuna.study": ctx.cfg.name,
+        "optuna.trial_number": str(trial.number),
+        "optuna.trial_root": str(root),
+    }
+    if rec.retry_of is not None:
+        tags["optuna.retry_of"] = str(rec.retry_of)
+    return root, seed, tags
+
+
+def _new_trial(ctx: SweepContext, trial: optuna.Trial, cfg, root: int, tags: dict):
+    """The run of a sampled config: a child of the sweep's parent run, checkpointed under the trial's root."""
+    from evolora.orchestrator.run.trial import RunSettings, Trial
+
+    return Trial(
+        cfg,
+        RunSettings(
+            tracking_uri=ctx.uri,
+            parent_run_id=ctx.parent_run_id,
+            tags=tags,
+            run_name=f"t{root:03d}-{cfg.evolution.strategy}-s{cfg.seed}",
+            params=trial.params,
+            progress=ctx.progress,
+            checkpoint=ctx.checkpoint(root),
+            checkpoint_owner=ctx.checkpoint_owner,
+        ),
+    )
 
 
 def _runs(run) -> list[MlflowTracker]:
@@ -375,117 +333,3 @@ def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None)
             # would otherwise repeat at once and spend the five tries inside one short outage
             time.sleep(backoff(failures_in_a_row, 1.0, 30.0))
     return done
-
-
-def _worker_entry(ctx: SweepContext, index: int) -> None:
-    handle_sigterm()  # a worker SIGTERMed (by the sweep's own process, or a scheduler) fails its trial cleanly
-    try:
-        worker(ctx, index)
-    except KeyboardInterrupt:
-        pass
-
-
-def _stop_workers(procs: list, signal_them: bool) -> None:
-    """Wait for the workers to end their trials (each fails its trial and keeps its checkpoint). On SIGTERM
-    to this process only they are told (SIGTERM each); Ctrl-C in a terminal already reached them all."""
-    for p in procs:
-        if signal_them and p.is_alive():
-            p.terminate()
-    for p in procs:
-        p.join(timeout=60)
-
-
-def check_data(cfg) -> None:
-    """The study's data read and checked once before anything is written (a trial reads them again)."""
-    from evolora.fitness.build import load_data
-    from evolora.orchestrator.assembly import task_spec
-
-    load_data(task_spec(cfg))
-
-
-def script_terms(cfg) -> list[str]:
-    """The terms the study names (fitness, validation, guards, watched, objectives) that this process's
-    script registered (``evolora.register_*``): they exist in a new process only if the script registers
-    them when imported."""
-    from evolora.fitness import FITNESS_TERMS
-
-    v = cfg.validation
-    names = (
-        [t.name for t in cfg.fitness.terms] + [v.metric] + [g.metric for g in (*v.budget, *v.watch)]
-    )
-    names += [o.metric for o in cfg.sweep.objectives or ()]
-    return [
-        n
-        for n in dict.fromkeys(names)
-        if n in FITNESS_TERMS and FITNESS_TERMS.origin(n).startswith("python ")
-    ]
-
-
-def _terms_in_new_process(names: list[str]) -> list[str]:
-    from evolora.fitness import FITNESS_TERMS
-
-    return [n for n in names if n not in FITNESS_TERMS]
-
-
-def check_workers_see_terms(ctx: SweepContext) -> None:
-    """With several worker processes, every script-registered term the study names must exist in a worker:
-    one process is started as the workers are (spawn: the script's module-level code runs, its ``if __name__
-    == "__main__"`` block does not) and asked. Missing ones are refused before anything is written."""
-    names = script_terms(ctx.cfg)
-    if ctx.workers <= 1 or not names:
-        return
-    with mp.get_context("spawn").Pool(1) as pool:
-        missing = pool.apply(_terms_in_new_process, (names,))
-    if missing:
-        raise ConfigError(
-            "workers",
-            f"term(s) {', '.join(missing)} registered by this script do not exist in "
-            "worker processes (they are new processes: register at module level, not under if "
-            "__name__ == '__main__'; or install them as an entry point; or use one worker)",
-            ctx.workers,
-        )
-
-
-def run_sweep(ctx: SweepContext) -> optuna.Study:
-    procs: list = []
-    check_data(ctx.cfg)  # bad data: exit 2 before the study, its parent run or a checkpoint exist
-    check_workers_see_terms(ctx)
-    if ctx.cfg.ray.actors:
-        from evolora.orchestrator.distributed.driver import check_ray
-        from evolora.orchestrator.distributed.pool import check_terms_reach_actors
-
-        check_terms_reach_actors(
-            ctx.cfg
-        )  # terms actors cannot load, an unreachable cluster: exit 2 as well
-        check_ray(ctx.cfg)
-    study = open_study(ctx)
-    ctx.parent_run_id = parent_run(ctx, study)
-    status = "FINISHED"
-    try:
-        if ctx.workers <= 1:
-            worker(ctx, study=study)
-        else:
-            spawn = mp.get_context("spawn")
-            procs = [
-                spawn.Process(target=_worker_entry, args=(ctx, i + 1), name=f"evolora-worker-{i}")
-                for i in range(ctx.workers)
-            ]
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join()
-                if (
-                    p.exitcode and p.exitcode < 0
-                ):  # killed by a signal: its trial is retried by a live worker
-                    print(
-                        f"evolora: {p.name} was killed by signal {-p.exitcode}; its trial is retried from its "
-                        "checkpoint by a worker still running (or by the next sweep command)",
-                        flush=True,
-                    )
-    except KeyboardInterrupt as e:
-        status = "KILLED"
-        _stop_workers(procs, signal_them=isinstance(e, Terminated))
-        raise
-    finally:
-        finish_parent(ctx, study, status)
-    return study

@@ -123,6 +123,22 @@ class Registration(NamedTuple):
 MEASURE_TAG = "val_measure"  # the validation measurement a version's `val` was taken with (metric, params, data)
 
 
+def _beats(current, value: float, direction: str, measure: str | None) -> tuple[bool, str]:
+    """Whether ``value`` beats the current champion version (None: there is none), and why not."""
+    if current is not None and current.tags.get(MEASURE_TAG) != measure:
+        return False, (
+            f"the current champion (version {current.version}) was validated on another measurement (metric, "
+            f"params or validation data: {current.tags.get(MEASURE_TAG, 'not recorded')} vs {measure}); "
+            "its value and this one are not comparable"
+        )
+    cur_val = float(current.tags["val"]) if current is not None and "val" in current.tags else None
+    if cur_val is None or _better(value, cur_val, direction):
+        return True, ""
+    return False, (
+        f"the current champion (version {current.version}) is as good or better on validation ({cur_val:.5f})"
+    )
+
+
 def register_champion(
     tracking_uri: str,
     name: str,
@@ -156,29 +172,14 @@ def register_champion(
         current = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     except MlflowException:
         pass
-    why = ""
-    if current is not None and current.tags.get(MEASURE_TAG) != measure:
-        better = False
-        why = (
-            f"the current champion (version {current.version}) was validated on another measurement (metric, "
-            f"params or validation data: {current.tags.get(MEASURE_TAG, 'not recorded')} vs {measure}); "
-            "its value and this one are not comparable"
-        )
-    else:
-        cur_val = (
-            float(current.tags["val"]) if current is not None and "val" in current.tags else None
-        )
-        better = cur_val is None or _better(value, cur_val, direction)
-        if not better:
-            why = f"the current champion (version {current.version}) is as good or better on validation ({cur_val:.5f})"
+    better, why = _beats(current, value, direction, measure)
     comparable = current is None or current.tags.get(MEASURE_TAG) == measure
     if (
         comparable and not better and not force
     ):  # not comparable: registered all the same, the alias stays
         return Registration(None, False, why)
-    model_id = (
-        model_uri[len("models:/") :] if model_uri.startswith("models:/m-") else None
-    )  # a logged model
+    # a logged model's id
+    model_id = model_uri[len("models:/") :] if model_uri.startswith("models:/m-") else None
     version_tags = {
         "val": repr(float(value)),
         **({MEASURE_TAG: measure} if measure else {}),

@@ -12,20 +12,17 @@ drops a connection or dies mid-answer costs a wait, not the run.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import platform
 import time
 import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
-from evolora.evolution import STRATEGIES, GAParams
 from evolora.evolution.errors import ConfigError
 from evolora.evolution.observers import Observer
 from evolora.orchestrator.errors import TrackingUnavailable
 from evolora.orchestrator.tracking.client import get_client
+from evolora.orchestrator.tracking.params import compared_params, flatten, library_versions
 from evolora.orchestrator.tracking.urls import sqlite_file
 
 __all__ = [
@@ -100,30 +97,6 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     if exp.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:
         client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
     return exp.experiment_id
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, str]:
-    """Nested config → {"evolution.population": "16", ...}; lists become JSON."""
-    out: dict[str, str] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
-    return out
-
-
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("evolora", "torch", "transformers", "peft", "deap", "optuna", "mlflow", "numpy"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
 
 
 class MlflowTracker(Observer):
@@ -398,47 +371,3 @@ def experiment_names(tracking_uri: str) -> list[tuple[str, str]]:
         for e in get_client(tracking_uri).search_experiments()
         if e.name != "Default"
     ]
-
-
-# what only the GA reads: its operators, the hall of fame, speciation
-_GA_ONLY = (
-    *(f.name for f in dataclasses.fields(GAParams) if f.name != "population"),
-    "hall_of_fame",
-    "speciation",
-)
-
-
-def compared_params(conf: dict) -> dict:
-    """The part of a resolved config a user compares runs by, logged as MLflow params (the whole study is the
-    run's ``study.yaml`` artifact): no nulls, no search space or MLflow settings, and of the evolution only what
-    its strategy reads (the GA's operators for ``ga``, speciation when enabled, ``es`` for the ES strategies). A
-    sweep's trial adds the values Optuna sampled."""
-    evo = dict(conf.get("evolution") or {})
-    strategy = STRATEGIES.get(evo.get("strategy"))
-    if (
-        strategy is not None and strategy.options
-    ):  # its options live in a sub-section: the GA's are not its
-        for k in _GA_ONLY:
-            evo.pop(k, None)
-        if strategy.reads is not None:
-            evo[strategy.options] = {
-                k: (evo.get(strategy.options) or {}).get(k) for k in strategy.reads
-            }
-    elif strategy is not None:
-        evo.pop("es", None)
-        if not (evo.get("speciation") or {}).get("enabled"):
-            evo.pop("speciation", None)
-
-    def prune(d: dict) -> dict:
-        out = {}
-        for k, v in d.items():
-            if isinstance(v, dict):
-                v = prune(v)
-                if v:
-                    out[k] = v
-            elif v is not None and v != []:
-                out[k] = v
-        return out
-
-    kept = {k: v for k, v in conf.items() if k not in ("search", "sweep", "mlflow", "evolution")}
-    return prune({**kept, "evolution": evo})

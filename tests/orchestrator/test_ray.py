@@ -54,7 +54,7 @@ def ray_env(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cluster(ray_env):
     """A Ray head on this machine (`ray start --head`) that the module's trials share by address."""
-    from evolora.orchestrator.distributed.driver import LocalCluster
+    from evolora.orchestrator.distributed.cluster import LocalCluster
 
     with LocalCluster(2 * THREADS) as c:
         yield c.address
@@ -322,7 +322,7 @@ def test_a_cluster_that_goes_away_fails_the_trial_and_the_sweep_goes_on(
     import optuna
 
     import evolora
-    from evolora.orchestrator.distributed.driver import LocalCluster
+    from evolora.orchestrator.distributed.cluster import LocalCluster
     from evolora.orchestrator.sweep.storage import ATTR
 
     first, second = LocalCluster(2 * THREADS), LocalCluster(2 * THREADS)
