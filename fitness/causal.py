@@ -144,7 +144,7 @@ class CausalEvaluator:
     def logits_population(
         self, data: EncodedTexts, deltas, genomes: torch.Tensor
     ) -> list[list[torch.Tensor]]:
-        """Per genome, per batch: logits for P genomes in one forward per batch (see :mod:`fitness.batched`)."""
+        """Per genome, per batch: logits for P genomes in one forward per batch (see :mod:`evolora.fitness.batched`)."""
         P = genomes.shape[0]
         trunk = self._trunk(data) if self.use_cache else None
         per_genome: list[list[torch.Tensor]] = [[] for _ in range(P)]
@@ -230,7 +230,7 @@ class CausalEvaluator:
     ) -> list[list[str]]:
         """Per genome, :meth:`generate`'s texts, for P genomes decoded together: each batch of prompts is
         repeated once per genome (genome-major) and every cached decoding step runs all P adapters at once
-        through the per-genome deltas (:mod:`fitness.batched`). Unlike the teacher-forced batched path this pays
+        through the per-genome deltas (:mod:`evolora.fitness.batched`). Unlike the teacher-forced batched path this pays
         on a CPU too (bench `gen-genomes`: 3.96× the base model's own generation); equal texts, tested."""
         with deltas.apply(genomes) as P:
             return self._generate(data, max_new_tokens, P)

@@ -4,8 +4,8 @@
 Frozen-trunk cache: when the LoRA sits only on a top slice of layers (first adapted layer ``L`` and every
 layer above it), the hidden states entering layer ``L`` are the same for every genome. They are computed
 once per evaluation batch (captured by a pre-hook on layer ``L``) and each genome runs only layers
-``L..N-1``. Measured 4.2× the full-model speed for k=1 on MiniLM. The cache is keyed by the batch's content,
-so a new batch can never be served a stale trunk.
+``L..N-1`` (`evolora bench` measures what that saves: the cached-1 and cached-2 rows). The cache is keyed
+by the batch's content, so a new batch can never be served a stale trunk.
 
 Trunk memo (:meth:`EncoderEvaluator.memoise`): when the batches are many and small and each is new (an ES
 scoring every antithetic pair on a batch of its own), the per-batch cache never hits and the trunk costs as
@@ -223,7 +223,7 @@ class EncoderEvaluator:
 
     @torch.inference_mode()
     def embed_population(self, data: EncodedPairs, deltas, genomes: torch.Tensor) -> torch.Tensor:
-        """(P, sentences, hidden) embeddings for P genomes at once (see :mod:`fitness.batched`)."""
+        """(P, sentences, hidden) embeddings for P genomes at once (see :mod:`evolora.fitness.batched`)."""
         P = genomes.shape[0]
         trunk = self._trunk(data) if self.use_cache else None
         out = None

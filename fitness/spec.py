@@ -69,7 +69,7 @@ def check_genome(
 @dataclass(frozen=True)
 class TaskSpec:
     """Everything a task needs, as plain values. A study fills it by field name from its ``model``, ``lora``,
-    ``data`` and ``fitness`` sections (``orchestrator.trialspec.task_spec``): a field named as the study's key
+    ``data`` and ``fitness`` sections (``evolora.orchestrator.assembly.task_spec``): a field named as the study's key
     is that key's value; the others say where they come from."""
 
     base: str = "minilm"

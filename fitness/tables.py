@@ -1,7 +1,7 @@
 """Data as users have it: local CSV, TSV, JSON lines (or a JSON list), Parquet, a Hugging Face ``datasets``
 directory written by ``save_to_disk``, and STS-B files, read into rows with the study's column mapping.
 
-Every problem with a file is a :class:`~evolution.errors.ConfigError` naming the study field, the file, the
+Every problem with a file is a :class:`~evolora.evolution.errors.ConfigError` naming the study field, the file, the
 row or column and the value — never a traceback — raised before a model is loaded.
 """
 

@@ -43,7 +43,8 @@ class Task:
     def __init__(
         self, spec: TaskSpec, evaluator, flat: FlatLoRA, terms: tuple, train, dev, test=None
     ) -> None:
-        """``terms``: :func:`fitness.spec.build_terms` of ``spec`` (the builder makes them once, before the model)."""
+        """``terms``: :func:`evolora.fitness.spec.build_terms` of ``spec`` (the builder makes them once, before
+        the model)."""
         self.spec, self.evaluator, self.flat = spec, evaluator, flat
         self.genome = make_genome_map(
             spec.genome, flat
@@ -98,7 +99,7 @@ class Task:
         return take(self.train, _subset(len(self.train), self.spec.init_examples, rng))
 
     def _eva_batches(self, items):
-        """(model keyword arguments, token mask) batches of ``items`` for :func:`fitness.genomes.eva_seed`."""
+        """(model keyword arguments, token mask) batches of ``items`` for :func:`evolora.fitness.genomes.eva_seed`."""
         raise NotImplementedError
 
     def _outputs(self, data):

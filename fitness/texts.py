@@ -40,7 +40,7 @@ def load_texts(
     fmt: str = "auto",
     columns: Columns = Columns(),
 ) -> list[TextExample]:
-    """Texts and prompts from any table :func:`fitness.data.read_table` reads — columns ``prompt``,
+    """Texts and prompts from any table :func:`evolora.fitness.data.read_table` reads — columns ``prompt``,
     ``completion`` (or ``target``) and ``answer`` as ``columns`` maps them, every other column kept for
     plug-ins — or from an STS-B file, whose sentences become targets (``genre`` filters its first column, e.g.
     ``main-news``), or with ``prompt_words`` = N, prompts (the first N words) and targets (the rest, with its

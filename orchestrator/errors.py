@@ -1,7 +1,7 @@
 """The errors and signals of a trial's life, under evolora's base class. Failures are distinct from
 control-flow signals (``TrialPruned``, ``TrialFenced``): a sweep marks a trial failed for the first, and
 prunes it or stops writing to it for the second. Ctrl-C is Python's own ``KeyboardInterrupt``; SIGTERM is
-:class:`orchestrator.signals.Terminated`."""
+:class:`evolora.orchestrator.signals.Terminated`."""
 
 from __future__ import annotations
 

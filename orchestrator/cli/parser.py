@@ -1,5 +1,5 @@
 """The ``evolora`` command line's grammar: every command with its options and help (what each command
-does is :mod:`.cli`'s)."""
+does is :mod:`.commands`'s)."""
 
 from __future__ import annotations
 

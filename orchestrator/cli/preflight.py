@@ -1,6 +1,6 @@
 """What is checked before a model loads or anything is written: the stores a command names (an Optuna storage,
 an MLflow tracking URI, a registered-model name), the places a run writes to, and the command line's numbers.
-Each check raises a :class:`~evolution.errors.ConfigError` naming the flag or field and the value."""
+Each check raises a :class:`~evolora.evolution.errors.ConfigError` naming the flag or field and the value."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The Ray actor of population evaluation: the trial's task and a replica of its strategy, built once from
-the resolved config, scoring one chunk of a generation per message (see :mod:`orchestrator.ray_pool`)."""
+the resolved config, scoring one chunk of a generation per message (see :mod:`.pool`)."""
 
 from __future__ import annotations
 

@@ -5,11 +5,11 @@ unreachable for ``gcs_rpc_server_reconnect_timeout_s`` (60 s by default: "Failed
 program will terminate"). A sweep worker holding that connection would die with it, and every trial after it.
 So the trial never connects: :class:`RayDriver` starts ``python -m evolora.orchestrator.distributed.driver`` in its own
 session, and that child calls ``ray.init``, holds the actors and forwards the messages. When the cluster goes
-away the child ends, the trial sees the pipe close and fails with :class:`~orchestrator.errors.ClusterLost`
+away the child ends, the trial sees the pipe close and fails with :class:`~evolora.orchestrator.errors.ClusterLost`
 (its reason read from the child's log), and the sweep goes on. Each trial has its own child: its own actors,
 on a local Ray of its own or on a shared cluster.
 
-Frames on the pipes: an 8-byte length, then :func:`evolution.checkpoint.pack` data (no pickle either way).
+Frames on the pipes: an 8-byte length, then :func:`evolora.evolution.checkpoint.pack` data (no pickle either way).
 Requests (parent → child): ``start`` (first), ``score`` (actor, token, message), ``wait`` (the next finished
 score: ``ok`` with the actor's answer, ``died`` when its actor died or became unreachable, ``failed`` when the
 scoring raised), ``replace`` (a new actor in a slot), ``pids``, ``close``.
@@ -57,7 +57,7 @@ def _bytes(data: bytes) -> np.ndarray:
 
 
 class RayDriver:
-    """The parent's side: one child process holding ``actors`` Ray actors of :class:`orchestrator.ray_pool.Scorer`."""
+    """The parent's side: one child process holding ``actors`` Ray actors of :class:`.actor.Scorer`."""
 
     def __init__(
         self,

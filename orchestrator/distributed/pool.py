@@ -1,9 +1,9 @@
 """Population evaluation on Ray actors: one generation's genomes scored by many processes or machines.
 
 Each actor (:class:`Scorer`) builds the trial's task once — the frozen base model, the data, the trunk cache
-— and a :class:`evolution.replica.Replica` of the strategy. The driver (:class:`RayPool`, the loop's
+— and a :class:`evolora.evolution.replica.Replica` of the strategy. The driver (:class:`RayPool`, the loop's
 evaluator) splits the population into contiguous chunks, one per actor, and sends each actor one message
-per generation, in evolora's data-only wire format (:func:`evolution.checkpoint.pack`):
+per generation, in evolora's data-only wire format (:func:`evolora.evolution.checkpoint.pack`):
 
 * ``advance`` (ES, the actor's replica holds the previous generation): the previous generation's fitness
   values and the generator's state before this generation's draw — a few hundred bytes, whatever the genome;

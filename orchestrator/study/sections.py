@@ -215,7 +215,7 @@ class StudyConfig(Strict):
     @model_validator(mode="after")
     def _check(self):
         """The rules that reach across sections. No file is read here: the data are checked where they are
-        loaded (:func:`fitness.build.load_data`), once."""
+        loaded (:func:`evolora.fitness.build.load_data`), once."""
         if self.lora.blocks is not None and self.model.kind != "causal":
             raise ConfigError(
                 "lora.blocks",

@@ -1,9 +1,10 @@
 """The outer loop: an Optuna study over a study file's search space, one MLflow child run per trial.
 
-Each worker: claim a trial (:mod:`.claims`) → sample the searched config paths (:mod:`.search`) → a fully
-concrete config (seed derived from study seed + trial root, torch threads pinned) → a :class:`~.runner.Trial` with an
-Optuna reporter (pruning on the validation metric), a per-generation checkpoint, a background heartbeat and
-a fence → tell Optuna, log the trial on the parent run and register a new best (:mod:`.reports`).
+Each worker: claim a trial (:mod:`.claims`) → sample the searched config paths (:mod:`.sampling`) → a fully
+concrete config (seed derived from study seed + trial root, torch threads pinned) → a
+:class:`~evolora.orchestrator.run.trial.Trial` with an Optuna reporter (pruning on the validation metric), a
+per-generation checkpoint, a background heartbeat and a fence → tell Optuna, log the trial on the parent run
+and register a new best (:mod:`.parent`).
 """
 
 from __future__ import annotations

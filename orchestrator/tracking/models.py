@@ -79,7 +79,7 @@ def _requirements(base_ref: dict) -> list[str]:
 
 
 def log_model(tracking_uri: str, run_id: str, model_dir: Path, meta: dict, step: int = 0) -> str:
-    """Log an evolora model directory (:func:`fitness.serving.write_model_dir`) as the run's MLflow model,
+    """Log an evolora model directory (:func:`evolora.fitness.serving.write_model_dir`) as the run's MLflow model,
     pyfunc flavour with ``fitness.serving`` as loader module, signature and input example. → model URI."""
     import mlflow
     import mlflow.pyfunc
@@ -152,7 +152,7 @@ def register_champion(
 ) -> Registration:
     """Register ``model_uri`` as a new version of ``name`` and point the ``champion`` alias at it if its
     ``value`` (validation) beats the version the alias points at (or there is none). Values are compared only
-    when both were taken by the same ``measure`` (:func:`orchestrator.outcome.validation_measure`: the same
+    when both were taken by the same ``measure`` (:meth:`evolora.fitness.tasks.Task.validation_measure`: the same
     metric and params on the same validation data); otherwise the version is registered and the alias stays.
     A model that does not beat the champion is not registered unless ``force``."""
     from mlflow.exceptions import MlflowException

@@ -1,6 +1,6 @@
 """One retry-with-backoff for the services a sweep leans on — the MLflow tracking server
-(:mod:`.mlflow_client`) and the Optuna storage database (:mod:`.storage`): call, and on a transient failure
-wait and call again, the wait doubling up to a cap, until a deadline."""
+(:mod:`.client`) and the Optuna storage database (:mod:`evolora.orchestrator.sweep.storage`): call, and on
+a transient failure wait and call again, the wait doubling up to a cap, until a deadline."""
 
 from __future__ import annotations
 

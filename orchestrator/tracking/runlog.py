@@ -1,12 +1,12 @@
 """MLflow tracking as an observer: a run per trial, its params, curves, datasets, tables and pictures, and
-runs read back. With :mod:`.mlflow_client` (every call retried) and :mod:`.registry` (the champion as a
-model, the Model Registry), the only modules that talk to MLflow.
+runs read back. With :mod:`.client` (every call retried) and :mod:`.models` (the champion as a model, the
+Model Registry), in ``tracking/``: the only modules that talk to MLflow.
 
 Default store: a SQLite database inside ``mlruns/`` (MLflow 3 refuses a plain file store) with artifacts
 beside it. Per-generation metrics are buffered and flushed with one ``log_batch`` every few generations
-(each logging call costs ~5 ms on SQLite whatever its size).
+(a logging call costs about the same on SQLite whatever its size).
 
-Every call goes through :class:`~orchestrator.mlflow_client.RetryingClient`: a tracking server that restarts,
+Every call goes through :class:`~evolora.orchestrator.tracking.client.RetryingClient`: a tracking server that restarts,
 drops a connection or dies mid-answer costs a wait, not the run.
 """
 
