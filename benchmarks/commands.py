@@ -61,9 +61,8 @@ def bench_quality(args) -> int:
     )
     png = plot_quality(results, Path(args.out) / "quality.png")
     ratios = time_ratios(results)
-    for r in (
-        results
-    ):  # each row's time to +0.5 / +1.0 and its ratios to the slowest peer and the gradient
+    # each row's time to +0.5 / +1.0 and its ratios to the slowest peer and the gradient
+    for r in results:
         r["time_to"] = {key: per_row[r["row"]] for key, per_row in ratios.items()}
     if args.json:
         main_json(results, None if args.json == "-" else args.json)

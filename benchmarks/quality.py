@@ -146,9 +146,8 @@ def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
     from evolora.orchestrator.run.trial import prepare_torch
 
     prepare_torch(cfg)
-    task = build_task(
-        dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False)
-    )  # stock peft LoRA path, full model
+    # stock peft LoRA path, full model
+    task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))
     model = task.flat.model
     term = task.terms[0][2]
     clock = Clock(budget_s)

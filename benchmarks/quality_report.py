@@ -75,9 +75,8 @@ def format_quality(rows: list[dict]) -> str:
     )
     lines += _ratio_lines(rows)
     sources = sorted({k for r in rows for k in r.get("test_by_source", {})})
-    if (
-        len(sources) > 1
-    ):  # where each row's gain comes from: the final answer's gain on each source's pairs
+    # where each row's gain comes from: the final answer's gain on each source's pairs
+    if len(sources) > 1:
         pairs = {
             k: next(
                 r["test_by_source"][k]["pairs"] for r in rows if k in r.get("test_by_source", {})

@@ -73,9 +73,8 @@ def study(
     from evolora.orchestrator.study.load import load_study, parse_study
     from evolora.orchestrator.study.sections import StudyConfig, resolved
 
-    if isinstance(
-        overrides, (str, bytes)
-    ):  # list("a=1") would be three overrides of one character each
+    # list("a=1") would be three overrides of one character each
+    if isinstance(overrides, (str, bytes)):
         raise ConfigError(
             "overrides",
             "expected a list of PATH=VALUE strings, got one string (write [...])",

@@ -10,6 +10,13 @@ from evolora.evolution.lineage import LineageRecorder, ancestry, read_lineage, t
 from evolora.evolution.loop import Evolution, LoopParams, RunResult, Validation
 from evolora.evolution.observers import Observer
 from evolora.evolution.operators import cx_blend, mut_gaussian
+from evolora.evolution.records import (
+    BirthEvent,
+    EvaluationEvent,
+    GenerationRow,
+    LineageEvent,
+    ValidationEvent,
+)
 from evolora.evolution.seeding import TrialRandom
 from evolora.evolution.sepcma import SepCMAES
 from evolora.evolution.speciation import Speciation, SpeciationParams, allocate, distance
@@ -32,6 +39,11 @@ __all__ = [
     "RunResult",
     "Validation",
     "Observer",
+    "GenerationRow",
+    "LineageEvent",
+    "BirthEvent",
+    "EvaluationEvent",
+    "ValidationEvent",
     "cx_blend",
     "mut_gaussian",
     "TrialRandom",

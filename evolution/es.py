@@ -87,15 +87,12 @@ class OpenAIES(MeanStrategy):
                 raise ValueError("blocks='layer' needs the genome layout")
             self.blocks = list(layout.layer_genes().items())
         self.cone = params.sampling == "cone"
-        self.direction: np.ndarray | None = (
-            None  # sampling cone: EMA of the ascent estimates, (genes,)
-        )
-        self.curv: np.ndarray | None = (
-            None  # precondition hessian: diagonal curvature estimate, (genes,)
-        )
-        self.z: np.ndarray | None = (
-            None  # precondition hessian: the unscaled draws of the generation
-        )
+        # sampling cone: EMA of the ascent estimates, (genes,)
+        self.direction: np.ndarray | None = None
+        # precondition hessian: diagonal curvature estimate, (genes,)
+        self.curv: np.ndarray | None = None
+        # precondition hessian: the unscaled draws of the generation
+        self.z: np.ndarray | None = None
         # DiZO: the layer index (0 … L−1) of every gene, the anchor θ₀ and the ratio draws of a projection generation
         self.gene_layer: np.ndarray | None = None
         self.origin: np.ndarray | None = None
@@ -168,9 +165,8 @@ class OpenAIES(MeanStrategy):
         extra = {} if layer is None else {"layer": layer}
         pop, events = [], []
         if self.with_mean:
-            ind = make_individual(
-                self.mean, self.mean_id
-            )  # the mean itself, scored like any member
+            # the mean itself, scored like any member
+            ind = make_individual(self.mean, self.mean_id)
             pop.append(ind)
         per_pair = self.p.batches == "per_pair"
         for k in range(self.pairs):
@@ -308,9 +304,8 @@ class OpenAIES(MeanStrategy):
         E[Δ (z_i² − 1)] = 2σ² s_i² H_ii (Stein's identity; Δ centred over the pairs); its magnitude, averaged
         over the pairs, enters an EMA at ``curvature_rate``. Genes held fixed (s = 0) keep theirs."""
         delta = f[0::2] + f[1::2] - 2.0 * f_mean  # (pairs,)
-        delta = delta - np.mean(
-            delta
-        )  # a control variate: E[z² − 1] = 0, and Σ_j H_jj s_j² is common to every pair
+        # a control variate: E[z² − 1] = 0, and Σ_j H_jj s_j² is common to every pair
+        delta = delta - np.mean(delta)
         est = (delta @ (self.z.astype(np.float64) ** 2 - 1.0)) / (2.0 * sigma**2 * len(delta))
         s2 = scale.astype(np.float64) ** 2
         moving = s2 > 0
@@ -346,11 +341,12 @@ class OpenAIES(MeanStrategy):
     def load_state_dict(self, state: dict) -> None:
         self.mean, self.mean_id, self.eps = state["mean"], state["mean_id"], state["eps"]
         self.m, self.v, self.t = state["m"], state["v"], state["t"]
+        # absent in checkpoints from before the levers
         for name in (
             "direction",
             "curv",
             "z",
             "origin",
             "delta",
-        ):  # absent in checkpoints from before the levers
+        ):
             setattr(self, name, state.get(name))

@@ -29,6 +29,7 @@ from deap import tools
 
 from evolora.evolution._deap import copy_individual, make_individual
 from evolora.evolution.observers import Observer
+from evolora.evolution.records import EvaluationEvent, GenerationRow, LineageEvent, ValidationEvent
 from evolora.evolution.seeding import TrialRandom
 from evolora.evolution.strategies import GAParams, GeneticAlgorithm, Strategy
 
@@ -59,9 +60,8 @@ Validator = Callable[[np.ndarray], "float | Validation"]
 class LoopParams:
     generations: int = 10
     validate_every: int = 1
-    reevaluate: bool = (
-        False  # re-score survivors each generation (needed when the fitness batch rotates)
-    )
+    # re-score survivors each generation (needed when the fitness batch rotates)
+    reevaluate: bool = False
     hall_of_fame: int = 1
     checkpoint_every: int = 1
 
@@ -96,9 +96,8 @@ class Evolution:
         self.observers = list(observers)
         self.random = TrialRandom(seed)
         self._next_id = 0
-        factory = strategy or (
-            lambda rng, new_id: GeneticAlgorithm(ga, rng, new_id)
-        )  # (rng, new_id) → Strategy
+        # (rng, new_id) → Strategy
+        factory = strategy or (lambda rng, new_id: GeneticAlgorithm(ga, rng, new_id))
         self.strategy = factory(self.random.np, self._new_id)
         self.seed_genome = np.asarray(seed_genome, dtype=np.float32)
         self.hof = tools.HallOfFame(params.hall_of_fame, similar=np.array_equal)
@@ -126,9 +125,8 @@ class Evolution:
                 {"resumed": resumed, "gen": self.gen, "genome_size": int(self.seed_genome.size)}
             )
         if not resumed and self.params.checkpoint_every:
-            state = (
-                self.state_dict()
-            )  # the starting point: a run killed during generation 0 resumes from here
+            # the starting point: a run killed during generation 0 resumes from here
+            state = self.state_dict()
             for o in self.observers:
                 o.on_checkpoint(state)
         while self.gen < self.params.generations - 1:
@@ -138,7 +136,7 @@ class Evolution:
             o.on_end(result)
         return result
 
-    def step(self) -> dict:
+    def step(self) -> GenerationRow:
         """Run one generation (generation 0 is the initial population) and return its row."""
         t0 = time.perf_counter()
         gen = self.gen + 1
@@ -151,13 +149,16 @@ class Evolution:
         self.hof.update(pop)
         record = self.stats.compile(pop)
         best = max(pop, key=lambda i: i.fitness.values[0])
-        row = {"gen": gen, "nevals": nevals, **{f"fit_{k}": float(v) for k, v in record.items()}}
+        row: GenerationRow = {
+            "gen": gen,
+            "nevals": nevals,
+            **{f"fit_{k}": float(v) for k, v in record.items()},
+        }
         row.update({f"term_{k}": float(v) for k, v in best.terms.items()})
         row["diversity"] = _diversity(pop)
         row.update(self.strategy.describe(pop, gen))
-        row.update(
-            getattr(self.evaluate, "describe", dict)()
-        )  # e.g. a pool's actors and bytes sent
+        # e.g. a pool's actors and bytes sent
+        row.update(getattr(self.evaluate, "describe", dict)())
         last = gen == self.params.generations - 1
         val_s = 0.0
         if gen == 0 or last or gen % self.params.validate_every == 0:
@@ -182,7 +183,7 @@ class Evolution:
                 o.on_checkpoint(state)
         return row
 
-    def _evaluate(self, pop: list, gen: int, events: list) -> tuple[int, float]:
+    def _evaluate(self, pop: list, gen: int, events: list[LineageEvent]) -> tuple[int, float]:
         """Score the individuals of ``pop`` without a valid fitness (all of them when re-evaluating), each
         on its batch; their evaluations appended to ``events``. Returns (evaluations, seconds)."""
         if self.params.reevaluate:
@@ -202,17 +203,19 @@ class Evolution:
             ind.fitness.values = (float(fit),)
             ind.terms = dict(terms)
             events.append(
-                {
-                    "event": "eval",
-                    "gen": gen,
-                    "id": ind.gid,
-                    "fitness": float(fit),
-                    "terms": dict(terms),
-                }
+                EvaluationEvent(
+                    event="eval",
+                    gen=gen,
+                    id=ind.gid,
+                    fitness=float(fit),
+                    terms=dict(terms),
+                )
             )
         return len(todo), eval_s
 
-    def _validate(self, pop: list, best, gen: int, row: dict, events: list) -> None:
+    def _validate(
+        self, pop: list, best, gen: int, row: GenerationRow, events: list[LineageEvent]
+    ) -> None:
         """Validate the generation's candidate (at generation 0 the base model too), crown it if it is
         admissible and beats the champion; the figures go into ``row``, the validation into ``events``."""
         cand, cand_id = self.strategy.candidate(pop, best)
@@ -242,10 +245,9 @@ class Evolution:
             }
         row["val"] = val
         row.update({f"val_{k}": float(v) for k, v in checked.guards.items()})
-        event = {"event": "validation", "gen": gen, "id": cand_id, "value": val}
-        if (
-            checked.guards
-        ):  # a budgeted study: what the guards said, and whether it could be the champion
+        event = ValidationEvent(event="validation", gen=gen, id=cand_id, value=val)
+        # a budgeted study: what the guards said, and whether it could be the champion
+        if checked.guards:
             row["val_admissible"] = float(checked.admissible)
             row["val_id"] = cand_id
             event.update(admissible=checked.admissible, guards=dict(checked.guards))

@@ -39,9 +39,8 @@ class MeanStrategy(Strategy):
         super().__init__(rng, new_id)
         self.mean: np.ndarray | None = None  # set by initial()
         self.mean_id: int | None = None
-        self.draw_state: dict | None = (
-            None  # the generator's state before the current generation's draws
-        )
+        # the generator's state before the current generation's draws
+        self.draw_state: dict | None = None
 
     def _new_mean(self, mean: np.ndarray, gen: int, parents: list[int], op: str, **params) -> dict:
         self.mean = mean.astype(np.float32)

@@ -3,6 +3,8 @@ an exception (an orchestrator's pruning signal, ``KeyboardInterrupt``) to stop i
 
 from __future__ import annotations
 
+from evolora.evolution.records import GenerationRow, LineageEvent
+
 __all__ = ["Observer"]
 
 
@@ -16,11 +18,13 @@ class Observer:
     def on_start(self, info: dict) -> None:
         """Once, before generation 0 (or on resume, before the first new generation)."""
 
-    def on_generation(self, row: dict) -> None:
-        """After each generation, with a plain row of numbers (``gen``, ``fit_best``, ``val`` when computed…)."""
+    def on_generation(self, row: GenerationRow) -> None:
+        """After each generation, with its row (:class:`~evolora.evolution.records.GenerationRow`: ``gen``,
+        ``fit_best``, ``val`` when computed, …)."""
 
-    def on_events(self, events: list[dict]) -> None:
-        """Lineage events of one generation: births (with parents and operator) and evaluations."""
+    def on_events(self, events: list[LineageEvent]) -> None:
+        """Lineage events of one generation (:mod:`evolora.evolution.records`): births (with parents and
+        operator), evaluations and validations."""
 
     def on_population(self, gen: int, population: list) -> None:
         """The evaluated population of a generation (individuals with ``gid``, fitness and, when speciated,

@@ -36,9 +36,8 @@ class SepCMAES(MeanStrategy):
         self.sigma = float(params.sigma)
         self.diag: np.ndarray | None = None  # (genes,) diagonal of C
         self.ps = self.pc = None  # evolution paths, (genes,)
-        self.z: np.ndarray | None = (
-            None  # (λ, genes) standard normal draws of the current generation
-        )
+        # (λ, genes) standard normal draws of the current generation
+        self.z: np.ndarray | None = None
         self.count = 0  # updates done
 
     def _constants(self, n: int) -> dict:

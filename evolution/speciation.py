@@ -56,9 +56,8 @@ def _delta(genome: np.ndarray, layout: GenomeLayout) -> np.ndarray:
     for s in layout:
         if s.kind == "A":
             b = arrays[s.key.replace(".lora_A.", ".lora_B.")]
-            parts.append(
-                (b.astype(np.float64) @ arrays[s.key].astype(np.float64)).ravel()
-            )  # (out, in)
+            # (out, in)
+            parts.append((b.astype(np.float64) @ arrays[s.key].astype(np.float64)).ravel())
     return np.concatenate(parts)
 
 
@@ -136,9 +135,8 @@ class Speciation:
             s = self.species[sid]
             if fitness[top] > s["best"]:
                 s["best"], s["since"] = float(fitness[top]), gen
-            s["rep"] = np.array(
-                genomes[top], copy=True
-            )  # the species' best represents it next generation
+            # the species' best represents it next generation
+            s["rep"] = np.array(genomes[top], copy=True)
             stagnant = gen - s["since"] >= self.p.stagnation
             if stagnant and labels[best_overall] != sid and len(present) - len(removed) > 1:
                 removed.append(sid)

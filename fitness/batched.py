@@ -46,16 +46,14 @@ class PopulationDeltas:
             def hook(module, inputs, output, A=A, B=B, scale=scale):
                 x = inputs[0]  # (P*batch, ..., in)
                 xp = x.reshape(P, -1, x.shape[-1])  # (P, batch*seq, in)
-                delta = torch.bmm(
-                    torch.bmm(xp, A.transpose(1, 2)), B.transpose(1, 2)
-                )  # (P, batch*seq, out)
+                # (P, batch*seq, out)
+                delta = torch.bmm(torch.bmm(xp, A.transpose(1, 2)), B.transpose(1, 2))
                 return output + (delta * scale).reshape(*x.shape[:-1], -1)
 
             handles.append(mod.register_forward_hook(hook))
         try:
-            with (
-                self.flat.base_only()
-            ):  # W₀ and peft's LoRA path off: the hooks add every genome's delta
+            # W₀ and peft's LoRA path off: the hooks add every genome's delta
+            with self.flat.base_only():
                 yield P
         finally:
             for h in handles:

@@ -29,9 +29,8 @@ def build_task(spec: TaskSpec) -> PairTask | CausalTask:
     input, before the model loads where the input alone shows it (data files, term names and params)."""
     causal = spec.kind == "causal"
     splits = load_data(spec)
-    terms = build_terms(
-        spec, CausalTask.kind if causal else PairTask.kind
-    )  # built once, before the model loads
+    # built once, before the model loads
+    terms = build_terms(spec, CausalTask.kind if causal else PairTask.kind)
     device = pick_device(spec.device)
     model, tok = load_base(spec.kind, spec.base, device)
     check_lengths(spec, model)
@@ -80,10 +79,11 @@ def _pair_splits(spec: TaskSpec):
     load = functools.partial(load_pairs, fmt=spec.format, columns=spec.columns)
     train, dev = load_splits(spec, load)
     test = load(spec.test_path, "data.test_path") if spec.test_path else None
+    # the labels' scale: from the data, never assumed
     scale = score_range(
         [train, dev, *([test] if spec.score_range is not None and test is not None else [])],
         spec.score_range,
-    )  # the labels' scale: from the data, never assumed
+    )
     _check_correlation_defined(spec, dev)
     return (
         train.with_range(scale),

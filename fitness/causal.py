@@ -27,9 +27,8 @@ class _Batch:
     rows: list[int]  # example indices
     input_ids: torch.Tensor  # (batch, seq), right-padded
     attention_mask: torch.Tensor  # (batch, seq)
-    score_mask: (
-        torch.Tensor
-    )  # (batch, seq-1): which next-token predictions are scored (target tokens)
+    # (batch, seq-1): which next-token predictions are scored (target tokens)
+    score_mask: torch.Tensor
 
 
 @dataclass

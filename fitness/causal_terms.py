@@ -12,9 +12,8 @@ import numpy as np
 from evolora.fitness.plugins import register_fitness
 from evolora.fitness.registry import FitnessTerm
 
-if (
-    TYPE_CHECKING
-):  # registering the terms must not import torch (study files are validated before it loads)
+# registering the terms must not import torch (study files are validated before it loads)
+if TYPE_CHECKING:
     from evolora.fitness.causal import CausalEvaluator, EncodedTexts
 
 __all__ = ["CausalOutputs"]

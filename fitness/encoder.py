@@ -65,9 +65,8 @@ class EncodedPairs:
     i1: torch.Tensor  # (pairs,) index of each pair's first sentence
     i2: torch.Tensor
     gold: np.ndarray  # (pairs,)
-    packed: PackedBatches | None = (
-        None  # where each batch's real tokens sit when packed (``fitness.packed``)
-    )
+    # where each batch's real tokens sit when packed (``fitness.packed``)
+    packed: PackedBatches | None = None
     pairs: Pairs | None = None  # the pairs encoded (texts and columns, for fitness plug-ins)
 
 
@@ -116,14 +115,12 @@ class EncoderEvaluator:
             raise PackedUnsupported(f"the packed forward cannot run this model: {why}")
         self.packed = bool(packed) and not why  # padding-free layers (``fitness.packed``)
         self._tokens: dict[str, dict] = {}  # sentence → tokenizer features
-        self._chunk_of: dict[str, int] | None = (
-            None  # trunk memo: sentence → its fixed chunk (None: no memo)
-        )
+        # trunk memo: sentence → its fixed chunk (None: no memo)
+        self._chunk_of: dict[str, int] | None = None
         self._chunks: list[list[str]] = []
         self._span: dict[str, tuple[int, int]] = {}  # sentence → (first row, tokens) in the store
-        self._store: torch.Tensor | None = (
-            None  # (train tokens, hidden) states entering layer ``first``
-        )
+        # (train tokens, hidden) states entering layer ``first``
+        self._store: torch.Tensor | None = None
         self._filled: list[bool] = []
         self.memo_chunks_computed = 0  # for tests and benchmarks
 
@@ -138,9 +135,8 @@ class EncoderEvaluator:
 
     # ---- data ------------------------------------------------------------------------------------
     def _tokenise(self, sentences: list[str]) -> list[dict]:
-        new = [
-            s for s in dict.fromkeys(sentences) if s not in self._tokens
-        ]  # each sentence once per evaluator
+        # each sentence once per evaluator
+        new = [s for s in dict.fromkeys(sentences) if s not in self._tokens]
         if new:
             enc = self.tok(new, truncation=True, max_length=self.max_length)
             for i, s in enumerate(new):

@@ -104,9 +104,8 @@ class XSGenome(GenomeMap):
             bases.append((b, basis))
         self.layout = GenomeLayout.from_shapes(shapes)
         self._full = full
-        self._blocks = [
-            (core, b, basis) for core, (b, basis) in zip(self.layout, bases)
-        ]  # (core, B slice, U_r Σ_r)
+        # (core, B slice, U_r Σ_r)
+        self._blocks = [(core, b, basis) for core, (b, basis) in zip(self.layout, bases)]
 
     def expand(self, genome: np.ndarray) -> np.ndarray:
         self.layout.check(genome)

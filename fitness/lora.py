@@ -185,9 +185,8 @@ class FlatLoRA:
 
     def __init__(self, peft_model: PeftModel, merged: bool = False) -> None:
         self.model = peft_model
-        saved = get_peft_model_state_dict(
-            peft_model
-        )  # stock PEFT keys, e.g. "...query.lora_A.weight"
+        # stock PEFT keys, e.g. "...query.lora_A.weight"
+        saved = get_peft_model_state_dict(peft_model)
         params = dict(peft_model.named_parameters())
         pairs = []
         for key in saved:
@@ -291,9 +290,8 @@ class FlatLoRA:
         cfg.save_pretrained(str(out))
         weights = out / "adapter_model.safetensors"
         save_file(self.state_dict(genome), str(weights), metadata={"format": "pt"})
-        weights.chmod(
-            0o666 & ~_umask()
-        )  # safetensors writes through a private temp file (0600): as any new file
+        # safetensors writes through a private temp file (0600): as any new file
+        weights.chmod(0o666 & ~_umask())
         return out
 
     def describe(self) -> dict:

@@ -63,9 +63,8 @@ class PackedBatches:
     offsets: list[int]  # first packed row of each batch
     keep: list[torch.Tensor]  # (real tokens,) flat positions in the batch's (batch × seq) layout
     shapes: list[tuple[int, int]]  # (batch, seq) of each padded batch
-    masks: list[
-        torch.Tensor | None
-    ]  # (batch, 1, 1, seq) bool key mask; None where nothing is padded
+    # (batch, 1, 1, seq) bool key mask; None where nothing is padded
+    masks: list[torch.Tensor | None]
 
     @classmethod
     def from_masks(cls, attention_masks: list[torch.Tensor]) -> PackedBatches:

@@ -42,12 +42,10 @@ class Pairs:
     source: tuple[
         str, ...
     ] = ()  # each pair's source (STS-B column 2: MSRpar, headlines, …), when known
-    columns: dict[str, tuple[Any, ...]] = field(
-        default_factory=dict
-    )  # the data's other columns (plug-ins read them)
-    score_range: tuple[float, float] | None = (
-        None  # (lowest, highest) score the labels' scale has; None: not known yet
-    )
+    # the data's other columns (plug-ins read them)
+    columns: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # (lowest, highest) score the labels' scale has; None: not known yet
+    score_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gold", read_only(np.asarray(self.gold, dtype=np.float64)))
@@ -131,9 +129,8 @@ class PairOutputs:
     cos: np.ndarray  # (pairs,)
     gold: np.ndarray  # (pairs,)
     pairs: Pairs | None = None  # texts, sources and other columns of these pairs
-    emb1: np.ndarray | None = (
-        None  # (pairs, hidden) L2-normalised embedding of each pair's first sentence
-    )
+    # (pairs, hidden) L2-normalised embedding of each pair's first sentence
+    emb1: np.ndarray | None = None
     emb2: np.ndarray | None = None
     score_range: tuple[float, float] | None = None  # the labels' scale (default: the pairs')
 
@@ -266,9 +263,10 @@ class SpearmanTerm(FitnessTerm):
     correlation = True
 
     def __call__(self, outputs: PairOutputs) -> float:
+        # here, not at import: study files validate without loading scipy
         from scipy.stats import (
             spearmanr,
-        )  # here, not at import: study files validate without loading scipy
+        )
 
         return float(spearmanr(outputs.cos, outputs.gold).statistic)
 

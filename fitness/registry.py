@@ -83,9 +83,8 @@ class Registry(Generic[T]):
             f" ({ep.dist.name} {ep.dist.version})" if ep.dist else ""
         )
         try:
-            with contextlib.redirect_stdout(
-                sys.stderr
-            ):  # what a package prints at import is not our output
+            # what a package prints at import is not our output
+            with contextlib.redirect_stdout(sys.stderr):
                 obj = ep.load()
         except (
             Exception,

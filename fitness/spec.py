@@ -80,12 +80,10 @@ class TaskSpec:
     target_modules: tuple[str, ...] = ("query", "value")
     layers: tuple[int, ...] | None = None
     train_path: str = ""
-    dev_path: str | None = (
-        None  # validation data (or val_fraction); a study file's default: the packaged sts-dev
-    )
-    val_fraction: float | None = (
-        None  # validation drawn from train (disjoint by content) instead of dev_path
-    )
+    # validation data (or val_fraction); a study file's default: the packaged sts-dev
+    dev_path: str | None = None
+    # validation drawn from train (disjoint by content) instead of dev_path
+    val_fraction: float | None = None
     val_sources: tuple[
         str, ...
     ] = ()  # with val_fraction: train pairs of these sources join validation whole
@@ -97,52 +95,42 @@ class TaskSpec:
     batch_size: int = 64
     max_length: int = 128
     cache: bool | str = "auto"
-    trunk_memo: bool | str = (
-        False  # keep the train sentences' trunk per sentence (True; "auto": if the model allows)
-    )
+    # keep the train sentences' trunk per sentence (True; "auto": if the model allows)
+    trunk_memo: bool | str = False
     terms: tuple = (("stsb_spearman", 1.0),)  # (name, weight) or (name, weight, params)
     validation: str = "stsb_spearman"
     validation_params: dict = dataclasses.field(default_factory=dict)
     # (metric, params, max_drop, min): guards on validation the champion must stay within (no bounds: watched)
     budget: tuple = ()
     seed: int = 0  # for the LoRA A initialisation
-    blocks: dict | None = (
-        None  # block-type targeting (causal hybrids), see fitness.lora.block_targets
-    )
+    # block-type targeting (causal hybrids), see fitness.lora.block_targets
+    blocks: dict | None = None
     train_genre: str | None = None  # causal data from an STS-B file: which genre's sentences
     dev_genre: str | None = None
     test_genre: str | None = None
-    prompt_words: int | None = (
-        None  # causal data from an STS-B file: first N words → prompt, the rest → target
-    )
+    # causal data from an STS-B file: first N words → prompt, the rest → target
+    prompt_words: int | None = None
     reference_path: str | None = None  # causal: texts for kl_to_base (default: the fitness texts)
     max_new_tokens: int = 16
-    genomes_per_forward: int | None = (
-        None  # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
-    )
-    packed: bool | str = (
-        "auto"  # encoder: padding-free layers (``fitness.packed``; "auto": where the model allows)
-    )
-    merge_weights: bool = (
-        True  # fold each genome into the frozen weights (W₀ + s·B·A) instead of peft's LoRA path
-    )
+    # several genomes per forward (batched deltas); None: 8 on CUDA, else 1
+    genomes_per_forward: int | None = None
+    # encoder: padding-free layers (``fitness.packed``; "auto": where the model allows)
+    packed: bool | str = "auto"
+    # fold each genome into the frozen weights (W₀ + s·B·A) instead of peft's LoRA path
+    merge_weights: bool = True
     genome: str = "full"  # full: every LoRA A and B | xs: r×r cores between frozen SVD factors (fitness.genomes)
     init: str = "kaiming"  # LoRA A of a full genome: kaiming (peft's draw) | eva (inputs' principal directions)
     init_examples: int = 256  # eva: train examples whose inputs define the directions
-    a_subspace: int | None = (
-        None  # eva: A moves only within the top-k input directions (fitness.genomes)
-    )
-    b_subspace: int | None = (
-        None  # value B moves only within the top-k directions its consumer reads (fitness.genomes)
-    )
+    # eva: A moves only within the top-k input directions (fitness.genomes)
+    a_subspace: int | None = None
+    # value B moves only within the top-k directions its consumer reads (fitness.genomes)
+    b_subspace: int | None = None
     objectives: tuple = ()  # (name, params): terms scored on validation for a Pareto sweep's champion
-    format: str = (
-        "auto"  # every data file's format (fitness.tables.FORMATS; auto: by its name and shape)
-    )
+    # every data file's format (fitness.tables.FORMATS; auto: by its name and shape)
+    format: str = "auto"
     columns: Columns = Columns()  # which data column holds what
-    score_range: tuple[float, float] | None = (
-        None  # pairs: the labels' scale (None: STS-B's, else the data's own)
-    )
+    # pairs: the labels' scale (None: STS-B's, else the data's own)
+    score_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         check_genome(self.genome, self.init, self.rank, self.a_subspace, self.b_subspace)

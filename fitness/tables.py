@@ -48,9 +48,8 @@ class Columns:
     score: str | None = None
     source: str | None = None
     prompt: str | None = None
-    completion: str | None = (
-        None  # causal: the text scored by likelihood (alias: a ``target`` column)
-    )
+    # causal: the text scored by likelihood (alias: a ``target`` column)
+    completion: str | None = None
     answer: str | None = None
 
     def name(self, role: str, header: list[str]) -> str | None:
@@ -109,9 +108,8 @@ class Table:
         return x
 
 
-ENCODING = (
-    "utf-8-sig"  # UTF-8, with or without the byte-order mark Excel writes at the start of a CSV
-)
+# UTF-8, with or without the byte-order mark Excel writes at the start of a CSV
+ENCODING = "utf-8-sig"
 
 
 def data_path(path: str | Path, field: str) -> Path:

@@ -46,21 +46,20 @@ class Task:
         """``terms``: :func:`evolora.fitness.spec.build_terms` of ``spec`` (the builder makes them once, before
         the model)."""
         self.spec, self.evaluator, self.flat = spec, evaluator, flat
-        self.genome = make_genome_map(
-            spec.genome, flat
-        )  # genome → the LoRA weights the model computes with
+        # genome → the LoRA weights the model computes with
+        self.genome = make_genome_map(spec.genome, flat)
+        # encoded on first use: after the run, never before
         self._test_items, self._test = (
             test,
             None,
-        )  # encoded on first use: after the run, never before
+        )
         self._seed_genome = self.genome.seed()  # exactly the base model (B = 0)
         self.terms, self.val_term, self.objective_terms, self.guard_terms = terms
         self._base_guards: dict[str, float] | None = None
         self._base_validation: float | Validation | None = None  # the seed genome's, once computed
         self.train = train
-        if (
-            spec.init == "eva"
-        ):  # the options' rules: fitness.spec.check_genome (a TaskSpec is checked when made)
+        # the options' rules: fitness.spec.check_genome (a TaskSpec is checked when made)
+        if spec.init == "eva":
             batches = self._eva_batches(self._eva_items())
             if spec.a_subspace:
                 self._seed_genome, a_dirs = eva_seed(
@@ -85,9 +84,8 @@ class Task:
         k = spec.genomes_per_forward
         self.genomes_per_forward = k if k is not None else (8 if flat.buffer.is_cuda else 1)
         self._deltas = PopulationDeltas(flat) if self.genomes_per_forward > 1 else None
-        self._layer_genes: dict[int, np.ndarray] | None = (
-            None  # adapted layer → its genes (full LoRA layout)
-        )
+        # adapted layer → its genes (full LoRA layout)
+        self._layer_genes: dict[int, np.ndarray] | None = None
 
     def _encode(self, items):
         raise NotImplementedError
@@ -184,9 +182,8 @@ class Task:
             if k <= 1:
                 return [self.score(g, data) for g in genomes]
             if prefix:
-                self.write(
-                    genomes[0]
-                )  # the batched path's trunk runs the model as it is: with the shared prefix
+                # the batched path's trunk runs the model as it is: with the shared prefix
+                self.write(genomes[0])
             res = []
             for i in range(0, len(genomes), k):
                 res += [
@@ -221,9 +218,8 @@ class Task:
 
     def _stack(self, genomes: Sequence[np.ndarray]) -> torch.Tensor:
         full = [self.genome.expand(np.asarray(g)) for g in genomes]
-        return torch.from_numpy(np.stack(full).astype(np.float32)).to(
-            self.flat.buffer.device
-        )  # (P, LoRA genes)
+        # (P, LoRA genes)
+        return torch.from_numpy(np.stack(full).astype(np.float32)).to(self.flat.buffer.device)
 
     def validate(self, genome: np.ndarray) -> float | Validation:
         """The validation metric of ``genome`` on the validation split; in a budgeted study (``spec.budget``)
@@ -390,7 +386,6 @@ class PairTask(Task):
         return by
 
     def _outputs_population(self, data: EncodedPairs, genomes):
-        emb = self.evaluator.embed_population(
-            data, self._deltas, self._stack(genomes)
-        )  # (P, sentences, hidden)
+        # (P, sentences, hidden)
+        emb = self.evaluator.embed_population(data, self._deltas, self._stack(genomes))
         return [self.evaluator.pair_outputs(data, e) for e in emb]

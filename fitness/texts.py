@@ -19,9 +19,8 @@ class TextExample:
     prompt: str = ""  # conditioning text (not scored)
     target: str = ""  # scored by likelihood; empty for generation-only examples
     answer: str | None = None  # expected generation (exact match)
-    extra: Mapping[str, Any] = field(
-        default_factory=dict, compare=False
-    )  # the data's other columns (plug-ins)
+    # the data's other columns (plug-ins)
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def columns(self) -> dict[str, Any]:
         """What a reward plug-in gets besides the prompt and completion: ``target`` and ``answer`` where this

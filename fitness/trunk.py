@@ -45,9 +45,8 @@ class TrunkCache:
         self._lru: OrderedDict[str, Any] = OrderedDict()
         self._entries = entries
         self.computations = 0  # how many times a trunk was (re)computed: for tests and benchmarks
-        self.start = (
-            self.first
-        )  # the layer each genome's own forward starts at (``shared_below`` raises it)
+        # the layer each genome's own forward starts at (``shared_below`` raises it)
+        self.start = self.first
         self._prefix = ""  # hash of the adapter below ``start`` that every genome in scope shares
 
     @contextlib.contextmanager

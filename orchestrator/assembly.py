@@ -16,12 +16,13 @@ __all__ = ["task_spec", "loop_params", "strategy_params", "strategy_factory", "b
 
 
 _SPEC_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)}
+# their keys fill the TaskSpec fields of the same name
 _SPEC_SECTIONS = (
     "model",
     "lora",
     "data",
     "fitness",
-)  # their keys fill the TaskSpec fields of the same name
+)
 
 
 def task_spec(cfg: StudyConfig) -> TaskSpec:

@@ -36,9 +36,8 @@ KEYS = {
 def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, minilm_dir):
     out = tmp_path / "q"
     js = tmp_path / "quality.json"
-    second = (
-        tmp_path / "more-pairs.jsonl"
-    )  # a user's own test set beside sts-dev: 30 pairs of another file
+    # a user's own test set beside sts-dev: 30 pairs of another file
+    second = tmp_path / "more-pairs.jsonl"
     from evolora.fitness import PACKAGED_STSB, load_sts
 
     pairs = load_sts(PACKAGED_STSB / "sts-train.csv", "t")

@@ -54,9 +54,8 @@ def test_the_site_builds_strictly_with_every_page(site):
     ):
         assert (site / f"{page}.html").is_file(), page
     api = (site / "api.html").read_text(encoding="utf-8")
-    assert (
-        "register_reward" in api and "Evolve one adapter" in api
-    )  # mkdocstrings rendered the docstrings
+    # mkdocstrings rendered the docstrings
+    assert "register_reward" in api and "Evolve one adapter" in api
 
 
 def test_the_built_site_needs_no_network(site):
@@ -97,9 +96,8 @@ def test_the_site_reads_offline_in_a_browser_with_navigation_and_search(site, tm
             ]
             return items if items else None
 
-        hits = wait_for(
-            driver, results, "search results for 'speciation'"
-        )  # the index, searched in a worker
+        # the index, searched in a worker
+        hits = wait_for(driver, results, "search results for 'speciation'")
         assert any("speciation" in h.text.lower() for h in hits)
         driver.save_screenshot(str(tmp_path / "docs-search.png"))
         box.send_keys(Keys.ENTER)  # opens the first result, the term highlighted

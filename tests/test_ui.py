@@ -93,13 +93,13 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
     runs = client.search_runs([exp.experiment_id])
     parent = next(r for r in runs if r.data.tags.get("evolora.role") == "sweep")
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert (
-        len(children) == 2 and len({c.info.run_name for c in children}) == 2
-    )  # told apart by name
+    # told apart by name
+    assert len(children) == 2 and len({c.info.run_name for c in children}) == 2
+    # params: what a user compares runs by; the whole study is study.yaml
     for r in (
         parent,
         *children,
-    ):  # params: what a user compares runs by; the whole study is study.yaml
+    ):
         assert len(r.data.params) <= 60 and "None" not in r.data.params.values()
         assert not any(k.startswith(("search.", "mlflow.")) for k in r.data.params)
 
@@ -132,12 +132,10 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
         driver = _browser(tmp_path / "chrome")  # a fresh profile: what a first visit sees
         # the printed address, then a click on the experiment and on a run: Model training, not the GenAI view
         driver.get(base)
-        home = _wait_text(
-            driver, "Model registry"
-        )  # in the sidebar of the Model training view only
-        assert (
-            "Information about UI telemetry" not in home
-        )  # the server evolora starts collects nothing
+        # in the sidebar of the Model training view only
+        home = _wait_text(driver, "Model registry")
+        # the server evolora starts collects nothing
+        assert "Information about UI telemetry" not in home
         _wait_for(
             driver,
             lambda: [a for a in driver.find_elements(By.TAG_NAME, "a") if a.text == "tests"],
@@ -151,9 +149,8 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
         overview = _wait_text(driver, "Parameters (")
         assert "Overview" in overview and "Traces 0" not in overview
         n_params = int(re.search(r"Parameters \((\d+)\)", overview).group(1))
-        assert (
-            n_params == len(parent.data.params) <= 60
-        )  # what a user compares, not every null of the schema
+        # what a user compares, not every null of the schema
+        assert n_params == len(parent.data.params) <= 60
         # the runs table: the sweep's parent run, its trials nested under it (shown when expanded)
         driver.get(f"{base}/#/experiments/{exp.experiment_id}?{ML}")
         _wait_text(driver, parent.info.run_name)
@@ -225,28 +222,27 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
     finally:
         if driver is not None:
             driver.quit()
+        # the servers `evolora ui` started, each its own group
         pgids = [
             int(line.split()[1])
             for line in subprocess.run(
                 ["ps", "-eo", "pid,pgid,ppid"], capture_output=True, text=True
             ).stdout.splitlines()[1:]
             if int(line.split()[2]) == ui.pid
-        ]  # the servers `evolora ui` started, each its own group
+        ]
         ui.send_signal(signal.SIGTERM)
         ui.wait(timeout=60)
         log.close()
     printed = (tmp_path / "ui.log").read_text()
     assert pgids, printed[-2000:]
-    assert (
-        f"#/experiments/{exp.experiment_id}?{ML}" in printed
-    )  # the link opens the model-training view
+    # the link opens the model-training view
+    assert f"#/experiments/{exp.experiment_id}?{ML}" in printed
     end = time.time() + 15
     while any(_group_alive(g) for g in pgids) and time.time() < end:
         time.sleep(0.2)
     assert not any(_group_alive(g) for g in pgids), "server processes outlived `evolora ui`"
-    with (
-        socket.socket() as s
-    ):  # nothing listens on the port any more (TIME_WAIT of closed connections aside)
+    # nothing listens on the port any more (TIME_WAIT of closed connections aside)
+    with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
         s.listen()

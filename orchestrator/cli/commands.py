@@ -8,9 +8,8 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault(
-    "HF_HUB_DISABLE_PROGRESS_BARS", "1"
-)  # "Loading weights" bars would bury our own output
+# "Loading weights" bars would bury our own output
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from evolora.evolution.errors import ConfigError, EvoloraError
 from evolora.orchestrator.cli.parser import build_parser, plugin_commands
@@ -31,9 +30,8 @@ __all__ = ["main", "build_parser"]
 def _cmd_run(args) -> int:
     from evolora.orchestrator.study.load import load_study, validation_source
 
-    cfg = load_study(
-        args.study, args.overrides, args.seed
-    )  # before torch, transformers and mlflow load
+    # before torch, transformers and mlflow load
+    cfg = load_study(args.study, args.overrides, args.seed)
     from evolora.orchestrator.cli.preflight import (
         check_experiment,
         check_locations,
@@ -181,9 +179,8 @@ def _cmd_sweep(args) -> int:
         raise ConfigError("--n-trials", "must be ≥ 1", args.n_trials)
     check_workers(args.workers, args.n_trials)
     check_timeout(args.timeout)
-    cfg = load_study(
-        args.study, args.overrides, args.seed
-    )  # before torch, transformers and mlflow load
+    # before torch, transformers and mlflow load
+    cfg = load_study(args.study, args.overrides, args.seed)
     from evolora.orchestrator.tracking.runlog import default_tracking_uri
 
     check_locations(args.tracking_uri or default_tracking_uri(), args.checkpoint_dir)
@@ -209,9 +206,8 @@ def _cmd_sweep(args) -> int:
     print("\n".join(summary_lines(cfg, study, args.study)))
     trials = study.get_trials(deepcopy=False)
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    running = sum(
-        t.state == TrialState.RUNNING for t in trials
-    )  # the last trials of other hosts' workers
+    # the last trials of other hosts' workers
+    running = sum(t.state == TrialState.RUNNING for t in trials)
     if done < args.n_trials and running:
         print(f"{running} trial(s) still running on other workers")
     return 0 if done + running >= args.n_trials or args.timeout else 1
@@ -269,9 +265,8 @@ def _closed_pipe_is_fine(handler, args) -> int:
     finally:
         safe.flush()
         sys.stdout = stdout
-        if (
-            safe._gone
-        ):  # Python's own flush at exit would report the closed pipe: point the descriptor nowhere
+        # Python's own flush at exit would report the closed pipe: point the descriptor nowhere
+        if safe._gone:
             try:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
             except (OSError, ValueError):

@@ -7,9 +7,8 @@ import argparse
 
 __all__ = ["build_parser", "plugin_commands", "COMMANDS_GROUP"]
 
-COMMANDS_GROUP = (
-    "evolora.commands"  # entry points: name -> an object with add_parser(subparsers) and run(args)
-)
+# entry points: name -> an object with add_parser(subparsers) and run(args)
+COMMANDS_GROUP = "evolora.commands"
 
 
 def plugin_commands() -> dict:

@@ -25,11 +25,12 @@ __all__ = [
     "check_workers",
 ]
 
+# the database schemes Optuna's RDBStorage serves (with a driver)
 _RDB = (
     "sqlite",
     "postgresql",
     "mysql",
-)  # the database schemes Optuna's RDBStorage serves (with a driver)
+)
 _NOT_A_JOURNAL = (
     ".csv",
     ".tsv",

@@ -44,9 +44,8 @@ def run_ui(
     old = signal.signal(signal.SIGTERM, stop)
     try:
         for cmd in servers.values():
-            procs.append(
-                subprocess.Popen(cmd, start_new_session=True, env=env)
-            )  # a group of its own: killed as one
+            # a group of its own: killed as one
+            procs.append(subprocess.Popen(cmd, start_new_session=True, env=env))
         if not _wait_until_serving(procs[0], host, port):
             print(
                 f"evolora: error: the MLflow UI did not start (exit code {procs[0].returncode}; its output is above)",
@@ -98,9 +97,8 @@ def _servers(
         "optuna-dashboard",
         path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     )
-    no_studies = (
-        "://" not in storage and not Path(storage).is_file()
-    )  # a journal file no sweep has written yet
+    # a journal file no sweep has written yet
+    no_studies = "://" not in storage and not Path(storage).is_file()
     if dashboard and importlib.util.find_spec("optuna_dashboard") is not None and not no_studies:
         servers["Optuna dashboard"] = [
             dashboard,
@@ -124,9 +122,8 @@ def _announce(
 ) -> None:
     """The addresses, once the MLflow UI answers: the store, each experiment's runs table, the dashboard."""
     print(f"MLflow UI on {uri}: http://{host}:{port}", flush=True)
-    for exp_id, name in _experiments(
-        uri
-    ):  # links that open on the runs table and charts, not the GenAI view
+    # links that open on the runs table and charts, not the GenAI view
+    for exp_id, name in _experiments(uri):
         print(
             f"  {name}: http://{host}:{port}/#/experiments/{exp_id}?workflowType=machine_learning",
             flush=True,
@@ -165,9 +162,8 @@ def _check_port_free(host: str, port: int, field: str) -> None:
     with socket.socket(
         socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM
     ) as sock:
-        sock.setsockopt(
-            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
-        )  # as the server will: a TIME_WAIT is no owner
+        # as the server will: a TIME_WAIT is no owner
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as e:

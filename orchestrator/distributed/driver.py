@@ -30,13 +30,23 @@ import numpy as np
 from evolora.evolution import ConfigError
 from evolora.evolution.checkpoint import pack, unpack
 from evolora.orchestrator.distributed.cluster import listening
+from evolora.orchestrator.distributed.messages import (
+    PidsReply,
+    ReplaceReply,
+    Request,
+    StartReply,
+    StartRequest,
+    WaitReply,
+)
 from evolora.orchestrator.errors import ActorFailed, ClusterLost
 from evolora.orchestrator.signals import deferred_signals
 
 __all__ = ["RayDriver", "check_ray", "start_ray"]
 
 
-def _send(stream: BinaryIO, obj: dict) -> None:
+def _send(
+    stream: BinaryIO, obj: Request | StartReply | WaitReply | ReplaceReply | PidsReply
+) -> None:
     data = pack(obj)
     stream.write(len(data).to_bytes(8, "little") + data)
     stream.flush()
@@ -80,6 +90,7 @@ class RayDriver:
         )
         self._token = 0
         self.pids: list[int] = []
+        # Ctrl-C or SIGTERM during start-up: the child (its own session) and its Ray go too
         try:
             reply = self._ask(
                 {
@@ -93,9 +104,7 @@ class RayDriver:
                     "ready_timeout": ready_timeout,
                 }
             )
-        except (
-            BaseException
-        ):  # Ctrl-C or SIGTERM during start-up: the child (its own session) and its Ray go too
+        except BaseException:
             with deferred_signals():
                 self.close()
             raise
@@ -150,13 +159,13 @@ class RayDriver:
         Path(self._log.name).unlink(missing_ok=True)
 
     # ---- the pipe -------------------------------------------------------------------------------------
-    def _tell(self, request: dict) -> None:
+    def _tell(self, request: Request) -> None:
         try:
             _send(self.proc.stdin, request)
         except (BrokenPipeError, OSError, ValueError):
             self._lost()
 
-    def _ask(self, request: dict) -> dict:
+    def _ask(self, request: Request) -> dict:
         self._tell(request)
         try:
             reply = _recv(self.proc.stdout)
@@ -203,13 +212,14 @@ def start_ray(address: str | None, num_cpus: float | None = None) -> None:
         listening(address)
     try:
         if address is None:
+            # "local": never a cluster /tmp/ray last recorded
             ray.init(
                 address="local",
                 num_cpus=num_cpus,
                 include_dashboard=False,
                 log_to_driver=False,
                 configure_logging=False,
-            )  # "local": never a cluster /tmp/ray last recorded
+            )
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -247,7 +257,7 @@ def check_ray(cfg) -> None:
 class _Child:
     """What the child holds: the actor class, the actors, the scores in flight."""
 
-    def __init__(self, start: dict) -> None:
+    def __init__(self, start: StartRequest) -> None:
         import ray
 
         from evolora.orchestrator.distributed.actor import Scorer
@@ -267,7 +277,7 @@ class _Child:
         ]
         self.pending: dict = {}  # ObjectRef → token
 
-    def ready(self, timeout: float) -> dict:
+    def ready(self, timeout: float) -> StartReply:
         ray = self.ray
         try:
             return {
@@ -283,7 +293,7 @@ class _Child:
         except ray.exceptions.RayError as e:
             return {"status": "lost", "error": f"the Ray actors could not build the task: {e}"}
 
-    def handle(self, req: dict) -> dict | None:
+    def handle(self, req: Request) -> WaitReply | ReplaceReply | PidsReply | None:
         op = req["op"]
         if op == "score":
             ref = self.actors[int(req["actor"])].score.remote(req["message"].tobytes())
@@ -303,7 +313,7 @@ class _Child:
             return {"pids": self.ray.get([a.pid.remote() for a in self.actors])}
         raise ValueError(f"unknown request {op!r}")
 
-    def _wait(self) -> dict:
+    def _wait(self) -> WaitReply:
         ray = self.ray
         ready, _ = ray.wait(list(self.pending), num_returns=1)
         token = self.pending.pop(ready[0])

@@ -123,9 +123,8 @@ class RayPool(Observer):
                 continue
             out = unpack(answer)
             if out["digests"] != want[chunk[0] : chunk[1]]:
-                self.held[i] = (
-                    None  # its replica drifted from the driver's strategy: the vectors instead
-                )
+                # its replica drifted from the driver's strategy: the vectors instead
+                self.held[i] = None
                 send(i, chunk, True)
                 continue
             self.held[i] = None if vectors else gen

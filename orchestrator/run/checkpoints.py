@@ -16,14 +16,12 @@ __all__ = [
 ]
 
 
-CHECKPOINT_TAG = (
-    "evolora.checkpoint"  # where a run's checkpoint is (`evolora run --resume RUN_ID` reads it)
-)
+# where a run's checkpoint is (`evolora run --resume RUN_ID` reads it)
+CHECKPOINT_TAG = "evolora.checkpoint"
 
 
-INCOMPLETE_TAG = (
-    "evolora.incomplete"  # set on a run stopped before its end: its champion is of what completed
-)
+# set on a run stopped before its end: its champion is of what completed
+INCOMPLETE_TAG = "evolora.incomplete"
 
 
 def run_checkpoint(tracking_uri: str, run_id: str) -> Path:

@@ -41,22 +41,17 @@ __all__ = [
 class RunOutcome:
     run_id: str | None
     result: RunResult
-    test: dict[str, Any] | None = (
-        None  # {"champion", "base", "gain"[, "by_source"]} on data.test_path; None without one
-    )
+    # {"champion", "base", "gain"[, "by_source"]} on data.test_path; None without one
+    test: dict[str, Any] | None = None
     model_uri: str | None = None  # the champion as an MLflow model (models:/m-…), when tracked
-    objectives: dict[str, dict[str, float]] | None = (
-        None  # sweep.objectives: {metric: {champion, base}}, validation
-    )
-    val_by_source: dict[str, dict[str, Any]] | None = (
-        None  # {source: {pairs, base, champion, gain}} on validation
-    )
-    excluded: list[dict[str, Any]] | None = (
-        None  # budgeted study: validated genomes out of budget (gen, id, value, why)
-    )
-    measure: str | None = (
-        None  # what the validation values were measured with (fitness Task.validation_measure)
-    )
+    # sweep.objectives: {metric: {champion, base}}, validation
+    objectives: dict[str, dict[str, float]] | None = None
+    # {source: {pairs, base, champion, gain}} on validation
+    val_by_source: dict[str, dict[str, Any]] | None = None
+    # budgeted study: validated genomes out of budget (gen, id, value, why)
+    excluded: list[dict[str, Any]] | None = None
+    # what the validation values were measured with (fitness Task.validation_measure)
+    measure: str | None = None
 
     def version_tags(self) -> dict[str, float]:
         """The figures a registered model version carries: validation gain, and test when there is one."""
@@ -76,14 +71,12 @@ def score_test(task, result: RunResult) -> dict[str, Any] | None:
         task.test_scores(task.seed_genome()),
     )
     out = {"champion": champion, "base": base, "gain": champion - base}
-    if (
-        task.guard_terms
-    ):  # a budgeted study: the guards on the test split too (reported, never chosen by)
+    # a budgeted study: the guards on the test split too (reported, never chosen by)
+    if task.guard_terms:
         g_champion, g_base = task.test_guards(result.champion), task.test_guards(task.seed_genome())
         out["guards"] = {k: {"champion": v, "base": g_base[k]} for k, v in g_champion.items()}
-    if (
-        by_champion
-    ):  # STS-B: the same metric on each source of the test split (where the gain comes from)
+    # STS-B: the same metric on each source of the test split (where the gain comes from)
+    if by_champion:
         out["by_source"] = _source_gains(by_champion, by_base)
     return out
 
@@ -107,9 +100,8 @@ def score_validation_by_source(task, result: RunResult) -> dict[str, dict[str, A
     """The champion and the base model on each source of the validation split (STS-B names one per pair),
     once, after the evolution ended: {source: {pairs, base, champion, gain}}, or None for data without
     sources. A breakdown of the figure that chose the champion, not a new choice."""
-    if not getattr(
-        task.val_items, "source", ()
-    ):  # causal examples, pairs without a source column: nothing to split
+    # causal examples, pairs without a source column: nothing to split
+    if not getattr(task.val_items, "source", ()):
         return None
     (_, by_champion), (_, by_base) = (
         task.validation_scores(result.champion),
@@ -219,9 +211,8 @@ def log_champion(
             step=result.generations - 1,
         )
     tracker.set_tags({"evolora.model_uri": model_uri})
-    tracker.log_metrics(
-        final, step=0, model_uri=model_uri, timestamp=ts
-    )  # the same figures on the model
+    # the same figures on the model
+    tracker.log_metrics(final, step=0, model_uri=model_uri, timestamp=ts)
     return model_uri
 
 

@@ -42,9 +42,8 @@ def quiet_libraries() -> None:
     import warnings
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers loads
-    if (
-        "transformers" in sys.modules
-    ):  # already loaded (main() called in-process): switch its bars off now
+    # already loaded (main() called in-process): switch its bars off now
+    if "transformers" in sys.modules:
         sys.modules["transformers"].utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 

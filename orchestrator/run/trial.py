@@ -76,9 +76,8 @@ def check_validation_defined(cfg: StudyConfig, task) -> None:
     """The validation metric must be a number for the base model, or no champion can be chosen: a split where
     it is undefined (every score equal, a single pair, a term that cannot score it) is refused before anything
     is written, naming the split."""
-    v = task.validate(
-        task.seed_genome()
-    )  # the loop's generation 0 reuses it (Task keeps the base's)
+    # the loop's generation 0 reuses it (Task keeps the base's)
+    v = task.validate(task.seed_genome())
     value = float(getattr(v, "value", v))
     if not math.isfinite(value):
         d = cfg.data
@@ -109,15 +108,12 @@ class RunSettings:
     tags: dict = field(default_factory=dict)
     params: dict | None = None  # logged beside the study's own (a sweep trial's sampled values)
     progress: bool = True
-    checkpoint: Path | None = (
-        None  # loop state saved after every generation; resumed from when it exists
-    )
-    checkpoint_owner: dict = field(
-        default_factory=dict
-    )  # whose checkpoint it is besides the config (a sweep's study)
-    own_checkpoint: bool = (
-        False  # the checkpoint is the run's own (a resumed plain run): dropped when it finishes
-    )
+    # loop state saved after every generation; resumed from when it exists
+    checkpoint: Path | None = None
+    # whose checkpoint it is besides the config (a sweep's study)
+    checkpoint_owner: dict = field(default_factory=dict)
+    # the checkpoint is the run's own (a resumed plain run): dropped when it finishes
+    own_checkpoint: bool = False
 
 
 class Trial:
@@ -135,9 +131,8 @@ class Trial:
         self.identity = checkpoint_identity(self.conf, settings.checkpoint_owner)
         self.ck = load_checkpoint(settings.checkpoint, self.identity)
         self.tracker: MlflowTracker | None = None
-        self.checkpoint: Path | None = (
-            settings.checkpoint
-        )  # a plain tracked run's own is chosen when its run opens
+        # a plain tracked run's own is chosen when its run opens
+        self.checkpoint: Path | None = settings.checkpoint
         self._champion_logged = False
         self.lineage_path: Path | None = None  # the run's lineage file, once the run has opened
         self.pool = None  # the Ray actors scoring the populations (ray.actors ≥ 1), started last
@@ -177,9 +172,8 @@ class Trial:
                 **{f"version.{k}": v for k, v in library_versions().items()},
                 **s.tags,
             }
-            with (
-                deferred_signals()
-            ):  # a run is never left half-made (RUNNING, nobody to end it) by a signal
+            # a run is never left half-made (RUNNING, nobody to end it) by a signal
+            with deferred_signals():
                 self.tracker = MlflowTracker(
                     s.tracking_uri or default_tracking_uri(),
                     cfg.mlflow.experiment,
@@ -225,9 +219,8 @@ class Trial:
             result = evo.run()
             outcome = self._score(result, lineage_path, basins, curves)
         except BaseException as e:
-            with (
-                deferred_signals()
-            ):  # a second Ctrl-C or SIGTERM waits until the run has its final status
+            # a second Ctrl-C or SIGTERM waits until the run has its final status
+            with deferred_signals():
                 try:
                     self._salvage(evo, e)
                 finally:
@@ -370,9 +363,8 @@ class Trial:
             # fenced: declared dead elsewhere, its retry owns the checkpoint and the run; tracking gone: nothing
             # more can be written, the run stays RUNNING and a sweep's retry resumes it from the checkpoint
             tracker.close()
-        elif isinstance(
-            e, TrialPruned
-        ):  # stopped early by choice: FINISHED, tagged optuna.state=PRUNED by the sweep
+        # stopped early by choice: FINISHED, tagged optuna.state=PRUNED by the sweep
+        elif isinstance(e, TrialPruned):
             tracker.set_tags({"evolora.pruned": str(e)})
             tracker.finish("FINISHED", None)
         elif isinstance(e, KeyboardInterrupt):

@@ -47,9 +47,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-DEFAULT_VAL_FRACTION = (
-    0.1  # validation drawn from a user's own train data when the study names none
-)
+# validation drawn from a user's own train data when the study names none
+DEFAULT_VAL_FRACTION = 0.1
 
 
 def _resolve_paths(raw: dict, base_dir: Path) -> dict:

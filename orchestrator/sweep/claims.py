@@ -46,9 +46,8 @@ __all__ = [
 ]
 
 
-TRACKING_FAILURE = (
-    "tracking unavailable"  # the MLflow server stayed unreachable past the retry window
-)
+# the MLflow server stayed unreachable past the retry window
+TRACKING_FAILURE = "tracking unavailable"
 RETRIABLE = ("worker died", "interrupted", TRACKING_FAILURE)
 
 
@@ -105,9 +104,8 @@ def recover(
             "retry_of": t.number,
         }
         threads = (rec.config or {}).get("model", {}).get("threads")
-        if (
-            threads is not None
-        ):  # the retry runs at the killed trial's thread count: its checkpoint matches
+        # the retry runs at the killed trial's thread count: its checkpoint matches
+        if threads is not None:
             retry["threads"] = int(threads)
         study.add_trial(
             optuna.trial.create_trial(
@@ -153,9 +151,8 @@ def claim(ctx: SweepContext, study: optuna.Study) -> optuna.Trial | None:
             >= ctx.n_trials
         ):
             return None
-        if (
-            ctx.cfg.sweep.baseline and not n
-        ):  # a new study: its first trial runs the file's own values
+        # a new study: its first trial runs the file's own values
+        if ctx.cfg.sweep.baseline and not n:
             study.enqueue_trial(baseline_params(ctx.cfg), user_attrs=attrs(baseline=True))
         study.sampler = make_sampler(ctx.cfg, len(study.trials))
         trial = study.ask()
@@ -210,12 +207,11 @@ class Liveness:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
+            # declared dead between the read and the write, or a storage hiccup: look again
             try:
                 if not self._beat():
                     return
-            except (
-                Exception
-            ):  # declared dead between the read and the write, or a storage hiccup: look again
+            except Exception:
                 continue
 
 

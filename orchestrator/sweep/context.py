@@ -29,9 +29,8 @@ class SweepContext:
     checkpoint_dir: str | None = None
     progress: bool = True
     parent_run_id: str | None = None  # set by run_sweep
-    study_uid: str = (
-        ""  # the Optuna study's own id (set by open_study): a checkpoint belongs to one study
-    )
+    # the Optuna study's own id (set by open_study): a checkpoint belongs to one study
+    study_uid: str = ""
     # torch threads of the process that starts the sweep, read once: a trial sets its own pinned count, which
     # must not become the next trial's
     own_threads: int = field(default_factory=_torch_threads_now)

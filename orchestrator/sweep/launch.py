@@ -94,9 +94,8 @@ def run_sweep(ctx: SweepContext) -> optuna.Study:
         from evolora.orchestrator.distributed.driver import check_ray
         from evolora.orchestrator.distributed.pool import check_terms_reach_actors
 
-        check_terms_reach_actors(
-            ctx.cfg
-        )  # terms actors cannot load, an unreachable cluster: exit 2 as well
+        # terms actors cannot load, an unreachable cluster: exit 2 as well
+        check_terms_reach_actors(ctx.cfg)
         check_ray(ctx.cfg)
     study = open_study(ctx)
     ctx.parent_run_id = parent_run(ctx, study)
@@ -114,9 +113,8 @@ def run_sweep(ctx: SweepContext) -> optuna.Study:
                 p.start()
             for p in procs:
                 p.join()
-                if (
-                    p.exitcode and p.exitcode < 0
-                ):  # killed by a signal: its trial is retried by a live worker
+                # killed by a signal: its trial is retried by a live worker
+                if p.exitcode and p.exitcode < 0:
                     print(
                         f"evolora: {p.name} was killed by signal {-p.exitcode}; its trial is retried from its "
                         "checkpoint by a worker still running (or by the next sweep command)",

@@ -41,9 +41,8 @@ def parent_run(ctx: SweepContext, study: optuna.Study) -> str:
 
 def _find_or_make_parent(ctx: SweepContext, study: optuna.Study) -> str:
     run_id = study.user_attrs.get(PARENT_RUN_ID)
-    if run_id and resume_run(
-        ctx.uri, run_id
-    ):  # else recorded in another tracking store: make one here
+    # else recorded in another tracking store: make one here
+    if run_id and resume_run(ctx.uri, run_id):
         return run_id
     tracker = MlflowTracker(
         ctx.uri,

@@ -13,9 +13,8 @@ from evolora.orchestrator.sweep.storage import ATTR
 
 __all__ = ["TrialRecord", "store", "attrs", "key", "BASE_CONFIG", "PARENT_RUN_ID"]
 
-BASE_CONFIG = (
-    ATTR + "base_config"
-)  # study attribute: the resolved base config every trial derives from
+# study attribute: the resolved base config every trial derives from
+BASE_CONFIG = ATTR + "base_config"
 PARENT_RUN_ID = ATTR + "parent_run_id"  # study attribute: the sweep's parent MLflow run
 
 

@@ -78,9 +78,8 @@ def reproduce(
             for k in ("base", "champion", "gain")
         ]
     objective_rows = []
-    if (
-        outcome.objectives
-    ):  # a Pareto sweep's values: each objective on validation, for the champion
+    # a Pareto sweep's values: each objective on validation, for the champion
+    if outcome.objectives:
         logged = rec.objectives or {}
         objective_rows = [
             (f"objective {k}", repr(logged.get(k, {}).get("champion")), repr(v["champion"]))

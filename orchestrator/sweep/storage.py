@@ -79,12 +79,10 @@ def _open(url: str) -> optuna.storages.BaseStorage:
         if (db := sqlite_file(url)) is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
         kwargs = None if url.startswith("sqlite") else {"pool_pre_ping": True}
-        if url.startswith(
-            ("postgresql://", "postgresql+")
-        ):  # hosts starting at once on a fresh database
-            with _pg_advisory_lock(
-                url, "<schema>"
-            ):  # would race creating Optuna's tables and types
+        # hosts starting at once on a fresh database
+        if url.startswith(("postgresql://", "postgresql+")):
+            # would race creating Optuna's tables and types
+            with _pg_advisory_lock(url, "<schema>"):
                 return ResilientStorage(optuna.storages.RDBStorage(url, engine_kwargs=kwargs), url)
         return ResilientStorage(optuna.storages.RDBStorage(url, engine_kwargs=kwargs), url)
     from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -172,16 +170,13 @@ def _transient(e: BaseException) -> bool:
     import sqlalchemy.exc as sa
 
     cause = e.__cause__ if isinstance(e, StorageInternalError) else e
-    if isinstance(
-        cause, sa.PendingRollbackError
-    ):  # the session went on after its connection failed (Optuna's
-        return cause.__context__ is not None and _transient(
-            cause.__context__
-        )  # get_all_trials queries again)
+    # the session went on after its connection failed (Optuna's
+    if isinstance(cause, sa.PendingRollbackError):
+        # get_all_trials queries again)
+        return cause.__context__ is not None and _transient(cause.__context__)
     orig = getattr(cause, "orig", None)
-    if (
-        type(orig).__module__ == "sqlite3"
-    ):  # a local file: only a busy database passes; anything else is real
+    # a local file: only a busy database passes; anything else is real
+    if type(orig).__module__ == "sqlite3":
         return "locked" in str(orig) or "busy" in str(orig)
     return isinstance(cause, (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError)) or (
         isinstance(cause, sa.DBAPIError) and cause.connection_invalidated

@@ -199,16 +199,14 @@ def _outcome(
     """What happened → (the trial's state, the record fields it stores, its values): the one mapping."""
     if isinstance(error, TrialPruned):
         return TrialState.PRUNED, {"pruned": str(error)}, None
-    if isinstance(
-        error, TrackingUnavailable
-    ):  # retriable: the retry resumes from the checkpoint, same run
+    # retriable: the retry resumes from the checkpoint, same run
+    if isinstance(error, TrackingUnavailable):
         return TrialState.FAIL, {"failure": TRACKING_FAILURE, "failure_detail": str(error)}, None
     if error is not None:
         return TrialState.FAIL, {"failure": f"{type(error).__name__}: {error}"}, None
     r = outcome.result
-    if not math.isfinite(
-        r.champion_val
-    ):  # Optuna fails a nan value itself: say so here, and count it as failed
+    # Optuna fails a nan value itself: say so here, and count it as failed
+    if not math.isfinite(r.champion_val):
         return (
             TrialState.FAIL,
             {"failure": f"the validation metric is {r.champion_val} (undefined)"},
@@ -220,9 +218,8 @@ def _outcome(
         "val_base": r.base_val,
         "val_champion": r.champion_val,
     }
-    if (
-        outcome.test is not None
-    ):  # recorded beside the trial; the objective below is validation only
+    # recorded beside the trial; the objective below is validation only
+    if outcome.test is not None:
         fields["test"] = outcome.test
     values = [r.champion_val]
     if outcome.objectives:  # a Pareto sweep: each objective on validation, for the champion
@@ -245,6 +242,7 @@ def _end(
 ) -> TrialState:
     """The trial's end, once: its record, its runs tagged, one tell; then a finished trial's checkpoint dropped,
     its line on the parent run, and a new best registered."""
+    # declared dead after its last beat: the retry resumes at the end
     try:
         store(trial, **fields)
         if state == TrialState.COMPLETE:
@@ -254,7 +252,7 @@ def _end(
     except (
         ValueError,
         RuntimeError,
-    ):  # declared dead after its last beat: the retry resumes at the end
+    ):
         return TrialState.FAIL
     if tag:
         _tag(trackers, state.name, trial.number)

@@ -32,9 +32,8 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 RETRY_ENV = "EVOLORA_MLFLOW_RETRY_SECONDS"
-CREATE_KEY = (
-    "evolora.create_key"  # a run's creation token: a retried create_run adopts the run it made
-)
+# a run's creation token: a retried create_run adopts the run it made
+CREATE_KEY = "evolora.create_key"
 
 
 def retry_seconds() -> float:
@@ -183,9 +182,8 @@ def get_client(tracking_uri: str) -> RetryingClient:
     db = sqlite_file(tracking_uri)
     if db is not None:
         with _sqlite_store_lock(db):
-            client = MlflowClient(
-                tracking_uri=tracking_uri, registry_uri=tracking_uri
-            )  # opens (first: creates) the store
+            # opens (first: creates) the store
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     else:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     return RetryingClient(client, tracking_uri)

@@ -30,9 +30,8 @@ def migrate_mlmodel(path: Path) -> bool:
     if old not in MOVED_MODULES:
         return False
     line = f"loader_module: {old}\n"
-    if (
-        text.count(line) != 1
-    ):  # the file is not laid out as MLflow writes it: leave it for a person to read
+    # the file is not laid out as MLflow writes it: leave it for a person to read
+    if text.count(line) != 1:
         raise ValueError(f"{path}: loader_module {old!r} is not on a line of its own")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".MLmodel.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:

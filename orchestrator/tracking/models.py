@@ -90,9 +90,8 @@ def log_model(tracking_uri: str, run_id: str, model_dir: Path, meta: dict, step:
     example = pd.DataFrame(EXAMPLES[kind])
 
     def log():
-        with mlflow.start_run(
-            run_id=run_id, log_system_metrics=False
-        ):  # on exit the run reads FINISHED until finish() sets its status
+        # on exit the run reads FINISHED until finish() sets its status
+        with mlflow.start_run(run_id=run_id, log_system_metrics=False):
             return mlflow.pyfunc.log_model(
                 name="model",
                 loader_module=LOADER_MODULE,
@@ -174,9 +173,8 @@ def register_champion(
         pass
     better, why = _beats(current, value, direction, measure)
     comparable = current is None or current.tags.get(MEASURE_TAG) == measure
-    if (
-        comparable and not better and not force
-    ):  # not comparable: registered all the same, the alias stays
+    # not comparable: registered all the same, the alias stays
+    if comparable and not better and not force:
         return Registration(None, False, why)
     # a logged model's id
     model_id = model_uri[len("models:/") :] if model_uri.startswith("models:/m-") else None

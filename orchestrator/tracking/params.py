@@ -51,9 +51,8 @@ def compared_params(conf: dict) -> dict:
     sweep's trial adds the values Optuna sampled."""
     evo = dict(conf.get("evolution") or {})
     strategy = STRATEGIES.get(evo.get("strategy"))
-    if (
-        strategy is not None and strategy.options
-    ):  # its options live in a sub-section: the GA's are not its
+    # its options live in a sub-section: the GA's are not its
+    if strategy is not None and strategy.options:
         for k in _GA_ONLY:
             evo.pop(k, None)
         if strategy.reads is not None:

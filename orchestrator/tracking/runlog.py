@@ -126,12 +126,10 @@ class MlflowTracker(Observer):
         self.flush_every = flush_every
         self._buffer: list = []
         self._since_flush = 0
-        self._logged_upto = (
-            -1
-        )  # generations already in the run (a resumed run never logs a step twice)
-        if (
-            run_id is not None and attach
-        ):  # log into a run another process owns (a sweep's parent run)
+        # generations already in the run (a resumed run never logs a step twice)
+        self._logged_upto = -1
+        # log into a run another process owns (a sweep's parent run)
+        if run_id is not None and attach:
             self.run_id = run_id
             return
         if run_id is not None:  # resume an existing run (a retried trial)
@@ -187,9 +185,8 @@ class MlflowTracker(Observer):
 
         inputs = []
         for context, (df, source) in splits.items():
-            with (
-                warnings.catch_warnings()
-            ):  # "source can be interpreted in multiple ways": both are local files
+            # "source can be interpreted in multiple ways": both are local files
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 ds = mlflow.data.from_pandas(
                     df,
@@ -207,9 +204,8 @@ class MlflowTracker(Observer):
                 profile=d.get("profile"),
             )
             inputs.append(DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
-        for attempt in range(
-            4
-        ):  # two workers logging the same dataset at once race on the store's unique
+        # two workers logging the same dataset at once race on the store's unique
+        for attempt in range(4):
             try:  # key; the loser finds it registered on the next try
                 self.client.log_inputs(self.run_id, datasets=inputs)
                 return
@@ -227,9 +223,8 @@ class MlflowTracker(Observer):
 
         ts = int(time.time() * 1000)
         step = int(row["gen"])
-        if (
-            step <= self._logged_upto
-        ):  # logged by the attempt that was killed after flushing, before its checkpoint
+        # logged by the attempt that was killed after flushing, before its checkpoint
+        if step <= self._logged_upto:
             return
         for k, v in row.items():
             if k not in NOT_CURVES and isinstance(v, (int, float)) and v == v:  # skip NaN
@@ -327,9 +322,8 @@ class MlflowTracker(Observer):
         try:
             self.close()
             self.flush()
-            if (
-                error is not None
-            ):  # an interruption is not an error: a resumed run that completes has no error.txt
+            # an interruption is not an error: a resumed run that completes has no error.txt
+            if error is not None:
                 name = "interrupted.txt" if status == "KILLED" else "error.txt"
                 self.log_text("".join(traceback.format_exception(error)), name)
         finally:

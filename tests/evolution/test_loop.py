@@ -113,9 +113,8 @@ def test_operators_match_their_definitions():
     a, b = np.zeros(10_000, np.float32), np.ones(10_000, np.float32)
     s = a + b
     cx_blend(a, b, 0.5, rng)
-    assert np.allclose(
-        a + b, s, atol=1e-6
-    )  # BLX children are symmetric around the parents' midpoint
+    # BLX children are symmetric around the parents' midpoint
+    assert np.allclose(a + b, s, atol=1e-6)
     assert a.min() >= -0.5 - 1e-6 and a.max() <= 1.5 + 1e-6 and a.min() < -0.4 and a.max() > 1.4
 
 
@@ -139,9 +138,8 @@ def test_a_validation_out_of_budget_is_never_the_champion():
     vals = [e for e in rows.events if e["event"] == "validation"]
     inside = [e for e in vals if e["admissible"]]
     outside = [e for e in vals if not e["admissible"]]
-    assert outside and max(e["value"] for e in outside) > max(
-        e["value"] for e in inside
-    )  # the budget bit
+    # the budget bit
+    assert outside and max(e["value"] for e in outside) > max(e["value"] for e in inside)
     best_inside = max(inside, key=lambda e: e["value"])
     assert res.champion_id == best_inside["id"] and res.champion_val == best_inside["value"]
     assert np.mean(res.champion) < -0.9

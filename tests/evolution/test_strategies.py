@@ -417,9 +417,8 @@ def test_layer_blocks_perturb_and_update_one_layer_per_generation_in_turn():
                 gen,
             )
             assert events[0]["params"]["layer"] == block
-            if (
-                optimizer == "adam" and gen <= 2
-            ):  # each block's first Adam step: lr × sign, whatever came before
+            # each block's first Adam step: lr × sign, whatever came before
+            if optimizer == "adam" and gen <= 2:
                 assert np.allclose(np.abs(step[layer_genes[block]]), 0.02, rtol=1e-4), gen
     with pytest.raises(ValueError, match="blocks='layer' needs the genome layout"):
         OpenAIES(ESParams(blocks="layer"), np.random.default_rng(0), iter(range(9)).__next__)
@@ -429,9 +428,8 @@ def test_cosine_schedule_ends_where_it_says():
     assert cosine(0.1, 0.2, 0, 11) == pytest.approx(0.1)
     assert cosine(0.1, 0.2, 5, 11) == pytest.approx(0.06)
     assert cosine(0.1, 0.2, 10, 11) == pytest.approx(0.02)
-    assert cosine(0.1, 0.2, 50, 11) == pytest.approx(
-        0.02
-    )  # past the horizon: stays at the end value
+    # past the horizon: stays at the end value
+    assert cosine(0.1, 0.2, 50, 11) == pytest.approx(0.02)
 
 
 def test_one_sided_samples_score_against_the_mean_on_one_batch_with_fzoos_normalised_step():
@@ -463,9 +461,8 @@ def test_one_sided_samples_score_against_the_mean_on_one_batch_with_fzoos_normal
     )
     loop.run()
     pop0 = seen[0]
-    assert len(pop0) == 12 and np.array_equal(
-        pop0[0][0], np.zeros(64, np.float32)
-    )  # the mean, scored with them
+    # the mean, scored with them
+    assert len(pop0) == 12 and np.array_equal(pop0[0][0], np.zeros(64, np.float32))
     eps = np.stack([g for g, _ in pop0[1:]]) / 0.05
     assert not any(
         np.allclose(eps[i], -eps[j], atol=1e-6) for i in range(11) for j in range(11) if i != j
@@ -476,9 +473,8 @@ def test_one_sided_samples_score_against_the_mean_on_one_batch_with_fzoos_normal
         * (((f - pop0[0][1]) / (np.std(f) + 1e-12)).astype(np.float32) @ eps.astype(np.float32))
         / 11
     )
-    np.testing.assert_allclose(
-        seen[1][0][0], want, rtol=1e-4, atol=1e-6
-    )  # generation 1's member 0: the new mean
+    # generation 1's member 0: the new mean
+    np.testing.assert_allclose(seen[1][0][0], want, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -524,9 +520,8 @@ def test_cone_directions_keep_their_angle_to_the_momentum_of_the_estimates():
     loop = Evolution(
         LoopParams(generations=4), None, np.zeros(64, np.float32), ev, val, 0, [pops], strategy=make
     )
-    for _ in range(
-        4
-    ):  # the 4th step updates on generation 2's scores, then draws generation 3 around the momentum
+    # the 4th step updates on generation 2's scores, then draws generation 3 around the momentum
+    for _ in range(4):
         loop.step()
     strat = holder["es"]
     direction = strat.direction / np.linalg.norm(strat.direction)
@@ -599,21 +594,18 @@ def test_dizo_projection_scales_each_layers_displacement_within_the_clip():
     samples = np.stack([g for g, _ in pops.seen[3]])
     base_disp = None
     for genes in layers.values():
-        d = samples[
-            :, genes
-        ]  # each row: ratio × the mean's displacement on this layer (θ₀ = 0 here)
+        # each row: ratio × the mean's displacement on this layer (θ₀ = 0 here)
+        d = samples[:, genes]
         ref = d[0] / np.linalg.norm(d[0])
         np.testing.assert_allclose(np.abs(d @ ref), np.linalg.norm(d, axis=1), rtol=1e-4)
         base_disp = d
     assert base_disp is not None
-    after = pops.seen[
-        4
-    ]  # generation 4 samples around the projected mean: their average is that mean
+    # generation 4 samples around the projected mean: their average is that mean
+    after = pops.seen[4]
     projected = np.mean(np.stack([g for g, _ in after]), axis=0)
     for genes in layers.values():
-        pre = np.mean(
-            samples[:, genes], axis=0
-        )  # antithetic ratios average to 1: the pre-projection mean
+        # antithetic ratios average to 1: the pre-projection mean
+        pre = np.mean(samples[:, genes], axis=0)
         ratio = (projected[genes] @ pre) / (pre @ pre)
         assert 0.8 - 1e-4 <= ratio <= 1.2 + 1e-4
 

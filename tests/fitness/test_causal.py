@@ -198,9 +198,8 @@ def test_cached_trunk_matches_stock_peft(tiny, data, layers):
     assert abs(lp - _direct_terms(tiny, cached, g)["likelihood"]) < 1e-6
     assert cached.evaluator.trunk_computations == 1
     other = [TextExample("", "A completely different sentence here.")]
-    cached.evaluator.mean_logprobs(
-        cached.evaluator.encode(other)
-    )  # a new batch → a new trunk, not a stale one
+    # a new batch → a new trunk, not a stale one
+    cached.evaluator.mean_logprobs(cached.evaluator.encode(other))
     assert cached.evaluator.trunk_computations == 2
     assert cached.evaluate([g], 0)[0][0] == lp
 
@@ -264,9 +263,8 @@ def test_batched_population_path_matches_the_sequential_path(tiny, data, layers,
     genomes = [_genome(seq, seed=s) for s in range(3)]
     for (fa, ta), (fb, tb) in zip(seq.evaluate(genomes, 0), bat.evaluate(genomes, 0)):
         assert abs(fa - fb) < 1e-5
-        for k in (
-            ta
-        ):  # likelihood, KL (from the batched logits) and the generation terms (genome reloaded)
+        # likelihood, KL (from the batched logits) and the generation terms (genome reloaded)
+        for k in ta:
             assert abs(ta[k] - tb[k]) < 1e-5, k
 
 
@@ -353,9 +351,8 @@ def test_eva_init_on_the_hybrid_model_keeps_the_base_and_spans_orthogonal_input_
             assert not v.any()
             continue
         gram = v @ v.T
-        np.testing.assert_allclose(
-            gram, np.diag(np.diag(gram)), atol=1e-6 * gram.max()
-        )  # orthogonal rows
+        # orthogonal rows
+        np.testing.assert_allclose(gram, np.diag(np.diag(gram)), atol=1e-6 * gram.max())
         assert not np.allclose(v, s.view(kaiming))
     with task.flat.base_only():
         base = float(task.val_term(task._outputs(task.dev)))
@@ -384,9 +381,8 @@ def test_b_subspace_on_grouped_query_attention_reads_the_value_through_every_hea
             continue
         reduced += 1
         attn = modules[f.key.split(".v_proj")[0]]
-        w = (
-            attn.out_proj.weight.detach().double()
-        )  # (hidden, heads·hd); out_proj is not adapted here
+        # (hidden, heads·hd); out_proj is not adapted here
+        w = attn.out_proj.weight.detach().double()
         width, hd = f.shape[0], attn.head_dim
         rep = w.shape[1] // width
         assert rep == 2

@@ -47,9 +47,8 @@ def _cores(task, seed=0, scale=0.3):
 
 def test_the_genome_is_one_r_by_r_core_per_adapted_matrix(task):
     modules = [s for s in task.flat.layout if s.kind == "A"]
-    assert (
-        len(modules) == 2 * 5
-    )  # query, value, attention.output.dense, intermediate.dense, output.dense per layer
+    # query, value, attention.output.dense, intermediate.dense, output.dense per layer
+    assert len(modules) == 2 * 5
     assert all(s.shape == (2, 2) and s.kind == "core" for s in task.layout)
     assert task.layout.size == 4 * len(modules)
     assert task.flat.layout.size > 100 * task.layout.size
@@ -67,13 +66,11 @@ def test_zero_cores_are_exactly_the_base_model(task):
 def test_factors_are_the_truncated_svd_with_fixed_signs():
     w = torch.randn(12, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     a, basis = svd_factors(w, 3)
-    a2, basis2 = svd_factors(
-        -w, 3
-    )  # the same subspace: the sign convention picks one representative
+    # the same subspace: the sign convention picks one representative
+    a2, basis2 = svd_factors(-w, 3)
     u, s, vh = np.linalg.svd(w.numpy())
-    np.testing.assert_allclose(
-        basis @ a, (u[:, :3] * s[:3]) @ vh[:3], atol=1e-5
-    )  # the rank-3 approximation
+    # the rank-3 approximation
+    np.testing.assert_allclose(basis @ a, (u[:, :3] * s[:3]) @ vh[:3], atol=1e-5)
     np.testing.assert_allclose(a @ a.T, np.eye(3), atol=1e-5)  # orthonormal rows
     assert (basis[np.abs(basis).argmax(axis=0), range(3)] > 0).all()
     np.testing.assert_allclose(np.abs(a2), np.abs(a), atol=1e-5)
@@ -164,16 +161,14 @@ def test_eva_a_spans_the_inputs_top_principal_directions_at_kaiming_output_size(
         vals, vecs = np.linalg.eigh(c)
         a = s.view(seed).astype(np.float64)
         rows = a / np.linalg.norm(a, axis=1, keepdims=True)
-        np.testing.assert_allclose(
-            np.abs(rows @ vecs[:, ::-1][:, :2]), np.eye(2), atol=2e-3
-        )  # top-2, in order
+        # top-2, in order
+        np.testing.assert_allclose(np.abs(rows @ vecs[:, ::-1][:, :2]), np.eye(2), atol=2e-3)
         assert (rows[range(2), np.abs(rows).argmax(axis=1)] > 0).all()  # the sign convention
         np.testing.assert_allclose(
             np.mean(np.sum((x @ a.T) ** 2, axis=1)), 2 * np.trace(c) / (3 * 384), rtol=2e-3
         )
-        k = s.view(kaiming.seed_genome()).astype(
-            np.float64
-        )  # peft's draw: the same output size, ±sampling
+        # peft's draw: the same output size, ±sampling
+        k = s.view(kaiming.seed_genome()).astype(np.float64)
         assert (
             0.5
             < np.mean(np.sum((x @ k.T) ** 2, axis=1)) / np.mean(np.sum((x @ a.T) ** 2, axis=1))
@@ -285,9 +280,8 @@ def test_b_subspace_keeps_each_value_b_within_its_consumers_top_k_directions(tmp
         assert np.all(np.linalg.norm(wo @ u, axis=0) >= s[7] - 1e-6)
         np.testing.assert_allclose(np.linalg.norm(b), np.linalg.norm(q), rtol=1e-5)
     assert sub.validate(g) == eva.validate(full)  # the same LoRA weights in the model
-    sub.save_adapter(
-        g, tmp_path / "adapter"
-    )  # exports the expanded factors as any full genome does
+    # exports the expanded factors as any full genome does
+    sub.save_adapter(g, tmp_path / "adapter")
     both = build_task(dataclasses.replace(spec, a_subspace=6, b_subspace=8))
     assert both.layout.size == eva.flat.layout.size - 4 * 2 * (384 - 6) - 2 * 2 * (384 - 8)
     np.testing.assert_allclose(

@@ -133,9 +133,8 @@ def test_evaluator_matches_stock_peft(minilm_dir, layers, cache, merge):
     assert abs(terms["stsb_neg_mse"] - neg_mse) < 1e-6
     assert abs(fit - (spearman + 0.5 * neg_mse)) < 1e-6
     base_terms = task.evaluate([task.seed_genome()], 0)[0][1]
-    assert (
-        abs(base_terms["stsb_neg_mse"] - terms["stsb_neg_mse"]) > 1e-5
-    )  # the genome really changed the model
+    # the genome really changed the model
+    assert abs(base_terms["stsb_neg_mse"] - terms["stsb_neg_mse"]) > 1e-5
 
 
 def test_cached_and_full_paths_agree_for_all_layers():
@@ -198,9 +197,8 @@ def test_shared_prefix_trunk_scores_like_the_full_forward_and_is_keyed_by_the_sh
         before = task.evaluator.trunk_computations
         got, want = task.evaluate(genomes, 0), full.evaluate(genomes, 0)
         assert all(abs(a - b) < 1e-6 for (a, _), (b, _) in zip(got, want)), gen
-        assert (
-            task.evaluator.trunk_computations == before + 1
-        )  # one trunk for the four genomes: new key each time
+        # one trunk for the four genomes: new key each time
+        assert task.evaluator.trunk_computations == before + 1
         assert len({round(f, 9) for f, _ in got}) == 4
         assert task.evaluator.trunk.start == 2  # the scope ends with the evaluation
     assert abs(task.validate(g) - full.validate(g)) < 1e-9
@@ -215,9 +213,8 @@ def test_rotating_batches_are_the_same_within_a_generation_and_seeded():
 def test_per_pair_batches_are_seeded_shared_by_a_pair_and_differ_between_pairs():
     a = build_task(_spec(layers=(5,), rotate=True))
     b = build_task(_spec(layers=(5,), rotate=True))
-    assert (
-        a.train_batch(3, 0).key == b.train_batch(3, 0).key
-    )  # (data seed, gen, pair): reproducible
+    # (data seed, gen, pair): reproducible
+    assert a.train_batch(3, 0).key == b.train_batch(3, 0).key
     keys = {a.train_batch(3, k).key for k in range(4)} | {
         a.train_batch(3).key,
         a.train_batch(4, 0).key,
@@ -256,9 +253,8 @@ def test_trunk_memo_equals_the_per_batch_trunk_and_does_not_depend_on_the_order_
     plain = build_task(spec)
     assert memo.evaluator.memoised and not plain.evaluator.memoised
     train_sentences = set(memo.train.s1) | set(memo.train.s2)
-    assert (
-        set(memo.evaluator._chunk_of) == train_sentences
-    )  # the train split's sentences, nothing else
+    # the train split's sentences, nothing else
+    assert set(memo.evaluator._chunk_of) == train_sentences
     genomes = [_random_genome(memo, seed=s) for s in range(4)]
     batches = [0, 0, 1, 1]
     a = {gen: memo.evaluate(genomes, gen, batches) for gen in (0, 1, 2)}
@@ -290,9 +286,8 @@ def test_trunk_memo_equals_the_per_batch_trunk_and_does_not_depend_on_the_order_
     )
     memo.write(genomes[0])
     assert np.allclose(memo.evaluator.pair_outputs(data).cos, cos, atol=1e-6)
-    v = memo.validate(
-        genomes[1]
-    )  # validation sentences are not in the memo: the per-batch trunk scores them
+    # validation sentences are not in the memo: the per-batch trunk scores them
+    v = memo.validate(genomes[1])
     assert abs(v - plain.validate(genomes[1])) < 1e-9 and memo.evaluator.trunk_computations == 1
 
 
@@ -300,12 +295,10 @@ def test_trunk_memo_refuses_what_it_cannot_serve():
     from evolora.evolution.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"^model\.trunk_memo: .*top slice"):
-        build_task(
-            _spec(layers=None, rotate=True, trunk_memo=True)
-        )  # LoRA on layer 0: no trunk to keep
-    quiet = build_task(
-        _spec(layers=None, rotate=True, trunk_memo="auto")
-    )  # auto: off where it cannot serve
+        # LoRA on layer 0: no trunk to keep
+        build_task(_spec(layers=None, rotate=True, trunk_memo=True))
+    # auto: off where it cannot serve
+    quiet = build_task(_spec(layers=None, rotate=True, trunk_memo="auto"))
     assert not quiet.evaluator.memoised
     assert build_task(_spec(layers=(5,), rotate=True, trunk_memo="auto")).evaluator.memoised
 
@@ -314,9 +307,8 @@ def test_validation_is_dev_spearman(minilm_dir):
     task = build_task(_spec(layers=(4, 5)))
     g = _random_genome(task, seed=7)
     rng = np.random.Generator(np.random.PCG64(task.spec.data_seed))
-    rng.choice(
-        len(task.train), size=task.spec.train_subset, replace=False
-    )  # the train draw comes first
+    # the train draw comes first
+    rng.choice(len(task.train), size=task.spec.train_subset, replace=False)
     dev = load_sts(task.spec.dev_path, "dev")
     idx = np.sort(rng.choice(len(dev), size=task.spec.dev_subset, replace=False))
     assert abs(task.validate(g) - _stock_peft_spearman(minilm_dir, task, g, dev.take(idx))) < 1e-6
@@ -356,9 +348,8 @@ def test_batched_population_path_matches_the_sequential_path(layers, cache):
     a, b = seq.evaluate(genomes, 0), bat.evaluate(genomes, 0)
     for (fa, ta), (fb, tb) in zip(a, b):
         assert abs(fa - fb) < 1e-5 and all(abs(ta[k] - tb[k]) < 1e-5 for k in ta)
-    assert (
-        len({round(t["stsb_neg_mse"], 9) for _, t in a}) == 5
-    )  # five different genomes, five different scores
+    # five different genomes, five different scores
+    assert len({round(t["stsb_neg_mse"], 9) for _, t in a}) == 5
 
 
 def test_merged_weights_never_drift_and_switch_cleanly():
@@ -369,9 +360,8 @@ def test_merged_weights_never_drift_and_switch_cleanly():
     first = task.evaluate([g], 0)[0]
     for s in range(5):  # many other genomes in between
         task.evaluate([_random_genome(task, seed=s)], 0)
-    assert (
-        task.evaluate([g], 0)[0] == first
-    )  # bit-equal: W is recomputed from the pristine W0 each time
+    # bit-equal: W is recomputed from the pristine W0 each time
+    assert task.evaluate([g], 0)[0] == first
     task.flat.write(task.seed_genome())
     assert torch.equal(lin.weight, w0)
     task.flat.set_merged(False)

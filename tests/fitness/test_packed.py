@@ -45,17 +45,17 @@ def test_pack_and_unpack_keep_each_real_token_in_place():
     where = PackedBatches.from_masks(masks)
     x = pack(hidden, where)
     assert x.shape == (5 + 4, 3) and where.tokens == 9 and where.offsets == [0, 5]
+    # nothing padded: no mask
     assert where.masks[1] is None and where.masks[0].shape == (
         2,
         1,
         1,
         3,
-    )  # nothing padded: no mask
+    )
     back = unpack(x, where, 0)
     assert torch.equal(back[0], hidden[0][0]) and torch.equal(back[1, :2], hidden[0][1, :2])
-    assert torch.equal(
-        back[1, 2], torch.zeros(3)
-    )  # the padded row is zero, not whatever the padding held
+    # the padded row is zero, not whatever the padding held
+    assert torch.equal(back[1, 2], torch.zeros(3))
     assert torch.equal(unpack(x, where, 1), hidden[1])
 
 

@@ -129,9 +129,8 @@ def test_the_data_and_params_reach_a_reward_and_none_means_no_opinion():
         return [scale * len(completions[0]), None]
 
     term = term_class("probe", fn, "test")(scale=2.0)
-    assert (
-        term.task == "causal" and term(_Causal()) == 16.0
-    )  # the mean over the values given: None is left out
+    # the mean over the values given: None is left out
+    assert term.task == "causal" and term(_Causal()) == 16.0
     assert seen == {
         "prompts": ["A", "C"],
         "ids": [[5, 6], [7]],

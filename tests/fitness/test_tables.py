@@ -75,9 +75,8 @@ def test_every_format_loads_the_same_pairs_as_the_sts_b_file(sts, tmp_path, fmt)
     assert got.columns == {
         "year": tuple(r["year"] for r in table)
     }  # the unmapped column, kept for plug-ins
-    assert (
-        load_pairs(d / "sts.csv", "data.train_path").s1 == ref.s1
-    )  # auto tells STS-B by its shape
+    # auto tells STS-B by its shape
+    assert load_pairs(d / "sts.csv", "data.train_path").s1 == ref.s1
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet", "hf"])

@@ -168,10 +168,11 @@ def test_a_sample_of_the_valid_generated_studies_runs_cleanly_and_writes_only_th
             ]
         )
         err = capsys.readouterr().err.strip().splitlines()
+        # clean, or bad input found when the data or model loaded
         assert code in (0, 2), (
             case_id,
             err[-5:],
-        )  # clean, or bad input found when the data or model loaded
+        )
         if code == 2:
             assert len(err) == 1 and err[0].startswith("evolora: error: "), (case_id, err)
         codes.append(code)

@@ -559,6 +559,5 @@ def test_the_schema_reads_no_data_file_and_a_sweep_refuses_bad_data_before_writi
         os.chdir(cwd)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"evolora: error: {path}:"), err
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "s.yaml"
-    ]  # no mlruns/, no journal, no checkpoints
+    # no mlruns/, no journal, no checkpoints
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]

@@ -84,9 +84,8 @@ def _runs(uri: str):
 def test_own_train_data_is_validated_on_itself_never_on_the_packaged_sts_dev(tmp_path):
     mine = _pairs_csv(tmp_path / "mine.csv")
     cfg = parse_study({"data": {"train_path": str(mine)}}, tmp_path)
-    assert (
-        cfg.data.dev_path is None and cfg.data.val_fraction == 0.1
-    )  # drawn from the user's own pairs
+    # drawn from the user's own pairs
+    assert cfg.data.dev_path is None and cfg.data.val_fraction == 0.1
     assert str(mine) in validation_source(cfg) and "val_fraction" in validation_source(cfg)
     packaged = parse_study({}, tmp_path)  # the packaged train split keeps the packaged dev split
     assert packaged.data.val_fraction is None and packaged.data.dev_path.endswith("sts-dev.csv")
@@ -117,10 +116,11 @@ def test_neg_mse_reads_the_labels_scale_from_the_data_not_from_sts_b(tmp_path):
         assert rng == (0.0, scale)
         value = NegMSETerm()(PairOutputs(cos, pairs.gold, pairs.with_range(rng)))
         assert value == pytest.approx(-np.mean((cos - unit) ** 2))
+    # STS-B files: its own scale
     assert load_pairs(STSB / "sts-dev.csv", "d").score_range == (
         0.0,
         5.0,
-    )  # STS-B files: its own scale
+    )
     p = Pairs(("a",) * 2, ("b",) * 2, np.array([0.2, 0.4]))
     assert score_range([p], [0, 1]) == (0.0, 1.0)
     with pytest.raises(ConfigError, match=r"^data.score_range: a label lies outside \[0, 0.3\]"):
@@ -207,9 +207,8 @@ def test_a_metric_that_is_nan_for_the_base_model_is_refused_before_the_run_exist
         ),
     )
     try:
-        path = _write_study(
-            tmp_path, validation__metric="nan_on_validation"
-        )  # dev_subset 40: nan there
+        # dev_subset 40: nan there
+        path = _write_study(tmp_path, validation__metric="nan_on_validation")
         assert run_cli_in(tmp_path, ["run", str(path), "--no-progress"]) == 1
         err = capsys.readouterr().err
         assert "'nan_on_validation' returned nan" in err and "Traceback" not in err
@@ -276,9 +275,8 @@ def test_a_checkpoint_of_another_study_of_the_same_name_is_never_adopted(tmp_pat
         cfg, 1, str(tmp_path / "journal-0.log"), checkpoint_dir=str(tmp_path / "ck")
     )
     open_study(reopened)
-    assert reopened.checkpoint(0) == ctxs[0].checkpoint(
-        0
-    )  # the same study: its own checkpoints again
+    # the same study: its own checkpoints again
+    assert reopened.checkpoint(0) == ctxs[0].checkpoint(0)
     conf = {"name": "same", "seed": 0}
     mine = checkpoint_identity(conf, ctxs[0].checkpoint_owner)
     save_checkpoint(tmp_path / "c.npz", {"loop": {"gen": 0}, "run_id": "r", "config": mine})
@@ -328,9 +326,8 @@ def test_plain_scalars_follow_yaml_1_2(tmp_path):
         and cfg.mlflow.experiment == "on"
         and cfg.model.trunk_memo is True
     )
-    path.write_text(
-        "data: {train_genre: 1:20, dev_genre: 1_000}\n"
-    )  # YAML 1.1 reads 80 and 1000; 1.2 the text
+    # YAML 1.1 reads 80 and 1000; 1.2 the text
+    path.write_text("data: {train_genre: 1:20, dev_genre: 1_000}\n")
     assert (load_study(path).data.train_genre, load_study(path).data.dev_genre) == ("1:20", "1_000")
     path.write_text("name: 1:20\n")
     with pytest.raises(ConfigError, match="got '1:20'$"):  # what the user wrote, not 80
@@ -586,10 +583,11 @@ def test_data_files_as_users_have_them(tmp_path):
         'sentence1\tsentence2\tscore\n"Quoted start\tplain\t1\nsecond\t"another\t2\n',
         encoding="utf-8",
     )
+    # quotes are characters in TSV
     assert load_pairs(tsv, "data.train_path").s1 == (
         '"Quoted start',
         "second",
-    )  # quotes are characters in TSV
+    )
     short = tmp_path / "short.tsv"
     short.write_text("sentence1\tsentence2\tscore\na\tb\t1\nc\td\n")
     with pytest.raises(ConfigError, match="short.tsv: line 3: fewer fields"):

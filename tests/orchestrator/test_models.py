@@ -208,19 +208,22 @@ def test_champion_alias_moves_to_a_better_model_and_never_to_a_worse_one(tmp_pat
 
     assert register_champion(uri, "m", model_uri, run_id, 0.50)[:2] == ("1", True)
     assert alias("m") == "1"
+    # worse: not even registered
     assert register_champion(uri, "m", model_uri, run_id, 0.40)[:2] == (
         None,
         False,
-    )  # worse: not even registered
+    )
+    # a tie does not move it
     assert register_champion(uri, "m", model_uri, run_id, 0.50)[:2] == (
         None,
         False,
-    )  # a tie does not move it
+    )
     assert alias("m") == "1"
+    # kept, alias stays
     assert register_champion(uri, "m", model_uri, run_id, 0.40, force=True)[:2] == (
         "2",
         False,
-    )  # kept, alias stays
+    )
     assert alias("m") == "1"
     assert register_champion(uri, "m", model_uri, run_id, 0.60, tags={"trial": 7})[:2] == (
         "3",
@@ -236,9 +239,8 @@ def test_champion_alias_moves_to_a_better_model_and_never_to_a_worse_one(tmp_pat
         :2
     ] == ("1", True)
     other = register_champion(uri, "meas", model_uri, run_id, 0.90, measure="stsb_spearman:bbbb")
-    assert (
-        other[:2] == ("2", False) and "not comparable" in other.why and alias("meas") == "1"
-    )  # kept, not crowned
+    # kept, not crowned
+    assert other[:2] == ("2", False) and "not comparable" in other.why and alias("meas") == "1"
     assert register_champion(uri, "meas", model_uri, run_id, 0.60, measure="stsb_spearman:aaaa")[
         :2
     ] == ("3", True)
@@ -291,9 +293,8 @@ def test_a_sweep_points_the_champion_alias_at_its_best_trial(tmp_path):
     )
     steps = [m.step for m in client.get_metric_history(parent.info.run_id, "trial_value")]
     assert sorted(steps) == [0, 1, 2]
-    note = parent.data.tags[
-        "mlflow.note.content"
-    ]  # the study's answer, in the parent run's description
+    # the study's answer, in the parent run's description
+    note = parent.data.tags["mlflow.note.content"]
     assert (
         f"Best: trial {best.number}" in note
         and "evolution.mutation_sigma" in note
@@ -376,9 +377,8 @@ def test_causal_model_generates_and_scores_likelihood_like_evolora(tmp_path, cac
     champion = np.load(client.download_artifacts(run_id, "champion.npy", str(tmp_path / "c")))
     task.flat.write(champion)
     prompts = task.sample_prompts()
-    direct = task.evaluator.generate_one_by_one(
-        task.evaluator.encode(prompts), 5
-    )  # model.generate, unbatched
+    # model.generate, unbatched
+    direct = task.evaluator.generate_one_by_one(task.evaluator.encode(prompts), 5)
     last = df[(df["gen"] == 1) & (df["who"] == "champion")]
     assert (
         list(last["prompt"]) == [p.prompt for p in prompts] and list(last["generation"]) == direct

@@ -46,9 +46,8 @@ def test_a_run_whose_plugin_returns_nan_fails_with_the_term_and_value(tmp_path, 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
     assert run.info.status == "FAILED"
-    assert not any(
-        a.path == "adapter" for a in client.list_artifacts(run.info.run_id)
-    )  # nothing half-written
+    # nothing half-written
+    assert not any(a.path == "adapter" for a in client.list_artifacts(run.info.run_id))
 
 
 def test_a_sweep_fails_the_trial_whose_plugin_breaks_and_goes_on(tmp_path, flaky):
@@ -136,9 +135,8 @@ def test_a_failure_in_test_scoring_keeps_the_champion_logged_and_fails_the_run_w
         "error.txt",
     } <= logged
     assert run.data.tags.get("evolora.model_uri", "").startswith("models:/")
-    assert (
-        "evolora.incomplete" not in run.data.tags
-    )  # the evolution completed: its champion is logged once
+    # the evolution completed: its champion is logged once
+    assert "evolora.incomplete" not in run.data.tags
     assert len(client.search_logged_models([run.info.experiment_id])) == 1
     assert "val_best" in run.data.metrics and "test_gain" not in run.data.metrics
     error = open(client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path))).read()

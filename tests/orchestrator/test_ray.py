@@ -118,9 +118,8 @@ def test_two_actors_give_the_single_process_result_to_the_last_bit(
     rows = loop2["logbook"]
     assert all(r["ray_actors"] == 2 for r in rows)
     genome_bytes = 4 * one.result.champion.size
-    if (
-        kind == "es"
-    ):  # after generation 0 the ES sends fitness values and a generator state, not genomes
+    # after generation 0 the ES sends fitness values and a generator state, not genomes
+    if kind == "es":
         assert all(r["ray_bytes_per_genome"] < genome_bytes / 20 for r in rows[1:])
     else:  # the GA's genomes travel
         assert all(r["ray_bytes_per_genome"] > genome_bytes for r in rows)
@@ -154,9 +153,8 @@ def test_an_actor_killed_mid_run_is_replaced_and_changes_nothing(tmp_path, clust
     assert one.result.champion.tobytes() == two.result.champion.tobytes()
     _same_loop(loop1, loop2)
     evals = [e for e in _lineage(lin2) if e["event"] == "eval"]
-    assert (
-        len(evals) == len({e["id"] for e in evals}) == 5 * 7
-    )  # every member scored once, none twice
+    # every member scored once, none twice
+    assert len(evals) == len({e["id"] for e in evals}) == 5 * 7
 
 
 def test_a_run_resumes_on_another_number_of_actors(tmp_path, cluster):
@@ -165,9 +163,8 @@ def test_a_run_resumes_on_another_number_of_actors(tmp_path, cluster):
 
     class CtrlC(Observer):
         def on_generation(self, row):
-            if (
-                row["gen"] == 2
-            ):  # before generation 2's checkpoint: the run resumes from generation 1's
+            # before generation 2's checkpoint: the run resumes from generation 1's
+            if row["gen"] == 2:
                 raise KeyboardInterrupt
 
     study = tiny_study(tmp_path, **ES)

@@ -65,18 +65,15 @@ def test_same_seed_same_result_and_the_run_is_fully_recorded(tmp_path):
     # run summaries: one value each at step 0, which MLflow's UI draws as a value (a bar), not a one-dot curve
     for key in ("val_best", "val_gain", "val_base_final", "best_fitness", "champion_gen"):
         assert [m.step for m in client.get_metric_history(a, key)] == [0], key
-    assert not {"champion_id", "nevals", "gen"} & set(
-        ra.data.metrics
-    )  # ids and counts are no curves
+    # ids and counts are no curves
+    assert not {"champion_id", "nevals", "gen"} & set(ra.data.metrics)
     # the curves picture (validation: generation best, champion, base together) among the metric charts
-    assert (
-        ra.data.tags.get("mlflow.loggedImages") == "True"
-    )  # MLflow's mark: the UI shows image charts
+    # MLflow's mark: the UI shows image charts
+    assert ra.data.tags.get("mlflow.loggedImages") == "True"
     images = [f.path for f in client.list_artifacts(a, "images") if f.path.endswith(".png")]
     assert images and all(Path(p).name.startswith("curves+step+0+") for p in images)
-    assert (
-        len(images) == 3
-    )  # redrawn at each validation (every ceil(3/10) = 1 generation), not twice at the end
+    # redrawn at each validation (every ceil(3/10) = 1 generation), not twice at the end
+    assert len(images) == 3
     arts = {f.path for f in client.list_artifacts(a)}
     assert {"adapter", "study.yaml", "logbook.json", "champion.npy", "layout.json"} <= arts
     logged = yaml.safe_load(
@@ -96,9 +93,8 @@ def test_exported_adapter_reproduces_logged_validation_in_a_fresh_process(
     run_id, client = _run(
         tmp_path, tiny_study(tmp_path, evolution__generations=4, lora__genome=genome)
     )
-    if (
-        genome == "xs"
-    ):  # one 2×2 core per adapted matrix (query, value of layer 5), exported as A and B
+    # one 2×2 core per adapted matrix (query, value of layer 5), exported as A and B
+    if genome == "xs":
         assert client.get_run(run_id).data.tags["evolora.genome_size"] == "8"
     out = tmp_path / "adapter"
     uri = client._tracking_client.tracking_uri
@@ -145,12 +141,10 @@ def test_quickstart_improves_test_spearman_over_the_base_model(tmp_path):
     run = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id])[0]
     m = run.data.metrics
     assert m["val_best"] > m["val_base_final"]  # chosen on validation (10 % of sts-train)
-    assert (
-        abs(m["test_base"] - 0.8671631) < 1e-5
-    )  # the base model's Spearman on the whole sts-dev (test)
-    assert (
-        m["test_gain"] > 0.0050
-    )  # half the +1.00 points the README reports for this machine; nothing chose it
+    # the base model's Spearman on the whole sts-dev (test)
+    assert abs(m["test_base"] - 0.8671631) < 1e-5
+    # half the +1.00 points the README reports for this machine; nothing chose it
+    assert m["test_gain"] > 0.0050
     # what the README tells the user to load after `make run`: the champion, registered
     version = client.get_model_version_by_alias("quickstart", "champion")
     assert version.run_id == run.info.run_id
@@ -189,16 +183,13 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
         assert main(["lineage", run_id, "--genome", str(genome), "--tracking-uri", uri]) == 0
         out = capsys.readouterr().out.strip().splitlines()
         births_out = [line for line in out[2:] if not line.startswith(" " * 13)]
-        assert (
-            births_out[-1].split()[0] == "0" and "seed" in births_out[-1]
-        )  # the oldest: generation 0's seed
+        # the oldest: generation 0's seed
+        assert births_out[-1].split()[0] == "0" and "seed" in births_out[-1]
         text = "\n".join(out)
-        assert (
-            "evaluated at gen" in text or "validated at gen" in text
-        )  # ES/CMA means are validated only
-        if strategy.startswith(
-            "ga"
-        ):  # sampled offspring: fitness terms and the generator state of the draw
+        # ES/CMA means are validated only
+        assert "evaluated at gen" in text or "validated at gen" in text
+        # sampled offspring: fitness terms and the generator state of the draw
+        if strategy.startswith("ga"):
             assert "evaluated at gen" in text and "generator state before the draw" in text
     assert main(["lineage", run_id, "--best", "--tracking-uri", uri]) == 0
     assert "validated at gen" in capsys.readouterr().out  # the champion was chosen on validation
@@ -254,16 +245,16 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_without_losing_anything(
     assert client.get_run(run_id).info.status == "KILLED"
     resumed = run_trial(cfg, RunSettings(tracking_uri=uri, progress=False, checkpoint=ck))
     assert resumed.run_id == run_id and client.get_run(run_id).info.status == "FINISHED"
-    assert client.get_run(run_id).data.tags["evolora.trunk_memo"] == str(
-        bool(over)
-    )  # a fresh memo after the stop
+    # a fresh memo after the stop
+    assert client.get_run(run_id).data.tags["evolora.trunk_memo"] == str(bool(over))
     assert [m.step for m in client.get_metric_history(run_id, "fit_best")] == list(range(6))
+    # snapshots from before the stop kept
     assert sorted(load_checkpoint_file(ck)["basins"]) == [
         0,
         2,
         3,
         5,
-    ]  # snapshots from before the stop kept
+    ]
     full = run_trial(cfg, RunSettings(tracking_uri=uri, progress=False))
     assert full.result.champion.tobytes() == resumed.result.champion.tobytes()
     births = [r for r in read_lineage_of(client, run_id, tmp_path) if r["event"] == "birth"]

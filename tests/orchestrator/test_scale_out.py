@@ -76,11 +76,10 @@ class _ConnectionPeak:
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
+            # the server is down or full: the next sample tells
             try:
                 self.value = max(self.value, self._count() - self._baseline)
-            except (
-                sqlalchemy.exc.OperationalError
-            ):  # the server is down or full: the next sample tells
+            except sqlalchemy.exc.OperationalError:
                 pass
 
     def stop(self) -> None:
@@ -105,9 +104,8 @@ def postgres(tmp_path_factory):
 
     import psycopg  # noqa: F401  (installed by `make setup` through the dev extra)
 
-    base = Path(
-        tempfile.mkdtemp(prefix="evolora-pg-")
-    )  # directly under /tmp: reachable by the postgres user
+    # directly under /tmp: reachable by the postgres user
+    base = Path(tempfile.mkdtemp(prefix="evolora-pg-"))
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     if os.geteuid() == 0:
@@ -390,9 +388,8 @@ def test_runs_through_a_real_mlflow_tracking_server(tmp_path):
             == 0
         )
         assert (out / "adapter_model.safetensors").is_file()
-        assert any(
-            (tmp_path / "server-artifacts").rglob("adapter_model.safetensors")
-        )  # stored by the server
+        # stored by the server
+        assert any((tmp_path / "server-artifacts").rglob("adapter_model.safetensors"))
     finally:
         os.killpg(server.pid, 9)
         server.wait()
@@ -432,9 +429,8 @@ def test_evolora_ui_serves_the_project_store(tmp_path):
             except OSError:
                 time.sleep(0.5)
         assert body is not None and '"tests"' in body
-        said = _read_until(
-            ui.stdout, "Optuna dashboard", 60
-        )  # what `evolora ui` prints once its server answers
+        # what `evolora ui` prints once its server answers
+        said = _read_until(ui.stdout, "Optuna dashboard", 60)
     finally:
         ui.send_signal(signal.SIGTERM)  # stops the servers it started, then itself
         out = said + ui.communicate(timeout=60)[0]
@@ -449,9 +445,8 @@ def _read_until(stream, needle: str, seconds: float) -> str:
     while needle.encode() not in out and time.time() < deadline:
         ready, _, _ = select.select([stream.fileno()], [], [], 0.5)
         if ready:
-            chunk = os.read(
-                stream.fileno(), 65536
-            )  # the pipe itself: nothing left in a reader's buffer
+            # the pipe itself: nothing left in a reader's buffer
+            chunk = os.read(stream.fileno(), 65536)
             if not chunk:
                 break
             out += chunk
@@ -520,10 +515,11 @@ def test_a_sweep_survives_its_mlflow_server_being_killed_and_restarted(tmp_path)
         assert len(children) == 3 and all(r.info.status == "FINISHED" for r in children)
         for r in children:
             steps = [m.step for m in client.get_metric_history(r.info.run_id, "fit_best")]
+            # whole history, no step twice
             assert sorted(steps) == list(range(gens)), (
                 r.info.run_name,
                 steps,
-            )  # whole history, no step twice
+            )
         assert client.get_model_version_by_alias("mlflow-restart", "champion") is not None
         # loaded by name from the tracking server, in a fresh process outside the repository
         code = (
@@ -540,9 +536,8 @@ def test_a_sweep_survives_its_mlflow_server_being_killed_and_restarted(tmp_path)
             env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
-        assert (
-            abs(float(proc.stdout.strip().splitlines()[-1]) - 1.0) < 1e-5
-        )  # a sentence against itself
+        # a sentence against itself
+        assert abs(float(proc.stdout.strip().splitlines()[-1]) - 1.0) < 1e-5
     finally:
         os.killpg(server.pid, 9)
         server.wait()
@@ -558,9 +553,11 @@ def test_soak_two_hosts_two_workers_each_three_sigkills(tmp_path, postgres):
     import random
 
     from evolora.evolution.checkpoint import load_checkpoint_file
+
+    # opened under the schema lock the hosts also take
     from evolora.orchestrator.sweep.storage import (
         open_storage,
-    )  # opened under the schema lock the hosts also take
+    )
 
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
@@ -647,9 +644,8 @@ def test_soak_two_hosts_two_workers_each_three_sigkills(tmp_path, postgres):
         for number in killed:
             assert trials[number].user_attrs["evolora:failure"] == "worker died"
             retry = trials[number]
-            while (
-                retry.state.name != "COMPLETE"
-            ):  # a retry may itself have been killed: follow the chain
+            # a retry may itself have been killed: follow the chain
+            while retry.state.name != "COMPLETE":
                 retry = next(
                     t for t in trials if t.user_attrs.get("evolora:retry_of") == retry.number
                 )
@@ -666,10 +662,11 @@ def test_soak_two_hosts_two_workers_each_three_sigkills(tmp_path, postgres):
         for r in children:
             assert r.info.status == "FINISHED", r.info.run_name
             steps = [m.step for m in client.get_metric_history(r.info.run_id, "fit_best")]
+            # whole history, no step twice
             assert sorted(steps) == list(range(gens)), (
                 r.info.run_name,
                 steps,
-            )  # whole history, no step twice
+            )
         resumed = next(
             t
             for t in trials

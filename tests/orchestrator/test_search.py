@@ -67,9 +67,8 @@ def test_parameters_are_sampled_only_for_the_strategy_that_uses_them():
         assert ("evolution.speciation.target_species" in values) == (
             values.get("evolution.speciation.enabled") is True
         )
-        resolved = trial_config(
-            cfg, trial.params, 1, 1
-        )  # every sampled combination is a valid config
+        # every sampled combination is a valid config
+        resolved = trial_config(cfg, trial.params, 1, 1)
         assert resolved.evolution.strategy == strategy
         study.tell(trial, 0.0)
     assert seen == {"ga", "openai-es", "sep-cma-es"}

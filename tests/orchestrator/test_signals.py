@@ -30,9 +30,8 @@ def _popen(tmp_path, argv):
 
 
 def test_sigterm_ends_a_run_killed_with_every_generation_it_made_logged(tmp_path):
-    study = tiny_study(
-        tmp_path, evolution__generations=500, mlflow__flush_every=1000
-    )  # nothing flushed before the end
+    # nothing flushed before the end
+    study = tiny_study(tmp_path, evolution__generations=500, mlflow__flush_every=1000)
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = _popen(tmp_path, ["run", "s.yaml", "--no-progress", "--tracking-uri", uri])
@@ -41,9 +40,8 @@ def test_sigterm_ends_a_run_killed_with_every_generation_it_made_logged(tmp_path
         time.sleep(0.5)
         if (tmp_path / "mlflow.db").exists():
             try:
-                client = get_client(
-                    uri
-                )  # under the store's creation lock, as every evolora process opens it
+                # under the store's creation lock, as every evolora process opens it
+                client = get_client(uri)
                 exp = client.get_experiment_by_name("tests")
                 runs = client.search_runs([exp.experiment_id]) if exp else []
                 run = runs[0] if runs else None
@@ -91,9 +89,8 @@ def test_sigterm_to_a_sweep_fails_its_workers_trials_keeps_their_checkpoints_and
     assert proc.poll() is None and all(gen(ck) >= 2 for ck in cks()), (
         "both workers should be inside their trials"
     )
-    os.kill(
-        proc.pid, signal.SIGTERM
-    )  # the sweep's own process only, as `timeout` or a scheduler does
+    # the sweep's own process only, as `timeout` or a scheduler does
+    os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=180) == 143, proc.stderr.read()[-3000:]
     study = _journal(tmp_path)
     assert [(t.state.name, t.user_attrs.get("evolora:failure")) for t in study.trials] == [
@@ -109,9 +106,8 @@ def test_sigterm_to_a_sweep_fails_its_workers_trials_keeps_their_checkpoints_and
     study = _journal(tmp_path)
     retries = [t for t in study.trials if t.user_attrs.get("evolora:retry_of") is not None]
     assert sorted(t.state.name for t in retries) == ["COMPLETE", "COMPLETE"]
-    assert all(
-        t.user_attrs["evolora:resumed_from_gen"] >= 2 for t in retries
-    )  # from their checkpoints
+    # from their checkpoints
+    assert all(t.user_attrs["evolora:resumed_from_gen"] >= 2 for t in retries)
     client, _, children = _mlflow(tmp_path)
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
     for c in children:

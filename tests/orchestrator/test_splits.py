@@ -45,9 +45,8 @@ def test_validation_split_is_deterministic_disjoint_and_complete():
     assert a_val.s1 == b_val.s1 and a_tr.s2 == b_tr.s2  # same seed, same split
     assert a_val.s1 != c_val.s1  # the seed matters
     pairs_tr, pairs_val = set(zip(a_tr.s1, a_tr.s2)), set(zip(a_val.s1, a_val.s2))
-    assert (
-        not pairs_tr & pairs_val
-    )  # disjoint by content: duplicate pairs of sts-train stay on one side
+    # disjoint by content: duplicate pairs of sts-train stay on one side
+    assert not pairs_tr & pairs_val
     assert len(a_tr) + len(a_val) == len(train)
     distinct = len(set(zip(train.s1, train.s2)))
     assert len(pairs_val) == round(0.1 * distinct)
@@ -61,9 +60,8 @@ def test_split_config_errors_name_the_field(tmp_path):
     from evolora.fitness.build import load_data
     from evolora.orchestrator.assembly import task_spec
 
-    missing = parse_study(
-        {"data": {"test_path": str(tmp_path / "nope.csv")}}
-    )  # the schema reads no file …
+    # the schema reads no file …
+    missing = parse_study({"data": {"test_path": str(tmp_path / "nope.csv")}})
     with pytest.raises(ConfigError, match=r"^data\.test_path: data file not found"):
         load_data(task_spec(missing))  # … the data are checked where they load
     with pytest.raises(ConfigError, match=r"^data\.val_fraction"):
@@ -115,26 +113,22 @@ def test_test_split_never_reaches_fitness_or_selection_and_is_scored_once(tmp_pa
     during = [s for ended, s in log if not ended]
     after = [s for ended, s in log if ended]
     test_sentences = {x for p in test_pairs for x in p}
-    assert (
-        not {x for s in during for p in s for x in p} & test_sentences
-    )  # no test sentence tokenised during the run
+    # no test sentence tokenised during the run
+    assert not {x for s in during for p in s for x in p} & test_sentences
     from evolora.orchestrator.tracking.models import EXAMPLES
 
     example = set(zip(EXAMPLES["encoder"]["sentence1"], EXAMPLES["encoder"]["sentence2"]))
-    assert [s for s in after if s & test_pairs] == [
-        test_pairs
-    ]  # the test split: scored once, at the end
-    assert all(
-        s == example for s in after if s != test_pairs
-    )  # else only the logged model's input example
+    # the test split: scored once, at the end
+    assert [s for s in after if s & test_pairs] == [test_pairs]
+    # else only the logged model's input example
+    assert all(s == example for s in after if s != test_pairs)
     # every set tokenised during the run is a fitness batch from the train split or the validation subset
     train = load_sts(STSB / "sts-train.csv", "t")
     tr, val = split_validation(train, 0.02, 0)
     train_pairs, val_pairs = set(zip(tr.s1, tr.s2)), set(zip(val.s1, val.s2))
     assert all(s <= train_pairs or s <= val_pairs for s in during)
-    assert (
-        sum(s <= val_pairs for s in during) == 1
-    )  # validation data: encoded once, from the validation split
+    # validation data: encoded once, from the validation split
+    assert sum(s <= val_pairs for s in during) == 1
     assert sum(s <= train_pairs for s in during) == 4  # one rotating fitness batch per generation
     assert out.test is not None and out.test["gain"] == out.test["champion"] - out.test["base"]
     client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
@@ -155,11 +149,12 @@ def test_hold_out_sources_takes_identical_pairs_of_other_sources_along():
         ("news", "forum", "captions", "news"),
     )
     rest, held = hold_out_sources(pairs, ["news"])
+    # order kept, duplicate taken along
     assert list(zip(held.s1, held.s2)) == [
         ("a", "x"),
         ("a", "x"),
         ("c", "z"),
-    ]  # order kept, duplicate taken along
+    ]
     assert held.source == ("news", "captions", "news") and list(held.gold) == [1.0, 3.0, 4.0]
     assert rest.s1 == ("b",) and rest.source == ("forum",)
     both = rest + held
@@ -194,13 +189,11 @@ def test_held_out_sources_join_validation_whole_and_never_reach_fitness(tmp_path
     tr, drawn = split_validation(rest, 0.02, 0)
     train_pairs, val_pairs = set(zip(tr.s1, tr.s2)), set(zip(drawn.s1, drawn.s2)) | news
     during = [s for ended, s in log if not ended]
-    assert [s for s in during if s & news] == [
-        val_pairs
-    ]  # the held-out source: in validation, encoded once
+    # the held-out source: in validation, encoded once
+    assert [s for s in during if s & news] == [val_pairs]
     batches = [s for s in during if s != val_pairs]
-    assert len(batches) == 6 and all(
-        s <= train_pairs for s in batches
-    )  # one fitness batch per generation
+    # one fitness batch per generation
+    assert len(batches) == 6 and all(s <= train_pairs for s in batches)
     # validation by source: the held-out source apart from the drawn ones, logged beside the whole-split gain
     by = out.val_by_source
     assert by["deft-news"]["pairs"] == len(held) and sum(v["pairs"] for v in by.values()) == len(
@@ -267,9 +260,8 @@ def test_per_pair_fitness_batches_come_from_train_only_one_per_pair(tmp_path, en
     assert all(s <= train_pairs or s <= val_pairs for s in during)
     assert sum(s <= val_pairs for s in during) == 1
     fitness_sets = [s for s in during if s <= train_pairs]
-    assert len(fitness_sets) == 3 * (
-        1 + 2
-    )  # per generation: the mean's shared batch and one per pair (2 pairs)
+    # per generation: the mean's shared batch and one per pair (2 pairs)
+    assert len(fitness_sets) == 3 * (1 + 2)
     assert len({frozenset(s) for s in fitness_sets}) == 9 and all(len(s) == 4 for s in fitness_sets)
     assert memoised[0] == {
         x for p in train_pairs for x in p
@@ -315,14 +307,12 @@ def test_eva_directions_come_from_train_only(tmp_path, encoded):
     train = load_sts(STSB / "sts-train.csv", "t")
     tr, val = split_validation(train, 0.02, 0)
     train_pairs, val_pairs = set(zip(tr.s1, tr.s2)), set(zip(val.s1, val.s2))
-    assert (
-        len(during[0]) == 50 and during[0] <= train_pairs
-    )  # the eva examples come first, from train
+    # the eva examples come first, from train
+    assert len(during[0]) == 50 and during[0] <= train_pairs
     assert all(s <= train_pairs or s <= val_pairs for s in during)
     assert not {x for s in during for p in s for x in p} & {x for p in test_pairs for x in p}
-    assert (
-        sum(s <= train_pairs for s in during) == 1 + 2
-    )  # eva's examples, one fitness batch per generation
+    # eva's examples, one fitness batch per generation
+    assert sum(s <= train_pairs for s in during) == 1 + 2
     again = run_trial(
         parse_study(study),
         RunSettings(tracking_uri=f"sqlite:///{tmp_path / 'm2.db'}", progress=False),
@@ -357,9 +347,8 @@ def test_sweep_objective_and_pruning_use_validation_only(tmp_path, encoded):
         run = client.get_run(t.user_attrs["evolora:run_id"])
         val_curve = [m.value for m in client.get_metric_history(run.info.run_id, "val_champion")]
         assert t.value == run.data.metrics["val_best"]  # objective = validation
-        assert set(t.intermediate_values.values()) <= set(
-            val_curve
-        )  # pruning saw validation values only
+        # pruning saw validation values only
+        assert set(t.intermediate_values.values()) <= set(val_curve)
         assert t.user_attrs["evolora:test"]["champion"] == run.data.metrics["test_stsb_spearman"]
     # test sentences were tokenised only after each trial's evolution (once per completed trial)
     assert sum(1 for _, s in log if s == test_pairs) == len(done)

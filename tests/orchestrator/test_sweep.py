@@ -179,9 +179,8 @@ def test_a_retry_keeps_its_killed_trials_thread_count_so_nothing_completed_is_lo
     study = _journal(tmp_path)
     retry = next(t for t in study.trials if t.user_attrs.get("evolora:retry_of") == 0)
     assert retry.state.name == "COMPLETE", retry.user_attrs.get("evolora:failure")
-    assert (
-        retry.user_attrs["evolora:resumed_from_gen"] >= 3
-    )  # from the checkpoint, not from generation 0
+    # from the checkpoint, not from generation 0
+    assert retry.user_attrs["evolora:resumed_from_gen"] >= 3
     assert retry.user_attrs["evolora:config"]["model"]["threads"] == 1
     new = [t for t in study.trials if t.number not in (0, retry.number)]
     assert [t.state.name for t in new] == ["COMPLETE"] and new[0].user_attrs["evolora:config"][
@@ -378,9 +377,8 @@ def test_reporter_prunes_a_trial_below_the_median():
     with pytest.raises(TrialPruned, match="generation 2"):
         rep.on_generation({"gen": 2, "val_champion": 0.1})
     good = study.ask()
-    OptunaReporter(good, every=2).on_generation(
-        {"gen": 2, "val_champion": 0.95}
-    )  # above the median: goes on
+    # above the median: goes on
+    OptunaReporter(good, every=2).on_generation({"gen": 2, "val_champion": 0.95})
 
 
 def test_failing_trials_back_off_1_2_4_8_s_then_the_sweep_stops_naming_the_failure(
@@ -433,9 +431,8 @@ def test_baseline_trial_runs_the_files_values_and_study_seeds_compare_configs_on
         "fitness.terms.0.weight": 1.0,
     }
     assert all(not t.user_attrs.get("evolora:baseline") for t in study.trials[1:])
-    assert (
-        len({t.params["evolution.mutation_sigma"] for t in study.trials}) == 3
-    )  # the others are sampled
+    # the others are sampled
+    assert len({t.params["evolution.mutation_sigma"] for t in study.trials}) == 3
     assert {t.user_attrs["evolora:seed"] for t in study.trials} == {3}
     assert _in(tmp_path, ["run", str(path), "--no-progress"]) == 0
     client, _, children = _mlflow(tmp_path)

@@ -50,13 +50,11 @@ def served(tmp_path, monkeypatch):
 def test_cut_answers_and_dropped_connections_lose_nothing_and_double_nothing(served):
     proxy, direct = served
     proxy.add("create", "POST", "/runs/create", "cut")  # the run is made; its id never arrives
-    proxy.add(
-        "batch", "POST", "/runs/log-batch", "cut", times=2
-    )  # params, then generation 0's metrics
+    # params, then generation 0's metrics
+    proxy.add("batch", "POST", "/runs/log-batch", "cut", times=2)
     proxy.add("dropped", "POST", "/runs/log-batch", "drop")  # generation 1's metrics never reach it
-    proxy.add(
-        "upload", "PUT", "/mlflow-artifacts/artifacts/", "cut"
-    )  # the table's first write lands
+    # the table's first write lands
+    proxy.add("upload", "PUT", "/mlflow-artifacts/artifacts/", "cut")
     proxy.add("get", "GET", "/runs/get", "cut")
     proxy.add("status", "POST", "/runs/update", "drop")
     tracker = MlflowTracker(
@@ -81,9 +79,8 @@ def test_cut_answers_and_dropped_connections_lose_nothing_and_double_nothing(ser
     }
     exp = direct.get_experiment_by_name("faults")
     runs = direct.search_runs([exp.experiment_id])
-    assert (
-        len(runs) == 1 and runs[0].info.run_id == tracker.run_id
-    )  # the lost answer's run was adopted, not doubled
+    # the lost answer's run was adopted, not doubled
+    assert len(runs) == 1 and runs[0].info.run_id == tracker.run_id
     run = runs[0]
     assert run.info.status == "FINISHED" and run.data.params["evolution.population"] == "8"
     history = direct.get_metric_history(run.info.run_id, "fit_best")
@@ -108,9 +105,8 @@ def test_a_refused_call_is_not_retried_and_an_outage_ends_in_tracking_unavailabl
     with pytest.raises(TrackingUnavailable, match="unreachable for 3 s") as gone:
         client.get_experiment_by_name("faults")
     assert transient(gone.value.__cause__) and time.monotonic() - start < 30
-    assert (
-        sum(1 for _, path in proxy.requests if "experiments/get-by-name" in path) >= 2
-    )  # it did retry
+    # it did retry
+    assert sum(1 for _, path in proxy.requests if "experiments/get-by-name" in path) >= 2
 
 
 @pytest.mark.slow
@@ -175,9 +171,8 @@ def test_a_sweep_outlives_a_tracking_outage_longer_than_the_retry_window(tmp_pat
     children = [
         r for r in direct.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags
     ]
-    assert len(children) == 3, [
-        (r.info.run_name, r.info.status) for r in children
-    ]  # retries resumed, not doubled
+    # retries resumed, not doubled
+    assert len(children) == 3, [(r.info.run_name, r.info.status) for r in children]
     for r in children:
         assert r.info.status == "FINISHED"
         steps = [m.step for m in direct.get_metric_history(r.info.run_id, "fit_best")]
