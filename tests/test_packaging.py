@@ -2,6 +2,7 @@
 site-packages (the repository's orchestrator/, fitness/, evolution/ and benchmarks/ become its sub-packages),
 with the packaged STS-B data, the CLI and the entry points the CLI and MLflow find."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,22 +12,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_wheel_puts_only_evolora_into_site_packages(tmp_path):
+    src = tmp_path / "src"  # built from a copy: the checkout gets no build/ directory
+    for name in ("evolora", "orchestrator", "evolution", "fitness", "benchmarks"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+        [*wheel, "-w", str(tmp_path), str(src)], capture_output=True, text=True, timeout=600
     )
     assert out.returncode == 0, out.stderr[-3000:]
     (wheel,) = tmp_path.glob("evolora-*.whl")
