@@ -287,3 +287,20 @@ def test_every_study_section_key_a_task_spec_field_names_is_copied_by_name():
     for name, k in shared:
         value = getattr(getattr(cfg, name), k)
         assert getattr(spec, k) == (tuple(value) if isinstance(value, list) else value), (name, k)
+
+
+@pytest.mark.parametrize("room", ["study", "tracking", "distributed", "run", "sweep"])
+def test_each_room_re_exports_the_public_names_of_its_modules(room):
+    """``from evolora.orchestrator.<room> import NAME`` gives the object its module defines, for every name in
+    the ``__all__`` of the room's modules (loaded on first use: importing the room itself loads none of them)."""
+    import importlib
+
+    package = importlib.import_module(f"evolora.orchestrator.{room}")
+    declared = {}
+    for f in sorted((ROOT / "orchestrator" / room).glob("*.py")):
+        if f.stem != "__init__":
+            module = importlib.import_module(f"evolora.orchestrator.{room}.{f.stem}")
+            declared.update({n: getattr(module, n) for n in getattr(module, "__all__", ())})
+    assert set(package.__all__) == set(declared), set(package.__all__) ^ set(declared)
+    for name, value in declared.items():
+        assert getattr(package, name) is value, name

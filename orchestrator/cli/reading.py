@@ -74,11 +74,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from evolora.orchestrator.sweep.reproduce import find_trial, load_study_by_name, reproduce
+    from evolora.orchestrator.sweep.reproduce import find_trial, load_study_by_name, reproduce_trial
 
     study = load_study_by_name(study_name(args.study), args.storage)
     trial = find_trial(study, args.trial)
-    rep = reproduce(study, trial, progress=not args.no_progress)
+    rep = reproduce_trial(study, trial, progress=not args.no_progress)
     width = max(len(r[0]) for r in rep.rows)
     print(f"trial {trial.number} of study {study.study_name}")
     print(f"{'':{width}}  {'logged':<66}  reproduced")

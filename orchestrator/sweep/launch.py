@@ -12,7 +12,7 @@ from evolora.orchestrator.signals import Terminated, handle_sigterm
 from evolora.orchestrator.sweep.context import SweepContext
 from evolora.orchestrator.sweep.optuna_study import open_study
 from evolora.orchestrator.sweep.parent import finish_parent, parent_run
-from evolora.orchestrator.sweep.worker import worker
+from evolora.orchestrator.sweep.worker import run_worker
 
 __all__ = ["run_sweep", "check_data", "script_terms", "check_workers_see_terms"]
 
@@ -20,7 +20,7 @@ __all__ = ["run_sweep", "check_data", "script_terms", "check_workers_see_terms"]
 def _worker_entry(ctx: SweepContext, index: int) -> None:
     handle_sigterm()  # a worker SIGTERMed (by the sweep's own process, or a scheduler) fails its trial cleanly
     try:
-        worker(ctx, index)
+        run_worker(ctx, index)
     except KeyboardInterrupt:
         pass
 
@@ -102,7 +102,7 @@ def run_sweep(ctx: SweepContext) -> optuna.Study:
     status = "FINISHED"
     try:
         if ctx.workers <= 1:
-            worker(ctx, study=study)
+            run_worker(ctx, study=study)
         else:
             spawn = mp.get_context("spawn")
             procs = [

@@ -15,7 +15,7 @@ from evolora.orchestrator.sweep.record import BASE_CONFIG, TrialRecord
 from evolora.orchestrator.sweep.sampling import trial_config
 from evolora.orchestrator.sweep.storage import default_storage, open_existing_storage
 
-__all__ = ["find_trial", "reproduce", "Reproduction"]
+__all__ = ["find_trial", "reproduce_trial", "Reproduction"]
 
 
 def load_study_by_name(name: str, storage: str | None) -> optuna.Study:
@@ -59,7 +59,7 @@ class Reproduction:
         return all(a == b for _, a, b in self.rows)
 
 
-def reproduce(
+def reproduce_trial(
     study: optuna.Study, trial: optuna.trial.FrozenTrial, progress: bool = True
 ) -> Reproduction:
     from evolora.orchestrator.run.trial import RunSettings, run_trial

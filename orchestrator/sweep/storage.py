@@ -15,7 +15,7 @@ from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from evolora.orchestrator.tracking.retry import retry
+from evolora.orchestrator.tracking.retry import call_with_retry
 from evolora.orchestrator.tracking.urls import sqlite_file
 
 __all__ = [
@@ -202,7 +202,7 @@ def retry_transient(fn, what: str, patience: float = PATIENCE, after_loss=None) 
             file=sys.stderr,
         )
 
-    return retry(
+    return call_with_retry(
         fn,
         transient=_transient,
         patience=patience,

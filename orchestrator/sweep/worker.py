@@ -43,7 +43,7 @@ from evolora.orchestrator.sweep.storage import open_storage
 from evolora.orchestrator.tracking.retry import backoff
 from evolora.orchestrator.tracking.runlog import MlflowTracker
 
-__all__ = ["open_study", "worker", "OptunaReporter"]
+__all__ = ["open_study", "run_worker", "OptunaReporter"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -99,7 +99,7 @@ def _run_one(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Tri
     live = Liveness(
         open_storage(ctx.storage_url), study, trial.number, beat_interval(ctx.cfg)
     ).start()
-    # imported by worker() before its first claim: instant here
+    # imported by run_worker() before its first claim: instant here
     from evolora.orchestrator.run.trial import Trial
 
     root, seed, tags = _identity(ctx, trial)
@@ -291,7 +291,7 @@ def _failed_run(ctx: SweepContext, trial: optuna.Trial, tags: dict, err: BaseExc
 
 
 # ---- workers ----------------------------------------------------------------------------------------
-def worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None) -> Counter:
+def run_worker(ctx: SweepContext, index: int = 0, study: optuna.Study | None = None) -> Counter:
     """Claim and run trials until the study has ``n_trials`` (or the timeout passes). When the budget is
     claimed but trials still run elsewhere, wait for them: if one's worker dies, its retry is claimed here,
     so the study completes while any worker of any host lives."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from evolora.evolution.errors import ConfigError
 from evolora.orchestrator.errors import TrackingUnavailable
-from evolora.orchestrator.tracking.retry import retry
+from evolora.orchestrator.tracking.retry import call_with_retry
 from evolora.orchestrator.tracking.urls import sqlite_file
 
 __all__ = ["RetryingClient", "get_client", "transient", "retry_seconds", "RETRY_ENV", "CREATE_KEY"]
@@ -118,7 +118,7 @@ class RetryingClient:
                 f"{self.seconds:g} s ({name}: {str(e).splitlines()[0][:300]})"
             )
 
-        return retry(
+        return call_with_retry(
             lambda: fn(*args, **kwargs),
             transient=transient,
             patience=self.seconds,

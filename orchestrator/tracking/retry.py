@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["retry", "backoff"]
+__all__ = ["call_with_retry", "backoff"]
 
 
 def backoff(attempt: int, first: float, cap: float) -> float:
@@ -16,7 +16,7 @@ def backoff(attempt: int, first: float, cap: float) -> float:
     return min(first * 2.0 ** (attempt - 1), cap)
 
 
-def retry(
+def call_with_retry(
     fn: Callable[[], Any],
     *,
     transient: Callable[[BaseException], bool],

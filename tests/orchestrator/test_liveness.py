@@ -123,7 +123,7 @@ sw.claim = claim
 class Ctx:
     timeout = None
 study = type("S", (), {"get_trials": lambda self, **k: []})()
-sw.worker(Ctx(), 0, study)
+sw.run_worker(Ctx(), 0, study)
 print(seen)
 """
     out = subprocess.run(
