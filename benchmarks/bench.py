@@ -33,7 +33,6 @@ genomes, combined with each path's measured evaluation time.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import resource
 import statistics
@@ -57,52 +56,48 @@ def _peak_rss_mb() -> float:
 
 
 def _specs(model: str, batch: int) -> tuple[TaskSpec, list[tuple[str, dict]]]:
+    """The model's task and its evaluation paths, each as the sections' keys it changes."""
+    data = dict(
+        train_path=str(PACKAGED_STSB / "sts-train.csv"),
+        dev_path=str(PACKAGED_STSB / "sts-dev.csv"),
+        dev_subset=8,
+        batch_size=batch,
+    )
     if model == "minilm":
         base = TaskSpec(
-            base="minilm",
-            kind="encoder",
-            train_path=str(PACKAGED_STSB / "sts-train.csv"),
-            dev_path=str(PACKAGED_STSB / "sts-dev.csv"),
-            train_subset=batch // 2,
-            dev_subset=8,
-            batch_size=batch,
-            rank=4,
-            alpha=8.0,
-            target_modules=("query", "value"),
+            model=dict(base="minilm", kind="encoder"),
+            lora=dict(rank=4, alpha=8.0, target_modules=("query", "value")),
+            data=dict(data, train_subset=batch // 2),
         )
-        n = 6
     else:
         base = TaskSpec(
-            base="lfm2-tiny",
-            kind="causal",
-            train_path=str(PACKAGED_STSB / "sts-train.csv"),
-            dev_path=str(PACKAGED_STSB / "sts-dev.csv"),
-            train_genre="main-news",
-            dev_genre="main-news",
-            train_subset=batch,
-            dev_subset=8,
-            batch_size=batch,
-            rank=4,
-            alpha=8.0,
-            target_modules=("q_proj", "v_proj", "in_proj", "out_proj"),
-            terms=(("likelihood", 1.0),),
+            model=dict(base="lfm2-tiny", kind="causal"),
+            lora=dict(
+                rank=4, alpha=8.0, target_modules=("q_proj", "v_proj", "in_proj", "out_proj")
+            ),
+            data=dict(data, train_genre="main-news", dev_genre="main-news", train_subset=batch),
+            fitness=dict(terms=(("likelihood", 1.0),)),
             validation="likelihood",
         )
-        n = 6
+    n = 6
     paths = [
-        ("full", dict(layers=None, cache=False)),
-        ("layer-blocks", dict(layers=None, cache=True)),
-        ("cached-1", dict(layers=(n - 1,), cache=True)),
-        ("cached-2", dict(layers=(n - 2, n - 1), cache=True)),
-        ("batched", dict(layers=None, cache=False, genomes_per_forward=None)),
+        ("full", dict(lora=dict(layers=None), model=dict(cache=False))),
+        ("layer-blocks", dict(lora=dict(layers=None), model=dict(cache=True))),
+        ("cached-1", dict(lora=dict(layers=(n - 1,)), model=dict(cache=True))),
+        ("cached-2", dict(lora=dict(layers=(n - 2, n - 1)), model=dict(cache=True))),
+        ("batched", dict(lora=dict(layers=None), model=dict(cache=False))),
     ]
     if model == "minilm":
+        top = dict(layers=(n - 2, n - 1))
         paths += [
-            ("padded", dict(layers=(n - 2, n - 1), cache=True, packed=False)),
-            ("per-pair", dict(layers=(n - 2, n - 1), cache=True, rotate=True, trunk_memo=False)),
+            ("padded", dict(lora=top, model=dict(cache=True, packed=False))),
+            (
+                "per-pair",
+                dict(lora=top, model=dict(cache=True, trunk_memo=False), data=dict(rotate=True)),
+            ),
             (
                 "per-pair-memo",
-                dict(layers=(n - 2, n - 1), cache=True, rotate=True, trunk_memo=True),
+                dict(lora=top, model=dict(cache=True, trunk_memo=True), data=dict(rotate=True)),
             ),
         ]
     return base, paths
@@ -114,21 +109,19 @@ GEN_PROMPTS, GEN_TOKENS = 16, 16
 def _generation_spec() -> TaskSpec:
     """The tiny LFM2 on three-word caption prompts: the generation paths' task."""
     return TaskSpec(
-        base="lfm2-tiny",
-        kind="causal",
-        train_path=str(PACKAGED_STSB / "sts-train.csv"),
-        dev_path=str(PACKAGED_STSB / "sts-dev.csv"),
-        train_genre="main-captions",
-        dev_genre="main-captions",
-        prompt_words=3,
-        train_subset=GEN_PROMPTS,
-        dev_subset=8,
-        batch_size=GEN_PROMPTS,
-        rank=4,
-        alpha=8.0,
-        target_modules=("q_proj", "v_proj", "in_proj", "out_proj"),
-        max_new_tokens=GEN_TOKENS,
-        terms=(("likelihood", 1.0),),
+        model=dict(base="lfm2-tiny", kind="causal"),
+        lora=dict(rank=4, alpha=8.0, target_modules=("q_proj", "v_proj", "in_proj", "out_proj")),
+        data=dict(
+            train_path=str(PACKAGED_STSB / "sts-train.csv"),
+            dev_path=str(PACKAGED_STSB / "sts-dev.csv"),
+            train_genre="main-captions",
+            dev_genre="main-captions",
+            prompt_words=3,
+            train_subset=GEN_PROMPTS,
+            dev_subset=8,
+            batch_size=GEN_PROMPTS,
+        ),
+        fitness=dict(max_new_tokens=GEN_TOKENS, terms=(("likelihood", 1.0),)),
         validation="likelihood",
     )
 
@@ -138,8 +131,8 @@ def _generation_jobs(population: int, rng: np.random.Generator, chunk: int = 8) 
     from peft import set_peft_model_state_dict
 
     spec = _generation_spec()
-    ours, stock = build_task(spec), build_task(dataclasses.replace(spec, merge_weights=False))
-    together = build_task(dataclasses.replace(spec, genomes_per_forward=chunk))
+    ours, stock = build_task(spec), build_task(spec.replace(model={"merge_weights": False}))
+    together = build_task(spec.replace(model={"genomes_per_forward": chunk}))
     data, stock_data = ours.train_batch(0), stock.train_batch(0)
     genomes = [
         (ours.seed_genome() + rng.normal(0, 0.02, ours.layout.size)).astype(np.float32)
@@ -266,14 +259,22 @@ def _engine_jobs(model: str, population: int, batch: int, repeats: int, batched_
     base, paths = _specs(model, batch)
     tasks = {
         name: build_task(
-            dataclasses.replace(
-                base, **{**kw, "genomes_per_forward": batched_chunk if name == "batched" else 1}
+            base.replace(
+                **{
+                    **kw,
+                    "model": {
+                        **kw["model"],
+                        "genomes_per_forward": batched_chunk if name == "batched" else 1,
+                    },
+                }
             )
         )
         for name, kw in paths
     }
     naive_task = build_task(  # stock peft
-        dataclasses.replace(base, layers=None, cache=False, merge_weights=False, packed=False)
+        base.replace(
+            lora={"layers": None}, model={"cache": False, "merge_weights": False, "packed": False}
+        )
     )
     rng = np.random.default_rng(1)
     genomes = {

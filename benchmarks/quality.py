@@ -26,7 +26,6 @@ split is not counted against the budget. Each row saves its final answer as a st
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import subprocess
@@ -147,7 +146,7 @@ def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
 
     prepare_torch(cfg)
     # stock peft LoRA path, full model
-    task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))
+    task = build_task(task_spec(cfg).replace(model={"merge_weights": False, "cache": False}))
     model = task.flat.model
     term = task.terms[0][2]
     clock = Clock(budget_s)
@@ -221,7 +220,7 @@ def _gradient_row(
 
     prepare_torch(cfg)
     # stock peft LoRA path
-    task = build_task(dataclasses.replace(task_spec(cfg), merge_weights=False, cache=False))
+    task = build_task(task_spec(cfg).replace(model={"merge_weights": False, "cache": False}))
     model = task.flat.model
     params = [p for n, p in model.named_parameters() if "lora_" in n]
     for p in params:

@@ -7,14 +7,17 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
-__all__ = ["option", "BOUNDS"]
+__all__ = ["option", "BOUNDS", "CONSTRAINTS"]
 
 BOUNDS = ("gt", "ge", "lt", "le")  # numeric bounds a study file's value must meet
+# and the constraints of strings and lists: a pattern, a least and a most number of items or characters
+CONSTRAINTS = (*BOUNDS, "pattern", "min_length", "max_length")
 
 
-def option(default: Any, doc: str = "", **bounds: float) -> Any:
-    """A dataclass field with its description and bounds (``gt``, ``ge``, ``lt``, ``le``) as metadata."""
-    unknown = set(bounds) - set(BOUNDS)
+def option(default: Any, doc: str = "", **constraints: Any) -> Any:
+    """A dataclass field with its description and constraints (bounds ``gt``, ``ge``, ``lt``, ``le``;
+    ``pattern``, ``min_length``, ``max_length``) as metadata."""
+    unknown = set(constraints) - set(CONSTRAINTS)
     if unknown:
-        raise TypeError(f"option bounds are {', '.join(BOUNDS)}, got {sorted(unknown)}")
-    return field(default=default, metadata={"doc": doc, **bounds})
+        raise TypeError(f"option constraints are {', '.join(CONSTRAINTS)}, got {sorted(unknown)}")
+    return field(default=default, metadata={"doc": doc, **constraints})

@@ -48,6 +48,10 @@ _LAZY = {
     "PairTask": "tasks",
     "Task": "tasks",
     "TaskSpec": "spec",
+    "ModelSettings": "settings",
+    "LoraSettings": "settings",
+    "DataSettings": "settings",
+    "FitnessSettings": "settings",
     "build_task": "build",
     "make_terms": "spec",
 }

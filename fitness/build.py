@@ -27,32 +27,32 @@ __all__ = ["build_task", "load_data"]
 def build_task(spec: TaskSpec) -> PairTask | CausalTask:
     """Load the data and the base model, attach LoRA, build the evaluator and the task. ConfigError on bad
     input, before the model loads where the input alone shows it (data files, term names and params)."""
-    causal = spec.kind == "causal"
+    causal = spec.model.kind == "causal"
     splits = load_data(spec)
     # built once, before the model loads
     terms = build_terms(spec, CausalTask.kind if causal else PairTask.kind)
-    device = pick_device(spec.device)
-    model, tok = load_base(spec.kind, spec.base, device)
+    device = pick_device(spec.model.device)
+    model, tok = load_base(spec.model.kind, spec.model.base, device)
     check_lengths(spec, model)
     peft_model = attach_lora(
         model,
-        spec.rank,
-        spec.alpha,
-        spec.target_modules,
-        spec.layers,
+        spec.lora.rank,
+        spec.lora.alpha,
+        spec.lora.target_modules,
+        spec.lora.layers,
         spec.seed,
-        blocks=spec.blocks,
+        blocks=spec.lora.blocks,
     )
-    flat = FlatLoRA(peft_model, merged=spec.merge_weights)
+    flat = FlatLoRA(peft_model, merged=spec.model.merge_weights)
     if causal:
         evaluator = CausalEvaluator(
             peft_model,
             tok,
             flat.adapted_layers,
             device,
-            spec.batch_size,
-            spec.max_length,
-            spec.cache,
+            spec.data.batch_size,
+            spec.data.max_length,
+            spec.model.cache,
         )
         train, dev, test, reference = splits
         return CausalTask(spec, evaluator, flat, terms, train, dev, reference, test)
@@ -72,17 +72,17 @@ def load_data(spec: TaskSpec) -> tuple:
     """The task's data, every file read and checked (the one place a data file is checked: missing, empty, a
     missing column, a bad row, an unknown held-out source → ConfigError naming the field, the file, the row
     or column and the value). Pairs: (train, validation, test); texts: (train, validation, test, reference)."""
-    return _text_splits(spec) if spec.kind == "causal" else _pair_splits(spec)
+    return _text_splits(spec) if spec.model.kind == "causal" else _pair_splits(spec)
 
 
 def _pair_splits(spec: TaskSpec):
-    load = functools.partial(load_pairs, fmt=spec.format, columns=spec.columns)
+    load = functools.partial(load_pairs, fmt=spec.data.format, columns=spec.data.columns)
     train, dev = load_splits(spec, load)
-    test = load(spec.test_path, "data.test_path") if spec.test_path else None
+    test = load(spec.data.test_path, "data.test_path") if spec.data.test_path else None
     # the labels' scale: from the data, never assumed
     scale = score_range(
-        [train, dev, *([test] if spec.score_range is not None and test is not None else [])],
-        spec.score_range,
+        [train, dev, *([test] if spec.data.score_range is not None and test is not None else [])],
+        spec.data.score_range,
     )
     _check_correlation_defined(spec, dev)
     return (
@@ -98,9 +98,9 @@ def _check_correlation_defined(spec: TaskSpec, dev) -> None:
     if not getattr(FITNESS_TERMS.get(spec.validation), "correlation", False):
         return
     field, value = (
-        ("data.val_fraction", spec.val_fraction)
-        if spec.val_fraction is not None
-        else ("data.dev_path", spec.dev_path)
+        ("data.val_fraction", spec.data.val_fraction)
+        if spec.data.val_fraction is not None
+        else ("data.dev_path", spec.data.dev_path)
     )
     if len(dev) < 2 or float(np.ptp(dev.gold)) == 0.0:
         why = f"{len(dev)} pair" if len(dev) < 2 else f"every score is {float(dev.gold[0]):g}"
@@ -114,19 +114,25 @@ def _check_correlation_defined(spec: TaskSpec, dev) -> None:
 
 def _text_splits(spec: TaskSpec):
     load = functools.partial(
-        load_texts, prompt_words=spec.prompt_words, fmt=spec.format, columns=spec.columns
+        load_texts,
+        prompt_words=spec.data.prompt_words,
+        fmt=spec.data.format,
+        columns=spec.data.columns,
     )
-    train, dev = load_splits(spec, load, train=(spec.train_genre,), dev=(spec.dev_genre,))
+    train, dev = load_splits(spec, load, train=(spec.data.train_genre,), dev=(spec.data.dev_genre,))
     test = (
-        load(spec.test_path, "data.test_path", spec.test_genre or spec.dev_genre)
-        if spec.test_path
+        load(spec.data.test_path, "data.test_path", spec.data.test_genre or spec.data.dev_genre)
+        if spec.data.test_path
         else None
     )
     reference = (
         load_texts(
-            spec.reference_path, "data.reference_path", fmt=spec.format, columns=spec.columns
+            spec.data.reference_path,
+            "data.reference_path",
+            fmt=spec.data.format,
+            columns=spec.data.columns,
         )
-        if spec.reference_path
+        if spec.data.reference_path
         else None
     )
     return train, dev, test, reference
@@ -141,17 +147,17 @@ def _encoder_evaluator(
             tok,
             flat.adapted_layers,
             device,
-            spec.batch_size,
-            spec.max_length,
-            spec.cache,
-            packed=spec.packed,
+            spec.data.batch_size,
+            spec.data.max_length,
+            spec.model.cache,
+            packed=spec.model.packed,
         )
     except PackedUnsupported as e:
-        raise ConfigError("model.packed", str(e), spec.packed) from None
-    if spec.trunk_memo:
+        raise ConfigError("model.packed", str(e), spec.model.packed) from None
+    if spec.model.trunk_memo:
         try:
             evaluator.memoise(train.s1 + train.s2)
         except ValueError as e:  # "auto": off where the model cannot serve it
-            if spec.trunk_memo is True:
+            if spec.model.trunk_memo is True:
                 raise ConfigError("model.trunk_memo", str(e), True) from None
     return evaluator

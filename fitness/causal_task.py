@@ -31,7 +31,7 @@ class CausalTask(Task):
         self.reference: EncodedTexts | None = None
         self.base_logp = None
         wanted = (
-            [name for name, *_ in spec.terms]
+            [name for name, *_ in spec.fitness.terms]
             + [spec.validation]
             + [name for name, _ in spec.objectives]
             + [name for name, *_ in spec.budget]
@@ -89,7 +89,7 @@ class CausalTask(Task):
 
     def _outputs(self, data: EncodedTexts) -> CausalOutputs:
         return CausalOutputs(
-            self.evaluator, data, self.spec.max_new_tokens, self.reference, self.base_logp
+            self.evaluator, data, self.spec.fitness.max_new_tokens, self.reference, self.base_logp
         )
 
     def _outputs_population(self, data: EncodedTexts, genomes) -> list[CausalOutputs]:
@@ -99,14 +99,14 @@ class CausalTask(Task):
         @functools.cache
         def generations():  # every genome's greedy texts in one batched decoding, only if a term asks
             return self.evaluator.generate_population(
-                data, self.spec.max_new_tokens, self._deltas, stacked
+                data, self.spec.fitness.max_new_tokens, self._deltas, stacked
             )
 
         return [
             CausalOutputs(
                 self.evaluator,
                 data,
-                self.spec.max_new_tokens,
+                self.spec.fitness.max_new_tokens,
                 self.reference,
                 self.base_logp,
                 logits=lg,

@@ -98,12 +98,12 @@ def write_model_dir(task, genome: np.ndarray, out: str | Path) -> Path:
     spec = task.spec
     meta = {
         "format": FORMAT,
-        "kind": spec.kind,
+        "kind": spec.model.kind,
         "task": task.kind,
-        "base": base_reference(spec.base),
-        "max_length": spec.max_length,
-        "batch_size": spec.batch_size,
-        "max_new_tokens": spec.max_new_tokens,
+        "base": base_reference(spec.model.base),
+        "max_length": spec.data.max_length,
+        "batch_size": spec.data.batch_size,
+        "max_new_tokens": spec.fitness.max_new_tokens,
     }
     (out / MODEL_FILE).write_text(json.dumps(meta, indent=1))
     return out

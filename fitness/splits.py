@@ -41,20 +41,20 @@ def _content_key(items, i: int):
 def load_splits(spec: TaskSpec, load, **genres):
     """(train, validation) examples: validation from ``dev_path``, or drawn from train by ``val_fraction``
     (plus, with ``val_sources``, every train pair of those sources, held out before the draw)."""
-    train = load(spec.train_path, "data.train_path", *genres.get("train", ()))
-    if spec.val_fraction is not None:
-        if not spec.val_sources:
-            return split_validation(train, spec.val_fraction, spec.data_seed)
-        rest, held = hold_out_sources(train, spec.val_sources)
-        train, val = split_validation(rest, spec.val_fraction, spec.data_seed)
+    train = load(spec.data.train_path, "data.train_path", *genres.get("train", ()))
+    if spec.data.val_fraction is not None:
+        if not spec.data.val_sources:
+            return split_validation(train, spec.data.val_fraction, spec.data.seed)
+        rest, held = hold_out_sources(train, spec.data.val_sources)
+        train, val = split_validation(rest, spec.data.val_fraction, spec.data.seed)
         return train, val + held
-    if not spec.dev_path:
+    if not spec.data.dev_path:
         raise ConfigError(
             "data.dev_path",
             "no validation data: give data.dev_path or data.val_fraction",
-            spec.dev_path,
+            spec.data.dev_path,
         )
-    return train, load(spec.dev_path, "data.dev_path", *genres.get("dev", ()))
+    return train, load(spec.data.dev_path, "data.dev_path", *genres.get("dev", ()))
 
 
 def take(items, idx: np.ndarray):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evolora.evolution.errors import ConfigError
+from evolora.evolution.options import option
 
 __all__ = [
     "FORMATS",
@@ -41,16 +42,35 @@ _SUFFIX = {
 
 @dataclass(frozen=True)
 class Columns:
-    """Which column holds what (``data.columns``); None: the conventional name."""
+    """Which column of the data holds what (null: the conventional name). Every other column reaches the
+    fitness plug-ins under its own name."""
 
-    sentence1: str | None = None
-    sentence2: str | None = None
-    score: str | None = None
-    source: str | None = None
-    prompt: str | None = None
-    # causal: the text scored by likelihood (alias: a ``target`` column)
-    completion: str | None = None
-    answer: str | None = None
+    sentence1: str | None = option(
+        None, "pairs: first sentence (default column `sentence1`)", min_length=1
+    )
+    sentence2: str | None = option(
+        None, "pairs: second sentence (default `sentence2`)", min_length=1
+    )
+    score: str | None = option(None, "pairs: gold similarity score (default `score`)", min_length=1)
+    source: str | None = option(
+        None,
+        "pairs: where each pair comes from, for per-source "
+        "figures and data.val_sources (default `source`, if the data has one)",
+        min_length=1,
+    )
+    prompt: str | None = option(
+        None, "causal: the prompt (default `prompt`, if present)", min_length=1
+    )
+    completion: str | None = option(
+        None,
+        "causal: the text scored by likelihood (default `completion`, else `target`, if present)",
+        min_length=1,
+    )
+    answer: str | None = option(
+        None,
+        "causal: the expected answer, for exact_match and plug-ins (default `answer`, if present)",
+        min_length=1,
+    )
 
     def name(self, role: str, header: list[str]) -> str | None:
         """The column for ``role``: the mapped one, else the conventional name if the data has it."""

@@ -47,7 +47,7 @@ class Task:
         the model)."""
         self.spec, self.evaluator, self.flat = spec, evaluator, flat
         # genome → the LoRA weights the model computes with
-        self.genome = make_genome_map(spec.genome, flat)
+        self.genome = make_genome_map(spec.lora.genome, flat)
         # encoded on first use: after the run, never before
         self._test_items, self._test = (
             test,
@@ -59,29 +59,33 @@ class Task:
         self._base_validation: float | Validation | None = None  # the seed genome's, once computed
         self.train = train
         # the options' rules: fitness.spec.check_genome (a TaskSpec is checked when made)
-        if spec.init == "eva":
+        if spec.lora.init == "eva":
             batches = self._eva_batches(self._eva_items())
-            if spec.a_subspace:
+            if spec.lora.a_subspace:
                 self._seed_genome, a_dirs = eva_seed(
-                    flat, self._seed_genome, batches, spec.a_subspace
+                    flat, self._seed_genome, batches, spec.lora.a_subspace
                 )
             else:
                 self._seed_genome = eva_seed(flat, self._seed_genome, batches)
-        if spec.a_subspace or spec.b_subspace:
-            b_dirs = consumer_directions(flat, spec.b_subspace) if spec.b_subspace else None
+        if spec.lora.a_subspace or spec.lora.b_subspace:
+            b_dirs = (
+                consumer_directions(flat, spec.lora.b_subspace) if spec.lora.b_subspace else None
+            )
             self.genome = SubspaceGenome(
-                flat, self._seed_genome, a_dirs if spec.a_subspace else None, b_dirs
+                flat, self._seed_genome, a_dirs if spec.lora.a_subspace else None, b_dirs
             )
             self._seed_genome = self.genome.seed()
-        rng = np.random.Generator(np.random.PCG64(spec.data_seed))
+        rng = np.random.Generator(np.random.PCG64(spec.data.seed))
         self._fixed = None
-        if not spec.rotate:
-            self._fixed = self._encode(take(train, _subset(len(train), spec.train_subset, rng)))
-        self.val_items = take(dev, _subset(len(dev), spec.dev_subset, rng))
+        if not spec.data.rotate:
+            self._fixed = self._encode(
+                take(train, _subset(len(train), spec.data.train_subset, rng))
+            )
+        self.val_items = take(dev, _subset(len(dev), spec.data.dev_subset, rng))
         self.dev = self._encode(self.val_items)
         self._batch_gen, self._batch = -1, None
         self._pair_key, self._pair_batch = None, None
-        k = spec.genomes_per_forward
+        k = spec.model.genomes_per_forward
         self.genomes_per_forward = k if k is not None else (8 if flat.buffer.is_cuda else 1)
         self._deltas = PopulationDeltas(flat) if self.genomes_per_forward > 1 else None
         # adapted layer → its genes (full LoRA layout)
@@ -92,9 +96,9 @@ class Task:
 
     def _eva_items(self):
         """The train examples (never validation or test) whose inputs set ``lora.init: eva``'s directions:
-        ``spec.init_examples`` of them, drawn by a generator seeded from (data seed, a fixed stream id)."""
-        rng = np.random.Generator(np.random.PCG64([self.spec.data_seed, _EVA_STREAM]))
-        return take(self.train, _subset(len(self.train), self.spec.init_examples, rng))
+        ``spec.lora.init_examples`` of them, drawn by a generator seeded from (data seed, a fixed stream id)."""
+        rng = np.random.Generator(np.random.PCG64([self.spec.data.seed, _EVA_STREAM]))
+        return take(self.train, _subset(len(self.train), self.spec.lora.init_examples, rng))
 
     def _eva_batches(self, items):
         """(model keyword arguments, token mask) batches of ``items`` for :func:`evolora.fitness.genomes.eva_seed`."""
@@ -132,18 +136,18 @@ class Task:
                 batch,
             ) != self._pair_key:  # both signs of a pair are scored one after the other
                 # batch + 1: SeedSequence reads its words as one integer, so [seed, gen, 0] would be [seed, gen]
-                rng = np.random.Generator(np.random.PCG64([self.spec.data_seed, gen, batch + 1]))
+                rng = np.random.Generator(np.random.PCG64([self.spec.data.seed, gen, batch + 1]))
                 self._pair_batch = self._encode(
-                    take(self.train, _subset(len(self.train), self.spec.train_subset, rng))
+                    take(self.train, _subset(len(self.train), self.spec.data.train_subset, rng))
                 )
                 self._pair_key = (gen, batch)
             return self._pair_batch
         if self._fixed is not None:
             return self._fixed
         if gen != self._batch_gen:
-            rng = np.random.Generator(np.random.PCG64([self.spec.data_seed, gen]))
+            rng = np.random.Generator(np.random.PCG64([self.spec.data.seed, gen]))
             self._batch = self._encode(
-                take(self.train, _subset(len(self.train), self.spec.train_subset, rng))
+                take(self.train, _subset(len(self.train), self.spec.data.train_subset, rng))
             )
             self._batch_gen = gen
         return self._batch
@@ -353,7 +357,7 @@ class Task:
 
     def save_adapter(self, genome: np.ndarray, out) -> None:
         self.flat.save_adapter(
-            self.genome.expand(np.asarray(genome)), out, HUB_IDS.get(self.spec.base)
+            self.genome.expand(np.asarray(genome)), out, HUB_IDS.get(self.spec.model.base)
         )
 
 

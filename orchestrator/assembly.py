@@ -10,53 +10,49 @@ from collections.abc import Sequence
 from evolora.evolution import STRATEGIES, Evolution, LoopParams, Observer
 from evolora.evolution.speciation import SpeciationParams
 from evolora.fitness import TaskSpec
+from evolora.fitness.settings import DataSettings, FitnessSettings, LoraSettings, ModelSettings
 from evolora.orchestrator.study.sections import BLOCK_MODULES, LoraConfig, StudyConfig, columns
 
-__all__ = ["task_spec", "loop_params", "strategy_params", "strategy_factory", "build_evolution"]
-
-
-_SPEC_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)}
-# their keys fill the TaskSpec fields of the same name
-_SPEC_SECTIONS = (
-    "model",
-    "lora",
-    "data",
-    "fitness",
-)
+__all__ = [
+    "task_spec",
+    "settings",
+    "loop_params",
+    "strategy_params",
+    "strategy_factory",
+    "build_evolution",
+]
 
 
 def task_spec(cfg: StudyConfig) -> TaskSpec:
-    """The resolved config → the plain values ``fitness`` builds a task from: every key of the model, lora,
-    data and fitness sections named as a TaskSpec field is copied by name; the rest is derived here."""
-    named = {
-        k: _plain(getattr(sec, k))
-        for sec in (getattr(cfg, n) for n in _SPEC_SECTIONS)
-        for k in type(sec).model_fields
-        if k in _SPEC_FIELDS and k != "seed"
-    }  # data.seed is data_seed
+    """The resolved config → the plain values ``fitness`` builds a task from. The model, lora, data and fitness
+    sections are generated from the task's settings (:mod:`evolora.fitness.settings`): each becomes its settings
+    by name; what a study writes otherwise (block types, columns, terms, trunk_memo's ``auto``) is resolved here."""
     v = cfg.validation
     return TaskSpec(
-        **{
-            **named,
-            "seed": cfg.seed,
-            "data_seed": cfg.data.seed,
-            "val_sources": tuple(cfg.data.val_sources or ()),
-            "columns": columns(cfg.data),
-            "blocks": _blocks(cfg.lora),
-            "trunk_memo": _trunk_memo(cfg),
-            "terms": tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms),
-            "validation": v.metric,
-            "validation_params": dict(v.params),
-            "budget": tuple((g.metric, dict(g.params), g.max_drop, g.min) for g in v.budget)
-            + tuple((w.metric, dict(w.params), None, None) for w in v.watch),
-            "objectives": tuple((o.metric, dict(o.params)) for o in cfg.sweep.objectives or ()),
-        }
+        model=settings(ModelSettings, cfg.model, trunk_memo=_trunk_memo(cfg)),
+        lora=settings(LoraSettings, cfg.lora, blocks=_blocks(cfg.lora)),
+        data=settings(DataSettings, cfg.data, columns=columns(cfg.data)),
+        fitness=settings(
+            FitnessSettings,
+            cfg.fitness,
+            terms=tuple((t.name, t.weight, dict(t.params)) for t in cfg.fitness.terms),
+        ),
+        seed=cfg.seed,
+        validation=v.metric,
+        validation_params=dict(v.params),
+        budget=tuple((g.metric, dict(g.params), g.max_drop, g.min) for g in v.budget)
+        + tuple((w.metric, dict(w.params), None, None) for w in v.watch),
+        objectives=tuple((o.metric, dict(o.params)) for o in cfg.sweep.objectives or ()),
     )
 
 
-def _plain(value):
-    """A config value as a TaskSpec holds it: lists as tuples (a spec is frozen and hashable by value)."""
-    return tuple(value) if isinstance(value, list) else value
+def settings(cls: type, section, **resolved):
+    """A settings dataclass from the study section generated from it: each of its keys by name (lists as the
+    tuples a frozen dataclass holds), and the ``resolved`` values in place of keys the study writes otherwise."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: getattr(section, k) for k in type(section).model_fields if k in names}
+    values = {k: tuple(x) if isinstance(x, list) else x for k, x in values.items()}
+    return cls(**{**values, **resolved})
 
 
 def _trunk_memo(cfg: StudyConfig) -> bool | str:
@@ -110,17 +106,8 @@ def strategy_factory(cfg: StudyConfig, layout):
     cls, params = STRATEGIES[e.strategy], strategy_params(cfg)
     speciation = None
     if cls.speciates and e.speciation.enabled:
-        speciation = SpeciationParams(
-            **{
-                k: getattr(e.speciation, k)
-                for k in type(e.speciation).model_fields
-                if k in _SPECIATION_FIELDS
-            }
-        )
+        speciation = settings(SpeciationParams, e.speciation)
     return lambda rng, new_id: cls.create(params, rng, new_id, layout, speciation)
-
-
-_SPECIATION_FIELDS = tuple(f.name for f in dataclasses.fields(SpeciationParams))
 
 
 def build_evolution(

@@ -81,3 +81,39 @@ def trial_checkpoint(base: Path, study: str, root: int) -> Path:
     not exist while there is none yet."""
     found = sorted((Path(base) / study).glob(f"*/trial-{root}.npz"))
     return found[0] if found else Path(base) / study / "not-yet" / f"trial-{root}.npz"
+
+
+def _by_section(keys: dict) -> dict:
+    """Keys of a TaskSpec's sections, named without their section (``data_seed``: the data section's seed), →
+    the sections' dicts TaskSpec takes; the spec's own keys (seed, validation, …) stay as they are."""
+    import dataclasses
+
+    from evolora.fitness.spec import _SECTIONS
+
+    where = {f.name: name for name, cls in _SECTIONS.items() for f in dataclasses.fields(cls)}
+    where.pop("seed")
+    out: dict = {}
+    for key, value in keys.items():
+        if key == "data_seed":
+            out.setdefault("data", {})["seed"] = value
+        elif key in where:
+            out.setdefault(where[key], {})[key] = value
+        else:
+            out[key] = value
+    return out
+
+
+def make_spec(**keys):
+    """A TaskSpec from its sections' keys named without their section (tests build many small ones)."""
+    from evolora.fitness import TaskSpec
+
+    return TaskSpec(**_by_section(keys))
+
+
+def respec(spec, **keys):
+    """``spec`` with some of its sections' keys changed, named as in :func:`make_spec`."""
+    import dataclasses
+
+    sections = _by_section(keys)
+    own = {k: sections.pop(k) for k in list(sections) if not isinstance(sections[k], dict)}
+    return dataclasses.replace(spec.replace(**sections), **own)

@@ -258,35 +258,62 @@ def test_no_function_over_60_lines():
     assert not long, long
 
 
-def test_every_study_section_key_a_task_spec_field_names_is_copied_by_name():
-    """The walk from the study file to the task: a key of the model, lora, data or fitness section named as a
-    TaskSpec field reaches the task with the study's value (no hand-copied field list to drift)."""
+def test_each_task_setting_is_declared_once_and_reaches_the_task_from_the_study():
+    """The model, lora, data and fitness sections are generated from the task's settings dataclasses (type,
+    default, description and constraints declared once, where the task reads them), and a study's values reach
+    the TaskSpec's sections unchanged: the LoRA rank goes study file → LoraConfig → LoraSettings → peft."""
     import dataclasses
 
-    from evolora.orchestrator.assembly import _SPEC_SECTIONS, task_spec
+    from pydantic_core import PydanticUndefined
+
+    from evolora.fitness.settings import DataSettings, FitnessSettings, LoraSettings, ModelSettings
+    from evolora.fitness.tables import Columns
+    from evolora.orchestrator.assembly import task_spec
     from evolora.orchestrator.study.load import load_study
+    from evolora.orchestrator.study.sections import (
+        ColumnsConfig,
+        DataConfig,
+        FitnessConfig,
+        LoraConfig,
+        ModelConfig,
+    )
+
+    own = {"threads"}  # the study's alone: the process's torch threads
+    checked = 0
+    for section, cls in (
+        (ModelConfig, ModelSettings),
+        (LoraConfig, LoraSettings),
+        (DataConfig, DataSettings),
+        (ColumnsConfig, Columns),
+        (FitnessConfig, FitnessSettings),
+    ):
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert set(section.model_fields) - names <= own, section
+        for f in dataclasses.fields(cls):
+            if "doc" not in f.metadata:
+                continue
+            info = section.model_fields[f.name]
+            default = list(f.default) if isinstance(f.default, tuple) else f.default
+            assert info.default is not PydanticUndefined and info.default == default, f.name
+            assert (info.description or "") == f.metadata["doc"], f.name
+            for m in info.metadata:
+                for k in ("gt", "ge", "lt", "le", "pattern", "min_length", "max_length"):
+                    if getattr(m, k, None) is not None:
+                        assert f.metadata[k] == getattr(m, k), (f.name, k)
+            checked += 1
+    assert checked >= 35, checked
 
     cfg = load_study(ROOT / "studies" / "stsb-best.yaml")
     spec = task_spec(cfg)
-    fields = {f.name for f in dataclasses.fields(spec)}
-    derived = {
-        "seed",
-        "trunk_memo",
-        "blocks",
-        "columns",
-        "val_sources",
-        "terms",
-    }  # computed from the section
-    shared = [
-        (name, k)
-        for name in _SPEC_SECTIONS
-        for k in type(getattr(cfg, name)).model_fields
-        if k in fields and k not in derived
-    ]
-    assert len(shared) >= 30, shared
-    for name, k in shared:
-        value = getattr(getattr(cfg, name), k)
-        assert getattr(spec, k) == (tuple(value) if isinstance(value, list) else value), (name, k)
+    for name in ("model", "lora", "data", "fitness"):
+        study, settings = getattr(cfg, name), getattr(spec, name)
+        for f in dataclasses.fields(settings):
+            if f.name in type(study).model_fields and "doc" in f.metadata:
+                value = getattr(study, f.name)
+                assert getattr(settings, f.name) == (
+                    tuple(value) if isinstance(value, list) else value
+                ), (name, f.name)
+    assert spec.lora.rank == cfg.lora.rank and spec.data.columns == Columns()
 
 
 @pytest.mark.parametrize("room", ["study", "tracking", "distributed", "run", "sweep"])

@@ -6,45 +6,21 @@ generated from those declarations, and the assembly builds the dataclasses back 
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, create_model, model_validator
+from pydantic import Field, model_validator
 
 from evolora.evolution import STRATEGIES, GAParams
 from evolora.evolution.errors import ConfigError
 from evolora.evolution.es_params import ESParams
-from evolora.evolution.options import BOUNDS
 from evolora.evolution.speciation import SpeciationParams
-from evolora.orchestrator.study.strict import Strict
+from evolora.orchestrator.study.strict import declared_fields, section
 
-__all__ = ["EvolutionConfig", "ESConfig", "SpeciationConfig", "declared_fields"]
-
-
-def declared_fields(params: type, exclude: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
-    """The study-file fields of a parameter dataclass: every field declared with
-    :func:`~evolora.evolution.options.option` (its type, default, description and bounds), in its order."""
-    hints = typing.get_type_hints(params)
-    out = {}
-    for f in dataclasses.fields(params):
-        if "doc" not in f.metadata or f.name in exclude:
-            continue
-        bounds = {k: f.metadata[k] for k in BOUNDS if k in f.metadata}
-        out[f.name] = (
-            hints[f.name],
-            Field(f.default, description=f.metadata["doc"] or None, **bounds),
-        )
-    return out
+__all__ = ["EvolutionConfig", "ESConfig", "SpeciationConfig"]
 
 
-def _section(name: str, doc: str, fields: dict, **validators) -> type[Strict]:
-    return create_model(
-        name, __base__=Strict, __doc__=doc, __module__=__name__, __validators__=validators, **fields
-    )
-
-
-SpeciationConfig = _section(
+SpeciationConfig = section(
+    __name__,
     "SpeciationConfig",
     "NEAT-style speciation of the GA population (compatibility distance, adaptive threshold, "
     "sharing).",
@@ -54,7 +30,8 @@ SpeciationConfig = _section(
     },
 )
 
-ESConfig = _section(
+ESConfig = section(
+    __name__,
     "ESConfig",
     "The evolution strategies' settings (openai-es; sigma also for sep-cma-es).",
     declared_fields(ESParams, exclude=("population", "horizon")),
@@ -97,7 +74,8 @@ def _check(self):
 
 
 _GA = declared_fields(GAParams)
-EvolutionConfig = _section(
+EvolutionConfig = section(
+    __name__,
     "EvolutionConfig",
     "The inner loop: strategy, population, generations and the GA's operators.",
     {

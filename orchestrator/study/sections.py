@@ -11,12 +11,13 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from evolora.evolution.errors import ConfigError
+from evolora.fitness.settings import FitnessSettings
 from evolora.fitness.spec import make_term
 from evolora.orchestrator.study.data import ColumnsConfig, DataConfig, columns
 from evolora.orchestrator.study.evolution import ESConfig, EvolutionConfig, SpeciationConfig
 from evolora.orchestrator.study.model import BLOCK_MODULES, BlockConfig, LoraConfig, ModelConfig
 from evolora.orchestrator.study.runtime import MlflowConfig, RayConfig
-from evolora.orchestrator.study.strict import NAME, Strict
+from evolora.orchestrator.study.strict import NAME, Strict, declared_fields, section
 from evolora.orchestrator.study.sweep import ObjectiveConfig, SearchSpec, SweepConfig
 
 __all__ = [
@@ -51,13 +52,17 @@ class TermConfig(Strict):
     )
 
 
-class FitnessConfig(Strict):
-    """What evolution climbs: a weighted sum of fitness terms, scored on train batches."""
-
-    terms: list[TermConfig] = Field([TermConfig(name="stsb_spearman")], min_length=1)
-    max_new_tokens: int = Field(
-        16, ge=1, description="causal: greedy generation length for generation rewards"
-    )
+FitnessConfig = section(
+    __name__,
+    "FitnessConfig",
+    FitnessSettings.__doc__,
+    declared_fields(
+        FitnessSettings,
+        study={
+            "terms": (list[TermConfig], Field([TermConfig(name="stsb_spearman")], min_length=1))
+        },
+    ),
+)
 
 
 class GuardConfig(Strict):

@@ -1,16 +1,20 @@
 """The base of every study-file section: strict (an unknown key is an error), frozen, every float finite
 (``.nan`` / ``.inf`` for a weight, σ or rate is refused where it is read), and a boolean is never a number
-(``lora.rank: true`` is an error, not rank 1)."""
+(``lora.rank: true`` is an error, not rank 1). And how a section is generated from the code's parameter
+dataclasses (:func:`declared_fields`, :func:`section`): a setting is declared once, where the code reads it."""
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
 
-__all__ = ["Strict", "NAME", "BOOL_NOT_A_NUMBER"]
+from evolora.evolution.options import CONSTRAINTS
+
+__all__ = ["Strict", "NAME", "BOOL_NOT_A_NUMBER", "declared_fields", "section"]
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"  # names that become paths: no separators, no "..", bounded
 BOOL_NOT_A_NUMBER = "a boolean is not a number (write a number)"
@@ -70,3 +74,55 @@ class Strict(BaseModel):
             if any(isinstance(v, bool) for v in value):
                 raise ValueError(f"{BOOL_NOT_A_NUMBER}: every item must be a number")
         return value
+
+
+def _as_list(ann: Any) -> Any:
+    """A study file holds sequences as lists: ``tuple[X, ...]`` / ``tuple[X, X]`` → ``list[X]`` (through ``| None``);
+    the assembly turns them back into the tuples a frozen dataclass holds."""
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is tuple and args:
+        return list[args[0]]
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[tuple(_as_list(a) for a in args)]  # noqa: UP007 (built from a tuple of types)
+    return ann
+
+
+def declared_fields(
+    params: type, exclude: tuple[str, ...] = (), study: dict[str, tuple[Any, Any]] | None = None
+) -> dict[str, tuple[Any, Any]]:
+    """The study-file fields of a parameter dataclass, in its order: every field declared with
+    :func:`~evolora.evolution.options.option` (its type, default, description and constraints), and in the place
+    of a field named in ``study`` the study's own declaration (a key the study file writes otherwise: a
+    sub-section, a list of terms, an ``auto`` the assembly resolves)."""
+    hints = typing.get_type_hints(params)
+    study = study or {}
+    out = {}
+    for f in dataclasses.fields(params):
+        if f.name in exclude:
+            continue
+        if f.name in study:
+            out[f.name] = study[f.name]
+        elif "doc" in f.metadata:
+            constraints = {k: f.metadata[k] for k in CONSTRAINTS if k in f.metadata}
+            default = list(f.default) if isinstance(f.default, tuple) else f.default
+            out[f.name] = (
+                _as_list(hints[f.name]),
+                Field(default, description=f.metadata["doc"] or None, **constraints),
+            )
+    unknown = set(study) - set(out)
+    if unknown:
+        raise TypeError(f"{params.__name__} has no field {sorted(unknown)}")
+    return out
+
+
+def section(module: str, name: str, doc: str | None, fields: dict, **validators) -> type[Strict]:
+    """A study-file section class named ``name`` (of ``module``) with these fields (name → (type, Field)) and
+    validators."""
+    return create_model(
+        name,
+        __base__=Strict,
+        __doc__=doc,
+        __module__=module,
+        __validators__=validators,
+        **fields,
+    )

@@ -1,7 +1,6 @@
 """Causal models on the tiny LFM2 (real architecture: conv and attention blocks): block-type targeting,
 every causal fitness plug-in against a direct stock-peft computation, and the cached trunk."""
 
-import dataclasses
 import json
 import re
 
@@ -13,11 +12,11 @@ from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from evolora.evolution.errors import ConfigError
-from evolora.fitness import TaskSpec, attach_lora, build_task
+from evolora.fitness import attach_lora, build_task
 from evolora.fitness.causal import TextExample
 from evolora.fitness.lfm2 import build_tiny
 
-from ..conftest import STSB
+from ..conftest import STSB, make_spec, respec
 
 PROMPTS = [
     TextExample("A man is", " playing a guitar.", "playing"),
@@ -64,7 +63,7 @@ def _spec(tiny, data, **kw):
         validation="likelihood",
     )
     base.update(kw)
-    return TaskSpec(**base)
+    return make_spec(**base)
 
 
 def _genome(task, seed=0, scale=0.3):
@@ -182,7 +181,7 @@ def test_every_causal_plugin_matches_a_direct_computation(tiny, data):
         assert abs(terms[name] - direct[name]) < 1e-6, name
     for name in ("distinct_n", "keyword", "exact_match"):
         assert terms[name] == direct[name], name
-    assert abs(fit - sum(w * terms[n] for n, w, *_ in task.spec.terms)) < 1e-12
+    assert abs(fit - sum(w * terms[n] for n, w, *_ in task.spec.fitness.terms)) < 1e-12
     assert (
         terms["kl_to_base"] < 0
         and task.evaluate([task.seed_genome()], 0)[0][1]["kl_to_base"] == 0.0
@@ -208,10 +207,9 @@ def test_cached_trunk_matches_stock_peft(tiny, data, layers):
 def test_shared_prefix_trunk_on_the_hybrid_model_matches_the_full_forward(tiny, data, batched):
     """Genomes that differ only from layer 2 up (an ES perturbing one layer at a time): the trunk runs layers
     0-1 once with their shared adapter, and every term scores as without any cache."""
-    import dataclasses
 
     spec = _spec(tiny, data, cache=True, genomes_per_forward=batched)
-    task, full = build_task(spec), build_task(dataclasses.replace(spec, cache=False))
+    task, full = build_task(spec), build_task(respec(spec, cache=False))
     base = _genome(task, seed=3)
     genes = task.flat.layout.layer_genes()
     top = np.concatenate([genes[layer] for layer in genes if layer >= 2])
@@ -236,7 +234,7 @@ def test_unknown_term_params_are_config_errors(tiny, data):
 
 def test_sts_sentences_of_a_genre_as_causal_data(tiny):
     task = build_task(
-        TaskSpec(
+        make_spec(
             base=str(tiny),
             kind="causal",
             train_path=str(STSB / "sts-train.csv"),
@@ -256,10 +254,9 @@ def test_sts_sentences_of_a_genre_as_causal_data(tiny):
 
 @pytest.mark.parametrize("layers,cache", [((5,), True), ((4, 5), True), (None, False)])
 def test_batched_population_path_matches_the_sequential_path(tiny, data, layers, cache):
-    import dataclasses
 
     seq = build_task(_spec(tiny, data, layers=layers, cache=cache))
-    bat = build_task(dataclasses.replace(seq.spec, genomes_per_forward=2))
+    bat = build_task(respec(seq.spec, genomes_per_forward=2))
     genomes = [_genome(seq, seed=s) for s in range(3)]
     for (fa, ta), (fb, tb) in zip(seq.evaluate(genomes, 0), bat.evaluate(genomes, 0)):
         assert abs(fa - fb) < 1e-5
@@ -292,15 +289,14 @@ def test_batched_cached_generation_equals_model_generate_prompt_by_prompt(tiny, 
 def test_generation_batched_across_genomes_equals_each_genome_alone(tiny, data, layers):
     """The population path decodes P genomes together (prompts repeated genome-major, per-genome deltas in
     every cached step): each genome's texts equal its own `generate`, and the keyword term agrees."""
-    import dataclasses
 
     seq = build_task(_spec(tiny, data, layers=layers, batch_size=3))
-    bat = build_task(dataclasses.replace(seq.spec, genomes_per_forward=3))
+    bat = build_task(respec(seq.spec, genomes_per_forward=3))
     enc = seq.evaluator.encode(
         PROMPTS + [TextExample("Two", " dogs."), TextExample("A very long prompt about", "")]
     )
     genomes = [_genome(seq, seed=s, scale=0.5) for s in range(3)]
-    n = seq.spec.max_new_tokens  # what the task's outputs generate
+    n = seq.spec.fitness.max_new_tokens  # what the task's outputs generate
     together = bat.evaluator.generate_population(enc, n, bat._deltas, bat._stack(genomes))
     alone = []
     for g in genomes:
@@ -314,7 +310,7 @@ def test_generation_batched_across_genomes_equals_each_genome_alone(tiny, data, 
 
 def test_prompt_words_split_sts_sentences_into_prompt_and_target(tiny):
     task = build_task(
-        TaskSpec(
+        make_spec(
             base=str(tiny),
             kind="causal",
             train_path=str(STSB / "sts-train.csv"),
@@ -344,7 +340,7 @@ def test_eva_init_on_the_hybrid_model_keeps_the_base_and_spans_orthogonal_input_
     spec = _spec(tiny, data, init="eva", terms=(("likelihood", 1.0),))
     task = build_task(spec)
     seed = task.seed_genome()
-    kaiming = build_task(dataclasses.replace(spec, init="kaiming")).seed_genome()
+    kaiming = build_task(respec(spec, init="kaiming")).seed_genome()
     for s in task.flat.layout:
         v = s.view(seed).astype(np.float64)
         if s.kind == "B":
@@ -368,7 +364,7 @@ def test_b_subspace_on_grouped_query_attention_reads_the_value_through_every_hea
     the (2·hidden, KV·hd) stack; v_proj's B alone is reduced, and the seed is exactly the base model."""
     spec = _spec(tiny, data, target_modules=("q_proj", "v_proj"), terms=(("likelihood", 1.0),))
     free = build_task(spec)
-    sub = build_task(dataclasses.replace(spec, b_subspace=4))
+    sub = build_task(respec(spec, b_subspace=4))
     assert np.array_equal(sub.genome.expand(sub.seed_genome()), free.seed_genome())
     by_key = {s.key: s for s in sub.layout}
     modules = dict(free.flat.model.named_modules())

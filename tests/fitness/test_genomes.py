@@ -2,8 +2,6 @@
 weight change s·U_r Σ_r R V_rᵀ, export as a stock PEFT adapter that scores what evolora scores, and agree
 between the sequential and batched population paths."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -12,10 +10,10 @@ from scipy.stats import spearmanr
 from transformers import AutoModel, AutoTokenizer
 
 from evolora.evolution.errors import ConfigError
-from evolora.fitness import TaskSpec, build_task, mean_pool
+from evolora.fitness import build_task, mean_pool
 from evolora.fitness.genomes import XSGenome, eva_seed, svd_factors
 
-from ..conftest import STSB
+from ..conftest import STSB, make_spec, respec
 
 
 def _spec(**kw):
@@ -33,7 +31,7 @@ def _spec(**kw):
         layers=(4, 5),
     )
     base.update(kw)
-    return TaskSpec(**base)
+    return make_spec(**base)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +114,7 @@ def test_exported_xs_adapter_scores_the_same_with_stock_peft(task, tmp_path, min
 
 
 def test_batched_population_path_matches_the_sequential_path_for_xs(task):
-    batched = build_task(dataclasses.replace(_spec(), genomes_per_forward=3))
+    batched = build_task(respec(_spec(), genomes_per_forward=3))
     genomes = [_cores(task, seed=s) for s in range(3)]
     seq = [f for f, _ in task.evaluate(genomes, 0)]
     bat = [f for f, _ in batched.evaluate(genomes, 0)]
@@ -136,7 +134,7 @@ def test_eva_a_spans_the_inputs_top_principal_directions_at_kaiming_output_size(
     seed is exactly the base model; the same build gives the same bits."""
     spec = _spec(genome="full", init="eva", init_examples=40, target_modules=("query", "value"))
     task = build_task(spec)
-    kaiming = build_task(dataclasses.replace(spec, init="kaiming"))
+    kaiming = build_task(respec(spec, init="kaiming"))
     seed = task.seed_genome()
     items = task._eva_items()
     assert len(items) == 40 and set(zip(items.s1, items.s2)) <= set(
@@ -196,7 +194,7 @@ def test_a_subspace_keeps_every_a_within_the_top_k_eva_directions_and_starts_at_
     scores in stock peft what evolora scores."""
     spec = _spec(genome="full", init="eva", init_examples=40, target_modules=("query", "value"))
     eva = build_task(spec)
-    sub = build_task(dataclasses.replace(spec, a_subspace=6))
+    sub = build_task(respec(spec, a_subspace=6))
     np.testing.assert_allclose(
         sub.genome.expand(sub.seed_genome()), eva.seed_genome(), rtol=0, atol=1e-7
     )
@@ -237,12 +235,12 @@ def test_a_subspace_keeps_every_a_within_the_top_k_eva_directions_and_starts_at_
         )
         np.testing.assert_array_equal(saved[key], f.view(full))
     with pytest.raises(Exception, match="a_subspace"):
-        build_task(dataclasses.replace(spec, a_subspace=500))  # wider than the 384 inputs
+        build_task(respec(spec, a_subspace=500))  # wider than the 384 inputs
     with pytest.raises(
         ConfigError,
         match=r"^lora\.a_subspace: keeps A within the eva directions: it needs lora\.init: eva",
     ):
-        build_task(dataclasses.replace(spec, init="kaiming", a_subspace=6))
+        build_task(respec(spec, init="kaiming", a_subspace=6))
 
 
 def test_b_subspace_keeps_each_value_b_within_its_consumers_top_k_directions(tmp_path):
@@ -254,7 +252,7 @@ def test_b_subspace_keeps_each_value_b_within_its_consumers_top_k_directions(tmp
     without a value projection are refused, naming the field."""
     spec = _spec(genome="full", init="eva", init_examples=40, target_modules=("query", "value"))
     eva = build_task(spec)
-    sub = build_task(dataclasses.replace(spec, b_subspace=8))
+    sub = build_task(respec(spec, b_subspace=8))
     assert np.array_equal(sub.genome.expand(sub.seed_genome()), eva.seed_genome())
     by_key = {s.key: s for s in sub.layout}
     assert [s.key for s in sub.layout] == [s.key for s in eva.flat.layout]
@@ -282,13 +280,13 @@ def test_b_subspace_keeps_each_value_b_within_its_consumers_top_k_directions(tmp
     assert sub.validate(g) == eva.validate(full)  # the same LoRA weights in the model
     # exports the expanded factors as any full genome does
     sub.save_adapter(g, tmp_path / "adapter")
-    both = build_task(dataclasses.replace(spec, a_subspace=6, b_subspace=8))
+    both = build_task(respec(spec, a_subspace=6, b_subspace=8))
     assert both.layout.size == eva.flat.layout.size - 4 * 2 * (384 - 6) - 2 * 2 * (384 - 8)
     np.testing.assert_allclose(
         both.genome.expand(both.seed_genome()), eva.seed_genome(), rtol=0, atol=1e-7
     )
     # an adapted consumer (attention.output.dense among the "dense" modules): its frozen W₀ gives the directions
-    dense = build_task(dataclasses.replace(spec, target_modules=("value", "dense"), b_subspace=8))
+    dense = build_task(respec(spec, target_modules=("value", "dense"), b_subspace=8))
     reduced = [s.key for s in dense.layout if s.kind == "B" and s.shape[0] == 8]
     assert len(reduced) == 2 and all(".value." in k for k in reduced)
     dense_modules = dict(dense.flat.model.named_modules())
@@ -313,10 +311,10 @@ def test_b_subspace_keeps_each_value_b_within_its_consumers_top_k_directions(tmp
             >= np.linalg.svd(wo.double().numpy(), compute_uv=False)[7] - 1e-6
         )
     with pytest.raises(Exception, match="b_subspace") as err:
-        build_task(dataclasses.replace(spec, b_subspace=500))  # wider than the 384 value channels
+        build_task(respec(spec, b_subspace=500))  # wider than the 384 value channels
     assert "500" in str(err.value)
     with pytest.raises(Exception, match="b_subspace.*no adapted module is one"):
-        build_task(dataclasses.replace(spec, target_modules=("query",), b_subspace=8))
+        build_task(respec(spec, target_modules=("query",), b_subspace=8))
     with pytest.raises(
         ConfigError, match=r"^lora\.b_subspace: holds a full genome's B in a subspace"
     ):

@@ -12,14 +12,13 @@ from evolora.fitness import (
     EncoderEvaluator,
     FlatLoRA,
     PairTask,
-    TaskSpec,
     attach_lora,
     build_task,
     load_sts,
     mean_pool,
 )
 
-from ..conftest import STSB
+from ..conftest import STSB, make_spec, respec
 
 
 def _spec(**kw):
@@ -34,7 +33,7 @@ def _spec(**kw):
         seed=1,
     )
     base.update(kw)
-    return TaskSpec(**base)
+    return make_spec(**base)
 
 
 def _random_genome(task, seed=0, scale=0.05):
@@ -123,8 +122,8 @@ def test_evaluator_matches_stock_peft(minilm_dir, layers, cache, merge):
     g = _random_genome(task, seed=len(layers or ()))
     fit, terms = task.evaluate([g], 0)[0]
     # the fixed fitness subset: rebuild the same pairs the task drew
-    rng = np.random.Generator(np.random.PCG64(task.spec.data_seed))
-    idx = np.sort(rng.choice(len(task.train), size=task.spec.train_subset, replace=False))
+    rng = np.random.Generator(np.random.PCG64(task.spec.data.seed))
+    idx = np.sort(rng.choice(len(task.train), size=task.spec.data.train_subset, replace=False))
     pairs = task.train.take(idx)
     cos = _stock_peft_cos(minilm_dir, task, g, pairs)
     spearman = float(spearmanr(cos, pairs.gold).statistic)
@@ -177,10 +176,9 @@ def test_shared_prefix_trunk_scores_like_the_full_forward_and_is_keyed_by_the_sh
 ):
     """Genomes that share their adapter below layer L (an ES perturbing one layer) are scored with the trunk
     run to L once, with that adapter in it; a different shared adapter gets its own trunk, never a stale one."""
-    import dataclasses
 
     spec = _spec(layers=(2, 3, 4, 5), cache=True, genomes_per_forward=batched)
-    task, full = build_task(spec), build_task(dataclasses.replace(spec, cache=False))
+    task, full = build_task(spec), build_task(respec(spec, cache=False))
     g = _random_genome(task, seed=7)
     for gen, (mean, layers, start) in enumerate(
         [
@@ -246,10 +244,9 @@ def test_trunk_memo_equals_the_per_batch_trunk_and_does_not_depend_on_the_order_
         genomes_per_forward=batched,
         terms=(("stsb_spearman", 1.0), ("stsb_neg_mse", 1.0)),
     )
-    import dataclasses
 
-    memo = build_task(dataclasses.replace(spec, trunk_memo=True))
-    other = build_task(dataclasses.replace(spec, trunk_memo=True))
+    memo = build_task(respec(spec, trunk_memo=True))
+    other = build_task(respec(spec, trunk_memo=True))
     plain = build_task(spec)
     assert memo.evaluator.memoised and not plain.evaluator.memoised
     train_sentences = set(memo.train.s1) | set(memo.train.s2)
@@ -306,11 +303,11 @@ def test_trunk_memo_refuses_what_it_cannot_serve():
 def test_validation_is_dev_spearman(minilm_dir):
     task = build_task(_spec(layers=(4, 5)))
     g = _random_genome(task, seed=7)
-    rng = np.random.Generator(np.random.PCG64(task.spec.data_seed))
+    rng = np.random.Generator(np.random.PCG64(task.spec.data.seed))
     # the train draw comes first
-    rng.choice(len(task.train), size=task.spec.train_subset, replace=False)
-    dev = load_sts(task.spec.dev_path, "dev")
-    idx = np.sort(rng.choice(len(dev), size=task.spec.dev_subset, replace=False))
+    rng.choice(len(task.train), size=task.spec.data.train_subset, replace=False)
+    dev = load_sts(task.spec.data.dev_path, "dev")
+    idx = np.sort(rng.choice(len(dev), size=task.spec.data.dev_subset, replace=False))
     assert abs(task.validate(g) - _stock_peft_spearman(minilm_dir, task, g, dev.take(idx))) < 1e-6
 
 
@@ -337,12 +334,11 @@ def test_trunk_cache_refuses_a_non_top_slice(minilm_dir):
     "layers,cache", [((5,), True), ((4, 5), True), (None, False), (None, True)]
 )
 def test_batched_population_path_matches_the_sequential_path(layers, cache):
-    import dataclasses
 
     seq = build_task(
         _spec(layers=layers, cache=cache, terms=(("stsb_spearman", 1.0), ("stsb_neg_mse", 1.0)))
     )
-    bat = build_task(dataclasses.replace(seq.spec, genomes_per_forward=3))
+    bat = build_task(respec(seq.spec, genomes_per_forward=3))
     assert bat.genomes_per_forward == 3 and seq.genomes_per_forward == 1  # CPU default: sequential
     genomes = [_random_genome(seq, seed=s) for s in range(5)]  # 5 = a chunk of 3 and a chunk of 2
     a, b = seq.evaluate(genomes, 0), bat.evaluate(genomes, 0)

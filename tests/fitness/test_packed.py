@@ -2,7 +2,6 @@
 fitness, validation and test as the padded forward, on every path that reaches it; and a clear error where a
 model cannot run it and the study requires it."""
 
-import dataclasses
 import shutil
 
 import numpy as np
@@ -11,10 +10,10 @@ import torch
 from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
 
 from evolora.evolution.errors import ConfigError
-from evolora.fitness import TaskSpec, build_task
+from evolora.fitness import build_task
 from evolora.fitness.packed import PackedBatches, pack, unpack, why_unsupported
 
-from ..conftest import STSB
+from ..conftest import STSB, make_spec, respec
 
 
 def _spec(**kw):
@@ -30,7 +29,7 @@ def _spec(**kw):
         rotate=True,
     )
     base.update(kw)
-    return TaskSpec(**base)
+    return make_spec(**base)
 
 
 def _genomes(task, n=3, scale=0.05):
@@ -73,7 +72,7 @@ def test_pack_and_unpack_keep_each_real_token_in_place():
 )
 def test_packed_forward_gives_the_padded_forwards_numbers(kw):
     packed = build_task(_spec(**kw))
-    padded = build_task(dataclasses.replace(_spec(**kw), packed=False))
+    padded = build_task(respec(_spec(**kw), packed=False))
     assert packed.evaluator.packed and not padded.evaluator.packed
     genomes = _genomes(packed)
     for gen in (0, 1):  # two fitness batches (rotate): a new batch is packed anew

@@ -15,14 +15,13 @@ from evolora.fitness import (
     FitnessTermError,
     PairOutputs,
     Pairs,
-    TaskSpec,
     build_task,
 )
 from evolora.fitness.causal import TextExample
 from evolora.fitness.lfm2 import build_tiny
 from evolora.fitness.plugins import term_class
 
-from ..conftest import STSB
+from ..conftest import STSB, make_spec
 
 
 # --- written exactly as TRL's GRPOTrainer documentation writes reward functions --------------------------
@@ -76,7 +75,7 @@ def test_trl_reward_functions_drive_a_causal_task_unchanged(tmp_path, tiny, regi
         ]
     ]
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    spec = TaskSpec(
+    spec = make_spec(
         base=str(tiny),
         kind="causal",
         train_path=str(tmp_path / "train.jsonl"),

@@ -9,11 +9,11 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 import evolora
-from evolora.fitness import FITNESS_TERMS, TaskSpec, build_task
+from evolora.fitness import FITNESS_TERMS, build_task
 from evolora.fitness.causal import TextExample
 from evolora.fitness.lfm2 import sts_sentences
 
-from ..conftest import STSB, run_cli_in
+from ..conftest import STSB, make_spec, run_cli_in
 
 NEW = 4  # greedy tokens per completion
 
@@ -31,7 +31,7 @@ def planted(tmp_path, monkeypatch):
     words = [s.split() for s in sts_sentences(STSB / "sts-train.csv", "main-captions")[:60]]
     examples = [TextExample(" ".join(w[:3]), " " + " ".join(w[3:])) for w in words if len(w) > 3]
     task = build_task(
-        TaskSpec(
+        make_spec(
             base="lfm2-tiny",
             kind="causal",
             train_path=str(STSB / "sts-train.csv"),

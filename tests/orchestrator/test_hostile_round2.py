@@ -34,7 +34,7 @@ from evolora.orchestrator.run.trial import (
 )
 from evolora.orchestrator.study.load import load_study, parse_study, validation_source
 
-from ..conftest import STSB, run_cli_in, tiny_study
+from ..conftest import STSB, make_spec, run_cli_in, tiny_study
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,7 +134,7 @@ def test_neg_mse_reads_the_labels_scale_from_the_data_not_from_sts_b(tmp_path):
 
 
 def test_a_task_on_0_100_labels_scores_neg_mse_as_on_the_0_5_ones(tmp_path):
-    from evolora.fitness import TaskSpec, build_task
+    from evolora.fitness import build_task
 
     five, hundred = (
         _pairs_csv(tmp_path / "five.csv"),
@@ -142,7 +142,7 @@ def test_a_task_on_0_100_labels_scores_neg_mse_as_on_the_0_5_ones(tmp_path):
     )
     values = []
     for path in (five, hundred):
-        spec = TaskSpec(
+        spec = make_spec(
             base="minilm",
             rank=2,
             alpha=4,
