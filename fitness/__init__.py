@@ -5,8 +5,7 @@ so a study file can be validated in a fraction of a second; everything that need
 first use of its name (``from evolora.fitness import build_task`` loads it then).
 """
 
-from importlib import import_module
-
+from evolora.evolution.lazy import lazy_names
 from evolora.fitness import causal_terms, pairs  # noqa: F401  (register the built-in fitness terms; neither imports torch)
 from evolora.fitness.pairs import (
     PACKAGED_STSB,
@@ -79,13 +78,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'fitness' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

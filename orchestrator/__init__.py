@@ -9,4 +9,8 @@
 * :mod:`.run` — one trial end to end;
 * :mod:`.sweep` — the Optuna study: workers, claims, liveness, records, the parent run, reproduce;
 * :mod:`.cli` — the ``evolora`` command.
+
+A room's public names are importable from the room itself (``from evolora.orchestrator.sweep import
+launch``); each of its modules loads on first use of one of its names (:func:`evolora.evolution.lazy.lazy_names`),
+so importing a room costs nothing until then.
 """

@@ -1,10 +1,7 @@
 """A generation's population scored on Ray actors: the pool (the loop's evaluator), the trial's driver
-process, the actor, the messages between them, a local cluster.
+process, the actor, the messages between them, a local cluster."""
 
-Its public names are importable from here (``from evolora.orchestrator.distributed import …``); each module loads on
-first use of one of its names, so importing the room costs nothing until then."""
-
-from importlib import import_module
+from evolora.evolution.lazy import lazy_names
 
 _LAZY = {
     "ChunkAnswer": "messages",
@@ -34,13 +31,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -1,10 +1,7 @@
 """One trial end to end: the resolved study → task → evolution → MLflow run, its checkpoints, what it prints
-and the pictures and tables it logs; a champion exported as a stock PEFT adapter.
+and the pictures and tables it logs; a champion exported as a stock PEFT adapter."""
 
-Its public names are importable from here (``from evolora.orchestrator.run import …``); each module loads on
-first use of one of its names, so importing the room costs nothing until then."""
-
-from importlib import import_module
+from evolora.evolution.lazy import lazy_names
 
 _LAZY = {
     "BasinRecorder": "plots",
@@ -48,13 +45,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -1,10 +1,7 @@
 """The outer loop: an Optuna study over a study file's search space, workers claiming trials, liveness and
-retries, what each trial stores, the sweep's parent run, reproducing a trial.
+retries, what each trial stores, the sweep's parent run, reproducing a trial."""
 
-Its public names are importable from here (``from evolora.orchestrator.sweep import …``); each module loads on
-first use of one of its names, so importing the room costs nothing until then."""
-
-from importlib import import_module
+from evolora.evolution.lazy import lazy_names
 
 _LAZY = {
     "ATTR": "storage",
@@ -63,13 +60,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -1,10 +1,7 @@
 """MLflow, and nothing else: runs, params, curves and datasets of a trial, the champion as a model and the
-Model Registry, every call retried, stores of an earlier evolora migrated. Fed plain values: it knows no study.
+Model Registry, every call retried, stores of an earlier evolora migrated. Fed plain values: it knows no study."""
 
-Its public names are importable from here (``from evolora.orchestrator.tracking import …``); each module loads on
-first use of one of its names, so importing the room costs nothing until then."""
-
-from importlib import import_module
+from evolora.evolution.lazy import lazy_names
 
 _LAZY = {
     "CHAMPION_ALIAS": "models",
@@ -44,13 +41,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
