@@ -65,6 +65,7 @@ class CausalEvaluator:
         self.layers, self.first = self.trunk.layers, self.trunk.first
         self.use_cache = self.trunk.enabled
         self._tokens: dict[str, list[int]] = {}  # text → token ids
+        self._prompts: dict[str, list[int]] = {}  # prompt → token ids, special tokens included
 
     @property
     def trunk_computations(self) -> int:
@@ -73,10 +74,9 @@ class CausalEvaluator:
     # ---- data ------------------------------------------------------------------------------------
     def encode(self, examples: list[TextExample]) -> EncodedTexts:
         tok = self.tok
-        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
         seqs, starts, prompts = [], [], []
         for ex in examples:
-            p = bos + self._ids(ex.prompt)
+            p = self.prompt_ids(ex.prompt)
             t = self._ids(ex.target)
             ids = (p + t)[: self.max_length]
             seqs.append(ids)
@@ -107,6 +107,13 @@ class CausalEvaluator:
     def _ids(self, text: str) -> list[int]:
         """Token ids of a text, tokenised once per evaluator (rotating batches reuse them)."""
         return self.token_ids(text)
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """What ``tokenizer(prompt)`` gives, the tokenizer's own special tokens included (a BOS where it adds
+        one): the model reads a prompt as a user's code would feed it. An empty prompt is those tokens alone."""
+        if prompt not in self._prompts:
+            self._prompts[prompt] = self.tok(prompt)["input_ids"]
+        return self._prompts[prompt]
 
     def token_ids(self, text: str) -> list[int]:
         """Token ids of a text (no special tokens), tokenised once per evaluator."""

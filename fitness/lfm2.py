@@ -29,7 +29,11 @@ __all__ = [
     "build_demo",
     "cache_dir",
     "sts_sentences",
+    "weights_digest",
+    "built_digest",
     "BUILDERS",
+    "DIGESTS",
+    "RECIPE",
 ]
 
 LAYER_TYPES = ["conv", "conv", "full_attention", "conv", "conv", "full_attention"]
@@ -74,7 +78,9 @@ def tiny_config(vocab_size: int = 1024, **over):
 
 
 def build_tokenizer(vocab_size: int = 1024):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A byte-level BPE on the STS-B train sentences that follows the Hugging Face convention: it adds its own
+    special token (``<|bos|>`` first), so ``tokenizer(prompt)`` is what the model was trained to read."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -87,6 +93,10 @@ def build_tokenizer(vocab_size: int = 1024):
         show_progress=False,
     )
     tok.train_from_iterator(sts_sentences(), trainer)
+    bos = ("<|bos|>", tok.token_to_id("<|bos|>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|bos|> $A", pair="<|bos|> $A $B", special_tokens=[bos]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<|bos|>",
@@ -96,10 +106,78 @@ def build_tokenizer(vocab_size: int = 1024):
     )
 
 
-def _save(model, tok, out: Path) -> Path:
+# What a build is made of; a cached base of another recipe is never reused (its directory is another)
+RECIPE = "r2"
+# SHA-256 of each base's tensors and vocabulary as the reference build makes them (weights_digest): a build
+# that differs (other torch kernels, another library's initialisation) is said, since every figure measured
+# on that base rests on these bytes
+DIGESTS = {
+    "lfm2-tiny": "e962af208883953999fb5e109f30072cd719cd29b6dc7f704c7a9d6a369107dd",
+    "lfm2-demo": "2bc3475f977468e0ae737e79222bc70d35f76425ef578ed68724f0b0f01f0ca9",
+}
+BUILD_FILE = "evolora-build.json"
+
+
+def weights_digest(path: Path) -> str:
+    """SHA-256 over a model directory's tensors (names, dtypes, shapes, bytes, in name order) and its
+    tokenizer's vocabulary: the same on any machine for the same weights, whatever the file layout."""
+    import hashlib
+    import json
+
+    from safetensors import safe_open
+    from transformers import AutoTokenizer
+
+    h = hashlib.sha256()
+    with safe_open(str(Path(path) / "model.safetensors"), framework="pt") as f:
+        for name in sorted(f.keys()):
+            t = f.get_tensor(name).contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    vocab = AutoTokenizer.from_pretrained(str(path)).get_vocab()
+    h.update(json.dumps(sorted(vocab.items())).encode())
+    return h.hexdigest()
+
+
+def _init(model, seed: int) -> None:
+    """Every weight drawn here, from one seeded generator in name order (not by the installed library's own
+    initialisation, which may change between versions): matrices and convolutions N(0, 0.02²), norms' scales
+    1, biases 0."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if p.ndim > 1:
+                p.normal_(0.0, 0.02, generator=g)
+            else:
+                p.fill_(1.0 if name.endswith("weight") else 0.0)
+
+
+class _OneThread:
+    """A build runs on one torch thread whatever the caller's setting (the same sums in the same order)."""
+
+    def __enter__(self):
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.threads)
+
+
+def _save(model, tok, out: Path, name: str) -> Path:
+    import json
+    import warnings
+
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
+    digest = weights_digest(tmp)
+    (tmp / BUILD_FILE).write_text(json.dumps({"base": name, "recipe": RECIPE, "digest": digest}))
+    if DIGESTS.get(name) and digest != DIGESTS[name]:
+        warnings.warn(
+            f"{name} built here differs from the reference build (sha256 {digest[:16]}…, reference "
+            f"{DIGESTS[name][:16]}…): other torch kernels or versions; figures measured on {name} will "
+            "differ here",
+            stacklevel=3,
+        )
     if out.exists():  # another process finished first
         import shutil
 
@@ -109,38 +187,54 @@ def _save(model, tok, out: Path) -> Path:
     return out
 
 
+def _cached(name: str, out: Path | None) -> Path:
+    return Path(out or cache_dir() / f"{name}-{RECIPE}")
+
+
+def built_digest(path: Path) -> str | None:
+    """The digest a built base recorded when it was made (None: not a base evolora built)."""
+    import json
+
+    f = Path(path) / BUILD_FILE
+    return json.loads(f.read_text()).get("digest") if f.is_file() else None
+
+
 def build_tiny(out: Path | None = None, seed: int = 0) -> Path:
     """The random-init tiny LFM2 (≈1.1M parameters) with its tokenizer, as a HF directory."""
     from transformers import Lfm2ForCausalLM
 
-    out = Path(out or cache_dir() / "lfm2-tiny")
+    out = _cached("lfm2-tiny", out)
     if (out / "config.json").is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer()
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with _OneThread():
         model = Lfm2ForCausalLM(tiny_config(len(tok)))
-    finally:
-        torch.random.set_rng_state(state)
-    return _save(model, tok, out)
+        _init(model, seed)
+    return _save(model.eval(), tok, out, "lfm2-tiny")
 
 
 def build_demo(out: Path | None = None, steps: int = 600, seed: int = 0, log=print) -> Path:
     """Pre-train the tiny LFM2 on caption sentences (gradient descent, AdamW), once, then cache it."""
     from transformers import Lfm2ForCausalLM
 
-    out = Path(out or cache_dir() / "lfm2-demo")
+    out = _cached("lfm2-demo", out)
     if (out / "config.json").is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer()
+    with _OneThread():
+        model = _pretrain(Lfm2ForCausalLM(tiny_config(len(tok))), tok, steps, seed, log)
+    return _save(model.eval(), tok, out, "lfm2-demo")
+
+
+def _pretrain(model, tok, steps: int, seed: int, log):
+    _init(model, seed)
+    model.train()
     g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = Lfm2ForCausalLM(tiny_config(len(tok))).train()
     texts = sts_sentences(genre="main-captions")
-    ids = [[tok.bos_token_id, *tok(t)["input_ids"][:62], tok.eos_token_id] for t in texts]
+    # what the tokenizer gives (its <|bos|> first), cut to 63 tokens, then <|eos|>
+    ids = [[*tok(t)["input_ids"][:63], tok.eos_token_id] for t in texts]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
     t0 = time.time()
@@ -164,7 +258,7 @@ def build_demo(out: Path | None = None, steps: int = 600, seed: int = 0, log=pri
             log(
                 f"lfm2-demo pre-training: step {step + 1}/{steps}, loss {loss.item():.3f}, {time.time() - t0:.0f}s"
             )
-    return _save(model.eval(), tok, out)
+    return model
 
 
 BUILDERS = {"lfm2-tiny": build_tiny, "lfm2-demo": build_demo}

@@ -13,11 +13,11 @@ import torch
 
 from evolora.evolution.genome import GenomeLayout
 from evolora.evolution.loop import Validation
+from evolora.fitness.aliases import BUILT, HUB_IDS
 from evolora.fitness.batched import PopulationDeltas
 from evolora.fitness.encoder import EncodedPairs
 from evolora.fitness.genomes import SubspaceGenome, consumer_directions, eva_seed, make_genome_map
 from evolora.fitness.lora import FlatLoRA
-from evolora.fitness.models import HUB_IDS
 from evolora.fitness.pairs import Pairs
 from evolora.fitness.spec import TaskSpec
 from evolora.fitness.splits import take
@@ -356,9 +356,11 @@ class Task:
         return f"{self.spec.validation}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
     def save_adapter(self, genome: np.ndarray, out) -> None:
-        self.flat.save_adapter(
-            self.genome.expand(np.asarray(genome)), out, HUB_IDS.get(self.spec.model.base)
-        )
+        """The genome as a stock PEFT adapter whose ``base_model_name_or_path`` names the base portably: its
+        hub id (a packaged base), its alias (a base evolora builds), else the directory it was given as."""
+        base = self.spec.model.base
+        portable = HUB_IDS.get(base, base if base in BUILT else None)
+        self.flat.save_adapter(self.genome.expand(np.asarray(genome)), out, portable)
 
 
 class PairTask(Task):

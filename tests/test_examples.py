@@ -14,6 +14,8 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
+from evolora.fitness.lfm2 import RECIPE
+
 ROOT = Path(__file__).resolve().parent.parent
 EVOLORA = [sys.executable, "-m", "evolora"]
 TINY = [
@@ -117,7 +119,7 @@ def test_a_reward_study_on_the_example_plugin_runs_sweeps_registers_and_exports(
         "adapter_config.json": 0o666 & ~mask,
         "adapter_model.safetensors": 0o666 & ~mask,
     }  # as any file written
-    base = AutoModelForCausalLM.from_pretrained(tmp_path / "cache" / "lfm2-tiny")
+    base = AutoModelForCausalLM.from_pretrained(tmp_path / "cache" / f"lfm2-tiny-{RECIPE}")
     model = PeftModel.from_pretrained(base, str(out)).eval()  # stock peft, no evolora
     with torch.inference_mode():
         assert torch.isfinite(model(input_ids=torch.tensor([[1, 5, 9, 12]])).logits).all()

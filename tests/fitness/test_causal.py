@@ -96,9 +96,7 @@ def _direct_terms(tiny, task, genome):
     lps, kls, gens = [], [], []
     with torch.inference_mode():
         for ex in PROMPTS:  # one example at a time: no padding at all
-            p = [tok.bos_token_id] + (
-                tok(ex.prompt, add_special_tokens=False)["input_ids"] if ex.prompt else []
-            )
+            p = tok(ex.prompt)["input_ids"]  # as a user feeds it: the tokenizer adds its <|bos|>
             t = tok(ex.target, add_special_tokens=False)["input_ids"]
             ids = torch.tensor([p + t])
             logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].double(), -1)

@@ -45,10 +45,17 @@ def planted(tmp_path, monkeypatch):
             validation="likelihood",
             rank=2,
             target_modules=("q_proj",),
+            batch_size=16,
         )
     )
     task.write(task.seed_genome())
-    base = task.evaluator.generate(task.evaluator.encode(examples), NEW)
+    # each split's base completions decoded as the run decodes that split (its own batches of 16): greedy
+    # decoding of a random tiny model meets near-ties, where another padding could pick another token
+    base = [
+        g
+        for part in (examples[:32], examples[32:])
+        for g in task.evaluator.generate(task.evaluator.encode(part), NEW)
+    ]
     rows = [
         {"prompt": e.prompt, "target": e.target, "base_completion": b}
         for e, b in zip(examples, base)
@@ -80,7 +87,7 @@ def _study(max_drop):
         },
         "evolution": {
             "population": 6,
-            "generations": 2,
+            "generations": 5,
             "tournament_size": 2,
             "mutation_sigma": 0.05,
         },

@@ -2,6 +2,7 @@
 on the same base and gives the logged validation."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from evolora.fitness.lfm2 import sts_sentences
+from evolora.fitness.lfm2 import build_tiny, sts_sentences
 from evolora.orchestrator.cli.commands import main
 
 from ..conftest import STSB
@@ -37,9 +38,9 @@ def _run(tmp_path, study: dict):
     )
 
 
-def _stock_mean_loglik(cache, adapter, texts) -> float:
+def _stock_mean_loglik(adapter, texts) -> float:
     """Mean over texts of the mean token log-likelihood, stock peft on the tiny LFM2, one text at a time."""
-    base_dir = cache / "lfm2-tiny"
+    base_dir = build_tiny()  # the cached build the run used
     tok = AutoTokenizer.from_pretrained(base_dir)
     model = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(base_dir), str(adapter)
@@ -47,7 +48,9 @@ def _stock_mean_loglik(cache, adapter, texts) -> float:
     lps = []
     with torch.inference_mode():
         for text in texts:
-            ids = [tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"][:47]
+            ids = tok(text)["input_ids"][
+                :48
+            ]  # the tokenizer's <|bos|> first, as the run's max_length
             x = torch.tensor([ids])
             logp = torch.log_softmax(model(input_ids=x).logits[0, :-1].double(), -1)
             lps.append(float(logp.gather(-1, x[0, 1:, None]).mean()))
@@ -112,10 +115,7 @@ def test_tiny_lfm2_run_improves_fitness_and_exports_a_stock_adapter(tmp_path, ca
     rng = np.random.Generator(np.random.PCG64(0))
     rng.choice(len(sts_sentences(STSB / "sts-train.csv", "main-news")), size=16, replace=False)
     idx = np.sort(rng.choice(len(dev), size=24, replace=False))
-    assert (
-        abs(_stock_mean_loglik(cache, out, [dev[i] for i in idx]) - run.data.metrics["val_best"])
-        < 1e-5
-    )
+    assert abs(_stock_mean_loglik(out, [dev[i] for i in idx]) - run.data.metrics["val_best"]) < 1e-5
 
 
 def test_causal_study_with_validation_from_train_and_a_test_split(tmp_path, cache):
@@ -159,4 +159,74 @@ def test_causal_study_with_validation_from_train_and_a_test_split(tmp_path, cach
     assert (
         main(["export", "--run-id", run.info.run_id, "--out", str(out), "--tracking-uri", uri]) == 0
     )
-    assert abs(_stock_mean_loglik(cache, out, test_texts) - m["test_likelihood"]) < 1e-5
+    assert abs(_stock_mean_loglik(out, test_texts) - m["test_likelihood"]) < 1e-5
+
+
+def test_a_reward_champion_scored_outside_evolora_gets_the_reported_reward(tmp_path, cache):
+    """A reward study on the tiny LFM2: its exported champion, loaded with stock transformers + peft and fed
+    ``tokenizer(prompt)`` as a user would, greedily continues the held-out prompts to the reward the run
+    reported for them (the validation reward of the champion, the test reward too)."""
+
+    def prompts(path):
+        return [" ".join(c.split()[:3]) for c in sts_sentences(path, "main-captions")]
+
+    train = prompts(STSB / "sts-train.csv")[:64]
+    val, test = prompts(STSB / "sts-dev.csv")[:24], prompts(STSB / "sts-dev.csv")[24:48]
+    for name, rows in (("train", train), ("val", val), ("test", test)):
+        (tmp_path / f"{name}.jsonl").write_text(
+            "".join(json.dumps({"prompt": p, "completion": " x"}) + "\n" for p in rows)
+        )
+    keyword = {"regex": r"\b(a|the|is|on)\b"}
+    study = {
+        "name": "lfm2-reward-test",
+        "seed": 3,
+        "model": {"base": "lfm2-tiny", "kind": "causal"},
+        "lora": {"rank": 2, "alpha": 4, "blocks": {"attention": {"modules": ["q_proj", "v_proj"]}}},
+        "data": {
+            "train_path": str(tmp_path / "train.jsonl"),
+            "dev_path": str(tmp_path / "val.jsonl"),
+            "test_path": str(tmp_path / "test.jsonl"),
+            "train_subset": 16,
+            "batch_size": 8,
+            "max_length": 32,
+        },
+        "fitness": {
+            "max_new_tokens": 6,
+            "terms": [{"name": "keyword", "weight": 1.0, "params": keyword}],
+        },
+        "validation": {"metric": "keyword", "params": keyword},
+        "evolution": {
+            "strategy": "openai-es",
+            "population": 6,
+            "generations": 4,
+            "es": {"sigma": 0.5, "learning_rate": 0.2, "perturb": "B"},
+        },
+        "mlflow": {"experiment": "tests"},
+    }
+    run, client, uri = _run(tmp_path, study)
+    out = tmp_path / "adapter"
+    assert (
+        main(["export", "--run-id", run.info.run_id, "--out", str(out), "--tracking-uri", uri]) == 0
+    )
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == (
+        "lfm2-tiny"
+    )  # the alias evolora builds it as, not a path under this machine's home
+    tok = AutoTokenizer.from_pretrained(build_tiny())
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(build_tiny()), str(out)
+    ).eval()
+    pattern = re.compile(keyword["regex"], re.IGNORECASE)
+
+    def reward(rows):
+        hits = 0
+        with torch.inference_mode():
+            for p in rows:  # one prompt at a time, as a user's script would
+                ids = tok(p, return_tensors="pt")
+                gen = model.generate(**ids, max_new_tokens=6, do_sample=False)
+                hits += bool(pattern.search(tok.decode(gen[0, ids["input_ids"].shape[1] :])))
+        return hits / len(rows)
+
+    m = run.data.metrics
+    assert 0 < m["val_best"] < 1  # a reward that can move either way, not a constant
+    assert reward(val) == m["val_best"]
+    assert reward(test) == m["test_keyword"]
