@@ -63,6 +63,10 @@ def base_reference(base: str) -> dict[str, str]:
         ref = {"alias": base}
         if base in HUB_IDS:
             ref.update({"hub_id": HUB_IDS[base], "package": PACKAGES[base]})
+        else:  # a base evolora builds: the bytes it was built to, checked where the model is loaded
+            from evolora.fitness.lfm2 import built_digest
+
+            ref["digest"] = built_digest(resolve_base(base))
         return ref
     path = resolve_base(base)
     return {"path": str(path), "sha256": hash_model_dir(path)}
@@ -71,6 +75,17 @@ def base_reference(base: str) -> dict[str, str]:
 def resolve_reference(ref: dict[str, str]) -> str:
     """The ``model.base`` value to load a reference with (offline); a local directory must still hash the same."""
     if "alias" in ref:
+        if ref.get("digest"):
+            from evolora.fitness.lfm2 import built_digest
+
+            got = built_digest(resolve_base(ref["alias"]))
+            if got != ref["digest"]:
+                raise ConfigError(
+                    "base.digest",
+                    f"the {ref['alias']} built on this machine is not the one this adapter was evolved on "
+                    f"(sha256 {str(got)[:12]}…, expected {ref['digest'][:12]}…)",
+                    ref["alias"],
+                )
         return ref["alias"]
     path = Path(ref["path"])
     if not (path / "config.json").is_file():

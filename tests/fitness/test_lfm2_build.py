@@ -81,3 +81,16 @@ def test_a_build_that_differs_from_the_reference_is_said(tmp_path, monkeypatch):
     monkeypatch.setitem(lfm2.DIGESTS, "lfm2-tiny", "0" * 64)
     with pytest.warns(UserWarning, match="differs from the reference build"):
         build_tiny(tmp_path / "tiny")
+
+
+def test_a_model_on_a_built_base_names_its_bytes_and_refuses_another_build(tmp_path, monkeypatch):
+    from evolora.evolution.errors import ConfigError
+    from evolora.fitness.serving import base_reference, resolve_reference
+
+    monkeypatch.setenv("EVOLORA_CACHE", str(tmp_path))
+    ref = base_reference("lfm2-tiny")
+    assert ref == {"alias": "lfm2-tiny", "digest": DIGESTS["lfm2-tiny"]}
+    assert resolve_reference(ref) == "lfm2-tiny"
+    other = {**ref, "digest": "f" * 64}  # a model evolved on a base built to other bytes
+    with pytest.raises(ConfigError, match="base.digest"):
+        resolve_reference(other)
