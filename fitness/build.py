@@ -53,6 +53,7 @@ def build_task(spec: TaskSpec) -> PairTask | CausalTask:
             spec.data.batch_size,
             spec.data.max_length,
             spec.model.cache,
+            chat_template=_chat_template(spec, tok),
         )
         train, dev, test, reference = splits
         return CausalTask(spec, evaluator, flat, terms, train, dev, reference, test)
@@ -66,6 +67,18 @@ def build_task(spec: TaskSpec) -> PairTask | CausalTask:
         dev,
         test,
     )
+
+
+def _chat_template(spec: TaskSpec, tok) -> bool:
+    """``fitness.chat_template`` for this base: on only where its tokenizer has a template."""
+    if spec.fitness.chat_template and not getattr(tok, "chat_template", None):
+        raise ConfigError(
+            "fitness.chat_template",
+            f"the tokenizer of {spec.model.base} has no chat template (set it to false: prompts are then "
+            "fed as tokenizer(prompt))",
+            True,
+        )
+    return spec.fitness.chat_template
 
 
 def load_data(spec: TaskSpec) -> tuple:

@@ -50,8 +50,10 @@ class CausalEvaluator:
         max_length: int = 128,
         cache: bool | str = "auto",
         cache_entries: int = 6,
+        chat_template: bool = False,
     ) -> None:
         self.model, self.tok, self.device = model, tokenizer, device
+        self.chat_template = chat_template
         self.batch_size, self.max_length = batch_size, max_length
         self.head = _head(model)
         self.trunk = TrunkCache(
@@ -110,9 +112,18 @@ class CausalEvaluator:
 
     def prompt_ids(self, prompt: str) -> list[int]:
         """What ``tokenizer(prompt)`` gives, the tokenizer's own special tokens included (a BOS where it adds
-        one): the model reads a prompt as a user's code would feed it. An empty prompt is those tokens alone."""
+        one): the model reads a prompt as a user's code would feed it. An empty prompt is those tokens alone.
+        With ``chat_template``: the prompt as one user turn through the tokenizer's chat template, with the
+        generation prompt (``apply_chat_template(..., add_generation_prompt=True)``), as a chat model is used."""
         if prompt not in self._prompts:
-            self._prompts[prompt] = self.tok(prompt)["input_ids"]
+            if self.chat_template:
+                out = self.tok.apply_chat_template(
+                    [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+                )
+                ids = list(out if isinstance(out, list) else out["input_ids"])
+            else:
+                ids = self.tok(prompt)["input_ids"]
+            self._prompts[prompt] = ids
         return self._prompts[prompt]
 
     def token_ids(self, text: str) -> list[int]:

@@ -119,6 +119,7 @@ def write_model_dir(task, genome: np.ndarray, out: str | Path) -> Path:
         "max_length": spec.data.max_length,
         "batch_size": spec.data.batch_size,
         "max_new_tokens": spec.fitness.max_new_tokens,
+        "chat_template": spec.fitness.chat_template,
     }
     (out / MODEL_FILE).write_text(json.dumps(meta, indent=1))
     return out
@@ -150,10 +151,19 @@ class ServedModel:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.kind, self.max_new_tokens = meta["kind"], int(meta["max_new_tokens"])
-        ev = EncoderEvaluator if self.kind == "encoder" else CausalEvaluator
-        self.evaluator = ev(
-            self.model, tok, [], dev, meta["batch_size"], meta["max_length"], cache=False
-        )
+        size = (meta["batch_size"], meta["max_length"])
+        if self.kind == "encoder":
+            self.evaluator = EncoderEvaluator(self.model, tok, [], dev, *size, cache=False)
+        else:  # prompts fed as the run fed them (a model logged before the option: tokenizer(prompt))
+            self.evaluator = CausalEvaluator(
+                self.model,
+                tok,
+                [],
+                dev,
+                *size,
+                cache=False,
+                chat_template=meta.get("chat_template", False),
+            )
         self._torch = torch
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None):

@@ -246,3 +246,9 @@ class FitnessSettings:
     max_new_tokens: int = option(
         16, "causal: greedy generation length for generation rewards", ge=1
     )
+    chat_template: bool = option(
+        False,
+        "causal: feed each prompt as one user turn through the tokenizer's chat template with the "
+        "generation prompt (apply_chat_template), as a chat model is used; false: tokenizer(prompt), the "
+        "tokenizer's own special tokens included",
+    )

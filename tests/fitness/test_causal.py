@@ -390,3 +390,38 @@ def test_b_subspace_on_grouped_query_attention_reads_the_value_through_every_hea
         np.testing.assert_allclose(v @ v.T @ b, b, atol=1e-5)  # B's columns within the top-4 span
         assert by_key[f.key].shape == (4, 2)
     assert reduced == 2  # the two attention layers of the tiny LFM2
+
+
+CHAT = (
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def test_a_chat_template_feeds_each_prompt_as_a_user_turn(tiny, data, tmp_path):
+    """``fitness.chat_template``: the model reads what ``apply_chat_template`` gives for the prompt as a user
+    turn (generation prompt added), and generates from it as stock ``model.generate`` does; a tokenizer
+    without a template is refused naming the key."""
+    import shutil
+
+    from evolora.evolution.errors import ConfigError
+
+    chat = tmp_path / "tiny-chat"
+    shutil.copytree(tiny, chat)
+    tok = AutoTokenizer.from_pretrained(chat)
+    tok.chat_template = CHAT
+    tok.save_pretrained(chat)
+    task = build_task(
+        _spec(chat, data, chat_template=True, terms=(("keyword", 1.0, {"regex": "a"}),))
+    )
+    ev = task.evaluator
+    want = tok.apply_chat_template(
+        [{"role": "user", "content": "The capital of France is"}], add_generation_prompt=True
+    )
+    want = list(want if isinstance(want, list) else want["input_ids"])
+    assert ev.prompt_ids("The capital of France is") == want
+    assert tok.decode(want).endswith("<|assistant|>")
+    encoded = ev.encode(PROMPTS)
+    assert ev.generate(encoded, 6) == ev.generate_one_by_one(encoded, 6)
+    with pytest.raises(ConfigError, match="fitness.chat_template"):
+        build_task(_spec(tiny, data, chat_template=True))
