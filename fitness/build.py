@@ -54,6 +54,7 @@ def build_task(spec: TaskSpec) -> PairTask | CausalTask:
             spec.data.max_length,
             spec.model.cache,
             chat_template=_chat_template(spec, tok),
+            stop=spec.fitness.stop,
         )
         train, dev, test, reference = splits
         return CausalTask(spec, evaluator, flat, terms, train, dev, reference, test)

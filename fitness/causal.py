@@ -51,9 +51,10 @@ class CausalEvaluator:
         cache: bool | str = "auto",
         cache_entries: int = 6,
         chat_template: bool = False,
+        stop: tuple[str, ...] = (),
     ) -> None:
         self.model, self.tok, self.device = model, tokenizer, device
-        self.chat_template = chat_template
+        self.chat_template, self.stop = chat_template, tuple(stop)
         self.batch_size, self.max_length = batch_size, max_length
         self.head = _head(model)
         self.trunk = TrunkCache(
@@ -276,10 +277,15 @@ class CausalEvaluator:
             )
             for p in range(P):
                 for r, i in enumerate(rows):
-                    texts[p][i] = self.tok.decode(
-                        out[p * len(rows) + r, width:], skip_special_tokens=True
+                    texts[p][i] = self._cut(
+                        self.tok.decode(out[p * len(rows) + r, width:], skip_special_tokens=True)
                     )
         return texts
+
+    def _cut(self, text: str) -> str:
+        """A continuation up to the first of the stop strings (the stop string itself left out)."""
+        ends = [i for i in (text.find(s) for s in self.stop) if i >= 0]
+        return text[: min(ends)] if ends else text
 
     @torch.inference_mode()
     def generate_one_by_one(self, data: EncodedTexts, max_new_tokens: int) -> list[str]:
@@ -295,7 +301,7 @@ class CausalEvaluator:
                 pad_token_id=self.tok.pad_token_id,
                 eos_token_id=self.tok.eos_token_id,
             )
-            texts.append(self.tok.decode(out[0, p.shape[1] :], skip_special_tokens=True))
+            texts.append(self._cut(self.tok.decode(out[0, p.shape[1] :], skip_special_tokens=True)))
         return texts
 
     # ---- trunk cache --------------------------------------------------------------------------------

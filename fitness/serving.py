@@ -120,6 +120,7 @@ def write_model_dir(task, genome: np.ndarray, out: str | Path) -> Path:
         "batch_size": spec.data.batch_size,
         "max_new_tokens": spec.fitness.max_new_tokens,
         "chat_template": spec.fitness.chat_template,
+        "stop": list(spec.fitness.stop),
     }
     (out / MODEL_FILE).write_text(json.dumps(meta, indent=1))
     return out

@@ -252,3 +252,8 @@ class FitnessSettings:
         "generation prompt (apply_chat_template), as a chat model is used; false: tokenizer(prompt), the "
         "tokenizer's own special tokens included",
     )
+    stop: tuple[str, ...] = option(
+        (),
+        'causal: a continuation ends before the first of these strings (e.g. ["\\n"] for one line); '
+        "rewards, samples and a logged model's predictions see it cut there",
+    )

@@ -425,3 +425,13 @@ def test_a_chat_template_feeds_each_prompt_as_a_user_turn(tiny, data, tmp_path):
     assert ev.generate(encoded, 6) == ev.generate_one_by_one(encoded, 6)
     with pytest.raises(ConfigError, match="fitness.chat_template"):
         build_task(_spec(tiny, data, chat_template=True))
+
+
+def test_stop_strings_end_each_continuation_before_the_first_of_them(tiny, data):
+    free = build_task(_spec(tiny, data)).evaluator
+    cut = build_task(_spec(tiny, data, stop=("e", "a"))).evaluator
+    texts = free.generate(free.encode(PROMPTS), 6)
+    want = [min((t[: t.find(s)] for s in "ea" if s in t), key=len, default=t) for t in texts]
+    assert any(w != t for w, t in zip(want, texts))  # the stops occur: the cut is tested
+    encoded = cut.encode(PROMPTS)
+    assert cut.generate(encoded, 6) == cut.generate_one_by_one(encoded, 6) == want
