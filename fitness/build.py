@@ -17,6 +17,7 @@ from evolora.fitness.models import load_base, pick_device
 from evolora.fitness.packed import PackedUnsupported
 from evolora.fitness.pairs import load_pairs, score_range
 from evolora.fitness.plugins import FITNESS_TERMS
+from evolora.fitness.sampling import Sampling
 from evolora.fitness.spec import TaskSpec, build_terms, check_lengths
 from evolora.fitness.splits import load_splits
 from evolora.fitness.tasks import PairTask
@@ -55,6 +56,12 @@ def build_task(spec: TaskSpec) -> PairTask | CausalTask:
             spec.model.cache,
             chat_template=_chat_template(spec, tok),
             stop=spec.fitness.stop,
+            sampling=Sampling(
+                spec.fitness.temperature,
+                spec.fitness.top_p,
+                spec.fitness.completions,
+                spec.seed,
+            ),
         )
         train, dev, test, reference = splits
         return CausalTask(spec, evaluator, flat, terms, train, dev, reference, test)

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers import LogitsProcessorList
 
 from evolora.fitness.batched import repeat_batch
+from evolora.fitness.sampling import GREEDY, Sampling, draws
 from evolora.fitness.texts import TextExample, load_texts
 from evolora.fitness.trunk import TrunkCache
 
@@ -52,9 +54,13 @@ class CausalEvaluator:
         cache_entries: int = 6,
         chat_template: bool = False,
         stop: tuple[str, ...] = (),
+        sampling: Sampling = GREEDY,
     ) -> None:
         self.model, self.tok, self.device = model, tokenizer, device
-        self.chat_template, self.stop = chat_template, tuple(stop)
+        self.chat_template, self.stop, self.sampling = chat_template, tuple(stop), sampling
+        # which draws a sampled continuation uses: 0 for the held-out splits, g + 1 while generation g is
+        # scored (set by the task); every genome scored under one stream gets the same draws
+        self.stream = 0
         self.batch_size, self.max_length = batch_size, max_length
         self.head = _head(model)
         self.trunk = TrunkCache(
@@ -255,16 +261,22 @@ class CausalEvaluator:
 
     @torch.inference_mode()
     def _generate(self, data: EncodedTexts, max_new_tokens: int, P: int = 1) -> list[list[str]]:
+        """Per genome, a continuation of each (prompt, completion) row, prompt-major: ``completions`` rows a
+        prompt, greedy or drawn (:mod:`evolora.fitness.sampling`)."""
         prompts = [p[0].tolist() for p in data.prompts]
-        texts = [[""] * len(prompts) for _ in range(P)]
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        k = self.sampling.completions
+        texts = [[""] * (len(prompts) * k) for _ in range(P)]
+        order = sorted(
+            ((i, j) for i in range(len(prompts)) for j in range(k)),
+            key=lambda r: len(prompts[r[0]]),
+        )
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         for b in range(0, len(order), self.batch_size):
             rows = order[b : b + self.batch_size]
-            width = max(len(prompts[i]) for i in rows)
+            width = max(len(prompts[i]) for i, _ in rows)
             ids = torch.full((len(rows), width), pad, dtype=torch.long)
             att = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, i in enumerate(rows):
+            for r, (i, _) in enumerate(rows):
                 ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
                 att[r, width - len(prompts[i]) :] = 1
             out = self.model.generate(
@@ -272,12 +284,15 @@ class CausalEvaluator:
                 attention_mask=att.repeat(P, 1).to(self.device),
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
+                logits_processor=LogitsProcessorList(
+                    draws(self.sampling, self.stream, data.key, rows, P)
+                ),
                 pad_token_id=pad,
                 eos_token_id=self.tok.eos_token_id,
             )
             for p in range(P):
-                for r, i in enumerate(rows):
-                    texts[p][i] = self._cut(
+                for r, (i, j) in enumerate(rows):
+                    texts[p][i * k + j] = self._cut(
                         self.tok.decode(out[p * len(rows) + r, width:], skip_special_tokens=True)
                     )
         return texts
@@ -289,19 +304,25 @@ class CausalEvaluator:
 
     @torch.inference_mode()
     def generate_one_by_one(self, data: EncodedTexts, max_new_tokens: int) -> list[str]:
-        """Greedy decoding, one prompt at a time with ``model.generate`` (no padding at all): the reference
-        :meth:`generate` is tested and benchmarked against."""
+        """Each (prompt, completion) alone with ``model.generate`` (no padding at all), on the same draws: the
+        reference :meth:`generate` is tested and benchmarked against."""
         texts = []
-        for p in data.prompts:
-            out = self.model.generate(
-                input_ids=p,
-                attention_mask=torch.ones_like(p),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=self.tok.pad_token_id,
-                eos_token_id=self.tok.eos_token_id,
-            )
-            texts.append(self._cut(self.tok.decode(out[0, p.shape[1] :], skip_special_tokens=True)))
+        for i, p in enumerate(data.prompts):
+            for j in range(self.sampling.completions):
+                out = self.model.generate(
+                    input_ids=p,
+                    attention_mask=torch.ones_like(p),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    logits_processor=LogitsProcessorList(
+                        draws(self.sampling, self.stream, data.key, [(i, j)])
+                    ),
+                    pad_token_id=self.tok.pad_token_id,
+                    eos_token_id=self.tok.eos_token_id,
+                )
+                texts.append(
+                    self._cut(self.tok.decode(out[0, p.shape[1] :], skip_special_tokens=True))
+                )
         return texts
 
     # ---- trunk cache --------------------------------------------------------------------------------

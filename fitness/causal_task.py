@@ -43,6 +43,15 @@ class CausalTask(Task):
             self.write(self._seed_genome)
             self.base_logp = evaluator.base_logprobs(self.reference)  # the frozen base, once
 
+    def evaluate(self, genomes, gen: int, batches=None):
+        """As :meth:`Task.evaluate`, every continuation drawn on generation ``gen``'s stream: the same draws
+        for each genome of the generation, other draws each generation (the held-out splits use stream 0)."""
+        self.evaluator.stream = gen + 1
+        try:
+            return super().evaluate(genomes, gen, batches)
+        finally:
+            self.evaluator.stream = 0
+
     SAMPLE_PROMPTS = 4  # held-out prompts whose generations are shown at every validation
     PROMPT_WORDS = 4  # prompt-less validation texts are prompted with their first words
 

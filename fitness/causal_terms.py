@@ -45,6 +45,13 @@ class CausalOutputs:
     def examples(self):
         return self.data.examples
 
+    @property
+    def generated_examples(self):
+        """The example of each generation: every example once per completion drawn for its prompt
+        (``fitness.completions``, consecutive: a prompt's group, as GRPO's reward functions see it)."""
+        k = self.evaluator.sampling.completions
+        return [ex for ex in self.examples for _ in range(k)]
+
     @cached_property
     def logits(self):
         return self.evaluator.logits(self.data)
@@ -118,11 +125,13 @@ class Keyword(_CausalTerm):
 
 @register_fitness("exact_match")
 class ExactMatch(_CausalTerm):
-    """Fraction of examples whose greedy generation, first line stripped, equals the example's ``answer``."""
+    """Fraction of generations whose first line, stripped, equals their example's ``answer``."""
 
     def __call__(self, out: CausalOutputs) -> float:
         pairs = [
-            (g, e.answer) for g, e in zip(out.generations, out.examples) if e.answer is not None
+            (g, e.answer)
+            for g, e in zip(out.generations, out.generated_examples)
+            if e.answer is not None
         ]
         if not pairs:
             raise ValueError("exact_match needs examples with an `answer`")

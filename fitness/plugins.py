@@ -279,7 +279,7 @@ class _CausalPlugin(_Plugin):
     task = "causal"
 
     def __call__(self, out) -> float:
-        examples, completions = out.examples, out.generations
+        examples, completions = out.generated_examples, out.generations
         cols = _columns([ex.columns() for ex in examples])
         ids = out.completion_ids
         if self.batched:

@@ -237,6 +237,16 @@ class DataSettings:
     )
 
 
+def check_sampling(temperature: float, completions: int) -> None:
+    """More than one continuation a prompt needs draws: greedy ones would be the same text k times."""
+    if completions > 1 and temperature == 0:
+        raise ConfigError(
+            "fitness.completions",
+            "more than one continuation a prompt needs fitness.temperature > 0 (greedy ones are equal)",
+            completions,
+        )
+
+
 @dataclass(frozen=True)
 class FitnessSettings:
     """What evolution climbs: a weighted sum of fitness terms, scored on train batches."""
@@ -252,8 +262,26 @@ class FitnessSettings:
         "generation prompt (apply_chat_template), as a chat model is used; false: tokenizer(prompt), the "
         "tokenizer's own special tokens included",
     )
+    temperature: float = option(
+        0.0,
+        "causal: sampling temperature of the continuations (0: greedy). Draws are common random numbers: "
+        "every genome of a generation is scored on the same draws (seeded by the trial's seed, the "
+        "generation and the prompt), the held-out splits on draws of their own",
+        ge=0,
+    )
+    top_p: float = option(1.0, "causal, sampled: nucleus (top-p) of each draw", gt=0, le=1)
+    completions: int = option(
+        1,
+        "causal: continuations per prompt, drawn (fitness.temperature > 0); a reward sees each prompt's "
+        "group together, consecutively, as GRPO's reward functions do",
+        ge=1,
+        le=64,
+    )
     stop: tuple[str, ...] = option(
         (),
         'causal: a continuation ends before the first of these strings (e.g. ["\\n"] for one line); '
         "rewards, samples and a logged model's predictions see it cut there",
     )
+
+    def __post_init__(self) -> None:
+        check_sampling(self.temperature, self.completions)

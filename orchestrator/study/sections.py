@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from evolora.evolution.errors import ConfigError
-from evolora.fitness.settings import FitnessSettings
+from evolora.fitness.settings import FitnessSettings, check_sampling
 from evolora.fitness.spec import make_term
 from evolora.orchestrator.study.data import ColumnsConfig, DataConfig, columns
 from evolora.orchestrator.study.evolution import ESConfig, EvolutionConfig, SpeciationConfig
@@ -52,6 +52,11 @@ class TermConfig(Strict):
     )
 
 
+def _check_fitness(self):
+    check_sampling(self.temperature, self.completions)
+    return self
+
+
 FitnessConfig = section(
     __name__,
     "FitnessConfig",
@@ -62,6 +67,7 @@ FitnessConfig = section(
             "terms": (list[TermConfig], Field([TermConfig(name="stsb_spearman")], min_length=1))
         },
     ),
+    check=model_validator(mode="after")(_check_fitness),
 )
 
 

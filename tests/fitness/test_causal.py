@@ -435,3 +435,49 @@ def test_stop_strings_end_each_continuation_before_the_first_of_them(tiny, data)
     assert any(w != t for w, t in zip(want, texts))  # the stops occur: the cut is tested
     encoded = cut.encode(PROMPTS)
     assert cut.generate(encoded, 6) == cut.generate_one_by_one(encoded, 6) == want
+
+
+SAMPLED = dict(temperature=1.0, top_p=0.9, completions=3)
+
+
+def test_sampled_continuations_draw_the_same_numbers_for_a_stream_and_new_ones_for_another(
+    tiny, data
+):
+    """Sampling (temperature, top-p, k completions a prompt): the same stream gives the same texts to the
+    last character however the prompts are batched; another stream (another generation) other texts."""
+    task = build_task(_spec(tiny, data, **SAMPLED))
+    ev = task.evaluator
+    enc = ev.encode(PROMPTS)
+    first = ev.generate(enc, 6)
+    assert len(first) == 3 * len(PROMPTS)
+    assert ev.generate(enc, 6) == first == ev.generate_one_by_one(enc, 6)
+    assert any(
+        len(set(first[3 * i : 3 * i + 3])) > 1 for i in range(len(PROMPTS))
+    )  # a group varies
+    ev.stream = 7
+    assert ev.generate(enc, 6) != first
+    ev.stream = 0
+    greedy = build_task(_spec(tiny, data)).evaluator
+    assert greedy.generate(greedy.encode(PROMPTS), 6) != first[::3]
+
+
+def test_every_genome_of_a_generation_is_scored_on_the_same_draws(tiny, data):
+    """The population path under sampling: each genome's continuations equal its own, alone, on the same
+    stream (common random numbers), and a group's examples reach the terms once per completion."""
+    seq = build_task(_spec(tiny, data, batch_size=4, **SAMPLED))
+    bat = build_task(respec(seq.spec, genomes_per_forward=3))
+    enc = seq.evaluator.encode(PROMPTS)
+    genomes = [_genome(seq, seed=s, scale=0.5) for s in range(3)]
+    seq.evaluator.stream = bat.evaluator.stream = 4
+    together = bat.evaluator.generate_population(enc, 6, bat._deltas, bat._stack(genomes))
+    alone = []
+    for g in genomes:
+        seq.write(g)
+        alone.append(seq.evaluator.generate(enc, 6))
+    assert together == alone and len({tuple(t) for t in alone}) > 1
+    out = bat._outputs_population(enc, genomes)[0]
+    assert [e.prompt for e in out.generated_examples] == [
+        p.prompt for p in PROMPTS for _ in range(3)
+    ]
+    a = seq.evaluate(genomes, 2)
+    assert seq.evaluator.stream == 0 and a == seq.evaluate(genomes, 2) != seq.evaluate(genomes, 3)
