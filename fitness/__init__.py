@@ -6,7 +6,7 @@ first use of its name (``from evolora.fitness import build_task`` loads it then)
 """
 
 from evolora.evolution.lazy import lazy_names
-from evolora.fitness import causal_terms, pairs  # noqa: F401  (register the built-in fitness terms; neither imports torch)
+from evolora.fitness import causal_terms, judges, pairs  # noqa: F401  (register the built-in fitness terms; none imports torch)
 from evolora.fitness.pairs import (
     PACKAGED_STSB,
     PairOutputs,

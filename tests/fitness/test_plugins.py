@@ -111,6 +111,7 @@ class _Causal:
         TextExample("C", " d.", None, {"level": 2}),
     ]
     generations = ["one two.", "three"]
+    generated_examples = examples  # one completion a prompt
     completion_ids = [[5, 6], [7]]
 
 
