@@ -14,7 +14,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from evolora.evolution.errors import ConfigError
 from evolora.fitness import attach_lora, build_task
 from evolora.fitness.causal import TextExample
-from evolora.fitness.lfm2 import build_tiny
 
 from ..conftest import STSB, make_spec, respec
 
@@ -24,11 +23,6 @@ PROMPTS = [
     TextExample("", "Stocks fell sharply on Monday.", None),
     TextExample("News:", " the president spoke.", "the"),
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny(tmp_path_factory.mktemp("models") / "lfm2-tiny")
 
 
 @pytest.fixture(scope="module")

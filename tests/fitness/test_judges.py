@@ -10,7 +10,6 @@ import torch
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from evolora.fitness import build_task
-from evolora.fitness.lfm2 import build_tiny
 
 from ..conftest import make_spec
 
@@ -20,11 +19,6 @@ ROWS = [
     {"prompt": "Two dogs", "completion": " run on the beach.", "answer": "dogs are running"},
     {"prompt": "A cat", "completion": " sleeps.", "answer": "a cat is asleep"},
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny(tmp_path_factory.mktemp("models") / "lfm2-tiny")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from evolora.fitness import (
     build_task,
 )
 from evolora.fitness.causal import TextExample
-from evolora.fitness.lfm2 import build_tiny
 from evolora.fitness.plugins import term_class
 
 from ..conftest import STSB, make_spec
@@ -54,11 +53,6 @@ def registered():
     yield add
     for n in names:
         FITNESS_TERMS.unregister(n)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny(tmp_path_factory.mktemp("models") / "lfm2-tiny")
 
 
 def test_trl_reward_functions_drive_a_causal_task_unchanged(tmp_path, tiny, registered):

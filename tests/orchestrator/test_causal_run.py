@@ -38,6 +38,13 @@ def _run(tmp_path, study: dict):
     )
 
 
+def _export(run, uri: str, out):
+    """`evolora export` of the run's champion as a stock PEFT adapter → its directory."""
+    argv = ["export", "--run-id", run.info.run_id, "--out", str(out), "--tracking-uri", uri]
+    assert main(argv) == 0
+    return out
+
+
 def _stock_mean_loglik(adapter, texts) -> float:
     """Mean over texts of the mean token log-likelihood, stock peft on the tiny LFM2, one text at a time."""
     base_dir = build_tiny()  # the cached build the run used
@@ -102,10 +109,7 @@ def test_tiny_lfm2_run_improves_fitness_and_exports_a_stock_adapter(tmp_path, ca
     ]
     assert best[-1] > best[0]
     assert "term_kl_to_base" in run.data.metrics
-    out = tmp_path / "adapter"
-    assert (
-        main(["export", "--run-id", run.info.run_id, "--out", str(out), "--tracking-uri", uri]) == 0
-    )
+    out = _export(run, uri, tmp_path / "adapter")
     cfg = json.loads((out / "adapter_config.json").read_text())
     assert any("conv.in_proj" in t for t in cfg["target_modules"]) and not any(
         "feed_forward" in t for t in cfg["target_modules"]
@@ -155,10 +159,7 @@ def test_causal_study_with_validation_from_train_and_a_test_split(tmp_path, cach
     m = run.data.metrics
     assert {"test_likelihood", "test_base", "test_gain"} <= set(m)
     assert abs(m["test_gain"] - (m["test_likelihood"] - m["test_base"])) < 1e-12
-    out = tmp_path / "adapter"
-    assert (
-        main(["export", "--run-id", run.info.run_id, "--out", str(out), "--tracking-uri", uri]) == 0
-    )
+    out = _export(run, uri, tmp_path / "adapter")
     assert abs(_stock_mean_loglik(out, test_texts) - m["test_likelihood"]) < 1e-5
 
 
@@ -204,10 +205,7 @@ def test_a_reward_champion_scored_outside_evolora_gets_the_reported_reward(tmp_p
         "mlflow": {"experiment": "tests"},
     }
     run, client, uri = _run(tmp_path, study)
-    out = tmp_path / "adapter"
-    assert (
-        main(["export", "--run-id", run.info.run_id, "--out", str(out), "--tracking-uri", uri]) == 0
-    )
+    out = _export(run, uri, tmp_path / "adapter")
     assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == (
         "lfm2-tiny"
     )  # the alias evolora builds it as, not a path under this machine's home
