@@ -17,7 +17,7 @@ from evolora.fitness.models import load_base, pick_device
 from evolora.fitness.packed import PackedUnsupported
 from evolora.fitness.pairs import load_pairs, score_range
 from evolora.fitness.plugins import FITNESS_TERMS
-from evolora.fitness.sampling import Sampling
+from evolora.fitness.settings import FitnessSettings
 from evolora.fitness.spec import TaskSpec, build_terms, check_lengths
 from evolora.fitness.splits import load_splits
 from evolora.fitness.tasks import PairTask
@@ -54,14 +54,8 @@ def build_task(spec: TaskSpec) -> PairTask | CausalTask:
             spec.data.batch_size,
             spec.data.max_length,
             spec.model.cache,
-            chat_template=_chat_template(spec, tok),
-            stop=spec.fitness.stop,
-            sampling=Sampling(
-                spec.fitness.temperature,
-                spec.fitness.top_p,
-                spec.fitness.completions,
-                spec.seed,
-            ),
+            generation=_check_chat_template(spec, tok),
+            seed=spec.seed,
         )
         train, dev, test, reference = splits
         return CausalTask(spec, evaluator, flat, terms, train, dev, reference, test)
@@ -77,8 +71,8 @@ def build_task(spec: TaskSpec) -> PairTask | CausalTask:
     )
 
 
-def _chat_template(spec: TaskSpec, tok) -> bool:
-    """``fitness.chat_template`` for this base: on only where its tokenizer has a template."""
+def _check_chat_template(spec: TaskSpec, tok) -> FitnessSettings:
+    """The fitness section, ``fitness.chat_template`` on only where the base's tokenizer has a template."""
     if spec.fitness.chat_template and not getattr(tok, "chat_template", None):
         raise ConfigError(
             "fitness.chat_template",
@@ -86,7 +80,7 @@ def _chat_template(spec: TaskSpec, tok) -> bool:
             "fed as tokenizer(prompt))",
             True,
         )
-    return spec.fitness.chat_template
+    return spec.fitness
 
 
 def load_data(spec: TaskSpec) -> tuple:

@@ -17,7 +17,8 @@ import torch
 from transformers import LogitsProcessorList
 
 from evolora.fitness.batched import repeat_batch
-from evolora.fitness.sampling import GREEDY, Sampling, draws
+from evolora.fitness.sampling import draws
+from evolora.fitness.settings import FitnessSettings
 from evolora.fitness.texts import TextExample, load_texts
 from evolora.fitness.trunk import TrunkCache
 
@@ -52,12 +53,13 @@ class CausalEvaluator:
         max_length: int = 128,
         cache: bool | str = "auto",
         cache_entries: int = 6,
-        chat_template: bool = False,
-        stop: tuple[str, ...] = (),
-        sampling: Sampling = GREEDY,
+        generation: FitnessSettings | None = None,
+        seed: int = 0,
     ) -> None:
         self.model, self.tok, self.device = model, tokenizer, device
-        self.chat_template, self.stop, self.sampling = chat_template, tuple(stop), sampling
+        # how prompts are fed and continuations drawn and cut (fitness.chat_template, temperature, top_p,
+        # completions, stop), the draws seeded by the trial's seed
+        self.generation, self.seed = generation or FitnessSettings(), seed
         # which draws a sampled continuation uses: 0 for the held-out splits, g + 1 while generation g is
         # scored (set by the task); every genome scored under one stream gets the same draws
         self.stream = 0
@@ -120,10 +122,10 @@ class CausalEvaluator:
     def prompt_ids(self, prompt: str) -> list[int]:
         """What ``tokenizer(prompt)`` gives, the tokenizer's own special tokens included (a BOS where it adds
         one): the model reads a prompt as a user's code would feed it. An empty prompt is those tokens alone.
-        With ``chat_template``: the prompt as one user turn through the tokenizer's chat template, with the
+        With ``fitness.chat_template``: the prompt as one user turn through the tokenizer's chat template, with the
         generation prompt (``apply_chat_template(..., add_generation_prompt=True)``), as a chat model is used."""
         if prompt not in self._prompts:
-            if self.chat_template:
+            if self.generation.chat_template:
                 out = self.tok.apply_chat_template(
                     [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
                 )
@@ -264,7 +266,7 @@ class CausalEvaluator:
         """Per genome, a continuation of each (prompt, completion) row, prompt-major: ``completions`` rows a
         prompt, greedy or drawn (:mod:`evolora.fitness.sampling`)."""
         prompts = [p[0].tolist() for p in data.prompts]
-        k = self.sampling.completions
+        k = self.generation.completions
         texts = [[""] * (len(prompts) * k) for _ in range(P)]
         order = sorted(
             ((i, j) for i in range(len(prompts)) for j in range(k)),
@@ -285,7 +287,7 @@ class CausalEvaluator:
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 logits_processor=LogitsProcessorList(
-                    draws(self.sampling, self.stream, data.key, rows, P)
+                    draws(self.generation, self.seed, self.stream, data.key, rows, P)
                 ),
                 pad_token_id=pad,
                 eos_token_id=self.tok.eos_token_id,
@@ -299,7 +301,7 @@ class CausalEvaluator:
 
     def _cut(self, text: str) -> str:
         """A continuation up to the first of the stop strings (the stop string itself left out)."""
-        ends = [i for i in (text.find(s) for s in self.stop) if i >= 0]
+        ends = [i for i in (text.find(s) for s in self.generation.stop) if i >= 0]
         return text[: min(ends)] if ends else text
 
     @torch.inference_mode()
@@ -308,14 +310,14 @@ class CausalEvaluator:
         reference :meth:`generate` is tested and benchmarked against."""
         texts = []
         for i, p in enumerate(data.prompts):
-            for j in range(self.sampling.completions):
+            for j in range(self.generation.completions):
                 out = self.model.generate(
                     input_ids=p,
                     attention_mask=torch.ones_like(p),
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     logits_processor=LogitsProcessorList(
-                        draws(self.sampling, self.stream, data.key, [(i, j)])
+                        draws(self.generation, self.seed, self.stream, data.key, [(i, j)])
                     ),
                     pad_token_id=self.tok.pad_token_id,
                     eos_token_id=self.tok.eos_token_id,

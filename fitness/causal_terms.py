@@ -49,7 +49,7 @@ class CausalOutputs:
     def generated_examples(self):
         """The example of each generation: every example once per completion drawn for its prompt
         (``fitness.completions``, consecutive: a prompt's group, as GRPO's reward functions see it)."""
-        k = self.evaluator.sampling.completions
+        k = self.evaluator.generation.completions
         return [ex for ex in self.examples for _ in range(k)]
 
     @cached_property

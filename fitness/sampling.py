@@ -10,7 +10,6 @@ nucleus-warped distribution, and the same noise can be added to each genome's lo
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,25 +20,9 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-__all__ = ["Sampling", "GREEDY", "draws"]
+from evolora.fitness.settings import FitnessSettings
 
-
-@dataclass(frozen=True)
-class Sampling:
-    """``temperature`` 0: greedy (``top_p`` unused); ``completions``: continuations per prompt; ``seed``:
-    the trial's."""
-
-    temperature: float = 0.0
-    top_p: float = 1.0
-    completions: int = 1
-    seed: int = 0
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
-
-
-GREEDY = Sampling()
+__all__ = ["draws"]
 
 
 def _generator(seed: int, stream: int, key: str, prompt: int, j: int) -> torch.Generator:
@@ -52,12 +35,14 @@ class _Draws(LogitsProcessor):
     """A logits processor for ``model.generate`` (greedy decoding of the perturbed, warped logits): the
     rows of a batch are (prompt, completion) pairs, repeated once per genome decoded together."""
 
-    def __init__(self, sampling: Sampling, stream: int, key: str, rows, genomes: int) -> None:
-        warpers = [TemperatureLogitsWarper(sampling.temperature)]
-        if sampling.top_p < 1:
-            warpers.append(TopPLogitsWarper(sampling.top_p))
+    def __init__(
+        self, settings: FitnessSettings, seed: int, stream: int, key: str, rows, genomes: int
+    ) -> None:
+        warpers = [TemperatureLogitsWarper(settings.temperature)]
+        if settings.top_p < 1:
+            warpers.append(TopPLogitsWarper(settings.top_p))
         self.warp = LogitsProcessorList(warpers)
-        self.gens = [_generator(sampling.seed, stream, key, i, j) for i, j in rows]
+        self.gens = [_generator(seed, stream, key, i, j) for i, j in rows]
         self.genomes = genomes
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -69,9 +54,12 @@ class _Draws(LogitsProcessor):
         return (logp + gumbel.repeat(self.genomes, 1).to(logp.device)).to(scores.dtype)
 
 
-def draws(sampling: Sampling, stream: int, key: str, rows, genomes: int = 1) -> list:
-    """The ``logits_processor`` list for one batch of (prompt, completion) ``rows`` of the data ``key``: empty
-    when greedy."""
-    if sampling.greedy:
+def draws(
+    settings: FitnessSettings, seed: int, stream: int, key: str, rows, genomes: int = 1
+) -> list:
+    """The ``logits_processor`` list for one batch of (prompt, completion) ``rows`` of the data ``key``, drawn
+    as ``settings`` (``fitness.temperature``, ``top_p``) say from the trial's ``seed``: empty when greedy
+    (temperature 0)."""
+    if settings.temperature == 0:
         return []
-    return [_Draws(sampling, stream, key, rows, genomes)]
+    return [_Draws(settings, seed, stream, key, rows, genomes)]

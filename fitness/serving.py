@@ -29,6 +29,7 @@ import numpy as np
 
 from evolora.evolution.errors import ConfigError
 from evolora.fitness.models import ALIASES, HUB_IDS, PACKAGES, resolve_base
+from evolora.fitness.settings import FitnessSettings
 
 __all__ = [
     "MODEL_FILE",
@@ -155,7 +156,7 @@ class ServedModel:
         size = (meta["batch_size"], meta["max_length"])
         if self.kind == "encoder":
             self.evaluator = EncoderEvaluator(self.model, tok, [], dev, *size, cache=False)
-        else:  # prompts fed as the run fed them (a model logged before the option: tokenizer(prompt))
+        else:  # prompts fed and continuations cut as the run did (greedy; older models: no template, no stop)
             self.evaluator = CausalEvaluator(
                 self.model,
                 tok,
@@ -163,7 +164,10 @@ class ServedModel:
                 dev,
                 *size,
                 cache=False,
-                chat_template=meta.get("chat_template", False),
+                generation=FitnessSettings(
+                    chat_template=meta.get("chat_template", False),
+                    stop=tuple(meta.get("stop", ())),
+                ),
             )
         self._torch = torch
 
@@ -175,6 +179,7 @@ class ServedModel:
         self.evaluator._tokens.clear()  # tokens are cached per call only
         if self.kind == "encoder":
             return self._similarity(df)
+        self.evaluator._prompts.clear()
         mode = params.get("mode", "generate")
         if mode == "generate":
             return self._generate(df, int(params.get("max_new_tokens") or self.max_new_tokens))

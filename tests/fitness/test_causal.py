@@ -475,3 +475,26 @@ def test_every_genome_of_a_generation_is_scored_on_the_same_draws(tiny, data):
     ]
     a = seq.evaluate(genomes, 2)
     assert seq.evaluator.stream == 0 and a == seq.evaluate(genomes, 2) != seq.evaluate(genomes, 3)
+
+
+def test_a_logged_model_cuts_its_continuations_as_the_run_did(tiny, data, tmp_path):
+    """The MLflow model of a run with ``fitness.stop`` and a chat template continues each prompt as the
+    task did: same template, same cut."""
+    import shutil
+
+    from evolora.fitness.serving import ServedModel, write_model_dir
+
+    chat = tmp_path / "tiny-chat"
+    shutil.copytree(tiny, chat)
+    tok = AutoTokenizer.from_pretrained(chat)
+    tok.chat_template = CHAT
+    tok.save_pretrained(chat)
+    task = build_task(_spec(chat, data, chat_template=True, stop=("e", "a")))
+    genome = _genome(task, seed=1)
+    task.write(genome)
+    want = task.evaluator.generate(task.evaluator.encode(PROMPTS), 6)
+    served = ServedModel(write_model_dir(task, genome, tmp_path / "model"))
+    got = served.predict({"prompt": [p.prompt for p in PROMPTS]}, {"max_new_tokens": 6})
+    free = build_task(_spec(chat, data, chat_template=True))
+    free.write(genome)
+    assert list(got) == want != free.evaluator.generate(free.evaluator.encode(PROMPTS), 6)
