@@ -42,6 +42,7 @@ def add_parser(sub) -> None:
         help="print (or write to PATH) the results as JSON instead of a table",
     )
     _add_quality(p)
+    _add_reward(p)
     _add_actors(p)
 
 
@@ -75,10 +76,15 @@ def _add_quality(p) -> None:
         "sts-dev, and the table says where each row leads and trails",
     )
     q.add_argument(
-        "--minutes", type=float, default=10.0, help="wall-clock budget per row (default 10)"
+        "--minutes",
+        type=float,
+        default=None,
+        help="wall-clock budget per row (default 10; --reward: 5)",
     )
     q.add_argument(
-        "--out", default="bench-quality", help="directory for row results, adapters and quality.png"
+        "--out",
+        default=None,
+        help="directory for row results, adapters and the PNG (default bench-quality; --reward: bench-reward)",
     )
     q.add_argument(
         "--best-study",
@@ -89,6 +95,27 @@ def _add_quality(p) -> None:
         "--tiny",
         action="store_true",
         help="tiny data and budget: checks the contract, measures nothing",
+    )
+
+
+def _add_reward(p) -> None:
+    """``--reward``: a reward on completions, evolora against TRL's GRPO and EvoTorch's SNES."""
+    r = p.add_argument_group(
+        "reward (--reward): a reward on a causal model's completions, evolora against TRL's GRPO and "
+        "EvoTorch's SNES at equal wall clock (also takes --rows, --minutes, --out, --tiny, --threads, --json)"
+    )
+    r.add_argument(
+        "--reward",
+        action="store_true",
+        help="run the reward table instead: each task's shipped study (evolora), TRL's GRPOTrainer on a "
+        "peft LoRA of the same shape at TRL's defaults (grpo), EvoTorch's SNES on evolora's evaluator "
+        "(evotorch-snes), the same reward callable, each for --minutes (default here 5), one process after "
+        "another; test reward through time (the test chooses nothing)",
+    )
+    r.add_argument(
+        "--tasks",
+        default="arithmetic,keyword",
+        help="comma-separated: arithmetic (studies/lfm2-arithmetic.yaml), keyword (studies/lfm2-reward.yaml)",
     )
 
 
@@ -111,8 +138,10 @@ def _add_actors(p) -> None:
 
 
 def run(args) -> int:
-    from .commands import bench, bench_actors, bench_quality
+    from .commands import bench, bench_actors, bench_quality, bench_reward
 
     if args.actors is not None:
         return bench_actors(args)
+    if args.reward:
+        return bench_reward(args)
     return bench_quality(args) if args.quality else bench(args)

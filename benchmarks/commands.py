@@ -12,7 +12,7 @@ from evolora.benchmarks.quality import ROWS as QUALITY_ROWS
 from evolora.benchmarks.quality_report import format_quality, plot_quality, time_ratios
 from evolora.evolution.errors import ConfigError
 
-__all__ = ["bench", "bench_quality", "bench_actors", "MODELS"]
+__all__ = ["bench", "bench_quality", "bench_reward", "bench_actors", "MODELS"]
 
 MODELS = ("minilm", "lfm2-tiny")  # the models `evolora bench` measures
 
@@ -42,10 +42,9 @@ def bench(args) -> int:
 
 def bench_quality(args) -> int:
     """``evolora bench --quality``: evolora's strategies and studies against gradient LoRA, test gain through time."""
-    rows = [r.strip() for r in (args.rows or ",".join(QUALITY_ROWS)).split(",") if r.strip()]
-    bad = [r for r in rows if r not in QUALITY_ROWS]
-    if bad or not rows:
-        raise ConfigError("--rows", f"choose from {', '.join(QUALITY_ROWS)}", args.rows)
+    rows = _choices("--rows", args.rows, QUALITY_ROWS)
+    args.minutes = 10.0 if args.minutes is None else args.minutes
+    args.out = args.out or "bench-quality"
     if not args.minutes > 0:
         raise ConfigError("--minutes", "must be > 0", args.minutes)
     best = Path(args.best_study) if args.best_study else BEST_STUDY
@@ -68,6 +67,34 @@ def bench_quality(args) -> int:
         main_json(results, None if args.json == "-" else args.json)
     else:
         print(format_quality(results))
+        print(f"curves: {png}")
+    return 0
+
+
+def _choices(flag: str, value: str | None, allowed) -> list[str]:
+    chosen = [r.strip() for r in (value or ",".join(allowed)).split(",") if r.strip()]
+    if not chosen or any(r not in allowed for r in chosen):
+        raise ConfigError(flag, f"choose from {', '.join(allowed)}", value)
+    return chosen
+
+
+def bench_reward(args) -> int:
+    """``evolora bench --reward``: evolora's reward studies against TRL's GRPO and EvoTorch's SNES."""
+    from evolora.benchmarks.reward import REWARD_ROWS, TASKS, format_reward, plot_reward, run_reward
+
+    rows = _choices("--rows", args.rows, REWARD_ROWS)
+    tasks = _choices("--tasks", args.tasks, tuple(TASKS))
+    minutes = 5.0 if args.minutes is None else args.minutes
+    if not minutes > 0:
+        raise ConfigError("--minutes", "must be > 0", minutes)
+    out = Path(args.out or "bench-reward")
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    results = run_reward(tasks, rows, minutes, args.tiny, out, args.threads, log=log)
+    png = plot_reward(results, out / "reward.png")
+    if args.json:
+        main_json(results, None if args.json == "-" else args.json)
+    else:
+        print(format_reward(results))
         print(f"curves: {png}")
     return 0
 

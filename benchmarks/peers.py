@@ -17,7 +17,8 @@ Each peer is used through its public API, at its documented settings:
                       on the first generation.
 
 As evolora's ES does, every ``validation.every`` generations the peer's centre (its recommendation) is validated,
-and the champion is the best validated one (the base model first); the test split only draws the curve.
+and the champion is the best validated one within the study's budget, if it has one (the base model first);
+the test split only draws the curve.
 """
 
 from __future__ import annotations
@@ -27,10 +28,17 @@ import math
 
 import numpy as np
 
-__all__ = ["PEERS", "peer_row"]
+__all__ = ["PEERS", "peer_row", "validated"]
 
 PEERS = ("evotorch-pgpe", "evotorch-snes", "nevergrad-ngopt")
 RADIUS_PER_SPEED = 18.0  # EvoTorch's MuJoCo examples: radius_init 0.27 for max_speed 0.015
+
+
+def validated(task, genome) -> tuple[float, bool]:
+    """``genome``'s validation value and whether it may be the champion (in a budgeted study, its guards
+    within budget), as evolora's loop judges it."""
+    v = task.validate(genome)
+    return float(getattr(v, "value", v)), bool(getattr(v, "admissible", True))
 
 
 def _fitness(task, genomes, gen: int) -> np.ndarray:
@@ -147,7 +155,7 @@ def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
         peer = NevergradPeer(task, x0, sigma, pop, seed, budget_s, clock)
     else:
         peer = EvoTorchPeer(row.split("-")[1], task, x0, sigma, pop, seed)
-    base_val = float(task.validate(x0))
+    base_val = validated(task, x0)[0]
     champion = {"genome": x0.copy(), "val": base_val, "gen": 0, "key": 0}
     curve.maybe(0, lambda: x0)
     every = cfg.validation.every
@@ -155,8 +163,8 @@ def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
         peer.step()
         if peer.gen % every == 0 or clock.over():
             centre = peer.centre()
-            val = float(task.validate(centre))
-            if val > champion["val"]:
+            val, admissible = validated(task, centre)
+            if admissible and val > champion["val"]:
                 champion = {"genome": centre, "val": val, "gen": peer.gen, "key": peer.gen}
         curve.maybe(champion["key"], lambda: champion["genome"])  # noqa: B023 (called now, if at all)
     curve.maybe(champion["key"], lambda: champion["genome"], force=True)
