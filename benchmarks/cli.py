@@ -117,6 +117,12 @@ def _add_reward(p) -> None:
         default="arithmetic,keyword",
         help="comma-separated: arithmetic (studies/lfm2-arithmetic.yaml), keyword (studies/lfm2-reward.yaml)",
     )
+    r.add_argument(
+        "--grpo-lr",
+        type=float,
+        default=None,
+        help="the grpo row's learning rate (default: TRL's, 1e-6)",
+    )
 
 
 def _add_actors(p) -> None:

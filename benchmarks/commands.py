@@ -89,7 +89,11 @@ def bench_reward(args) -> int:
         raise ConfigError("--minutes", "must be > 0", minutes)
     out = Path(args.out or "bench-reward")
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    results = run_reward(tasks, rows, minutes, args.tiny, out, args.threads, log=log)
+    if args.grpo_lr is not None and not args.grpo_lr > 0:
+        raise ConfigError("--grpo-lr", "must be > 0", args.grpo_lr)
+    results = run_reward(
+        tasks, rows, minutes, args.tiny, out, args.threads, log=log, grpo_lr=args.grpo_lr
+    )
     png = plot_reward(results, out / "reward.png")
     if args.json:
         main_json(results, None if args.json == "-" else args.json)

@@ -12,7 +12,8 @@ Rows, one process each, one after another:
 * ``evolora``        the shipped study, as shipped, its fitness the task's reward callable below.
 * ``grpo``           TRL's ``GRPOTrainer`` through its public API on a stock peft LoRA of the study's rank, alpha
                      and targets, at TRL's defaults (group of 8 completions, β 0, learning rate 1e-6, temperature
-                     1, one prompt a step at batch 8), completions of the study's length, the same reward callable;
+                     1, one prompt a step at batch 8; ``--grpo-lr`` sets another rate), completions of the
+                     study's length, the same reward callable;
                      ``max_steps`` far beyond the budget (the linear schedule stays at its rate) and stopped when
                      the budget is spent. Its current adapter is validated every ``GRPO_VALIDATE_EVERY`` steps and
                      the best validated one (within the study's budget) is its answer, as evolora chooses. The
@@ -95,24 +96,38 @@ def _config(task: str, tiny: bool):
 
 
 # ---- rows ---------------------------------------------------------------------------------------------
-def _grpo_row(cfg, task_name: str, budget_s: float, out: Path, clock_cls, curve_cls) -> dict:
-    import importlib.metadata
+def _grpo_config(cfg, out: Path, lr: float | None):
+    """TRL's defaults, but completions of the study's length, its seed, no logging or checkpoints, and steps
+    far beyond any budget (the linear schedule stays near its rate; the budget stops the run)."""
+    import torch
+    from trl import GRPOConfig
 
+    return GRPOConfig(
+        output_dir=str(out / "trl"),
+        max_completion_length=cfg.fitness.max_new_tokens,
+        max_steps=10**7,
+        seed=cfg.seed,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,
+        disable_tqdm=True,
+        **({"learning_rate": lr} if lr else {}),
+    )
+
+
+def _grpo_row(
+    cfg, task_name: str, budget_s: float, out: Path, clock_cls, curve_cls, lr: float | None = None
+) -> dict:
     from datasets import Dataset
     from transformers import TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from evolora.benchmarks.peers import validated
-    from evolora.fitness import build_task
-    from evolora.orchestrator.assembly import task_spec
-    from evolora.orchestrator.run.trial import prepare_torch
 
-    prepare_torch(cfg)
-    # a stock peft LoRA of the study's shape; its weights are what GRPO trains
-    task = build_task(task_spec(cfg).replace(model={"merge_weights": False, "cache": False}))
+    task = _peft_task(cfg)
     model = task.flat.model
-    for n, p in model.named_parameters():
-        p.requires_grad_("lora_" in n)
     rows = [{"prompt": e.prompt, **e.columns()} for e in task.train]
     clock = clock_cls(budget_s)
     x0 = task.seed_genome()
@@ -134,18 +149,7 @@ def _grpo_row(cfg, task_name: str, budget_s: float, out: Path, clock_cls, curve_
             control.should_training_stop = state.global_step >= 1 and clock.over()
             return control
 
-    args = GRPOConfig(
-        output_dir=str(out / "trl"),
-        max_completion_length=cfg.fitness.max_new_tokens,
-        max_steps=10**7,  # the budget stops it
-        seed=cfg.seed,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        use_cpu=not __import__("torch").cuda.is_available(),
-        bf16=False,
-        disable_tqdm=True,
-    )
+    args = _grpo_config(cfg, out, lr)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=REWARDS[task_name],
@@ -168,18 +172,39 @@ def _grpo_row(cfg, task_name: str, budget_s: float, out: Path, clock_cls, curve_
         "val_base": base_val,
         "champion_step": champion["step"],
         "seconds": round(clock.elapsed(), 1),
-        "trl": {
-            "version": importlib.metadata.version("trl"),
-            "num_generations": args.num_generations,
-            "beta": args.beta,
-            "learning_rate": args.learning_rate,
-            "temperature": args.temperature,
-            "per_device_train_batch_size": args.per_device_train_batch_size,
-        },
+        "trl": _trl_settings(args),
     }
 
 
-def run_row(row: str, task_name: str, minutes: float, tiny: bool, out: Path) -> dict:
+def _peft_task(cfg):
+    """The study's task on a stock peft LoRA of its shape, its LoRA weights trainable: what GRPO trains."""
+    from evolora.fitness import build_task
+    from evolora.orchestrator.assembly import task_spec
+    from evolora.orchestrator.run.trial import prepare_torch
+
+    prepare_torch(cfg)
+    task = build_task(task_spec(cfg).replace(model={"merge_weights": False, "cache": False}))
+    for n, p in task.flat.model.named_parameters():
+        p.requires_grad_("lora_" in n)
+    return task
+
+
+def _trl_settings(args) -> dict:
+    import importlib.metadata
+
+    keys = (
+        "num_generations",
+        "beta",
+        "learning_rate",
+        "temperature",
+        "per_device_train_batch_size",
+    )
+    return {"version": importlib.metadata.version("trl"), **{k: getattr(args, k) for k in keys}}
+
+
+def run_row(
+    row: str, task_name: str, minutes: float, tiny: bool, out: Path, grpo_lr: float | None = None
+) -> dict:
     """One row in this process: its curve, guards, samples, peak memory, adapter in ``out / task / row``."""
     import numpy as np
     import torch
@@ -192,7 +217,7 @@ def run_row(row: str, task_name: str, minutes: float, tiny: bool, out: Path) -> 
     row_dir.mkdir(parents=True, exist_ok=True)
     budget = minutes * 60
     if row == "grpo":
-        res = _grpo_row(cfg, task_name, budget, row_dir, Clock, Curve)
+        res = _grpo_row(cfg, task_name, budget, row_dir, Clock, Curve, grpo_lr)
         task, genome = res.pop("task"), res.pop("answer")
     else:
         if row == "evolora":
@@ -240,6 +265,7 @@ def run_reward(
     out: Path = Path("bench-reward"),
     threads: int | None = None,
     log=print,
+    grpo_lr: float | None = None,
 ) -> list[dict]:
     """Each (task, row) in its own process, one after another; each row gets ``vs_evolora``: its time to each
     level as a multiple of evolora's on the same task."""
@@ -254,6 +280,7 @@ def run_reward(
             cmd += ["--minutes", str(minutes), "--out", str(out), "--result", str(dst)]
             cmd += ["--tiny"] if tiny else []
             cmd += ["--threads", str(threads)] if threads else []
+            cmd += ["--grpo-lr", str(grpo_lr)] if grpo_lr else []
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"bench row {task}/{row} failed:\n{proc.stderr[-3000:]}")
@@ -328,6 +355,7 @@ def _main(argv=None) -> int:
     ap.add_argument("--result", type=Path, required=True)
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--grpo-lr", type=float, default=None)
     a = ap.parse_args(argv)
     import os
 
@@ -336,7 +364,7 @@ def _main(argv=None) -> int:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    res = run_row(a.row, a.task, a.minutes, a.tiny, a.out)
+    res = run_row(a.row, a.task, a.minutes, a.tiny, a.out, a.grpo_lr)
     a.result.write_text(json.dumps(res, indent=1, default=float))
     return 0
 
