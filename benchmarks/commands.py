@@ -63,10 +63,15 @@ def bench_quality(args) -> int:
     # each row's time to +0.5 / +1.0 and its ratios to the slowest peer and the gradient
     for r in results:
         r["time_to"] = {key: per_row[r["row"]] for key, per_row in ratios.items()}
+    return _report(args, results, format_quality, png)
+
+
+def _report(args, results: list[dict], fmt, png: Path) -> int:
+    """The table (or ``--json``) of a bench and where its picture is."""
     if args.json:
         main_json(results, None if args.json == "-" else args.json)
     else:
-        print(format_quality(results))
+        print(fmt(results))
         print(f"curves: {png}")
     return 0
 
@@ -94,13 +99,7 @@ def bench_reward(args) -> int:
     results = run_reward(
         tasks, rows, minutes, args.tiny, out, args.threads, log=log, grpo_lr=args.grpo_lr
     )
-    png = plot_reward(results, out / "reward.png")
-    if args.json:
-        main_json(results, None if args.json == "-" else args.json)
-    else:
-        print(format_reward(results))
-        print(f"curves: {png}")
-    return 0
+    return _report(args, results, format_reward, plot_reward(results, out / "reward.png"))
 
 
 def bench_actors(args) -> int:

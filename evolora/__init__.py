@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from evolora.orchestrator.study.sections import StudyConfig
 
 __all__ = [
+    "__version__",
     "reward",
     "pair_metric",
     "register_reward",
@@ -55,6 +56,18 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "FITNESS_TERMS",
 ]
+
+
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("evolora")
+    except importlib.metadata.PackageNotFoundError:  # a checkout on sys.path, not installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 
 def terms() -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -58,8 +59,10 @@ def _cmd_run(args) -> int:
     )
     _print_outcome(cfg, outcome)
     _register_run(args, cfg, outcome)
+    where = f" --tracking-uri {shlex.quote(args.tracking_uri)}" if args.tracking_uri else ""
     print(
         f"export: evolora export --run-id {outcome.run_id} --out adapters/{cfg.name}-{outcome.run_id[:8]}"
+        + where
     )
     return 0
 
@@ -203,7 +206,8 @@ def _cmd_sweep(args) -> int:
     study = run_sweep(ctx)
     from evolora.orchestrator.sweep.parent import summary_lines
 
-    print("\n".join(summary_lines(cfg, study, args.study)))
+    where = {"--storage": args.storage, "--tracking-uri": args.tracking_uri}
+    print("\n".join(summary_lines(cfg, study, args.study, where)))
     trials = study.get_trials(deepcopy=False)
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     # the last trials of other hosts' workers

@@ -44,8 +44,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tracking-uri",
         default=None,
-        help="MLflow tracking URI (default: the SQLite store in ./mlruns/)",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the SQLite store in ./mlruns/)",
     )
+
+
+def installed_version() -> str:
+    """The installed distribution's version (``0+unknown`` when run from a checkout that is not installed)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("evolora")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evolve LoRA adapters without gradients: "
         "DEAP evolution on a frozen Hugging Face model, tracked in MLflow.",
     )
+    parser.add_argument("--version", action="version", version=f"evolora {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
         _add_run,
@@ -166,7 +177,11 @@ def _add_export(sub) -> None:
     p.add_argument(
         "--out", required=True, metavar="DIR", help="output directory (must not exist or be empty)"
     )
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: ./mlruns/)")
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns/)",
+    )
     p.add_argument("--storage", default=None, help=_STORAGE_HELP)
 
 
@@ -181,7 +196,11 @@ def _add_lineage(sub) -> None:
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--genome", type=int, help="genome id")
     who.add_argument("--best", action="store_true", help="the run's champion")
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: ./mlruns/)")
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns/)",
+    )
 
 
 def _add_studies(sub) -> None:
@@ -224,7 +243,11 @@ def _add_ui(sub) -> None:
         "optuna-dashboard is installed (pip install 'evolora[dashboard]'), the Optuna dashboard on the "
         "Optuna storage. Ctrl-C or SIGTERM stops every server process it started.",
     )
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: ./mlruns/)")
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns/)",
+    )
     p.add_argument("--storage", default=None, help=_STORAGE_HELP)
     p.add_argument(
         "--host",
@@ -248,7 +271,7 @@ def _add_migrate(sub) -> None:
     p.add_argument(
         "--tracking-uri",
         default=None,
-        help="MLflow tracking URI (default: the SQLite store in ./mlruns/)",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the SQLite store in ./mlruns/)",
     )
 
 

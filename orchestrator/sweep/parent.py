@@ -5,6 +5,7 @@ the best trial in its description, trial counts, and the study's pictures."""
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -220,7 +221,9 @@ def finish_parent(ctx: SweepContext, study: optuna.Study, status: str) -> None:
     tracker.finish(status)
 
 
-def summary_lines(cfg: StudyConfig, study: optuna.Study, study_file: str) -> list[str]:
+def summary_lines(
+    cfg: StudyConfig, study: optuna.Study, study_file: str, where: dict | None = None
+) -> list[str]:
     """What ``evolora sweep`` prints at its end: the trials by state, each trial's values and params, the
     Pareto front, the best trial with how to export it, and its registered model."""
     trials = study.get_trials(deepcopy=False)
@@ -250,6 +253,7 @@ def summary_lines(cfg: StudyConfig, study: optuna.Study, study_file: str) -> lis
         )
         out.append(
             f"export: evolora export {study_file} --trial best --out adapters/{cfg.name}-trial{b.number}"
+            + "".join(f" {flag} {shlex.quote(str(v))}" for flag, v in (where or {}).items() if v)
         )
         if cfg.mlflow.register_best:
             out.append(

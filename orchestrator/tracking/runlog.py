@@ -51,6 +51,12 @@ NOT_CURVES = {
 
 
 def default_tracking_uri(root: str | Path | None = None) -> str:
+    """The store a command uses when ``--tracking-uri`` is not given: ``$MLFLOW_TRACKING_URI`` if set (as
+    MLflow's own clients read it), else the SQLite store in ``./mlruns/`` (or in ``root / mlruns``)."""
+    import os
+
+    if root is None and os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
     base = Path(root or Path.cwd()) / MLRUNS
     return f"sqlite:///{base.resolve() / 'mlflow.db'}"
 
