@@ -34,6 +34,18 @@ def _torch_threads():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_tracking_uri():
+    """MLflow's set_tracking_uri writes ``$MLFLOW_TRACKING_URI`` (for its subprocesses); evolora reads that
+    variable as the user's default store, so one test's store must not reach the next test's subprocesses."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def tiny_study(tmp_path: Path, **over) -> dict:
     """A study dict that runs in seconds on the real MiniLM."""
     study = {

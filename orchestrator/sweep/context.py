@@ -35,6 +35,12 @@ class SweepContext:
     # must not become the next trial's
     own_threads: int = field(default_factory=_torch_threads_now)
 
+    def __post_init__(self) -> None:
+        # resolved here, in the process that starts the sweep: a spawned worker must not resolve it again
+        # from an environment that MLflow's set_tracking_uri has since rewritten
+        if self.tracking_uri is None:
+            self.tracking_uri = default_tracking_uri()
+
     @property
     def storage_url(self) -> str:
         return self.storage or default_storage()

@@ -12,6 +12,7 @@ drops a connection or dies mid-answer costs a wait, not the run.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 import warnings
@@ -50,13 +51,16 @@ NOT_CURVES = {
 }  # ids and counts: in logbook.json, not drawn as charts
 
 
-def default_tracking_uri(root: str | Path | None = None) -> str:
-    """The store a command uses when ``--tracking-uri`` is not given: ``$MLFLOW_TRACKING_URI`` if set (as
-    MLflow's own clients read it), else the SQLite store in ``./mlruns/`` (or in ``root / mlruns``)."""
-    import os
+# the user's $MLFLOW_TRACKING_URI, read once when evolora is imported: MLflow's set_tracking_uri writes that
+# variable itself (for its subprocesses), so read later it would name whichever store this process used last
+_USER_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or None
 
-    if root is None and os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+
+def default_tracking_uri(root: str | Path | None = None) -> str:
+    """The store a command uses when ``--tracking-uri`` is not given: the user's ``$MLFLOW_TRACKING_URI`` if
+    it was set when evolora was imported, else the SQLite store in ``./mlruns/`` (or in ``root / mlruns``)."""
+    if root is None and _USER_TRACKING_URI:
+        return _USER_TRACKING_URI
     base = Path(root or Path.cwd()) / MLRUNS
     return f"sqlite:///{base.resolve() / 'mlflow.db'}"
 

@@ -1,7 +1,10 @@
 """Stores a user named are remembered: ``$MLFLOW_TRACKING_URI`` is the default store of every command (a flag
 wins), and the follow-up command a run prints works as printed; ``evolora --version`` answers."""
 
+import os
 import shlex
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -9,17 +12,22 @@ import yaml
 from evolora.orchestrator.cli.commands import main
 from evolora.orchestrator.tracking.runlog import default_tracking_uri
 
-from ..conftest import run_cli_in, tiny_study
+from ..conftest import tiny_study
 
 
-def test_mlflow_tracking_uri_is_the_default_store_and_a_flag_wins(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert (
-        default_tracking_uri(tmp_path) == f"sqlite:///{(tmp_path / 'mlruns').resolve()}/mlflow.db"
-    )
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/mlflow.db")
+def test_the_users_mlflow_tracking_uri_is_the_default_store(tmp_path, monkeypatch):
+    import evolora.orchestrator.tracking.runlog as runlog
+
+    mlruns = f"sqlite:///{(tmp_path / 'mlruns').resolve()}/mlflow.db"
+    monkeypatch.setattr(runlog, "_USER_TRACKING_URI", None)
+    assert default_tracking_uri(tmp_path) == mlruns
+    monkeypatch.setattr(runlog, "_USER_TRACKING_URI", "sqlite:////elsewhere/mlflow.db")
     assert default_tracking_uri() == "sqlite:////elsewhere/mlflow.db"
-    assert default_tracking_uri(tmp_path).startswith(f"sqlite:///{tmp_path.resolve()}")
+    assert default_tracking_uri(tmp_path) == mlruns
+    # what MLflow writes into the variable later (its set_tracking_uri does) is not the user's choice
+    monkeypatch.setattr(runlog, "_USER_TRACKING_URI", None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////last/used.db")
+    assert default_tracking_uri() != "sqlite:////last/used.db"
 
 
 def _printed_export(out: str) -> list[str]:
@@ -28,21 +36,29 @@ def _printed_export(out: str) -> list[str]:
 
 
 @pytest.mark.parametrize("how", ["env", "flag"])
-def test_the_export_command_a_run_prints_works_as_printed(tmp_path, monkeypatch, capsys, how):
+def test_the_export_command_a_run_prints_works_as_printed(tmp_path, how):
     store = tmp_path / "store"
     store.mkdir()
     uri = f"sqlite:///{store / 'mlflow.db'}"
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(tiny_study(tmp_path)))
-    flag = []
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    flag = ["--tracking-uri", uri] if how == "flag" else []
     if how == "env":
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    else:
-        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        flag = ["--tracking-uri", uri]
-    assert run_cli_in(tmp_path, ["run", "s.yaml", "--no-progress", *flag]) == 0
+        env["MLFLOW_TRACKING_URI"] = uri
+    # a fresh process, as a user's shell starts one: the variable is read when evolora is imported
+    run = [sys.executable, "-m", "evolora", "run", "s.yaml", "--no-progress", *flag]
+    out = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # nothing went to ./mlruns
-    argv = _printed_export(capsys.readouterr().out)
-    assert run_cli_in(tmp_path, argv) == 0  # pasted as printed, in the same shell
+    argv = _printed_export(out.stdout)
+    again = subprocess.run(  # pasted as printed, in the same shell
+        [sys.executable, "-m", "evolora", *argv],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / argv[argv.index("--out") + 1] / "adapter_config.json").is_file()
 
 
