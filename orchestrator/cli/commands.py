@@ -67,6 +67,24 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _check_search_space(cfg, n_trials: int) -> None:
+    """A sweep with no ``search:`` section is a seed study (said so), or, with ``sweep.seeds: study``, the same
+    trial n times (refused)."""
+    if cfg.search:
+        return
+    if cfg.sweep.seeds == "study":
+        raise ConfigError(
+            "search",
+            "no search space, and sweep.seeds: study gives every trial the same seed: the sweep would run "
+            "one trial n times (add a search: section, or sweep.seeds: per_trial for a seed study)",
+            "{}",
+        )
+    print(
+        f"no search space (search:): {n_trials} trials of the study as written, each with its own seed",
+        flush=True,
+    )
+
+
 def _print_outcome(cfg, outcome) -> None:
     """What a run made: its id, validation, budget exclusions, gains by source, test, the model."""
     from evolora.orchestrator.run.progress import guard_text, source_gains_text
@@ -184,6 +202,7 @@ def _cmd_sweep(args) -> int:
     check_timeout(args.timeout)
     # before torch, transformers and mlflow load
     cfg = load_study(args.study, args.overrides, args.seed)
+    _check_search_space(cfg, args.n_trials)
     from evolora.orchestrator.tracking.runlog import default_tracking_uri
 
     check_locations(args.tracking_uri or default_tracking_uri(), args.checkpoint_dir)

@@ -12,7 +12,7 @@ import yaml
 from evolora.orchestrator.cli.commands import main
 from evolora.orchestrator.tracking.runlog import default_tracking_uri
 
-from ..conftest import tiny_study
+from ..conftest import run_cli_in, tiny_study
 
 
 def test_the_users_mlflow_tracking_uri_is_the_default_store(tmp_path, monkeypatch):
@@ -70,3 +70,12 @@ def test_version(capsys):
     assert e.value.code == 0
     assert capsys.readouterr().out.strip() == f"evolora {evolora.__version__}"
     assert evolora.__version__ != "0+unknown"  # the installed distribution's
+
+
+def test_a_sweep_without_a_search_space_of_one_seed_is_refused_and_writes_nothing(tmp_path, capsys):
+    study = tiny_study(tmp_path, sweep__seeds="study")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    assert run_cli_in(tmp_path, ["sweep", "s.yaml", "--n-trials", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "search" in err and "sweep.seeds: study" in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "s.yaml"]  # nothing written
