@@ -86,7 +86,8 @@ def _config(task: str, tiny: bool):
     terms[0] = {"name": name, "weight": terms[0].get("weight", 1.0)}
     raw["fitness"] = {**raw["fitness"], "terms": terms}
     raw["validation"] = {**raw["validation"], "metric": name, "params": {}}
-    raw.pop("search", None), raw.pop("sweep", None)
+    for section in ("search", "sweep"):  # one run, no sweep
+        raw.pop(section, None)
     if tiny:
         raw["model"] = {**raw["model"], "base": "lfm2-tiny"}
         raw["data"] = {**raw["data"], "train_subset": TINY["train"], "dev_subset": TINY["dev"]}

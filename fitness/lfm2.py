@@ -225,39 +225,39 @@ def build_tiny(out: Path | None = None, seed: int = 0) -> Path:
 
 def build_demo(out: Path | None = None, steps: int = 600, seed: int = 0, log=print) -> Path:
     """Pre-train the tiny LFM2 on caption sentences (gradient descent, AdamW), once, then cache it."""
-    from transformers import Lfm2ForCausalLM
-
-    out = _cached("lfm2-demo", out)
-    if (out / "config.json").is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer()
-    texts = sts_sentences(genre="main-captions")
-    with _OneThread():
-        model = _pretrain(
-            Lfm2ForCausalLM(tiny_config(len(tok))), tok, texts, steps, seed, log, "lfm2-demo"
-        )
-    return _save(model.eval(), tok, out, "lfm2-demo")
+    captions = lambda: sts_sentences(genre="main-captions")  # noqa: E731
+    return _build_pretrained(
+        "lfm2-demo", out, captions, lambda _: build_tokenizer(), steps, seed, log
+    )
 
 
 def build_arith(out: Path | None = None, steps: int = 4000, seed: int = 0, log=print) -> Path:
     """Pre-train the tiny LFM2 on the 8,750 pre-training additions (``"37+45=72"``, the whole text scored,
     :func:`evolora.fitness.arithmetic.pretrain_texts`) for ``steps`` AdamW steps, once, then cache it."""
-    from transformers import Lfm2ForCausalLM
-
     from evolora.fitness.arithmetic import pretrain_texts
 
-    out = _cached("lfm2-arith", out)
+    def tokenizer(texts):  # every byte a token: numbers spelled digit by digit
+        return build_tokenizer(259, texts, prefix_space=False)
+
+    return _build_pretrained("lfm2-arith", out, pretrain_texts, tokenizer, steps, seed, log)
+
+
+def _build_pretrained(name: str, out: Path | None, texts, tokenizer, steps: int, seed, log) -> Path:
+    """A pre-trained base, built once and cached under ``name``: ``tokenizer(texts())``, then ``steps`` of
+    :func:`_pretrain` on ``texts()``, on one thread."""
+    from transformers import Lfm2ForCausalLM
+
+    out = _cached(name, out)
     if (out / "config.json").is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    texts = pretrain_texts()
-    tok = build_tokenizer(259, texts, prefix_space=False)
+    corpus = texts()
+    tok = tokenizer(corpus)
     with _OneThread():
         model = _pretrain(
-            Lfm2ForCausalLM(tiny_config(len(tok))), tok, texts, steps, seed, log, "lfm2-arith"
+            Lfm2ForCausalLM(tiny_config(len(tok))), tok, corpus, steps, seed, log, name
         )
-    return _save(model.eval(), tok, out, "lfm2-arith")
+    return _save(model.eval(), tok, out, name)
 
 
 def _pretrain(model, tok, texts: list[str], steps: int, seed: int, log, name: str):
