@@ -37,6 +37,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_image(driver, needle: str, server_log: Path, timeout: float = 60) -> None:
+    """An <img> whose src contains `needle` scrolled into view and decoded; failing, says what the server
+    answers for each such src and how the page holds them."""
+
+    def loaded():
+        imgs = [
+            i
+            for i in driver.find_elements("tag name", "img")
+            if needle in (i.get_attribute("src") or "")
+        ]
+        for i in imgs:
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", i)
+        return [i for i in imgs if int(i.get_attribute("naturalWidth") or 0) > 0]
+
+    try:
+        _wait_for(driver, loaded, f"an image {needle!r}, loaded", timeout)
+    except AssertionError as e:
+        seen = []
+        for i in driver.find_elements("tag name", "img"):
+            src = i.get_attribute("src") or ""
+            if src.startswith("data:"):
+                continue
+            try:
+                with urllib.request.urlopen(src, timeout=10) as r:
+                    answer = (
+                        f"HTTP {r.status}, {len(r.read())} bytes, {r.headers.get('Content-Type')}"
+                    )
+            except Exception as err:  # the server's answer is the diagnosis
+                answer = repr(err)
+            seen.append(
+                f"{src} naturalWidth={i.get_attribute('naturalWidth')} "
+                f"complete={i.get_attribute('complete')}: {answer}"
+            )
+        raise AssertionError(
+            f"{e}\nimages on the page:\n"
+            + "\n".join(seen or ["none"])
+            + f"\nserver log tail:\n{server_log.read_text()[-3000:]}"
+        ) from None
+
+
 def _wait_http(url: str, timeout: float = 120) -> None:
     end = time.time() + timeout
     while time.time() < end:
@@ -196,16 +236,7 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
             lambda: "val_best" not in driver.find_element(By.TAG_NAME, "body").text,
             "the search applied",
         )
-        _wait_for(
-            driver,
-            lambda: [
-                i
-                for i in driver.find_elements(By.TAG_NAME, "img")
-                if "images%2Fcurves" in (i.get_attribute("src") or "")
-                and int(i.get_attribute("naturalWidth") or 0) > 0
-            ],
-            "the curves image, loaded",
-        )
+        _wait_image(driver, "images%2Fcurves", tmp_path / "ui.log")
         driver.save_screenshot(str(shots / "trial-curves.png"))
         # the registered model and its champion alias
         best = client.get_model_version_by_alias("ui-demo", "champion")
