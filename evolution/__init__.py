@@ -19,6 +19,7 @@ from evolora.evolution.records import (
 )
 from evolora.evolution.seeding import TrialRandom
 from evolora.evolution.sepcma import SepCMAES
+from evolora.evolution.snes import SNES
 from evolora.evolution.speciation import Speciation, SpeciationParams, allocate, distance
 from evolora.evolution.strategies import (
     STRATEGIES,
@@ -55,6 +56,7 @@ __all__ = [
     "ESParams",
     "OpenAIES",
     "SepCMAES",
+    "SNES",
     "LineageRecorder",
     "ancestry",
     "read_lineage",

@@ -84,6 +84,21 @@ class ESParams:
         ge=0,
         le=1,
     )
+    mean_rate: float = option(
+        1.0,
+        "snes: step of the mean in units of the utility-weighted σ-scaled samples (SNES's η_μ; "
+        "decayed by schedule cosine to lr_final × mean_rate)",
+        gt=0,
+    )
+    sigma_rate: float = option(
+        1.0,
+        "snes: learning rate of the per-gene σ as a multiple of SNES's (3 + ln d) / (5√d) for d "
+        "moving genes; 0: σ fixed",
+        ge=0,
+    )
+    mirrored: bool = option(
+        True, "snes: draw the samples in mirrored pairs μ ± σ⊙z (an odd population's last unpaired)"
+    )
     horizon: int = option(
         0, "generations the schedule spans (the evolution section's generations); 0: none"
     )

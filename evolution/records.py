@@ -54,6 +54,7 @@ class GenerationRow(TypedDict, total=False):
     species_entropy: float
     species_threshold: float
     species_removed: int  # species removed for stagnation this generation
+    sigma_rms: float  # snes: root mean square of the per-gene σ of the genes that move
     ray_actors: float  # evaluated on Ray actors: how many, bytes sent, per genome, actors replaced
     ray_bytes_sent: float
     ray_bytes_per_genome: float

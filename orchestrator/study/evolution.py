@@ -33,7 +33,8 @@ SpeciationConfig = section(
 ESConfig = section(
     __name__,
     "ESConfig",
-    "The evolution strategies' settings (openai-es; sigma also for sep-cma-es).",
+    "The evolution strategies' settings (openai-es; sigma also for sep-cma-es; snes reads sigma, "
+    "mean_rate, sigma_rate, mirrored and the A/B levers).",
     declared_fields(ESParams, exclude=("population", "horizon")),
 )
 
@@ -84,7 +85,8 @@ EvolutionConfig = section(
             Field(
                 "ga",
                 description="ga: DEAP GA (optionally speciated); openai-es: antithetic ES with rank shaping and "
-                "Adam; sep-cma-es: diagonal CMA-ES (cma package). ES variants validate the distribution mean.",
+                "Adam; sep-cma-es: diagonal CMA-ES; snes: separable natural ES (per-gene σ, mirrored samples, "
+                "NES utilities). The ES variants validate the distribution mean.",
             ),
         ),
         "population": _GA.pop("population"),

@@ -10,7 +10,7 @@ from evolora.evolution.replica import Replica, digest, replayable
 
 from .test_strategies import STRATEGIES, ev, val
 
-MEAN_STRATEGIES = [n for n in STRATEGIES if n.startswith(("openai-es", "sep-cma"))]
+MEAN_STRATEGIES = [n for n in STRATEGIES if n.startswith(("openai-es", "sep-cma", "snes"))]
 
 
 class Mirror(Observer):

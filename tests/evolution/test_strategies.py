@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from evolora.evolution import (
+    SNES,
     ConfigError,
     ESParams,
     Evolution,
@@ -129,6 +130,17 @@ STRATEGIES = {
         LAYERED,
     ),
     "sep-cma-es": lambda rng, new_id: SepCMAES(ESParams(population=12, sigma=0.1), rng, new_id),
+    "snes": lambda rng, new_id: SNES(ESParams(population=12, sigma=0.1), rng, new_id),
+    "snes-odd-plain": lambda rng, new_id: SNES(
+        ESParams(
+            population=11, sigma=0.1, mirrored=False, schedule="cosine", lr_final=0.3, horizon=25
+        ),
+        rng,
+        new_id,
+    ),
+    "snes-A-scaled": lambda rng, new_id: SNES(
+        ESParams(population=12, sigma=0.1, a_scale=0.5), rng, new_id, LAYOUT
+    ),
 }
 
 

@@ -389,6 +389,7 @@ def test_each_evolution_setting_is_declared_once_on_the_dataclass_the_strategy_r
     from evolora.evolution import STRATEGIES, GAParams, GeneticAlgorithm
     from evolora.evolution.es import ESParams, OpenAIES
     from evolora.evolution.sepcma import SepCMAES
+    from evolora.evolution.snes import SNES
     from evolora.evolution.speciation import SpeciationParams
     from evolora.orchestrator.assembly import strategy_factory, strategy_params
     from evolora.orchestrator.study.load import parse_study
@@ -421,7 +422,7 @@ def test_each_evolution_setting_is_declared_once_on_the_dataclass_the_strategy_r
             assert bounds == {
                 k: f.metadata[k] for k in ("gt", "ge", "lt", "le") if k in f.metadata
             }, f.name
-    assert set(STRATEGIES) == {"ga", "openai-es", "sep-cma-es"}
+    assert set(STRATEGIES) == {"ga", "openai-es", "sep-cma-es", "snes"}
     assert EvolutionConfig.model_json_schema()["properties"]["strategy"]["enum"] == list(STRATEGIES)
 
     cfg = parse_study(
@@ -438,7 +439,7 @@ def test_each_evolution_setting_is_declared_once_on_the_dataclass_the_strategy_r
     ga = strategy_factory(cfg, None)(np.random.default_rng(0), iter(range(99)).__next__)
     assert type(ga) is GeneticAlgorithm and ga.p == GAParams(population=8, mutation_sigma=0.3)
     assert ga.speciation.p == SpeciationParams(target_species=5)
-    for name, kind in (("openai-es", OpenAIES), ("sep-cma-es", SepCMAES)):
+    for name, kind in (("openai-es", OpenAIES), ("sep-cma-es", SepCMAES), ("snes", SNES)):
         es = parse_study(
             {
                 "evolution": {

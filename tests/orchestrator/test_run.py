@@ -153,7 +153,7 @@ def test_quickstart_improves_test_spearman_over_the_base_model(tmp_path):
     assert logged["test_gain"] == m["test_gain"] and logged["val_best"] == m["val_best"]
 
 
-@pytest.mark.parametrize("strategy", ["ga-speciated", "openai-es", "sep-cma-es"])
+@pytest.mark.parametrize("strategy", ["ga-speciated", "openai-es", "sep-cma-es", "snes"])
 def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, strategy):
     from evolora.evolution.lineage import read_lineage
 
@@ -161,6 +161,7 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
         "ga-speciated": {"evolution__speciation": {"enabled": True, "target_species": 2}},
         "openai-es": {"evolution__strategy": "openai-es", "evolution__population": 5},
         "sep-cma-es": {"evolution__strategy": "sep-cma-es"},
+        "snes": {"evolution__strategy": "snes"},
     }[strategy]
     run_id, client = _run(tmp_path, tiny_study(tmp_path, evolution__generations=4, **extra))
     arts = {f.path for f in client.list_artifacts(run_id)}
@@ -172,7 +173,9 @@ def test_lineage_pictures_and_strategies_on_the_real_model(tmp_path, capsys, str
     evals = [r for r in rows if r["event"] == "eval"]
     assert evals and all(r["fitness"] is not None and json.loads(r["terms"]) for r in evals)
     assert all(
-        b["rng"] for b in births.values() if b["op"] not in ("seed", "es-update", "cma-update")
+        b["rng"]
+        for b in births.values()
+        if b["op"] not in ("seed", "es-update", "cma-update", "snes-update")
     )
     capsys.readouterr()
     uri = client._tracking_client.tracking_uri
