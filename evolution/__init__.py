@@ -3,6 +3,7 @@
 Never imports torch, peft, mlflow, optuna or ``fitness``: it knows flat float32 vectors and fitness values.
 """
 
+from evolora.evolution.asktell import AskTell
 from evolora.evolution.errors import ConfigError, EvoloraError, RegistryError
 from evolora.evolution.es import ESParams, OpenAIES
 from evolora.evolution.genome import GenomeLayout, LoRASlice
@@ -23,10 +24,13 @@ from evolora.evolution.snes import SNES
 from evolora.evolution.speciation import Speciation, SpeciationParams, allocate, distance
 from evolora.evolution.strategies import (
     STRATEGIES,
+    STRATEGY_GROUP,
     GAParams,
     GeneticAlgorithm,
     Strategy,
     register_strategy,
+    strategy_class,
+    strategy_names,
 )
 
 __all__ = [
@@ -53,6 +57,10 @@ __all__ = [
     "Strategy",
     "STRATEGIES",
     "register_strategy",
+    "strategy_class",
+    "strategy_names",
+    "STRATEGY_GROUP",
+    "AskTell",
     "ESParams",
     "OpenAIES",
     "SepCMAES",

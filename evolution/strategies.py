@@ -18,7 +18,18 @@ from evolora.evolution.operators import cx_blend, mut_gaussian
 from evolora.evolution.options import option
 from evolora.evolution.speciation import Speciation, SpeciationParams, allocate
 
-__all__ = ["GAParams", "Strategy", "GeneticAlgorithm", "STRATEGIES", "register_strategy"]
+__all__ = [
+    "GAParams",
+    "Strategy",
+    "GeneticAlgorithm",
+    "STRATEGIES",
+    "STRATEGY_GROUP",
+    "register_strategy",
+    "strategy_class",
+    "strategy_names",
+]
+
+STRATEGY_GROUP = "evolora.strategies"  # the entry-point group of strategies from installed packages
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,42 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
         )
     STRATEGIES[cls.name] = cls
     return cls
+
+
+def _installed() -> dict:
+    """Entry points of the group :data:`STRATEGY_GROUP`, by name (read from package metadata: nothing is
+    imported until a study names one)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=STRATEGY_GROUP)}
+
+
+def strategy_names() -> list[str]:
+    """Every name a study's ``evolution.strategy`` may take: the registered strategies, then the installed
+    packages' (entry points of :data:`STRATEGY_GROUP`), none of them imported."""
+    return [*STRATEGIES, *sorted(set(_installed()) - set(STRATEGIES))]
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The strategy registered under ``name``, or the installed package's of that name (imported and
+    registered on first use); RegistryError names what is wrong."""
+    from evolora.evolution.errors import RegistryError
+
+    if name in STRATEGIES:
+        return STRATEGIES[name]
+    ep = _installed().get(name)
+    if ep is None:
+        raise RegistryError(
+            f"no strategy {name!r}: registered {', '.join(STRATEGIES)}; installed packages add theirs "
+            f"under the entry-point group {STRATEGY_GROUP!r}"
+        )
+    cls = ep.load()
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)) or cls.name != name:
+        raise RegistryError(
+            f"entry point {name!r} = {ep.value!r} (group {STRATEGY_GROUP!r}) must name a Strategy "
+            f"subclass whose name is {name!r}, got {cls!r}"
+        )
+    return register_strategy(cls)
 
 
 def _draw(rng: np.random.Generator) -> str:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from evolora.evolution import STRATEGIES, Evolution, LoopParams, Observer
+from evolora.evolution import Evolution, LoopParams, Observer
 from evolora.evolution.speciation import SpeciationParams
+from evolora.evolution.strategies import strategy_class
 from evolora.fitness import TaskSpec
 from evolora.fitness.settings import DataSettings, FitnessSettings, LoraSettings, ModelSettings
 from evolora.orchestrator.study.sections import BLOCK_MODULES, LoraConfig, StudyConfig, columns
@@ -94,7 +95,9 @@ def strategy_params(cfg: StudyConfig):
     """The configured strategy's parameters: its ``Params`` filled from the evolution section (or the
     sub-section the strategy names), the population and the run's length."""
     e = cfg.evolution
-    cls = STRATEGIES[e.strategy]
+    cls = strategy_class(e.strategy)
+    if cls.options == "params":  # a strategy from the user's code: its own settings
+        return cls.make_params(e.population, e.generations, e.params)
     section = getattr(e, cls.options) if cls.options else e
     options = {k: getattr(section, k) for k in type(section).model_fields}
     return cls.make_params(e.population, e.generations, options)
@@ -103,7 +106,7 @@ def strategy_params(cfg: StudyConfig):
 def strategy_factory(cfg: StudyConfig, layout):
     """(rng, new_id) → the configured Strategy, looked up by name in the strategy registry."""
     e = cfg.evolution
-    cls, params = STRATEGIES[e.strategy], strategy_params(cfg)
+    cls, params = strategy_class(e.strategy), strategy_params(cfg)
     speciation = None
     if cls.speciates and e.speciation.enabled:
         speciation = settings(SpeciationParams, e.speciation)

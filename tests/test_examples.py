@@ -149,3 +149,54 @@ def test_the_readmes_python_example_builds_its_study(plugin):
         scope["study"].fitness.terms[0].name == "reward_len"
         and scope["study"].validation.metric == "reward_len"
     )
+
+
+def test_a_strategy_from_the_example_plugin_runs_in_evolora_loop_and_its_bad_params_are_refused(
+    tmp_path, plugin
+):
+    """`evolution.strategy: cem` names the example package's ask/tell strategy (entry-point group
+    evolora.strategies): a fresh process finds it, runs it on the real MiniLM, records its births in the
+    lineage, repeats the run to the bit with the same seed, and refuses a key its Params does not declare."""
+    import yaml
+
+    from .conftest import tiny_study
+
+    study = tiny_study(tmp_path, name="cem-demo", evolution__generations=3)
+    study["evolution"] = {
+        "strategy": "cem",
+        "population": 6,
+        "generations": 3,
+        "params": {"sigma": 0.05, "elite": 0.5},
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for _ in range(2):
+        _evolora(tmp_path, "run", str(path), "--tracking-uri", uri, "--no-progress")
+    from mlflow.tracking import MlflowClient
+
+    from evolora.evolution.lineage import read_lineage
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(study["mlflow"]["experiment"])
+    first, second = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+
+    def curve(run):
+        return [m.value for m in client.get_metric_history(run.info.run_id, "fit_best")]
+
+    assert curve(first) == curve(second) and len(curve(first)) == 3  # the same seed: the same run
+    assert first.data.metrics["val_best"] == second.data.metrics["val_best"]
+    assert first.data.tags["evolora.champion_id"] == second.data.tags["evolora.champion_id"]
+    assert first.data.params["evolution.params.elite"] == "0.5"  # logged as a run's parameter
+    rows = read_lineage(
+        client.download_artifacts(first.info.run_id, "lineage.parquet", str(tmp_path))
+    )
+    assert {r["op"] for r in rows if r["event"] == "birth"} == {"seed", "cem-sample", "cem-update"}
+    study["evolution"]["params"] = {"sigma": 0.05, "bogus": 1}
+    path.write_text(yaml.safe_dump(study))
+    bad = _evolora(tmp_path, "run", str(path), "--tracking-uri", uri, check=False)
+    assert (
+        bad.returncode == 2
+        and "evolution.params.bogus" in bad.stderr
+        and "sigma, elite" in bad.stderr
+    )

@@ -6,14 +6,15 @@ generated from those declarations, and the assembly builds the dataclasses back 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from evolora.evolution import STRATEGIES, GAParams
-from evolora.evolution.errors import ConfigError
+from evolora.evolution import GAParams
+from evolora.evolution.errors import ConfigError, RegistryError
 from evolora.evolution.es_params import ESParams
 from evolora.evolution.speciation import SpeciationParams
+from evolora.evolution.strategies import strategy_class, strategy_names
 from evolora.orchestrator.study.strict import declared_fields, section
 
 __all__ = ["EvolutionConfig", "ESConfig", "SpeciationConfig"]
@@ -49,7 +50,21 @@ def es_params(es, population: int) -> ESParams:
 
 
 def _check(self):
-    cls = STRATEGIES[self.strategy]
+    try:
+        cls = strategy_class(self.strategy)
+    except RegistryError as e:
+        raise ConfigError("evolution.strategy", str(e), self.strategy) from None
+    if (
+        cls.options == "params"
+    ):  # a strategy from the user's code: its Params check evolution.params
+        cls.make_params(self.population, self.generations, self.params)
+    elif self.params:
+        raise ConfigError(
+            "evolution.params",
+            f"{self.strategy} takes its settings from evolution{'.' + cls.options if cls.options else ''}; "
+            "params are for strategies from installed packages",
+            self.params,
+        )
     if self.population < cls.min_population:
         raise ConfigError(
             "evolution.population", f"{self.strategy} needs ≥ {cls.min_population}", self.population
@@ -81,12 +96,13 @@ EvolutionConfig = section(
     "The inner loop: strategy, population, generations and the GA's operators.",
     {
         "strategy": (
-            Literal[tuple(STRATEGIES)],
+            Literal[tuple(strategy_names())],
             Field(
                 "ga",
                 description="ga: DEAP GA (optionally speciated); openai-es: antithetic ES with rank shaping and "
                 "Adam; sep-cma-es: diagonal CMA-ES; snes: separable natural ES (per-gene σ, mirrored samples, "
-                "NES utilities). The ES variants validate the distribution mean.",
+                "NES utilities); or a strategy an installed package adds (entry-point group evolora.strategies). "
+                "The ES variants validate the distribution mean.",
             ),
         ),
         "population": _GA.pop("population"),
@@ -95,6 +111,14 @@ EvolutionConfig = section(
         "hall_of_fame": (int, Field(1, ge=1)),
         "speciation": (SpeciationConfig, SpeciationConfig()),
         "es": (ESConfig, ESConfig()),
+        "params": (
+            dict[str, Any],
+            Field(
+                default_factory=dict,
+                description="a strategy from an installed package (evolution.AskTell): its own settings, "
+                "checked by its Params",
+            ),
+        ),
     },
     check=model_validator(mode="after")(_check),
 )

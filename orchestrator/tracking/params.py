@@ -7,7 +7,9 @@ import dataclasses
 import json
 import platform
 
-from evolora.evolution import STRATEGIES, GAParams
+from evolora.evolution import GAParams
+from evolora.evolution.errors import RegistryError
+from evolora.evolution.strategies import strategy_class
 
 __all__ = ["compared_params", "flatten", "library_versions"]
 
@@ -50,10 +52,13 @@ def compared_params(conf: dict) -> dict:
     its strategy reads (the GA's operators for ``ga``, speciation when enabled, ``es`` for the ES strategies). A
     sweep's trial adds the values Optuna sampled."""
     evo = dict(conf.get("evolution") or {})
-    strategy = STRATEGIES.get(evo.get("strategy"))
+    try:
+        strategy = strategy_class(evo.get("strategy") or "ga")
+    except RegistryError:
+        strategy = None
     # its options live in a sub-section: the GA's are not its
     if strategy is not None and strategy.options:
-        for k in _GA_ONLY:
+        for k in (*_GA_ONLY, *({"es", "params"} - {strategy.options})):
             evo.pop(k, None)
         if strategy.reads is not None:
             evo[strategy.options] = {
@@ -61,6 +66,7 @@ def compared_params(conf: dict) -> dict:
             }
     elif strategy is not None:
         evo.pop("es", None)
+        evo.pop("params", None)
         if not (evo.get("speciation") or {}).get("enabled"):
             evo.pop("speciation", None)
 

@@ -10,7 +10,9 @@ from evolora.evolution.replica import Replica, digest, replayable
 
 from .test_strategies import STRATEGIES, ev, val
 
-MEAN_STRATEGIES = [n for n in STRATEGIES if n.startswith(("openai-es", "sep-cma", "snes"))]
+MEAN_STRATEGIES = [
+    n for n in STRATEGIES if n.startswith(("openai-es", "sep-cma", "snes", "asktell"))
+]
 
 
 class Mirror(Observer):

@@ -1,10 +1,13 @@
 """Every strategy improves a small problem, is deterministic, and resumes exactly from a checkpoint."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
 from evolora.evolution import (
     SNES,
+    AskTell,
     ConfigError,
     ESParams,
     Evolution,
@@ -18,6 +21,7 @@ from evolora.evolution import (
 from evolora.evolution.checkpoint import load_checkpoint_file, save_checkpoint
 from evolora.evolution.es import cosine
 from evolora.evolution.genome import GenomeLayout
+from evolora.evolution.options import option
 from evolora.evolution.speciation import SpeciationParams
 
 TARGET = np.linspace(-0.5, 0.5, 64).astype(np.float32)
@@ -48,6 +52,32 @@ def ev(genomes, gen, batches=None):
 
 def val(g):
     return ev([g], 0)[0][0]
+
+
+@dataclass(frozen=True)
+class ToyCEMParams:
+    sigma: float = option(0.05, gt=0)
+    elite: float = option(0.25, gt=0, le=1)
+
+
+class ToyCEM(AskTell):
+    """A strategy as a user writes one: the cross-entropy method in ask/tell."""
+
+    name, Params, state = "toy-cem", ToyCEMParams, ("std", "history")
+
+    def start(self, x0):
+        self.std, self.history = np.full(x0.size, self.p.sigma), []
+
+    def ask(self):
+        return self.mean + self.std * self.rng.standard_normal((self.population, self.mean.size))
+
+    def tell(self, genomes, fitness):
+        elite = genomes[
+            np.argsort(-fitness, kind="stable")[: max(1, int(self.p.elite * len(fitness)))]
+        ]
+        self.std = 0.5 * self.std + 0.5 * (elite.std(axis=0) + 1e-8)
+        self.history.append(float(fitness.max()))  # a list in the state: checkpointed as data
+        return elite.mean(axis=0)
 
 
 STRATEGIES = {
@@ -130,6 +160,9 @@ STRATEGIES = {
         LAYERED,
     ),
     "sep-cma-es": lambda rng, new_id: SepCMAES(ESParams(population=12, sigma=0.1), rng, new_id),
+    "asktell-cem": lambda rng, new_id: ToyCEM(
+        ToyCEM.make_params(12, 25, {"sigma": 0.1}), rng, new_id
+    ),
     "snes": lambda rng, new_id: SNES(ESParams(population=12, sigma=0.1), rng, new_id),
     "snes-odd-plain": lambda rng, new_id: SNES(
         ESParams(

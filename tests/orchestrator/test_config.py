@@ -562,3 +562,21 @@ def test_the_schema_reads_no_data_file_and_a_sweep_refuses_bad_data_before_writi
     assert code == 2 and len(err) == 1 and err[0].startswith(f"evolora: error: {path}:"), err
     # no mlruns/, no journal, no checkpoints
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+def test_evolution_params_are_for_strategies_from_installed_packages(tmp_path, capsys):
+    """`evolution.params` holds an ask/tell strategy's own settings; for evolora's strategies it is refused,
+    naming where their settings live; a strategy name nothing provides lists what is there."""
+    study = tiny_study(tmp_path)
+    study["evolution"] = {"strategy": "openai-es", "params": {"sigma": 0.1}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(study))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "evolution.params" in err and "evolution.es" in err
+    study["evolution"] = {"strategy": "no-such-strategy"}
+    path.write_text(yaml.safe_dump(study))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "evolution.strategy" in err and "snes" in err and "no-such-strategy" in err
+    assert not (tmp_path / "mlruns").exists()  # nothing written

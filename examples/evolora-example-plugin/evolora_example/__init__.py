@@ -1,1 +1,1 @@
-"""Example evolora fitness plug-ins (see pyproject.toml's entry points)."""
+"""Example evolora plug-ins: fitness terms and a search strategy (see pyproject.toml's entry points)."""
