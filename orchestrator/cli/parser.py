@@ -141,8 +141,8 @@ def _add_sweep(sub) -> None:
     p.add_argument(
         "--checkpoint-dir",
         default=None,
-        help="per-trial checkpoints (default ./mlruns/checkpoints; "
-        "must be shared by all hosts when scaling out)",
+        help="per-trial checkpoints (default: a checkpoints/ folder beside a file storage, else "
+        "./mlruns/checkpoints; must be shared by all hosts when scaling out)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
@@ -276,6 +276,6 @@ def _add_migrate(sub) -> None:
 
 
 _STORAGE_HELP = (
-    "Optuna storage: a journal file path (default ./mlruns/optuna-journal.log) or a database URL "
-    "(sqlite:///study.db, postgresql://user:pass@host/db)"
+    "Optuna storage: a journal file path or a database URL (sqlite:///study.db, "
+    "postgresql://user:pass@host/db); default $EVOLORA_STORAGE, else ./mlruns/optuna-journal.log"
 )

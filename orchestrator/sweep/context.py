@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evolora.orchestrator.study.sections import StudyConfig
-from evolora.orchestrator.sweep.storage import default_storage
+from evolora.orchestrator.sweep.storage import checkpoints_beside, default_storage
 from evolora.orchestrator.tracking.runlog import default_tracking_uri
 
 __all__ = ["SweepContext"]
@@ -40,6 +40,10 @@ class SweepContext:
         # from an environment that MLflow's set_tracking_uri has since rewritten
         if self.tracking_uri is None:
             self.tracking_uri = default_tracking_uri()
+        if (
+            self.storage is None
+        ):  # the same for the storage ($EVOLORA_STORAGE, else ./mlruns/): workers inherit it
+            self.storage = default_storage()
 
     @property
     def storage_url(self) -> str:
@@ -53,7 +57,7 @@ class SweepContext:
         base = (
             Path(self.checkpoint_dir)
             if self.checkpoint_dir
-            else Path.cwd() / "mlruns" / "checkpoints"
+            else checkpoints_beside(self.storage_url)
         )
         study = base / self.cfg.name
         return (study / self.study_uid if self.study_uid else study) / f"trial-{root}.npz"

@@ -6,6 +6,7 @@ import abc
 import contextlib
 import fcntl
 import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from evolora.orchestrator.tracking.urls import sqlite_file
 __all__ = [
     "ATTR",
     "default_storage",
+    "checkpoints_beside",
+    "STORAGE_ENV",
     "open_storage",
     "open_existing_storage",
     "storage_lock",
@@ -33,8 +36,23 @@ ATTR = "evolora:"  # prefix of evolora's study and trial user attributes in a st
 PATIENCE = 300.0  # seconds a database may stay unreachable before a storage call gives up
 
 
+STORAGE_ENV = "EVOLORA_STORAGE"  # the user's default Optuna storage; a command's --storage wins
+
+
 def default_storage(root: str | Path | None = None) -> str:
+    """The Optuna storage a command uses without ``--storage``: ``$EVOLORA_STORAGE`` (a journal file path or
+    a database URL), else ``<root or cwd>/mlruns/optuna-journal.log``."""
+    if root is None and (env := os.environ.get(STORAGE_ENV)):
+        return env
     return str((Path(root or Path.cwd()) / "mlruns" / JOURNAL).resolve())
+
+
+def checkpoints_beside(storage: str) -> Path:
+    """Where a sweep keeps its trials' checkpoints by default: a ``checkpoints`` folder beside a storage kept
+    in a local file (a journal, SQLite), so that a sweep's state stays in one place; for a database server,
+    ``./mlruns/checkpoints`` (several hosts must pass a shared ``--checkpoint-dir``)."""
+    path = _local_file(storage)
+    return (path.parent if path is not None else Path.cwd() / "mlruns") / "checkpoints"
 
 
 _OPEN: dict[str, optuna.storages.BaseStorage] = {}  # one storage object per URL and process

@@ -79,3 +79,49 @@ def test_a_sweep_without_a_search_space_of_one_seed_is_refused_and_writes_nothin
     err = capsys.readouterr().err
     assert "search" in err and "sweep.seeds: study" in err
     assert list(tmp_path.iterdir()) == [tmp_path / "s.yaml"]  # nothing written
+
+
+def test_evolora_storage_is_the_default_optuna_storage_and_checkpoints_sit_beside_it(tmp_path):
+    """``$EVOLORA_STORAGE`` is every command's Optuna storage when no ``--storage`` is given (a flag wins); a
+    sweep's checkpoints default to a ``checkpoints`` folder beside a file storage; the sweep's printed export
+    command works as printed in the same shell."""
+    store = tmp_path / "store"
+    store.mkdir()
+    (tmp_path / "s.yaml").write_text(
+        yaml.safe_dump(
+            {
+                **tiny_study(tmp_path, name="env-store"),
+                "search": {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1}},
+            }
+        )
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+        "EVOLORA_STORAGE": str(store / "journal.log"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+    }
+
+    def evolora(*argv):
+        return subprocess.run(
+            [sys.executable, "-m", "evolora", *argv],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+    out = evolora("sweep", "s.yaml", "--n-trials", "1", "--no-progress")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (store / "journal.log").is_file() and not (tmp_path / "mlruns").exists()
+    # the trial checkpointed there (a completed trial's checkpoint is removed; its folder stays)
+    assert (store / "checkpoints" / "env-store").is_dir()
+    line = next(ln for ln in out.stdout.splitlines() if "evolora export" in ln)
+    argv = shlex.split(line[line.index("evolora export") :].removeprefix("evolora "))
+    assert "--storage" not in argv  # the shell's variable names it
+    again = evolora(*argv)
+    assert again.returncode == 0, again.stderr[-2000:]
+    # a flag wins over the variable: an empty storage elsewhere has no such study
+    other = evolora("studies", "--storage", str(tmp_path / "other.log"))
+    assert other.returncode == 2 and "other.log" in other.stderr
+    listed = evolora("studies")
+    assert listed.returncode == 0 and "env-store" in listed.stdout

@@ -13,8 +13,12 @@ from evolora.evolution.options import option
 @dataclass(frozen=True)
 class CEMParams:
     sigma: float = option(0.02, "initial standard deviation of every gene", gt=0)
-    elite: float = option(0.25, "share of the population the distribution is refitted to", gt=0, le=1)
-    smoothing: float = option(0.7, "weight of the refit against the previous distribution", gt=0, le=1)
+    elite: float = option(
+        0.25, "share of the population the distribution is refitted to", gt=0, le=1
+    )
+    smoothing: float = option(
+        0.7, "weight of the refit against the previous distribution", gt=0, le=1
+    )
 
 
 class CrossEntropy(AskTell):
