@@ -4,7 +4,7 @@ the orchestrator's (:mod:`evolora.orchestrator.errors`), under the same base cla
 
 from __future__ import annotations
 
-__all__ = ["EvoloraError", "ConfigError", "RegistryError"]
+__all__ = ["EvoloraError", "ConfigError", "RegistryError", "EvoloraWarning"]
 
 
 class EvoloraError(Exception):
@@ -36,3 +36,8 @@ class RegistryError(EvoloraError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else ""
+
+
+class EvoloraWarning(UserWarning):
+    """What evolora warns its user of (a base that builds differently here, a record that could not be
+    logged): always shown on the terminal, where third-party libraries' warnings are kept off it."""

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from evolora.evolution.errors import EvoloraWarning
 from evolora.fitness.pairs import PACKAGED_STSB
 
 __all__ = [
@@ -185,6 +186,7 @@ def _save(model, tok, out: Path, name: str) -> Path:
             f"{name} built here differs from the reference build (sha256 {digest[:16]}…, reference "
             f"{DIGESTS[name][:16]}…): other torch kernels or versions; figures measured on {name} will "
             "differ here",
+            EvoloraWarning,
             stacklevel=3,
         )
     if out.exists():  # another process finished first

@@ -296,6 +296,27 @@ def _closed_pipe_is_fine(handler, args) -> int:
                 pass
 
 
+def _quietly(handler, keep: str):
+    """``--quiet``: no progress bars, and of what the command prints only its answer — the line starting
+    with ``keep``, without the prefix (a run's id; a sweep's best trial) — for a script to read."""
+
+    def quiet(args) -> int:
+        import contextlib
+        import io
+
+        args.no_progress = True
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                return handler(args)
+        finally:
+            for line in out.getvalue().splitlines():
+                if line.startswith(keep):
+                    print(line.removeprefix(keep))
+
+    return quiet
+
+
 def main(argv: list[str] | None = None) -> int:
     from evolora.orchestrator.run.progress import quiet_libraries
     from evolora.orchestrator.signals import Terminated, handle_sigterm
@@ -315,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         "schema": cmd_schema,
         "migrate": cmd_migrate,
     }.get(args.command) or plugin_commands()[args.command].run
+    if getattr(args, "quiet", False):
+        handler = _quietly(handler, {"run": "run_id: ", "sweep": "best: "}[args.command])
     try:
         _check_args(args)
         return _closed_pipe_is_fine(handler, args)

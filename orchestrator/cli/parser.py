@@ -97,6 +97,11 @@ def _add_run(sub) -> None:
     _common(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar; print only the run id (for scripts: RUN=$(evolora run … --quiet))",
+    )
+    p.add_argument(
         "--register",
         nargs="?",
         const="",
@@ -145,6 +150,11 @@ def _add_sweep(sub) -> None:
         "./mlruns/checkpoints; must be shared by all hosts when scaling out)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars; print only the best trial (number, value, params)",
+    )
 
 
 def _add_reproduce(sub) -> None:

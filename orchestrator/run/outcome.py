@@ -213,6 +213,12 @@ def log_champion(
     tracker.set_tags({"evolora.model_uri": model_uri})
     # the same figures on the model
     tracker.log_metrics(final, step=0, model_uri=model_uri, timestamp=ts)
+    from evolora.orchestrator.run.progress import drain_warnings
+
+    if (
+        kept := drain_warnings()
+    ):  # the libraries' warnings, off the terminal: here for whoever looks
+        tracker.log_text(kept, "warnings.txt")
     return model_uri
 
 

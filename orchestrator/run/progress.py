@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from evolora.evolution.observers import Observer
 
-__all__ = ["ProgressBar", "quiet_libraries", "guard_text", "source_gains_text"]
+__all__ = ["ProgressBar", "quiet_libraries", "drain_warnings", "guard_text", "source_gains_text"]
 
 
 class ProgressBar(Observer):
@@ -36,16 +36,46 @@ class ProgressBar(Observer):
         self.bar.close()
 
 
+_CAUGHT: list[str] = []  # third-party warnings kept off the terminal, until a run logs them
+
+
 def quiet_libraries() -> None:
     """Quiet third-party chatter without importing the libraries (a bad study file is reported before
-    torch, transformers or mlflow load)."""
+    torch, transformers or mlflow load): no download bars, MLflow's INFO lines off, and the libraries'
+    warnings kept off the terminal — a run logs them as its ``warnings.txt`` — while evolora's own
+    (:class:`~evolora.evolution.errors.EvoloraWarning`) still show."""
+    import logging
     import warnings
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers loads
-    # already loaded (main() called in-process): switch its bars off now
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow loads
+    # already loaded (main() called in-process): switch them off now
     if "transformers" in sys.modules:
         sys.modules["transformers"].utils.logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    if "mlflow" in sys.modules:
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+    if getattr(warnings.showwarning, "__name__", "") != "_kept_off_terminal":
+        warnings.showwarning = _kept_off_terminal(warnings.showwarning)
+
+
+def _kept_off_terminal(show):
+    from evolora.evolution.errors import EvoloraWarning
+
+    def _kept_off_terminal(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, EvoloraWarning):
+            return show(message, category, filename, lineno, file, line)
+        import warnings
+
+        _CAUGHT.append(warnings.formatwarning(message, category, filename, lineno, line))
+
+    return _kept_off_terminal
+
+
+def drain_warnings() -> str:
+    """The third-party warnings kept off the terminal since the last call (a run logs them)."""
+    text = "".join(_CAUGHT)
+    _CAUGHT.clear()
+    return text
 
 
 def guard_text(g) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from evolora.evolution import Evolution, Observer
-from evolora.evolution.errors import ConfigError
+from evolora.evolution.errors import ConfigError, EvoloraWarning
 from evolora.evolution.lineage import LineageRecorder
 from evolora.fitness import build_task
 from evolora.orchestrator.assembly import build_evolution, task_spec
@@ -267,6 +267,7 @@ class Trial:
         except Exception as err:  # the run still ends with its status; what was logged stays
             warnings.warn(
                 f"could not log the stopped run's champion: {type(err).__name__}: {err}",
+                EvoloraWarning,
                 stacklevel=2,
             )
 

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from evolora.evolution.errors import ConfigError
+from evolora.evolution.errors import ConfigError, EvoloraWarning
 from evolora.evolution.observers import Observer
 from evolora.orchestrator.errors import TrackingUnavailable
 from evolora.orchestrator.tracking.client import get_client
@@ -222,7 +222,9 @@ class MlflowTracker(Observer):
             except Exception as e:  # the data's record is a convenience: it never fails a trial
                 if attempt == 3:
                     warnings.warn(
-                        f"could not log the dataset inputs of run {self.run_id}: {e}", stacklevel=2
+                        f"could not log the dataset inputs of run {self.run_id}: {e}",
+                        EvoloraWarning,
+                        stacklevel=2,
                     )
                 else:
                     time.sleep(0.2 * (attempt + 1))
