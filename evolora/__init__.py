@@ -13,7 +13,8 @@ Installed packages can declare terms instead, under the entry-point group ``evol
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,14 +76,71 @@ def terms() -> list[dict]:
     return describe_terms()
 
 
+def _registered(rewards: Sequence[Callable] | Callable) -> list[str]:
+    """Each function registered as a fitness term under its ``__name__`` (the same function again is fine;
+    another one under a taken name is a RegistryError); their names."""
+    from evolora.fitness.plugins import _origin_of, term_class
+
+    fns = [rewards] if callable(rewards) else list(rewards)
+    if not fns:
+        raise ConfigError("rewards", "give at least one function", fns)
+    names = []
+    for fn in fns:
+        name = getattr(fn, "__name__", None)
+        if not callable(fn) or not name or name == "<lambda>":
+            raise ConfigError("rewards", "expected named functions (def f(...)), not lambdas", fn)
+        if name not in FITNESS_TERMS:
+            cls = term_class(name, fn, _origin_of(fn))
+            FITNESS_TERMS.add(name, cls, cls.origin)
+        elif getattr(FITNESS_TERMS.get(name), "fn", None) is not fn:
+            from evolora.evolution.errors import RegistryError
+
+            raise RegistryError(
+                f"a fitness term named {name!r} is already registered ({FITNESS_TERMS.origin(name)}): "
+                "rename the function"
+            )
+        names.append(name)
+    return names
+
+
+def _with_rewards(raw: dict, names: list[str]) -> dict:
+    """The study with its reward replaced: the first fitness term (the study's reward) becomes ``names[0]``,
+    the others are added after the study's own terms (whose places a ``search:`` may name), weight 1 each; the
+    validation metric, and a sweep objective that was it, become ``names[0]``."""
+    raw = copy.deepcopy(raw)
+    fitness = raw.setdefault("fitness", {})
+    own = list(fitness.get("terms") or [])
+    mine = [{"name": n, "weight": 1.0, "params": {}} for n in names]
+    fitness["terms"] = [mine[0], *own[1:], *mine[1:]]
+    validation = raw.setdefault("validation", {})
+    old = validation.get("metric")
+    validation.update(metric=names[0], params={})
+    for objective in (raw.get("sweep") or {}).get("objectives") or []:
+        if isinstance(objective, dict) and objective.get("metric") == old:
+            objective.update(metric=names[0], params={})
+    return raw
+
+
 def study(
     source: str | Path | dict | StudyConfig,
     overrides: Sequence[str] = (),
     seed: int | None = None,
     base_dir: str | Path = ".",
+    *,
+    rewards: Sequence[Callable] | Callable = (),
 ) -> StudyConfig:
-    """A validated study from a YAML file, a dict shaped like one (relative paths from ``base_dir``) or a
-    config, with ``--set``-style ``overrides`` ("evolution.generations=5")."""
+    """A validated study from a YAML file, a shipped study's name (``"quickstart"``, ``"lfm2-reward"``: see
+    :mod:`evolora.studies`), a dict shaped like one (relative paths from ``base_dir``) or a config, with
+    ``--set``-style ``overrides`` ("evolution.generations=5"). ``rewards``: functions (TRL's reward signature
+    for a causal study, a pair metric for an encoder one) that replace the study's reward — its first fitness
+    term, its validation metric and the sweep objective that was it — each with weight 1, the study's other
+    terms (a KL guard) kept; as TRL's ``GRPOTrainer`` takes ``reward_funcs``::
+
+        def mentions_guitar(prompts, completions, **kwargs):
+            return [float("guitar" in c) for c in completions]
+
+        cfg = evolora.study("lfm2-reward", rewards=[mentions_guitar])
+    """
     from evolora.orchestrator.study.load import load_study, parse_study
     from evolora.orchestrator.study.sections import StudyConfig, resolved
 
@@ -93,6 +151,15 @@ def study(
             "expected a list of PATH=VALUE strings, got one string (write [...])",
             overrides,
         )
+    if rewards:
+        names = _registered(rewards)
+        if isinstance(source, StudyConfig):
+            source = resolved(source)
+        elif not isinstance(source, dict):
+            from evolora.orchestrator.study.load import load_raw, shipped_or_file
+
+            base_dir, source = shipped_or_file(source).resolve().parent, load_raw(source)
+        source = _with_rewards(source, names)
     if isinstance(source, StudyConfig):
         return (
             parse_study(resolved(source), Path(base_dir), list(overrides), seed)
@@ -109,16 +176,19 @@ def run(
     overrides: Sequence[str] = (),
     seed: int | None = None,
     *,
+    rewards: Sequence[Callable] | Callable = (),
     tracking_uri: str | None = None,
     progress: bool = True,
     base_dir: str | Path = ".",
 ) -> RunOutcome:
-    """Evolve one adapter, as ``evolora run`` does: one MLflow run (``tracking_uri``, default ./mlruns/).
-    Returns the outcome: ``result`` (champion genome, validation), ``test``, ``run_id``, ``model_uri``."""
+    """Evolve one adapter, as ``evolora run`` does: one MLflow run (``tracking_uri``, default
+    ``$MLFLOW_TRACKING_URI``, else ./mlruns/). ``source``, ``overrides``, ``rewards``: as :func:`study`.
+    Returns a :class:`~evolora.orchestrator.run.outcome.RunOutcome`: ``result`` (champion genome, its
+    validation, the logbook), ``test``, ``run_id``, ``model_uri``."""
     from evolora.orchestrator.cli.preflight import check_tracking_uri
 
     check_tracking_uri(tracking_uri, "tracking_uri")
-    cfg = study(source, overrides, seed, base_dir)
+    cfg = study(source, overrides, seed, base_dir, rewards=rewards)
     from evolora.orchestrator.run.trial import RunSettings, run_trial
 
     return run_trial(cfg, RunSettings(tracking_uri=tracking_uri, progress=progress))
@@ -136,6 +206,7 @@ def sweep(
     checkpoint_dir: str | None = None,
     progress: bool = True,
     base_dir: str | Path = ".",
+    rewards: Sequence[Callable] | Callable = (),
 ) -> optuna.Study:
     """Tune the evolution over the study's ``search:``, as ``evolora sweep`` does; returns the Optuna study.
     With ``workers`` > 1 the workers are new processes: terms they need must be registered at import of the
@@ -153,7 +224,14 @@ def sweep(
     check_timeout(timeout)
     check_storage(storage, "storage")
     check_tracking_uri(tracking_uri, "tracking_uri")
-    cfg = study(source, overrides, None, base_dir)
+    if rewards and workers > 1:
+        raise ConfigError(
+            "rewards",
+            "reach only this process; with workers > 1 register them at module level "
+            "(evolora.register_reward) or in an installed package, and name them in the study",
+            workers,
+        )
+    cfg = study(source, overrides, None, base_dir, rewards=rewards)
     from evolora.orchestrator.sweep.context import SweepContext
     from evolora.orchestrator.sweep.launch import run_sweep
 

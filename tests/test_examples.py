@@ -125,32 +125,6 @@ def test_a_reward_study_on_the_example_plugin_runs_sweeps_registers_and_exports(
         assert torch.isfinite(model(input_ids=torch.tensor([[1, 5, 9, 12]])).logits).all()
 
 
-def test_the_readmes_python_example_builds_its_study(plugin):
-    """The README's Python example up to the run: the TRL function registers and the study it names loads
-    (the run itself is what `evolora run` does, tested elsewhere)."""
-    import re
-
-    from evolora.fitness import FITNESS_TERMS
-
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = next(
-        b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "evolora.register_reward" in b
-    )
-    before_run = block.split("outcome = ")[0]
-    scope: dict = {}
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        exec(compile(before_run, "README.md", "exec"), scope)
-    finally:
-        os.chdir(cwd)
-        FITNESS_TERMS.unregister("reward_len")
-    assert (
-        scope["study"].fitness.terms[0].name == "reward_len"
-        and scope["study"].validation.metric == "reward_len"
-    )
-
-
 def test_a_strategy_from_the_example_plugin_runs_in_evolora_loop_and_its_bad_params_are_refused(
     tmp_path, plugin
 ):

@@ -13,6 +13,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from evolora.evolution.errors import ConfigError, EvoloraError
+from evolora.orchestrator.cli.init import cmd_init
 from evolora.orchestrator.cli.parser import build_parser, plugin_commands
 from evolora.orchestrator.cli.reading import (
     cmd_export,
@@ -325,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     restore = handle_sigterm()
     handler = {
+        "init": cmd_init,
         "run": _cmd_run,
         "export": cmd_export,
         "sweep": _cmd_sweep,

@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"evolora {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
+        _add_init,
         _add_run,
         _add_sweep,
         _add_reproduce,
@@ -84,6 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
     ) in plugin_commands().values():  # installed commands (evolora's own bench among them)
         command.add_parser(sub)
     return parser
+
+
+def _add_init(sub) -> None:
+    p = sub.add_parser(
+        "init",
+        help="write a study file to edit, from a shipped one",
+        description="Write a study file from a shipped study, comments kept, its data paths pointed at the "
+        "installed package's data: quickstart (STS-B pairs on MiniLM), reward (a reward on a small LFM2's "
+        "completions), pairs (the quickstart on a pairs.csv of your own, a sample written beside it), or any "
+        "shipped study by name.",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        default="quickstart",
+        help="quickstart (default), reward, pairs, or a shipped study's name",
+    )
+    p.add_argument("--out", default="study.yaml", help="the file to write (default study.yaml)")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite --out (and pairs.csv) if it exists"
+    )
 
 
 def _add_run(sub) -> None:

@@ -256,10 +256,28 @@ def validation_source(cfg: StudyConfig) -> str:
     )
 
 
-def load_raw(path: str | Path) -> dict:
+def shipped_or_file(path: str | Path) -> Path:
+    """A study file's path; where no such file exists, the shipped study of that name (``quickstart``,
+    ``lfm2-reward``: installed with evolora, usable from any directory); otherwise a ConfigError that lists
+    the shipped ones."""
+    from evolora.studies import names
+    from evolora.studies import path as shipped
+
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError("STUDY", "study file not found", str(path))
+    if p.is_file():
+        return p
+    if len(p.parts) == 1 or (len(p.parts) == 2 and p.parts[0] == "studies"):
+        try:
+            return shipped(p.name)
+        except KeyError:
+            pass
+    raise ConfigError(
+        "STUDY", f"study file not found (shipped studies, by name: {', '.join(names())})", str(path)
+    )
+
+
+def load_raw(path: str | Path) -> dict:
+    p = shipped_or_file(path)
     raw = read_yaml(p)
     if raw is None:  # empty, or comments only: never a silent run of all defaults
         raise ConfigError("<study>", "study file is empty", str(path))
@@ -267,4 +285,4 @@ def load_raw(path: str | Path) -> dict:
 
 
 def load_study(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> StudyConfig:
-    return parse_study(load_raw(path), Path(path).resolve().parent, overrides, seed)
+    return parse_study(load_raw(path), shipped_or_file(path).resolve().parent, overrides, seed)
