@@ -56,7 +56,31 @@ __all__ = [
     "FitnessTermError",
     "ENTRY_POINT_GROUP",
     "FITNESS_TERMS",
+    "StudyConfig",
+    "RunOutcome",
+    "RunResult",
+    "AskTell",
+    "studies",
 ]
+
+_LAZY = {  # name → module: loaded when first used, so `import evolora` stays light
+    "StudyConfig": "evolora.orchestrator.study.sections",
+    "RunOutcome": "evolora.orchestrator.run.outcome",
+    "RunResult": "evolora.evolution.loop",
+    "AskTell": "evolora.evolution.asktell",
+}
+
+
+def __getattr__(name: str):
+    if name == "studies":
+        import evolora.studies as studies
+
+        return studies
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'evolora' has no attribute {name!r}")
 
 
 def _version() -> str:

@@ -68,6 +68,13 @@ class LoopParams:
 
 @dataclass
 class RunResult:
+    """The generation loop's answer: ``champion`` (the best genome on validation, as a flat float32 vector:
+    ``task.save_adapter`` or ``evolora export`` turn it into a PEFT adapter), its ``champion_id`` (0: the base
+    model, which stays the champion when no genome beats it), ``champion_gen``, ``champion_val`` against
+    ``base_val`` (the base model's validation value), the hall of fame's ``best_genome`` and ``best_fitness``
+    (on its own train batch: climbed, not chosen), ``generations`` run, and DEAP's ``logbook`` (one row per
+    generation, the curves MLflow draws)."""
+
     champion: np.ndarray
     champion_id: int
     champion_gen: int

@@ -130,6 +130,20 @@ def test_the_study_file_reference_page_is_the_schema():
             assert f"| `{key}` |" in page.split(f"## `{section}`", 1)[1], f"{section}.{key}"
 
 
+def test_each_section_of_the_study_file_reference_says_what_it_is():
+    """A section class reused where it means something else gives two sections one description (the watched
+    terms were once described as Pareto objectives): every section's description is its own."""
+    page = (ROOT / REFERENCE_PAGE).read_text(encoding="utf-8")
+    sections = re.findall(r"^## `([^`]+)`\n\n(.*?)\n", page, re.M)
+    assert len(sections) > 10
+    seen: dict[str, str] = {}
+    for path, description in sections:
+        assert description not in seen, f"{path} and {seen.get(description)} share: {description}"
+        seen[description] = path
+    watch = dict(sections)["validation.watch.N"]
+    assert "validation" in watch and "Pareto" not in watch
+
+
 def test_every_shipped_study_is_documented_on_the_studies_page():
     page = (ROOT / "docs" / "studies.md").read_text(encoding="utf-8")
     for study in sorted((ROOT / "studies").glob("*.yaml")) + sorted(
@@ -161,3 +175,17 @@ def test_studies_and_code_say_what_not_history():
         lines = f.read_text(encoding="utf-8").splitlines()
         head = next(i for i, ln in enumerate(lines) if not ln.startswith("#"))
         assert 2 <= head <= 4, (f.name, head)
+
+
+def test_the_api_page_documents_every_public_name():
+    """Every name ``evolora`` exports is on the API page: a member of its ``::: evolora`` block or a
+    ``::: dotted.path.Name`` of its own (constants aside)."""
+    import evolora
+
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    members = re.search(r"::: evolora\n\s+options:\n\s+members: \[(.*?)\]", page, re.S)
+    listed = {m.strip() for m in members.group(1).split(",")}
+    blocks = {line.split(".")[-1] for line in re.findall(r"^::: (\S+)$", page, re.M)}
+    constants = {n for n in evolora.__all__ if n.isupper() or n.startswith("__")}
+    missing = set(evolora.__all__) - constants - listed - blocks
+    assert not missing, f"not on docs/api.md: {sorted(missing)}"

@@ -39,6 +39,18 @@ __all__ = [
 
 @dataclass
 class RunOutcome:
+    """What one run made (``evolora.run`` returns it; ``evolora run`` prints it).
+
+    * ``run_id``: its MLflow run (None when not tracked); ``model_uri``: the champion as an MLflow model.
+    * ``result``: the loop's :class:`~evolora.evolution.loop.RunResult` — the champion genome, its validation
+      value against the base model's, the generation it came from, the logbook.
+    * ``test``: ``{"champion", "base", "gain"}`` (and ``"by_source"``) on ``data.test_path``, scored once at
+      the end; None without a test split. It chose nothing.
+    * ``objectives``: a Pareto sweep's objectives on validation, ``{metric: {"champion", "base"}}``.
+    * ``val_by_source``: the validation gain per source (genre, dataset) of the data.
+    * ``excluded``: in a budgeted study, the validated genomes that were out of budget, and why.
+    * ``measure``: what the validation values were measured with (e.g. greedy decoding, k completions)."""
+
     run_id: str | None
     result: RunResult
     # {"champion", "base", "gain"[, "by_source"]} on data.test_path; None without one

@@ -99,6 +99,16 @@ class GuardConfig(Strict):
         return self
 
 
+class WatchConfig(Strict):
+    """A term watched at each validation: scored on the same held-out outputs as the validation metric and
+    logged as ``val_<metric>`` (and on the test split at the end); it chooses nothing."""
+
+    metric: str = Field(
+        ..., description="a registered term, e.g. likelihood, kl_to_base, distinct_n"
+    )
+    params: dict[str, Any] = Field({}, description="the term's parameters (as in fitness.terms)")
+
+
 class ValidationConfig(Strict):
     """What chooses the champion: a metric on held-out validation data, optionally within guards."""
 
@@ -115,7 +125,7 @@ class ValidationConfig(Strict):
         "validation data, e.g. [{metric: likelihood, max_drop: 0.1}]: the champion "
         "is the best validation metric among the genomes within budget",
     )
-    watch: list[ObjectiveConfig] = Field(
+    watch: list[WatchConfig] = Field(
         [],
         description="more terms scored at each validation on the same "
         "held-out outputs and logged as val_<metric> (and on the test split at the "
