@@ -5,7 +5,14 @@ as the installed package is (links to the repository's folders) for mkdocstrings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = ("orchestrator", "evolution", "fitness", "benchmarks", "studies", "examples")  # evolora.<folder>
+FOLDERS = (
+    "orchestrator",
+    "evolution",
+    "fitness",
+    "benchmarks",
+    "studies",
+    "examples",
+)  # evolora.<folder>
 
 
 def _lay_out() -> None:

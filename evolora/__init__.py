@@ -201,6 +201,8 @@ def run(
     seed: int | None = None,
     *,
     rewards: Sequence[Callable] | Callable = (),
+    callbacks: Sequence[Callable[[dict], bool | None]] = (),
+    time_budget: float | None = None,
     tracking_uri: str | None = None,
     progress: bool = True,
     base_dir: str | Path = ".",
@@ -208,14 +210,34 @@ def run(
     """Evolve one adapter, as ``evolora run`` does: one MLflow run (``tracking_uri``, default
     ``$MLFLOW_TRACKING_URI``, else ./mlruns/). ``source``, ``overrides``, ``rewards``: as :func:`study`.
     Returns a :class:`~evolora.orchestrator.run.outcome.RunOutcome`: ``result`` (champion genome, its
-    validation, the logbook), ``test``, ``run_id``, ``model_uri``."""
+    validation, the logbook), ``test``, ``run_id``, ``model_uri``.
+
+    ``callbacks``: functions called with each generation's row (``gen``, ``fit_best``, ``val`` when it was
+    validated, ``val_champion``, …); one that returns True stops the run. ``time_budget``: seconds of
+    evolution (model loading aside) after which it stops. A stop ends the run after one more generation,
+    validated like a last one, so the champion is still chosen on validation::
+
+        def patience(row, best=[float("-inf")], since=[0]):  # stop after 5 validations without a gain
+            if "val" in row:
+                since[0] = 0 if row["val"] > best[0] else since[0] + 1
+                best[0] = max(best[0], row["val"])
+            return since[0] >= 5
+
+        evolora.run("quickstart", callbacks=[patience], time_budget=600)
+    """
     from evolora.orchestrator.cli.preflight import check_tracking_uri
 
     check_tracking_uri(tracking_uri, "tracking_uri")
+    if time_budget is not None and not time_budget > 0:
+        raise ConfigError("time_budget", "must be > 0 seconds", time_budget)
+    if not all(callable(cb) for cb in callbacks):
+        raise ConfigError("callbacks", "expected functions of a generation's row", list(callbacks))
     cfg = study(source, overrides, seed, base_dir, rewards=rewards)
+    from evolora.orchestrator.run.observers import Callbacks
     from evolora.orchestrator.run.trial import RunSettings, run_trial
 
-    return run_trial(cfg, RunSettings(tracking_uri=tracking_uri, progress=progress))
+    hooks = [Callbacks(callbacks, time_budget)] if callbacks or time_budget is not None else []
+    return run_trial(cfg, RunSettings(tracking_uri=tracking_uri, progress=progress), hooks)
 
 
 def sweep(

@@ -115,6 +115,7 @@ class Evolution:
         self.logbook = tools.Logbook()
         self.population: list = []
         self.gen = -1  # last completed generation
+        self.end = params.generations - 1  # the last generation: earlier after stop()
         self.champion: dict | None = None
         self.base_val = float("nan")
         for o in self.observers:
@@ -136,12 +137,17 @@ class Evolution:
             state = self.state_dict()
             for o in self.observers:
                 o.on_checkpoint(state)
-        while self.gen < self.params.generations - 1:
+        while self.gen < self.end:
             self.step()
         result = self.result()
         for o in self.observers:
             o.on_end(result)
         return result
+
+    def stop(self) -> None:
+        """End :meth:`run` early (an observer's early stopping or time budget): the next generation is the last,
+        validated and checkpointed as a last one is, so the champion is chosen on validation as always."""
+        self.end = min(self.end, self.gen + 1)
 
     def step(self) -> GenerationRow:
         """Run one generation (generation 0 is the initial population) and return its row."""
@@ -166,7 +172,7 @@ class Evolution:
         row.update(self.strategy.describe(pop, gen))
         # e.g. a pool's actors and bytes sent
         row.update(getattr(self.evaluate, "describe", dict)())
-        last = gen == self.params.generations - 1
+        last = gen >= self.end
         val_s = 0.0
         if gen == 0 or last or gen % self.params.validate_every == 0:
             t_val = time.perf_counter()

@@ -11,7 +11,7 @@ from evolora.orchestrator.run.plots import BasinRecorder, plot_curves
 from evolora.orchestrator.run.plots import close as close_figure
 from evolora.orchestrator.tracking.runlog import MlflowTracker
 
-__all__ = ["Checkpointer", "SampleTable", "CurvesImage"]
+__all__ = ["Checkpointer", "SampleTable", "CurvesImage", "Callbacks"]
 
 
 class Checkpointer(Observer):
@@ -97,3 +97,29 @@ class CurvesImage(Observer):
             self.last = gen
         self.tracker.log_figure(fig, "curves.png")
         close_figure(fig)
+
+
+class Callbacks(Observer):
+    """A script's hooks on the loop (``evolora.run(callbacks=..., time_budget=...)``): each callback is
+    called with every generation's row (a dict: ``gen``, ``fit_best``, ``val`` when validated,
+    ``val_champion``, …) and may return True to stop; ``time_budget`` seconds after the loop starts it stops
+    by itself. A stop ends the run after one more generation, validated as a last one is."""
+
+    def __init__(self, callbacks=(), time_budget: float | None = None) -> None:
+        import time
+
+        self.callbacks, self.time_budget, self.clock = list(callbacks), time_budget, time.monotonic
+        self.loop, self.t0, self.stopped = None, None, None
+
+    def bind(self, loop) -> None:
+        self.loop = loop
+
+    def on_start(self, info: dict) -> None:
+        self.t0 = self.clock()
+
+    def on_generation(self, row: dict) -> None:
+        wants = [bool(cb(dict(row))) for cb in self.callbacks]  # every callback sees every row
+        over = self.time_budget is not None and self.clock() - self.t0 >= self.time_budget
+        if (any(wants) or over) and self.stopped is None:
+            self.stopped = "callback" if any(wants) else "time budget"
+            self.loop.stop()
