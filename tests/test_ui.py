@@ -250,6 +250,16 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
             driver.get(f"http://127.0.0.1:{dport}/dashboard/")
             _wait_text(driver, "ui-demo")
             driver.save_screenshot(str(shots / "optuna-dashboard.png"))
+            # the study's page names its objective by the metric, not "Objective 0"
+            import optuna
+
+            from evolora.orchestrator.sweep.storage import open_storage
+
+            sid = optuna.load_study(study_name="ui-demo", storage=open_storage(storage))._study_id
+            driver.get(f"http://127.0.0.1:{dport}/dashboard/studies/{sid}")
+            text = _wait_text(driver, "val stsb_spearman")
+            assert "Objective 0" not in text
+            driver.save_screenshot(str(shots / "optuna-dashboard-study.png"))
     finally:
         if driver is not None:
             driver.quit()
@@ -266,6 +276,8 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
         log.close()
     printed = (tmp_path / "ui.log").read_text()
     assert pgids, printed[-2000:]
+    # what the terminal shows: the addresses, not a line per request nor the servers' start-up chatter
+    assert '"GET /' not in printed and "INFO:" not in printed and "Warning" not in printed, printed
     # the link opens the model-training view
     assert f"#/experiments/{exp.experiment_id}?{ML}" in printed
     end = time.time() + 15

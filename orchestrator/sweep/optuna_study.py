@@ -37,6 +37,8 @@ def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
     ctx.study_uid = _study_uid(ctx, study)
     if stored is None:
         study.set_user_attr(BASE_CONFIG, conf)
+        # what optuna-dashboard and Optuna's plots call each value: the metric, not "Objective 0"
+        study.set_metric_names([f"val {name}" for name, _ in objectives(cfg)])
     elif stored != conf:
         diff = next(k for k in sorted(set(stored) | set(conf)) if stored.get(k) != conf.get(k))
         raise ConfigError(
