@@ -23,6 +23,8 @@ _LAZY = {
     "export_model": "export",
     "export_run": "export",
     "guard_text": "progress",
+    "drain_warnings": "progress",
+    "Callbacks": "observers",
     "load_checkpoint": "checkpoints",
     "log_champion": "outcome",
     "log_datasets": "describe",

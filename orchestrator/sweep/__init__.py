@@ -28,6 +28,8 @@ _LAZY = {
     "claim": "claims",
     "decode": "sampling",
     "default_storage": "storage",
+    "checkpoints_beside": "storage",
+    "STORAGE_ENV": "storage",
     "failure_cap": "claims",
     "find_trial": "reproduce",
     "finish_parent": "parent",
