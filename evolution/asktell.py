@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from evolora.evolution.errors import ConfigError
+from evolora.evolution.genome import GenomeLayout
 from evolora.evolution.mean import MeanStrategy, state_hex
 
 __all__ = ["AskTell", "AskTellSettings", "NoParams"]
@@ -73,8 +74,10 @@ class AskTell(MeanStrategy):
     from the seed genome.
 
     ``self.mean`` is the current centre, ``self.p`` the ``Params``, ``self.population`` and
-    ``self.generations`` the run's. The attributes named in ``state`` (arrays, numbers, strings, lists and
-    dicts of them) are the strategy's state: checkpointed as data and restored exactly on resume."""
+    ``self.generations`` the run's, ``self.layout`` the genome's LoRA matrices by name (which genes are A or
+    B, which layer: :class:`~evolora.evolution.genome.GenomeLayout`). The attributes named in ``state``
+    (arrays, numbers, strings, lists and dicts of them) are the strategy's state: checkpointed as data and
+    restored exactly on resume."""
 
     Params: ClassVar[type] = NoParams
     options = "params"
@@ -105,9 +108,14 @@ class AskTell(MeanStrategy):
         return AskTellSettings(population, generations, params)
 
     def __init__(
-        self, settings: AskTellSettings, rng: np.random.Generator, new_id: Callable[[], int]
+        self,
+        settings: AskTellSettings,
+        rng: np.random.Generator,
+        new_id: Callable[[], int],
+        layout: GenomeLayout | None = None,
     ) -> None:
         super().__init__(rng, new_id)
+        self.layout = layout  # the genome's LoRA matrices by name (None on a bare vector)
         self.p = settings.params
         self.population, self.generations = settings.population, settings.generations
 

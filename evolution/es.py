@@ -18,7 +18,7 @@ import numpy as np
 from evolora.evolution._deap import make_individual
 from evolora.evolution.es_params import ESParams
 from evolora.evolution.genome import GenomeLayout
-from evolora.evolution.mean import MeanStrategy, centred_ranks, cosine, state_hex
+from evolora.evolution.mean import MeanStrategy, ab_scale, centred_ranks, cosine, state_hex
 from evolora.evolution.strategies import register_strategy
 
 __all__ = ["ESParams", "OpenAIES", "cosine"]
@@ -53,10 +53,6 @@ class OpenAIES(MeanStrategy):
     min_population = 2  # antithetic pairs
     drawn = ("eps", "z", "delta")
 
-    @classmethod
-    def create(cls, params, rng, new_id, layout=None, speciation=None) -> OpenAIES:
-        return cls(params, rng, new_id, layout)
-
     def __init__(
         self,
         params: ESParams,
@@ -74,12 +70,7 @@ class OpenAIES(MeanStrategy):
         self.m = self.v = None
         self.t = 0
         # (genes,) scale of each gene's σ and step: 1 on B, `a_scale` on A (0 with perturb B); None: all 1
-        self.mask: np.ndarray | None = None
-        a_scale = 0.0 if params.perturb == "B" else params.a_scale
-        if a_scale != 1.0:
-            if layout is None:
-                raise ValueError("perturb='B' and a_scale need the genome layout")
-            self.mask = np.where(layout.mask("B"), 1.0, a_scale).astype(np.float32)
+        self.mask: np.ndarray | None = ab_scale(params, layout)
         # blocks="layer": [(layer, gene positions)] in the order the generations visit them; None: every gene
         self.blocks: list[tuple[int, np.ndarray]] | None = None
         if params.blocks == "layer":

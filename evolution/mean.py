@@ -10,7 +10,7 @@ import numpy as np
 from evolora.evolution._deap import make_individual
 from evolora.evolution.strategies import Strategy
 
-__all__ = ["MeanStrategy", "cosine", "centred_ranks", "state_hex"]
+__all__ = ["MeanStrategy", "cosine", "centred_ranks", "state_hex", "ab_scale"]
 
 
 def cosine(start: float, final_ratio: float, gen: int, horizon: int) -> float:
@@ -28,12 +28,28 @@ def centred_ranks(f: np.ndarray) -> np.ndarray:
     return ranks / max(len(f) - 1, 1) - 0.5
 
 
+def ab_scale(params, layout) -> np.ndarray | None:
+    """Each gene's σ (and step) factor under ``perturb`` / ``a_scale``: 1 on the LoRA B genes, ``a_scale`` on A
+    (0 with ``perturb: B``); None where every gene moves alike."""
+    a_scale = 0.0 if params.perturb == "B" else params.a_scale
+    if a_scale == 1.0:
+        return None
+    if layout is None:
+        raise ValueError("perturb='B' and a_scale need the genome layout")
+    return np.where(layout.mask("B"), 1.0, a_scale).astype(np.float32)
+
+
 def state_hex(rng: np.random.Generator) -> str:
     return format(rng.bit_generator.state["state"]["state"], "x")
 
 
 class MeanStrategy(Strategy):
     """Shared bookkeeping: the mean as a genome with an id, its lineage events, the validation candidate."""
+
+    @classmethod
+    def create(cls, params, rng, new_id, layout=None, speciation=None):
+        """An instance with the genome layout (the A/B levers and per-layer options read it)."""
+        return cls(params, rng, new_id, layout)
 
     def __init__(self, rng: np.random.Generator, new_id: Callable[[], int]) -> None:
         super().__init__(rng, new_id)

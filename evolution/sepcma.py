@@ -29,7 +29,7 @@ class SepCMAES(MeanStrategy):
     drawn = ("z",)
 
     def __init__(
-        self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int]
+        self, params: ESParams, rng: np.random.Generator, new_id: Callable[[], int], layout=None
     ) -> None:
         super().__init__(rng, new_id)
         self.p = params

@@ -10,7 +10,7 @@ import numpy as np
 
 from evolora.evolution.es_params import ESParams
 from evolora.evolution.genome import GenomeLayout
-from evolora.evolution.mean import MeanStrategy, cosine, state_hex
+from evolora.evolution.mean import MeanStrategy, ab_scale, cosine, state_hex
 from evolora.evolution.strategies import register_strategy
 
 __all__ = ["SNES", "nes_utilities", "sigma_rate"]
@@ -58,10 +58,6 @@ class SNES(MeanStrategy):
     min_population = 2
     drawn = ("z",)
 
-    @classmethod
-    def create(cls, params, rng, new_id, layout=None, speciation=None) -> SNES:
-        return cls(params, rng, new_id, layout)
-
     def __init__(
         self,
         params: ESParams,
@@ -71,12 +67,7 @@ class SNES(MeanStrategy):
     ) -> None:
         super().__init__(rng, new_id)
         self.p = params
-        a_scale = 0.0 if params.perturb == "B" else params.a_scale
-        self.a_scale, self.mask = a_scale, None
-        if a_scale != 1.0:
-            if layout is None:
-                raise ValueError("perturb='B' and a_scale need the genome layout")
-            self.mask = layout.mask("B")  # True on B genes
+        self.scale = ab_scale(params, layout)  # (genes,) 1 on B, a_scale on A; None: all 1
         self.sigma: np.ndarray | None = None  # (genes,) per-gene σ; 0 on genes that never move
         self.z: np.ndarray | None = (
             None  # (λ, genes) standard normal draws of the current generation
@@ -84,9 +75,7 @@ class SNES(MeanStrategy):
 
     def _initial_sigma(self, n: int) -> np.ndarray:
         sigma = np.full(n, self.p.sigma, np.float64)
-        if self.mask is not None:
-            sigma[~self.mask] *= self.a_scale
-        return sigma
+        return sigma if self.scale is None else sigma * self.scale
 
     def mean_rate_at(self, gen: int) -> float:
         if self.p.schedule == "cosine":

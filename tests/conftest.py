@@ -129,3 +129,22 @@ def respec(spec, **keys):
     sections = _by_section(keys)
     own = {k: sections.pop(k) for k in list(sections) if not isinstance(sections[k], dict)}
     return dataclasses.replace(spec.replace(**sections), **own)
+
+
+def evolora_process(cwd: Path, *argv: str, **env: str):
+    """``python -m evolora ARGV`` in a fresh process in ``cwd``, as a user's shell runs it: offline, without
+    the stores the calling test's environment may name (``env`` adds variables)."""
+    import os
+    import subprocess
+    import sys
+
+    base = {
+        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "EVOLORA_STORAGE")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "evolora", *argv],
+        cwd=cwd,
+        env={**base, "HF_HUB_OFFLINE": "1", **env},
+        capture_output=True,
+        text=True,
+    )

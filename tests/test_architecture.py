@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = ("evolution", "fitness", "orchestrator", "benchmarks", "studies")  # installed as evolora.<folder>
+FOLDERS = (
+    "evolution",
+    "fitness",
+    "orchestrator",
+    "benchmarks",
+    "studies",
+)  # installed as evolora.<folder>
 FORBIDDEN = {
     "evolution": {
         "torch",

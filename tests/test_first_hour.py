@@ -14,26 +14,15 @@ import evolora
 from evolora.evolution.errors import ConfigError, RegistryError
 from evolora.fitness import FITNESS_TERMS
 
+from .conftest import evolora_process
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--set", "evolution.generations=2", "--set", "evolution.population=4"]
 TINY += ["--set", "data.train_subset=16", "--set", "data.dev_subset=24", "--quiet"]
 
 
-def _evolora(cwd, *argv, env=None):
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "EVOLORA_STORAGE")
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "evolora", *argv],
-        cwd=cwd,
-        env={**env, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-    )
-
-
 def test_init_writes_studies_that_run_from_an_empty_directory(tmp_path):
-    out = _evolora(tmp_path, "init")
+    out = evolora_process(tmp_path, "init")
     assert out.returncode == 0 and "evolora run study.yaml" in out.stdout, out.stderr
     text = (tmp_path / "study.yaml").read_text()
     assert (
@@ -41,23 +30,23 @@ def test_init_writes_studies_that_run_from_an_empty_directory(tmp_path):
         and "\nname: study\n" in text
     )
     assert "../fitness" not in text  # the shipped file's relative data paths, made absolute
-    again = _evolora(tmp_path, "init")
+    again = evolora_process(tmp_path, "init")
     assert again.returncode == 2 and "--force" in again.stderr  # nothing overwritten
-    pairs = _evolora(tmp_path, "init", "--from", "pairs", "--out", "mine/s.yaml")
+    pairs = evolora_process(tmp_path, "init", "--from", "pairs", "--out", "mine/s.yaml")
     assert pairs.returncode == 0, pairs.stderr
     assert (tmp_path / "mine" / "pairs.csv").read_text().startswith("sentence1,sentence2,score\n")
-    run = _evolora(tmp_path, "run", "mine/s.yaml", *TINY)
+    run = evolora_process(tmp_path, "run", "mine/s.yaml", *TINY)
     assert run.returncode == 0 and re.fullmatch(r"[0-9a-f]{32}\n", run.stdout), run.stderr[-2000:]
-    reward = _evolora(tmp_path, "init", "--from", "reward", "--out", "r.yaml")
+    reward = evolora_process(tmp_path, "init", "--from", "reward", "--out", "r.yaml")
     assert reward.returncode == 0 and "name: r\n" in (tmp_path / "r.yaml").read_text()
-    bad = _evolora(tmp_path, "init", "--from", "nope")
+    bad = evolora_process(tmp_path, "init", "--from", "nope")
     assert bad.returncode == 2 and "--from" in bad.stderr and "quickstart" in bad.stderr
 
 
 def test_a_shipped_study_runs_by_name_from_any_directory(tmp_path):
-    run = _evolora(tmp_path, "run", "quickstart", *TINY)
+    run = evolora_process(tmp_path, "run", "quickstart", *TINY)
     assert run.returncode == 0 and re.fullmatch(r"[0-9a-f]{32}\n", run.stdout), run.stderr[-2000:]
-    missing = _evolora(tmp_path, "run", "no-such-study")
+    missing = evolora_process(tmp_path, "run", "no-such-study")
     assert (
         missing.returncode == 2 and "lfm2-reward" in missing.stderr
     )  # the shipped ones are listed

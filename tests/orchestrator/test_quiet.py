@@ -2,27 +2,13 @@
 script to read; third-party warnings and MLflow's INFO lines stay off the terminal (a run logs the warnings
 as its warnings.txt) while evolora's own warnings show."""
 
-import os
 import re
 import subprocess
 import sys
 
 import yaml
 
-from ..conftest import tiny_study
-
-
-def _evolora(tmp_path, *argv):
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "EVOLORA_STORAGE")
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "evolora", *argv],
-        cwd=tmp_path,
-        env={**env, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-    )
+from ..conftest import evolora_process, tiny_study
 
 
 def test_run_and_sweep_quiet_print_only_their_answer_and_nothing_on_stderr(tmp_path):
@@ -31,13 +17,13 @@ def test_run_and_sweep_quiet_print_only_their_answer_and_nothing_on_stderr(tmp_p
         "search": {"evolution.mutation_sigma": {"type": "float", "low": 0.01, "high": 0.1}},
     }
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
-    run = _evolora(tmp_path, "run", "s.yaml", "--quiet")
+    run = evolora_process(tmp_path, "run", "s.yaml", "--quiet")
     assert run.returncode == 0 and run.stderr == "", run.stderr[-2000:]
     assert re.fullmatch(r"[0-9a-f]{32}\n", run.stdout), run.stdout
-    sweep = _evolora(tmp_path, "sweep", "s.yaml", "--n-trials", "1", "--quiet")
+    sweep = evolora_process(tmp_path, "sweep", "s.yaml", "--n-trials", "1", "--quiet")
     assert sweep.returncode == 0 and sweep.stderr == "", sweep.stderr[-2000:]
     assert re.fullmatch(r"trial 0, value [0-9.]+, params \{.*\}\n", sweep.stdout), sweep.stdout
-    loud = _evolora(tmp_path, "run", "s.yaml", "--no-progress")
+    loud = evolora_process(tmp_path, "run", "s.yaml", "--no-progress")
     assert "INFO mlflow" not in loud.stderr and "Warning" not in loud.stderr, loud.stderr[-2000:]
     assert "validation (stsb_spearman)" in loud.stdout
 
