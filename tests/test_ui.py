@@ -4,6 +4,7 @@ see — the parent run with its trials nested under it, a trial's metric charts 
 its `champion` alias, the study in optuna-dashboard — saves screenshots, and checks that stopping `evolora ui`
 with SIGTERM stops every server process it started."""
 
+import json
 import os
 import re
 import shutil
@@ -191,19 +192,33 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
         n_params = int(re.search(r"Parameters \((\d+)\)", overview).group(1))
         # what a user compares, not every null of the schema
         assert n_params == len(parent.data.params) <= 60
-        # the runs table: the sweep's parent run, its trials nested under it (shown when expanded)
+        # the runs table: the sweep's parent run with its trials shown under it, and as columns the figures
+        # and the sampled parameter a user compares them by
         driver.get(f"{base}/#/experiments/{exp.experiment_id}?{ML}")
         _wait_text(driver, parent.info.run_name)
-        text = driver.find_element("tag name", "body").text
-        assert not any(c.info.run_name in text for c in children)  # collapsed under the parent
-        row = driver.find_element(
-            By.XPATH, f"//a[normalize-space()='{parent.info.run_name}']/ancestor::*[@role='row'][1]"
-        )
-        row.find_element(
-            By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']"
-        ).click()
         for c in children:
             _wait_text(driver, c.info.run_name)
+        header = " ".join(
+            h.text for h in driver.find_elements(By.CSS_SELECTOR, "[role='columnheader']")
+        )
+        assert "val_best" in header, (
+            header
+        )  # the grid draws the columns in view; the others, by its state:
+        state = json.loads(
+            driver.execute_script(
+                "return localStorage.getItem(arguments[0])",
+                f'MLflowLocalStorage-1.1-ExperimentPage-["{exp.experiment_id}"]-ReactComponentState',
+            )
+        )
+        want = {"metrics.`val_best`", "metrics.`val_gain`", "params.`evolution.mutation_sigma`"}
+        assert want <= set(state["selectedColumns"]), state[
+            "selectedColumns"
+        ]  # the sampled parameter too
+        assert state["runsExpanded"] == {parent.info.run_id: True}
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert all(
+            f"{c.data.metrics['val_best']:.4f}"[:5] in body for c in children
+        )  # in their rows
         driver.save_screenshot(str(shots / "runs.png"))
         # a trial's curves, drawn
         child = children[0]
