@@ -38,22 +38,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_image(driver, needle: str, server_log: Path, timeout: float = 60) -> None:
-    """An <img> whose src contains `needle` scrolled into view and decoded; failing, says what the server
-    answers for each such src and how the page holds them."""
+def _wait_image(driver, title: str, server_log: Path, timeout: float = 60) -> None:
+    """The image of the chart card titled `title` scrolled into view and decoded (MLflow 3.17 points its src
+    at get-artifact, 3.18 at a blob it fetched: the card, not the URL, says which image it is); failing, says
+    what the server answers for each image's src and how the page holds them."""
 
     def loaded():
-        imgs = [
-            i
-            for i in driver.find_elements("tag name", "img")
-            if needle in (i.get_attribute("src") or "")
-        ]
+        imgs = driver.find_elements(
+            "xpath", f"//*[normalize-space(text())='{title}']/ancestor::*[.//img][1]//img"
+        )
         for i in imgs:
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", i)
         return [i for i in imgs if int(i.get_attribute("naturalWidth") or 0) > 0]
 
     try:
-        _wait_for(driver, loaded, f"an image {needle!r}, loaded", timeout)
+        _wait_for(driver, loaded, f"the image of the chart {title!r}, loaded", timeout)
     except AssertionError as e:
         seen = []
         for i in driver.find_elements("tag name", "img"):
@@ -251,7 +250,7 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
             lambda: "val_best" not in driver.find_element(By.TAG_NAME, "body").text,
             "the search applied",
         )
-        _wait_image(driver, "images%2Fcurves", tmp_path / "ui.log")
+        _wait_image(driver, "curves", tmp_path / "ui.log")
         driver.save_screenshot(str(shots / "trial-curves.png"))
         # the registered model and its champion alias
         best = client.get_model_version_by_alias("ui-demo", "champion")
