@@ -4,6 +4,7 @@ directions, and its uid, made once and shared by every host."""
 from __future__ import annotations
 
 import uuid
+import warnings
 
 import optuna
 
@@ -38,7 +39,11 @@ def open_study(ctx: SweepContext, create: bool = True) -> optuna.Study:
     if stored is None:
         study.set_user_attr(BASE_CONFIG, conf)
         # what optuna-dashboard and Optuna's plots call each value: the metric, not "Objective 0"
-        study.set_metric_names([f"val {name}" for name, _ in objectives(cfg)])
+        with (
+            warnings.catch_warnings()
+        ):  # "experimental" since Optuna 3.2, and what the dashboard reads
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([f"val {name}" for name, _ in objectives(cfg)])
     elif stored != conf:
         diff = next(k for k in sorted(set(stored) | set(conf)) if stored.get(k) != conf.get(k))
         raise ConfigError(
