@@ -9,13 +9,14 @@ import re
 from pathlib import Path
 
 from evolora.evolution.errors import ConfigError
+from evolora.orchestrator.study.load import DATA_PATH_FIELDS
 
 __all__ = ["TEMPLATES", "cmd_init", "study_text"]
 
 # --from: what a user starts from → the shipped study it copies
 TEMPLATES = {"quickstart": "quickstart", "reward": "lfm2-reward", "pairs": "quickstart"}
 PAIRS_ROWS = 600  # the sample pairs file: enough to run, small enough to read
-_PATH_KEY = re.compile(r"^(\s*)(train_path|dev_path|test_path|reference_path):(\s*)(\S+)(.*)$")
+_PATH_KEY = re.compile(rf"^(\s*)({'|'.join(DATA_PATH_FIELDS)}):(\s*)(\S+)(.*)$")
 
 
 def study_text(

@@ -49,12 +49,14 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 # validation drawn from a user's own train data when the study names none
 DEFAULT_VAL_FRACTION = 0.1
+# the data section's keys that hold paths, relative to the study file
+DATA_PATH_FIELDS = ("train_path", "dev_path", "test_path", "reference_path")
 
 
 def _resolve_paths(raw: dict, base_dir: Path) -> dict:
     data = raw.get("data")
     if isinstance(data, dict):
-        for field in ("train_path", "dev_path", "test_path", "reference_path"):
+        for field in DATA_PATH_FIELDS:
             if isinstance(data.get(field), str):
                 data[field] = _usable(
                     f"data.{field}",
