@@ -46,6 +46,24 @@ def add_parser(sub) -> None:
     _add_actors(p)
 
 
+def _add_budgets(q) -> None:
+    """``--budgets`` and ``--seeds``: one run per row and seed, reported at several budgets."""
+    q.add_argument(
+        "--budgets",
+        default=None,
+        metavar="MIN,MIN,…",
+        help="--quality: report every row at each of these budgets (minutes), read off one run of the longest "
+        "(e.g. 2,8,30; replaces --minutes)",
+    )
+    q.add_argument(
+        "--seeds",
+        default=None,
+        metavar="S,S,…",
+        help="--quality: run every row once per seed (the study's seed otherwise); the table gives the gain at "
+        "each budget as mean ± sd over them",
+    )
+
+
 def _add_quality(p) -> None:
     """``--quality``: test quality against wall-clock time, method by method."""
     q = p.add_argument_group(
@@ -81,6 +99,7 @@ def _add_quality(p) -> None:
         default=None,
         help="wall-clock budget per row (default 10; --reward: 5)",
     )
+    _add_budgets(q)
     q.add_argument(
         "--out",
         default=None,

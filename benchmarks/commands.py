@@ -54,9 +54,24 @@ def bench_quality(args) -> int:
     for t in tests:
         if not t.is_file():
             raise ConfigError("--test", "test file not found", str(t))
+    budgets = _numbers("--budgets", args.budgets, float)
+    seeds = _numbers("--seeds", args.seeds, int) or [None]
+    if any(b <= 0 for b in budgets):
+        raise ConfigError("--budgets", "every budget must be > 0 minutes", args.budgets)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("--seeds", "seeds must differ", args.seeds)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     results = run_quality(
-        rows, args.minutes, args.tiny, Path(args.out), args.threads, best, log=log, tests=tests
+        rows,
+        args.minutes,
+        args.tiny,
+        Path(args.out),
+        args.threads,
+        best,
+        log=log,
+        tests=tests,
+        budgets=sorted(set(budgets)),
+        seeds=seeds,
     )
     png = plot_quality(results, Path(args.out) / "quality.png")
     ratios = time_ratios(results)
@@ -74,6 +89,14 @@ def _report(args, results: list[dict], fmt, png: Path) -> int:
         print(fmt(results))
         print(f"curves: {png}")
     return 0
+
+
+def _numbers(flag: str, value: str | None, kind) -> list:
+    """A comma-separated list of numbers (empty when the flag is not given); ConfigError names a bad one."""
+    try:
+        return [kind(v) for v in (value or "").split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(flag, f"a comma-separated list of {kind.__name__}s", value) from None
 
 
 def _choices(flag: str, value: str | None, allowed) -> list[str]:

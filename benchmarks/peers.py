@@ -1,13 +1,13 @@
-"""Peer rows of ``evolora bench --quality``: what a user would pick instead of evolora — a general evolution
-library's own optimiser — driving evolora's evaluator on the ``best`` row's task (its LoRA shape and genome, its
-splits, its fitness batch per generation) for the same wall-clock budget.
+"""Peer rows of ``evolora bench --quality`` and ``--reward``: what a user would pick instead of evolora — a general
+evolution library's own optimiser — on the same task as evolora's row (its LoRA shape and genome, its splits,
+its fitness batch per generation) for the same wall-clock budget.
 
 Each peer is used through its public API, at its documented settings:
 
-* ``evotorch-pgpe``   EvoTorch's PGPE with ClipUp on an EvoTorch ``Problem`` whose vectorised objective is evolora's
-                      evaluator: symmetric sampling, centred ranking, stdev learning rate 0.1, centre learning rate
-                      = max speed / 2, proportioned as EvoTorch's MuJoCo examples (initial radius 18 × max speed),
-                      the initial radius that of the study's σ on every gene; the study's population.
+* ``evotorch-pgpe``   EvoTorch's PGPE with ClipUp (its functional ``pgpe_ask`` / ``pgpe_tell``): symmetric
+                      sampling, centred ranking, stdev learning rate 0.1, centre learning rate = max speed / 2,
+                      proportioned as EvoTorch's MuJoCo examples (initial radius 18 × max speed), the initial
+                      radius that of the study's σ on every gene; the study's population.
 * ``evotorch-snes``   EvoTorch's SNES at its defaults (population 4 + 3 ln n, NES learning rates), initial standard
                       deviation the study's σ.
 * ``nevergrad-ngopt`` Nevergrad's NGOpt (it picks its algorithm from the dimension, budget and workers) through
@@ -16,22 +16,35 @@ Each peer is used through its public API, at its documented settings:
                       fitness batch; its budget the evaluations the wall-clock budget affords at the rate measured
                       on the first generation.
 
-As evolora's ES does, every ``validation.every`` generations the peer's centre (its recommendation) is validated,
-and the champion is the best validated one within the study's budget, if it has one (the base model first);
-the test split only draws the curve.
+The EvoTorch peers are evolora strategies (:mod:`evolora.benchmarks.peer_strategies`, ask/tell adapters under
+the entry-point group ``evolora.strategies``): their row is evolora's loop with ``evolution.strategy`` set to
+the peer, so validation, champion, lineage and time are counted exactly as for evolora's own rows. NGOpt is
+driven here: Nevergrad's optimiser state is pickled Python objects, which a checkpoint of evolora's (arrays and
+JSON) cannot hold, so it is not an evolora strategy. As evolora's loop does, every ``validation.every``
+generations its centre (its recommendation) is validated, and the champion is the best validated one within
+the study's budget, if it has one (the base model first); the test split only draws the curve.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import math
 
 import numpy as np
 
-__all__ = ["PEERS", "peer_row", "validated"]
+__all__ = ["ADAPTED", "PEERS", "peer_evolution", "peer_row", "validated"]
 
 PEERS = ("evotorch-pgpe", "evotorch-snes", "nevergrad-ngopt")
-RADIUS_PER_SPEED = 18.0  # EvoTorch's MuJoCo examples: radius_init 0.27 for max_speed 0.015
+ADAPTED = (
+    "evotorch-pgpe",
+    "evotorch-snes",
+)  # peers that run as evolora strategies (peer_strategies)
+
+
+def peer_evolution(row: str, evolution: dict, sigma: float) -> dict:
+    """The study's ``evolution`` section for an adapted peer's row: the peer as the strategy, its initial
+    standard deviation the study's σ (SNES at its own default population, PGPE at the study's)."""
+    params = {"stdev_init": float(sigma)}
+    return {**evolution, "strategy": row, "params": params}
 
 
 def validated(task, genome) -> tuple[float, bool]:
@@ -45,61 +58,6 @@ def _fitness(task, genomes, gen: int) -> np.ndarray:
     return np.array(
         [f for f, _ in task.evaluate([np.asarray(g, np.float32) for g in genomes], gen)]
     )
-
-
-class EvoTorchPeer:
-    """An EvoTorch searcher (PGPE + ClipUp, or SNES) whose Problem scores each population with evolora's
-    evaluator on the generation's fitness batch."""
-
-    def __init__(
-        self, kind: str, task, x0: np.ndarray, sigma: float, popsize: int, seed: int
-    ) -> None:
-        import torch
-        from evotorch import Problem
-        from evotorch.algorithms import PGPE, SNES
-
-        self.gen, self.evals = 0, 0
-        n = x0.size
-
-        def objective(
-            xs: torch.Tensor,
-        ) -> torch.Tensor:  # vectorised: (population, genes) → (population,)
-            fits = _fitness(task, xs.detach().cpu().numpy(), self.gen)
-            self.evals += len(fits)
-            return torch.as_tensor(fits, dtype=torch.float32)
-
-        problem = Problem(
-            "max",
-            objective,
-            solution_length=n,
-            dtype=torch.float32,
-            vectorized=True,
-            initial_bounds=(-sigma, sigma),
-            seed=seed,
-        )
-        centre = torch.as_tensor(x0, dtype=torch.float32)
-        if kind == "pgpe":
-            radius = sigma * math.sqrt(n)
-            speed = radius / RADIUS_PER_SPEED
-            self.searcher = PGPE(
-                problem,
-                popsize=popsize + popsize % 2,
-                center_learning_rate=speed / 2,
-                stdev_learning_rate=0.1,
-                radius_init=radius,
-                optimizer="clipup",
-                optimizer_config={"max_speed": speed},
-                center_init=centre,
-            )
-        else:
-            self.searcher = SNES(problem, stdev_init=sigma, center_init=centre)
-
-    def step(self) -> None:
-        self.searcher.step()
-        self.gen += 1
-
-    def centre(self) -> np.ndarray:
-        return self.searcher.status["center"].detach().cpu().numpy().astype(np.float32)
 
 
 class NevergradPeer:
@@ -140,7 +98,13 @@ class NevergradPeer:
 
 def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
     """The peer's run on ``cfg``'s task for ``budget_s`` seconds: its curve, generations, evaluations, the
-    champion's validation, and its champion saved as a stock PEFT adapter in ``out / "adapter"``."""
+    champion's validation, and its champion saved as a stock PEFT adapter in ``out / "adapter"``. An adapted
+    peer's ``cfg`` already names it as the strategy (:func:`peer_evolution`): evolora's loop runs it."""
+    if row in ADAPTED:
+        from evolora.benchmarks.rows import evolora_row
+
+        res = evolora_row(cfg, budget_s, out)
+        return {**res, "peer": _about(row, cfg.evolution.strategy)}
     from evolora.fitness import build_task
     from evolora.orchestrator.assembly import task_spec
     from evolora.orchestrator.run.trial import prepare_torch
@@ -151,10 +115,7 @@ def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
     sigma, pop, seed = cfg.evolution.es.sigma, cfg.evolution.population, cfg.seed
     clock = clock_cls(budget_s)  # from here: model loading is not part of the budget
     curve = curve_cls(clock, task.test)
-    if row == "nevergrad-ngopt":
-        peer = NevergradPeer(task, x0, sigma, pop, seed, budget_s, clock)
-    else:
-        peer = EvoTorchPeer(row.split("-")[1], task, x0, sigma, pop, seed)
+    peer = NevergradPeer(task, x0, sigma, pop, seed, budget_s, clock)
     base_val = validated(task, x0)[0]
     champion = {"genome": x0.copy(), "val": base_val, "gen": 0, "key": 0}
     curve.maybe(0, lambda: x0)
@@ -169,8 +130,6 @@ def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
         curve.maybe(champion["key"], lambda: champion["genome"])  # noqa: B023 (called now, if at all)
     curve.maybe(champion["key"], lambda: champion["genome"], force=True)
     task.save_adapter(champion["genome"], out / "adapter")
-    library = row.split("-")[0]
-    algorithm = peer.name() if isinstance(peer, NevergradPeer) else type(peer.searcher).__name__
     return {
         "curve": curve.points,
         "generations": peer.gen,
@@ -179,9 +138,15 @@ def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
         "val_base": base_val,
         "champion_gen": champion["gen"],
         "seconds": round(clock.elapsed(), 1),
-        "peer": {
-            "algorithm": algorithm,
-            "library": library,
-            "version": importlib.metadata.version(library),
-        },
+        "peer": _about(row, peer.name()),
+    }
+
+
+def _about(row: str, algorithm: str) -> dict:
+    """Which library's which algorithm a peer row ran, and the library's version."""
+    library = row.split("-")[0]
+    return {
+        "algorithm": algorithm,
+        "library": library,
+        "version": importlib.metadata.version(library),
     }

@@ -16,7 +16,8 @@ wall-clock budget, one process after another:
                  factors, ``lora.genome: xs``), as shipped.
 * ``quickstart`` the quickstart study (``studies/quickstart.yaml``), as shipped.
 * ``evotorch-pgpe``, ``evotorch-snes``, ``nevergrad-ngopt``   the peers: a general evolution library's own
-                 optimiser driving evolora's evaluator on the ``best`` row's task (:mod:`evolora.benchmarks.peers`).
+                 optimiser on the ``best`` row's task (:mod:`evolora.benchmarks.peers`); EvoTorch's run as
+                 evolora strategies in evolora's loop, NGOpt driving evolora's evaluator.
 
 The test score of each row's current answer (evolora: the champion chosen on validation; gradient: the
 current weights; slim-evo: the fittest organism) is sampled through the run; the time spent scoring the test
@@ -37,7 +38,9 @@ import numpy as np
 __all__ = ["ROWS", "THRESHOLDS", "run_quality"]
 
 from evolora.benchmarks.curves import Clock, Curve
-from evolora.benchmarks.peers import PEERS
+from evolora.benchmarks.gradient import gradient_row
+from evolora.benchmarks.peers import ADAPTED, PEERS, peer_evolution
+from evolora.benchmarks.rows import evolora_row
 
 ROWS = ("gradient", "slim-evo", "ga", "openai-es", "sep-cma-es", "best", "xs", "quickstart", *PEERS)
 THRESHOLDS = (0.5, 1.0, 2.0)  # test points (Spearman × 100) over the base model
@@ -82,7 +85,14 @@ def study_dict(tiny: bool, out: Path) -> dict:
     }
 
 
-def _config(row: str, tiny: bool, out: Path, best_study: Path):
+def _config(row: str, tiny: bool, out: Path, best_study: Path, seed: int | None = None):
+    cfg = _row_config(row, tiny, out, best_study)
+    if seed is None or seed == cfg.seed:
+        return cfg
+    return cfg.model_copy(update={"seed": int(seed)})  # the trial's seed: every draw of the row
+
+
+def _row_config(row: str, tiny: bool, out: Path, best_study: Path):
     from evolora.orchestrator.study.load import load_raw, parse_study
 
     if row in ("best", "xs", "quickstart", *PEERS):  # a peer runs on the best row's task
@@ -94,7 +104,11 @@ def _config(row: str, tiny: bool, out: Path, best_study: Path):
         if tiny:
             data.update({"train_subset": TINY["train_batch"], "dev_subset": TINY["val_pairs"]})
             raw = {**raw, "evolution": {**raw.get("evolution", {}), "population": TINY["pop"]}}
-        return parse_study({**raw, "data": data}, study.parent)
+        cfg = parse_study({**raw, "data": data}, study.parent)
+        if row in ADAPTED:  # the peer as evolora's strategy, at the study's σ
+            evolution = peer_evolution(row, raw.get("evolution", {}), cfg.evolution.es.sigma)
+            cfg = parse_study({**raw, "data": data, "evolution": evolution}, study.parent)
+        return cfg
     raw = study_dict(tiny, out)
     if row in ("openai-es", "sep-cma-es", "ga"):
         raw["evolution"]["strategy"] = row
@@ -102,40 +116,6 @@ def _config(row: str, tiny: bool, out: Path, best_study: Path):
 
 
 # ---- rows ---------------------------------------------------------------------------------------------
-def _evolora_row(cfg, budget_s: float, out: Path) -> dict:
-    from evolora.evolution import Observer
-    from evolora.fitness import build_task
-    from evolora.orchestrator.assembly import build_evolution, task_spec
-    from evolora.orchestrator.run.trial import prepare_torch
-
-    prepare_torch(cfg)
-    task = build_task(task_spec(cfg))
-    clock = Clock(budget_s)  # from here: model loading is not part of the budget
-    curve = Curve(clock, task.test)
-
-    class Sampler(Observer):
-        def on_generation(self, row: dict) -> None:
-            curve.maybe(evo.champion["id"], lambda: evo.champion["genome"])
-
-    evo = build_evolution(cfg, task, observers=[Sampler()])
-    curve.maybe(0, task.seed_genome)  # the base model, at time 0
-    evals = 0
-    while evo.gen < cfg.evolution.generations - 1 and (evo.gen < 1 or not clock.over()):
-        evals += evo.step()["nevals"]
-    result = evo.result()
-    curve.maybe(result.champion_id, lambda: result.champion, force=True)
-    task.save_adapter(result.champion, out / "adapter")
-    return {
-        "curve": curve.points,
-        "generations": result.generations,
-        "evaluations": evals,
-        "val_final": result.champion_val,
-        "val_base": result.base_val,
-        "champion_gen": result.champion_gen,
-        "seconds": round(clock.elapsed(), 1),
-    }
-
-
 def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
     import cma
     from peft import set_peft_model_state_dict
@@ -197,90 +177,28 @@ def _slim_evo_row(cfg, budget_s: float, out: Path) -> dict:
     }
 
 
-def _embed(task, sentences, max_length: int):
-    """Mean-pooled embeddings of ``sentences`` through the task's model, with gradients: (batch, hidden)."""
-    from evolora.fitness import mean_pool
-
-    enc = task.evaluator.tok(
-        list(sentences), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-    )
-    enc = {k: v.to(task.flat.buffer.device) for k, v in enc.items()}
-    return mean_pool(task.flat.model(**enc).last_hidden_state, enc["attention_mask"])
-
-
-def _gradient_row(
-    cfg, budget_s: float, out: Path, epochs: int = 2, batch: int = 32, lr: float = 1e-3
-) -> dict:
-    import torch
-    import torch.nn.functional as F
-
-    from evolora.fitness import build_task
-    from evolora.orchestrator.assembly import task_spec
-    from evolora.orchestrator.run.trial import prepare_torch
-
-    prepare_torch(cfg)
-    # stock peft LoRA path
-    task = build_task(task_spec(cfg).replace(model={"merge_weights": False, "cache": False}))
-    model = task.flat.model
-    params = [p for n, p in model.named_parameters() if "lora_" in n]
-    for p in params:
-        p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=lr)
-    train = task.train  # the train split (validation pairs removed)
-    rng = np.random.Generator(np.random.PCG64(cfg.seed))
-    clock = Clock(budget_s)
-
-    def test(_):
-        model.eval()
-        try:
-            return task.test(task.flat.read())
-        finally:
-            model.train()
-
-    curve = Curve(clock, test)
-    step = 0
-    curve.maybe(0, lambda: None)
-    model.train()
-    for _ in range(epochs):
-        order = rng.permutation(len(train))
-        for i in range(0, len(order), batch):
-            if step > 0 and clock.over():
-                break
-            idx = order[i : i + batch]
-            s1 = [train.s1[j] for j in idx]
-            s2 = [train.s2[j] for j in idx]
-            gold = torch.tensor(train.gold[idx] / 5.0, dtype=torch.float32)
-            cos = (
-                _embed(task, s1, cfg.data.max_length) * _embed(task, s2, cfg.data.max_length)
-            ).sum(dim=1)  # (batch,)
-            loss = F.mse_loss(cos, gold)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            curve.maybe(step, lambda: None)
-    model.eval()
-    curve.maybe(step, lambda: None, force=True)
-    model.save_pretrained(str(out / "adapter"))
-    return {
-        "curve": curve.points,
-        "steps": step,
-        "epochs": round(step * batch / len(train), 3),
-        "seconds": round(clock.elapsed(), 1),
-    }
-
-
 def run_row(
-    row: str, minutes: float, tiny: bool, out: Path, best_study: Path = BEST_STUDY, tests=()
+    row: str,
+    minutes: float,
+    tiny: bool,
+    out: Path,
+    best_study: Path = BEST_STUDY,
+    tests=(),
+    budgets=(),
+    seed: int | None = None,
 ) -> dict:
-    """One row in this process: its config, its budget, its curve, its adapter in ``out / row``."""
+    """One row in this process: its config, its budget, its curve, its adapter in ``out / row`` (``row-s<seed>``
+    for a seed other than the study's); ``budgets`` (minutes, the longest ``minutes``) are read off the curve."""
+    from evolora.benchmarks.curves import at_budgets, mark_budgets
+
     out = Path(out)
-    cfg = _config(row, tiny, out, best_study)
-    row_dir = out / row
+    cfg = _config(row, tiny, out, best_study, seed)
+    mark_budgets(budgets)
+    row_dir = out / (row if seed is None else f"{row}-s{seed}")
     row_dir.mkdir(parents=True, exist_ok=True)
     budget = minutes * 60
     if row == "gradient":
-        res = _gradient_row(cfg, budget, row_dir)
+        res = gradient_row(cfg, budget, row_dir)
     elif row == "slim-evo":
         res = _slim_evo_row(cfg, budget, row_dir)
     elif row in PEERS:
@@ -288,7 +206,7 @@ def run_row(
 
         res = peer_row(row, cfg, budget, row_dir, Clock, Curve)
     else:
-        res = _evolora_row(cfg, budget, row_dir)
+        res = evolora_row(cfg, budget, row_dir)
     import torch
 
     from evolora.benchmarks.scoring import by_source, on_test_sets
@@ -304,6 +222,8 @@ def run_row(
         reach[f"+{th}"] = hit
     return {
         "row": row,
+        "seed": cfg.seed,
+        "at": at_budgets(curve, budgets or [minutes]),
         "test_base": base,
         "test_final": final,
         "test_gain_points": (final - base) * 100,
@@ -327,14 +247,18 @@ def run_quality(
     best_study: Path = BEST_STUDY,
     log=print,
     tests=(),
+    budgets=(),
+    seeds=(None,),
 ) -> list[dict]:
-    """Each row in its own process, one after another; returns the rows with ``share_of_gradient``."""
+    """Each row (and seed) in its own process, one after another; returns the rows with
+    ``share_of_gradient``. With ``budgets`` (minutes) each row runs for the longest and reports them all."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    minutes = max(budgets) if budgets else minutes
     results = []
-    for row in rows:
-        log(f"{row}: {minutes:g} min …")
-        dst = out / f"{row}.json"
+    for row, seed in [(r, s) for r in rows for s in seeds]:
+        log(f"{row}{'' if seed is None else f' seed {seed}'}: {minutes:g} min …")
+        dst = out / (f"{row}.json" if seed is None else f"{row}-s{seed}.json")
         cmd = [
             sys.executable,
             "-m",
@@ -356,11 +280,18 @@ def run_quality(
             cmd += ["--threads", str(threads)]
         for t in tests:
             cmd += ["--test", str(Path(t).resolve())]
+        if budgets:
+            cmd += ["--budgets", ",".join(f"{b:g}" for b in budgets)]
+        if seed is not None:
+            cmd += ["--seed", str(seed)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"bench row {row} failed:\n{proc.stderr[-3000:]}")
-        results.append(json.loads(dst.read_text()))
-    grad = next((r for r in results if r["row"] == "gradient"), None)
+        res = json.loads(dst.read_text())
+        if len(seeds) > 1:  # a line per seed: the row's name says which
+            res["of"], res["row"] = row, f"{row}-s{seed}"
+        results.append(res)
+    grad = next((r for r in results if r.get("of", r["row"]) == "gradient"), None)  # first seed's
     for r in results:
         g = grad["test_gain_points"] if grad else None
         r["share_of_gradient"] = round(r["test_gain_points"] / g, 4) if g and g > 0 else None
@@ -379,6 +310,10 @@ def _main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--test", action="append", default=[], type=Path)
+    ap.add_argument(
+        "--budgets", default="", help="minutes, comma-separated: read off this row's curve"
+    )
+    ap.add_argument("--seed", type=int, default=None)
     a = ap.parse_args(argv)
     import os
 
@@ -387,7 +322,8 @@ def _main(argv=None) -> int:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    res = run_row(a.row, a.minutes, a.tiny, a.out, a.best_study, a.test)
+    budgets = [float(b) for b in a.budgets.split(",") if b]
+    res = run_row(a.row, a.minutes, a.tiny, a.out, a.best_study, a.test, budgets, a.seed)
     a.result.write_text(json.dumps(res, indent=1))
     return 0
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from evolora.benchmarks.peers import PEERS
 from evolora.benchmarks.quality import THRESHOLDS
 
-__all__ = ["format_quality", "plot_quality", "time_ratios"]
+__all__ = ["at_budget_table", "format_quality", "plot_quality", "time_ratios"]
 
 RATIO_AT = (0.5, 1.0)  # the thresholds the summary compares times at
 
@@ -20,9 +22,9 @@ def time_ratios(rows: list[dict]) -> dict:
     out = {}
     for th in RATIO_AT:
         key = f"+{th}"
-        peers = [r for r in rows if r["row"] in PEERS]
+        peers = [r for r in rows if _of(r) in PEERS]
         slow = max(peers, key=lambda r: _t_or_budget(r, key), default=None)
-        grad = next((r for r in rows if r["row"] == "gradient"), None)
+        grad = next((r for r in rows if _of(r) == "gradient"), None)
         per_row = {}
         for r in rows:
             t = r["seconds_to"][key]
@@ -39,6 +41,63 @@ def time_ratios(rows: list[dict]) -> dict:
     return out
 
 
+def _of(r: dict) -> str:
+    """The row a result is of (a result per seed is named ``row-s<seed>``)."""
+    return r.get("of", r["row"])
+
+
+def at_budget_table(rows: list[dict]) -> dict:
+    """Each row's test gain (points) at each budget, over its seeds: mean, standard deviation, seeds; and at
+    each budget the best peer's mean and every other row's lead over it (negative: behind)."""
+    budgets = list(rows[0].get("at", {}))
+    by_row: dict[str, list[dict]] = {}
+    for r in rows:
+        by_row.setdefault(_of(r), []).append(r)
+    table = {}
+    for name, rs in by_row.items():
+        table[name] = {}
+        for b in budgets:
+            g = np.array([100 * r["at"][b]["gain"] for r in rs if b in r.get("at", {})])
+            sd = float(g.std(ddof=1)) if g.size > 1 else None
+            table[name][b] = {"mean": float(g.mean()), "sd": sd, "seeds": int(g.size)}
+    leads = {}
+    for b in budgets:
+        peers = {n: v[b]["mean"] for n, v in table.items() if n in PEERS and b in v}
+        if not peers:
+            continue
+        best = max(peers, key=peers.get)
+        leads[b] = {
+            "best_peer": best,
+            "best_peer_gain": peers[best],
+            "lead": {n: v[b]["mean"] - peers[best] for n, v in table.items() if n not in PEERS},
+        }
+    return {"gain": table, "vs_best_peer": leads}
+
+
+def _budget_lines(rows: list[dict]) -> list[str]:
+    """The gain at each budget read off each row's curve (mean ± sd over seeds), and the lead over the best
+    peer at each budget."""
+    t = at_budget_table(rows)
+    budgets = list(rows[0].get("at", {}))
+    if len(budgets) < 2 and all(v[b]["seeds"] < 2 for v in t["gain"].values() for b in v):
+        return []
+    head = f"{'gain pts at':19s}" + " ".join(f"{b + ' min':>14s}" for b in budgets)
+    lines = ["", head, "-" * len(head)]
+    for name, per in t["gain"].items():
+        cells = []
+        for b in budgets:
+            c = per.get(b)
+            sd = "" if c is None or c["sd"] is None else f" ±{c['sd']:.2f}"
+            cells.append(f"{'-':>14s}" if c is None else f"{c['mean']:+7.2f}{sd:>7s}")
+        lines.append(f"{name:19s}" + " ".join(cells))
+    for b, v in t["vs_best_peer"].items():
+        ahead = ", ".join(f"{n} {d:+.2f}" for n, d in v["lead"].items() if n != "gradient")
+        lines.append(
+            f"at {b} min the best peer is {v['best_peer']} ({v['best_peer_gain']:+.2f}); lead over it: {ahead}"
+        )
+    return lines
+
+
 def _t_or_budget(r: dict, key: str) -> float:
     t = r["seconds_to"][key]
     return r["budget_s"] if t is None else t
@@ -50,7 +109,7 @@ def _fmt_s(s) -> str:
 
 def format_quality(rows: list[dict]) -> str:
     head = (
-        f"{'row':15s} {'test base':>9s} {'test final':>10s} {'gain pts':>8s} {'×gradient':>9s} "
+        f"{'row':17s} {'test base':>9s} {'test final':>10s} {'gain pts':>8s} {'×gradient':>9s} "
         + " ".join(f"{'t(+' + str(t) + ')':>11s}" for t in THRESHOLDS)
         + f" {'evals/steps':>11s}"
     )
@@ -63,7 +122,7 @@ def format_quality(rows: list[dict]) -> str:
         )
         work = r.get("evaluations", r.get("steps", 0))
         lines.append(
-            f"{r['row']:15s} {r['test_base']:9.5f} {r['test_final']:10.5f} {r['test_gain_points']:+8.2f} "
+            f"{r['row']:17s} {r['test_base']:9.5f} {r['test_final']:10.5f} {r['test_gain_points']:+8.2f} "
             f"{share:>9s} "
             + " ".join(f"{_fmt_s(r['seconds_to'][f'+{t}']):>11s}" for t in THRESHOLDS)
             + f" {work:11d}"
@@ -74,6 +133,7 @@ def format_quality(rows: list[dict]) -> str:
         "(Spearman × 100), chosen by nothing"
     )
     lines += _ratio_lines(rows)
+    lines += _budget_lines(rows)
     sources = sorted({k for r in rows for k in r.get("test_by_source", {})})
     # where each row's gain comes from: the final answer's gain on each source's pairs
     if len(sources) > 1:
@@ -178,7 +238,7 @@ def plot_quality(rows: list[dict], path: Path) -> Path:
     for i, r in enumerate(rows):
         t = [p[0] / 60 for p in r["curve"]]
         g = [(p[1] - r["test_base"]) * 100 for p in r["curve"]]
-        ls = "--" if r["row"] == "gradient" else (":" if r["row"] in PEERS else "-")
+        ls = "--" if _of(r) == "gradient" else (":" if _of(r) in PEERS else "-")
         ax.plot(
             t,
             g,

@@ -72,11 +72,12 @@ def mentions_guitar(completions, **kwargs) -> list[float]:
 REWARDS = {"arithmetic": exact_answer, "keyword": mentions_guitar}
 
 
-def _config(task: str, tiny: bool):
+def _config(task: str, tiny: bool, row: str = "evolora"):
     """The task's study with the reward callable as its fitness and validation metric (the keyword study keeps
     its KL guard and likelihood budget); ``tiny``: the random-init lfm2-tiny, a few prompts, a small
     population, short completions (it checks the contract and measures nothing)."""
     import evolora
+    from evolora.benchmarks.peers import ADAPTED, peer_evolution
     from evolora.orchestrator.study.load import load_raw, parse_study
 
     name = f"bench_{task}"
@@ -93,7 +94,11 @@ def _config(task: str, tiny: bool):
         raw["data"] = {**raw["data"], "train_subset": TINY["train"], "dev_subset": TINY["dev"]}
         raw["fitness"]["max_new_tokens"] = TINY["new_tokens"]
         raw["evolution"] = {**raw["evolution"], "population": TINY["pop"]}
-    return parse_study(raw, TASKS[task].parent)
+    cfg = parse_study(raw, TASKS[task].parent)
+    if row in ADAPTED:  # the peer as evolora's strategy, at the study's σ
+        raw["evolution"] = peer_evolution(row, raw["evolution"], cfg.evolution.es.sigma)
+        cfg = parse_study(raw, TASKS[task].parent)
+    return cfg
 
 
 # ---- rows ---------------------------------------------------------------------------------------------
@@ -213,7 +218,7 @@ def run_row(
     from evolora.benchmarks.curves import Clock, Curve
     from evolora.benchmarks.scoring import _task_and_genome
 
-    cfg = _config(task_name, tiny)
+    cfg = _config(task_name, tiny, row)
     row_dir = Path(out) / task_name / row
     row_dir.mkdir(parents=True, exist_ok=True)
     budget = minutes * 60
@@ -222,9 +227,9 @@ def run_row(
         task, genome = res.pop("task"), res.pop("answer")
     else:
         if row == "evolora":
-            from evolora.benchmarks.quality import _evolora_row
+            from evolora.benchmarks.rows import evolora_row
 
-            res = _evolora_row(cfg, budget, row_dir)
+            res = evolora_row(cfg, budget, row_dir)
         else:
             from evolora.benchmarks.peers import peer_row
 

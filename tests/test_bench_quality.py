@@ -289,3 +289,96 @@ def test_a_missing_further_test_set_is_exit_2_before_any_row_runs(tmp_path, caps
     assert (
         "--test: test file not found" in capsys.readouterr().err and not (tmp_path / "q").exists()
     )
+
+
+def test_budget_marks_are_sampled_at_the_first_generation_end_past_each_and_read_back():
+    """A 30-minute row whose generations end every 7 s, marked at 2 and 8 minutes: each mark is sampled at the
+    first generation end at or past it — where a run of that budget would have stopped — and at_budgets reads
+    the answer there (the final one for the longest)."""
+    from evolora.benchmarks.curves import Clock, Curve, at_budgets
+
+    class Manual(Clock):
+        def __init__(self, budget_s):
+            super().__init__(budget_s)
+            self.now = 0.0
+
+        def elapsed(self):
+            return self.now
+
+    clock = Manual(1800.0)
+    curve = Curve(clock, lambda answer: answer, marks=[120.0, 480.0])
+    for end in range(0, 1807, 7):  # generation ends: 0, 7, 14, …, 1806
+        clock.now = float(end)
+        curve.maybe(end, lambda end=end: end / 1000)
+    curve.maybe(1806, lambda: 1.806, force=True)
+    times = [t for t, _ in curve.points]
+    assert 126.0 in times and 483.0 in times  # the first ends at or past 120 s and 480 s
+    at = at_budgets(curve.points, [2, 8, 30])
+    assert at["2"] == {"seconds": 126.0, "test": 0.126, "gain": 0.126}
+    assert at["8"]["seconds"] == 483.0 and at["30"]["seconds"] == 1806.0
+
+
+def test_the_table_gives_each_budget_over_seeds_and_the_lead_over_the_best_peer():
+    from evolora.benchmarks.quality_report import at_budget_table, format_quality
+
+    def row(name, seed, g2, g8):
+        at = {"2": {"seconds": 121, "test": 0.8 + g2, "gain": g2}}
+        at["8"] = {"seconds": 481, "test": 0.8 + g8, "gain": g8}
+        curve = [[0, 0.8], [121, 0.8 + g2], [481, 0.8 + g8]]
+        return {"row": f"{name}-s{seed}", "of": name, "seed": seed, "at": at, "curve": curve,
+                "test_base": 0.8, "test_final": 0.8 + g8, "test_gain_points": 100 * g8,
+                "seconds_to": {"+0.5": None, "+1.0": None, "+2.0": None}, "budget_s": 480,
+                "threads": 1, "evaluations": 10}  # fmt: skip
+
+    rows = [
+        row("best", 0, 0.004, 0.010),
+        row("best", 1, 0.006, 0.014),
+        row("evotorch-snes", 0, 0.002, 0.015),
+        row("evotorch-snes", 1, 0.004, 0.017),
+        row("evotorch-pgpe", 0, 0.005, 0.001),
+    ]
+    t = at_budget_table(rows)
+    assert t["gain"]["best"]["2"]["mean"] == pytest.approx(0.5)
+    assert t["gain"]["best"]["2"]["sd"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
+    assert t["gain"]["evotorch-pgpe"]["8"]["sd"] is None  # one seed: no spread
+    # at 2 minutes PGPE leads the peers (+0.5 vs SNES's +0.3); at 8, SNES (+1.6)
+    assert t["vs_best_peer"]["2"]["best_peer"] == "evotorch-pgpe"
+    assert t["vs_best_peer"]["2"]["lead"]["best"] == pytest.approx(0.0)
+    assert t["vs_best_peer"]["8"]["best_peer"] == "evotorch-snes"
+    assert t["vs_best_peer"]["8"]["lead"]["best"] == pytest.approx(1.2 - 1.6)
+    text = format_quality(rows)
+    assert "gain pts at" in text and "at 8 min the best peer is evotorch-snes (+1.60)" in text
+    assert "best -0.40" in text
+
+
+@pytest.mark.parametrize(
+    "flag,value", [("--budgets", "0,8"), ("--budgets", "two"), ("--seeds", "1,1"), ("--seeds", "a")]
+)
+def test_bad_budgets_and_seeds_exit_2_naming_the_flag(flag, value, capsys):
+    assert main(["bench", "--quality", "--tiny", flag, value]) == 2
+    assert flag in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_budgets_and_seeds_run_each_row_once_per_seed_and_report_every_budget(tmp_path, minilm_dir):
+    """`--budgets 0.02,0.05 --seeds 0,1`: each row runs once per seed for the longest budget, its curve sampled
+    at the shorter; the rows are named by seed, their JSON carries the seed and the gain at each budget, and
+    the table gives each budget over the seeds (tiny: a contract, not a measurement)."""
+    js = tmp_path / "q.json"
+    argv = ["bench", "--quality", "--tiny", "--rows", "best,evotorch-snes"]
+    argv += ["--budgets", "0.05,0.02", "--seeds", "0,1", "--threads", str(THREADS)]
+    assert main([*argv, "--out", str(tmp_path / "q"), "--json", str(js)]) == 0
+    rows = json.loads(js.read_text())
+    assert [(r["row"], r["of"], r["seed"]) for r in rows] == [
+        ("best-s0", "best", 0),
+        ("best-s1", "best", 1),
+        ("evotorch-snes-s0", "evotorch-snes", 0),
+        ("evotorch-snes-s1", "evotorch-snes", 1),
+    ]
+    for r in rows:
+        assert list(r["at"]) == ["0.02", "0.05"] and r["budget_s"] == pytest.approx(3.0)
+        assert r["at"]["0.02"]["seconds"] >= 1.2 and r["at"]["0.05"]["seconds"] >= 3.0
+        assert [r["at"]["0.02"]["seconds"], r["at"]["0.02"]["test"]] in r["curve"]
+        assert (tmp_path / "q" / r["row"] / "adapter" / "adapter_config.json").is_file()
+    snes = rows[2]
+    assert snes["strategy"] == "evotorch-snes" and snes["peer"]["library"] == "evotorch"

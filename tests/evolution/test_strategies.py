@@ -23,6 +23,7 @@ from evolora.evolution.es import cosine
 from evolora.evolution.genome import GenomeLayout
 from evolora.evolution.options import option
 from evolora.evolution.speciation import SpeciationParams
+from evolora.evolution.strategies import strategy_class
 
 TARGET = np.linspace(-0.5, 0.5, 64).astype(np.float32)
 # two LoRA matrices of 32 genes each: the toy target moves B (genes 32..63) the most; A is genes 0..31
@@ -164,6 +165,13 @@ STRATEGIES = {
         ToyCEM.make_params(12, 25, {"sigma": 0.1}), rng, new_id
     ),
     "snes": lambda rng, new_id: SNES(ESParams(population=12, sigma=0.1), rng, new_id),
+    # the bench's peers as ask/tell strategies (EvoTorch's SNES and functional PGPE, benchmarks/peer_strategies)
+    "asktell-evotorch-snes": lambda rng, new_id: strategy_class("evotorch-snes")(
+        strategy_class("evotorch-snes").make_params(12, 25, {"stdev_init": 0.1}), rng, new_id
+    ),
+    "asktell-evotorch-pgpe": lambda rng, new_id: strategy_class("evotorch-pgpe")(
+        strategy_class("evotorch-pgpe").make_params(12, 25, {"stdev_init": 0.1}), rng, new_id
+    ),
     "snes-odd-plain": lambda rng, new_id: SNES(
         ESParams(
             population=11, sigma=0.1, mirrored=False, schedule="cosine", lr_final=0.3, horizon=25
