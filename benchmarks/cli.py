@@ -52,14 +52,14 @@ def _add_budgets(q) -> None:
         "--budgets",
         default=None,
         metavar="MIN,MIN,…",
-        help="--quality: report every row at each of these budgets (minutes), read off one run of the longest "
+        help="report every row at each of these budgets (minutes), read off one run of the longest "
         "(e.g. 2,8,30; replaces --minutes)",
     )
     q.add_argument(
         "--seeds",
         default=None,
         metavar="S,S,…",
-        help="--quality: run every row once per seed (the study's seed otherwise); the table gives the gain at "
+        help="run every row once per seed (the study's seed otherwise); the table gives the gain at "
         "each budget as mean ± sd over them",
     )
 

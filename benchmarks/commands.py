@@ -54,12 +54,7 @@ def bench_quality(args) -> int:
     for t in tests:
         if not t.is_file():
             raise ConfigError("--test", "test file not found", str(t))
-    budgets = _numbers("--budgets", args.budgets, float)
-    seeds = _numbers("--seeds", args.seeds, int) or [None]
-    if any(b <= 0 for b in budgets):
-        raise ConfigError("--budgets", "every budget must be > 0 minutes", args.budgets)
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError("--seeds", "seeds must differ", args.seeds)
+    budgets, seeds = _budgets_and_seeds(args)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     results = run_quality(
         rows,
@@ -70,7 +65,7 @@ def bench_quality(args) -> int:
         best,
         log=log,
         tests=tests,
-        budgets=sorted(set(budgets)),
+        budgets=budgets,
         seeds=seeds,
     )
     png = plot_quality(results, Path(args.out) / "quality.png")
@@ -91,6 +86,17 @@ def _report(args, results: list[dict], fmt, png: Path) -> int:
     return 0
 
 
+def _budgets_and_seeds(args) -> tuple[list[float], list]:
+    """``--budgets`` (minutes, sorted) and ``--seeds`` (``[None]``: the study's seed), checked."""
+    budgets = _numbers("--budgets", args.budgets, float)
+    seeds = _numbers("--seeds", args.seeds, int) or [None]
+    if any(b <= 0 for b in budgets):
+        raise ConfigError("--budgets", "every budget must be > 0 minutes", args.budgets)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("--seeds", "seeds must differ", args.seeds)
+    return sorted(set(budgets)), seeds
+
+
 def _numbers(flag: str, value: str | None, kind) -> list:
     """A comma-separated list of numbers (empty when the flag is not given); ConfigError names a bad one."""
     try:
@@ -108,7 +114,8 @@ def _choices(flag: str, value: str | None, allowed) -> list[str]:
 
 def bench_reward(args) -> int:
     """``evolora bench --reward``: evolora's reward studies against TRL's GRPO and EvoTorch's SNES."""
-    from evolora.benchmarks.reward import REWARD_ROWS, TASKS, format_reward, plot_reward, run_reward
+    from evolora.benchmarks.reward import REWARD_ROWS, TASKS, run_reward
+    from evolora.benchmarks.reward_report import format_reward, plot_reward
 
     rows = _choices("--rows", args.rows, REWARD_ROWS)
     tasks = _choices("--tasks", args.tasks, tuple(TASKS))
@@ -119,8 +126,18 @@ def bench_reward(args) -> int:
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     if args.grpo_lr is not None and not args.grpo_lr > 0:
         raise ConfigError("--grpo-lr", "must be > 0", args.grpo_lr)
+    budgets, seeds = _budgets_and_seeds(args)
     results = run_reward(
-        tasks, rows, minutes, args.tiny, out, args.threads, log=log, grpo_lr=args.grpo_lr
+        tasks,
+        rows,
+        minutes,
+        args.tiny,
+        out,
+        args.threads,
+        log=log,
+        grpo_lr=args.grpo_lr,
+        budgets=budgets,
+        seeds=seeds,
     )
     return _report(args, results, format_reward, plot_reward(results, out / "reward.png"))
 

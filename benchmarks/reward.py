@@ -209,32 +209,30 @@ def _trl_settings(args) -> dict:
 
 
 def run_row(
-    row: str, task_name: str, minutes: float, tiny: bool, out: Path, grpo_lr: float | None = None
+    row: str,
+    task_name: str,
+    minutes: float,
+    tiny: bool,
+    out: Path,
+    grpo_lr: float | None = None,
+    budgets=(),
+    seed: int | None = None,
 ) -> dict:
-    """One row in this process: its curve, guards, samples, peak memory, adapter in ``out / task / row``."""
+    """One row in this process: its curve, guards, samples, peak memory, adapter in ``out / task / row``
+    (``row-s<seed>`` for a given seed); ``budgets`` (minutes, the longest ``minutes``) read off its curve."""
     import numpy as np
     import torch
 
-    from evolora.benchmarks.curves import Clock, Curve
-    from evolora.benchmarks.scoring import _task_and_genome
+    from evolora.benchmarks.curves import at_budgets, mark_budgets
 
     cfg = _config(task_name, tiny, row)
-    row_dir = Path(out) / task_name / row
+    if seed is not None:
+        cfg = cfg.model_copy(update={"seed": int(seed)})  # the trial's seed: every draw of the row
+    mark_budgets(budgets)
+    row_dir = Path(out) / task_name / (row if seed is None else f"{row}-s{seed}")
     row_dir.mkdir(parents=True, exist_ok=True)
     budget = minutes * 60
-    if row == "grpo":
-        res = _grpo_row(cfg, task_name, budget, row_dir, Clock, Curve, grpo_lr)
-        task, genome = res.pop("task"), res.pop("answer")
-    else:
-        if row == "evolora":
-            from evolora.benchmarks.rows import evolora_row
-
-            res = evolora_row(cfg, budget, row_dir)
-        else:
-            from evolora.benchmarks.peers import peer_row
-
-            res = peer_row(row, cfg, budget, row_dir, Clock, Curve)
-        task, genome = _task_and_genome(cfg, row_dir / "adapter")
+    res, task, genome = _run(row, cfg, task_name, budget, row_dir, grpo_lr)
     genome = np.asarray(genome, np.float32)
     curve = res.pop("curve")
     base, final = curve[0][1], curve[-1][1]
@@ -243,13 +241,13 @@ def run_row(
     return {
         "row": row,
         "task": task_name,
+        "seed": cfg.seed,
+        "at": at_budgets(curve, budgets or [minutes]),
         "metric": cfg.validation.metric,
         "test_base": base,
         "test_final": final,
         "test_gain": final - base,
-        "seconds_to": {
-            f"+{lv}": next((t for t, v in curve if v - base >= lv - 1e-9), None) for lv in LEVELS
-        },
+        "seconds_to": _seconds_to(curve),
         "budget_s": budget,
         "curve": [[t, v] for t, v in curve],
         "test_guards": guards,
@@ -262,6 +260,32 @@ def run_row(
     }
 
 
+def _run(row: str, cfg, task_name: str, budget: float, row_dir: Path, grpo_lr):
+    """The row's run: its results, its task and its answer (a genome)."""
+    from evolora.benchmarks.curves import Clock, Curve
+    from evolora.benchmarks.scoring import _task_and_genome
+
+    if row == "grpo":
+        res = _grpo_row(cfg, task_name, budget, row_dir, Clock, Curve, grpo_lr)
+        return res, res.pop("task"), res.pop("answer")
+    if row == "evolora":
+        from evolora.benchmarks.rows import evolora_row
+
+        res = evolora_row(cfg, budget, row_dir)
+    else:
+        from evolora.benchmarks.peers import peer_row
+
+        res = peer_row(row, cfg, budget, row_dir, Clock, Curve)
+    task, genome = _task_and_genome(cfg, row_dir / "adapter")
+    return res, task, genome
+
+
+def _seconds_to(curve) -> dict:
+    """When the curve first reached each level over its base (None: never)."""
+    base = curve[0][1]
+    return {f"+{lv}": next((t for t, v in curve if v - base >= lv - 1e-9), None) for lv in LEVELS}
+
+
 # ---- the table ----------------------------------------------------------------------------------------
 def run_reward(
     tasks=tuple(TASKS),
@@ -272,84 +296,39 @@ def run_reward(
     threads: int | None = None,
     log=print,
     grpo_lr: float | None = None,
+    budgets=(),
+    seeds=(None,),
 ) -> list[dict]:
-    """Each (task, row) in its own process, one after another; each row gets ``vs_evolora``: its time to each
-    level as a multiple of evolora's on the same task."""
+    """Each (task, row, seed) in its own process, one after another; each row gets ``vs_evolora``: its time
+    to each level as a multiple of evolora's on the same task (the same seed's). With ``budgets`` (minutes)
+    each row runs for the longest and reports them all."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    minutes = max(budgets) if budgets else minutes
     results = []
-    for task in tasks:
-        for row in rows:
-            log(f"{task} / {row}: {minutes:g} min …")
-            dst = out / f"{task}-{row}.json"
-            cmd = [sys.executable, "-m", "evolora.benchmarks.reward", "--row", row, "--task", task]
-            cmd += ["--minutes", str(minutes), "--out", str(out), "--result", str(dst)]
-            cmd += ["--tiny"] if tiny else []
-            cmd += ["--threads", str(threads)] if threads else []
-            cmd += ["--grpo-lr", str(grpo_lr)] if grpo_lr else []
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"bench row {task}/{row} failed:\n{proc.stderr[-3000:]}")
-            results.append(json.loads(dst.read_text()))
+    for task, row, seed in [(t, r, s) for t in tasks for r in rows for s in seeds]:
+        log(f"{task} / {row}{'' if seed is None else f' seed {seed}'}: {minutes:g} min …")
+        name = row if seed is None else f"{row}-s{seed}"
+        dst = out / f"{task}-{name}.json"
+        cmd = [sys.executable, "-m", "evolora.benchmarks.reward", "--row", row, "--task", task]
+        cmd += ["--minutes", str(minutes), "--out", str(out), "--result", str(dst)]
+        cmd += ["--tiny"] if tiny else []
+        cmd += ["--threads", str(threads)] if threads else []
+        cmd += ["--grpo-lr", str(grpo_lr)] if grpo_lr else []
+        cmd += ["--budgets", ",".join(f"{b:g}" for b in budgets)] if budgets else []
+        cmd += ["--seed", str(seed)] if seed is not None else []
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench row {task}/{row} failed:\n{proc.stderr[-3000:]}")
+        results.append(json.loads(dst.read_text()))
     for r in results:
-        ref = next((e for e in results if e["task"] == r["task"] and e["row"] == "evolora"), None)
+        same = [e for e in results if e["task"] == r["task"] and e["row"] == "evolora"]
+        ref = next((e for e in same if e["seed"] == r["seed"]), same[0] if same else None)
         r["vs_evolora"] = {
             k: (round(t / ref["seconds_to"][k], 2) if t and ref and ref["seconds_to"][k] else None)
             for k, t in r["seconds_to"].items()
         }
     return results
-
-
-def format_reward(rows: list[dict]) -> str:
-    head = (
-        f"{'task':10s} {'row':14s} {'test base':>9s} {'test final':>10s} {'gain':>7s} "
-        + " ".join(f"{'t(+' + str(lv) + ')':>9s}" for lv in LEVELS)
-        + f" {'guard (test)':>20s} {'peak MiB':>8s}"
-    )
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        ts = " ".join(
-            f"{'—' if t is None else f'{t / 60:.1f} min':>9s}" for t in r["seconds_to"].values()
-        )
-        guard = ", ".join(
-            f"{k} {v:.3f} (base {r['test_guards_base'][k]:.3f})"
-            for k, v in r["test_guards"].items()
-        )
-        lines.append(
-            f"{r['task']:10s} {r['row']:14s} {r['test_base']:9.3f} {r['test_final']:10.3f} "
-            f"{r['test_gain']:+7.3f} {ts} {guard or '—':>20s} {r['peak_rss_mib']:8.0f}"
-        )
-    for r in rows:
-        if r["row"] != "evolora":
-            bits = [f"{k}: {v}×" for k, v in r["vs_evolora"].items() if v is not None]
-            if bits:
-                lines.append(
-                    f"{r['task']} {r['row']}: time to level / evolora's: {', '.join(bits)}"
-                )
-    return "\n".join(lines)
-
-
-def plot_reward(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), dpi=120, squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for r in (r for r in rows if r["task"] == task):
-            t, v = [p[0] / 60 for p in r["curve"]], [p[1] for p in r["curve"]]
-            ax.plot(t, v, marker="o", ms=3, label=r["row"])
-        ax.set_title(f"{task}: test reward (greedy) against time")
-        ax.set_xlabel("wall-clock minutes (test scoring excluded)")
-        ax.set_ylabel("test reward")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
 
 
 def _main(argv=None) -> int:
@@ -362,6 +341,10 @@ def _main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--grpo-lr", type=float, default=None)
+    ap.add_argument(
+        "--budgets", default="", help="minutes, comma-separated: read off this row's curve"
+    )
+    ap.add_argument("--seed", type=int, default=None)
     a = ap.parse_args(argv)
     import os
 
@@ -370,7 +353,8 @@ def _main(argv=None) -> int:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    res = run_row(a.row, a.task, a.minutes, a.tiny, a.out, a.grpo_lr)
+    budgets = [float(b) for b in a.budgets.split(",") if b]
+    res = run_row(a.row, a.task, a.minutes, a.tiny, a.out, a.grpo_lr, budgets, a.seed)
     a.result.write_text(json.dumps(res, indent=1, default=float))
     return 0
 
