@@ -18,12 +18,14 @@ RATIO_AT = (0.5, 1.0)  # the thresholds the summary compares times at
 def time_ratios(rows: list[dict]) -> dict:
     """For each threshold of :data:`RATIO_AT` and each row: the time it took to reach it, how many times
     sooner than the slowest peer row (a peer that never reached it counts as its budget: the ratio is then a
-    lower bound, ``at_least``), and its time as a multiple of the gradient row's."""
+    lower bound, ``at_least``), its time as a multiple of the fastest peer's (``x_best_peer_time``, for the
+    rows that are not peers; below 1: sooner than every peer) and of the gradient row's."""
     out = {}
     for th in RATIO_AT:
         key = f"+{th}"
         peers = [r for r in rows if _of(r) in PEERS]
         slow = max(peers, key=lambda r: _t_or_budget(r, key), default=None)
+        fast = min(peers, key=lambda r: _t_or_budget(r, key), default=None)
         grad = next((r for r in rows if _of(r) == "gradient"), None)
         per_row = {}
         for r in rows:
@@ -34,6 +36,14 @@ def time_ratios(rows: list[dict]) -> dict:
                 none = all(p["seconds_to"][key] is None for p in peers)
                 entry["slowest_peer"] = "every peer" if none else slow["row"]
                 entry["at_least"] = slow["seconds_to"][key] is None
+            if (
+                t is not None
+                and fast is not None
+                and fast["seconds_to"][key]
+                and _of(r) not in PEERS
+            ):
+                entry["x_best_peer_time"] = round(t / fast["seconds_to"][key], 2)
+                entry["best_peer"] = fast["row"]
             if t is not None and grad is not None and grad["seconds_to"][key]:
                 entry["x_gradient_time"] = round(t / grad["seconds_to"][key], 2)
             per_row[r["row"]] = entry
@@ -219,6 +229,10 @@ def _ratio_lines(rows: list[dict]) -> list[str]:
             if "vs_slowest_peer" in e:
                 bits.append(
                     f"{'≥' if e['at_least'] else ''}{e['vs_slowest_peer']:g}× sooner than {e['slowest_peer']}"
+                )
+            if "x_best_peer_time" in e:
+                bits.append(
+                    f"{e['x_best_peer_time']:g}× the time of the best peer ({e['best_peer']})"
                 )
             if "x_gradient_time" in e:
                 bits.append(f"{e['x_gradient_time']:g}× the gradient's time")

@@ -251,8 +251,16 @@ def test_time_to_quality_ratios_against_the_slowest_peer_and_the_gradient():
         "vs_slowest_peer": 10.0,
         "slowest_peer": "nevergrad-ngopt",
         "at_least": True,
+        "x_best_peer_time": 0.6,  # SNES, the fastest peer to +0.5, took 100 s
+        "best_peer": "evotorch-snes",
         "x_gradient_time": 2.0,
     }
+    assert (
+        "x_best_peer_time" not in r["+1.0"]["best"]
+    )  # no peer reached +1.0: no time to compare with
+    assert (
+        "x_best_peer_time" not in r["+0.5"]["evotorch-pgpe"]
+    )  # a peer is not compared with the peers
     assert (
         r["+1.0"]["best"]["vs_slowest_peer"] == 5.0 and r["+1.0"]["best"]["x_gradient_time"] == 2.0
     )

@@ -219,17 +219,65 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
             f"{c.data.metrics['val_best']:.4f}"[:5] in body for c in children
         )  # in their rows
         driver.save_screenshot(str(shots / "runs.png"))
-        # a trial's curves, drawn
+        # a trial's own page opens on its curves picture: the run's description, above its details
         child = children[0]
+        assert child.data.tags["mlflow.note.content"].count("curves.png") == 1
+        driver.get(f"{base}/#/experiments/{exp.experiment_id}/runs/{child.info.run_id}?{ML}")
+
+        def curves_picture():
+            imgs = driver.find_elements(By.CSS_SELECTOR, "img[src*='curves.png']")
+            return [i for i in imgs if int(i.get_attribute("naturalWidth") or 0) > 0]
+
+        picture = _wait_for(driver, curves_picture, "the curves picture on the run's page", 60)[0]
+        shown = [i for i in driver.find_elements(By.TAG_NAME, "img") if i.is_displayed()]
+        assert shown and shown[0] == picture, [i.get_attribute("src") for i in shown]
+        driver.save_screenshot(str(shots / "run-overview.png"))
+        body = driver.find_element(By.TAG_NAME, "body").text
+        # above the run's details: the table of its id, status, … and its parameters
+        details = driver.find_elements(By.XPATH, "//*[normalize-space(text())='Run ID']")
+        assert details and picture.location["y"] < details[0].location["y"], body[:3000]
+        assert "evolora -->" not in driver.find_element(By.TAG_NAME, "body").text
+        driver.save_screenshot(str(shots / "run-overview.png"))
+        # a trial's curves, drawn
         driver.get(
             f"{base}/#/experiments/{exp.experiment_id}/runs/{child.info.run_id}/model-metrics?{ML}"
         )
-        text = _wait_text(driver, "fit_best")
+        _wait_text(driver, "Model metrics")
+
+        # the curves picture is the first chart: its section ("evolution") before "Model metrics"
+        def heights(
+            name,
+        ):  # where each element reading `name` is (the tab "Model metrics" included)
+            found = driver.find_elements(By.XPATH, f"//*[normalize-space(text())='{name}']")
+            return [e.location["y"] for e in found]
+
+        section, metrics = heights("evolution"), heights("Model metrics")
+        assert section and len(metrics) >= 2 and min(section) < max(metrics), (section, metrics)
+        _wait_image(driver, "evolution/curves", tmp_path / "ui.log")
+        driver.save_screenshot(str(shots / "trial-charts.png"))
+        # every chart the page holds (its state, as the UI keeps it): ids are not drawn as curves
+        charts = json.loads(
+            driver.execute_script(
+                "for (const k of Object.keys(localStorage)) if (k.includes(arguments[0]) && "
+                "k.endsWith('chartUIState')) return localStorage.getItem(k); return null",
+                child.info.run_id,
+            )
+            or "{}"
+        ).get("compareRunCharts", [])
+        keys = {c.get("metricKey") for c in charts} | {
+            k for c in charts for k in c.get("imageKeys") or []
+        }
+        assert {"fit_best", "val_best", "evolution/curves"} <= keys, keys
+        assert not keys & {"champion_id", "nevals"}, keys
+        # the curves under it, drawn
+        search = driver.find_element(By.CSS_SELECTOR, "input[placeholder*='Search metric charts']")
+        search.send_keys("fit_")
+        _wait_text(driver, "fit_best")
         _wait_text(driver, "Step")  # an axis: the chart rendered, not a spinner
-        assert "champion_id" not in text and "nevals" not in text  # ids are not drawn as curves
         driver.save_screenshot(str(shots / "trial-metrics.png"))
         # a run summary reads as a value (a bar), not a one-dot line; the curves picture is among the charts
-        search = driver.find_element(By.CSS_SELECTOR, "input[placeholder*='Search metric charts']")
+        search.send_keys(Keys.CONTROL, "a")
+        search.send_keys(Keys.BACKSPACE)
         search.send_keys("val_best")
         _wait_for(
             driver,
@@ -250,7 +298,7 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
             lambda: "val_best" not in driver.find_element(By.TAG_NAME, "body").text,
             "the search applied",
         )
-        _wait_image(driver, "curves", tmp_path / "ui.log")
+        _wait_image(driver, "evolution/curves", tmp_path / "ui.log")
         driver.save_screenshot(str(shots / "trial-curves.png"))
         # the registered model and its champion alias
         best = client.get_model_version_by_alias("ui-demo", "champion")
@@ -303,5 +351,11 @@ def test_the_mlflow_ui_shows_nested_trials_curves_and_the_champion_model(tmp_pat
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
         s.listen()
-    for name in ("runs.png", "trial-metrics.png", "trial-curves.png", "registry.png"):
+    for name in (
+        "runs.png",
+        "run-overview.png",
+        "trial-metrics.png",
+        "trial-curves.png",
+        "registry.png",
+    ):
         assert (shots / name).stat().st_size > 10_000

@@ -64,14 +64,18 @@ class SampleTable(Observer):
 
 class CurvesImage(Observer):
     """The run's ``curves.png`` picture (fitness; generation-best validation, champion and base together) as
-    the MLflow image ``curves``, shown among the run's metric charts: redrawn at validations while the run
+    the MLflow image ``evolution/curves``, the first of the run's metric charts (MLflow gives a key's prefix its
+    own section and puts named sections before "Model metrics"): redrawn at validations while the run
     goes (about ten times a run) and at its end. Always logged at step 0, where MLflow's image chart shows
-    the latest picture logged (at several steps it would open on the first)."""
+    the latest picture logged (at several steps it would open on the first). At the end the picture also opens
+    the run's description (its MLflow page's first block), above ``note``."""
 
-    KEY = "curves"
+    KEY = "evolution/curves"
 
-    def __init__(self, tracker: MlflowTracker, title: str, generations: int, redrawn: bool) -> None:
-        self.tracker, self.title, self.redrawn = tracker, title, redrawn
+    def __init__(
+        self, tracker: MlflowTracker, title: str, generations: int, redrawn: bool, note: str = ""
+    ) -> None:
+        self.tracker, self.title, self.redrawn, self.note = tracker, title, redrawn, note
         self.every = max(1, -(-generations // 10))
         self.evo, self.last = None, tracker.logged_upto
 
@@ -97,6 +101,20 @@ class CurvesImage(Observer):
             self.last = gen
         self.tracker.log_figure(fig, "curves.png")
         close_figure(fig)
+        self.tracker.describe(self._description())
+
+    def _description(self) -> str:
+        """The run's description (Markdown, the first thing on its MLflow page): the curves picture, where the
+        champion came from, then the run's note (what each metric means)."""
+        src = f"get-artifact?path=curves.png&run_uuid={self.tracker.run_id}"
+        lines = [f"![curves: fitness, validation and the champion by generation]({src})", ""]
+        champ = getattr(self.evo, "champion", None)
+        if champ:
+            lines.append(
+                f"Champion from generation {champ['gen']}: validation {champ['val']:.4f} "
+                f"(base {self.evo.base_val:.4f})."
+            )
+        return "\n".join(lines) + (f"\n\n{self.note}" if self.note else "")
 
 
 class Callbacks(Observer):

@@ -213,7 +213,7 @@ class Trial:
             if tracker:
                 tracker.set_tags({CHECKPOINT_TAG: str(self.checkpoint)})
             if tracker and not self.ck:
-                tracker.set_tags({"mlflow.note.content": run_note(self.cfg)})
+                tracker.describe(run_note(self.cfg))
                 log_datasets(tracker, self.cfg, self.task)
             evo, basins, curves = self._loop(lineage_path, observers, guards)
             result = evo.run()
@@ -302,7 +302,11 @@ class Trial:
             if hasattr(task, "samples"):
                 obs.append(SampleTable(task, tracker))
             curves = CurvesImage(
-                tracker, f"{cfg.name} (seed {cfg.seed})", cfg.evolution.generations, cfg.data.rotate
+                tracker,
+                f"{cfg.name} (seed {cfg.seed})",
+                cfg.evolution.generations,
+                cfg.data.rotate,
+                note=run_note(cfg),
             )
             obs.append(curves)
         evaluate = self.pool if self.pool is not None else task.evaluate

@@ -109,6 +109,12 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     return exp.experiment_id
 
 
+NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
+DESCRIPTION_MARK = (
+    "<!-- evolora -->"  # a description evolora wrote (and may rewrite on a resumed run)
+)
+
+
 class MlflowTracker(Observer):
     """One MLflow run: params at start, buffered per-generation metrics, artifacts and status at the end."""
 
@@ -313,6 +319,14 @@ class MlflowTracker(Observer):
         import pandas as pd
 
         self.client.log_table(self.run_id, pd.DataFrame(rows), artifact_file)
+
+    def describe(self, markdown: str) -> None:
+        """The run's description (``mlflow.note.content``, Markdown at the top of its page in the MLflow UI),
+        unless someone wrote one that evolora did not."""
+        tags = self.client.get_run(self.run_id).data.tags
+        mine = tags.get(NOTE, "").startswith(DESCRIPTION_MARK)
+        if NOTE not in tags or mine:
+            self.client.set_tag(self.run_id, NOTE, f"{DESCRIPTION_MARK}\n{markdown}")
 
     def log_figure(self, fig, artifact_file: str) -> None:
         self.client.log_figure(self.run_id, fig, artifact_file, save_kwargs={"dpi": 110})
