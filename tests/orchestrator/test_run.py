@@ -71,7 +71,10 @@ def test_same_seed_same_result_and_the_run_is_fully_recorded(tmp_path):
     # MLflow's mark: the UI shows image charts
     assert ra.data.tags.get("mlflow.loggedImages") == "True"
     images = [f.path for f in client.list_artifacts(a, "images") if f.path.endswith(".png")]
-    assert images and all(Path(p).name.startswith("curves+step+0+") for p in images)
+    # the key evolution/curves (a section of its own, first on the run's charts), as MLflow names the file
+    assert images and all(Path(p).name.startswith("evolution~curves+step+0+") for p in images)
+    note = ra.data.tags["mlflow.note.content"]  # the run's description opens with the picture
+    assert note.index("curves.png") < note.index("`fit_*`") and "Champion from generation" in note
     # redrawn at each validation (every ceil(3/10) = 1 generation), not twice at the end
     assert len(images) == 3
     arts = {f.path for f in client.list_artifacts(a)}
