@@ -135,12 +135,11 @@ def test_quality_table_contract_and_adapters_load_with_stock_peft(tmp_path, mini
     )
 
 
-def test_curve_samples_densely_early_then_evenly():
-    """A 33-minute budget: samples at 0, 15, 30, 60, 120, 240, 480 s (doubling while a gap is shorter than
-    budget / SAMPLES = 330 s), then every 330 s, then the end; the test split is scored once per answer."""
-    from evolora.benchmarks.curves import SAMPLES, Clock, Curve
+def _manual_clock(budget_s: float):
+    """A row's clock the test moves by hand (``clock.now``)."""
+    from evolora.benchmarks.curves import Clock
 
-    class Manual(Clock):  # a clock the test moves by hand
+    class Manual(Clock):
         def __init__(self, budget_s):
             super().__init__(budget_s)
             self.now = 0.0
@@ -148,7 +147,15 @@ def test_curve_samples_densely_early_then_evenly():
         def elapsed(self):
             return self.now
 
-    clock = Manual(1980.0)
+    return Manual(budget_s)
+
+
+def test_curve_samples_densely_early_then_evenly():
+    """A 33-minute budget: samples at 0, 15, 30, 60, 120, 240, 480 s (doubling while a gap is shorter than
+    budget / SAMPLES = 330 s), then every 330 s, then the end; the test split is scored once per answer."""
+    from evolora.benchmarks.curves import SAMPLES, Curve
+
+    clock = _manual_clock(1980.0)
     scored = []
     curve = Curve(clock, lambda answer: scored.append(answer) or answer)
     for second in range(0, 1981):
@@ -303,17 +310,9 @@ def test_budget_marks_are_sampled_at_the_first_generation_end_past_each_and_read
     """A 30-minute row whose generations end every 7 s, marked at 2 and 8 minutes: each mark is sampled at the
     first generation end at or past it — where a run of that budget would have stopped — and at_budgets reads
     the answer there (the final one for the longest)."""
-    from evolora.benchmarks.curves import Clock, Curve, at_budgets
+    from evolora.benchmarks.curves import Curve, at_budgets
 
-    class Manual(Clock):
-        def __init__(self, budget_s):
-            super().__init__(budget_s)
-            self.now = 0.0
-
-        def elapsed(self):
-            return self.now
-
-    clock = Manual(1800.0)
+    clock = _manual_clock(1800.0)
     curve = Curve(clock, lambda answer: answer, marks=[120.0, 480.0])
     for end in range(0, 1807, 7):  # generation ends: 0, 7, 14, …, 1806
         clock.now = float(end)
