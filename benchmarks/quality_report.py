@@ -19,16 +19,20 @@ def time_ratios(rows: list[dict]) -> dict:
     """For each threshold of :data:`RATIO_AT` and each row: the time it took to reach it, how many times
     sooner than the slowest peer row (a peer that never reached it counts as its budget: the ratio is then a
     lower bound, ``at_least``), its time as a multiple of the fastest peer's (``x_best_peer_time``, for the
-    rows that are not peers; below 1: sooner than every peer) and of the gradient row's."""
+    rows that are not peers; below 1: sooner than every peer) and of the gradient row's — each against the
+    rows of its own seed."""
     out = {}
     for th in RATIO_AT:
         key = f"+{th}"
-        peers = [r for r in rows if _of(r) in PEERS]
-        slow = max(peers, key=lambda r: _t_or_budget(r, key), default=None)
-        fast = min(peers, key=lambda r: _t_or_budget(r, key), default=None)
-        grad = next((r for r in rows if _of(r) == "gradient"), None)
         per_row = {}
         for r in rows:
+            same = [
+                e for e in rows if e.get("seed") == r.get("seed")
+            ]  # a seed's rows with each other
+            peers = [e for e in same if _of(e) in PEERS]
+            slow = max(peers, key=lambda e: _t_or_budget(e, key), default=None)
+            fast = min(peers, key=lambda e: _t_or_budget(e, key), default=None)
+            grad = next((e for e in same if _of(e) == "gradient"), None)
             t = r["seconds_to"][key]
             entry = {"seconds": t}
             if t is not None and slow is not None and slow is not r:
@@ -36,12 +40,7 @@ def time_ratios(rows: list[dict]) -> dict:
                 none = all(p["seconds_to"][key] is None for p in peers)
                 entry["slowest_peer"] = "every peer" if none else slow["row"]
                 entry["at_least"] = slow["seconds_to"][key] is None
-            if (
-                t is not None
-                and fast is not None
-                and fast["seconds_to"][key]
-                and _of(r) not in PEERS
-            ):
+            if t is not None and fast and fast["seconds_to"][key] and _of(r) not in PEERS:
                 entry["x_best_peer_time"] = round(t / fast["seconds_to"][key], 2)
                 entry["best_peer"] = fast["row"]
             if t is not None and grad is not None and grad["seconds_to"][key]:

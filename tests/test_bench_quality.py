@@ -389,3 +389,18 @@ def test_budgets_and_seeds_run_each_row_once_per_seed_and_report_every_budget(tm
         assert (tmp_path / "q" / r["row"] / "adapter" / "adapter_config.json").is_file()
     snes = rows[2]
     assert snes["strategy"] == "evotorch-snes" and snes["peer"]["library"] == "evotorch"
+
+
+def test_time_ratios_compare_a_seeds_rows_with_each_other():
+    from evolora.benchmarks.quality_report import time_ratios
+
+    def row(name, seed, t05):
+        return {"row": f"{name}-s{seed}", "of": name, "seed": seed, "budget_s": 600.0,
+                "seconds_to": {"+0.5": t05, "+1.0": None, "+2.0": None}}  # fmt: skip
+
+    r = time_ratios(
+        [row("best", 0, 100.0), row("evotorch-snes", 0, 200.0), row("evotorch-snes", 1, 50.0)]
+    )
+    assert r["+0.5"]["best-s0"]["best_peer"] == "evotorch-snes-s0"  # not seed 1's faster peer
+    assert r["+0.5"]["best-s0"]["x_best_peer_time"] == 0.5
+    assert r["+0.5"]["best-s0"]["vs_slowest_peer"] == 2.0
