@@ -1,6 +1,9 @@
 """Bad study files: exit code 2, one message naming the field path and the value, nothing in mlruns/."""
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -422,12 +425,22 @@ def test_each_evolution_setting_is_declared_once_on_the_dataclass_the_strategy_r
             assert bounds == {
                 k: f.metadata[k] for k in ("gt", "ge", "lt", "le") if k in f.metadata
             }, f.name
-    assert set(STRATEGIES) == {"ga", "openai-es", "sep-cma-es", "snes"}
-    from evolora.evolution import strategy_names
 
-    # evolora's own, then what installed packages add (the example plug-in's cem), none imported to list them
-    enum = EvolutionConfig.model_json_schema()["properties"]["strategy"]["enum"]
-    assert enum == strategy_names() and enum[: len(STRATEGIES)] == list(STRATEGIES)
+    # evolora's own, then what installed packages add (the example plug-in's cem, the bench's EvoTorch peers),
+    # none imported to list them: in a fresh process (here another test may have run a plug-in already)
+    own = ["ga", "openai-es", "sep-cma-es", "snes"]
+    listed = subprocess.run(
+        [sys.executable, "-c", "import json; from evolora.orchestrator.study.sections import EvolutionConfig as E; "
+         "from evolora.evolution.strategies import STRATEGIES as S, strategy_names as n; "
+         "print(json.dumps([E.model_json_schema()['properties']['strategy']['enum'], n(), list(S)]))"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    enum, names, registered = json.loads(listed.stdout)
+    assert registered == own and enum == names and enum[: len(own)] == own
+    assert {"evotorch-snes", "evotorch-pgpe"} <= set(enum)
+    assert [
+        n for n in STRATEGIES if STRATEGIES[n].__module__.startswith("evolora.evolution")
+    ] == own
 
     cfg = parse_study(
         {
