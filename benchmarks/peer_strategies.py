@@ -68,6 +68,7 @@ class EvoTorchSNES(AskTell):
     """EvoTorch's SNES through its distribution's public API (sample, compute_gradients, update_parameters)."""
 
     name, Params, state = "evotorch-snes", SNESParams, ("mu", "sigma")
+    algorithm = "SNES"  # EvoTorch's name for it
 
     def start(self, x0: np.ndarray) -> None:
         _torch()
@@ -130,6 +131,7 @@ class EvoTorchPGPE(AskTell):
     """EvoTorch's functional PGPE with ClipUp: the study's population (made even: symmetric pairs)."""
 
     name, Params = "evotorch-pgpe", PGPEParams
+    algorithm = "PGPE"  # EvoTorch's name for it
     state = ("center", "velocity", "stdev")
 
     def start(self, x0: np.ndarray) -> None:

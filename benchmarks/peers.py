@@ -104,7 +104,9 @@ def peer_row(row: str, cfg, budget_s: float, out, clock_cls, curve_cls) -> dict:
         from evolora.benchmarks.rows import evolora_row
 
         res = evolora_row(cfg, budget_s, out)
-        return {**res, "peer": _about(row, cfg.evolution.strategy)}
+        from evolora.evolution.strategies import strategy_class
+
+        return {**res, "peer": _about(row, strategy_class(row).algorithm)}
     from evolora.fitness import build_task
     from evolora.orchestrator.assembly import task_spec
     from evolora.orchestrator.run.trial import prepare_torch

@@ -80,7 +80,7 @@ def test_reward_table_contract_and_answers_load_with_stock_peft(tmp_path):
         if (
             r["row"] == "evotorch-snes"
         ):  # the peer as an evolora strategy: EvoTorch's SNES, its version
-            assert r["peer"]["library"] == "evotorch" and r["peer"]["algorithm"] == "evotorch-snes"
+            assert r["peer"]["library"] == "evotorch" and r["peer"]["algorithm"] == "SNES"
         if r["row"] == "grpo":
             trl = r["trl"]
             assert (trl["num_generations"], trl["beta"], trl["learning_rate"]) == (8, 0.0, 1e-6)
